@@ -1,0 +1,161 @@
+/* core/dispatch.c — one calling shape for every implementation: fm_forward/fm_backward validate
+ * the problem, the mask and the finiteness of the inputs, then hand float64 host tensors to the
+ * chosen layer (converting to float32 for the cpu layer; the cuda layer converts itself). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flashmask.h"
+#include "fm_internal.h"
+
+static const char *const impl_names[FM_IMPL_COUNT] = {"reference", "cpu", "cuda"};
+
+const char *fm_impl_name(fm_impl impl)
+{
+    return (unsigned)impl < FM_IMPL_COUNT ? impl_names[impl] : "unknown";
+}
+
+fm_status fm_impl_from_name(const char *name, fm_impl *out)
+{
+    for (int i = 0; i < FM_IMPL_COUNT; i++) {
+        if (name && strcmp(name, impl_names[i]) == 0) {
+            *out = (fm_impl)i;
+            return FM_OK;
+        }
+    }
+    return fm_fail(FM_ERR_INVALID, "unknown implementation '%s' (expected reference, cpu or cuda)",
+                   name ? name : "(null)");
+}
+
+fm_status fm_impl_available(fm_impl impl)
+{
+    switch (impl) {
+    case FM_IMPL_REFERENCE:
+    case FM_IMPL_CPU: return FM_OK;
+    case FM_IMPL_CUDA: return fm_cuda_available();
+    default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
+    }
+}
+
+fm_dtype fm_impl_dtype(fm_impl impl, const fm_problem *p)
+{
+    switch (impl) {
+    case FM_IMPL_REFERENCE: return FM_FLOAT64;
+    case FM_IMPL_CPU: return FM_FLOAT32;
+    default: return p->dtype;
+    }
+}
+
+/* NaN anywhere, or +-Inf unless `allow_neg_inf` and the value is -inf (lse of masked rows). */
+static fm_status check_finite(const char *name, const double *x, size_t n, int allow_neg_inf)
+{
+    if (!x) return fm_fail(FM_ERR_INVALID, "tensor %s: NULL pointer", name);
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(x[i])) continue;
+        if (allow_neg_inf && isinf(x[i]) && x[i] < 0) continue;
+        return fm_fail(FM_ERR_NONFINITE, "tensor %s: element %zu is %g", name, i, x[i]);
+    }
+    return FM_OK;
+}
+
+static fm_status check_inputs(const fm_problem *p, const fm_mask *mask, const fm_tensors *t,
+                              int backward)
+{
+    fm_clear_error();
+    fm_status st = fm_problem_validate(p, mask);
+    if (st != FM_OK) return st;
+    if (!t) return fm_fail(FM_ERR_INVALID, "tensors: NULL bundle");
+    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    if ((st = check_finite("q", t->q, nq, 0)) != FM_OK) return st;
+    if ((st = check_finite("k", t->k, nkv, 0)) != FM_OK) return st;
+    if ((st = check_finite("v", t->v, nkv, 0)) != FM_OK) return st;
+    if (!backward) {
+        if (!t->out || !t->lse) return fm_fail(FM_ERR_INVALID, "tensors: NULL out or lse");
+        return FM_OK;
+    }
+    if ((st = check_finite("dout", t->dout, nq, 0)) != FM_OK) return st;
+    if ((st = check_finite("out", t->out, nq, 0)) != FM_OK) return st;
+    if ((st = check_finite("lse", t->lse, fm_problem_lse_elems(p), 1)) != FM_OK) return st;
+    if (!t->dq || !t->dk || !t->dv) return fm_fail(FM_ERR_INVALID, "tensors: NULL dq, dk or dv");
+    return FM_OK;
+}
+
+/* ---- the cpu layer works in float32: convert in, run, convert out ---- */
+
+static float *to_float(const double *x, size_t n, const char *what)
+{
+    float *y = fm_alloc(n, sizeof(float), what);
+    if (y)
+        for (size_t i = 0; i < n; i++) y[i] = (float)x[i];
+    return y;
+}
+
+static void to_double(double *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = (double)x[i];
+}
+
+static fm_status cpu_forward(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p), nl = fm_problem_lse_elems(p);
+    fm_status st = FM_ERR_NOMEM;
+    float *q = to_float(t->q, nq, "cpu q"), *k = to_float(t->k, nkv, "cpu k");
+    float *v = to_float(t->v, nkv, "cpu v");
+    float *o = fm_alloc(nq, sizeof(float), "cpu out"), *l = fm_alloc(nl, sizeof(float), "cpu lse");
+    if (q && k && v && o && l) {
+        st = fm_cpu_forward(p, mask, q, k, v, o, l, NULL);
+        if (st == FM_OK) {
+            to_double(t->out, o, nq);
+            to_double(t->lse, l, nl);
+        }
+    }
+    free(q), free(k), free(v), free(o), free(l);
+    return st;
+}
+
+static fm_status cpu_backward(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p), nl = fm_problem_lse_elems(p);
+    fm_status st = FM_ERR_NOMEM;
+    float *q = to_float(t->q, nq, "cpu q"), *k = to_float(t->k, nkv, "cpu k");
+    float *v = to_float(t->v, nkv, "cpu v"), *o = to_float(t->out, nq, "cpu out");
+    float *l = to_float(t->lse, nl, "cpu lse"), *d = to_float(t->dout, nq, "cpu dout");
+    float *dq = fm_alloc(nq, sizeof(float), "cpu dq"), *dk = fm_alloc(nkv, sizeof(float), "cpu dk");
+    float *dv = fm_alloc(nkv, sizeof(float), "cpu dv");
+    if (q && k && v && o && l && d && dq && dk && dv) {
+        st = fm_cpu_backward(p, mask, q, k, v, o, l, d, dq, dk, dv, NULL);
+        if (st == FM_OK) {
+            to_double(t->dq, dq, nq);
+            to_double(t->dk, dk, nkv);
+            to_double(t->dv, dv, nkv);
+        }
+    }
+    free(q), free(k), free(v), free(o), free(l), free(d), free(dq), free(dk), free(dv);
+    return st;
+}
+
+fm_status fm_forward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    fm_status st = check_inputs(p, mask, t, 0);
+    if (st != FM_OK) return st;
+    switch (impl) {
+    case FM_IMPL_REFERENCE: return fm_ref_forward(p, mask, t->q, t->k, t->v, t->out, t->lse);
+    case FM_IMPL_CPU: return cpu_forward(p, mask, t);
+    case FM_IMPL_CUDA: return fm_cuda_forward_host(p, mask, t);
+    default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
+    }
+}
+
+fm_status fm_backward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    fm_status st = check_inputs(p, mask, t, 1);
+    if (st != FM_OK) return st;
+    switch (impl) {
+    case FM_IMPL_REFERENCE:
+        return fm_ref_backward(p, mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq, t->dk,
+                               t->dv);
+    case FM_IMPL_CPU: return cpu_backward(p, mask, t);
+    case FM_IMPL_CUDA: return fm_cuda_backward_host(p, mask, t);
+    default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
+    }
+}

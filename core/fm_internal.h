@@ -1,0 +1,40 @@
+/* core/fm_internal.h — helpers private to the library's C sources: setting the thread's error
+ * message, checked size arithmetic, allocation that reports through fm_status.
+ * Not installed; public code includes flashmask.h instead.
+ */
+#ifndef FM_INTERNAL_H
+#define FM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flashmask/core.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define FM_PRINTF(a, b)
+#endif
+
+/* Records the message for fm_last_error() and returns `status`, so that callers can write
+ *     return fm_fail(FM_ERR_INVALID, "mask: column %lld: LTS %d > LTE %d", ...);         */
+fm_status fm_fail(fm_status status, const char *fmt, ...) FM_PRINTF(2, 3);
+
+/* Clears the thread's message (called on entry by functions that may fail). */
+void fm_clear_error(void);
+
+/* *out = a * b; returns 0 on success, 1 if the product overflows size_t or a < 0 or b < 0. */
+static inline int fm_mul_size(size_t *out, int64_t a, int64_t b)
+{
+    if (a < 0 || b < 0) return 1;
+    return __builtin_mul_overflow((size_t)a, (size_t)b, out);
+}
+
+/* Product of n non-negative int64 values into *out; 1 on overflow. */
+int fm_mul_sizes(size_t *out, int n, const int64_t *values);
+
+/* malloc/calloc of count*size bytes; NULL with FM_ERR_NOMEM/FM_ERR_OVERFLOW recorded. */
+void *fm_alloc(size_t count, size_t size, const char *what);
+void *fm_calloc(size_t count, size_t size, const char *what);
+
+#endif

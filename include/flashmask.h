@@ -1,0 +1,14 @@
+/* flashmask.h — the public C API of libflashmask, one include for everything.
+ * core.h: status, dtypes, problem, tensors, dispatch. masks.h + rules.h: the mask module.
+ * reference.h, cpu.h, cuda.h: the implementations, each with the same calling shape.
+ */
+#ifndef FLASHMASK_H
+#define FLASHMASK_H
+
+#include "flashmask/core.h"
+#include "flashmask/masks.h"
+#include "flashmask/reference.h"
+#include "flashmask/cpu.h"
+#include "flashmask/cuda.h"
+
+#endif

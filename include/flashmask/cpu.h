@@ -1,0 +1,28 @@
+/* flashmask/cpu.h — the CPU layer: tiled FlashAttention-2 forward/backward in float32 with
+ * OpenMP, skipping fully masked tiles as masks/ classifies them, O((Sq+Sk)*D) extra memory.
+ * Layer: cpu <- masks <- core. The native calls below do not check finiteness;
+ * fm_forward/fm_backward (core.h) do. `stats` may be NULL; when given it receives the tiles
+ * visited and skipped (the counter that shows fully masked tiles do no work).
+ */
+#ifndef FLASHMASK_CPU_H
+#define FLASHMASK_CPU_H
+
+#include "flashmask/masks.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *q,
+                         const float *k, const float *v, float *out, float *lse,
+                         fm_tile_stats *stats);
+
+fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float *q,
+                          const float *k, const float *v, const float *out, const float *lse,
+                          const float *dout, float *dq, float *dk, float *dv,
+                          fm_tile_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,97 @@
+/* flashmask/rules.h — the mask rules themselves, as inline functions that compile for the host
+ * (C11) and for CUDA devices: the element rule of BRIEF 2 and the tile classification of
+ * BRIEF 3. This header is the one home of these rules; masks/ (summaries, tile statistics),
+ * reference/, cpu/ and cuda/ all call it and never restate them.
+ */
+#ifndef FLASHMASK_RULES_H
+#define FLASHMASK_RULES_H
+
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define FM_HD __host__ __device__ __forceinline__
+#else
+#define FM_HD static inline
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Causal alignment (BRIEF 2). With offset off = Sk - Sq (bottom_right) or 0 (top_left),
+ * element (i, j) is causally masked iff j > i + off. */
+typedef enum fm_causal {
+    FM_CAUSAL_NONE = 0,
+    FM_CAUSAL_BOTTOM_RIGHT = 1,
+    FM_CAUSAL_TOP_LEFT = 2
+} fm_causal;
+
+/* Index of each bound inside a column's four int32 values. */
+enum { FM_LTS = 0, FM_LTE = 1, FM_UTS = 2, FM_UTE = 3, FM_BOUNDS = 4 };
+
+/* Index of each value inside a key block's summary (flashmask/masks.h, fm_block_summary). */
+enum {
+    FM_MIN_LTS = 0, FM_MAX_LTS = 1, FM_MIN_LTE = 2, FM_MAX_LTE = 3,
+    FM_MIN_UTS = 4, FM_MAX_UTS = 5, FM_MIN_UTE = 6, FM_MAX_UTE = 7,
+    FM_SUMMARY_WIDTH = 8
+};
+
+typedef enum fm_tile_class {
+    FM_TILE_UNMASKED = 0, /* no element masked: run without element tests */
+    FM_TILE_PARTIAL = 1,  /* apply fm_element_masked to each element */
+    FM_TILE_MASKED = 2    /* no element allowed: skip (no loads, no arithmetic) */
+} fm_tile_class;
+
+/* The causal offset: element (i, j) is causally masked iff j > i + offset. */
+FM_HD int64_t fm_causal_offset(fm_causal causal, int64_t seqlen_q, int64_t seqlen_k)
+{
+    return causal == FM_CAUSAL_BOTTOM_RIGHT ? seqlen_k - seqlen_q : 0;
+}
+
+/* BRIEF 2: row i is masked from key j iff LTS <= i < LTE, or UTS <= i < UTE, or causal(i, j).
+ * `col` points at the column's four bounds; `offset` is fm_causal_offset(...). */
+FM_HD int fm_element_masked(const int32_t *col, fm_causal causal, int64_t offset, int64_t i,
+                            int64_t j)
+{
+    if (col[FM_LTS] <= i && i < col[FM_LTE]) return 1;
+    if (col[FM_UTS] <= i && i < col[FM_UTE]) return 1;
+    return causal != FM_CAUSAL_NONE && j > i + offset;
+}
+
+/* Classify the tile rows [r0, r1) x key columns [c0, c1) from the key block's summary `mm`
+ * (FM_SUMMARY_WIDTH values, empty intervals canonicalised as fm_block_summary documents).
+ *
+ * Fully masked (sound and a little tighter than the paper's three separate tests): every row
+ * of the tile lies in the union of three row ranges masked for *every* column of the tile —
+ *   the causal prefix [0, c0 - offset)        (column j masks rows i < j - offset),
+ *   [max LTS, min LTE)                         (the intersection of the columns' LT intervals),
+ *   [max UTS, min UTE)                         (the intersection of the columns' UT intervals).
+ * Unmasked: the tile's rows miss every column's LT and UT interval, and the causal rule
+ * masks no element (c1 - 1 <= r0 + offset).                                                  */
+FM_HD fm_tile_class fm_classify_tile(const int32_t *mm, fm_causal causal, int64_t offset,
+                                     int64_t r0, int64_t r1, int64_t c0, int64_t c1)
+{
+    /* Walk up from r0 through the covering ranges; if we pass r1, everything is masked. */
+    int64_t lo[3], hi[3];
+    int n = 0;
+    if (causal != FM_CAUSAL_NONE) { lo[n] = 0; hi[n] = c0 - offset; n++; }
+    lo[n] = mm[FM_MAX_LTS]; hi[n] = mm[FM_MIN_LTE]; n++;
+    lo[n] = mm[FM_MAX_UTS]; hi[n] = mm[FM_MIN_UTE]; n++;
+    int64_t reach = r0; /* rows [r0, reach) are known masked */
+    for (int pass = 0; pass < 3; pass++) {
+        for (int k = 0; k < n; k++)
+            if (lo[k] <= reach && hi[k] > reach) reach = hi[k];
+    }
+    if (reach >= r1) return FM_TILE_MASKED;
+
+    int lt_clear = r1 <= mm[FM_MIN_LTS] || r0 >= mm[FM_MAX_LTE];
+    int ut_clear = r1 <= mm[FM_MIN_UTS] || r0 >= mm[FM_MAX_UTE];
+    int causal_clear = causal == FM_CAUSAL_NONE || c1 - 1 <= r0 + offset;
+    if (lt_clear && ut_clear && causal_clear) return FM_TILE_UNMASKED;
+    return FM_TILE_PARTIAL;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif
