@@ -1,0 +1,32 @@
+/* tools/commands.h — the table of `flashmask` subcommands (layer: tools CLI, on top of
+ * io/, oracle/ and the implementations).
+ *
+ * Each subcommand lives in its own file tools/cmd_<name>.c that defines
+ *     int cmd_<name>(int argc, char **argv);   (argv[0] is the subcommand's name)
+ * returning a process exit code: 0 ok, 2 invalid input, 3 implementation unavailable
+ * (fm_status_exit_code), printing errors as "flashmask <name>: <status>: <message>".
+ *
+ * TO ADD A SUBCOMMAND: write tools/cmd_<name>.c and add ONE line to FM_COMMANDS below.
+ * That is the only edit: tools/meson.build reads this list and compiles cmd_<name>.c for
+ * every line that starts with "FM_COMMAND(" (keep one entry per line, in that exact form).
+ */
+#ifndef FM_TOOLS_COMMANDS_H
+#define FM_TOOLS_COMMANDS_H
+
+/* FM_COMMAND(name, one-line help), in the order `flashmask help` lists them. */
+#define FM_COMMANDS \
+FM_COMMAND(version, "print the version and which implementations are available here") \
+/* end of FM_COMMANDS: every entry above ends with a backslash */
+
+typedef struct fm_command {
+    const char *name;
+    const char *help;                 /* one line, shown by `flashmask help` */
+    int (*fn)(int argc, char **argv); /* returns the exit code */
+} fm_command;
+
+/* One declaration per table line. */
+#define FM_COMMAND(name, help) int cmd_##name(int argc, char **argv);
+FM_COMMANDS
+#undef FM_COMMAND
+
+#endif
