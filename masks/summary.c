@@ -1,0 +1,117 @@
+/* masks/summary.c — per-key-block min/max summaries of the four bound vectors and the tile
+ * statistics built on them (BRIEF 3): the data a block-sparse kernel reads to decide, per tile,
+ * skip / run without element tests / run with element tests.
+ *
+ * Layer: masks <- core. The tile rule itself is fm_classify_tile (flashmask/rules.h); this file
+ * only gathers its inputs and calls it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "flashmask/masks.h"
+#include "fm_internal.h"
+
+fm_status fm_block_summary_build(const fm_mask *m, int64_t block_k, fm_block_summary *out)
+{
+    if (!out) return fm_fail(FM_ERR_INVALID, "block summary: NULL output");
+    memset(out, 0, sizeof *out);
+    fm_status st = fm_mask_validate(m);
+    if (st != FM_OK) return st;
+    if (block_k < 1)
+        return fm_fail(FM_ERR_INVALID, "block summary: block_k = %lld, must be >= 1",
+                       (long long)block_k);
+    const int64_t sq = m->seqlen_q, sk = m->seqlen_k;
+    const int64_t n_blocks = (sk + block_k - 1) / block_k; /* the last block may be narrower */
+    int64_t shape[] = {m->batch, m->heads, n_blocks, FM_SUMMARY_WIDTH};
+    size_t n;
+    if (fm_mul_sizes(&n, 4, shape))
+        return fm_fail(FM_ERR_OVERFLOW, "block summary: B*Hm*blocks*8 overflows size_t");
+    int32_t *minmax = fm_alloc(n, sizeof(int32_t), "block summary");
+    if (!minmax) return FM_ERR_NOMEM;
+
+    for (int64_t b = 0; b < m->batch; b++)
+        for (int64_t h = 0; h < m->heads; h++)
+            for (int64_t kb = 0; kb < n_blocks; kb++) {
+                int32_t *mm = minmax + ((b * m->heads + h) * n_blocks + kb) * FM_SUMMARY_WIDTH;
+                /* Start from the identities of min (Sq is the largest bound) and max (0). */
+                for (int k = 0; k < FM_BOUNDS; k++) {
+                    mm[2 * k] = (int32_t)sq;
+                    mm[2 * k + 1] = 0;
+                }
+                int64_t c1 = (kb + 1) * block_k < sk ? (kb + 1) * block_k : sk;
+                for (int64_t j = kb * block_k; j < c1; j++) {
+                    const int32_t *col = fm_mask_column(m, b, h, j);
+                    int32_t v[FM_BOUNDS];
+                    memcpy(v, col, sizeof v);
+                    /* Canonicalise empty intervals so that they never make a tile look masked
+                     * (they would drag max-start/min-end together) nor cost unmasked tiles:
+                     * an empty LT sits at the bottom [Sq, Sq), an empty UT at the top [0, 0). */
+                    if (v[FM_LTS] >= v[FM_LTE]) v[FM_LTS] = v[FM_LTE] = (int32_t)sq;
+                    if (v[FM_UTS] >= v[FM_UTE]) v[FM_UTS] = v[FM_UTE] = 0;
+                    for (int k = 0; k < FM_BOUNDS; k++) {
+                        if (v[k] < mm[2 * k]) mm[2 * k] = v[k];
+                        if (v[k] > mm[2 * k + 1]) mm[2 * k + 1] = v[k];
+                    }
+                }
+            }
+    out->batch = m->batch;
+    out->heads = m->heads;
+    out->seqlen_q = sq;
+    out->seqlen_k = sk;
+    out->block_k = block_k;
+    out->n_blocks = n_blocks;
+    out->causal = m->causal;
+    out->minmax = minmax;
+    return FM_OK;
+}
+
+void fm_block_summary_free(fm_block_summary *s)
+{
+    if (!s) return;
+    free(s->minmax);
+    s->minmax = NULL;
+}
+
+fm_tile_class fm_block_summary_classify(const fm_block_summary *s, int64_t b, int64_t h,
+                                        int64_t block_q, int64_t qb, int64_t kb)
+{
+    /* The tile's row and column ranges, clipped at the sequence ends. */
+    int64_t r0 = qb * block_q, r1 = r0 + block_q < s->seqlen_q ? r0 + block_q : s->seqlen_q;
+    int64_t c0 = kb * s->block_k;
+    int64_t c1 = c0 + s->block_k < s->seqlen_k ? c0 + s->block_k : s->seqlen_k;
+    int64_t offset = fm_causal_offset(s->causal, s->seqlen_q, s->seqlen_k);
+    return fm_classify_tile(fm_block_summary_at(s, b, h, kb), s->causal, offset, r0, r1, c0, c1);
+}
+
+fm_status fm_mask_tile_stats(const fm_mask *m, int64_t block_q, int64_t block_k,
+                             fm_tile_stats *out)
+{
+    if (!out) return fm_fail(FM_ERR_INVALID, "tile stats: NULL output");
+    memset(out, 0, sizeof *out);
+    if (block_q < 1)
+        return fm_fail(FM_ERR_INVALID, "tile stats: block_q = %lld, must be >= 1",
+                       (long long)block_q);
+    fm_block_summary s;
+    fm_status st = fm_block_summary_build(m, block_k, &s);
+    if (st != FM_OK) return st;
+    const int64_t n_q_blocks = (m->seqlen_q + block_q - 1) / block_q;
+    for (int64_t b = 0; b < m->batch; b++)
+        for (int64_t h = 0; h < m->heads; h++)
+            for (int64_t qb = 0; qb < n_q_blocks; qb++)
+                for (int64_t kb = 0; kb < s.n_blocks; kb++) {
+                    out->total++;
+                    switch (fm_block_summary_classify(&s, b, h, block_q, qb, kb)) {
+                    case FM_TILE_MASKED: out->masked++; break;
+                    case FM_TILE_PARTIAL: out->partial++; break;
+                    case FM_TILE_UNMASKED: out->unmasked++; break;
+                    }
+                }
+    fm_block_summary_free(&s);
+    return FM_OK;
+}
+
+double fm_tile_density(const fm_tile_stats *s)
+{
+    if (!s || s->total <= 0) return 0.0;
+    return (double)(s->partial + s->unmasked) / (double)s->total;
+}
