@@ -1,0 +1,134 @@
+/* reference/backward.c — the oracle's backward pass: dense O(Sq*Sk) gradients in float64 of
+ * L = sum(O * dO), exactly BRIEF 1. Layer: reference <- masks <- core;
+ * fm_backward(FM_IMPL_REFERENCE, ...) calls it with the out and lse of fm_ref_forward.
+ *
+ * For every batch b and query head h (kv head h/(Hq/Hk), mask head h/(Hq/Hm)):
+ *     S       = s * Q K^T                               (recomputed, cblas_dgemm)
+ *     P_ij    = exp(S_ij - LSE_i) for allowed j, else 0 (from the forward's LSE, as FA2 does)
+ *     dV     += P^T dO                                  (cblas_dgemm, accumulates)
+ *     dP      = dO V^T                                  (cblas_dgemm)
+ *     Delta_i = dO_i . O_i                              (= sum_j P_ij dP_ij)
+ *     dS_ij   = P_ij (dP_ij - Delta_i)                  (softmax Jacobian; 0 where masked)
+ *     dQ      = s dS K                                  (cblas_dgemm)
+ *     dK     += s dS^T Q                                (cblas_dgemm, accumulates)
+ * "+=": dK and dV of a kv head are summed over the Hq/Hk query heads that read it (GQA/MQA).
+ * A fully masked row has P row = 0, hence dS row = 0: dQ_i = 0 and nothing reaches dK/dV,
+ * whatever its LSE holds (-inf here, +inf from FlashAttention-2: both are accepted).
+ * A row that has an allowed key but a non-finite LSE is refused: its P would be meaningless.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flashmask/reference.h"
+#include "ref_internal.h"
+
+/* Fills row i of P from the scores and LSE_i; returns 0 if the LSE does not fit the row. */
+static int probability_row(double *row, const fm_mask *mask, int64_t b, int64_t mh,
+                           int64_t offset, int64_t i, int64_t seqlen_k, double lse_i)
+{
+    int any_allowed = 0;
+    for (int64_t j = 0; j < seqlen_k; j++) {
+        if (fm_ref_masked(mask, b, mh, offset, i, j)) {
+            row[j] = 0.0;
+        } else {
+            any_allowed = 1;
+            row[j] = exp(row[j] - lse_i);
+        }
+    }
+    if (!any_allowed) return 1; /* fully masked: the row is all zeros, lse_i is not used */
+    return isfinite(lse_i);
+}
+
+/* dS = P o (dP - Delta) in place of dP, row by row; Delta_i = dO_i . O_i. */
+static void softmax_backward(const fm_problem *p, const double *prob, double *dprob,
+                             const double *oh, const double *doh)
+{
+    const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
+    for (int64_t i = 0; i < Sq; i++) {
+        double delta = 0.0;
+        for (int64_t d = 0; d < D; d++)
+            delta += doh[(size_t)i * (size_t)D + d] * oh[(size_t)i * (size_t)D + d];
+        const double *prow = prob + (size_t)i * (size_t)Sk;
+        double *drow = dprob + (size_t)i * (size_t)Sk;
+        for (int64_t j = 0; j < Sk; j++) drow[j] = prow[j] * (drow[j] - delta);
+    }
+}
+
+fm_status fm_ref_backward(const fm_problem *p, const fm_mask *mask, const double *q,
+                          const double *k, const double *v, const double *out,
+                          const double *lse, const double *dout, double *dq, double *dk,
+                          double *dv)
+{
+    fm_clear_error();
+    fm_status st = fm_problem_validate(p, mask);
+    if (st != FM_OK) return st;
+    if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
+        return fm_fail(FM_ERR_INVALID,
+                       "reference backward: NULL tensor (q, k, v, out, lse, dout, dq, dk or dv)");
+    if (p->head_dim > INT32_MAX)
+        return fm_fail(FM_ERR_OVERFLOW, "reference backward: head_dim = %lld exceeds BLAS int",
+                       (long long)p->head_dim);
+
+    double *prob = fm_ref_alloc_matrix(p, "reference backward P", &st);
+    if (!prob) return st;
+    double *dprob = fm_ref_alloc_matrix(p, "reference backward dP", &st);
+    if (!dprob) {
+        free(prob);
+        return st;
+    }
+
+    const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
+    const int64_t offset = fm_causal_offset(mask->causal, Sq, Sk);
+    /* dK and dV accumulate over the query heads of each kv head: start from zero. */
+    memset(dk, 0, fm_problem_kv_elems(p) * sizeof(double));
+    memset(dv, 0, fm_problem_kv_elems(p) * sizeof(double));
+
+    for (int64_t b = 0; b < p->batch; b++) {
+        for (int64_t h = 0; h < p->q_heads; h++) {
+            fm_ref_heads heads = fm_ref_heads_of(p, mask, h);
+            size_t q_at = fm_ref_offset(b, p->q_heads, h, Sq, D);
+            size_t kv_at = fm_ref_offset(b, p->kv_heads, heads.kv_head, Sk, D);
+            const double *qh = q + q_at, *oh = out + q_at, *doh = dout + q_at;
+            const double *kh = k + kv_at, *vh = v + kv_at;
+            const double *lh = lse + fm_ref_offset(b, p->q_heads, h, Sq, 1);
+            double *dqh = dq + q_at, *dkh = dk + kv_at, *dvh = dv + kv_at;
+
+            fm_ref_scores(p, qh, kh, prob);
+            for (int64_t i = 0; i < Sq; i++) {
+                if (!probability_row(prob + (size_t)i * (size_t)Sk, mask, b, heads.mask_head,
+                                     offset, i, Sk, lh[i])) {
+                    free(prob), free(dprob);
+                    return fm_fail(FM_ERR_INVALID,
+                                   "reference backward: lse[b=%lld, h=%lld, row %lld] = %g but "
+                                   "the row has allowed keys (pass the forward's lse)",
+                                   (long long)b, (long long)h, (long long)i, lh[i]);
+                }
+            }
+            /* dV += P^T dO */
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Sk, (int)D, (int)Sq, 1.0,
+                        prob, (int)Sk, doh, (int)D, 1.0, dvh, (int)D);
+            /* dP = dO V^T, then dS = P o (dP - Delta) in its place */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Sq, (int)Sk, (int)D, 1.0,
+                        doh, (int)D, vh, (int)D, 0.0, dprob, (int)Sk);
+            softmax_backward(p, prob, dprob, oh, doh);
+            /* dQ = s dS K */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Sq, (int)D, (int)Sk,
+                        p->scale, dprob, (int)Sk, kh, (int)D, 0.0, dqh, (int)D);
+            /* dK += s dS^T Q */
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Sk, (int)D, (int)Sq,
+                        p->scale, dprob, (int)Sk, qh, (int)D, 1.0, dkh, (int)D);
+            /* A zero P row (fully masked) gives a zero dS row: dQ_i = 0; store +0.0, not -0.0. */
+            for (int64_t i = 0; i < Sq; i++) {
+                const double *prow = prob + (size_t)i * (size_t)Sk;
+                int64_t j = 0;
+                while (j < Sk && prow[j] == 0.0) j++;
+                if (j == Sk)
+                    for (int64_t d = 0; d < D; d++) dqh[(size_t)i * (size_t)D + d] = 0.0;
+            }
+        }
+    }
+    free(prob);
+    free(dprob);
+    return FM_OK;
+}

@@ -1,0 +1,77 @@
+/* reference/ref_internal.h — pieces shared by the oracle's forward (forward.c) and backward
+ * (backward.c): head mapping (GQA/MQA and mask heads), tensor offsets, the O(Sq*Sk) scratch
+ * allocation with its size limit, and the score matrix S = s * Q K^T through OpenBLAS.
+ * Layer: reference <- masks <- core. Private to reference/; not installed.
+ */
+#ifndef FM_REF_INTERNAL_H
+#define FM_REF_INTERNAL_H
+
+#include <cblas.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flashmask/masks.h"
+#include "fm_internal.h"
+
+/* The oracle holds whole Sq x Sk matrices per (b, query head). Refuse scratch above this many
+ * doubles (2^31 doubles = 16 GiB per matrix) with a clear message, instead of letting an
+ * over-committing malloc succeed and the process die later. */
+#define FM_REF_MAX_SCRATCH_ELEMS ((size_t)1 << 31)
+
+/* Which key/value head and which mask head query head h reads (BRIEF 1 and 2):
+ * kv head = h / (Hq/Hk), mask head = h / (Hq/Hm). One rule for MHA, GQA and MQA. */
+typedef struct fm_ref_heads {
+    int64_t kv_head;
+    int64_t mask_head;
+} fm_ref_heads;
+
+static inline fm_ref_heads fm_ref_heads_of(const fm_problem *p, const fm_mask *mask, int64_t h)
+{
+    fm_ref_heads r;
+    r.kv_head = h / (p->q_heads / p->kv_heads);
+    r.mask_head = h / (p->q_heads / mask->heads);
+    return r;
+}
+
+/* Offset of row 0 of (b, head) in a [B, H, S, D] tensor. */
+static inline size_t fm_ref_offset(int64_t b, int64_t heads, int64_t head, int64_t seqlen,
+                                   int64_t dim)
+{
+    return (((size_t)b * (size_t)heads + (size_t)head) * (size_t)seqlen) * (size_t)dim;
+}
+
+/* Allocates one Sq x Sk matrix of doubles, or fails with a message naming Sq and Sk. */
+static inline double *fm_ref_alloc_matrix(const fm_problem *p, const char *what,
+                                          fm_status *status)
+{
+    size_t n;
+    if (fm_mul_size(&n, p->seqlen_q, p->seqlen_k) || n > FM_REF_MAX_SCRATCH_ELEMS) {
+        *status = fm_fail(FM_ERR_OVERFLOW,
+                          "reference: %s needs Sq*Sk = %lld*%lld doubles, above the oracle's "
+                          "limit of %zu per matrix (it is dense O(Sq*Sk); use a smaller case)",
+                          what, (long long)p->seqlen_q, (long long)p->seqlen_k,
+                          FM_REF_MAX_SCRATCH_ELEMS);
+        return NULL;
+    }
+    double *m = fm_alloc(n, sizeof(double), what);
+    *status = m ? FM_OK : FM_ERR_NOMEM; /* fm_alloc recorded the message */
+    return m;
+}
+
+/* S[Sq, Sk] = scale * Q[Sq, D] K[Sk, D]^T for one (b, query head), row-major. */
+static inline void fm_ref_scores(const fm_problem *p, const double *q, const double *k,
+                                 double *s)
+{
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)p->seqlen_q, (int)p->seqlen_k,
+                (int)p->head_dim, p->scale, q, (int)p->head_dim, k, (int)p->head_dim, 0.0, s,
+                (int)p->seqlen_k);
+}
+
+/* Is (i, j) masked for batch b and mask head mh? The rule itself lives in flashmask/rules.h. */
+static inline int fm_ref_masked(const fm_mask *mask, int64_t b, int64_t mh, int64_t offset,
+                                int64_t i, int64_t j)
+{
+    return fm_element_masked(fm_mask_column(mask, b, mh, j), mask->causal, offset, i, j);
+}
+
+#endif
