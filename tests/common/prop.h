@@ -6,7 +6,11 @@
  *
  * Environment: FM_SEED (base seed, default fixed), FM_TRIALS (trials per property, overrides the
  * suite's default), FM_VERBOSE=1 (print every case).
- * Replay one case: FM_SEED=<printed case seed> FM_TRIALS=1 ./test_x
+ * FM_LIMITS=batch,q_heads,seqlen,head_dim[,unequal[,families_only]] replaces the suite's limits.
+ * Replay one case: FM_SEED=<printed case seed> FM_TRIALS=1 ./test_x (a shrunk case also needs
+ * the FM_LIMITS=... that the failure report prints, since it was drawn under smaller limits).
+ *
+ * Meson: suites link the harness with  dependencies: [fm_prop_dep]  (tests/common/meson.build).
  */
 #ifndef FM_TEST_PROP_H
 #define FM_TEST_PROP_H
