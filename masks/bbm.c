@@ -240,3 +240,17 @@ fm_status fm_bbm_to_dense(const fm_bbm *m, uint8_t *allowed)
                     allowed[idx++] = (uint8_t)fm_bbm_is_allowed(m, b, h, i, j);
     return FM_OK;
 }
+
+fm_status fm_bbm_check_problem(const fm_problem *p, const fm_bbm *m)
+{
+    if (!m || !m->codes) return fm_fail(FM_ERR_INVALID, "bbm: NULL mask");
+    /* The problem's own checks, against an empty column mask of the same shape (no bounds are
+     * read for validation beyond its [B, Hm, Sk] columns, which fm_mask_init makes valid). */
+    fm_mask shape = {0};
+    fm_status st = fm_mask_init(&shape, m->batch, m->heads, m->seqlen_q, m->seqlen_k,
+                                FM_CAUSAL_NONE);
+    if (st != FM_OK) return st;
+    st = fm_problem_validate(p, &shape);
+    fm_mask_free(&shape);
+    return st;
+}

@@ -67,6 +67,10 @@ static inline int fm_bbm_tile_bit(const uint64_t *tile_bits, int64_t block_k, in
     return (int)((tile_bits[bit >> 6] >> (bit & 63)) & 1u);
 }
 
+/* Checks a problem against the BBM as fm_problem_validate does for a column mask: the problem's
+ * own sizes, equal batch and sequence lengths, mask heads dividing Hq. */
+fm_status fm_bbm_check_problem(const fm_problem *p, const fm_bbm *m);
+
 /* Tile counts over every (b, h): masked = empty, partial, unmasked = full. */
 fm_status fm_bbm_tile_stats(const fm_bbm *m, fm_tile_stats *out);
 
