@@ -13,6 +13,11 @@
 extern "C" {
 #endif
 
+/* Tile sizes of the CPU layer, forward and backward: query rows x key columns. `stats` counts
+ * tiles over every (batch, query head), so it equals fm_mask_tile_stats(mask, FM_CPU_BLOCK_Q,
+ * FM_CPU_BLOCK_K) multiplied by Hq / Hm (the query heads that share a mask head). */
+enum { FM_CPU_BLOCK_Q = 128, FM_CPU_BLOCK_K = 128 };
+
 fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *q,
                          const float *k, const float *v, float *out, float *lse,
                          fm_tile_stats *stats);

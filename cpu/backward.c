@@ -1,0 +1,198 @@
+/* cpu/backward.c — FlashAttention-2 backward on the CPU in float32, with FlashMask tile skipping.
+ * Layer: cpu <- masks <- core.
+ *
+ * Work split: OpenMP over (batch, kv head, key tile), dynamic schedule. A task owns the rows of
+ * dK and dV of its key tile and accumulates them privately over every query head that reads
+ * this kv head (GQA: the sum BRIEF 1 asks for) and every query tile:
+ *   masked tile   -> counted and skipped: no load, no arithmetic;
+ *   otherwise     -> S = (scale log2 e) Q K^T, masked scores -> -inf in a partial tile,
+ *                    P = 2^(S - LSE log2 e)            (recomputed from the forward's LSE)
+ *                    dV += P^T dO,  dP = dO V^T,  dS = P (dP - Delta)   (Delta = rowsum(dO O))
+ *                    dK += scale dS^T Q,  dQ_tile += scale dS K.
+ * dQ rows are shared by every key tile of the row, so the dQ contribution is formed in private
+ * scratch and added under a per-(b, query head, query tile) OpenMP lock: no races, and the add
+ * (Bq x D per tile) is small next to the five tile matmuls (5 Bq Bk D multiply-adds).
+ * Why locks and not the alternatives: per-thread dQ copies cost O(B Hq Sq D) per thread here
+ * (a task touches every query tile of several heads), and a second pass over query tiles
+ * recomputes S and dP (8 tile matmuls instead of 5). With FM_FLAG_DETERMINISTIC the lock order
+ * would still vary between runs, so that flag runs the backward on one thread: bitwise
+ * reproducible, slower.
+ * Per-thread memory: 2 Bq Bk + Bq D + 2 Bk D floats; shared: Delta [B Hq Sq] and the locks.
+ * Rows with LSE = -inf (fully masked) get P = 0, hence no gradient.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+#include "fm_internal.h"
+#include "softmax_online.h"
+
+#define FM_LOG2E 1.4426950408889634
+
+typedef struct bwd_scratch {
+    float *p;      /* [Bq x Bk] probabilities */
+    float *ds;     /* [Bq x Bk] dP, then dS in place */
+    float *dq;     /* [Bq x D]  this tile's dQ contribution */
+    float *dk, *dv; /* [Bk x D]  the task's accumulators */
+} bwd_scratch;
+
+typedef struct bwd_args {
+    const fm_problem *p;
+    const fm_tile_plan *plan;
+    const float *q, *k, *v, *lse, *dout, *delta;
+    float *dq, *dk, *dv;
+    omp_lock_t *dq_locks; /* [B, Hq, n_q_blocks] */
+} bwd_args;
+
+/* Delta_i = dO_i . O_i for every (b, hq, row). */
+static void compute_delta(const fm_problem *p, const float *out, const float *dout, float *delta)
+{
+    const int64_t rows = p->batch * p->q_heads * p->seqlen_q, D = p->head_dim;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *o = out + r * D, *d = dout + r * D;
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t c = 0; c < D; c++) acc += o[c] * d[c];
+        delta[r] = acc;
+    }
+}
+
+/* One tile (query tile qb of head hq) x (key tile kb of kv head hk) of the backward. */
+static void backward_tile(const bwd_args *a, int64_t b, int64_t hq, int64_t qb, int64_t hk,
+                          int64_t kb, fm_tile_class cls, bwd_scratch *w)
+{
+    const fm_problem *p = a->p;
+    const fm_tile_plan *plan = a->plan;
+    const int64_t D = p->head_dim, Sq = p->seqlen_q, Sk = p->seqlen_k;
+    const int64_t Bq = plan->block_q, Bk = plan->block_k;
+    const int64_t r0 = qb * Bq, rows = r0 + Bq <= Sq ? Bq : Sq - r0;
+    const int64_t c0 = kb * Bk, cols = c0 + Bk <= Sk ? Bk : Sk - c0;
+    const float scale = (float)p->scale, alpha = (float)(p->scale * FM_LOG2E);
+
+    const int64_t row_base = (b * p->q_heads + hq) * Sq + r0; /* index of row r0 of (b, hq) */
+    const float *q_tile = a->q + row_base * D, *do_tile = a->dout + row_base * D;
+    const float *lse = a->lse + row_base, *delta = a->delta + row_base;
+    const float *k_tile = a->k + ((b * p->kv_heads + hk) * Sk + c0) * D;
+    const float *v_tile = a->v + ((b * p->kv_heads + hk) * Sk + c0) * D;
+
+    /* P = 2^(alpha Q K^T - LSE log2 e), masked elements and fully masked rows give 0. */
+    fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_tile, D, 0.0f, w->p, Bk);
+    if (cls == FM_TILE_PARTIAL)
+        fm_tile_plan_mask_scores(plan, b, hq, r0, rows, c0, cols, w->p, Bk);
+    for (int64_t i = 0; i < rows; i++) {
+        if (lse[i] == -INFINITY) fm_row_zero(w->p + i * Bk, cols);
+        else fm_row_exp2(w->p + i * Bk, cols, (float)(lse[i] * FM_LOG2E));
+    }
+    /* dV += P^T dO */
+    fm_tile_gemm_tn(cols, D, rows, 1.0f, w->p, Bk, do_tile, D, 1.0f, w->dv, D);
+    /* dP = dO V^T, then dS = P (dP - Delta) in place */
+    fm_tile_gemm_nt(rows, cols, D, 1.0f, do_tile, D, v_tile, D, 0.0f, w->ds, Bk);
+    for (int64_t i = 0; i < rows; i++) {
+        float *ds = w->ds + i * Bk;
+        const float *pr = w->p + i * Bk, di = delta[i];
+#pragma omp simd
+        for (int64_t j = 0; j < cols; j++) ds[j] = pr[j] * (ds[j] - di);
+    }
+    /* dK += scale dS^T Q */
+    fm_tile_gemm_tn(cols, D, rows, scale, w->ds, Bk, q_tile, D, 1.0f, w->dk, D);
+    /* dQ rows += scale dS K, formed privately then added under the tile's lock */
+    fm_tile_gemm_nn(rows, D, cols, scale, w->ds, Bk, k_tile, D, 0.0f, w->dq, D);
+    omp_lock_t *lock = &a->dq_locks[(b * p->q_heads + hq) * plan->n_q_blocks + qb];
+    float *dq_tile = a->dq + row_base * D;
+    const int64_t n = rows * D;
+    omp_set_lock(lock);
+#pragma omp simd
+    for (int64_t e = 0; e < n; e++) dq_tile[e] += w->dq[e];
+    omp_unset_lock(lock);
+}
+
+/* One task: key tile kb of (b, hk), over every query head of its group and every query tile. */
+static void backward_key_tile(const bwd_args *a, int64_t b, int64_t hk, int64_t kb,
+                              bwd_scratch *w, fm_tile_stats *stats)
+{
+    const fm_problem *p = a->p;
+    const fm_tile_plan *plan = a->plan;
+    const int64_t D = p->head_dim, Sk = p->seqlen_k, Bk = plan->block_k;
+    const int64_t c0 = kb * Bk, cols = c0 + Bk <= Sk ? Bk : Sk - c0;
+    const int64_t group = p->q_heads / p->kv_heads;
+
+    memset(w->dk, 0, (size_t)(cols * D) * sizeof(float));
+    memset(w->dv, 0, (size_t)(cols * D) * sizeof(float));
+    for (int64_t hq = hk * group; hq < (hk + 1) * group; hq++)
+        for (int64_t qb = 0; qb < plan->n_q_blocks; qb++) {
+            fm_tile_class cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
+            fm_tile_stats_count(stats, cls);
+            if (cls == FM_TILE_MASKED) continue; /* the skip: nothing below runs */
+            backward_tile(a, b, hq, qb, hk, kb, cls, w);
+        }
+    const size_t offset = (size_t)(((b * p->kv_heads + hk) * Sk + c0) * D);
+    memcpy(a->dk + offset, w->dk, (size_t)(cols * D) * sizeof(float));
+    memcpy(a->dv + offset, w->dv, (size_t)(cols * D) * sizeof(float));
+}
+
+fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float *q,
+                          const float *k, const float *v, const float *out, const float *lse,
+                          const float *dout, float *dq, float *dk, float *dv,
+                          fm_tile_stats *stats)
+{
+    fm_clear_error();
+    fm_status st = fm_problem_validate(p, mask);
+    if (st != FM_OK) return st;
+    if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
+        return fm_fail(FM_ERR_INVALID,
+                       "cpu backward: NULL tensor (q, k, v, out, lse, dout, dq, dk or dv)");
+
+    fm_tile_plan plan;
+    if ((st = fm_tile_plan_init(&plan, p, mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K)) != FM_OK)
+        return st;
+
+    const int threads = (p->flags & FM_FLAG_DETERMINISTIC) ? 1 : omp_get_max_threads();
+    const int64_t Bq = plan.block_q, Bk = plan.block_k, D = p->head_dim;
+    const size_t per_thread = (size_t)(2 * Bq * Bk + Bq * D + 2 * Bk * D);
+    const size_t n_rows = fm_problem_lse_elems(p);
+    const size_t n_locks = (size_t)(p->batch * p->q_heads * plan.n_q_blocks);
+    float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu backward scratch");
+    float *delta = fm_alloc(n_rows, sizeof(float), "cpu backward Delta");
+    omp_lock_t *locks = fm_alloc(n_locks, sizeof(omp_lock_t), "cpu backward dQ locks");
+    if (!scratch || !delta || !locks) {
+        free(scratch), free(delta), free(locks);
+        fm_tile_plan_free(&plan);
+        return FM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n_locks; i++) omp_init_lock(&locks[i]);
+
+    memset(dq, 0, fm_problem_q_elems(p) * sizeof(float));
+    compute_delta(p, out, dout, delta);
+
+    bwd_args args = {p, &plan, q, k, v, lse, dout, delta, dq, dk, dv, locks};
+    const int64_t n_tasks = p->batch * p->kv_heads * plan.n_k_blocks;
+    int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
+    const int blas_threads = fm_blas_threads_begin_single();
+#pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
+    {
+        float *base = scratch + (size_t)omp_get_thread_num() * per_thread;
+        bwd_scratch w = {base, base + Bq * Bk, base + 2 * Bq * Bk, base + 2 * Bq * Bk + Bq * D,
+                         base + 2 * Bq * Bk + Bq * D + Bk * D};
+        fm_tile_stats local = {0, 0, 0, 0};
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < n_tasks; task++) {
+            const int64_t kb = task % plan.n_k_blocks;
+            const int64_t bh = task / plan.n_k_blocks;
+            backward_key_tile(&args, bh / p->kv_heads, bh % p->kv_heads, kb, &w, &local);
+        }
+        total += local.total;
+        masked += local.masked;
+        partial += local.partial;
+        unmasked += local.unmasked;
+    }
+    fm_blas_threads_end_single(blas_threads);
+
+    if (stats) *stats = (fm_tile_stats){total, masked, partial, unmasked};
+    for (size_t i = 0; i < n_locks; i++) omp_destroy_lock(&locks[i]);
+    free(scratch), free(delta), free(locks);
+    fm_tile_plan_free(&plan);
+    return FM_OK;
+}

@@ -1,0 +1,67 @@
+/* cpu/cpu_internal.h — what the CPU layer's files share: the tile plan (masks/ summaries ->
+ * per-tile decisions), the tile matmuls and the per-thread scratch layout.
+ * Layer: cpu (private header) <- masks <- core. Nothing here restates a mask rule: tile classes
+ * come from fm_block_summary_classify and element tests from fm_element_masked (rules.h).
+ */
+#ifndef FM_CPU_INTERNAL_H
+#define FM_CPU_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flashmask/cpu.h"
+
+/* ---------------------------------------------------------------- the tile plan */
+
+/* Everything a worker needs to decide what to do with tile (b, query head, qb, kb). */
+typedef struct fm_tile_plan {
+    fm_block_summary summary; /* per (b, mask head, key block) min/max of the bounds */
+    const fm_mask *mask;
+    int64_t block_q, block_k;
+    int64_t n_q_blocks, n_k_blocks;
+    int64_t q_per_mask_head;  /* Hq / Hm: query head h uses mask head h / q_per_mask_head */
+    int64_t offset;           /* fm_causal_offset of the mask */
+} fm_tile_plan;
+
+fm_status fm_tile_plan_init(fm_tile_plan *plan, const fm_problem *p, const fm_mask *mask,
+                            int64_t block_q, int64_t block_k);
+void fm_tile_plan_free(fm_tile_plan *plan);
+
+/* Class of the tile (query rows of block qb) x (keys of block kb) for query head hq. */
+fm_tile_class fm_tile_plan_classify(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t qb,
+                                    int64_t kb);
+
+/* In a partial tile, overwrite the scores of masked elements with -inf. `scores` is rows
+ * [r0, r0 + m) x keys [c0, c0 + n), row stride ld. Uses fm_element_masked per element. */
+void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
+                              int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld);
+
+/* Adds one tile's class to the counters. */
+static inline void fm_tile_stats_count(fm_tile_stats *s, fm_tile_class c)
+{
+    s->total++;
+    if (c == FM_TILE_MASKED) s->masked++;
+    else if (c == FM_TILE_PARTIAL) s->partial++;
+    else s->unmasked++;
+}
+
+/* ---------------------------------------------------------------- tile matmuls */
+
+/* Row-major single-precision products on tiles (see matmul_tile.c for why OpenBLAS):
+ *   nt: C[m x n] = alpha * A[m x k] * B[n x k]^T + beta * C
+ *   nn: C[m x n] = alpha * A[m x k] * B[k x n]   + beta * C
+ *   tn: C[m x n] = alpha * A[k x m]^T * B[k x n] + beta * C                         */
+void fm_tile_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+void fm_tile_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+void fm_tile_gemm_tn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* OpenBLAS must run single-threaded inside our OpenMP regions (each OpenMP thread calls sgemm
+ * on its own tile; a threaded sgemm there would oversubscribe the cores). Begin returns the
+ * previous OpenBLAS thread count; end restores it. */
+int fm_blas_threads_begin_single(void);
+void fm_blas_threads_end_single(int previous);
+
+#endif

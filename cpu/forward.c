@@ -1,0 +1,140 @@
+/* cpu/forward.c — FlashAttention-2 forward on the CPU in float32, with FlashMask tile skipping.
+ * Layer: cpu <- masks <- core.
+ *
+ * Work split: OpenMP over (batch, query head, query tile), dynamic schedule (causal and
+ * document masks make tiles unequal). Each task keeps its query tile's output accumulator
+ * O[Bq x D], running max m and sum l, and walks the key tiles of its row:
+ *   masked tile   -> counted and skipped: no load of K or V, no arithmetic;
+ *   unmasked tile -> S = (scale log2 e) Q K^T, online softmax, O += P V;
+ *   partial tile  -> the same, with masked scores set to -inf first (fm_element_masked).
+ * Per-thread memory: S[Bq x Bk] + O[Bq x D] + 2 Bq floats, i.e. O((Sq+Sk) D) at most, never
+ * O(Sq Sk). Output: O = o / l and LSE = ln 2 (m + log2 l); rows with no allowed key give O = 0,
+ * LSE = -inf.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+#include "fm_internal.h"
+#include "softmax_online.h"
+
+#define FM_LOG2E 1.4426950408889634
+#define FM_LN2 0.6931471805599453
+
+/* Scratch of one thread: scores/probabilities, output accumulator, running max and sum. */
+typedef struct fwd_scratch {
+    float *s, *o, *m, *l;
+} fwd_scratch;
+
+/* One (b, hq, qb) task: rows [r0, r0 + rows) of query head hq. */
+static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, int64_t b,
+                               int64_t hq, int64_t qb, const float *q, const float *k,
+                               const float *v, float *out, float *lse, fwd_scratch *w,
+                               fm_tile_stats *stats)
+{
+    const int64_t D = p->head_dim, Sq = p->seqlen_q, Sk = p->seqlen_k;
+    const int64_t Bk = plan->block_k;
+    const int64_t hk = hq / (p->q_heads / p->kv_heads);
+    const int64_t r0 = qb * plan->block_q;
+    const int64_t rows = r0 + plan->block_q <= Sq ? plan->block_q : Sq - r0;
+    const float alpha = (float)(p->scale * FM_LOG2E); /* scores in base 2 */
+
+    const float *q_tile = q + ((b * p->q_heads + hq) * Sq + r0) * D;
+    const float *k_head = k + (b * p->kv_heads + hk) * Sk * D;
+    const float *v_head = v + (b * p->kv_heads + hk) * Sk * D;
+
+    for (int64_t i = 0; i < rows; i++) {
+        w->m[i] = -INFINITY;
+        w->l[i] = 0.0f;
+    }
+    memset(w->o, 0, (size_t)(rows * D) * sizeof(float));
+
+    for (int64_t kb = 0; kb < plan->n_k_blocks; kb++) {
+        fm_tile_class cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
+        fm_tile_stats_count(stats, cls);
+        if (cls == FM_TILE_MASKED) continue; /* the skip: nothing below runs */
+
+        const int64_t c0 = kb * Bk, cols = c0 + Bk <= Sk ? Bk : Sk - c0;
+        /* S = alpha * Q_tile K_tile^T */
+        fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_head + c0 * D, D, 0.0f, w->s, Bk);
+        if (cls == FM_TILE_PARTIAL)
+            fm_tile_plan_mask_scores(plan, b, hq, r0, rows, c0, cols, w->s, Bk);
+        for (int64_t i = 0; i < rows; i++) {
+            float corr = fm_online_softmax_step(w->s + i * Bk, cols, &w->m[i], &w->l[i]);
+            if (corr != 1.0f) fm_row_scale(w->o + i * D, D, corr);
+        }
+        /* O += P V_tile */
+        fm_tile_gemm_nn(rows, D, cols, 1.0f, w->s, Bk, v_head + c0 * D, D, 1.0f, w->o, D);
+    }
+
+    float *out_tile = out + ((b * p->q_heads + hq) * Sq + r0) * D;
+    float *lse_tile = lse + (b * p->q_heads + hq) * Sq + r0;
+    for (int64_t i = 0; i < rows; i++) {
+        if (w->l[i] == 0.0f) { /* fully masked row: BRIEF 1 */
+            fm_row_zero(out_tile + i * D, D);
+            lse_tile[i] = -INFINITY;
+            continue;
+        }
+        const float inv = 1.0f / w->l[i];
+        const float *o_row = w->o + i * D;
+        float *dst = out_tile + i * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) dst[d] = o_row[d] * inv;
+        lse_tile[i] = (float)(FM_LN2 * ((double)w->m[i] + log2((double)w->l[i])));
+    }
+}
+
+fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *q,
+                         const float *k, const float *v, float *out, float *lse,
+                         fm_tile_stats *stats)
+{
+    fm_clear_error();
+    fm_status st = fm_problem_validate(p, mask);
+    if (st != FM_OK) return st;
+    if (!q || !k || !v || !out || !lse)
+        return fm_fail(FM_ERR_INVALID, "cpu forward: NULL tensor (q, k, v, out or lse)");
+
+    fm_tile_plan plan;
+    if ((st = fm_tile_plan_init(&plan, p, mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K)) != FM_OK)
+        return st;
+
+    /* Per-thread scratch, allocated once: S [Bq x Bk], O [Bq x D], m and l [Bq]. */
+    const int threads = omp_get_max_threads();
+    const int64_t Bq = plan.block_q, Bk = plan.block_k, D = p->head_dim;
+    const size_t per_thread = (size_t)(Bq * Bk + Bq * D + 2 * Bq);
+    float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu forward scratch");
+    if (!scratch) {
+        fm_tile_plan_free(&plan);
+        return FM_ERR_NOMEM;
+    }
+
+    const int64_t n_tasks = p->batch * p->q_heads * plan.n_q_blocks;
+    int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
+    const int blas_threads = fm_blas_threads_begin_single();
+#pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
+    {
+        float *base = scratch + (size_t)omp_get_thread_num() * per_thread;
+        fwd_scratch w = {base, base + Bq * Bk, base + Bq * Bk + Bq * D,
+                         base + Bq * Bk + Bq * D + Bq};
+        fm_tile_stats local = {0, 0, 0, 0};
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < n_tasks; task++) {
+            const int64_t qb = task % plan.n_q_blocks;
+            const int64_t bh = task / plan.n_q_blocks;
+            forward_query_tile(p, &plan, bh / p->q_heads, bh % p->q_heads, qb, q, k, v, out,
+                               lse, &w, &local);
+        }
+        total += local.total;
+        masked += local.masked;
+        partial += local.partial;
+        unmasked += local.unmasked;
+    }
+    fm_blas_threads_end_single(blas_threads);
+
+    if (stats) *stats = (fm_tile_stats){total, masked, partial, unmasked};
+    free(scratch);
+    fm_tile_plan_free(&plan);
+    return FM_OK;
+}

@@ -1,0 +1,49 @@
+/* cpu/matmul_tile.c — the tile matrix products of the CPU layer, through OpenBLAS sgemm.
+ * Layer: cpu <- OpenBLAS.
+ *
+ * Why OpenBLAS and not a hand-written micro-kernel: measured on the 2-core build machine
+ * (AMD EPYC, Zen 4, 2026-11-22), single-threaded cblas_sgemm on 128x128x128 tiles runs at
+ * 89-95 GFLOP/s (94-99% of its own 2048^3 rate, 100 GFLOP/s), while an auto-vectorised
+ * i-k-j loop kernel (the simplest portable "micro-kernel", bench/bench_gemm_kernel.c) reached
+ * far less (numbers in docs/performance.md). So every tile product is one sgemm call.
+ *
+ * Threads: the callers (forward.c, backward.c) run these inside OpenMP regions, one tile per
+ * thread, with OpenBLAS set to one thread for the duration of the call (fm_blas_threads_*),
+ * so that OpenBLAS never starts its own threads on top of OpenMP's.
+ */
+#include <cblas.h>
+
+#include "cpu_internal.h"
+
+void fm_tile_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)n, (blasint)k,
+                alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+}
+
+void fm_tile_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
+                alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+}
+
+void fm_tile_gemm_tn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
+                alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+}
+
+int fm_blas_threads_begin_single(void)
+{
+    int previous = openblas_get_num_threads();
+    if (previous != 1) openblas_set_num_threads(1);
+    return previous;
+}
+
+void fm_blas_threads_end_single(int previous)
+{
+    if (previous != 1) openblas_set_num_threads(previous);
+}

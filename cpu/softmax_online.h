@@ -1,0 +1,84 @@
+/* cpu/softmax_online.h — the row operations of FlashAttention's online softmax, on float32
+ * tiles whose scores are already in the base-2 domain (score * log2(e)).
+ * Layer: cpu (private header), used by forward.c (running max and sum over key tiles) and
+ * backward.c (P recomputed from the saved log-sum-exp).
+ *
+ * Online softmax, per query row, over key tiles t = 1, 2, ...:
+ *     m_t = max(m_{t-1}, max_j s_j)              running maximum (base 2)
+ *     p_j = 2^(s_j - m_t)                        this tile's unnormalised probabilities
+ *     l_t = l_{t-1} * 2^(m_{t-1} - m_t) + sum_j p_j
+ *     o_t = o_{t-1} * 2^(m_{t-1} - m_t) + sum_j p_j v_j
+ * and at the end O = o / l, LSE = (m + log2 l) * ln 2 (natural log, as BRIEF 1 defines it).
+ * A row whose scores are all -inf so far keeps m = -inf, l = 0, o = 0 (no NaN from -inf - -inf).
+ */
+#ifndef FM_CPU_SOFTMAX_ONLINE_H
+#define FM_CPU_SOFTMAX_ONLINE_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "exp_fast.h"
+
+/* Largest value of x[0..n) (-inf if all are -inf). */
+static inline float fm_row_max(const float *x, int64_t n)
+{
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    return mx;
+}
+
+/* x[j] = 2^(x[j] - m) in place; returns the sum. m must be finite (x[j] = -inf gives 0). */
+static inline float fm_row_exp2_sum(float *x, int64_t n, float m)
+{
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; j++) {
+        float p = fm_exp2f_fast(x[j] - m);
+        x[j] = p;
+        sum += p;
+    }
+    return sum;
+}
+
+/* x[j] = 2^(x[j] - m) in place, no sum (backward: m is the row's saved LSE in base 2). */
+static inline void fm_row_exp2(float *x, int64_t n, float m)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) x[j] = fm_exp2f_fast(x[j] - m);
+}
+
+/* x[j] *= a */
+static inline void fm_row_scale(float *x, int64_t n, float a)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) x[j] *= a;
+}
+
+/* x[j] = 0 */
+static inline void fm_row_zero(float *x, int64_t n)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) x[j] = 0.0f;
+}
+
+/* One online-softmax step for one row: turns the row's scores s[0..n) into p (in place),
+ * updates the running max *m and sum *l, and returns the factor by which the row's output
+ * accumulator must be multiplied before p.V is added (0 when it was empty, 1 when m did not
+ * move). */
+static inline float fm_online_softmax_step(float *s, int64_t n, float *m, float *l)
+{
+    float m_new = fm_row_max(s, n);
+    if (m_new < *m) m_new = *m;
+    if (m_new == -INFINITY) { /* every key so far is masked for this row */
+        fm_row_zero(s, n);
+        return 1.0f;
+    }
+    /* m == -inf maps to 2^(-inf) = 0 in fm_exp2f_fast: the empty accumulator is dropped. */
+    float correction = fm_exp2f_fast(*m - m_new);
+    *l = *l * correction + fm_row_exp2_sum(s, n, m_new);
+    *m = m_new;
+    return correction;
+}
+
+#endif

@@ -1,0 +1,48 @@
+/* cpu/tile_plan.c — from masks/ block summaries to per-tile decisions for the CPU kernels.
+ * Layer: cpu <- masks. The decisions themselves are fm_block_summary_classify (masks/) and
+ * fm_element_masked (rules.h); this file only maps query heads to mask heads, sizes the tile
+ * grid and applies the element rule to a partial tile's scores.
+ */
+#include <math.h>
+
+#include "cpu_internal.h"
+#include "fm_internal.h"
+
+fm_status fm_tile_plan_init(fm_tile_plan *plan, const fm_problem *p, const fm_mask *mask,
+                            int64_t block_q, int64_t block_k)
+{
+    plan->mask = mask;
+    plan->block_q = block_q;
+    plan->block_k = block_k;
+    plan->n_q_blocks = (p->seqlen_q + block_q - 1) / block_q;
+    plan->n_k_blocks = (p->seqlen_k + block_k - 1) / block_k;
+    plan->q_per_mask_head = p->q_heads / mask->heads;
+    plan->offset = fm_causal_offset(mask->causal, mask->seqlen_q, mask->seqlen_k);
+    return fm_block_summary_build(mask, block_k, &plan->summary);
+}
+
+void fm_tile_plan_free(fm_tile_plan *plan)
+{
+    fm_block_summary_free(&plan->summary);
+}
+
+fm_tile_class fm_tile_plan_classify(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t qb,
+                                    int64_t kb)
+{
+    return fm_block_summary_classify(&plan->summary, b, hq / plan->q_per_mask_head,
+                                     plan->block_q, qb, kb);
+}
+
+void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
+                              int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld)
+{
+    const fm_mask *mask = plan->mask;
+    const int32_t *cols = fm_mask_column(mask, b, hq / plan->q_per_mask_head, c0);
+    for (int64_t i = 0; i < m; i++) {
+        float *row = scores + i * ld;
+        for (int64_t j = 0; j < n; j++)
+            if (fm_element_masked(cols + j * FM_BOUNDS, mask->causal, plan->offset, r0 + i,
+                                  c0 + j))
+                row[j] = -INFINITY;
+    }
+}

@@ -1,0 +1,187 @@
+/* tests/cpu/test_cpu_props.c — property tests of the CPU layer against the float64 reference:
+ * random problems (GQA, mask heads 1/Hk/Hq, odd lengths, Sq != Sk with both causal
+ * alignments, every mask family with random parameters and random interval vectors with fully
+ * masked rows and columns), lengths up to 300 so that cases span several 128-wide tiles.
+ * Checks: the error bound of cpu_compare.h on O, LSE, dQ, dK, dV; fully masked rows give O = 0,
+ * LSE = -inf and zero dQ exactly; the tile counters equal fm_mask_tile_stats times Hq / Hm.
+ * Layer: tests, above cpu, reference and the shared harness (tests/common).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cpu_compare.h"
+
+typedef struct run_buffers {
+    float *q, *k, *v, *dout;           /* float32 inputs */
+    float *out, *lse, *dq, *dk, *dv;   /* CPU results */
+    double *rout, *rlse, *rdq, *rdk, *rdv; /* reference results */
+} run_buffers;
+
+static void free_buffers(run_buffers *r)
+{
+    free(r->q), free(r->k), free(r->v), free(r->dout), free(r->out), free(r->lse);
+    free(r->dq), free(r->dk), free(r->dv);
+    free(r->rout), free(r->rlse), free(r->rdq), free(r->rdk), free(r->rdv);
+}
+
+static int prop_fail(char *msg, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/* Stats the CPU layer must report: tile stats of the mask, once per query head. */
+static int check_stats(const fm_random_case *c, const fm_tile_stats *got, const char *pass,
+                       char *msg, size_t len)
+{
+    fm_tile_stats want;
+    if (fm_mask_tile_stats(&c->mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K, &want) != FM_OK)
+        return prop_fail(msg, len, "fm_mask_tile_stats failed: %s", fm_last_error());
+    const int64_t g = c->problem.q_heads / c->mask.heads;
+    if (got->total != g * want.total || got->masked != g * want.masked ||
+        got->partial != g * want.partial || got->unmasked != g * want.unmasked)
+        return prop_fail(msg, len,
+                    "%s stats total/masked/partial/unmasked = %lld/%lld/%lld/%lld, expected "
+                    "%lld/%lld/%lld/%lld (mask tile stats x %lld)",
+                    pass, (long long)got->total, (long long)got->masked,
+                    (long long)got->partial, (long long)got->unmasked,
+                    (long long)(g * want.total), (long long)(g * want.masked),
+                    (long long)(g * want.partial), (long long)(g * want.unmasked), (long long)g);
+    return 1;
+}
+
+static int prop_cpu_matches_reference(const fm_random_case *cc, void *ctx, char *msg, size_t len)
+{
+    (void)ctx;
+    fm_random_case c = *cc; /* inputs get rounded to float32 in place: work on copies */
+    const fm_problem *p = &c.problem;
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    const size_t nl = fm_problem_lse_elems(p);
+    const int64_t D = p->head_dim;
+    run_buffers r = {0};
+    double *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k);
+    double *v = malloc(nkv * sizeof *v), *dout = malloc(nq * sizeof *dout);
+    int ok = 0;
+    if (!q || !k || !v || !dout) { prop_fail(msg, len, "out of memory"); goto done; }
+    memcpy(q, c.q, nq * sizeof *q), memcpy(k, c.k, nkv * sizeof *k);
+    memcpy(v, c.v, nkv * sizeof *v), memcpy(dout, c.dout, nq * sizeof *dout);
+    r.q = fm_cpu_round_copy(q, nq), r.k = fm_cpu_round_copy(k, nkv);
+    r.v = fm_cpu_round_copy(v, nkv), r.dout = fm_cpu_round_copy(dout, nq);
+    r.out = malloc(nq * sizeof(float)), r.lse = malloc(nl * sizeof(float));
+    r.dq = malloc(nq * sizeof(float)), r.dk = malloc(nkv * sizeof(float));
+    r.dv = malloc(nkv * sizeof(float));
+    r.rout = malloc(nq * sizeof(double)), r.rlse = malloc(nl * sizeof(double));
+    r.rdq = malloc(nq * sizeof(double)), r.rdk = malloc(nkv * sizeof(double));
+    r.rdv = malloc(nkv * sizeof(double));
+    if (!r.q || !r.k || !r.v || !r.dout || !r.out || !r.lse || !r.dq || !r.dk || !r.dv ||
+        !r.rout || !r.rlse || !r.rdq || !r.rdk || !r.rdv) {
+        prop_fail(msg, len, "out of memory");
+        goto done;
+    }
+
+    fm_tile_stats fs, bs;
+    if (fm_ref_forward(p, &c.mask, q, k, v, r.rout, r.rlse) != FM_OK ||
+        fm_ref_backward(p, &c.mask, q, k, v, r.rout, r.rlse, dout, r.rdq, r.rdk, r.rdv) != FM_OK) {
+        prop_fail(msg, len, "reference failed: %s", fm_last_error());
+        goto done;
+    }
+    if (fm_cpu_forward(p, &c.mask, r.q, r.k, r.v, r.out, r.lse, &fs) != FM_OK) {
+        prop_fail(msg, len, "cpu forward failed: %s", fm_last_error());
+        goto done;
+    }
+    if (fm_cpu_backward(p, &c.mask, r.q, r.k, r.v, r.out, r.lse, r.dout, r.dq, r.dk, r.dv,
+                        &bs) != FM_OK) {
+        prop_fail(msg, len, "cpu backward failed: %s", fm_last_error());
+        goto done;
+    }
+
+    /* Fully masked rows, exactly: O = 0, LSE = -inf, dQ = 0. */
+    for (size_t row = 0; row < nl; row++) {
+        int ref_masked = r.rlse[row] == -INFINITY, cpu_masked = r.lse[row] == -INFINITY;
+        if (ref_masked != cpu_masked) {
+            prop_fail(msg, len, "row %zu: reference lse %g, cpu lse %g", row, r.rlse[row],
+                 (double)r.lse[row]);
+            goto done;
+        }
+        if (!ref_masked) continue;
+        for (int64_t d = 0; d < D; d++)
+            if (r.out[row * D + d] != 0.0f || r.dq[row * D + d] != 0.0f) {
+                prop_fail(msg, len, "fully masked row %zu: out %g, dq %g at d=%lld (must be 0)", row,
+                     (double)r.out[row * D + d], (double)r.dq[row * D + d], (long long)d);
+                goto done;
+            }
+    }
+
+    const struct { const char *name; double err, tol; } checks[] = {
+        {"O", fm_cpu_rel_error(r.out, r.rout, nq, 0, 0.0), FM_CPU_TOL_FORWARD},
+        {"LSE", fm_cpu_rel_error(r.lse, r.rlse, nl, 1, 0.0), FM_CPU_TOL_FORWARD},
+        {"dQ", fm_cpu_rel_error(r.dq, r.rdq, nq, 0, 1.0), FM_CPU_TOL_BACKWARD},
+        {"dK", fm_cpu_rel_error(r.dk, r.rdk, nkv, 0, 1.0), FM_CPU_TOL_BACKWARD},
+        {"dV", fm_cpu_rel_error(r.dv, r.rdv, nkv, 0, 1.0), FM_CPU_TOL_BACKWARD},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (!(checks[i].err <= checks[i].tol)) {
+            prop_fail(msg, len, "%s: relative error %.3g > bound %.1g", checks[i].name, checks[i].err,
+                 checks[i].tol);
+            goto done;
+        }
+    if (!check_stats(&c, &fs, "forward", msg, len) || !check_stats(&c, &bs, "backward", msg, len))
+        goto done;
+    ok = 1;
+done:
+    free(q), free(k), free(v), free(dout);
+    free_buffers(&r);
+    return ok;
+}
+
+/* Random interval vectors and families mixed; several tiles per side. */
+static void test_cpu_vs_reference_mixed(void **state)
+{
+    (void)state;
+    fm_case_limits l = {.max_batch = 2, .max_q_heads = 4, .max_seqlen = 300, .max_head_dim = 16,
+                        .allow_unequal_seqlens = 1, .families_only = 0};
+    fm_check_property("cpu_vs_reference_mixed", prop_cpu_matches_reference, NULL, 40, &l);
+}
+
+/* Every mask family with random parameters (the harness draws families uniformly). */
+static void test_cpu_vs_reference_families(void **state)
+{
+    (void)state;
+    fm_case_limits l = {.max_batch = 2, .max_q_heads = 4, .max_seqlen = 300, .max_head_dim = 16,
+                        .allow_unequal_seqlens = 1, .families_only = 1};
+    fm_check_property("cpu_vs_reference_families", prop_cpu_matches_reference, NULL, 60, &l);
+}
+
+/* Small shapes (lengths 1..24, one tile) hit the edge cases of the harness most often. */
+static void test_cpu_vs_reference_small(void **state)
+{
+    (void)state;
+    fm_check_property("cpu_vs_reference_small", prop_cpu_matches_reference, NULL, 200, NULL);
+}
+
+/* Large head dimension (the benchmark's D = 128) on a couple of tiles. */
+static void test_cpu_vs_reference_wide_heads(void **state)
+{
+    (void)state;
+    fm_case_limits l = {.max_batch = 1, .max_q_heads = 2, .max_seqlen = 260, .max_head_dim = 128,
+                        .allow_unequal_seqlens = 1, .families_only = 0};
+    fm_check_property("cpu_vs_reference_wide_heads", prop_cpu_matches_reference, NULL, 10, &l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cpu_vs_reference_small),
+        cmocka_unit_test(test_cpu_vs_reference_mixed),
+        cmocka_unit_test(test_cpu_vs_reference_families),
+        cmocka_unit_test(test_cpu_vs_reference_wide_heads),
+    };
+    return cmocka_run_group_tests_name("cpu_props", tests, NULL, NULL);
+}
