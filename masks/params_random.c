@@ -1,0 +1,163 @@
+/* masks/params_random.c — random valid parameters of every mask family, for the property tests
+ * (fm_mask_params_random). Each parameter is drawn so that its edge values come up often:
+ * window 1 and >= S, a single document, documents of length 1, an empty or whole prefix, spans
+ * touching the first and the last key, no span at all, eviction from row 1 or never.
+ *
+ * Layer: masks <- core. Deterministic in (family, seqlen, rng state): the project's fm_rng.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "families_internal.h"
+#include "fm_internal.h"
+
+/* True with probability num/den. */
+static int chance(fm_rng *rng, uint64_t num, uint64_t den)
+{
+    return fm_rng_below(rng, den) < num;
+}
+
+/* A length in [0, S] that is 0, S or beyond S (a few keys past the end) more often than a
+ * uniform draw would make it; lo is the smallest value allowed. */
+static int64_t edgy_length(fm_rng *rng, int64_t lo, int64_t seqlen)
+{
+    uint64_t pick = fm_rng_below(rng, 10);
+    if (pick < 2) return lo;
+    if (pick < 3) return seqlen;
+    if (pick < 4) return seqlen + fm_rng_range(rng, 1, 3);
+    return fm_rng_range(rng, lo, seqlen > lo ? seqlen : lo);
+}
+
+/* Random partition of [0, S) into segments: one segment, all of length 1, or cuts placed
+ * independently with a random density (biased toward few cuts). lens must hold S values. */
+static int64_t random_partition(fm_rng *rng, int64_t seqlen, int64_t *lens)
+{
+    uint64_t mode = fm_rng_below(rng, 10);
+    if (mode < 2 || seqlen == 1) {
+        lens[0] = seqlen;
+        return 1;
+    }
+    if (mode < 3) {
+        for (int64_t j = 0; j < seqlen; j++) lens[j] = 1;
+        return seqlen;
+    }
+    double u = fm_rng_uniform(rng), density = u * u;
+    int64_t n = 0, start = 0;
+    for (int64_t j = 1; j < seqlen; j++) {
+        if (fm_rng_uniform(rng) < density) {
+            lens[n++] = j - start;
+            start = j;
+        }
+    }
+    lens[n++] = seqlen - start;
+    return n;
+}
+
+static fm_status random_docs(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+{
+    p->doc_lens = fm_alloc((size_t)seqlen, sizeof *p->doc_lens, "doc_lens");
+    if (!p->doc_lens) return FM_ERR_NOMEM;
+    p->n_docs = random_partition(rng, seqlen, p->doc_lens);
+    return FM_OK;
+}
+
+/* Segments as documents, then grouped into samples: each sample starts with its question and
+ * takes a random number of the following segments as answers (possibly none). */
+static fm_status random_shared_question(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+{
+    fm_status st = random_docs(p, seqlen, rng);
+    if (st) return st;
+    p->sample_segments = fm_alloc((size_t)p->n_docs, sizeof *p->sample_segments,
+                                  "sample_segments");
+    if (!p->sample_segments) return FM_ERR_NOMEM;
+    uint64_t new_sample_odds = fm_rng_range(rng, 1, 4); /* a new sample in 1..4 of 5 cases */
+    p->n_samples = 0;
+    for (int64_t d = 0; d < p->n_docs; d++) {
+        if (d == 0 || chance(rng, new_sample_odds, 5)) p->sample_segments[p->n_samples++] = 0;
+        p->sample_segments[p->n_samples - 1]++;
+    }
+    return FM_OK;
+}
+
+/* Disjoint spans walked left to right: random gaps and lengths (the first span often at key 0,
+ * the last often truncated to end at key S-1), sometimes none, sometimes shuffled. */
+static fm_status random_spans(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+{
+    p->span_offset = fm_alloc((size_t)seqlen, sizeof *p->span_offset, "span_offset");
+    p->span_len = fm_alloc((size_t)seqlen, sizeof *p->span_len, "span_len");
+    if (!p->span_offset || !p->span_len) return FM_ERR_NOMEM;
+    p->n_spans = 0;
+    if (chance(rng, 1, 10)) return FM_OK;
+    int64_t max_gap = fm_rng_range(rng, 1, seqlen), max_len = fm_rng_range(rng, 1, seqlen);
+    int64_t pos = chance(rng, 1, 3) ? 0 : fm_rng_range(rng, 0, max_gap);
+    while (pos < seqlen) {
+        int64_t len = fm_rng_range(rng, 1, max_len);
+        if (pos + len > seqlen) {
+            if (chance(rng, 1, 2)) break;
+            len = seqlen - pos; /* a span that ends at the last key */
+        }
+        p->span_offset[p->n_spans] = pos;
+        p->span_len[p->n_spans++] = len;
+        pos += len + fm_rng_range(rng, 0, max_gap);
+    }
+    if (chance(rng, 1, 4)) { /* spans in any order are accepted */
+        for (int64_t s = p->n_spans - 1; s > 0; s--) {
+            int64_t r = fm_rng_range(rng, 0, s), o = p->span_offset[s], l = p->span_len[s];
+            p->span_offset[s] = p->span_offset[r];
+            p->span_len[s] = p->span_len[r];
+            p->span_offset[r] = o;
+            p->span_len[r] = l;
+        }
+    }
+    return FM_OK;
+}
+
+fm_status fm_mask_params_random(fm_mask_params *p, fm_family f, int64_t seqlen, fm_rng *rng)
+{
+    if (!p || !rng) return fm_fail(FM_ERR_INVALID, "mask params random: NULL argument");
+    memset(p, 0, sizeof *p);
+    p->family = f;
+    if ((unsigned)f >= FM_FAMILY_COUNT)
+        return fm_fail(FM_ERR_INVALID, "mask params random: unknown family %d", (int)f);
+    if (seqlen < 1 || seqlen > INT32_MAX)
+        return fm_fail(FM_ERR_INVALID, "mask params random: seqlen = %lld, must be in [1, %d]",
+                       (long long)seqlen, INT32_MAX);
+    fm_status st = FM_OK;
+    switch (f) {
+    case FM_FAMILY_FULL:
+    case FM_FAMILY_CAUSAL: break;
+    case FM_FAMILY_SLIDING_WINDOW: p->window = edgy_length(rng, 1, seqlen); break;
+    case FM_FAMILY_CAUSAL_DOCUMENT:
+    case FM_FAMILY_DOCUMENT:
+    case FM_FAMILY_CAUSAL_BLOCKWISE: st = random_docs(p, seqlen, rng); break;
+    case FM_FAMILY_PREFIX_LM_DOCUMENT:
+        st = random_docs(p, seqlen, rng);
+        if (st) break;
+        p->doc_prefix = fm_alloc((size_t)p->n_docs, sizeof *p->doc_prefix, "doc_prefix");
+        if (!p->doc_prefix) {
+            st = FM_ERR_NOMEM;
+            break;
+        }
+        for (int64_t d = 0; d < p->n_docs; d++) {
+            uint64_t pick = fm_rng_below(rng, 4); /* empty, whole, or anything between */
+            int64_t len = p->doc_lens[d];
+            p->doc_prefix[d] = pick == 0 ? 0 : pick == 1 ? len : fm_rng_range(rng, 0, len);
+        }
+        break;
+    case FM_FAMILY_SHARED_QUESTION: st = random_shared_question(p, seqlen, rng); break;
+    case FM_FAMILY_GLOBAL_SLIDING_WINDOW:
+        p->global_tokens = edgy_length(rng, 0, seqlen);
+        p->left_window = edgy_length(rng, 0, seqlen);
+        p->right_window = edgy_length(rng, 0, seqlen);
+        break;
+    case FM_FAMILY_PREFIX_LM_CAUSAL: p->prefix = edgy_length(rng, 0, seqlen); break;
+    case FM_FAMILY_QK_SPARSE: st = random_spans(p, seqlen, rng); break;
+    case FM_FAMILY_RANDOM_EVICTION:
+        p->evict_start = edgy_length(rng, 1, seqlen);
+        p->seed = fm_rng_u64(rng);
+        break;
+    default: break;
+    }
+    if (st) fm_mask_params_free(p);
+    return st;
+}
