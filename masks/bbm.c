@@ -254,3 +254,28 @@ fm_status fm_bbm_check_problem(const fm_problem *p, const fm_bbm *m)
     fm_mask_free(&shape);
     return st;
 }
+
+fm_status fm_dense_check_problem(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads)
+{
+    if (!allowed) return fm_fail(FM_ERR_INVALID, "dense mask: NULL");
+    if (!p) return fm_fail(FM_ERR_INVALID, "problem: NULL descriptor");
+    fm_mask shape = {0};
+    fm_status st = fm_mask_init(&shape, p->batch, mask_heads, p->seqlen_q, p->seqlen_k,
+                                FM_CAUSAL_NONE);
+    if (st != FM_OK) return st;
+    st = fm_problem_validate(p, &shape);
+    fm_mask_free(&shape);
+    if (st != FM_OK) return st;
+    size_t n = (size_t)(p->batch * mask_heads) * (size_t)p->seqlen_q * (size_t)p->seqlen_k;
+    for (size_t x = 0; x < n; x++)
+        if (allowed[x] > 1) {
+            size_t j = x % (size_t)p->seqlen_k, i = x / (size_t)p->seqlen_k % (size_t)p->seqlen_q;
+            size_t bh = x / ((size_t)p->seqlen_k * (size_t)p->seqlen_q);
+            return fm_fail(FM_ERR_INVALID,
+                           "dense mask value %u at b=%zu head=%zu row=%zu col=%zu; expected 0 "
+                           "(masked) or 1 (allowed)",
+                           (unsigned)allowed[x], bh / (size_t)mask_heads,
+                           bh % (size_t)mask_heads, i, j);
+        }
+    return FM_OK;
+}

@@ -71,6 +71,9 @@ static inline int fm_bbm_tile_bit(const uint64_t *tile_bits, int64_t block_k, in
  * own sizes, equal batch and sequence lengths, mask heads dividing Hq. */
 fm_status fm_bbm_check_problem(const fm_problem *p, const fm_bbm *m);
 
+/* The same for a dense mask [B, mask_heads, Sq, Sk] (allowed non-NULL, every value 0 or 1). */
+fm_status fm_dense_check_problem(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads);
+
 /* Tile counts over every (b, h): masked = empty, partial, unmasked = full. */
 fm_status fm_bbm_tile_stats(const fm_bbm *m, fm_tile_stats *out);
 

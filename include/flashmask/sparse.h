@@ -48,6 +48,17 @@ fm_status fm_cpu_backward_bbm(const fm_problem *p, const fm_bbm *mask, const flo
                               const float *lse, const float *dout, float *dq, float *dk,
                               float *dv, fm_tile_stats *stats);
 
+/* The plain dense-mask CPU path, the baseline BBM is measured against: tiles of
+ * FM_CPU_BLOCK_Q x FM_CPU_BLOCK_K, none skipped, every element tested in the dense mask
+ * [B, mask_heads, Sq, Sk] (what a dense boolean attn_mask costs a mask-unaware kernel). */
+fm_status fm_cpu_forward_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                               const float *q, const float *k, const float *v, float *out,
+                               float *lse, fm_tile_stats *stats);
+fm_status fm_cpu_backward_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                                const float *q, const float *k, const float *v,
+                                const float *out, const float *lse, const float *dout,
+                                float *dq, float *dk, float *dv, fm_tile_stats *stats);
+
 /* fm_forward / fm_backward (core.h) over either mask form: the column form goes to fm_forward,
  * the BBM form to fm_ref_*_bbm (reference) or fm_cpu_*_bbm (cpu; float64 <-> float32 around
  * it). Inputs are checked for finiteness as fm_forward does. cuda takes the column form only. */
