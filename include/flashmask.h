@@ -1,6 +1,7 @@
 /* flashmask.h — the public C API of libflashmask, one include for everything.
  * core.h: status, dtypes, problem, tensors, dispatch. masks.h + rules.h: the mask module.
  * reference.h, cpu.h, cuda.h: the implementations, each with the same calling shape.
+ * io.h: .npy files and case directories.
  */
 #ifndef FLASHMASK_H
 #define FLASHMASK_H
@@ -10,5 +11,6 @@
 #include "flashmask/reference.h"
 #include "flashmask/cpu.h"
 #include "flashmask/cuda.h"
+#include "flashmask/io.h"
 
 #endif

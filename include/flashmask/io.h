@@ -1,0 +1,154 @@
+/* flashmask/io.h — files: a strict NumPy .npy reader/writer, mask parameters as JSON, and the
+ * case directory of BRIEF 6 (case.json + .npy tensors) that third parties use to run the oracle.
+ * Layer: io <- masks <- core (io sits beside oracle/, below the tools CLI and python).
+ *
+ * Everything here refuses malformed input with FM_ERR_FORMAT / FM_ERR_INVALID / FM_ERR_IO and a
+ * message that names the file, the field and the value; no byte sequence crashes the reader.
+ * Results are written atomically: every file goes into a temporary directory beside the target,
+ * which is renamed into place only once complete.
+ */
+#ifndef FLASHMASK_IO_H
+#define FLASHMASK_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flashmask/masks.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- .npy arrays */
+
+/* The element types this reader understands, by their NumPy descr. Reading accepts format
+ * versions 1.0 and 2.0, little-endian, C order; writing produces version 1.0. */
+typedef enum fm_npy_dtype {
+    FM_NPY_F8 = 0, /* '<f8' float64 */
+    FM_NPY_F4,     /* '<f4' float32 */
+    FM_NPY_F2,     /* '<f2' float16 (read only) */
+    FM_NPY_I4,     /* '<i4' int32   */
+    FM_NPY_U1,     /* '|u1' uint8   */
+    FM_NPY_B1,     /* '|b1' bool (bytes 0 or 1 only) */
+    FM_NPY_DTYPE_COUNT
+} fm_npy_dtype;
+
+enum { FM_NPY_MAX_DIMS = 8 };
+
+/* An array in host byte order. `data` holds `count` elements of `dtype` (float16 as uint16_t
+ * bits, bool as uint8_t 0/1), owned (fm_npy_free). */
+typedef struct fm_npy {
+    fm_npy_dtype dtype;
+    int ndim;
+    int64_t shape[FM_NPY_MAX_DIMS];
+    size_t count; /* product of shape (1 for a 0-d array) */
+    void *data;
+} fm_npy;
+
+const char *fm_npy_dtype_descr(fm_npy_dtype dtype); /* "<f8", ... */
+size_t fm_npy_dtype_size(fm_npy_dtype dtype);       /* bytes per element */
+
+/* Parses a whole .npy file held in memory. `name` is used in messages ("q.npy").
+ * The header must be a well-formed dict with exactly the keys descr, fortran_order, shape;
+ * fortran_order must be False; the data must be exactly count * itemsize bytes (a truncated or
+ * oversized file is FM_ERR_FORMAT); size products are overflow-checked. */
+fm_status fm_npy_parse(const void *bytes, size_t size, const char *name, fm_npy *out);
+
+/* Reads and parses a file (FM_ERR_IO if it cannot be opened or read). */
+fm_status fm_npy_read(const char *path, fm_npy *out);
+
+void fm_npy_free(fm_npy *a); /* safe on a zeroed or already freed array */
+
+/* Writes `data` (count = product of shape, host order) as a version 1.0 .npy file.
+ * Writable dtypes: F8, F4, I4, U1, B1. */
+fm_status fm_npy_write(const char *path, fm_npy_dtype dtype, int ndim, const int64_t *shape,
+                       const void *data);
+
+/* Checks a's shape against `shape` (a negative entry accepts any size there). The message
+ * names the file, both shapes and the dimension by `dim_names` ("B,Hq,Sq,D"). */
+fm_status fm_npy_check_shape(const fm_npy *a, const char *name, int ndim, const int64_t *shape,
+                             const char *dim_names);
+
+/* Reads a floating-point array (<f8, <f4 or <f2) of exactly the given shape into a new float64
+ * buffer (free()). */
+fm_status fm_npy_load_f64(const char *path, int ndim, const int64_t *shape,
+                          const char *dim_names, double **out);
+
+/* ---------------------------------------------------------------- mask parameters as JSON */
+
+/* The JSON object of a family's parameters uses the field names of fm_mask_params:
+ *   full, causal            {}
+ *   sliding_window          {"window": w}
+ *   causal_document, document, causal_blockwise   {"doc_lens": [..]}
+ *   shared_question         {"doc_lens": [segment lengths..], "sample_segments": [..]}
+ *   global_sliding_window   {"global_tokens": g, "left_window": wl, "right_window": wr}
+ *   prefix_lm_causal        {"prefix": p}
+ *   prefix_lm_document      {"doc_lens": [..], "doc_prefix": [..]}   (same length)
+ *   qk_sparse               {"span_offset": [..], "span_len": [..]}   (same length)
+ *   random_eviction         {"evict_start": r, "seed": s}
+ * Every key of the family is required, no other key is accepted, values are integers in
+ * [0, 2^53] (exactly representable in JSON). Semantic checks (lengths summing to Sk, ...) are
+ * fm_mask_build's. */
+
+/* A malloc'd JSON text (free()). */
+fm_status fm_mask_params_to_json(const fm_mask_params *p, char **json);
+/* Parses `json` as family f's parameters; `where` names the source in messages. */
+fm_status fm_mask_params_from_json(fm_mask_params *p, fm_family f, const char *json,
+                                   const char *where);
+/* Overrides parameters of p (whose family is set) from n "key=value" texts, the value an
+ * integer or a comma-separated list ("doc_lens=4,3,3"), as `flashmask gen --param` takes them.
+ * All are applied, then checked together: lists that share a length (doc_lens/doc_prefix,
+ * span_offset/span_len) must agree afterwards. On failure p is unchanged. */
+fm_status fm_mask_params_apply(fm_mask_params *p, int n, const char *const *assignments);
+
+/* ---------------------------------------------------------------- cases (BRIEF 6) */
+
+/* A case: the problem, its mask and inputs, and the reference's expected outputs when the case
+ * carries them. Tensors are float64 holding values exactly representable in problem.dtype. */
+typedef struct fm_case {
+    fm_problem problem;          /* sizes, scale, dtype */
+    fm_mask mask;                /* [B, Hm, Sk, 4] with the case's causal alignment */
+    char mask_kind[64];          /* a family name (fm_family_name) or "custom" */
+    int has_params;              /* mask_params describe the mask (mask_kind is a family) */
+    fm_mask_params mask_params;
+    uint64_t seed;               /* the seed the inputs were drawn with (informative) */
+    double *q, *k, *v, *dout;    /* inputs: [B,Hq,Sq,D], [B,Hk,Sk,D] x2, [B,Hq,Sq,D] */
+    double *out, *lse;           /* expected, NULL when absent: [B,Hq,Sq,D], [B,Hq,Sq] */
+    double *dq, *dk, *dv;        /* expected, NULL when absent */
+} fm_case;
+
+/* Zeroes a case (everything NULL) so that fm_case_free is safe. */
+void fm_case_init(fm_case *c);
+void fm_case_free(fm_case *c);
+
+/* Parses case.json text into c's problem, mask_kind, mask_params, seed and the mask's
+ * heads/causal (mask bounds are not read here). For fuzzing and for fm_case_load. */
+fm_status fm_case_parse_json(const char *text, size_t size, const char *name, fm_case *c);
+
+/* Loads a case directory: case.json, mask.npy ([B,Hm,Sk,4], or Paddle's [B,Hm,Sk,C] with
+ * C in {1,2,4} read with the case's causal), q/k/v/do.npy, and out/lse/dq/dk/dv.npy when
+ * present. Checks every shape, dtype, bound, head divisibility, that inputs are finite and
+ * representable in the case's dtype, and that expected outputs are finite (lse may be -inf). */
+fm_status fm_case_load(const char *dir, fm_case *c);
+
+/* Writes a case directory atomically (case.json, mask.npy, q/k/v/do.npy and whichever expected
+ * outputs are non-NULL). Inputs are written as float64 for dtype float64, else float32.
+ * Refuses a target that exists and is not an empty directory. */
+fm_status fm_case_save(const char *dir, const fm_case *c);
+
+/* An implementation's results: out, lse, dq, dk, dv (any may be NULL when absent). */
+typedef struct fm_results {
+    double *out, *lse, *dq, *dk, *dv;
+} fm_results;
+
+/* Writes the non-NULL results of problem p atomically as float64 .npy files. */
+fm_status fm_results_save(const char *dir, const fm_problem *p, const fm_results *r);
+/* Reads whichever of the five files exist (float64, float32 or float16), shapes checked against
+ * p; a directory holding none of them is FM_ERR_IO. */
+fm_status fm_results_load(const char *dir, const fm_problem *p, fm_results *r);
+void fm_results_free(fm_results *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

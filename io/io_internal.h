@@ -1,0 +1,37 @@
+/* io/io_internal.h — helpers shared by the io/ sources only: cJSON conversions of mask
+ * parameters and the atomic output directory. Layer: io <- masks <- core. Not installed. */
+#ifndef FM_IO_INTERNAL_H
+#define FM_IO_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+
+#include "flashmask/io.h"
+
+/* mask_params <-> cJSON object (io/params_json.c); messages name `where`. */
+cJSON *fm_io_params_to_cjson(const fm_mask_params *p);
+fm_status fm_io_params_from_cjson(fm_mask_params *p, fm_family f, const cJSON *obj,
+                                  const char *where);
+/* A JSON number that is an integer in [0, 2^53]; the message names where and key. */
+fm_status fm_io_json_count(const cJSON *v, const char *where, const char *key, int64_t *out);
+
+/* An output directory that appears only when complete (io/outdir.c): files are written into
+ * a temporary directory beside the target, which commit renames into place. */
+enum { FM_IO_MAX_FILES = 16 };
+typedef struct fm_io_outdir {
+    char target[PATH_MAX];
+    char tmp[PATH_MAX];
+    char files[FM_IO_MAX_FILES][32]; /* names written so far, removed again by abort */
+    int n_files;
+} fm_io_outdir;
+
+/* Refuses a target that exists and is not an empty directory; creates the temporary one. */
+fm_status fm_io_outdir_begin(fm_io_outdir *o, const char *target);
+/* The path of file `name` inside the temporary directory (recorded for abort). */
+fm_status fm_io_outdir_file(fm_io_outdir *o, const char *name, char *path, size_t cap);
+/* Renames the temporary directory onto the target. On failure it aborts. */
+fm_status fm_io_outdir_commit(fm_io_outdir *o);
+/* Removes the files written and the temporary directory; the target is left untouched. */
+void fm_io_outdir_abort(fm_io_outdir *o);
+
+#endif

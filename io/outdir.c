@@ -1,0 +1,103 @@
+/* io/outdir.c — atomic result directories: every file of a case or of an implementation's
+ * results is written into a fresh temporary directory beside the target (same file system),
+ * and one rename(2) makes them all appear at once. A failure removes the temporary directory,
+ * so a reader never sees a partial result presented as complete. Layer: io <- core. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fm_internal.h"
+#include "io_internal.h"
+
+/* 1 if `path` is a directory with no entries besides . and .. */
+static int is_empty_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = 0;
+    closedir(d);
+    return empty;
+}
+
+fm_status fm_io_outdir_begin(fm_io_outdir *o, const char *target)
+{
+    memset(o, 0, sizeof *o);
+    size_t n = target ? strlen(target) : 0;
+    while (n > 1 && target[n - 1] == '/') n--; /* "out/" is "out" */
+    if (n == 0) return fm_fail(FM_ERR_INVALID, "output directory: empty path");
+    if (n + 32 >= sizeof o->target)
+        return fm_fail(FM_ERR_INVALID, "output directory '%s': path too long", target);
+    memcpy(o->target, target, n);
+    o->target[n] = '\0';
+
+    /* split into parent and base name: the temporary directory is <parent>/.<base>.tmp-XXXXXX */
+    const char *slash = strrchr(o->target, '/');
+    const char *base = slash ? slash + 1 : o->target;
+    if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(o->target, "/") == 0)
+        return fm_fail(FM_ERR_INVALID, "output directory '%s': name a new directory", target);
+    int parent_len = slash ? (int)(slash - o->target) : 0;
+    int len = snprintf(o->tmp, sizeof o->tmp, "%.*s%s.%s.tmp-XXXXXX", parent_len, o->target,
+                       slash ? "/" : "", base);
+    if (len < 0 || (size_t)len >= sizeof o->tmp) {
+        o->tmp[0] = '\0';
+        return fm_fail(FM_ERR_INVALID, "output directory '%s': path too long", target);
+    }
+
+    struct stat sb;
+    if (lstat(o->target, &sb) == 0 && !(S_ISDIR(sb.st_mode) && is_empty_dir(o->target))) {
+        o->tmp[0] = '\0';
+        return fm_fail(FM_ERR_IO, "output directory '%s' already exists and is not an empty "
+                       "directory; remove it or choose another", o->target);
+    }
+    if (!mkdtemp(o->tmp)) {
+        o->tmp[0] = '\0'; /* nothing to remove on abort */
+        return fm_fail(FM_ERR_IO, "output directory '%s': cannot create a temporary directory "
+                       "beside it: %s", o->target, strerror(errno));
+    }
+    return FM_OK;
+}
+
+fm_status fm_io_outdir_file(fm_io_outdir *o, const char *name, char *path, size_t cap)
+{
+    if (o->n_files >= FM_IO_MAX_FILES || strlen(name) >= sizeof o->files[0])
+        return fm_fail(FM_ERR_INTERNAL, "output directory: too many files or name too long");
+    if ((size_t)snprintf(path, cap, "%s/%s", o->tmp, name) >= cap)
+        return fm_fail(FM_ERR_INVALID, "output directory '%s': path too long", o->target);
+    snprintf(o->files[o->n_files++], sizeof o->files[0], "%s", name);
+    return FM_OK;
+}
+
+void fm_io_outdir_abort(fm_io_outdir *o)
+{
+    char path[PATH_MAX + 40];
+    for (int i = 0; i < o->n_files; i++) {
+        snprintf(path, sizeof path, "%s/%s", o->tmp, o->files[i]);
+        remove(path);
+    }
+    if (o->tmp[0]) rmdir(o->tmp);
+    o->n_files = 0;
+    o->tmp[0] = '\0';
+}
+
+fm_status fm_io_outdir_commit(fm_io_outdir *o)
+{
+    struct stat sb;
+    /* an empty target directory (e.g. made by the caller) is replaced */
+    if (lstat(o->target, &sb) == 0 && S_ISDIR(sb.st_mode) && is_empty_dir(o->target))
+        rmdir(o->target);
+    if (rename(o->tmp, o->target) != 0) {
+        int err = errno;
+        fm_io_outdir_abort(o);
+        return fm_fail(FM_ERR_IO, "output directory '%s': cannot rename the completed "
+                       "temporary directory into place: %s", o->target, strerror(err));
+    }
+    o->tmp[0] = '\0';
+    return FM_OK;
+}

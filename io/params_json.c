@@ -1,0 +1,322 @@
+/* io/params_json.c — mask family parameters (fm_mask_params) to and from JSON, through cJSON,
+ * and the "key=value" overrides of `flashmask gen --param`. Layer: io <- masks <- core.
+ *
+ * One table says which fields each family has; to_json, from_json and set all walk it, so the
+ * JSON keys, the CLI keys and the struct field names are the same words.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flashmask/io.h"
+#include "io_internal.h"
+#include "fm_internal.h"
+
+/* Integers are carried as JSON numbers (doubles): only |v| <= 2^53 is exact. */
+#define JSON_INT_MAX 9007199254740992.0
+
+typedef enum field_kind { SCALAR_I64, SCALAR_U64, LIST } field_kind;
+
+/* A parameter: its key (= struct field name), where the value lives and, for lists, where the
+ * shared element count lives (doc_lens and doc_prefix share n_docs). */
+typedef struct param_field {
+    const char *key;
+    field_kind kind;
+    size_t value_offset; /* int64_t, uint64_t, or int64_t * for lists */
+    size_t count_offset; /* int64_t count, lists only */
+} param_field;
+
+#define SCALAR(name) {#name, SCALAR_I64, offsetof(fm_mask_params, name), 0}
+#define LISTF(name, count) {#name, LIST, offsetof(fm_mask_params, name), \
+                            offsetof(fm_mask_params, count)}
+
+static const param_field f_window[] = {SCALAR(window)};
+static const param_field f_docs[] = {LISTF(doc_lens, n_docs)};
+static const param_field f_shared_q[] = {LISTF(doc_lens, n_docs),
+                                         LISTF(sample_segments, n_samples)};
+static const param_field f_gsw[] = {SCALAR(global_tokens), SCALAR(left_window),
+                                    SCALAR(right_window)};
+static const param_field f_prefix[] = {SCALAR(prefix)};
+static const param_field f_prefix_doc[] = {LISTF(doc_lens, n_docs), LISTF(doc_prefix, n_docs)};
+static const param_field f_spans[] = {LISTF(span_offset, n_spans), LISTF(span_len, n_spans)};
+static const param_field f_evict[] = {SCALAR(evict_start),
+                                      {"seed", SCALAR_U64, offsetof(fm_mask_params, seed), 0}};
+
+static const struct {
+    const param_field *fields;
+    int n;
+} family_fields[FM_FAMILY_COUNT] = {
+    [FM_FAMILY_FULL] = {NULL, 0},
+    [FM_FAMILY_CAUSAL] = {NULL, 0},
+    [FM_FAMILY_SLIDING_WINDOW] = {f_window, 1},
+    [FM_FAMILY_CAUSAL_DOCUMENT] = {f_docs, 1},
+    [FM_FAMILY_DOCUMENT] = {f_docs, 1},
+    [FM_FAMILY_SHARED_QUESTION] = {f_shared_q, 2},
+    [FM_FAMILY_GLOBAL_SLIDING_WINDOW] = {f_gsw, 3},
+    [FM_FAMILY_CAUSAL_BLOCKWISE] = {f_docs, 1},
+    [FM_FAMILY_PREFIX_LM_CAUSAL] = {f_prefix, 1},
+    [FM_FAMILY_PREFIX_LM_DOCUMENT] = {f_prefix_doc, 2},
+    [FM_FAMILY_QK_SPARSE] = {f_spans, 2},
+    [FM_FAMILY_RANDOM_EVICTION] = {f_evict, 2},
+};
+
+#define AT(p, off, type) ((type *)((char *)(p) + (off)))
+
+/* ---------------------------------------------------------------- to JSON */
+
+cJSON *fm_io_params_to_cjson(const fm_mask_params *p)
+{
+    if ((unsigned)p->family >= FM_FAMILY_COUNT) {
+        fm_fail(FM_ERR_INVALID, "mask_params: unknown family %d", (int)p->family);
+        return NULL;
+    }
+    cJSON *obj = cJSON_CreateObject();
+    if (!obj) goto nomem;
+    for (int i = 0; i < family_fields[p->family].n; i++) {
+        const param_field *f = &family_fields[p->family].fields[i];
+        cJSON *v = NULL;
+        if (f->kind == SCALAR_I64) {
+            v = cJSON_CreateNumber((double)*AT(p, f->value_offset, const int64_t));
+        } else if (f->kind == SCALAR_U64) {
+            v = cJSON_CreateNumber((double)*AT(p, f->value_offset, const uint64_t));
+        } else {
+            int64_t n = *AT(p, f->count_offset, const int64_t);
+            const int64_t *xs = *AT(p, f->value_offset, int64_t *const);
+            v = cJSON_CreateArray();
+            for (int64_t k = 0; v && k < n; k++) {
+                cJSON *e = xs ? cJSON_CreateNumber((double)xs[k]) : NULL;
+                if (!e || !cJSON_AddItemToArray(v, e)) {
+                    cJSON_Delete(e);
+                    cJSON_Delete(v);
+                    v = NULL;
+                }
+            }
+        }
+        if (!v || !cJSON_AddItemToObject(obj, f->key, v)) {
+            cJSON_Delete(v);
+            goto nomem;
+        }
+    }
+    return obj;
+nomem:
+    cJSON_Delete(obj);
+    fm_fail(FM_ERR_NOMEM, "mask_params: out of memory building JSON");
+    return NULL;
+}
+
+fm_status fm_mask_params_to_json(const fm_mask_params *p, char **json)
+{
+    *json = NULL;
+    cJSON *obj = fm_io_params_to_cjson(p);
+    if (!obj) return FM_ERR_NOMEM;
+    *json = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    return *json ? FM_OK : fm_fail(FM_ERR_NOMEM, "mask_params: out of memory printing JSON");
+}
+
+/* ---------------------------------------------------------------- from JSON */
+
+/* A JSON number that is an integer in [0, 2^53]. */
+fm_status fm_io_json_count(const cJSON *v, const char *where, const char *key, int64_t *out)
+{
+    if (!cJSON_IsNumber(v))
+        return fm_fail(FM_ERR_FORMAT, "%s: '%s' is not a number", where, key);
+    double d = v->valuedouble;
+    if (!(d >= 0.0 && d <= JSON_INT_MAX) || d != floor(d))
+        return fm_fail(FM_ERR_FORMAT, "%s: '%s' = %.17g is not an integer in [0, 2^53]", where,
+                       key, d);
+    *out = (int64_t)d;
+    return FM_OK;
+}
+
+static const param_field *find_field(fm_family f, const char *key)
+{
+    for (int i = 0; i < family_fields[f].n; i++)
+        if (strcmp(family_fields[f].fields[i].key, key) == 0) return &family_fields[f].fields[i];
+    return NULL;
+}
+
+/* The family's keys, for messages: "doc_lens, doc_prefix" or "(none)". */
+static const char *family_keys(fm_family f, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    size_t n = 0;
+    for (int i = 0; i < family_fields[f].n && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "",
+                              family_fields[f].fields[i].key);
+    return family_fields[f].n ? buf : "(none)";
+}
+
+fm_status fm_io_params_from_cjson(fm_mask_params *p, fm_family f, const cJSON *obj,
+                                  const char *where)
+{
+    memset(p, 0, sizeof *p);
+    if ((unsigned)f >= FM_FAMILY_COUNT)
+        return fm_fail(FM_ERR_INVALID, "%s: unknown family %d", where, (int)f);
+    p->family = f;
+    char keys[160];
+    if (!cJSON_IsObject(obj))
+        return fm_fail(FM_ERR_FORMAT, "%s: mask_params is not a JSON object", where);
+
+    /* every member must be a key of the family, at most once */
+    for (const cJSON *m = obj->child; m; m = m->next) {
+        if (!m->string || !find_field(f, m->string))
+            return fm_fail(FM_ERR_FORMAT, "%s: '%s' is not a parameter of %s (its parameters: %s)",
+                           where, m->string ? m->string : "?", fm_family_name(f),
+                           family_keys(f, keys, sizeof keys));
+        for (const cJSON *o = obj->child; o != m; o = o->next)
+            if (strcmp(o->string, m->string) == 0)
+                return fm_fail(FM_ERR_FORMAT, "%s: parameter '%s' appears twice", where,
+                               m->string);
+    }
+
+    fm_status st = FM_OK;
+    const char *count_owner[4] = {0}; /* the first list that set each shared count */
+    size_t count_offsets[4] = {0};
+    int n_counts = 0;
+    for (int i = 0; i < family_fields[f].n && st == FM_OK; i++) {
+        const param_field *fd = &family_fields[f].fields[i];
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, fd->key);
+        if (!v) {
+            st = fm_fail(FM_ERR_FORMAT, "%s: %s needs '%s' (its parameters: %s)", where,
+                         fm_family_name(f), fd->key, family_keys(f, keys, sizeof keys));
+            break;
+        }
+        int64_t x;
+        if (fd->kind != LIST) {
+            if ((st = fm_io_json_count(v, where, fd->key, &x)) != FM_OK) break;
+            if (fd->kind == SCALAR_I64) *AT(p, fd->value_offset, int64_t) = x;
+            else *AT(p, fd->value_offset, uint64_t) = (uint64_t)x;
+            continue;
+        }
+        if (!cJSON_IsArray(v)) {
+            st = fm_fail(FM_ERR_FORMAT, "%s: '%s' is not a list of integers", where, fd->key);
+            break;
+        }
+        int64_t n = cJSON_GetArraySize(v);
+        /* lists sharing a count must agree with the first one that set it */
+        int shared = -1;
+        for (int c = 0; c < n_counts; c++)
+            if (count_offsets[c] == fd->count_offset) shared = c;
+        if (shared >= 0 && *AT(p, fd->count_offset, int64_t) != n) {
+            st = fm_fail(FM_ERR_FORMAT, "%s: '%s' has %lld entries but '%s' has %lld; they "
+                         "must have the same length", where, fd->key, (long long)n,
+                         count_owner[shared], (long long)*AT(p, fd->count_offset, int64_t));
+            break;
+        }
+        if (shared < 0 && n_counts < 4) {
+            count_offsets[n_counts] = fd->count_offset;
+            count_owner[n_counts++] = fd->key;
+        }
+        int64_t *xs = fm_alloc(n ? (size_t)n : 1, sizeof(int64_t), where);
+        if (!xs) {
+            st = FM_ERR_NOMEM;
+            break;
+        }
+        *AT(p, fd->value_offset, int64_t *) = xs; /* owned by p from here on */
+        *AT(p, fd->count_offset, int64_t) = n;
+        int64_t k = 0;
+        char item[64];
+        for (const cJSON *e = v->child; e && st == FM_OK; e = e->next, k++) {
+            snprintf(item, sizeof item, "%s[%lld]", fd->key, (long long)k);
+            st = fm_io_json_count(e, where, item, &xs[k]);
+        }
+    }
+    if (st != FM_OK) fm_mask_params_free(p);
+    return st;
+}
+
+fm_status fm_mask_params_from_json(fm_mask_params *p, fm_family f, const char *json,
+                                   const char *where)
+{
+    memset(p, 0, sizeof *p);
+    if (!where) where = "mask_params";
+    if (!json) return fm_fail(FM_ERR_INVALID, "%s: NULL JSON text", where);
+    const char *end = NULL;
+    cJSON *obj = cJSON_ParseWithOpts(json, &end, 1);
+    if (!obj)
+        return fm_fail(FM_ERR_FORMAT, "%s: invalid JSON near byte %lld", where,
+                       (long long)(end ? end - json : 0));
+    fm_status st = fm_io_params_from_cjson(p, f, obj, where);
+    cJSON_Delete(obj);
+    return st;
+}
+
+/* ---------------------------------------------------------------- key=value overrides */
+
+/* "12" or "4,3,3" -> a JSON number or array (a list key always gets an array). */
+static cJSON *parse_value(const char *key, const char *text, int want_list)
+{
+    cJSON *arr = want_list ? cJSON_CreateArray() : NULL;
+    const char *s = text;
+    for (;;) {
+        char *end;
+        errno = 0;
+        if (*s < '0' || *s > '9') break; /* digits only: no sign, no spaces */
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno == ERANGE || (double)v > JSON_INT_MAX) break;
+        cJSON *num = cJSON_CreateNumber((double)v);
+        if (!want_list) {
+            if (*end != '\0') {
+                cJSON_Delete(num);
+                break;
+            }
+            return num;
+        }
+        if (!num || !cJSON_AddItemToArray(arr, num)) {
+            cJSON_Delete(num);
+            break;
+        }
+        if (*end == '\0') return arr;
+        if (*end != ',') break;
+        s = end + 1;
+    }
+    cJSON_Delete(arr);
+    fm_fail(FM_ERR_INVALID, "--param %s=%s: expected %s of integers in [0, 2^53]", key, text,
+            want_list ? "a comma-separated list" : "one");
+    return NULL;
+}
+
+fm_status fm_mask_params_apply(fm_mask_params *p, int n, const char *const *assignments)
+{
+    if ((unsigned)p->family >= FM_FAMILY_COUNT)
+        return fm_fail(FM_ERR_INVALID, "--param: unknown family %d", (int)p->family);
+    /* Apply every assignment to the JSON form, then validate once with from_cjson, so that
+     * lists sharing a length (doc_lens and doc_prefix) can both change in one call. */
+    cJSON *obj = fm_io_params_to_cjson(p);
+    if (!obj) return FM_ERR_NOMEM;
+    fm_status st = FM_OK;
+    for (int i = 0; i < n && st == FM_OK; i++) {
+        const char *a = assignments[i];
+        const char *eq = a ? strchr(a, '=') : NULL;
+        char key[64], keys[160];
+        size_t klen = eq ? (size_t)(eq - a) : 0;
+        if (!eq || klen == 0 || klen >= sizeof key) {
+            st = fm_fail(FM_ERR_INVALID, "--param '%s': expected key=value", a ? a : "(null)");
+            break;
+        }
+        memcpy(key, a, klen);
+        key[klen] = '\0';
+        const param_field *fd = find_field(p->family, key);
+        if (!fd) {
+            st = fm_fail(FM_ERR_INVALID, "--param %s: not a parameter of %s (its parameters: %s)",
+                         key, fm_family_name(p->family),
+                         family_keys(p->family, keys, sizeof keys));
+            break;
+        }
+        cJSON *v = parse_value(key, eq + 1, fd->kind == LIST);
+        if (!v) st = FM_ERR_INVALID;
+        else cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v);
+    }
+    fm_mask_params next;
+    if (st == FM_OK) st = fm_io_params_from_cjson(&next, p->family, obj, "--param");
+    cJSON_Delete(obj);
+    if (st != FM_OK) return st;
+    fm_mask_params_free(p);
+    *p = next;
+    return FM_OK;
+}
