@@ -1,0 +1,353 @@
+/* oracle/check.c — the pass rule of BRIEF 5, per tensor and per case:
+ *     max|cand - ref| <= 2 * max|naive_X - ref| + atol_X,
+ *     atol_X = max|round_X(round_X(ref + 0.3) - 0.3) - ref|,
+ * NaN anywhere fails, fully masked rows hold exactly 0 (out) and -inf (lse).
+ * The float64 reference comes from reference/ (or the case files), the naive same-precision
+ * result from oracle/naive.c, the rounding from fm_round_to_dtype.
+ *
+ * Layer: oracle <- reference, masks <- core.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flashmask/oracle.h"
+#include "flashmask/reference.h"
+#include "fm_internal.h"
+
+static const char *const tensor_names[FM_CHECK_TENSORS] = {"out", "lse", "dq", "dk", "dv"};
+
+const char *fm_check_tensor_name(int which)
+{
+    return (which >= 0 && which < FM_CHECK_TENSORS) ? tensor_names[which] : "unknown";
+}
+
+fm_check_options fm_check_options_default(fm_dtype dtype)
+{
+    fm_check_options o = {.dtype = dtype, .allow_fa2_inf_lse = 0, .forward_only = 0};
+    return o;
+}
+
+/* The rounding error of X at the magnitude of r: two roundings to X around a shift by 0.3,
+ * as FlashAttention's tests write `(out_ref + 0.3 - 0.3 - out_ref).abs().max()`. The 0.3 keeps
+ * values near 0 from getting a vanishing (subnormal-scale) tolerance. */
+static double atol_at(fm_dtype dtype, double r)
+{
+    double shifted = fm_round_to_dtype(r + 0.3, dtype);
+    return fabs(fm_round_to_dtype(shifted - 0.3, dtype) - r);
+}
+
+/* Unit roundoff u_X = 2^-p (p significant bits): the relative error of one rounding to X. */
+static double unit_roundoff(fm_dtype dtype)
+{
+    switch (dtype) {
+    case FM_FLOAT16: return 0x1p-11;
+    case FM_BFLOAT16: return 0x1p-8;
+    case FM_FLOAT32: return 0x1p-24;
+    default: return 0x1p-53;
+    }
+}
+
+/* The floor of atol_X: twice the rounding error of X at the reference's largest magnitude,
+ * 2 * u_X * max|ref|. On tensors of realistic size the formula above already reaches about
+ * that; the floor only matters for a handful of values that happen to round-trip exactly
+ * (a 1-element tensor would otherwise get atol = 0 and bound = 0). */
+static double atol_floor(fm_dtype dtype, double max_abs_ref)
+{
+    return 2.0 * unit_roundoff(dtype) * max_abs_ref;
+}
+
+double fm_oracle_atol(fm_dtype dtype, const double *ref, size_t n)
+{
+    double atol = 0.0, max_ref = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(ref[i])) {
+            atol = fmax(atol, atol_at(dtype, ref[i]));
+            max_ref = fmax(max_ref, fabs(ref[i]));
+        }
+    return fmax(atol, atol_floor(dtype, max_ref));
+}
+
+/* Does candidate value c satisfy the exact requirement of a masked-row element? */
+static int masked_value_ok(fm_masked_rule rule, double c)
+{
+    switch (rule) {
+    case FM_MASKED_ZERO: return c == 0.0;
+    case FM_MASKED_NEG_INF: return c == -INFINITY;
+    case FM_MASKED_ANY_INF: return isinf(c);
+    default: return 1;
+    }
+}
+
+static const char *masked_rule_text(fm_masked_rule rule)
+{
+    switch (rule) {
+    case FM_MASKED_ZERO: return "exactly 0";
+    case FM_MASKED_NEG_INF: return "exactly -inf";
+    case FM_MASKED_ANY_INF: return "-inf or +inf";
+    default: return "anything";
+    }
+}
+
+fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const double *cand,
+                          const double *ref, const double *naive, const uint8_t *row_masked,
+                          size_t row_len, fm_masked_rule rule, fm_tensor_check *out)
+{
+    fm_clear_error();
+    if (!out) return fm_fail(FM_ERR_INVALID, "check: NULL result");
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", name ? name : "tensor");
+    if (dtype != FM_FLOAT32 && dtype != FM_FLOAT16 && dtype != FM_BFLOAT16)
+        return fm_fail(FM_ERR_INVALID, "check %s: dtype %s is not a candidate precision",
+                       out->name, fm_dtype_name(dtype));
+    if (n > 0 && (!cand || !ref || !naive))
+        return fm_fail(FM_ERR_INVALID, "check %s: NULL candidate, reference or naive tensor",
+                       out->name);
+    if (row_masked && row_len == 0)
+        return fm_fail(FM_ERR_INVALID, "check %s: row_len is 0 with a row mask", out->name);
+    out->dtype = dtype;
+    out->elements = n;
+
+    double sum_abs = 0.0, sum_sq = 0.0, ref_sq = 0.0, max_ref = 0.0;
+    size_t first_nan = 0, first_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double c = cand[i], r = ref[i];
+        if (isnan(c) && out->nan_count++ == 0) first_nan = i;
+        if (isnan(r))
+            return fm_fail(FM_ERR_NONFINITE, "check %s: the reference holds NaN at index %zu",
+                           out->name, i);
+        const int in_masked_row = row_masked && row_masked[i / row_len];
+        if (in_masked_row && rule != FM_MASKED_FREE) {
+            /* a fully masked row: held to its exact value, not to the bound */
+            out->masked_checked++;
+            if (!masked_value_ok(rule, c) && out->masked_bad++ == 0) first_bad = i;
+            continue;
+        }
+        if (!isfinite(r)) {
+            /* -inf lse of a masked row (found without a row mask): the candidate must match */
+            out->masked_checked++;
+            int ok = c == r || (rule == FM_MASKED_ANY_INF && isinf(c));
+            if (!ok && out->masked_bad++ == 0) first_bad = i;
+            continue;
+        }
+        const double nv = naive[i];
+        if (!isfinite(nv))
+            return fm_fail(FM_ERR_NONFINITE,
+                           "check %s: the naive %s computation gives %g at index %zu (the "
+                           "inputs overflow %s): no bound can be set",
+                           out->name, fm_dtype_name(dtype), nv, i, fm_dtype_name(dtype));
+        out->compared++;
+        out->naive_max_abs = fmax(out->naive_max_abs, fabs(nv - r));
+        out->atol = fmax(out->atol, atol_at(dtype, r));
+        max_ref = fmax(max_ref, fabs(r));
+        ref_sq += r * r;
+        if (isnan(c)) continue; /* counted above; keeps the statistics of the rest finite */
+        const double diff = fabs(c - r);
+        if (diff > out->max_abs || out->compared == 1) {
+            out->max_abs = diff;
+            out->worst = i;
+        }
+        sum_abs += diff;
+        sum_sq += diff * diff;
+    }
+    out->mean_abs = out->compared ? sum_abs / (double)out->compared : 0.0;
+    out->rel_fro = ref_sq > 0.0 ? sqrt(sum_sq) / sqrt(ref_sq) : (sum_sq > 0.0 ? INFINITY : 0.0);
+    out->atol = fmax(out->atol, atol_floor(dtype, max_ref));
+    out->bound = 2.0 * out->naive_max_abs + out->atol;
+
+    out->pass = out->nan_count == 0 && out->masked_bad == 0 && out->max_abs <= out->bound;
+    if (out->nan_count)
+        snprintf(out->why, sizeof out->why, "%zu NaN, first at index %zu", out->nan_count,
+                 first_nan);
+    else if (out->masked_bad)
+        snprintf(out->why, sizeof out->why,
+                 "%zu element(s) of fully masked rows not %s, first at index %zu: %g",
+                 out->masked_bad, masked_rule_text(rule == FM_MASKED_FREE ? FM_MASKED_NEG_INF
+                                                                          : rule),
+                 first_bad, cand[first_bad]);
+    else if (!out->pass)
+        snprintf(out->why, sizeof out->why,
+                 "max abs error %.3e > bound %.3e at index %zu (candidate %.9g, reference %.9g)",
+                 out->max_abs, out->bound, out->worst, cand[out->worst], ref[out->worst]);
+    return FM_OK;
+}
+
+/* ---------------------------------------------------------------- one case */
+
+static fm_status require(const void *ptr, const char *what)
+{
+    return ptr ? FM_OK : fm_fail(FM_ERR_INVALID, "check: tensor %s is NULL", what);
+}
+
+static fm_status check_inputs_finite(const char *name, const double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return fm_fail(FM_ERR_NONFINITE, "check: input %s holds %g at index %zu", name,
+                           x[i], i);
+    return FM_OK;
+}
+
+/* Everything fm_check_case allocates, freed in one place. */
+typedef struct work {
+    double *rq, *rk, *rv, *rdo;              /* inputs rounded to X (for a computed reference) */
+    double *ref_out, *ref_lse, *ref_dq, *ref_dk, *ref_dv; /* computed reference */
+    double *nv_out, *nv_lse, *nv_dq, *nv_dk, *nv_dv;      /* naive X */
+    uint8_t *rows;
+} work;
+
+static void work_free(work *w)
+{
+    free(w->rq), free(w->rk), free(w->rv), free(w->rdo);
+    free(w->ref_out), free(w->ref_lse), free(w->ref_dq), free(w->ref_dk), free(w->ref_dv);
+    free(w->nv_out), free(w->nv_lse), free(w->nv_dq), free(w->nv_dk), free(w->nv_dv);
+    free(w->rows);
+}
+
+static double *rounded_copy(const double *x, size_t n, fm_dtype dtype, const char *what)
+{
+    double *y = fm_alloc(n, sizeof(double), what);
+    if (y)
+        for (size_t i = 0; i < n; i++) y[i] = fm_round_to_dtype(x[i], dtype);
+    return y;
+}
+
+static fm_status validate_case(const fm_problem *p, const fm_mask *mask, const fm_tensors *ref,
+                               const fm_tensors *cand, const fm_check_options *opt)
+{
+    fm_status st = fm_problem_validate(p, mask);
+    if (st != FM_OK) return st;
+    if (!ref || !cand || !opt)
+        return fm_fail(FM_ERR_INVALID, "check: NULL reference, candidate or options");
+    if (opt->dtype != FM_FLOAT32 && opt->dtype != FM_FLOAT16 && opt->dtype != FM_BFLOAT16)
+        return fm_fail(FM_ERR_INVALID,
+                       "check: candidate dtype %s; expected float32, float16 or bfloat16",
+                       fm_dtype_name(opt->dtype));
+    const int bwd = !opt->forward_only;
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    if ((st = require(ref->q, "q")) || (st = require(ref->k, "k")) || (st = require(ref->v, "v")))
+        return st;
+    if (bwd && (st = require(ref->dout, "dout"))) return st;
+    if ((st = require(cand->out, "candidate out")) || (st = require(cand->lse, "candidate lse")))
+        return st;
+    if (bwd && ((st = require(cand->dq, "candidate dq")) || (st = require(cand->dk, "candidate dk"))
+                || (st = require(cand->dv, "candidate dv"))))
+        return st;
+    if (ref->out && !ref->lse) return fm_fail(FM_ERR_INVALID, "check: reference out without lse");
+    if (bwd && ref->dq && (!ref->dk || !ref->dv || !ref->out))
+        return fm_fail(FM_ERR_INVALID, "check: reference dq without dk, dv, out");
+    if ((st = check_inputs_finite("q", ref->q, nq)) || (st = check_inputs_finite("k", ref->k, nkv))
+        || (st = check_inputs_finite("v", ref->v, nkv)))
+        return st;
+    if (bwd && (st = check_inputs_finite("dout", ref->dout, nq))) return st;
+    return FM_OK;
+}
+
+/* The reference results the candidate is judged against: given, or computed here from the
+ * inputs rounded to X (what a candidate computing in X actually received). */
+static fm_status reference_results(const fm_problem *p, const fm_mask *mask, const fm_tensors *ref,
+                                   const fm_check_options *opt, work *w, fm_tensors *r)
+{
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    const size_t nl = fm_problem_lse_elems(p);
+    const int bwd = !opt->forward_only;
+    *r = *ref;
+    if (ref->out && (!bwd || ref->dq)) return FM_OK;
+    if (!(w->rq = rounded_copy(ref->q, nq, opt->dtype, "check q")) ||
+        !(w->rk = rounded_copy(ref->k, nkv, opt->dtype, "check k")) ||
+        !(w->rv = rounded_copy(ref->v, nkv, opt->dtype, "check v")))
+        return FM_ERR_NOMEM;
+    fm_status st;
+    if (!ref->out) {
+        if (!(w->ref_out = fm_alloc(nq, sizeof(double), "reference out")) ||
+            !(w->ref_lse = fm_alloc(nl, sizeof(double), "reference lse")))
+            return FM_ERR_NOMEM;
+        st = fm_ref_forward(p, mask, w->rq, w->rk, w->rv, w->ref_out, w->ref_lse);
+        if (st != FM_OK) return st;
+        r->out = w->ref_out;
+        r->lse = w->ref_lse;
+    }
+    if (bwd && !ref->dq) {
+        if (!(w->rdo = rounded_copy(ref->dout, nq, opt->dtype, "check dout")) ||
+            !(w->ref_dq = fm_alloc(nq, sizeof(double), "reference dq")) ||
+            !(w->ref_dk = fm_alloc(nkv, sizeof(double), "reference dk")) ||
+            !(w->ref_dv = fm_alloc(nkv, sizeof(double), "reference dv")))
+            return FM_ERR_NOMEM;
+        st = fm_ref_backward(p, mask, w->rq, w->rk, w->rv, r->out, r->lse, w->rdo, w->ref_dq,
+                             w->ref_dk, w->ref_dv);
+        if (st != FM_OK) return st;
+        r->dq = w->ref_dq;
+        r->dk = w->ref_dk;
+        r->dv = w->ref_dv;
+    }
+    return FM_OK;
+}
+
+fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tensors *ref,
+                        const fm_tensors *cand, const fm_check_options *opt,
+                        fm_check_report *report)
+{
+    fm_clear_error();
+    if (!report) return fm_fail(FM_ERR_INVALID, "check: NULL report");
+    memset(report, 0, sizeof *report);
+    fm_status st = validate_case(p, mask, ref, cand, opt);
+    if (st != FM_OK) return st;
+    report->options = *opt;
+    const int bwd = !opt->forward_only;
+    const fm_dtype x = opt->dtype;
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    const size_t nl = fm_problem_lse_elems(p), d = (size_t)p->head_dim;
+
+    work w = {0};
+    fm_tensors r;
+    st = reference_results(p, mask, ref, opt, &w, &r);
+    if (st != FM_OK) goto done;
+
+    /* the naive computation in X, from the same inputs */
+    st = FM_ERR_NOMEM;
+    if (!(w.nv_out = fm_alloc(nq, sizeof(double), "naive out")) ||
+        !(w.nv_lse = fm_alloc(nl, sizeof(double), "naive lse")) ||
+        !(w.rows = fm_alloc(nl, sizeof(uint8_t), "masked rows")))
+        goto done;
+    if ((st = fm_naive_forward(p, mask, x, ref->q, ref->k, ref->v, w.nv_out, w.nv_lse)))
+        goto done;
+    if (bwd) {
+        st = FM_ERR_NOMEM;
+        if (!(w.nv_dq = fm_alloc(nq, sizeof(double), "naive dq")) ||
+            !(w.nv_dk = fm_alloc(nkv, sizeof(double), "naive dk")) ||
+            !(w.nv_dv = fm_alloc(nkv, sizeof(double), "naive dv")))
+            goto done;
+        if ((st = fm_naive_backward(p, mask, x, ref->q, ref->k, ref->v, w.nv_out, w.nv_lse,
+                                    ref->dout, w.nv_dq, w.nv_dk, w.nv_dv)))
+            goto done;
+    }
+    if ((st = fm_oracle_masked_rows(p, mask, w.rows))) goto done;
+    for (size_t i = 0; i < nl; i++) report->masked_rows += w.rows[i];
+
+    /* out: masked rows exactly 0; lse: exactly -inf (or +inf on request); gradients: bound */
+    const fm_masked_rule lse_rule = opt->allow_fa2_inf_lse ? FM_MASKED_ANY_INF : FM_MASKED_NEG_INF;
+    fm_tensor_check *t = report->tensor;
+    if ((st = fm_check_tensor("out", x, nq, cand->out, r.out, w.nv_out, w.rows, d,
+                              FM_MASKED_ZERO, &t[FM_CHECK_OUT])) ||
+        (st = fm_check_tensor("lse", x, nl, cand->lse, r.lse, w.nv_lse, w.rows, 1, lse_rule,
+                              &t[FM_CHECK_LSE])))
+        goto done;
+    report->n_tensors = 2;
+    if (bwd) {
+        if ((st = fm_check_tensor("dq", x, nq, cand->dq, r.dq, w.nv_dq, w.rows, d,
+                                  FM_MASKED_FREE, &t[FM_CHECK_DQ])) ||
+            (st = fm_check_tensor("dk", x, nkv, cand->dk, r.dk, w.nv_dk, NULL, 0,
+                                  FM_MASKED_FREE, &t[FM_CHECK_DK])) ||
+            (st = fm_check_tensor("dv", x, nkv, cand->dv, r.dv, w.nv_dv, NULL, 0,
+                                  FM_MASKED_FREE, &t[FM_CHECK_DV])))
+            goto done;
+        report->n_tensors = 5;
+    }
+    report->pass = 1;
+    for (int i = 0; i < report->n_tensors; i++) report->pass &= t[i].pass;
+    st = FM_OK;
+done:
+    work_free(&w);
+    return st;
+}

@@ -1,0 +1,30 @@
+/* oracle/report.c — the check's table as a person reads it: one line per tensor with the
+ * statistics of BRIEF 5 (max abs, mean abs, relative Frobenius error) beside the bound that
+ * decides, then the reason of each failure and the overall verdict.
+ * Layer: oracle (used by tools/cmd_check.c and tests/cuda).
+ */
+#include <stdio.h>
+
+#include "flashmask/oracle.h"
+
+void fm_check_report_print(const fm_check_report *report, FILE *out)
+{
+    const fm_check_options *o = &report->options;
+    fprintf(out, "candidate dtype %s%s%s; fully masked rows: %lld\n", fm_dtype_name(o->dtype),
+            o->forward_only ? ", forward only" : "",
+            o->allow_fa2_inf_lse ? ", +inf lse accepted for fully masked rows" : "",
+            (long long)report->masked_rows);
+    fprintf(out, "%-6s %10s %10s %10s %10s %10s %10s  %s\n", "tensor", "max_abs", "mean_abs",
+            "rel_fro", "naive_err", "atol", "bound", "verdict");
+    for (int i = 0; i < report->n_tensors; i++) {
+        const fm_tensor_check *t = &report->tensor[i];
+        fprintf(out, "%-6s %10.3e %10.3e %10.3e %10.3e %10.3e %10.3e  %s\n", t->name,
+                t->max_abs, t->mean_abs, t->rel_fro, t->naive_max_abs, t->atol, t->bound,
+                t->pass ? "pass" : "FAIL");
+    }
+    for (int i = 0; i < report->n_tensors; i++) {
+        const fm_tensor_check *t = &report->tensor[i];
+        if (!t->pass) fprintf(out, "  %s: %s\n", t->name, t->why);
+    }
+    fprintf(out, "verdict: %s\n", report->pass ? "PASS" : "FAIL");
+}
