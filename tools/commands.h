@@ -15,6 +15,7 @@
 
 /* FM_COMMAND(name, one-line help), in the order `flashmask help` lists them. */
 #define FM_COMMANDS \
+FM_COMMAND(masks, "list the mask families and their parameters") \
 FM_COMMAND(version, "print the version and which implementations are available here") \
 /* end of FM_COMMANDS: every entry above ends with a backslash */
 

@@ -1,0 +1,47 @@
+/* tools/cmd_masks.c — `flashmask masks`: the twelve mask families (BRIEF 4), whether each uses
+ * the causal rule, its parameters (fm_family_help) and, with --seqlen, its default parameters
+ * as the JSON that case.json's mask_params and `gen --param` use. Layer: tools CLI. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+static int usage(void)
+{
+    printf("usage: flashmask masks [--seqlen S]\n"
+           "Lists the mask families, their parameters (as `gen --param key=value` takes them)\n"
+           "and, for sequence length S (default 1024), the default parameters as JSON.\n");
+    return 0;
+}
+
+int cmd_masks(int argc, char **argv)
+{
+    const char *cmd = "masks";
+    int64_t seqlen = 1024;
+    for (int i = 1; i < argc; i++) {
+        const char *val;
+        int r;
+        if (cli_is_help(argv[i])) return usage();
+        if ((r = cli_option(cmd, argc, argv, &i, "--seqlen", &val)) != 0) {
+            if (r < 0) return 2;
+            if (cli_int64(cmd, "--seqlen", val, 1, INT32_MAX, &seqlen) != FM_OK) return 2;
+            continue;
+        }
+        return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
+    }
+    for (int f = 0; f < FM_FAMILY_COUNT; f++) {
+        fm_mask_params params;
+        char *json = NULL;
+        fm_status st = fm_mask_params_default(&params, (fm_family)f, seqlen);
+        if (st == FM_OK) st = fm_mask_params_to_json(&params, &json);
+        fm_mask_params_free(&params);
+        if (st != FM_OK) return cli_report(cmd, st);
+        printf("%-22s causal: %s\n  %s\n  default (S=%lld): %s\n\n", fm_family_name((fm_family)f),
+               fm_family_is_causal((fm_family)f) ? "yes" : "no ",
+               fm_family_help((fm_family)f), (long long)seqlen, json);
+        free(json);
+    }
+    printf("Causal families take --causal bottom_right (default) or top_left; the others use "
+           "causal = none.\n");
+    return 0;
+}
