@@ -61,6 +61,10 @@ fm_status fm_io_outdir_begin(fm_io_outdir *o, const char *target)
         return fm_fail(FM_ERR_IO, "output directory '%s': cannot create a temporary directory "
                        "beside it: %s", o->target, strerror(errno));
     }
+    /* mkdtemp makes the directory private (0700); give it the permissions mkdir would */
+    mode_t mask = umask(0);
+    umask(mask);
+    chmod(o->tmp, 0777 & ~mask);
     return FM_OK;
 }
 

@@ -3,11 +3,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int cli_fail(const char *cmd, fm_status st, const char *fmt, ...)
 {
@@ -83,3 +85,117 @@ fm_status cli_uint64(const char *cmd, const char *flag, const char *text, uint64
 }
 
 int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
+
+/* ---------------------------------------------------------------- problem options */
+
+const char cli_problem_usage[] =
+    "  --batch B          batch size\n"
+    "  --q-heads H        query heads\n"
+    "  --kv-heads H       key/value heads, divides --q-heads (default: = q-heads)\n"
+    "  --mask-heads H     mask heads, divides --q-heads (default 1)\n"
+    "  --seqlen-q S       query length;  --seqlen-k S  key length (default: = seqlen-q);\n"
+    "  --seqlen S         both\n"
+    "  --head-dim D       head dimension\n"
+    "  --causal A         bottom_right (default) or top_left: alignment of causal families\n"
+    "  --dtype T          float64, float32 (default), float16 or bfloat16\n"
+    "  --seed N           seed of the inputs (0 .. 2^53)\n";
+
+int cli_problem_option(const char *cmd, int argc, char **argv, int *i, cli_problem_opts *o)
+{
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } ints[] = {
+        {"--batch", offsetof(cli_problem_opts, batch)},
+        {"--q-heads", offsetof(cli_problem_opts, q_heads)},
+        {"--kv-heads", offsetof(cli_problem_opts, kv_heads)},
+        {"--mask-heads", offsetof(cli_problem_opts, mask_heads)},
+        {"--seqlen-q", offsetof(cli_problem_opts, seqlen_q)},
+        {"--seqlen-k", offsetof(cli_problem_opts, seqlen_k)},
+        {"--head-dim", offsetof(cli_problem_opts, head_dim)},
+    };
+    const char *val;
+    int r;
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
+        if ((r = cli_option(cmd, argc, argv, i, ints[k].flag, &val)) == 0) continue;
+        if (r < 0) return -1;
+        int64_t *field = (int64_t *)((char *)o + ints[k].offset);
+        return cli_int64(cmd, ints[k].flag, val, 1, INT32_MAX, field) == FM_OK ? 1 : -1;
+    }
+    if ((r = cli_option(cmd, argc, argv, i, "--seqlen", &val)) != 0) {
+        if (r < 0 || cli_int64(cmd, "--seqlen", val, 1, INT32_MAX, &o->seqlen_q) != FM_OK)
+            return -1;
+        o->seqlen_k = o->seqlen_q;
+        return 1;
+    }
+    if ((r = cli_option(cmd, argc, argv, i, "--causal", &val)) != 0) {
+        if (r < 0) return -1;
+        if (fm_causal_from_name(val, &o->causal) != FM_OK || o->causal == FM_CAUSAL_NONE) {
+            cli_fail(cmd, FM_ERR_INVALID, "--causal '%s': expected bottom_right or top_left (the "
+                     "alignment causal families use; the others are never causal)", val);
+            return -1;
+        }
+        return 1;
+    }
+    if ((r = cli_option(cmd, argc, argv, i, "--dtype", &val)) != 0) {
+        if (r < 0) return -1;
+        if (fm_dtype_from_name(val, &o->dtype) != FM_OK) {
+            cli_report(cmd, FM_ERR_INVALID);
+            return -1;
+        }
+        o->dtype_given = 1;
+        return 1;
+    }
+    if ((r = cli_option(cmd, argc, argv, i, "--seed", &val)) != 0) {
+        if (r < 0 || cli_uint64(cmd, "--seed", val, &o->seed) != FM_OK) return -1;
+        if (o->seed > (1ull << 53)) {
+            cli_fail(cmd, FM_ERR_INVALID, "--seed %s: must be <= 2^53 (JSON integers)", val);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o)
+{
+    if (!o->kv_heads) o->kv_heads = o->q_heads;
+    if (!o->seqlen_k) o->seqlen_k = o->seqlen_q;
+    if (!o->mask_heads) o->mask_heads = 1;
+    if (o->causal == FM_CAUSAL_NONE) o->causal = FM_CAUSAL_BOTTOM_RIGHT;
+    if (o->q_heads % o->kv_heads != 0) {
+        cli_fail(cmd, FM_ERR_INVALID, "--kv-heads %lld does not divide --q-heads %lld",
+                 (long long)o->kv_heads, (long long)o->q_heads);
+        return FM_ERR_INVALID;
+    }
+    if (o->q_heads % o->mask_heads != 0) {
+        cli_fail(cmd, FM_ERR_INVALID, "--mask-heads %lld does not divide --q-heads %lld",
+                 (long long)o->mask_heads, (long long)o->q_heads);
+        return FM_ERR_INVALID;
+    }
+    return FM_OK;
+}
+
+static void fill_normal(fm_rng *rng, double *x, size_t n, fm_dtype dtype)
+{
+    for (size_t i = 0; i < n; i++) x[i] = fm_round_to_dtype(fm_rng_normal(rng), dtype);
+}
+
+void cli_random_inputs(const fm_problem *p, uint64_t seed, double *q, double *k, double *v,
+                       double *dout)
+{
+    fm_rng rng;
+    fm_rng_seed(&rng, seed);
+    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    fill_normal(&rng, q, nq, p->dtype);
+    fill_normal(&rng, k, nkv, p->dtype);
+    fill_normal(&rng, v, nkv, p->dtype);
+    fill_normal(&rng, dout, nq, p->dtype);
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

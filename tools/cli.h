@@ -35,4 +35,34 @@ fm_status cli_uint64(const char *cmd, const char *flag, const char *text, uint64
 /* True when argv[*i] is -h or --help. */
 int cli_is_help(const char *arg);
 
+/* ---------------------------------------------------------------- problem options */
+
+/* The shape options that gen and demo share. Zero means "not given": cli_problem_finish fills
+ * kv_heads = q_heads, seqlen_k = seqlen_q and the caller's defaults for the rest. */
+typedef struct cli_problem_opts {
+    int64_t batch, q_heads, kv_heads, mask_heads, seqlen_q, seqlen_k, head_dim;
+    fm_causal causal; /* alignment for causal families; default bottom_right */
+    fm_dtype dtype;
+    uint64_t seed;
+    int dtype_given;
+} cli_problem_opts;
+
+/* Matches one of --batch --q-heads --kv-heads --mask-heads --seqlen-q --seqlen-k --seqlen
+ * (both) --head-dim --causal --dtype --seed at argv[*i]. 1 matched, 0 not ours, -1 error. */
+int cli_problem_option(const char *cmd, int argc, char **argv, int *i, cli_problem_opts *o);
+
+/* Fills defaults for unset fields and checks divisibility (message names both values). */
+fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o);
+
+/* Text of the problem options for usage messages. */
+extern const char cli_problem_usage[];
+
+/* Standard normal inputs of problem p from `seed`, drawn in the order q, k, v, dout and
+ * rounded to p->dtype, so that one seed gives the same case everywhere. */
+void cli_random_inputs(const fm_problem *p, uint64_t seed, double *q, double *k, double *v,
+                       double *dout);
+
+/* Monotonic wall-clock seconds. */
+double cli_now(void);
+
 #endif

@@ -1,0 +1,82 @@
+/* tools/cmd_run.c — `flashmask run`: reads a case's inputs, runs one implementation's forward
+ * and backward (the backward from that implementation's own out and lse) and writes
+ * out/lse/dq/dk/dv.npy into a results directory that appears only when complete.
+ * Layer: tools CLI (io, dispatch). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+static int usage(void)
+{
+    printf("usage: flashmask run --impl reference|cpu|cuda --case DIR --out DIR [--dtype T]\n"
+           "Runs the implementation on the case DIR (BRIEF 6; mask.npy as [B,Hm,Sk,4] or\n"
+           "Paddle's [B,Hm,Sk,C], C in {1,2,4}) and writes out/lse/dq/dk/dv.npy (float64) to\n"
+           "the --out directory, which must not exist (or be empty).\n"
+           "  --dtype T   what cuda computes in (float16 or bfloat16; default: the case's dtype);\n"
+           "              the reference always computes in float64 and cpu in float32\n"
+           "exit: 0 ok, 2 invalid input (malformed or mismatched case), 3 implementation\n"
+           "unavailable here\n");
+    return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *cmd = "run";
+    const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *dtype_name = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *val;
+        int r;
+        if (cli_is_help(argv[i])) return usage();
+        if ((r = cli_option(cmd, argc, argv, &i, "--impl", &val)) != 0) impl_name = val;
+        else if ((r = cli_option(cmd, argc, argv, &i, "--case", &val)) != 0) case_dir = val;
+        else if ((r = cli_option(cmd, argc, argv, &i, "--out", &val)) != 0) out_dir = val;
+        else if ((r = cli_option(cmd, argc, argv, &i, "--dtype", &val)) != 0) dtype_name = val;
+        else
+            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see run --help)",
+                            argv[i]);
+        if (r < 0) return 2;
+    }
+    if (!impl_name || !case_dir || !out_dir)
+        return cli_fail(cmd, FM_ERR_INVALID, "%s is required (see run --help)",
+                        !impl_name ? "--impl" : !case_dir ? "--case DIR" : "--out DIR");
+    fm_impl impl;
+    fm_dtype dtype = FM_FLOAT32;
+    fm_status st = fm_impl_from_name(impl_name, &impl);
+    if (st == FM_OK && dtype_name) st = fm_dtype_from_name(dtype_name, &dtype);
+    if (st != FM_OK) return cli_report(cmd, st);
+    /* unavailable (not built, no device): exit 3 before reading anything */
+    if ((st = fm_impl_available(impl)) != FM_OK) return cli_report(cmd, st);
+
+    fm_case c;
+    if ((st = fm_case_load(case_dir, &c)) != FM_OK) return cli_report(cmd, st);
+    fm_problem *p = &c.problem;
+    if (dtype_name) p->dtype = dtype;
+
+    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    fm_results r = {calloc(nq, sizeof(double)), calloc(fm_problem_lse_elems(p), sizeof(double)),
+                    calloc(nq, sizeof(double)), calloc(nkv, sizeof(double)),
+                    calloc(nkv, sizeof(double))};
+    int rc;
+    double t0 = 0, t1 = 0, t2 = 0;
+    if (!r.out || !r.lse || !r.dq || !r.dk || !r.dv) {
+        rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
+        goto done;
+    }
+    fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
+    t0 = cli_now();
+    st = fm_forward(impl, p, &c.mask, &t);
+    t1 = cli_now();
+    if (st == FM_OK) st = fm_backward(impl, p, &c.mask, &t);
+    t2 = cli_now();
+    if (st == FM_OK) st = fm_results_save(out_dir, p, &r);
+    rc = cli_report(cmd, st);
+    if (rc == 0)
+        printf("wrote %s: %s (%s) forward %.1f ms, backward %.1f ms\n", out_dir,
+               fm_impl_name(impl), fm_dtype_name(fm_impl_dtype(impl, p)), 1e3 * (t1 - t0),
+               1e3 * (t2 - t1));
+done:
+    fm_results_free(&r);
+    fm_case_free(&c);
+    return rc;
+}
