@@ -67,6 +67,45 @@ fm_status fm_forward_any(fm_impl impl, const fm_problem *p, const fm_any_mask *m
 fm_status fm_backward_any(fm_impl impl, const fm_problem *p, const fm_any_mask *mask,
                           fm_tensors *t);
 
+/* ---------------------------------------------------------------- Sparse Flash Attention */
+
+/* QK-sparse: q_keep [B, Hq, Sq] and k_keep [B, Hk, Sk] are 0/1 flags; the keep-list of a
+ * (b, head) is the positions flagged 1, in increasing order. Kept queries attend kept keys of
+ * their kv head iff (alignment != none) original i + offset >= original j, offset =
+ * fm_causal_offset(alignment, Sq, Sk) (top_left: i >= j, the paper's rule); alignment none
+ * drops tokens only. Runs `impl` on the compacted problem under a column-wise mask and
+ * scatters back: dropped queries get out 0 and lse -inf, dropped queries and keys get 0
+ * gradient. Inputs are checked for finiteness by fm_forward/fm_backward on the compact tensors. */
+fm_status fm_qk_sparse_forward(fm_impl impl, const fm_problem *p, fm_causal alignment,
+                               const uint8_t *q_keep, const uint8_t *k_keep, fm_tensors *t);
+fm_status fm_qk_sparse_backward(fm_impl impl, const fm_problem *p, fm_causal alignment,
+                                const uint8_t *q_keep, const uint8_t *k_keep, fm_tensors *t);
+/* The equivalent dense mask [B, Hq, Sq, Sk] (1 = allowed), for checking and for the CLI. */
+fm_status fm_qk_sparse_dense_mask(const fm_problem *p, fm_causal alignment,
+                                  const uint8_t *q_keep, const uint8_t *k_keep,
+                                  uint8_t *allowed);
+
+/* Hash-sparse bucket ids: bucket = argmax([x R, -x R]) (first maximum on ties) with R [D,
+ * n_buckets/2] standard normal from fm_rng seeded with `seed`, the same R for queries
+ * [B, Hq, Sq] and keys [B, Hk, Sk]. n_buckets even, >= 2. */
+fm_status fm_hash_buckets(const fm_problem *p, const double *q, const double *k,
+                          int64_t n_buckets, uint64_t seed, int32_t *q_buckets,
+                          int32_t *k_buckets);
+
+/* Hash-sparse: queries and keys stable-sorted by bucket (ids in [0, n_buckets)); a query
+ * attends a key of its kv head iff same bucket and (alignment != none) i + offset >= j.
+ * Runs `impl` on the sorted problem under a column-wise mask (a causal document mask over
+ * buckets) and scatters back to the original order. */
+fm_status fm_hash_sparse_forward(fm_impl impl, const fm_problem *p, fm_causal alignment,
+                                 const int32_t *q_buckets, const int32_t *k_buckets,
+                                 int64_t n_buckets, fm_tensors *t);
+fm_status fm_hash_sparse_backward(fm_impl impl, const fm_problem *p, fm_causal alignment,
+                                  const int32_t *q_buckets, const int32_t *k_buckets,
+                                  int64_t n_buckets, fm_tensors *t);
+fm_status fm_hash_sparse_dense_mask(const fm_problem *p, fm_causal alignment,
+                                    const int32_t *q_buckets, const int32_t *k_buckets,
+                                    int64_t n_buckets, uint8_t *allowed);
+
 #ifdef __cplusplus
 }
 #endif

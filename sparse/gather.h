@@ -1,0 +1,44 @@
+/* sparse/gather.h — the pipeline shared by QK-sparse and Hash-sparse (arXiv 2306.01160):
+ * gather each (batch, head)'s query and key rows into a new order, attend there under a
+ * column-wise FlashMask mask with any implementation, scatter the results back.
+ * Layer: sparse (private header) <- reference/cpu/cuda via fm_forward <- masks <- core.
+ *
+ * Per (b, query head) a list maps compact query row i' to its original row (-1: padding, a
+ * row that attends nothing); per (b, kv head) a list does the same for keys. Original rows
+ * that no list names were dropped: they output 0, lse -inf, and get and pass no gradient.
+ */
+#ifndef FM_SPARSE_GATHER_H
+#define FM_SPARSE_GATHER_H
+
+#include "flashmask/sparse.h"
+
+typedef struct fm_gather_plan {
+    fm_problem compact;  /* the problem in the compact order (seqlen_q, seqlen_k replaced) */
+    int32_t *q_index;    /* [B, Hq, compact Sq]: original query row, or -1 */
+    int32_t *k_index;    /* [B, Hk, compact Sk]: original key row, or -1 */
+    fm_mask mask;        /* [B, Hq, compact Sq, compact Sk], built by the method */
+} fm_gather_plan;
+
+/* The problem's own checks (sizes, Hk | Hq, scale), with mask heads = Hq. */
+fm_status fm_sparse_check_problem(const fm_problem *p);
+
+/* Allocates the index lists (filled with -1) for compact lengths sq, sk >= 1. */
+fm_status fm_gather_plan_init(fm_gather_plan *g, const fm_problem *p, int64_t sq, int64_t sk);
+void fm_gather_plan_free(fm_gather_plan *g);
+
+static inline int32_t *fm_gather_q_list(const fm_gather_plan *g, int64_t b, int64_t hq)
+{
+    return g->q_index + (b * g->compact.q_heads + hq) * g->compact.seqlen_q;
+}
+static inline int32_t *fm_gather_k_list(const fm_gather_plan *g, int64_t b, int64_t hk)
+{
+    return g->k_index + (b * g->compact.kv_heads + hk) * g->compact.seqlen_k;
+}
+
+/* Forward/backward of `impl` in the compact order, results scattered to t (original order). */
+fm_status fm_gather_forward(fm_impl impl, const fm_problem *p, const fm_gather_plan *g,
+                            fm_tensors *t);
+fm_status fm_gather_backward(fm_impl impl, const fm_problem *p, const fm_gather_plan *g,
+                             fm_tensors *t);
+
+#endif
