@@ -1,0 +1,381 @@
+/* tools/cmd_bench.c — `flashmask bench`: the CPU layer's benchmark. Layer: tools CLI, on top of
+ * cpu/ (and reference/ for the naive column). Also built into the meson benchmark target
+ * (bench/meson.build), so there is one benchmark implementation.
+ *
+ * For each mask family (BRIEF 4, default parameters of masks/params.c) at one shape it measures,
+ * in the same process and at the same thread count:
+ *   - OpenBLAS sgemm (N x N x N, default N = 2048) right before each family's repetition, so the
+ *     ratio compares kernels measured seconds apart on the same (possibly shared) machine;
+ *   - fm_cpu_forward and fm_cpu_backward, GFLOP/s from allowed pairs (fm_problem_flops);
+ *   - the ratio kernel / sgemm per repetition, reported as median [min, max] (the spread);
+ *   - the tile density (fm_tile_density at the CPU layer's tile sizes) and the time relative to
+ *     the full mask divided by the density (1.0 = time exactly proportional to tiles computed);
+ *   - where it fits (Sq*Sk doubles under --naive-mb), the float64 dense reference forward, which
+ *     pays for every (i, j) pair whatever the mask.
+ * The last line reports the process's peak resident memory (getrusage), for the memory target.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli.h"
+
+#define MAX_REPS 100
+
+typedef struct bench_opts {
+    int64_t batch, heads, seqlen, head_dim, threads, reps, gemm_n, naive_mb;
+    int backward;
+    int want[FM_FAMILY_COUNT]; /* families to run */
+} bench_opts;
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Lets spinning worker threads go to sleep before the next timed kernel: OpenBLAS's pthreads
+ * busy-wait for a while after each threaded sgemm (and OpenMP's after a parallel region); a
+ * kernel timed right after would share the cores with them and look slow. */
+static void settle(void)
+{
+    struct timespec pause = {0, 150 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of x[0..n) (sorts a copy). */
+static double median(const double *x, int n)
+{
+    double s[MAX_REPS];
+    memcpy(s, x, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+static double min_of(const double *x, int n)
+{
+    double m = x[0];
+    for (int i = 1; i < n; i++) m = x[i] < m ? x[i] : m;
+    return m;
+}
+
+static double max_of(const double *x, int n)
+{
+    double m = x[0];
+    for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* ---------------------------------------------------------------- sgemm */
+
+typedef struct gemm_bench {
+    int64_t n;
+    float *a, *b, *c;
+} gemm_bench;
+
+static fm_status gemm_init(gemm_bench *g, int64_t n, fm_rng *rng)
+{
+    g->n = n;
+    size_t e = (size_t)(n * n);
+    g->a = malloc(e * sizeof(float)), g->b = malloc(e * sizeof(float));
+    g->c = malloc(e * sizeof(float));
+    if (!g->a || !g->b || !g->c) return FM_ERR_NOMEM;
+    for (size_t i = 0; i < e; i++) {
+        g->a[i] = (float)fm_rng_normal(rng);
+        g->b[i] = (float)fm_rng_normal(rng);
+    }
+    return FM_OK;
+}
+
+static void gemm_free(gemm_bench *g)
+{
+    free(g->a), free(g->b), free(g->c);
+}
+
+/* GFLOP/s of one n^3 sgemm with OpenBLAS at `threads` threads. */
+static double gemm_rate(const gemm_bench *g, int threads)
+{
+    const blasint n = (blasint)g->n;
+    openblas_set_num_threads(threads);
+    double t = now_seconds();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, g->a, n, g->b, n, 0.0f,
+                g->c, n);
+    t = now_seconds() - t;
+    return 2.0 * (double)g->n * (double)g->n * (double)g->n / t * 1e-9;
+}
+
+/* ---------------------------------------------------------------- one family */
+
+typedef struct bench_tensors {
+    float *q, *k, *v, *out, *lse, *dout, *dq, *dk, *dv;
+} bench_tensors;
+
+typedef struct family_result {
+    double density, pair_fraction;
+    double fwd_s, bwd_s, naive_s;              /* medians, seconds */
+    double fwd_ratio[MAX_REPS], bwd_ratio[MAX_REPS], gemm[MAX_REPS];
+    double fwd_gflops, bwd_gflops;
+} family_result;
+
+static fm_status run_family(const bench_opts *o, fm_family f, const bench_tensors *t,
+                            const gemm_bench *g, family_result *r)
+{
+    fm_problem p;
+    fm_problem_init(&p, o->batch, o->heads, o->heads, o->seqlen, o->seqlen, o->head_dim);
+    fm_mask_params params;
+    fm_mask mask = {0};
+    fm_status st = fm_mask_params_default(&params, f, o->seqlen);
+    if (st != FM_OK) return st;
+    st = fm_mask_build(&mask, &params, o->batch, 1, o->seqlen, o->seqlen,
+                       FM_CAUSAL_BOTTOM_RIGHT);
+    fm_mask_params_free(&params);
+    if (st != FM_OK) return st;
+
+    fm_tile_stats ts;
+    if ((st = fm_mask_tile_stats(&mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K, &ts)) != FM_OK) goto done;
+    r->density = fm_tile_density(&ts);
+    r->pair_fraction = (double)fm_mask_total_allowed_pairs(&mask) /
+                       ((double)o->batch * (double)o->seqlen * (double)o->seqlen);
+    const double fwd_flops = fm_problem_flops(&p, &mask, 0);
+    const double bwd_flops = fm_problem_flops(&p, &mask, 1);
+
+    double fwd[MAX_REPS], bwd[MAX_REPS];
+    const int reps = (int)o->reps;
+    /* Warm-up (thread pools, first-touch page faults), not timed. */
+    st = fm_cpu_forward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, NULL);
+    if (st == FM_OK && o->backward)
+        st = fm_cpu_backward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq, t->dk,
+                             t->dv, NULL);
+    if (st != FM_OK) goto done;
+    for (int rep = 0; rep < reps; rep++) {
+        settle();
+        r->gemm[rep] = g ? gemm_rate(g, (int)o->threads) : NAN;
+        settle();
+        double t0 = now_seconds();
+        st = fm_cpu_forward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, NULL);
+        fwd[rep] = now_seconds() - t0;
+        if (st != FM_OK) goto done;
+        r->fwd_ratio[rep] = fwd_flops / fwd[rep] * 1e-9 / r->gemm[rep];
+        bwd[rep] = NAN;
+        if (o->backward) {
+            t0 = now_seconds();
+            st = fm_cpu_backward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq,
+                                 t->dk, t->dv, NULL);
+            bwd[rep] = now_seconds() - t0;
+            if (st != FM_OK) goto done;
+        }
+        r->bwd_ratio[rep] = bwd_flops / bwd[rep] * 1e-9 / r->gemm[rep];
+    }
+    r->fwd_s = median(fwd, reps);
+    r->bwd_s = o->backward ? median(bwd, reps) : NAN;
+    r->fwd_gflops = fwd_flops / r->fwd_s * 1e-9;
+    r->bwd_gflops = bwd_flops / r->bwd_s * 1e-9;
+
+    /* The naive column: the float64 dense reference, one forward, where it fits. */
+    r->naive_s = NAN;
+    const double naive_mb = (double)o->seqlen * (double)o->seqlen * 8.0 / 1048576.0;
+    if (naive_mb <= (double)o->naive_mb) {
+        size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
+        double *rq = malloc(nq * sizeof *rq), *rk = malloc(nkv * sizeof *rk);
+        double *rv = malloc(nkv * sizeof *rv), *ro = malloc(nq * sizeof *ro);
+        double *rl = malloc(fm_problem_lse_elems(&p) * sizeof *rl);
+        if (rq && rk && rv && ro && rl) {
+            for (size_t i = 0; i < nq; i++) rq[i] = t->q[i];
+            for (size_t i = 0; i < nkv; i++) rk[i] = t->k[i], rv[i] = t->v[i];
+            openblas_set_num_threads((int)o->threads); /* the reference uses threaded BLAS */
+            double t0 = now_seconds();
+            st = fm_ref_forward(&p, &mask, rq, rk, rv, ro, rl);
+            r->naive_s = now_seconds() - t0;
+        } else {
+            st = FM_ERR_NOMEM;
+        }
+        free(rq), free(rk), free(rv), free(ro), free(rl);
+    }
+done:
+    fm_mask_free(&mask);
+    return st;
+}
+
+/* ---------------------------------------------------------------- options */
+
+static void usage(void)
+{
+    printf("usage: flashmask bench [options]\n"
+           "CPU layer benchmark: per mask family, forward/backward GFLOP/s from allowed pairs,\n"
+           "the ratio to OpenBLAS sgemm measured in the same run at the same thread count,\n"
+           "the tile density, time/density relative to the full mask, and the float64 naive\n"
+           "reference forward where it fits.\n"
+           "  --seqlen S        Sq = Sk (default 4096)\n"
+           "  --head-dim D      (default 128)\n"
+           "  --batch B         (default 1)\n"
+           "  --heads H         query = kv = mask-shared heads (default 1)\n"
+           "  --threads N       OpenMP and sgemm threads (default: OMP_NUM_THREADS or all)\n"
+           "  --reps R          repetitions; medians and [min, max] reported (default 5)\n"
+           "  --families LIST   comma-separated family names, or 'all' (default all)\n"
+           "  --gemm-size N     sgemm N x N x N (default 2048; 0 = no sgemm column)\n"
+           "  --naive-mb M      run the dense reference when Sq*Sk*8 bytes <= M MiB "
+           "(default 256; 0 = never)\n"
+           "  --no-backward     forward only\n");
+}
+
+static int parse_families(const char *text, int *want)
+{
+    if (strcmp(text, "all") == 0) {
+        for (int f = 0; f < FM_FAMILY_COUNT; f++) want[f] = 1;
+        return 0;
+    }
+    char buf[1024];
+    if (strlen(text) >= sizeof buf)
+        return cli_fail("bench", FM_ERR_INVALID, "--families: list too long");
+    strcpy(buf, text);
+    for (char *save = NULL, *name = strtok_r(buf, ",", &save); name;
+         name = strtok_r(NULL, ",", &save)) {
+        fm_family f;
+        if (fm_family_from_name(name, &f) != FM_OK) return cli_report("bench", FM_ERR_INVALID);
+        want[f] = 1;
+    }
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, bench_opts *o)
+{
+    *o = (bench_opts){.batch = 1, .heads = 1, .seqlen = 4096, .head_dim = 128,
+                      .threads = omp_get_max_threads(), .reps = 5, .gemm_n = 2048,
+                      .naive_mb = 256, .backward = 1};
+    for (int f = 0; f < FM_FAMILY_COUNT; f++) o->want[f] = 1;
+    struct { const char *flag; int64_t *dst, min, max; } ints[] = {
+        {"--seqlen", &o->seqlen, 1, INT32_MAX},   {"--head-dim", &o->head_dim, 1, 65536},
+        {"--batch", &o->batch, 1, 1 << 20},       {"--heads", &o->heads, 1, 1 << 20},
+        {"--threads", &o->threads, 1, 4096},      {"--reps", &o->reps, 1, MAX_REPS},
+        {"--gemm-size", &o->gemm_n, 0, 16384},    {"--naive-mb", &o->naive_mb, 0, 1 << 20},
+    };
+    for (int i = 1; i < argc; i++) {
+        const char *value;
+        int m = 0;
+        if (cli_is_help(argv[i])) {
+            usage();
+            return -1;
+        }
+        if (strcmp(argv[i], "--no-backward") == 0) {
+            o->backward = 0;
+            continue;
+        }
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !m; k++) {
+            m = cli_option("bench", argc, argv, &i, ints[k].flag, &value);
+            if (m < 0) return 2;
+            if (m && cli_int64("bench", ints[k].flag, value, ints[k].min, ints[k].max,
+                               ints[k].dst) != FM_OK)
+                return 2;
+        }
+        if (m) continue;
+        m = cli_option("bench", argc, argv, &i, "--families", &value);
+        if (m < 0) return 2;
+        if (m) {
+            memset(o->want, 0, sizeof o->want);
+            int rc = parse_families(value, o->want);
+            if (rc) return rc;
+            continue;
+        }
+        return cli_fail("bench", FM_ERR_INVALID, "unknown argument '%s' (see --help)", argv[i]);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void free_tensors(bench_tensors *t)
+{
+    free(t->q), free(t->k), free(t->v), free(t->out), free(t->lse), free(t->dout);
+    free(t->dq), free(t->dk), free(t->dv);
+}
+
+static fm_status alloc_tensors(const bench_opts *o, bench_tensors *t, fm_rng *rng)
+{
+    fm_problem p;
+    fm_problem_init(&p, o->batch, o->heads, o->heads, o->seqlen, o->seqlen, o->head_dim);
+    const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
+    const size_t nl = fm_problem_lse_elems(&p);
+    t->q = malloc(nq * sizeof(float)), t->k = malloc(nkv * sizeof(float));
+    t->v = malloc(nkv * sizeof(float)), t->out = malloc(nq * sizeof(float));
+    t->lse = malloc(nl * sizeof(float));
+    if (o->backward) {
+        t->dout = malloc(nq * sizeof(float)), t->dq = malloc(nq * sizeof(float));
+        t->dk = malloc(nkv * sizeof(float)), t->dv = malloc(nkv * sizeof(float));
+        if (!t->dout || !t->dq || !t->dk || !t->dv) return FM_ERR_NOMEM;
+        for (size_t i = 0; i < nq; i++) t->dout[i] = (float)fm_rng_normal(rng);
+    }
+    if (!t->q || !t->k || !t->v || !t->out || !t->lse) return FM_ERR_NOMEM;
+    for (size_t i = 0; i < nq; i++) t->q[i] = (float)fm_rng_normal(rng);
+    for (size_t i = 0; i < nkv; i++) t->k[i] = (float)fm_rng_normal(rng);
+    for (size_t i = 0; i < nkv; i++) t->v[i] = (float)fm_rng_normal(rng);
+    return FM_OK;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_opts o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    omp_set_num_threads((int)o.threads);
+
+    fm_rng rng;
+    fm_rng_seed(&rng, 2026);
+    bench_tensors t = {0};
+    gemm_bench g = {0};
+    fm_status st = alloc_tensors(&o, &t, &rng);
+    if (st == FM_OK && o.gemm_n > 0) st = gemm_init(&g, o.gemm_n, &rng);
+    if (st != FM_OK) {
+        free_tensors(&t), gemm_free(&g);
+        return cli_fail("bench", FM_ERR_NOMEM, "cannot allocate the benchmark tensors");
+    }
+
+    printf("# flashmask bench: cpu layer, B=%lld H=%lld S=%lld D=%lld float32, %lld threads, "
+           "tiles %dx%d, %lld reps, sgemm %lld^3\n",
+           (long long)o.batch, (long long)o.heads, (long long)o.seqlen, (long long)o.head_dim,
+           (long long)o.threads, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K, (long long)o.reps,
+           (long long)o.gemm_n);
+    printf("| family | tile density | allowed pairs | fwd ms | fwd GFLOP/s | fwd/sgemm "
+           "[min, max] | bwd ms | bwd GFLOP/s | bwd/sgemm [min, max] | fwd time/density "
+           "(full = 1) | bwd time/density | sgemm GFLOP/s | naive fwd ms |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fflush(stdout);
+
+    double full_fwd = NAN, full_bwd = NAN;
+    for (int f = 0; f < FM_FAMILY_COUNT && st == FM_OK; f++) {
+        if (!o.want[f]) continue;
+        family_result r;
+        st = run_family(&o, (fm_family)f, &t, o.gemm_n > 0 ? &g : NULL, &r);
+        if (st != FM_OK) break;
+        if (f == FM_FAMILY_FULL) full_fwd = r.fwd_s, full_bwd = r.bwd_s;
+        const int n = (int)o.reps;
+        /* time relative to the full mask, per unit of tile density: 1.0 = proportional */
+        double fwd_prop = r.fwd_s / full_fwd / r.density, bwd_prop = r.bwd_s / full_bwd / r.density;
+        printf("| %s | %.3f | %.3f | %.1f | %.1f | %.2f [%.2f, %.2f] | %.1f | %.1f | "
+               "%.2f [%.2f, %.2f] | %.2f | %.2f | %.1f [%.1f, %.1f] | %.0f |\n",
+               fm_family_name((fm_family)f), r.density, r.pair_fraction, 1e3 * r.fwd_s,
+               r.fwd_gflops, median(r.fwd_ratio, n), min_of(r.fwd_ratio, n),
+               max_of(r.fwd_ratio, n), 1e3 * r.bwd_s, r.bwd_gflops, median(r.bwd_ratio, n),
+               min_of(r.bwd_ratio, n), max_of(r.bwd_ratio, n), fwd_prop, bwd_prop,
+               median(r.gemm, n), min_of(r.gemm, n), max_of(r.gemm, n), 1e3 * r.naive_s);
+        fflush(stdout);
+    }
+    free_tensors(&t), gemm_free(&g);
+    if (st != FM_OK) return cli_report("bench", st);
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("# peak resident memory: %.1f MB\n", (double)ru.ru_maxrss / 1024.0);
+    return 0;
+}
