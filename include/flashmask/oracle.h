@@ -129,6 +129,19 @@ fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tenso
                         const fm_tensors *cand, const fm_check_options *opt,
                         fm_check_report *report);
 
+/* ---------------------------------------------------------------- case directories */
+
+/* The rule on files (BRIEF 6): loads the case directory `case_dir` and the candidate's results
+ * in `candidate_dir` (out.npy, lse.npy and, unless forward-only, dq/dk/dv.npy), and judges.
+ * opt->dtype == FM_FLOAT64 means "the case's dtype" (a float64 case then needs an explicit
+ * dtype). Expected outputs missing from the case are computed by the reference. `summary`
+ * (may be NULL) receives one line describing the case ("B=1 Hq=4 ... mask causal ...").
+ * Any missing file, wrong shape or dtype, or broken case is an error status (the CLI's exit 2);
+ * FM_OK means a verdict was reached. */
+fm_status fm_check_dirs(const char *case_dir, const char *candidate_dir,
+                        const fm_check_options *opt, fm_check_report *report, char *summary,
+                        size_t summary_len);
+
 /* The table a person reads: one line per tensor (max abs, mean abs, rel. Frobenius, naive
  * error, atol, bound, verdict), the reasons of failures, and the overall verdict. */
 void fm_check_report_print(const fm_check_report *report, FILE *out);

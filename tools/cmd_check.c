@@ -1,0 +1,71 @@
+/* tools/cmd_check.c — `flashmask check --case DIR --candidate DIR`: the oracle's verdict on a
+ * third party's results for one case (BRIEF 5 and 6), a table per tensor, exit 0 pass, 1 fail,
+ * 2 invalid input (missing file, wrong shape or dtype, broken case).
+ * Layer: tools CLI over oracle/ (fm_check_dirs).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "flashmask/oracle.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: flashmask check --case DIR --candidate DIR [--dtype X]\n"
+            "                       [--allow-fa2-inf-lse] [--forward-only]\n"
+            "\n"
+            "Judges a candidate's out/lse/dq/dk/dv.npy against a case directory by the rule\n"
+            "  max|cand - ref| <= 2 * max|naive_X - ref| + atol_X\n"
+            "(naive_X: naive attention in the candidate's precision X, emulated here).\n"
+            "  --dtype X             precision the candidate computed in: float16, bfloat16,\n"
+            "                        float32 (default: the case's dtype)\n"
+            "  --allow-fa2-inf-lse   accept +inf lse on fully masked rows (FlashAttention-2)\n"
+            "  --forward-only        judge out and lse only\n"
+            "exit: 0 pass, 1 fail, 2 invalid input\n");
+}
+
+int cmd_check(int argc, char **argv)
+{
+    const char *cmd = "check", *case_dir = NULL, *cand_dir = NULL, *dtype_name = NULL;
+    fm_check_options opt = fm_check_options_default(FM_FLOAT64); /* float64: the case's */
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return 0;
+        }
+        if ((m = cli_option(cmd, argc, argv, &i, "--case", &case_dir)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--candidate", &cand_dir)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--dtype", &dtype_name)) != 0) {
+            if (m < 0) return 2;
+        } else if (strcmp(argv[i], "--allow-fa2-inf-lse") == 0) {
+            opt.allow_fa2_inf_lse = 1;
+        } else if (strcmp(argv[i], "--forward-only") == 0) {
+            opt.forward_only = 1;
+        } else {
+            usage(stderr);
+            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!case_dir || !cand_dir) {
+        usage(stderr);
+        return cli_fail(cmd, FM_ERR_INVALID, "--case and --candidate are required");
+    }
+    if (dtype_name) {
+        fm_status st = fm_dtype_from_name(dtype_name, &opt.dtype);
+        if (st != FM_OK) return cli_report(cmd, st);
+        if (opt.dtype == FM_FLOAT64)
+            return cli_fail(cmd, FM_ERR_INVALID,
+                            "--dtype float64: the rule judges float32, float16 or bfloat16");
+    }
+    fm_check_report rep;
+    char summary[256];
+    fm_status st = fm_check_dirs(case_dir, cand_dir, &opt, &rep, summary, sizeof summary);
+    if (st != FM_OK) return cli_report(cmd, st);
+    printf("case %s: %s\ncandidate %s\n", case_dir, summary, cand_dir);
+    fm_check_report_print(&rep, stdout);
+    return rep.pass ? 0 : 1;
+}

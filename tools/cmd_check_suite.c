@@ -1,0 +1,165 @@
+/* tools/cmd_check_suite.c — `flashmask check-suite --suite DIR --candidates DIR`: the oracle's
+ * verdict on every case of a suite (manifest.json from gen-suite), reading the candidate's
+ * results from CANDIDATES/<case name>/. One line per case (verdict, the tensor closest to or
+ * furthest past its bound as max_abs/bound, failing tensors and why) and the totals.
+ * Exit: 0 every case passed; 1 a case failed or its results were missing or invalid;
+ * 2 the suite itself is unreadable.
+ * Layer: tools CLI over oracle/ (fm_check_dirs).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "flashmask/oracle.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: flashmask check-suite --suite DIR --candidates DIR [--dtype X]\n"
+            "                             [--allow-fa2-inf-lse] [--forward-only] [--verbose]\n"
+            "Judges CANDIDATES/<name>/{out,lse,dq,dk,dv}.npy for every case <name> listed in\n"
+            "SUITE/manifest.json (flashmask gen-suite). --dtype overrides every case's dtype;\n"
+            "--verbose prints each case's full table.\n"
+            "exit: 0 all pass, 1 a case failed or has missing/invalid results, 2 bad suite\n");
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    char chunk[65536];
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + got + 1 > cap) {
+            cap = (len + got + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf), fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        memcpy(buf + len, chunk, got);
+        len += got;
+    }
+    fclose(f);
+    if (!buf) buf = calloc(1, 1);
+    else buf[len] = '\0';
+    return buf;
+}
+
+/* The tensor with the largest max_abs / bound: how close the case came to failing. */
+static void worst_tensor(const fm_check_report *r, const char **name, double *ratio)
+{
+    *name = "-";
+    *ratio = 0.0;
+    for (int t = 0; t < r->n_tensors; t++) {
+        const fm_tensor_check *c = &r->tensor[t];
+        double q = c->bound > 0 ? c->max_abs / c->bound : (c->max_abs > 0 ? 1e300 : 0.0);
+        if (c->nan_count) q = 1e300;
+        if (q >= *ratio) *ratio = q, *name = c->name;
+    }
+}
+
+int cmd_check_suite(int argc, char **argv)
+{
+    const char *cmd = "check-suite", *suite = NULL, *cands = NULL, *dtype_name = NULL;
+    fm_check_options opt = fm_check_options_default(FM_FLOAT64); /* float64: each case's */
+    int verbose = 0;
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return 0;
+        }
+        if ((m = cli_option(cmd, argc, argv, &i, "--suite", &suite)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--candidates", &cands)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--dtype", &dtype_name)) != 0) {
+            if (m < 0) return 2;
+        } else if (strcmp(argv[i], "--allow-fa2-inf-lse") == 0) {
+            opt.allow_fa2_inf_lse = 1;
+        } else if (strcmp(argv[i], "--forward-only") == 0) {
+            opt.forward_only = 1;
+        } else if (strcmp(argv[i], "--verbose") == 0) {
+            verbose = 1;
+        } else {
+            usage(stderr);
+            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!suite || !cands) {
+        usage(stderr);
+        return cli_fail(cmd, FM_ERR_INVALID, "--suite and --candidates are required");
+    }
+    if (dtype_name) {
+        fm_status st = fm_dtype_from_name(dtype_name, &opt.dtype);
+        if (st != FM_OK) return cli_report(cmd, st);
+    }
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/manifest.json", suite);
+    char *text = read_file(path);
+    if (!text) return cli_fail(cmd, FM_ERR_IO, "cannot read %s", path);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases");
+    if (!root || !cJSON_IsString(format) || strcmp(format->valuestring, "flashmask-suite") != 0 ||
+        !cJSON_IsArray(cases)) {
+        cJSON_Delete(root);
+        return cli_fail(cmd, FM_ERR_FORMAT,
+                        "%s: not a flashmask suite manifest (need \"format\": "
+                        "\"flashmask-suite\" and a \"cases\" array)", path);
+    }
+
+    int passed = 0, failed = 0, invalid = 0;
+    printf("%-40s %-9s %-7s %-6s %10s  %s\n", "case", "dtype", "verdict", "worst",
+           "abs/bound", "details");
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, cases) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(entry, "name");
+        if (!cJSON_IsString(name) || strchr(name->valuestring, '/') || name->valuestring[0] == '.') {
+            cJSON_Delete(root);
+            return cli_fail(cmd, FM_ERR_FORMAT, "%s: a case without a plain \"name\"", path);
+        }
+        char case_dir[4096], cand_dir[4096], summary[256];
+        snprintf(case_dir, sizeof case_dir, "%s/%s", suite, name->valuestring);
+        snprintf(cand_dir, sizeof cand_dir, "%s/%s", cands, name->valuestring);
+        fm_check_report rep;
+        fm_status st = fm_check_dirs(case_dir, cand_dir, &opt, &rep, summary, sizeof summary);
+        if (st != FM_OK) {
+            invalid++;
+            printf("%-40s %-9s %-7s %-6s %10s  %s: %s\n", name->valuestring, "-", "INVALID", "-",
+                   "-", fm_status_string(st), fm_last_error());
+            continue;
+        }
+        const char *wname;
+        double ratio;
+        worst_tensor(&rep, &wname, &ratio);
+        char details[512] = "";
+        size_t used = 0;
+        for (int t = 0; t < rep.n_tensors && used < sizeof details; t++)
+            if (!rep.tensor[t].pass)
+                used += (size_t)snprintf(details + used, sizeof details - used, "%s%s: %s",
+                                         used ? "; " : "", rep.tensor[t].name,
+                                         rep.tensor[t].why);
+        rep.pass ? passed++ : failed++;
+        printf("%-40s %-9s %-7s %-6s %10.3g  %s\n", name->valuestring,
+               fm_dtype_name(rep.options.dtype), rep.pass ? "pass" : "FAIL", wname, ratio,
+               details);
+        if (verbose) {
+            printf("  %s\n", summary);
+            fm_check_report_print(&rep, stdout);
+        }
+    }
+    cJSON_Delete(root);
+    printf("suite %s, candidates %s: %d cases: %d pass, %d FAIL, %d invalid or missing\n", suite,
+           cands, passed + failed + invalid, passed, failed, invalid);
+    return (failed || invalid) ? 1 : 0;
+}

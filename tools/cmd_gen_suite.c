@@ -1,0 +1,269 @@
+/* tools/cmd_gen_suite.c — `flashmask gen-suite --out DIR`: the standard suite of cases a
+ * kernel author runs their kernel on: every mask family of BRIEF 4 in float16, bfloat16 and
+ * float32, odd sequence lengths, MHA/GQA/MQA, mask heads 1/Hk/Hq, Sq != Sk under both causal
+ * alignments, and fully masked rows; plus manifest.json listing them. Each case directory
+ * (BRIEF 6) holds the inputs rounded to its dtype and the float64 reference's outputs.
+ * Sizes are small (Sq, Sk <= 109, D <= 64): the whole suite generates in seconds.
+ * Layer: tools CLI over io/ (fm_case_save), masks/ (builders) and reference/.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "flashmask/io.h"
+#include "flashmask/oracle.h"
+
+/* One case of the suite before it is drawn. */
+typedef struct suite_spec {
+    char name[64];
+    int family;          /* fm_family, or -1: the custom fully-masked-rows mask */
+    fm_dtype dtype;
+    int64_t batch, q_heads, kv_heads, mask_heads, seqlen_q, seqlen_k, head_dim;
+    fm_causal alignment; /* for causal families */
+    const char *feature; /* what this case is for, in the manifest */
+} suite_spec;
+
+static const fm_dtype suite_dtypes[3] = {FM_FLOAT16, FM_BFLOAT16, FM_FLOAT32};
+static const char *const dtype_short[3] = {"f16", "bf16", "f32"};
+
+/* The mask every column of which hides rows [5, 17) (fully masked rows whatever the causal
+ * part) and, from column 3 on, rows [20, 20 + j % 7) — a "custom" mask no family builds. */
+static fm_status custom_mask(fm_mask *m, const suite_spec *s)
+{
+    fm_status st = fm_mask_init(m, s->batch, s->mask_heads, s->seqlen_q, s->seqlen_k,
+                                FM_CAUSAL_NONE);
+    if (st != FM_OK) return st;
+    for (int64_t b = 0; b < s->batch; b++)
+        for (int64_t h = 0; h < s->mask_heads; h++)
+            for (int64_t j = 0; j < s->seqlen_k; j++) {
+                int32_t *col = fm_mask_column(m, b, h, j);
+                col[FM_LTS] = 5, col[FM_LTE] = 17;
+                col[FM_UTS] = 20, col[FM_UTE] = j >= 3 ? (int32_t)(20 + j % 7) : 20;
+            }
+    return fm_mask_validate(m);
+}
+
+/* The list: per dtype, the 12 families at Sq = Sk (odd lengths, MHA/GQA/MQA, mask heads
+ * 1/Hk/Hq rotating), then six cases for Sq != Sk, both alignments, and fully masked rows. */
+static int build_specs(suite_spec *specs, int cap)
+{
+    int n = 0;
+    static const int64_t kv_choice[3] = {4, 2, 1}; /* MHA, GQA, MQA with Hq = 4 */
+    static const struct {
+        int family; int64_t sq, sk; fm_causal align; const char *feature;
+    } extra[6] = {
+        {FM_FAMILY_CAUSAL, 80, 48, FM_CAUSAL_BOTTOM_RIGHT, "Sq>Sk bottom_right: fully masked rows"},
+        {FM_FAMILY_CAUSAL, 48, 80, FM_CAUSAL_TOP_LEFT, "Sq<Sk top_left"},
+        {FM_FAMILY_CAUSAL, 45, 83, FM_CAUSAL_BOTTOM_RIGHT, "Sq<Sk bottom_right"},
+        {FM_FAMILY_SLIDING_WINDOW, 70, 51, FM_CAUSAL_TOP_LEFT, "Sq>Sk top_left"},
+        {FM_FAMILY_CAUSAL_DOCUMENT, 51, 90, FM_CAUSAL_BOTTOM_RIGHT, "Sq<Sk bottom_right docs"},
+        {-1, 37, 53, FM_CAUSAL_NONE, "custom mask: rows 5..16 fully masked"},
+    };
+    for (int d = 0; d < 3; d++) {
+        for (int f = 0; f < FM_FAMILY_COUNT && n < cap; f++) {
+            suite_spec *s = &specs[n++];
+            memset(s, 0, sizeof *s);
+            s->family = f;
+            s->dtype = suite_dtypes[d];
+            s->batch = 1 + (f % 2);
+            s->q_heads = 4;
+            s->kv_heads = kv_choice[f % 3];
+            int64_t mh[3] = {1, s->kv_heads, s->q_heads};
+            s->mask_heads = mh[(f / 3 + d) % 3];
+            s->seqlen_q = s->seqlen_k = 61 + 16 * (f % 4); /* 61, 77, 93, 109: odd */
+            s->head_dim = f % 2 ? 64 : 32;
+            s->alignment = FM_CAUSAL_BOTTOM_RIGHT;
+            s->feature = s->kv_heads == 4 ? "MHA" : s->kv_heads == 2 ? "GQA" : "MQA";
+            snprintf(s->name, sizeof s->name, "%s-%s", fm_family_name((fm_family)f),
+                     dtype_short[d]);
+        }
+        for (int e = 0; e < 6 && n < cap; e++) {
+            suite_spec *s = &specs[n++];
+            memset(s, 0, sizeof *s);
+            s->family = extra[e].family;
+            s->dtype = suite_dtypes[d];
+            s->batch = 1, s->q_heads = 4, s->kv_heads = 2, s->mask_heads = 2;
+            s->seqlen_q = extra[e].sq, s->seqlen_k = extra[e].sk;
+            s->head_dim = 32;
+            s->alignment = extra[e].align;
+            s->feature = extra[e].feature;
+            const char *fam = s->family < 0 ? "custom" : fm_family_name((fm_family)s->family);
+            const char *al = s->alignment == FM_CAUSAL_TOP_LEFT ? "tl"
+                             : s->alignment == FM_CAUSAL_BOTTOM_RIGHT ? "br" : "none";
+            snprintf(s->name, sizeof s->name, "%s-sq%lld-sk%lld-%s-%s", fam,
+                     (long long)s->seqlen_q, (long long)s->seqlen_k, al, dtype_short[d]);
+        }
+    }
+    return n;
+}
+
+/* Draws the case of one spec (inputs rounded to its dtype, reference outputs) and saves it. */
+static fm_status make_case(const suite_spec *s, uint64_t seed, const char *dir,
+                           int64_t *masked_rows)
+{
+    fm_case c;
+    fm_case_init(&c);
+    fm_problem_init(&c.problem, s->batch, s->q_heads, s->kv_heads, s->seqlen_q, s->seqlen_k,
+                    s->head_dim);
+    c.problem.dtype = s->dtype;
+    c.seed = seed;
+    fm_status st;
+    if (s->family < 0) {
+        snprintf(c.mask_kind, sizeof c.mask_kind, "custom");
+        st = custom_mask(&c.mask, s);
+    } else {
+        snprintf(c.mask_kind, sizeof c.mask_kind, "%s", fm_family_name((fm_family)s->family));
+        st = fm_mask_params_default(&c.mask_params, (fm_family)s->family, s->seqlen_k);
+        if (st == FM_OK) {
+            c.has_params = 1;
+            st = fm_mask_build(&c.mask, &c.mask_params, s->batch, s->mask_heads, s->seqlen_q,
+                               s->seqlen_k, s->alignment);
+        }
+    }
+    size_t nq = 0, nkv = 0, nl = 0;
+    if (st == FM_OK) st = fm_problem_validate(&c.problem, &c.mask);
+    if (st == FM_OK) {
+        nq = fm_problem_q_elems(&c.problem), nkv = fm_problem_kv_elems(&c.problem);
+        nl = fm_problem_lse_elems(&c.problem);
+        c.q = malloc(nq * sizeof(double)), c.dout = malloc(nq * sizeof(double));
+        c.k = malloc(nkv * sizeof(double)), c.v = malloc(nkv * sizeof(double));
+        c.out = malloc(nq * sizeof(double)), c.lse = malloc(nl * sizeof(double));
+        c.dq = malloc(nq * sizeof(double));
+        c.dk = malloc(nkv * sizeof(double)), c.dv = malloc(nkv * sizeof(double));
+        if (!c.q || !c.dout || !c.k || !c.v || !c.out || !c.lse || !c.dq || !c.dk || !c.dv)
+            st = FM_ERR_NOMEM;
+    }
+    if (st == FM_OK) {
+        /* standard normal inputs, rounded to the case's dtype: every consumer sees the same */
+        fm_rng rng;
+        fm_rng_seed(&rng, seed);
+        double *xs[4] = {c.q, c.k, c.v, c.dout};
+        size_t ns[4] = {nq, nkv, nkv, nq};
+        for (int t = 0; t < 4; t++)
+            for (size_t i = 0; i < ns[t]; i++)
+                xs[t][i] = fm_round_to_dtype(fm_rng_normal(&rng), s->dtype);
+        fm_tensors t = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout, .out = c.out,
+                        .lse = c.lse, .dq = c.dq, .dk = c.dk, .dv = c.dv};
+        st = fm_forward(FM_IMPL_REFERENCE, &c.problem, &c.mask, &t);
+        if (st == FM_OK) st = fm_backward(FM_IMPL_REFERENCE, &c.problem, &c.mask, &t);
+    }
+    if (st == FM_OK) {
+        *masked_rows = 0;
+        for (size_t i = 0; i < nl; i++) *masked_rows += isinf(c.lse[i]) && c.lse[i] < 0;
+        st = fm_case_save(dir, &c);
+    }
+    fm_case_free(&c);
+    return st;
+}
+
+static cJSON *manifest_entry(const suite_spec *s, uint64_t seed, int64_t masked_rows)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "name", s->name);
+    cJSON_AddStringToObject(e, "mask_kind",
+                            s->family < 0 ? "custom" : fm_family_name((fm_family)s->family));
+    cJSON_AddStringToObject(e, "dtype", fm_dtype_name(s->dtype));
+    cJSON_AddStringToObject(e, "causal",
+                            (s->family >= 0 && fm_family_is_causal((fm_family)s->family))
+                                ? fm_causal_name(s->alignment) : "none");
+    cJSON_AddNumberToObject(e, "batch", (double)s->batch);
+    cJSON_AddNumberToObject(e, "q_heads", (double)s->q_heads);
+    cJSON_AddNumberToObject(e, "kv_heads", (double)s->kv_heads);
+    cJSON_AddNumberToObject(e, "mask_heads", (double)s->mask_heads);
+    cJSON_AddNumberToObject(e, "seqlen_q", (double)s->seqlen_q);
+    cJSON_AddNumberToObject(e, "seqlen_k", (double)s->seqlen_k);
+    cJSON_AddNumberToObject(e, "head_dim", (double)s->head_dim);
+    cJSON_AddNumberToObject(e, "seed", (double)seed);
+    cJSON_AddNumberToObject(e, "fully_masked_rows", (double)masked_rows);
+    cJSON_AddStringToObject(e, "feature", s->feature);
+    return e;
+}
+
+/* manifest.json, written to a temporary name and renamed: a suite either has it or not. */
+static fm_status write_manifest(const char *out, cJSON *root)
+{
+    char path[4096], tmp[4096];
+    snprintf(path, sizeof path, "%s/manifest.json", out);
+    snprintf(tmp, sizeof tmp, "%s/.manifest.json.tmp", out);
+    char *text = cJSON_Print(root);
+    if (!text) {
+        cli_fail("gen-suite", FM_ERR_NOMEM, "manifest: out of memory");
+        return FM_ERR_NOMEM;
+    }
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    ok = (f && fclose(f) == 0) && ok;
+    free(text);
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        cli_fail("gen-suite", FM_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+        return FM_ERR_IO;
+    }
+    return FM_OK;
+}
+
+int cmd_gen_suite(int argc, char **argv)
+{
+    const char *cmd = "gen-suite", *out = NULL, *seed_text = NULL;
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if (cli_is_help(argv[i])) {
+            printf("usage: flashmask gen-suite --out DIR [--seed N]\n"
+                   "Writes the standard suite: every mask family x float16/bfloat16/float32, "
+                   "odd lengths,\nMHA/GQA/MQA, mask heads, Sq != Sk with both causal "
+                   "alignments, fully masked rows;\none case directory per case and "
+                   "DIR/manifest.json. DIR must not exist or be empty.\n");
+            return 0;
+        }
+        if ((m = cli_option(cmd, argc, argv, &i, "--out", &out)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--seed", &seed_text)) != 0) {
+            if (m < 0) return 2;
+        } else {
+            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!out) return cli_fail(cmd, FM_ERR_INVALID, "--out DIR is required");
+    uint64_t base_seed = 2024;
+    if (seed_text && cli_uint64(cmd, "--seed", seed_text, &base_seed) != FM_OK) return 2;
+    if (mkdir(out, 0777) != 0 && errno != EEXIST)
+        return cli_fail(cmd, FM_ERR_IO, "cannot create %s: %s", out, strerror(errno));
+
+    suite_spec specs[64];
+    int n = build_specs(specs, 64);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", "flashmask-suite");
+    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddStringToObject(root, "generator", "flashmask gen-suite " FM_VERSION_STRING);
+    cJSON_AddNumberToObject(root, "seed", (double)base_seed);
+    cJSON *cases = cJSON_AddArrayToObject(root, "cases");
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s", out, specs[i].name);
+        uint64_t seed = base_seed + (uint64_t)i;
+        int64_t masked = 0;
+        fm_status st = make_case(&specs[i], seed, dir, &masked);
+        if (st != FM_OK) {
+            rc = cli_fail(cmd, st, "case %s: %s", specs[i].name,
+                          fm_last_error()[0] ? fm_last_error() : "out of memory");
+            break;
+        }
+        cJSON_AddItemToArray(cases, manifest_entry(&specs[i], seed, masked));
+        printf("%-40s %-8s B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld masked_rows=%lld\n",
+               specs[i].name, fm_dtype_name(specs[i].dtype), (long long)specs[i].batch,
+               (long long)specs[i].q_heads, (long long)specs[i].kv_heads,
+               (long long)specs[i].mask_heads, (long long)specs[i].seqlen_q,
+               (long long)specs[i].seqlen_k, (long long)specs[i].head_dim, (long long)masked);
+    }
+    if (rc == 0 && write_manifest(out, root) != FM_OK) rc = 2;
+    if (rc == 0) printf("wrote %d cases and %s/manifest.json\n", n, out);
+    cJSON_Delete(root);
+    return rc;
+}
