@@ -23,21 +23,6 @@
 #define FM_SHRINK_TRIES 40   /* derived seeds tried per candidate limit reduction */
 #define FM_SHRINK_BUDGET 3000 /* property evaluations spent shrinking, at most */
 
-/* ---------------------------------------------------------------- family builders */
-
-/* The family builders (masks/families*.c, params.c, builders*.c) land separately from this
- * harness. Weak references let the harness link either way; until they are in the library,
- * random interval vectors stand in for families. */
-#pragma weak fm_mask_params_random
-#pragma weak fm_mask_build
-#pragma weak fm_mask_params_free
-#pragma weak fm_family_name
-
-static int families_available(void)
-{
-    return fm_mask_params_random && fm_mask_build && fm_mask_params_free && fm_family_name;
-}
-
 /* ---------------------------------------------------------------- environment */
 
 uint64_t fm_test_seed(void)
@@ -200,7 +185,7 @@ fm_status fm_random_case_make(fm_random_case *c, uint64_t seed, const fm_case_li
 
     /* Both causal alignments matter only when Sq != Sk, but draw them always. */
     fm_causal alignment = fm_rng_below(&rng, 2) ? FM_CAUSAL_BOTTOM_RIGHT : FM_CAUSAL_TOP_LEFT;
-    int use_family = (l.families_only || fm_rng_below(&rng, 2)) && families_available();
+    int use_family = l.families_only || fm_rng_below(&rng, 2);
     fm_status st;
     if (use_family) {
         c->kind = FM_CASE_FAMILY;
@@ -243,7 +228,7 @@ void fm_random_case_free(fm_random_case *c)
 {
     if (!c) return;
     fm_mask_free(&c->mask);
-    if (c->kind == FM_CASE_FAMILY && families_available()) fm_mask_params_free(&c->params);
+    if (c->kind == FM_CASE_FAMILY) fm_mask_params_free(&c->params);
     c->kind = FM_CASE_RANDOM_BOUNDS; /* params freed: a second free is harmless */
     free(c->q), free(c->k), free(c->v), free(c->dout);
     c->q = c->k = c->v = c->dout = NULL;
