@@ -29,6 +29,11 @@ static float *load_x(const double *src, size_t n, fm_dtype dtype, const char *wh
     return dst;
 }
 
+void fm_oracle_round_array(double *x, size_t n, fm_dtype dtype)
+{
+    for (size_t i = 0; i < n; i++) x[i] = fm_round_to_dtype(x[i], dtype);
+}
+
 static fm_status check_args(const fm_problem *p, const fm_mask *mask, fm_dtype dtype)
 {
     fm_status st = fm_problem_validate(p, mask);

@@ -103,7 +103,8 @@ int cmd_check_suite(int argc, char **argv)
     }
 
     char path[4096];
-    snprintf(path, sizeof path, "%s/manifest.json", suite);
+    if ((size_t)snprintf(path, sizeof path, "%s/manifest.json", suite) >= sizeof path)
+        return cli_fail(cmd, FM_ERR_INVALID, "--suite %s: path too long", suite);
     char *text = read_file(path);
     if (!text) return cli_fail(cmd, FM_ERR_IO, "cannot read %s", path);
     cJSON *root = cJSON_Parse(text);
@@ -129,8 +130,13 @@ int cmd_check_suite(int argc, char **argv)
             return cli_fail(cmd, FM_ERR_FORMAT, "%s: a case without a plain \"name\"", path);
         }
         char case_dir[4096], cand_dir[4096], summary[256];
-        snprintf(case_dir, sizeof case_dir, "%s/%s", suite, name->valuestring);
-        snprintf(cand_dir, sizeof cand_dir, "%s/%s", cands, name->valuestring);
+        if ((size_t)snprintf(case_dir, sizeof case_dir, "%s/%s", suite, name->valuestring) >=
+                sizeof case_dir ||
+            (size_t)snprintf(cand_dir, sizeof cand_dir, "%s/%s", cands, name->valuestring) >=
+                sizeof cand_dir) {
+            cJSON_Delete(root);
+            return cli_fail(cmd, FM_ERR_INVALID, "case %s: path too long", name->valuestring);
+        }
         fm_check_report rep;
         fm_status st = fm_check_dirs(case_dir, cand_dir, &opt, &rep, summary, sizeof summary);
         if (st != FM_OK) {

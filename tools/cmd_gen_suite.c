@@ -189,8 +189,11 @@ static cJSON *manifest_entry(const suite_spec *s, uint64_t seed, int64_t masked_
 static fm_status write_manifest(const char *out, cJSON *root)
 {
     char path[4096], tmp[4096];
-    snprintf(path, sizeof path, "%s/manifest.json", out);
-    snprintf(tmp, sizeof tmp, "%s/.manifest.json.tmp", out);
+    if ((size_t)snprintf(path, sizeof path, "%s/manifest.json", out) >= sizeof path ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s/.manifest.json.tmp", out) >= sizeof tmp) {
+        cli_fail("gen-suite", FM_ERR_INVALID, "--out %s: path too long", out);
+        return FM_ERR_INVALID;
+    }
     char *text = cJSON_Print(root);
     if (!text) {
         cli_fail("gen-suite", FM_ERR_NOMEM, "manifest: out of memory");
@@ -246,7 +249,10 @@ int cmd_gen_suite(int argc, char **argv)
     int rc = 0;
     for (int i = 0; i < n; i++) {
         char dir[4096];
-        snprintf(dir, sizeof dir, "%s/%s", out, specs[i].name);
+        if ((size_t)snprintf(dir, sizeof dir, "%s/%s", out, specs[i].name) >= sizeof dir) {
+            rc = cli_fail(cmd, FM_ERR_INVALID, "--out %s: path too long", out);
+            break;
+        }
         uint64_t seed = base_seed + (uint64_t)i;
         int64_t masked = 0;
         fm_status st = make_case(&specs[i], seed, dir, &masked);

@@ -18,6 +18,9 @@
 FM_COMMAND(masks, "list the mask families and their parameters") \
 FM_COMMAND(gen, "write a case directory: inputs, mask and the reference's expected outputs") \
 FM_COMMAND(run, "run one implementation on a case directory and write its results") \
+FM_COMMAND(check, "judge a candidate's results on a case by the FlashAttention pass rule") \
+FM_COMMAND(gen_suite, "write the standard suite of cases (every family, dtype, GQA, Sq != Sk)") \
+FM_COMMAND(check_suite, "judge a directory of candidate results against a suite") \
 FM_COMMAND(demo, "every mask family: the reference against every available implementation") \
 FM_COMMAND(version, "print the version and which implementations are available here") \
 FM_COMMAND(bench, "CPU benchmark: GFLOP/s from allowed pairs vs OpenBLAS sgemm, per mask family") \

@@ -18,6 +18,14 @@ static const fm_command commands[] = {FM_COMMANDS};
 
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 
+/* Table names are C identifiers (gen_suite); users type them with dashes (gen-suite). */
+static int same_command(const char *typed, const char *name)
+{
+    for (; *typed && *name; typed++, name++)
+        if (*typed != *name && !(*typed == '-' && *name == '_')) return 0;
+    return *typed == *name;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -27,8 +35,12 @@ static void usage(FILE *out)
             "\n"
             "commands:\n",
             FM_VERSION_STRING);
-    for (size_t i = 0; i < n_commands; i++)
-        fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].help);
+    for (size_t i = 0; i < n_commands; i++) {
+        char shown[32];
+        snprintf(shown, sizeof shown, "%s", commands[i].name);
+        for (char *c = shown; *c; c++) *c = *c == '_' ? '-' : *c; /* gen_suite -> gen-suite */
+        fprintf(out, "  %-13s %s\n", shown, commands[i].help);
+    }
     fprintf(out, "  %-13s %s\n", "help", "this list");
     fprintf(out, "\nexit codes: 0 ok, 2 invalid input, 3 implementation unavailable, "
                  "1 other failure\n");
@@ -47,7 +59,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(name, "--version") == 0) name = "version";
     for (size_t i = 0; i < n_commands; i++)
-        if (strcmp(name, commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+        if (same_command(name, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "flashmask: %s: unknown command '%s' (try: flashmask help)\n",
             fm_status_string(FM_ERR_INVALID), name);
     return fm_status_exit_code(FM_ERR_INVALID);

@@ -50,6 +50,9 @@ fm_status fm_naive_backward(const fm_problem *p, const fm_mask *mask, fm_dtype d
                             const double *lse, const double *dout, double *dq, double *dk,
                             double *dv);
 
+/* Rounds n values in place to dtype with fm_round_to_dtype (for bindings: one call, not n). */
+void fm_oracle_round_array(double *x, size_t n, fm_dtype dtype);
+
 /* 1 per query row (b, h, i) with no allowed key, else 0: rows [B*Hq*Sq]. */
 fm_status fm_oracle_masked_rows(const fm_problem *p, const fm_mask *mask, uint8_t *rows);
 
