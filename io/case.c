@@ -205,6 +205,15 @@ static fm_status read_text(const char *path, char **text, size_t *size)
 
 /* ---------------------------------------------------------------- tensors */
 
+/* Re-raises the current error with "where: " in front (the message is copied first: fm_fail
+ * writes into the buffer fm_last_error() returns). */
+static fm_status prefix_error(fm_status st, const char *where)
+{
+    char message[1024];
+    snprintf(message, sizeof message, "%s", fm_last_error());
+    return fm_fail(st, "%s: %s", where, message);
+}
+
 static fm_status join(char *out, size_t cap, const char *dir, const char *name)
 {
     if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
@@ -325,7 +334,7 @@ static fm_status load_mask(const char *path, fm_case *c)
     if (st == FM_OK) st = fm_mask_validate(&m);
     if (st != FM_OK) {
         fm_mask_free(&m);
-        st = fm_fail(st, "%s: %s", path, fm_last_error());
+        st = prefix_error(st, path);
         goto done;
     }
     c->mask = m;
@@ -350,7 +359,9 @@ fm_status fm_case_load(const char *dir, fm_case *c)
     if ((st = load_mask(path, c)) != FM_OK) goto fail;
     /* sizes, heads dividing, int32 limits, overflow of every tensor size, mask bounds */
     if ((st = fm_problem_validate(&c->problem, &c->mask)) != FM_OK) {
-        st = fm_fail(st, "%s/case.json: %s", dir, fm_last_error());
+        char where[PATH_MAX];
+        snprintf(where, sizeof where, "%s/case.json", dir);
+        st = prefix_error(st, where);
         goto fail;
     }
 
