@@ -29,7 +29,8 @@ fm_status fm_build_qk_sparse(const fm_build_ctx *c)
  * key. At each position r in [s, Sk) one key chosen uniformly among the keys before r that are
  * still cached is evicted: LTS = r, hidden from row r on. So every row at r >= s sees exactly
  * s keys (itself included): a KV cache of s entries. Keys never evicted have no interval.
- * (b, head) draws from its own stream: fm_rng_seed(seed + (b*heads + head) * 0x9e3779b97f4a7c15). */
+ * (b, head) draws from its own stream:
+ *     fm_rng_seed(seed + (b*heads + head) * 0x9e3779b97f4a7c15). */
 fm_status fm_build_random_eviction(const fm_build_ctx *c)
 {
     const int64_t sk = c->seqlen_k;

@@ -314,6 +314,11 @@ static int check_case(const family_case *c, char *msg, size_t len)
         snprintf(msg, len, "fm_mask_to_dense: %s", fm_last_error());
         ok = 0;
     }
+    fm_sem sem = {0};
+    if (ok && fm_sem_init(&sem, &c->params, c->seqlen_k) != 0) {
+        snprintf(msg, len, "out of memory");
+        ok = 0;
+    }
     for (int64_t bh = 0; ok && bh < c->batch * c->heads; bh++) {
         const uint8_t *a = dense + (size_t)bh * plane;
         if (c->params.family == FM_FAMILY_RANDOM_EVICTION) {
@@ -326,7 +331,7 @@ static int check_case(const family_case *c, char *msg, size_t len)
         for (int64_t i = 0; ok && i < c->seqlen_q; i++) {
             int64_t x = fm_sem_position(&c->params, c->alignment, c->seqlen_q, c->seqlen_k, i);
             for (int64_t j = 0; ok && j < c->seqlen_k; j++) {
-                int want = fm_sem_allowed(&c->params, c->seqlen_k, x, j);
+                int want = fm_sem_allowed(&sem, x, j);
                 if (a[i * c->seqlen_k + j] != want) {
                     const int32_t *col = fm_mask_column(&m, bh / c->heads, bh % c->heads, j);
                     snprintf(msg, len, "(b,h) %" PRId64 ", row %" PRId64 " (position %" PRId64
@@ -339,6 +344,7 @@ static int check_case(const family_case *c, char *msg, size_t len)
             }
         }
     }
+    fm_sem_free(&sem);
     free(dense);
     fm_mask_free(&m);
     return ok;
@@ -404,13 +410,13 @@ static void run_random_cases(int trials, int64_t limit)
 static void test_random_small(void **state)
 {
     (void)state;
-    run_random_cases(fm_test_trials(400), 24);
+    run_random_cases(fm_test_trials(1500), 24);
 }
 
 static void test_random_large(void **state)
 {
     (void)state;
-    int trials = fm_test_trials(400) / 20;
+    int trials = fm_test_trials(1500) / 15;
     run_random_cases(trials > 0 ? trials : 1, 160);
 }
 
@@ -485,14 +491,17 @@ static void test_random_eviction_streams(void **state)
 static int64_t semantic_pairs(const fm_mask_params *p, int64_t s)
 {
     int64_t n = 0;
+    fm_sem sem;
+    assert_int_equal(fm_sem_init(&sem, p, s), 0);
     for (int64_t x = 0; x < s; x++) {
         if (p->family == FM_FAMILY_RANDOM_EVICTION) {
             int64_t k = x + 1 < p->evict_start ? x + 1 : p->evict_start;
             n += k;
             continue;
         }
-        for (int64_t j = 0; j < s; j++) n += fm_sem_allowed(p, s, x, j);
+        for (int64_t j = 0; j < s; j++) n += fm_sem_allowed(&sem, x, j);
     }
+    fm_sem_free(&sem);
     return n;
 }
 
