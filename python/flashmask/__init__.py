@@ -1,0 +1,26 @@
+"""flashmask — Python binding of libflashmask (ctypes over build*/libflashmask.so or
+$FLASHMASK_LIB, NumPy arrays, no compilation step).
+
+    import flashmask as fm
+    m = fm.build("causal_document", batch=1, heads=1, seqlen_q=64, doc_lens=[20, 44])
+    ref = fm.reference(q, k, v, dout, m)               # float64 oracle
+    out, lse = fm.forward(q, k, v, m, impl="cpu")      # the float32 tiled cpu layer
+    report = fm.check_arrays(q, k, v, dout, m, candidate, dtype="bfloat16")
+    report = fm.check_dirs("suite/causal-f16", "my_results/causal-f16")
+
+Errors raise flashmask.FlashMaskError subclasses (InvalidInput, FileError, Unavailable) whose
+message is the library's fm_last_error(). Layer: python, the top of the stack.
+"""
+
+from ._lib import (LIB_PATH, FileError, FlashMaskError, InvalidInput, Unavailable)
+from .attention import available, backward, forward, naive, reference, round_to
+from .case import Case, load_case, save_case, save_results
+from .check import Report, atol, check_arrays, check_dirs
+from .mask import FAMILIES, TILE_CLASSES, Mask, build, family_help
+
+__version__ = "0.1.0"
+
+__all__ = ["LIB_PATH", "FlashMaskError", "InvalidInput", "FileError", "Unavailable", "Mask",
+           "build", "FAMILIES", "TILE_CLASSES", "family_help", "forward", "backward",
+           "reference", "naive", "available", "round_to", "Case", "load_case", "save_case",
+           "save_results", "Report", "check_dirs", "check_arrays", "atol"]

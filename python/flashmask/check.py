@@ -1,0 +1,117 @@
+"""flashmask.check — the oracle's verdict (BRIEF 5) from Python: on a case directory and a
+candidate's result directory (fm_check_dirs), or on arrays in memory (fm_check_case). The rule is
+the C library's (oracle/); this module only converts.
+
+A Report has `passed`, `tensors` (name -> dict of max_abs, mean_abs, rel_fro, naive_max_abs,
+atol, bound, passed, why, nan_count, masked_bad), `masked_rows` and a printable table.
+Layer: python, over oracle/ of libflashmask.
+"""
+
+import ctypes
+import os
+
+import numpy as np
+
+from . import _lib
+from ._lib import DTYPE_NAMES, DTYPES, lib
+from .attention import problem_for
+
+
+class Report:
+    def __init__(self, rep, summary=""):
+        self.passed = bool(rep.pass_)
+        self.dtype = DTYPE_NAMES[rep.options.dtype]
+        self.forward_only = bool(rep.options.forward_only)
+        self.masked_rows = rep.masked_rows
+        self.summary = summary
+        self.tensors = {}
+        for i in range(rep.n_tensors):
+            t = rep.tensor[i]
+            self.tensors[t.name.decode()] = {
+                "max_abs": t.max_abs, "mean_abs": t.mean_abs, "rel_fro": t.rel_fro,
+                "naive_max_abs": t.naive_max_abs, "atol": t.atol, "bound": t.bound,
+                "passed": bool(t.pass_), "why": t.why.decode(), "nan_count": t.nan_count,
+                "masked_bad": t.masked_bad, "compared": t.compared}
+
+    def __bool__(self):
+        return self.passed
+
+    def table(self):
+        lines = [f"{'tensor':6} {'max_abs':>10} {'mean_abs':>10} {'rel_fro':>10} "
+                 f"{'naive_err':>10} {'bound':>10}  verdict"]
+        for name, t in self.tensors.items():
+            lines.append(f"{name:6} {t['max_abs']:10.3e} {t['mean_abs']:10.3e} "
+                         f"{t['rel_fro']:10.3e} {t['naive_max_abs']:10.3e} {t['bound']:10.3e}  "
+                         f"{'pass' if t['passed'] else 'FAIL'}")
+            if not t["passed"]:
+                lines.append(f"  {name}: {t['why']}")
+        lines.append(f"verdict: {'PASS' if self.passed else 'FAIL'}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"Report(passed={self.passed}, dtype={self.dtype!r})"
+
+
+def _options(dtype, allow_fa2_inf_lse, forward_only):
+    code = 0 if dtype is None else DTYPES.get(dtype)
+    if code is None:
+        raise _lib.InvalidInput(1, f"dtype {dtype!r}; expected float16, bfloat16 or float32",
+                                "check")
+    return _lib.CheckOptions(code, int(bool(allow_fa2_inf_lse)), int(bool(forward_only)))
+
+
+def check_dirs(case_dir, candidate_dir, dtype=None, allow_fa2_inf_lse=False,
+               forward_only=False):
+    """Judge candidate_dir's out/lse/dq/dk/dv.npy against case_dir. dtype None = the case's.
+    Raises FileError / InvalidInput for missing files, wrong shapes or broken cases."""
+    opt = _options(dtype, allow_fa2_inf_lse, forward_only)
+    rep = _lib.CheckReport()
+    summary = ctypes.create_string_buffer(256)
+    _lib.check(lib.fm_check_dirs(os.fsencode(case_dir), os.fsencode(candidate_dir),
+                                 ctypes.byref(opt), ctypes.byref(rep), summary, 256),
+               "check_dirs")
+    return Report(rep, summary.value.decode())
+
+
+def check_arrays(q, k, v, dout, mask, candidate, dtype, scale=None, reference=None,
+                 allow_fa2_inf_lse=False, forward_only=False):
+    """Judge `candidate` (dict out, lse[, dq, dk, dv]) computed in `dtype` from these inputs.
+    `reference` (dict, optional) holds the float64 expected outputs; without it the oracle
+    computes them from the inputs rounded to dtype."""
+    if dtype is None or dtype == "float64":
+        raise _lib.InvalidInput(1, "dtype: say float16, bfloat16 or float32", "check_arrays")
+    opt = _options(dtype, allow_fa2_inf_lse, forward_only)
+    keep = []
+
+    def c(a, name):
+        if a is None:
+            return None
+        a = _lib.as_c(a, np.float64, name)
+        keep.append(a)
+        return _lib.dptr(a)
+
+    q64 = _lib.as_c(q, np.float64, "q", 4)
+    k64 = _lib.as_c(k, np.float64, "k", 4)
+    p = problem_for(q64, k64, mask, scale, dtype)
+    ref = reference or {}
+    r = _lib.Tensors(q=c(q64, "q"), k=c(k64, "k"), v=c(v, "v"), dout=c(dout, "dout"),
+                     out=c(ref.get("out"), "out"), lse=c(ref.get("lse"), "lse"),
+                     dq=c(ref.get("dq"), "dq"), dk=c(ref.get("dk"), "dk"),
+                     dv=c(ref.get("dv"), "dv"))
+    cand = _lib.Tensors(**{t: c(candidate.get(t), "candidate " + t)
+                           for t in ("out", "lse", "dq", "dk", "dv")})
+    rep = _lib.CheckReport()
+    cm = mask.c()
+    _lib.check(lib.fm_check_case(ctypes.byref(p), ctypes.byref(cm), ctypes.byref(r),
+                                 ctypes.byref(cand), ctypes.byref(opt), ctypes.byref(rep)),
+               "check_arrays")
+    return Report(rep)
+
+
+def atol(ref, dtype):
+    """atol_X of BRIEF 5 for these reference values (floor included, see oracle.h)."""
+    a = _lib.as_c(ref, np.float64, "ref")
+    return lib.fm_oracle_atol(DTYPES[dtype], _lib.dptr(a), a.size)
+
+
+__all__ = ["Report", "check_dirs", "check_arrays", "atol"]

@@ -1,0 +1,306 @@
+"""tests/python/test_flashmask.py — property tests of the Python binding (python/flashmask) with
+Hypothesis: the dense round trip and the element rule against an independent NumPy reading of
+BRIEF 2, the reference forward/backward against a NumPy float64 attention, Paddle's startend
+form, the cpu layer and the naive computation through the check, the check passing the reference
+and catching perturbations and planted bugs, case and result files round-tripping, and errors
+raised as Python exceptions carrying the library's message.
+
+Run: FLASHMASK_LIB=build/libflashmask.so PYTHONPATH=python /usr/bin/python3 -m unittest -v
+tests/python/test_flashmask.py  (meson test --suite python does this).
+Layer: tests of python/ (over the whole library).
+"""
+
+import os
+import tempfile
+import unittest
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import flashmask as fm
+
+EXAMPLES = int(os.environ.get("FM_TRIALS", "40"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+                    suppress_health_check=list(HealthCheck))
+
+CAUSALS = ["none", "bottom_right", "top_left"]
+
+
+# ------------------------------------------------------------------ independent NumPy model
+
+def dense_numpy(bounds, sq, causal):
+    """BRIEF 2 read independently: row i masked from key j iff LTS<=i<LTE or UTS<=i<UTE or
+    causal(i, j). Returns allowed [B, Hm, Sq, Sk]."""
+    B, Hm, Sk, _ = bounds.shape
+    i = np.arange(sq)[:, None]
+    j = np.arange(Sk)[None, :]
+    lts, lte = bounds[..., 0][:, :, None, :], bounds[..., 1][:, :, None, :]
+    uts, ute = bounds[..., 2][:, :, None, :], bounds[..., 3][:, :, None, :]
+    masked = ((lts <= i) & (i < lte)) | ((uts <= i) & (i < ute))
+    if causal != "none":
+        off = Sk - sq if causal == "bottom_right" else 0
+        masked = masked | (j > i + off)
+    return ~masked
+
+
+def attention_numpy(q, k, v, dout, allowed, scale):
+    """Float64 attention and its gradient with a dense mask (BRIEF 1), GQA and mask heads by
+    repetition; fully masked rows give out 0, lse -inf, no gradient."""
+    B, Hq, Sq, D = q.shape
+    Hk, Hm = k.shape[1], allowed.shape[1]
+    kk = np.repeat(k, Hq // Hk, axis=1)
+    vv = np.repeat(v, Hq // Hk, axis=1)
+    am = np.repeat(allowed, Hq // Hm, axis=1)
+    s = scale * np.einsum("bhid,bhjd->bhij", q, kk)
+    s = np.where(am, s, -np.inf)
+    mx = s.max(axis=-1, keepdims=True)
+    live = np.isfinite(mx)
+    mx = np.where(live, mx, 0.0)
+    e = np.where(am, np.exp(s - mx), 0.0)
+    tot = e.sum(axis=-1, keepdims=True)
+    p = np.where(live, e / np.where(live, tot, 1.0), 0.0)
+    lse = np.where(live[..., 0], (mx + np.log(np.where(live, tot, 1.0)))[..., 0], -np.inf)
+    out = np.einsum("bhij,bhjd->bhid", p, vv)
+    delta = (dout * out).sum(-1, keepdims=True)
+    dp = np.einsum("bhid,bhjd->bhij", dout, vv)
+    ds = p * (dp - delta)
+    dq = scale * np.einsum("bhij,bhjd->bhid", ds, kk)
+    dk = scale * np.einsum("bhij,bhid->bhjd", ds, q)
+    dv = np.einsum("bhij,bhid->bhjd", p, dout)
+    dk = dk.reshape(B, Hk, Hq // Hk, -1, D).sum(2)
+    dv = dv.reshape(B, Hk, Hq // Hk, -1, D).sum(2)
+    return {"out": out, "lse": lse, "dq": dq, "dk": dk, "dv": dv}
+
+
+# ------------------------------------------------------------------ strategies
+
+@st.composite
+def masks(draw, max_seq=12):
+    B = draw(st.integers(1, 2))
+    Hm = draw(st.sampled_from([1, 2]))
+    sq = draw(st.integers(1, max_seq))
+    sk = draw(st.integers(1, max_seq))
+    causal = draw(st.sampled_from(CAUSALS))
+    bounds = np.zeros((B, Hm, sk, 4), dtype=np.int32)
+    for idx in np.ndindex(B, Hm, sk):
+        a, b = sorted(draw(st.tuples(st.integers(0, sq), st.integers(0, sq))))
+        c, d = sorted(draw(st.tuples(st.integers(0, sq), st.integers(0, sq))))
+        bounds[idx] = (a, b, c, d)
+    return fm.Mask(bounds, sq, causal)
+
+
+@st.composite
+def problems(draw, max_seq=12):
+    m = draw(masks(max_seq))
+    hk = draw(st.sampled_from([1, 2]))
+    group = draw(st.sampled_from([1, 2]))
+    hq = hk * group
+    if hq % m.heads:
+        hq = hk * m.heads  # keep Hm | Hq
+    D = draw(st.integers(1, 8))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((m.batch, hq, m.seqlen_q, D))
+    k = rng.standard_normal((m.batch, hk, m.seqlen_k, D))
+    v = rng.standard_normal((m.batch, hk, m.seqlen_k, D))
+    dout = rng.standard_normal(q.shape)
+    scale = draw(st.sampled_from([None, 0.3, 1.7]))
+    return q, k, v, dout, m, scale
+
+
+def rounded(arrays, dtype):
+    return [fm.round_to(a, dtype) for a in arrays]
+
+
+class MaskTests(unittest.TestCase):
+    @SETTINGS
+    @given(masks())
+    def test_dense_matches_rule_and_round_trips(self, m):
+        dense = m.to_dense()
+        np.testing.assert_array_equal(dense, dense_numpy(m.bounds, m.seqlen_q, m.causal))
+        self.assertEqual(m.allowed_pairs(), int(dense.sum()))
+        back = fm.Mask.from_dense(dense, m.causal)
+        np.testing.assert_array_equal(back.to_dense(), dense)
+
+    @SETTINGS
+    @given(masks(), st.integers(1, 5), st.integers(1, 5))
+    def test_tile_classes_sound(self, m, bq, bk):
+        dense = m.to_dense()
+        classes = m.tile_classes(bq, bk)
+        for b, h, qb, kb in np.ndindex(*classes.shape):
+            tile = dense[b, h, qb * bq:(qb + 1) * bq, kb * bk:(kb + 1) * bk]
+            if classes[b, h, qb, kb] == 2:
+                self.assertFalse(tile.any(), "a tile called masked has an allowed element")
+            if classes[b, h, qb, kb] == 0:
+                self.assertTrue(tile.all(), "a tile called unmasked has a masked element")
+        stats = m.tile_stats(bq, bk)
+        self.assertEqual(stats["total"], classes.size)
+        self.assertEqual(stats["masked"], int((classes == 2).sum()))
+
+    @SETTINGS
+    @given(st.integers(2, 40), st.data())
+    def test_startend_causal_document(self, n, data):
+        cuts = sorted(data.draw(st.sets(st.integers(1, n - 1), max_size=4)))
+        lens = np.diff([0] + cuts + [n])
+        m = fm.build("causal_document", 1, 1, n, doc_lens=list(lens))
+        se = m.to_startend(1)
+        back = fm.Mask.from_startend(se, n, "bottom_right")
+        np.testing.assert_array_equal(back.to_dense(), m.to_dense())
+
+    def test_every_family_builds(self):
+        for f in fm.FAMILIES:
+            m = fm.build(f, batch=2, heads=2, seqlen_q=33, seqlen_k=33)
+            self.assertEqual(m.bounds.shape, (2, 2, 33, 4))
+            self.assertTrue(fm.family_help(f))
+
+    def test_invalid_bounds_raise_with_message(self):
+        bad = np.array([[[[3, 2, 0, 0]]]], dtype=np.int32)  # start > end
+        with self.assertRaises(fm.InvalidInput) as ctx:
+            fm.Mask(bad, 4)
+        self.assertIn("3", str(ctx.exception))
+        with self.assertRaises(fm.InvalidInput):
+            fm.Mask(np.array([[[[0, 9, 0, 0]]]], dtype=np.int32), 4)  # LTE > Sq
+        with self.assertRaises(fm.InvalidInput):
+            fm.build("no_such_family", seqlen_q=4)
+        three_runs = np.ones((1, 1, 5, 1), dtype=bool)
+        three_runs[0, 0, [0, 2, 4], 0] = False
+        with self.assertRaises(fm.InvalidInput) as ctx:
+            fm.Mask.from_dense(three_runs)
+        self.assertEqual(ctx.exception.status_name, "not representable")
+
+
+class AttentionTests(unittest.TestCase):
+    @SETTINGS
+    @given(problems())
+    def test_reference_matches_numpy(self, prob):
+        q, k, v, dout, m, scale = prob
+        s = scale if scale is not None else 1.0 / np.sqrt(q.shape[-1])
+        got = fm.reference(q, k, v, dout, m, scale)
+        want = attention_numpy(q, k, v, dout, m.to_dense(), s)
+        for t in ("out", "dq", "dk", "dv"):
+            np.testing.assert_allclose(got[t], want[t], rtol=1e-9, atol=1e-11, err_msg=t)
+        np.testing.assert_array_equal(np.isinf(got["lse"]), np.isinf(want["lse"]))
+        live = np.isfinite(want["lse"])
+        np.testing.assert_allclose(got["lse"][live], want["lse"][live], rtol=1e-12, atol=1e-12)
+
+    @SETTINGS
+    @given(problems(max_seq=20))
+    def test_cpu_layer_passes_float16_rule(self, prob):
+        q, k, v, dout, m, scale = prob
+        q, k, v, dout = rounded([q, k, v, dout], "float16")
+        out, lse = fm.forward(q, k, v, m, scale, impl="cpu")
+        dq, dk, dv = fm.backward(q, k, v, out, lse, dout, m, scale, impl="cpu")
+        rep = fm.check_arrays(q, k, v, dout, m, dict(out=out, lse=lse, dq=dq, dk=dk, dv=dv),
+                              "float16", scale)
+        self.assertTrue(rep.passed, rep.table())
+
+    def test_round_to_matches_numpy(self):
+        x = np.random.default_rng(0).standard_normal(10000) * 100
+        np.testing.assert_array_equal(fm.round_to(x, "float16"),
+                                      x.astype(np.float16).astype(np.float64))
+        np.testing.assert_array_equal(fm.round_to(x, "float32"),
+                                      x.astype(np.float32).astype(np.float64))
+        bf = fm.round_to(x, "bfloat16")
+        self.assertTrue(np.all(np.abs(bf - x) <= np.abs(x) * 2.0 ** -8))
+
+
+class CheckTests(unittest.TestCase):
+    @SETTINGS
+    @given(problems(), st.sampled_from(["float16", "bfloat16", "float32"]))
+    def test_reference_and_naive_pass(self, prob, dtype):
+        q, k, v, dout, m, scale = prob
+        q, k, v, dout = rounded([q, k, v, dout], dtype)
+        ref = fm.reference(q, k, v, dout, m, scale)
+        self.assertTrue(fm.check_arrays(q, k, v, dout, m, ref, dtype, scale).passed)
+        nv = fm.naive(q, k, v, dout, m, dtype, scale)
+        self.assertTrue(fm.check_arrays(q, k, v, dout, m, nv, dtype, scale, ref).passed)
+
+    @SETTINGS
+    @given(problems(), st.sampled_from(["float16", "bfloat16", "float32"]),
+           st.sampled_from(["out", "lse", "dq", "dk", "dv"]), st.data())
+    def test_perturbation_past_bound_fails(self, prob, dtype, tensor, data):
+        q, k, v, dout, m, scale = prob
+        q, k, v, dout = rounded([q, k, v, dout], dtype)
+        ref = fm.reference(q, k, v, dout, m, scale)
+        live = np.flatnonzero(np.isfinite(ref[tensor]).ravel())
+        if tensor == "out":
+            rows_live = np.isfinite(ref["lse"]).ravel()
+            live = [i for i in live if rows_live[i // q.shape[-1]]]
+        if len(live) == 0:
+            return
+        bound = fm.check_arrays(q, k, v, dout, m, ref, dtype, scale).tensors[tensor]["bound"]
+        cand = {t: a.copy() for t, a in ref.items()}
+        where = live[data.draw(st.integers(0, len(live) - 1))]
+        sign = data.draw(st.sampled_from([-1.0, 1.0]))
+        cand[tensor].ravel()[where] += sign * 1.5 * bound
+        rep = fm.check_arrays(q, k, v, dout, m, cand, dtype, scale, ref)
+        self.assertFalse(rep.passed)
+        self.assertFalse(rep.tensors[tensor]["passed"])
+        cand[tensor].ravel()[where] = np.nan
+        rep = fm.check_arrays(q, k, v, dout, m, cand, dtype, scale, ref)
+        self.assertEqual(rep.tensors[tensor]["nan_count"], 1)
+
+    def test_dropped_max_shift_and_off_by_one_caught(self):
+        """Two planted bugs a kernel author makes: the wrong causal offset (top-left where the
+        case is bottom-right) and forgetting the 1/sqrt(D) scale."""
+        rng = np.random.default_rng(7)
+        B, H, Sq, Sk, D = 1, 2, 24, 40, 16
+        q, k, v, dout = rounded([rng.standard_normal((B, H, Sq, D)),
+                                 rng.standard_normal((B, H, Sk, D)),
+                                 rng.standard_normal((B, H, Sk, D)),
+                                 rng.standard_normal((B, H, Sq, D))], "bfloat16")
+        m = fm.build("causal", 1, 1, Sq, Sk, alignment="bottom_right")
+        wrong = fm.build("causal", 1, 1, Sq, Sk, alignment="top_left")
+        bad = fm.reference(q, k, v, dout, wrong)
+        self.assertFalse(fm.check_arrays(q, k, v, dout, m, bad, "bfloat16").passed)
+        unscaled = fm.reference(q, k, v, dout, m, scale=1.0)
+        self.assertFalse(fm.check_arrays(q, k, v, dout, m, unscaled, "bfloat16").passed)
+
+    def test_fa2_inf_lse_option(self):
+        rng = np.random.default_rng(3)
+        q, k, v, dout = rounded([rng.standard_normal((1, 1, 8, 4)),
+                                 rng.standard_normal((1, 1, 4, 4)),
+                                 rng.standard_normal((1, 1, 4, 4)),
+                                 rng.standard_normal((1, 1, 8, 4))], "float16")
+        m = fm.build("causal", 1, 1, 8, 4, alignment="bottom_right")  # rows 0..3 fully masked
+        ref = fm.reference(q, k, v, dout, m)
+        cand = {t: a.copy() for t, a in ref.items()}
+        cand["lse"][np.isinf(cand["lse"])] = np.inf
+        self.assertFalse(fm.check_arrays(q, k, v, dout, m, cand, "float16").passed)
+        self.assertTrue(fm.check_arrays(q, k, v, dout, m, cand, "float16",
+                                        allow_fa2_inf_lse=True).passed)
+        fwd = {"out": cand["out"], "lse": ref["lse"]}
+        self.assertTrue(fm.check_arrays(q, k, v, None, m, fwd, "float16",
+                                        forward_only=True).passed)
+
+    def test_case_files_round_trip_and_check_dirs(self):
+        rng = np.random.default_rng(11)
+        q, k, v, dout = rounded([rng.standard_normal((2, 4, 13, 8)),
+                                 rng.standard_normal((2, 2, 17, 8)),
+                                 rng.standard_normal((2, 2, 17, 8)),
+                                 rng.standard_normal((2, 4, 13, 8))], "bfloat16")
+        m = fm.build("sliding_window", 2, 2, 13, 17, alignment="top_left", window=5)
+        ref = fm.reference(q, k, v, dout, m)
+        with tempfile.TemporaryDirectory() as tmp:
+            case_dir, cand_dir = os.path.join(tmp, "case"), os.path.join(tmp, "cand")
+            fm.save_case(case_dir, q, k, v, dout, m, "bfloat16", expected=ref,
+                         mask_kind="sliding_window", mask_params={"window": 5})
+            c = fm.load_case(case_dir)
+            self.assertEqual(c.problem["dtype"], "bfloat16")
+            self.assertEqual(c.mask.causal, "top_left")
+            np.testing.assert_array_equal(c.q, q)
+            np.testing.assert_array_equal(c.mask.bounds, m.bounds)
+            np.testing.assert_array_equal(c.lse, ref["lse"])
+            naive = fm.naive(q, k, v, dout, m, "bfloat16")
+            fm.save_results(cand_dir, c, **naive)
+            self.assertTrue(fm.check_dirs(case_dir, cand_dir).passed)
+            self.assertFalse(fm.check_dirs(case_dir, cand_dir, dtype="float32").passed)
+            with self.assertRaises(fm.FileError):
+                fm.check_dirs(case_dir, os.path.join(tmp, "missing"))
+            with self.assertRaises(fm.FlashMaskError):
+                fm.load_case(os.path.join(tmp, "missing"))
+
+
+if __name__ == "__main__":
+    unittest.main()
