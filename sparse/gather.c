@@ -1,6 +1,6 @@
 /* sparse/gather.c — gather -> attend -> scatter, the execution half of QK-sparse and
- * Hash-sparse (sparse/gather.h). The attention itself is fm_forward / fm_backward of any
- * implementation on the compact problem; nothing here computes attention.
+ * Hash-sparse, and of RCM reordering (sparse/gather.h). The attention itself is fm_forward_any /
+ * fm_backward_any of any implementation on the compact problem; nothing here computes it.
  * Layer: sparse <- core dispatch (reference, cpu, cuda) <- masks <- core.
  */
 #include <math.h>
@@ -50,7 +50,7 @@ void fm_gather_plan_free(fm_gather_plan *g)
 {
     free(g->q_index);
     free(g->k_index);
-    fm_mask_free(&g->mask);
+    fm_any_mask_free(&g->mask);
     g->q_index = g->k_index = NULL;
 }
 
@@ -148,7 +148,7 @@ fm_status fm_gather_forward(fm_impl impl, const fm_problem *p, const fm_gather_p
     if (st != FM_OK) return st;
     gather_inputs(&c, p, g, t, 0);
     fm_tensors ct = {.q = c.q, .k = c.k, .v = c.v, .out = c.out, .lse = c.lse};
-    st = fm_forward(impl, &g->compact, &g->mask, &ct);
+    st = fm_forward_any(impl, &g->compact, &g->mask, &ct);
     if (st == FM_OK) {
         /* dropped queries: out 0 and lse -inf, as a row with no allowed key */
         const int64_t bq = p->batch * p->q_heads;
@@ -170,7 +170,7 @@ fm_status fm_gather_backward(fm_impl impl, const fm_problem *p, const fm_gather_
     gather_inputs(&c, p, g, t, 1);
     fm_tensors ct = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout, .out = c.out,
                      .lse = c.lse, .dq = c.dq, .dk = c.dk, .dv = c.dv};
-    st = fm_backward(impl, &g->compact, &g->mask, &ct);
+    st = fm_backward_any(impl, &g->compact, &g->mask, &ct);
     if (st == FM_OK) {
         /* dropped queries and keys receive no gradient: 0 */
         const int64_t bq = p->batch * p->q_heads, bk = p->batch * p->kv_heads;

@@ -16,7 +16,8 @@ typedef struct fm_gather_plan {
     fm_problem compact;  /* the problem in the compact order (seqlen_q, seqlen_k replaced) */
     int32_t *q_index;    /* [B, Hq, compact Sq]: original query row, or -1 */
     int32_t *k_index;    /* [B, Hk, compact Sk]: original key row, or -1 */
-    fm_mask mask;        /* [B, Hq, compact Sq, compact Sk], built by the method */
+    fm_any_mask mask;    /* [B, Hm, compact Sq, compact Sk], built by the method: the column
+                            form (QK-, Hash-sparse, Hm = Hq) or either form (RCM) */
 } fm_gather_plan;
 
 /* The problem's own checks (sizes, Hk | Hq, scale), with mask heads = Hq. */

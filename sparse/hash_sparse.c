@@ -117,7 +117,8 @@ static fm_status hash_plan(fm_gather_plan *g, const fm_problem *p, fm_causal ali
     int64_t *k_start = fm_alloc((size_t)n_buckets + 1, sizeof(int64_t), "hash k buckets");
     int64_t *first = fm_alloc((size_t)n_buckets, sizeof(int64_t), "hash bucket cursors");
     if (!q_start || !k_start || !first ||
-        (st = fm_mask_init(&g->mask, p->batch, p->q_heads, Sq, Sk, FM_CAUSAL_NONE)) != FM_OK) {
+        (st = fm_mask_init(&g->mask.columns, p->batch, p->q_heads, Sq, Sk,
+                           FM_CAUSAL_NONE)) != FM_OK) {
         free(q_start), free(k_start), free(first);
         fm_gather_plan_free(g);
         return q_start && k_start && first ? st : FM_ERR_NOMEM;
@@ -137,7 +138,7 @@ static fm_status hash_plan(fm_gather_plan *g, const fm_problem *p, fm_causal ali
             for (int64_t c = 0; c < n_buckets; c++) first[c] = q_start[c];
             for (int64_t j = 0; j < Sk; j++) {
                 const int64_t c = kids[ks[j]]; /* bucket of sorted key j */
-                int32_t *col = fm_mask_column(&g->mask, b, h, j);
+                int32_t *col = fm_mask_column(&g->mask.columns, b, h, j);
                 /* rows past bucket c's queries are masked: LT = [end of bucket c, Sq) */
                 col[FM_LTS] = (int32_t)q_start[c + 1], col[FM_LTE] = (int32_t)Sq;
                 /* keys of a bucket ascend in original order, so the cursor only moves on */

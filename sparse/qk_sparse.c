@@ -69,7 +69,8 @@ static fm_status qk_plan(fm_gather_plan *g, const fm_problem *p, fm_causal align
                 if (k_keep[(b * p->kv_heads + h) * p->seqlen_k + j]) list[n++] = (int32_t)j;
         }
     }
-    if ((st = fm_mask_init(&g->mask, p->batch, p->q_heads, sq, sk, FM_CAUSAL_NONE)) != FM_OK) {
+    st = fm_mask_init(&g->mask.columns, p->batch, p->q_heads, sq, sk, FM_CAUSAL_NONE);
+    if (st != FM_OK) {
         fm_gather_plan_free(g);
         return st;
     }
@@ -82,7 +83,7 @@ static fm_status qk_plan(fm_gather_plan *g, const fm_problem *p, fm_causal align
             while (kept_q < sq && qs[kept_q] >= 0) kept_q++;
             int64_t first = 0; /* first compact row allowed to see the current key */
             for (int64_t j = 0; j < sk; j++) {
-                int32_t *col = fm_mask_column(&g->mask, b, h, j);
+                int32_t *col = fm_mask_column(&g->mask.columns, b, h, j);
                 if (ks[j] < 0) { /* padding key: masked for every row */
                     col[FM_LTS] = 0, col[FM_LTE] = (int32_t)sq;
                     continue;

@@ -108,6 +108,26 @@ fm_status fm_mask_from_dense_auto(fm_any_mask *out, const uint8_t *allowed, int6
                                   fm_causal causal, int64_t block_q, int64_t block_k);
 void fm_any_mask_free(fm_any_mask *m);
 
+/* ---------------------------------------------------------------- Reverse Cuthill-McKee */
+
+/* Row and column permutations of a dense mask, one pair per batch (shared by its mask heads):
+ * reordered row r is original row row_perm[b*Sq + r], reordered column c is original column
+ * col_perm[b*Sk + c]. Sq == Sk gives the classic symmetric RCM (same permutation for rows and
+ * columns), Sq != Sk the bipartite form; see masks/rcm.c. */
+typedef struct fm_rcm {
+    int64_t batch, seqlen_q, seqlen_k;
+    int32_t *row_perm; /* [B, Sq] */
+    int32_t *col_perm; /* [B, Sk] */
+} fm_rcm;
+
+fm_status fm_rcm_build(fm_rcm *out, const uint8_t *allowed, int64_t batch, int64_t heads,
+                       int64_t seqlen_q, int64_t seqlen_k);
+void fm_rcm_free(fm_rcm *r);
+
+/* permuted[b, h, i, j] = allowed[b, h, row_perm[i], col_perm[j]] for [B, heads, Sq, Sk]. */
+fm_status fm_rcm_apply_mask(const fm_rcm *r, const uint8_t *allowed, int64_t heads,
+                            uint8_t *permuted);
+
 #ifdef __cplusplus
 }
 #endif

@@ -67,6 +67,27 @@ fm_status fm_forward_any(fm_impl impl, const fm_problem *p, const fm_any_mask *m
 fm_status fm_backward_any(fm_impl impl, const fm_problem *p, const fm_any_mask *mask,
                           fm_tensors *t);
 
+/* ---------------------------------------------------------------- RCM reordering */
+
+/* Tile counts (tiles of block_q x block_k over every (b, h)) of a dense mask before and after
+ * Reverse Cuthill-McKee reordering (masks/rcm.c). */
+typedef struct fm_rcm_report {
+    fm_tile_stats before, after;
+} fm_rcm_report;
+
+fm_status fm_rcm_tile_report(const uint8_t *allowed, int64_t batch, int64_t heads,
+                             int64_t seqlen_q, int64_t seqlen_k, int64_t block_q,
+                             int64_t block_k, fm_rcm_report *report);
+
+/* Attention under the dense mask `allowed` [B, mask_heads, Sq, Sk] through RCM: Q, K, V and the
+ * mask permuted, `impl` run on the reordered problem (column form when the reordered mask fits
+ * it, BBM with block_q x block_k tiles otherwise), the permutation undone on out, lse, dq, dk,
+ * dv. The answer is the same attention as without reordering (up to summation order). */
+fm_status fm_rcm_forward(fm_impl impl, const fm_problem *p, const uint8_t *allowed,
+                         int64_t mask_heads, int64_t block_q, int64_t block_k, fm_tensors *t);
+fm_status fm_rcm_backward(fm_impl impl, const fm_problem *p, const uint8_t *allowed,
+                          int64_t mask_heads, int64_t block_q, int64_t block_k, fm_tensors *t);
+
 /* ---------------------------------------------------------------- Sparse Flash Attention */
 
 /* QK-sparse: q_keep [B, Hq, Sq] and k_keep [B, Hk, Sk] are 0/1 flags; the keep-list of a
