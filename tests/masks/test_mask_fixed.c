@@ -357,6 +357,31 @@ static void test_union_rule_is_tighter(void **state)
     fm_mask_free(&m);
 }
 
+/* Empty intervals anywhere ([3,3), [5,5)) are canonicalised in the summary: they neither make
+ * a tile look masked nor cost it its "unmasked" call. */
+static void test_summary_canonical_empties(void **state)
+{
+    (void)state;
+    fm_mask m;
+    assert_int_equal(fm_mask_init(&m, 1, 1, 8, 4, FM_CAUSAL_NONE), FM_OK);
+    for (int j = 0; j < 4; j++) {
+        int32_t *c = fm_mask_column(&m, 0, 0, j);
+        c[FM_LTS] = c[FM_LTE] = (int32_t)(3 + j % 2);
+        c[FM_UTS] = c[FM_UTE] = 5;
+    }
+    fm_block_summary s;
+    assert_int_equal(fm_block_summary_build(&m, 4, &s), FM_OK);
+    const int32_t *mm = fm_block_summary_at(&s, 0, 0, 0);
+    assert_int_equal(mm[FM_MIN_LTS], 8);
+    assert_int_equal(mm[FM_MAX_LTE], 8);
+    assert_int_equal(mm[FM_MIN_UTS], 0);
+    assert_int_equal(mm[FM_MAX_UTE], 0);
+    for (int qb = 0; qb < 4; qb++)
+        assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, qb, 0), FM_TILE_UNMASKED);
+    fm_block_summary_free(&s);
+    fm_mask_free(&m);
+}
+
 static void test_flex_small(void **state)
 {
     (void)state;
@@ -397,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_startend_invalid),
         cmocka_unit_test(test_tile_stats_causal),
         cmocka_unit_test(test_union_rule_is_tighter),
+        cmocka_unit_test(test_summary_canonical_empties),
         cmocka_unit_test(test_flex_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
