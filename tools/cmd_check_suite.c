@@ -148,13 +148,19 @@ int cmd_check_suite(int argc, char **argv)
         const char *wname;
         double ratio;
         worst_tensor(&rep, &wname, &ratio);
+        /* details: the failing tensors, then the first one's reason */
         char details[512] = "";
         size_t used = 0;
+        int first = -1;
         for (int t = 0; t < rep.n_tensors && used < sizeof details; t++)
-            if (!rep.tensor[t].pass)
-                used += (size_t)snprintf(details + used, sizeof details - used, "%s%s: %s",
-                                         used ? "; " : "", rep.tensor[t].name,
-                                         rep.tensor[t].why);
+            if (!rep.tensor[t].pass) {
+                if (first < 0) first = t;
+                used += (size_t)snprintf(details + used, sizeof details - used, "%s%s",
+                                         used ? "," : "fails ", rep.tensor[t].name);
+            }
+        if (first >= 0 && used < sizeof details)
+            snprintf(details + used, sizeof details - used, "; %s: %s", rep.tensor[first].name,
+                     rep.tensor[first].why);
         rep.pass ? passed++ : failed++;
         printf("%-40s %-9s %-7s %-6s %10.3g  %s\n", name->valuestring,
                fm_dtype_name(rep.options.dtype), rep.pass ? "pass" : "FAIL", wname, ratio,
