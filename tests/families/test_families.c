@@ -618,6 +618,36 @@ static void test_params_copy_free(void **state)
     }
 }
 
+/* fm_mask_params_random is a function of the generator state (what makes a seed replayable),
+ * and refuses what it cannot draw for. */
+static void test_random_params_deterministic(void **state)
+{
+    (void)state;
+    for (int f = 0; f < FM_FAMILY_COUNT; f++) {
+        fm_rng r1, r2;
+        fm_rng_seed(&r1, 77);
+        fm_rng_seed(&r2, 77);
+        fm_mask_params p, q;
+        assert_int_equal(fm_mask_params_random(&p, (fm_family)f, 50, &r1), FM_OK);
+        assert_int_equal(fm_mask_params_random(&q, (fm_family)f, 50, &r2), FM_OK);
+        fm_mask a, b;
+        assert_int_equal(fm_mask_build(&a, &p, 2, 2, 41, 50, FM_CAUSAL_BOTTOM_RIGHT), FM_OK);
+        assert_int_equal(fm_mask_build(&b, &q, 2, 2, 41, 50, FM_CAUSAL_BOTTOM_RIGHT), FM_OK);
+        assert_memory_equal(a.bounds, b.bounds, 4 * 50 * FM_BOUNDS * sizeof(int32_t));
+        fm_mask_free(&a);
+        fm_mask_free(&b);
+        fm_mask_params_free(&p);
+        fm_mask_params_free(&q);
+    }
+    fm_rng rng;
+    fm_rng_seed(&rng, 1);
+    fm_mask_params p;
+    assert_int_equal(fm_mask_params_random(&p, FM_FAMILY_DOCUMENT, 0, &rng), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "seqlen = 0"));
+    assert_int_equal(fm_mask_params_random(&p, (fm_family)12, 5, &rng), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "unknown family 12"));
+}
+
 /* ---------------------------------------------------------------- (d) invalid params */
 
 typedef struct invalid_case {
@@ -730,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_random_eviction_streams),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_params_copy_free),
+        cmocka_unit_test(test_random_params_deterministic),
         cmocka_unit_test(test_invalid_params),
     };
     return cmocka_run_group_tests_name("families", tests, NULL, NULL);
