@@ -1,0 +1,100 @@
+/* tools/cmd_show_dense.c — `flashmask show_dense`: what a dense-mask case (docs/sparse.md) looks
+ * like to the kernels: its shape and allowed pairs, which form the front door picks (column
+ * form or Binary Block Masking), the BBM tile counts and full runs, the tile counts after
+ * Reverse Cuthill-McKee, and a picture of the tile codes of (b=0, head 0).
+ * Layer: tools CLI (sparse/dense_case.c, masks/bbm.c, masks/rcm.c). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "flashmask/sparse.h"
+
+static int usage(void)
+{
+    printf("usage: flashmask show_dense --case DIR [--block-q n] [--block-k n]\n"
+           "Prints the dense-mask case's shape, allowed pairs, the form the front door picks,\n"
+           "the BBM tile counts (empty/partial/full), tile counts after RCM reordering and the\n"
+           "tile codes of batch 0, head 0 ('.' empty, '+' partial, '#' full; up to 64 x 64).\n"
+           "  --block-q n, --block-k n   tile size (default 128 x 128)\n");
+    return 0;
+}
+
+static void print_stats(const char *what, const fm_tile_stats *s)
+{
+    printf("%-22s %lld tiles: %lld empty, %lld partial, %lld full (%.1f%% need work)\n", what,
+           (long long)s->total, (long long)s->masked, (long long)s->partial,
+           (long long)s->unmasked, 100.0 * fm_tile_density(s));
+}
+
+int cmd_show_dense(int argc, char **argv)
+{
+    const char *cmd = "show_dense";
+    const char *case_dir = NULL, *bq_text = "128", *bk_text = "128";
+    for (int i = 1; i < argc; i++) {
+        const char *val;
+        int r;
+        if (cli_is_help(argv[i])) return usage();
+        if ((r = cli_option(cmd, argc, argv, &i, "--case", &val)) != 0) case_dir = val;
+        else if ((r = cli_option(cmd, argc, argv, &i, "--block-q", &val)) != 0) bq_text = val;
+        else if ((r = cli_option(cmd, argc, argv, &i, "--block-k", &val)) != 0) bk_text = val;
+        else
+            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see show_dense --help)",
+                            argv[i]);
+        if (r < 0) return 2;
+    }
+    if (!case_dir) return cli_fail(cmd, FM_ERR_INVALID, "--case DIR is required");
+    int64_t bq, bk;
+    if (cli_int64(cmd, "--block-q", bq_text, 1, 1 << 20, &bq) != FM_OK ||
+        cli_int64(cmd, "--block-k", bk_text, 1, 1 << 20, &bk) != FM_OK)
+        return 2;
+    fm_dense_case c;
+    fm_status st = fm_dense_case_load(case_dir, &c);
+    if (st != FM_OK) return cli_report(cmd, st);
+    const fm_problem *p = &c.problem;
+    fm_any_mask any = {0};
+    fm_bbm bbm = {0};
+    fm_rcm_report rep;
+    fm_tile_stats stats;
+    st = fm_mask_from_dense_auto(&any, c.allowed, p->batch, c.mask_heads, p->seqlen_q,
+                                 p->seqlen_k, FM_CAUSAL_NONE, bq, bk);
+    if (st == FM_OK)
+        st = fm_bbm_from_dense(&bbm, c.allowed, p->batch, c.mask_heads, p->seqlen_q, p->seqlen_k,
+                               bq, bk);
+    if (st == FM_OK) st = fm_bbm_tile_stats(&bbm, &stats);
+    if (st == FM_OK)
+        st = fm_rcm_tile_report(c.allowed, p->batch, c.mask_heads, p->seqlen_q, p->seqlen_k, bq,
+                                bk, &rep);
+    int rc = cli_report(cmd, st);
+    if (rc == 0) {
+        int64_t allowed = fm_bbm_total_allowed_pairs(&bbm);
+        double cells = (double)(p->batch * c.mask_heads) * (double)p->seqlen_q * (double)p->seqlen_k;
+        printf("case %s: pattern %s, B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld %s\n",
+               case_dir, fm_dense_pattern_name(c.pattern), (long long)p->batch,
+               (long long)p->q_heads, (long long)p->kv_heads, (long long)c.mask_heads,
+               (long long)p->seqlen_q, (long long)p->seqlen_k, (long long)p->head_dim,
+               fm_dtype_name(p->dtype));
+        printf("allowed pairs          %lld of %.0f (%.2f%%)\n", (long long)allowed, cells,
+               100.0 * (double)allowed / cells);
+        printf("front door picks       %s%s\n", fm_mask_form_name(any.form),
+               any.form == FM_FORM_COLUMNS ? " (every column has <= 2 masked runs)"
+                                           : " (some column has more than 2 masked runs)");
+        printf("tiles                  %lld x %lld\n", (long long)bbm.block_q, (long long)bbm.block_k);
+        print_stats("BBM", &stats);
+        print_stats("BBM after RCM", &rep.after);
+        int64_t nq = bbm.n_q_blocks < 64 ? bbm.n_q_blocks : 64;
+        int64_t nk = bbm.n_k_blocks < 64 ? bbm.n_k_blocks : 64;
+        printf("tile codes of b=0, head 0 (full run of each query tile in [start,end)):\n");
+        for (int64_t qb = 0; qb < nq; qb++) {
+            printf("  ");
+            for (int64_t kb = 0; kb < nk; kb++) {
+                fm_tile_class cl = fm_bbm_tile(&bbm, 0, 0, qb, kb);
+                putchar(cl == FM_TILE_MASKED ? '.' : cl == FM_TILE_PARTIAL ? '+' : '#');
+            }
+            printf("  [%d,%d)\n", bbm.run_start[qb], bbm.run_end[qb]);
+        }
+    }
+    fm_any_mask_free(&any);
+    fm_bbm_free(&bbm);
+    fm_dense_case_free(&c);
+    return rc;
+}
