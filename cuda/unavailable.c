@@ -1,5 +1,7 @@
 /* cuda/unavailable.c — the CUDA layer's entry points in a build without CUDA: each reports
  * FM_ERR_UNAVAILABLE with the reason, so that callers (dispatch, CLI, tests) can skip cleanly. */
+#include <string.h>
+
 #include "flashmask/cuda.h"
 #include "fm_internal.h"
 
@@ -21,5 +23,36 @@ fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tens
 fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
 {
     (void)p, (void)mask, (void)t;
+    return not_built();
+}
+
+fm_status fm_cuda_mask_upload(const fm_mask *mask, fm_cuda_mask *out)
+{
+    (void)mask;
+    if (out) memset(out, 0, sizeof *out);
+    return not_built();
+}
+
+void fm_cuda_mask_free(fm_cuda_mask *m) { (void)m; }
+
+fm_status fm_cuda_copy_summary(const fm_cuda_mask *m, int32_t *out)
+{
+    (void)m, (void)out;
+    return not_built();
+}
+
+fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
+                          const void *k, const void *v, void *out, float *lse, void *stream)
+{
+    (void)p, (void)mask, (void)q, (void)k, (void)v, (void)out, (void)lse, (void)stream;
+    return not_built();
+}
+
+fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
+                           const void *k, const void *v, const void *out, const float *lse,
+                           const void *dout, void *dq, void *dk, void *dv, void *stream)
+{
+    (void)p, (void)mask, (void)q, (void)k, (void)v, (void)out, (void)lse, (void)dout;
+    (void)dq, (void)dk, (void)dv, (void)stream;
     return not_built();
 }

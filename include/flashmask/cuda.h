@@ -17,8 +17,45 @@ extern "C" {
 /* FM_OK if the layer was built and a CUDA device of compute capability >= 8.0 is present. */
 fm_status fm_cuda_available(void);
 
+/* Host memory: float64 tensors in and out (fm_tensors); inputs are rounded to p->dtype, which
+ * must be FM_FLOAT16 or FM_BFLOAT16. Any head dimension 1..256 (padded with zeros up to the
+ * next of 32, 64, 96, 128, 256, which changes no dot product). Synchronous. */
 fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t);
 fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t);
+
+/* ---------------------------------------------------------------- device memory */
+
+/* A mask resident on the device: the bounds [B, Hm, Sk, 4] and their per-key-block summary
+ * (min/max of each bound per block of 64 keys, computed on the GPU by a pre-pass kernel at
+ * upload with the definition of fm_block_summary_build). Owned; free with fm_cuda_mask_free. */
+typedef struct fm_cuda_mask {
+    int64_t batch, heads, seqlen_q, seqlen_k;
+    fm_causal causal;
+    int64_t block_k, n_blocks; /* the summary's key-block width and count */
+    int32_t *bounds;           /* device */
+    int32_t *summary;          /* device [B, Hm, n_blocks, FM_SUMMARY_WIDTH] */
+} fm_cuda_mask;
+
+/* Validates the host mask (fm_mask_validate), copies it to the current device and runs the
+ * summary pre-pass. Synchronous. */
+fm_status fm_cuda_mask_upload(const fm_mask *mask, fm_cuda_mask *out);
+void fm_cuda_mask_free(fm_cuda_mask *m); /* safe on a zeroed or already freed mask */
+
+/* Copies the device summary to host memory `out` ([B, Hm, n_blocks, FM_SUMMARY_WIDTH] int32,
+ * the layout of fm_block_summary.minmax): how tests compare the GPU pre-pass with masks/. */
+fm_status fm_cuda_copy_summary(const fm_cuda_mask *m, int32_t *out);
+
+/* The same calling shape as the other layers, on device pointers: q, k, v, out, dout, dq, dk,
+ * dv hold p->dtype elements (float16 or bfloat16, contiguous [B,H,S,D]); lse is float32
+ * [B,Hq,Sq]. head_dim must be 32, 64, 96, 128 or 256. `stream` is a cudaStream_t (NULL: the
+ * default stream); the calls are asynchronous on it and do not check input finiteness.
+ * Backward reads out and lse as fm_cuda_forward wrote them. Its sums have a fixed order, so it
+ * is deterministic (FM_FLAG_DETERMINISTIC is always honoured). */
+fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
+                          const void *k, const void *v, void *out, float *lse, void *stream);
+fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
+                           const void *k, const void *v, const void *out, const float *lse,
+                           const void *dout, void *dq, void *dk, void *dv, void *stream);
 
 #ifdef __cplusplus
 }

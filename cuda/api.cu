@@ -1,0 +1,194 @@
+/* cuda/api.cu — the CUDA layer's public entry points on device memory (flashmask/cuda.h):
+ * availability, the device-resident mask (upload + the GPU summary pre-pass), and forward /
+ * backward on device pointers. Checks every argument and every CUDA call, and reports through
+ * fm_status with a message naming the offending value.
+ * Layer: cuda <- masks <- core. The host-memory path is host.cu; the kernels are summary.cu,
+ * forward.cu and backward.cu.
+ */
+#include <string.h>
+
+#include "flashmask/cuda.h"
+extern "C" {
+#include "fm_internal.h" /* a C header without C++ guards */
+}
+#include "kernels.h"
+
+/* Turn a CUDA error into FM_ERR_DEVICE with the call that failed. */
+static fm_status cuda_fail(cudaError_t err, const char *what)
+{
+    return fm_fail(FM_ERR_DEVICE, "cuda: %s failed: %s (%s)", what, cudaGetErrorName(err),
+                   cudaGetErrorString(err));
+}
+
+extern "C" fm_status fm_cuda_available(void)
+{
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess)
+        return fm_fail(FM_ERR_UNAVAILABLE, "cuda: no usable CUDA device: %s",
+                       cudaGetErrorString(err));
+    if (count == 0) return fm_fail(FM_ERR_UNAVAILABLE, "cuda: no CUDA device present");
+    int dev = 0, major = 0, minor = 0;
+    if ((err = cudaGetDevice(&dev)) != cudaSuccess) return cuda_fail(err, "cudaGetDevice");
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    if (major < 8)
+        return fm_fail(FM_ERR_UNAVAILABLE,
+                       "cuda: device %d has compute capability %d.%d; the kernels need >= 8.0",
+                       dev, major, minor);
+    return FM_OK;
+}
+
+extern "C" void fm_cuda_mask_free(fm_cuda_mask *m)
+{
+    if (!m) return;
+    if (m->bounds) cudaFree(m->bounds);
+    if (m->summary) cudaFree(m->summary);
+    m->bounds = m->summary = NULL;
+}
+
+extern "C" fm_status fm_cuda_mask_upload(const fm_mask *mask, fm_cuda_mask *out)
+{
+    fm_clear_error();
+    if (!out) return fm_fail(FM_ERR_INVALID, "cuda mask: NULL output");
+    memset(out, 0, sizeof *out);
+    fm_status st = fm_mask_validate(mask);
+    if (st != FM_OK) return st;
+    if ((st = fm_cuda_available()) != FM_OK) return st;
+    const int64_t n_blocks = (mask->seqlen_k + FM_CUDA_BLOCK_K - 1) / FM_CUDA_BLOCK_K;
+    size_t n_bounds, n_summary;
+    int64_t bshape[] = {mask->batch, mask->heads, mask->seqlen_k, FM_BOUNDS};
+    int64_t sshape[] = {mask->batch, mask->heads, n_blocks, FM_SUMMARY_WIDTH};
+    if (fm_mul_sizes(&n_bounds, 4, bshape) || fm_mul_sizes(&n_summary, 4, sshape) ||
+        n_bounds > SIZE_MAX / sizeof(int32_t) || mask->batch * mask->heads > INT32_MAX)
+        return fm_fail(FM_ERR_OVERFLOW, "cuda mask: B*Hm*Sk*4 bounds overflow");
+    cudaError_t err = cudaMalloc((void **)&out->bounds, n_bounds * sizeof(int32_t));
+    if (err == cudaSuccess)
+        err = cudaMalloc((void **)&out->summary, n_summary * sizeof(int32_t));
+    if (err != cudaSuccess) {
+        fm_cuda_mask_free(out);
+        return fm_fail(FM_ERR_NOMEM, "cuda mask: cudaMalloc of %zu bounds failed: %s", n_bounds,
+                       cudaGetErrorString(err));
+    }
+    err = cudaMemcpy(out->bounds, mask->bounds, n_bounds * sizeof(int32_t),
+                     cudaMemcpyHostToDevice);
+    if (err == cudaSuccess)
+        err = fm_cuda_launch_summary(out->bounds, out->summary, (int)mask->batch,
+                                     (int)mask->heads, (int)mask->seqlen_q, (int)mask->seqlen_k,
+                                     0);
+    if (err == cudaSuccess) err = cudaDeviceSynchronize();
+    if (err != cudaSuccess) {
+        fm_cuda_mask_free(out);
+        return cuda_fail(err, "mask upload / summary pre-pass");
+    }
+    out->batch = mask->batch;
+    out->heads = mask->heads;
+    out->seqlen_q = mask->seqlen_q;
+    out->seqlen_k = mask->seqlen_k;
+    out->causal = mask->causal;
+    out->block_k = FM_CUDA_BLOCK_K;
+    out->n_blocks = n_blocks;
+    return FM_OK;
+}
+
+extern "C" fm_status fm_cuda_copy_summary(const fm_cuda_mask *m, int32_t *out)
+{
+    fm_clear_error();
+    if (!m || !m->summary || !out) return fm_fail(FM_ERR_INVALID, "cuda summary: NULL argument");
+    const size_t n = (size_t)(m->batch * m->heads * m->n_blocks * FM_SUMMARY_WIDTH);
+    cudaError_t err = cudaMemcpy(out, m->summary, n * sizeof(int32_t), cudaMemcpyDeviceToHost);
+    return err == cudaSuccess ? FM_OK : cuda_fail(err, "summary download");
+}
+
+/* The problem against itself and the device mask; fills the kernels' parameter block. */
+static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, fm_attn_params *kp)
+{
+    fm_clear_error();
+    if (!p || !m) return fm_fail(FM_ERR_INVALID, "cuda: NULL problem or mask");
+    if (!m->bounds || !m->summary)
+        return fm_fail(FM_ERR_INVALID, "cuda: mask not uploaded (use fm_cuda_mask_upload)");
+    if (p->batch < 1 || p->q_heads < 1 || p->kv_heads < 1 || p->seqlen_q < 1 || p->seqlen_k < 1)
+        return fm_fail(FM_ERR_INVALID, "cuda: sizes must be >= 1 (B=%lld Hq=%lld Hk=%lld "
+                       "Sq=%lld Sk=%lld)", (long long)p->batch, (long long)p->q_heads,
+                       (long long)p->kv_heads, (long long)p->seqlen_q, (long long)p->seqlen_k);
+    if (p->q_heads % p->kv_heads != 0)
+        return fm_fail(FM_ERR_INVALID, "cuda: kv_heads = %lld does not divide q_heads = %lld",
+                       (long long)p->kv_heads, (long long)p->q_heads);
+    if (m->heads < 1 || p->q_heads % m->heads != 0)
+        return fm_fail(FM_ERR_INVALID, "cuda: mask heads = %lld does not divide q_heads = %lld",
+                       (long long)m->heads, (long long)p->q_heads);
+    if (m->batch != p->batch || m->seqlen_q != p->seqlen_q || m->seqlen_k != p->seqlen_k)
+        return fm_fail(FM_ERR_INVALID, "cuda: mask is B=%lld, %lld x %lld but the problem is "
+                       "B=%lld, %lld x %lld", (long long)m->batch, (long long)m->seqlen_q,
+                       (long long)m->seqlen_k, (long long)p->batch, (long long)p->seqlen_q,
+                       (long long)p->seqlen_k);
+    const int64_t d = p->head_dim;
+    if (d != 32 && d != 64 && d != 96 && d != 128 && d != 256)
+        return fm_fail(FM_ERR_INVALID, "cuda: head_dim = %lld on device pointers must be 32, 64, "
+                       "96, 128 or 256 (the host path pads other sizes)", (long long)d);
+    if (p->dtype != FM_FLOAT16 && p->dtype != FM_BFLOAT16)
+        return fm_fail(FM_ERR_INVALID, "cuda: dtype %s; the kernels compute in float16 or "
+                       "bfloat16", fm_dtype_name(p->dtype));
+    if (!(p->scale > 0) || p->scale > 3.0e38)
+        return fm_fail(FM_ERR_INVALID, "cuda: scale = %g must be finite and > 0", p->scale);
+    if (p->seqlen_q > INT32_MAX - 256 || p->seqlen_k > INT32_MAX - 256 || p->q_heads > 65535 ||
+        p->batch > 65535)
+        return fm_fail(FM_ERR_OVERFLOW, "cuda: Sq, Sk must fit int32 and Hq, B <= 65535 "
+                       "(Sq=%lld Sk=%lld Hq=%lld B=%lld)", (long long)p->seqlen_q,
+                       (long long)p->seqlen_k, (long long)p->q_heads, (long long)p->batch);
+    memset(kp, 0, sizeof *kp);
+    kp->batch = (int)p->batch;
+    kp->q_heads = (int)p->q_heads;
+    kp->kv_heads = (int)p->kv_heads;
+    kp->mask_heads = (int)m->heads;
+    kp->seqlen_q = (int)p->seqlen_q;
+    kp->seqlen_k = (int)p->seqlen_k;
+    kp->head_dim = (int)d;
+    kp->n_kblocks = (int)m->n_blocks;
+    kp->causal = (int)m->causal;
+    kp->offset = fm_causal_offset(m->causal, p->seqlen_q, p->seqlen_k);
+    kp->scale = (float)p->scale;
+    kp->bounds = m->bounds;
+    kp->summary = m->summary;
+    return FM_OK;
+}
+
+extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
+                                     const void *k, const void *v, void *out, float *lse,
+                                     void *stream)
+{
+    fm_attn_params kp;
+    fm_status st = prepare(p, mask, &kp);
+    if (st != FM_OK) return st;
+    if (!q || !k || !v || !out || !lse)
+        return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
+    kp.q = q, kp.k = k, kp.v = v, kp.out = out, kp.lse = lse;
+    cudaError_t err = fm_cuda_launch_forward(kp, p->dtype, (cudaStream_t)stream);
+    return err == cudaSuccess ? FM_OK : cuda_fail(err, "forward kernel launch");
+}
+
+extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask,
+                                      const void *q, const void *k, const void *v,
+                                      const void *out, const float *lse, const void *dout,
+                                      void *dq, void *dk, void *dv, void *stream)
+{
+    fm_attn_params kp;
+    fm_status st = prepare(p, mask, &kp);
+    if (st != FM_OK) return st;
+    if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
+        return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor pointer");
+    kp.q = q, kp.k = k, kp.v = v, kp.out_in = out, kp.lse_in = lse, kp.dout = dout;
+    kp.dq = dq, kp.dk = dk, kp.dv = dv;
+    cudaStream_t s = (cudaStream_t)stream;
+    /* Delta = rowsum(dO * O): a float32 workspace from the stream-ordered allocator. */
+    const size_t rows = fm_problem_lse_elems(p);
+    cudaError_t err = cudaMallocAsync((void **)&kp.delta, rows * sizeof(float), s);
+    if (err != cudaSuccess)
+        return fm_fail(FM_ERR_NOMEM, "cuda backward: %zu-row Delta workspace: %s", rows,
+                       cudaGetErrorString(err));
+    err = fm_cuda_launch_backward(kp, p->dtype, s);
+    cudaError_t err_free = cudaFreeAsync(kp.delta, s);
+    if (err != cudaSuccess) return cuda_fail(err, "backward kernel launch");
+    if (err_free != cudaSuccess) return cuda_fail(err_free, "cudaFreeAsync");
+    return FM_OK;
+}

@@ -1,0 +1,420 @@
+/* cuda/backward.cu — the FlashMask backward pass on tensor cores, in three kernels:
+ *
+ *   1. delta:  Delta_i = dO_i . O_i (float32), one warp per row.
+ *   2. dK, dV: one thread block per (key block of 64 keys, kv head, batch); each warp owns 16
+ *      keys and keeps their dK and dV (float32) in registers while it walks every query head
+ *      that reads this kv head (GQA/MQA sum without atomics) and every query block whose tile
+ *      is not fully masked:
+ *          S^T = K Q^T,  P^T = exp(S^T s - LSE) (0 where masked),  dV += P^T dO,
+ *          dP^T = V dO^T,  dS^T = P^T (dP^T - Delta),  dK += dS^T Q     (dK scaled by s last)
+ *   3. dQ:     one thread block per (query block, query head, batch), shaped like the forward
+ *      kernel: S = Q K^T, P, dP = dO V^T, dS, dQ += dS K over the live key blocks, float32 in
+ *      registers, scaled by s and written once.
+ *
+ * Every sum has a fixed order (no atomics), so the backward pass is deterministic whether or
+ * not FM_FLAG_DETERMINISTIC is set; the price is that S and dP are computed twice (in kernels
+ * 2 and 3): 7 matrix products per tile instead of the 5 of an atomic dQ. Fully masked rows
+ * (LSE = -inf) give P = 0 and so no gradient; fully masked tiles are skipped in both kernels
+ * before any load. Layer: cuda <- masks (rules.h).
+ */
+#include <math.h>
+
+#include "kernels.h"
+#include "tc.cuh"
+#include "tile.cuh"
+
+static constexpr float LOG2E = 1.4426950408889634f;
+
+/* ---------------------------------------------------------------- 1. Delta = rowsum(dO * O) */
+
+template <typename T>
+__global__ void fm_delta_kernel(const T *__restrict__ out, const T *__restrict__ dout,
+                                float *__restrict__ delta, size_t rows, int D)
+{
+    const size_t row = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    float acc = 0.f;
+    for (int d = lane; d < D; d += 32)
+        acc += fm_tc_type<T>::to_float(out[row * D + d]) * fm_tc_type<T>::to_float(dout[row * D + d]);
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (lane == 0) delta[row] = acc;
+}
+
+/* LSE in log2 units as the kernels use it: exp(s x - LSE) = exp2(x s log2e - LSE log2e).
+ * A fully masked row (LSE = -inf), or a padding row, becomes +inf so that P = exp2(-inf) = 0. */
+__device__ __forceinline__ float fm_lse_log2(const fm_attn_params &p, size_t row_base, int i)
+{
+    if (i >= p.seqlen_q) return INFINITY;
+    const float l = p.lse_in[row_base + i];
+    return l == -INFINITY ? INFINITY : l * LOG2E;
+}
+
+/* ---------------------------------------------------------------- 2. dK and dV */
+
+template <typename T, int D, int NW, bool DO_DV, bool DO_DK>
+__global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p)
+{
+    constexpr int BC = 16 * NW, BR = 64, NT = NW * 32, LD = D + 8;
+    static_assert(BC == FM_CUDA_BLOCK_K, "key blocks must match the summary's width");
+    extern __shared__ __align__(16) unsigned char smem[];
+    T *sK = reinterpret_cast<T *>(smem);
+    T *sV = sK + BC * LD;
+    T *sQ = sV + BC * LD;
+    T *sdO = sQ + BR * LD;
+    float *sLse = reinterpret_cast<float *>(sdO + BR * LD); /* [BR], log2 units */
+    float *sDelta = sLse + BR;                               /* [BR] */
+    int32_t *sCols = reinterpret_cast<int32_t *>(sDelta + BR);
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int kb = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+    const int c0 = kb * BC, c1 = min(c0 + BC, p.seqlen_k);
+    const int group = p.q_heads / p.kv_heads;
+    const size_t kv_off = (((size_t)b * p.kv_heads + hk) * p.seqlen_k + c0) * D;
+    const float scale_log2 = p.scale * LOG2E;
+    const int krow = warp * 16; /* this warp's first key inside the block */
+
+    fm_load_tile<D, LD, NT>(sK, static_cast<const T *>(p.k) + kv_off, BC, c1 - c0, tid);
+    fm_load_tile<D, LD, NT>(sV, static_cast<const T *>(p.v) + kv_off, BC, c1 - c0, tid);
+    fm_cp_async_commit();
+
+    float acc_dv[DO_DV ? D / 8 : 1][4], acc_dk[DO_DK ? D / 8 : 1][4];
+    for (int n = 0; n < (DO_DV ? D / 8 : 1); n++)
+        for (int e = 0; e < 4; e++) acc_dv[n][e] = 0.f;
+    for (int n = 0; n < (DO_DK ? D / 8 : 1); n++)
+        for (int e = 0; e < 4; e++) acc_dk[n][e] = 0.f;
+
+    const int n_qblocks = (p.seqlen_q + BR - 1) / BR;
+    for (int hq = 0; hq < group; hq++) {
+        const int h = hk * group + hq, hm = h / (p.q_heads / p.mask_heads);
+        const size_t row_base = ((size_t)b * p.q_heads + h) * p.seqlen_q;
+        const int32_t *summary =
+            p.summary + ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
+        const int32_t *bounds = p.bounds + ((size_t)b * p.mask_heads + hm) * p.seqlen_k * FM_BOUNDS;
+        fm_cp_async_wait<0>(); /* the previous head's bounds copy, if no tile waited for it */
+        __syncthreads();       /* every warp is done with the previous head's bounds */
+        fm_cuda_load_cols(sCols, bounds, kb, p.seqlen_k, tid, NT);
+        fm_cp_async_commit();
+
+        for (int qb = 0; qb < n_qblocks; qb++) {
+            const int r0 = qb * BR, r1 = min(r0 + BR, p.seqlen_q);
+            const fm_tile_class cls = fm_cuda_classify(p, summary, kb, r0, r1);
+            if (cls == FM_TILE_MASKED) continue; /* no load, no arithmetic */
+            __syncthreads(); /* every warp is done with the previous Q, dO, LSE, Delta */
+            fm_load_tile<D, LD, NT>(sQ, static_cast<const T *>(p.q) + (row_base + r0) * D, BR,
+                                    r1 - r0, tid);
+            fm_load_tile<D, LD, NT>(sdO, static_cast<const T *>(p.dout) + (row_base + r0) * D, BR,
+                                    r1 - r0, tid);
+            fm_cp_async_commit();
+            for (int r = tid; r < BR; r += NT) {
+                sLse[r] = fm_lse_log2(p, row_base, r0 + r);
+                sDelta[r] = r0 + r < p.seqlen_q ? p.delta[row_base + r0 + r] : 0.f;
+            }
+            fm_cp_async_wait<0>();
+            __syncthreads();
+
+            /* S^T = K Q^T: this warp's 16 keys x BR queries. */
+            float s[BR / 8][4];
+#pragma unroll
+            for (int n = 0; n < BR / 8; n++)
+                for (int e = 0; e < 4; e++) s[n][e] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t a[4];
+                fm_ldsm_x4(a, fm_a_addr<LD>(sK, krow, kk * 16, lane));
+#pragma unroll
+                for (int n2 = 0; n2 < BR / 16; n2++) {
+                    uint32_t bf[4];
+                    fm_ldsm_x4(bf, fm_bt_addr<LD>(sQ, n2 * 16, kk * 16, lane));
+                    fm_mma(s[2 * n2], a, bf[0], bf[1], T());
+                    fm_mma(s[2 * n2 + 1], a, bf[2], bf[3], T());
+                }
+            }
+            /* P^T; element (key j = row, query i = column). */
+#pragma unroll
+            for (int n = 0; n < BR / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int qc = n * 8 + 2 * t + (e & 1), kr = krow + g + (e >> 1) * 8;
+                    float pv = exp2f(fmaf(s[n][e], scale_log2, -sLse[qc]));
+                    if (cls == FM_TILE_PARTIAL &&
+                        fm_cuda_masked(p, sCols + kr * FM_BOUNDS, r0 + qc, c0 + kr))
+                        pv = 0.f;
+                    s[n][e] = pv;
+                }
+
+            if (DO_DV) { /* dV += P^T dO */
+#pragma unroll
+                for (int kk = 0; kk < BR / 16; kk++) {
+                    uint32_t a[4];
+                    a[0] = fm_tc_type<T>::pack(s[2 * kk][0], s[2 * kk][1]);
+                    a[1] = fm_tc_type<T>::pack(s[2 * kk][2], s[2 * kk][3]);
+                    a[2] = fm_tc_type<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                    a[3] = fm_tc_type<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+                    for (int n2 = 0; n2 < D / 16; n2++) {
+                        uint32_t bf[4];
+                        fm_ldsm_x4_trans(bf, fm_b_addr<LD>(sdO, kk * 16, n2 * 16, lane));
+                        fm_mma(acc_dv[DO_DV ? 2 * n2 : 0], a, bf[0], bf[1], T());
+                        fm_mma(acc_dv[DO_DV ? 2 * n2 + 1 : 0], a, bf[2], bf[3], T());
+                    }
+                }
+            }
+            if (DO_DK) {
+                /* dP^T = V dO^T */
+                float dp[BR / 8][4];
+#pragma unroll
+                for (int n = 0; n < BR / 8; n++)
+                    for (int e = 0; e < 4; e++) dp[n][e] = 0.f;
+#pragma unroll
+                for (int kk = 0; kk < D / 16; kk++) {
+                    uint32_t a[4];
+                    fm_ldsm_x4(a, fm_a_addr<LD>(sV, krow, kk * 16, lane));
+#pragma unroll
+                    for (int n2 = 0; n2 < BR / 16; n2++) {
+                        uint32_t bf[4];
+                        fm_ldsm_x4(bf, fm_bt_addr<LD>(sdO, n2 * 16, kk * 16, lane));
+                        fm_mma(dp[2 * n2], a, bf[0], bf[1], T());
+                        fm_mma(dp[2 * n2 + 1], a, bf[2], bf[3], T());
+                    }
+                }
+                /* dS^T = P^T (dP^T - Delta), into s. */
+#pragma unroll
+                for (int n = 0; n < BR / 8; n++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        s[n][e] *= dp[n][e] - sDelta[n * 8 + 2 * t + (e & 1)];
+                /* dK += dS^T Q */
+#pragma unroll
+                for (int kk = 0; kk < BR / 16; kk++) {
+                    uint32_t a[4];
+                    a[0] = fm_tc_type<T>::pack(s[2 * kk][0], s[2 * kk][1]);
+                    a[1] = fm_tc_type<T>::pack(s[2 * kk][2], s[2 * kk][3]);
+                    a[2] = fm_tc_type<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                    a[3] = fm_tc_type<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+                    for (int n2 = 0; n2 < D / 16; n2++) {
+                        uint32_t bf[4];
+                        fm_ldsm_x4_trans(bf, fm_b_addr<LD>(sQ, kk * 16, n2 * 16, lane));
+                        fm_mma(acc_dk[DO_DK ? 2 * n2 : 0], a, bf[0], bf[1], T());
+                        fm_mma(acc_dk[DO_DK ? 2 * n2 + 1 : 0], a, bf[2], bf[3], T());
+                    }
+                }
+            }
+        }
+    }
+    fm_cp_async_wait<0>();
+
+    /* Write this warp's 16 keys (those inside the sequence). */
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int j = c0 + krow + g + hr * 8;
+        if (j >= p.seqlen_k) continue;
+        const size_t off = (((size_t)b * p.kv_heads + hk) * p.seqlen_k + j) * D + 2 * t;
+        if (DO_DV) {
+            T *dv = static_cast<T *>(p.dv) + off;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+                *reinterpret_cast<uint32_t *>(dv + n * 8) = fm_tc_type<T>::pack(
+                    acc_dv[DO_DV ? n : 0][2 * hr], acc_dv[DO_DV ? n : 0][2 * hr + 1]);
+        }
+        if (DO_DK) {
+            T *dk = static_cast<T *>(p.dk) + off;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+                *reinterpret_cast<uint32_t *>(dk + n * 8) =
+                    fm_tc_type<T>::pack(acc_dk[DO_DK ? n : 0][2 * hr] * p.scale,
+                                        acc_dk[DO_DK ? n : 0][2 * hr + 1] * p.scale);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- 3. dQ */
+
+template <typename T, int D, int NW>
+__global__ void __launch_bounds__(NW * 32) fm_dq_kernel(const fm_attn_params p)
+{
+    constexpr int BC = FM_CUDA_BLOCK_K, BR = 16 * NW, NT = NW * 32, LD = D + 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    T *sQ = reinterpret_cast<T *>(smem);
+    T *sdO = sQ + BR * LD;
+    T *sK = sdO + BR * LD;
+    T *sV = sK + BC * LD;
+    int32_t *sCols = reinterpret_cast<int32_t *>(sV + BC * LD);
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int r0 = blockIdx.x * BR, r1 = min(r0 + BR, p.seqlen_q);
+    const int hk = h / (p.q_heads / p.kv_heads), hm = h / (p.q_heads / p.mask_heads);
+    const size_t row_base = ((size_t)b * p.q_heads + h) * p.seqlen_q;
+    const T *K = static_cast<const T *>(p.k) + ((size_t)b * p.kv_heads + hk) * p.seqlen_k * D;
+    const T *V = static_cast<const T *>(p.v) + ((size_t)b * p.kv_heads + hk) * p.seqlen_k * D;
+    const int32_t *bounds = p.bounds + ((size_t)b * p.mask_heads + hm) * p.seqlen_k * FM_BOUNDS;
+    const int32_t *summary =
+        p.summary + ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
+    const float scale_log2 = p.scale * LOG2E;
+    const int wrow = warp * 16;
+
+    fm_load_tile<D, LD, NT>(sQ, static_cast<const T *>(p.q) + (row_base + r0) * D, BR, r1 - r0,
+                            tid);
+    fm_load_tile<D, LD, NT>(sdO, static_cast<const T *>(p.dout) + (row_base + r0) * D, BR,
+                            r1 - r0, tid);
+    fm_cp_async_commit();
+    float lse[2], delta[2]; /* rows g and g + 8 of this warp */
+    for (int hr = 0; hr < 2; hr++) {
+        const int i = r0 + wrow + g + hr * 8;
+        lse[hr] = fm_lse_log2(p, row_base, i);
+        delta[hr] = i < p.seqlen_q ? p.delta[row_base + i] : 0.f;
+    }
+
+    float acc_dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+        for (int e = 0; e < 4; e++) acc_dq[n][e] = 0.f;
+
+    for (int kb = fm_cuda_next_block(p, summary, 0, r0, r1); kb < p.n_kblocks;
+         kb = fm_cuda_next_block(p, summary, kb + 1, r0, r1)) {
+        const int c0 = kb * BC;
+        __syncthreads(); /* every warp is done with the previous K, V and bounds */
+        fm_load_tile<D, LD, NT>(sK, K + (size_t)c0 * D, BC, p.seqlen_k - c0, tid);
+        fm_load_tile<D, LD, NT>(sV, V + (size_t)c0 * D, BC, p.seqlen_k - c0, tid);
+        fm_cuda_load_cols(sCols, bounds, kb, p.seqlen_k, tid, NT);
+        fm_cp_async_commit();
+        const bool partial = fm_cuda_classify(p, summary, kb, r0, r1) == FM_TILE_PARTIAL ||
+                             c0 + BC > p.seqlen_k;
+        fm_cp_async_wait<0>();
+        __syncthreads();
+
+        /* S = Q K^T and dP = dO V^T, both 16 rows x BC keys per warp. */
+        float s[BC / 8][4], dp[BC / 8][4];
+#pragma unroll
+        for (int n = 0; n < BC / 8; n++)
+            for (int e = 0; e < 4; e++) s[n][e] = 0.f, dp[n][e] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t aq[4], ado[4];
+            fm_ldsm_x4(aq, fm_a_addr<LD>(sQ, wrow, kk * 16, lane));
+            fm_ldsm_x4(ado, fm_a_addr<LD>(sdO, wrow, kk * 16, lane));
+#pragma unroll
+            for (int n2 = 0; n2 < BC / 16; n2++) {
+                uint32_t bk[4], bv[4];
+                fm_ldsm_x4(bk, fm_bt_addr<LD>(sK, n2 * 16, kk * 16, lane));
+                fm_ldsm_x4(bv, fm_bt_addr<LD>(sV, n2 * 16, kk * 16, lane));
+                fm_mma(s[2 * n2], aq, bk[0], bk[1], T());
+                fm_mma(s[2 * n2 + 1], aq, bk[2], bk[3], T());
+                fm_mma(dp[2 * n2], ado, bv[0], bv[1], T());
+                fm_mma(dp[2 * n2 + 1], ado, bv[2], bv[3], T());
+            }
+        }
+        /* dS = P (dP - Delta), with P = 0 where masked. */
+#pragma unroll
+        for (int n = 0; n < BC / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int hr = e >> 1, col = n * 8 + 2 * t + (e & 1);
+                float pv = exp2f(fmaf(s[n][e], scale_log2, -lse[hr]));
+                if (partial &&
+                    fm_cuda_masked(p, sCols + col * FM_BOUNDS, r0 + wrow + g + hr * 8, c0 + col))
+                    pv = 0.f;
+                s[n][e] = pv * (dp[n][e] - delta[hr]);
+            }
+        /* dQ += dS K */
+#pragma unroll
+        for (int kk = 0; kk < BC / 16; kk++) {
+            uint32_t a[4];
+            a[0] = fm_tc_type<T>::pack(s[2 * kk][0], s[2 * kk][1]);
+            a[1] = fm_tc_type<T>::pack(s[2 * kk][2], s[2 * kk][3]);
+            a[2] = fm_tc_type<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            a[3] = fm_tc_type<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int n2 = 0; n2 < D / 16; n2++) {
+                uint32_t bf[4];
+                fm_ldsm_x4_trans(bf, fm_b_addr<LD>(sK, kk * 16, n2 * 16, lane));
+                fm_mma(acc_dq[2 * n2], a, bf[0], bf[1], T());
+                fm_mma(acc_dq[2 * n2 + 1], a, bf[2], bf[3], T());
+            }
+        }
+    }
+    fm_cp_async_wait<0>();
+
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int i = r0 + wrow + g + hr * 8;
+        if (i >= p.seqlen_q) continue;
+        T *dq = static_cast<T *>(p.dq) + (row_base + i) * D + 2 * t;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            *reinterpret_cast<uint32_t *>(dq + n * 8) =
+                fm_tc_type<T>::pack(acc_dq[n][2 * hr] * p.scale, acc_dq[n][2 * hr + 1] * p.scale);
+    }
+}
+
+/* ---------------------------------------------------------------- launchers */
+
+template <typename K> static cudaError_t allow_smem(K kernel, size_t smem)
+{
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+}
+
+template <typename T, int D, bool DO_DV, bool DO_DK>
+static cudaError_t launch_dkdv(const fm_attn_params &p, cudaStream_t stream)
+{
+    constexpr int NW = 4, BC = 16 * NW, BR = 64, LD = D + 8;
+    const size_t smem = (size_t)(2 * BC + 2 * BR) * LD * sizeof(T) + 2 * BR * sizeof(float) +
+                        BC * FM_BOUNDS * sizeof(int32_t);
+    cudaError_t err = allow_smem(fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK>, smem);
+    if (err != cudaSuccess) return err;
+    dim3 grid(p.n_kblocks, p.kv_heads, p.batch);
+    fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK><<<grid, NW * 32, smem, stream>>>(p);
+    return cudaGetLastError();
+}
+
+template <typename T, int D, int NW>
+static cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
+{
+    constexpr int BR = 16 * NW, LD = D + 8;
+    const size_t smem = (size_t)(2 * BR + 2 * FM_CUDA_BLOCK_K) * LD * sizeof(T) +
+                        FM_CUDA_BLOCK_K * FM_BOUNDS * sizeof(int32_t);
+    cudaError_t err = allow_smem(fm_dq_kernel<T, D, NW>, smem);
+    if (err != cudaSuccess) return err;
+    dim3 grid((p.seqlen_q + BR - 1) / BR, p.q_heads, p.batch);
+    fm_dq_kernel<T, D, NW><<<grid, NW * 32, smem, stream>>>(p);
+    return cudaGetLastError();
+}
+
+template <typename T, int D> static cudaError_t launch_all(const fm_attn_params &p, cudaStream_t s)
+{
+    const size_t rows = (size_t)p.batch * p.q_heads * p.seqlen_q;
+    fm_delta_kernel<T><<<(unsigned)((rows * 32 + 255) / 256), 256, 0, s>>>(
+        static_cast<const T *>(p.out_in), static_cast<const T *>(p.dout), p.delta, rows, D);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    if constexpr (D <= 128) {
+        err = launch_dkdv<T, D, true, true>(p, s);
+    } else { /* D = 256: dV and dK accumulators would not both fit in registers */
+        err = launch_dkdv<T, D, true, false>(p, s);
+        if (err == cudaSuccess) err = launch_dkdv<T, D, false, true>(p, s);
+    }
+    if (err != cudaSuccess) return err;
+    return launch_dq<T, D, 4>(p, s);
+}
+
+template <typename T> static cudaError_t launch_dim(const fm_attn_params &p, cudaStream_t stream)
+{
+    switch (p.head_dim) {
+    case 32: return launch_all<T, 32>(p, stream);
+    case 64: return launch_all<T, 64>(p, stream);
+    case 96: return launch_all<T, 96>(p, stream);
+    case 128: return launch_all<T, 128>(p, stream);
+    case 256: return launch_all<T, 256>(p, stream);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
+{
+    return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, stream)
+                                : launch_dim<__half>(p, stream);
+}

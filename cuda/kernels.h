@@ -1,0 +1,40 @@
+/* cuda/kernels.h — what the CUDA layer's kernels take and how the API reaches them: one
+ * parameter block for forward and backward, the key-block width the whole layer shares, and the
+ * launchers (one per pass, dispatching on element type and head dimension).
+ * Layer: cuda (private; C++ only). The public API is include/flashmask/cuda.h (api.cu).
+ */
+#ifndef FM_CUDA_KERNELS_H
+#define FM_CUDA_KERNELS_H
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "flashmask/masks.h"
+
+/* Every kernel walks keys in blocks of this many columns, so one per-key-block summary (the
+ * GPU pre-pass, summary.cu) serves the forward pass and both backward kernels. */
+enum { FM_CUDA_BLOCK_K = 64 };
+
+/* The sizes and pointers of one call. Tensors are contiguous: q, out, dout, dq [B,Hq,Sq,D];
+ * k, v, dk, dv [B,Hk,Sk,D]; lse, delta [B,Hq,Sq] float32; bounds [B,Hm,Sk,4];
+ * summary [B,Hm,n_kblocks,FM_SUMMARY_WIDTH]. Element tensors are __half or __nv_bfloat16. */
+struct fm_attn_params {
+    const void *q, *k, *v, *out_in, *dout;
+    void *out, *dq, *dk, *dv;
+    float *lse;         /* forward writes it */
+    const float *lse_in; /* backward reads it */
+    float *delta;       /* backward workspace: rowsum(dO * O) */
+    const int32_t *bounds, *summary;
+    int batch, q_heads, kv_heads, mask_heads, seqlen_q, seqlen_k, head_dim, n_kblocks;
+    int causal;          /* fm_causal */
+    long long offset;    /* fm_causal_offset(causal, Sq, Sk) */
+    float scale;
+};
+
+/* dtype: FM_FLOAT16 or FM_BFLOAT16; head_dim one of 32, 64, 96, 128, 256 (checked by api.cu). */
+cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int batch, int heads,
+                                   int seqlen_q, int seqlen_k, cudaStream_t stream);
+cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+
+#endif

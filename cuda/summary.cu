@@ -1,0 +1,45 @@
+/* cuda/summary.cu — the GPU pre-pass: per (batch, mask head, key block of FM_CUDA_BLOCK_K
+ * columns) the min and max of each of the four bound vectors, with the same definition as
+ * masks/ fm_block_summary_build (empty intervals canonicalised: LT -> [Sq, Sq), UT -> [0, 0),
+ * so that they never make a tile look masked). tests/cuda compares the two on every case.
+ * Layer: cuda <- masks (rules.h indices). One warp per key block; lanes stride the columns.
+ */
+#include "kernels.h"
+
+__global__ void fm_summary_kernel(const int32_t *__restrict__ bounds, int32_t *__restrict__ summary,
+                                  int n_rows, int seqlen_q, int seqlen_k, int n_kblocks)
+{
+    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (warp >= n_rows * n_kblocks) return; /* whole warps exit together */
+    const int row = warp / n_kblocks, kb = warp % n_kblocks; /* row = b * Hm + m */
+    const int c0 = kb * FM_CUDA_BLOCK_K;
+    const int c1 = min(c0 + (int)FM_CUDA_BLOCK_K, seqlen_k);
+    /* Identities: Sq for min (the largest bound), 0 for max. */
+    int lo[FM_BOUNDS], hi[FM_BOUNDS];
+    for (int k = 0; k < FM_BOUNDS; k++) lo[k] = seqlen_q, hi[k] = 0;
+    for (int j = c0 + lane; j < c1; j += 32) {
+        int4 c = *reinterpret_cast<const int4 *>(bounds + ((size_t)row * seqlen_k + j) * 4);
+        int v[FM_BOUNDS] = {c.x, c.y, c.z, c.w};
+        if (v[FM_LTS] >= v[FM_LTE]) v[FM_LTS] = v[FM_LTE] = seqlen_q; /* empty LT */
+        if (v[FM_UTS] >= v[FM_UTE]) v[FM_UTS] = v[FM_UTE] = 0;        /* empty UT */
+        for (int k = 0; k < FM_BOUNDS; k++) lo[k] = min(lo[k], v[k]), hi[k] = max(hi[k], v[k]);
+    }
+    int32_t *out = summary + (size_t)warp * FM_SUMMARY_WIDTH;
+    for (int k = 0; k < FM_BOUNDS; k++) {
+        int mn = __reduce_min_sync(0xffffffffu, lo[k]);
+        int mx = __reduce_max_sync(0xffffffffu, hi[k]);
+        if (lane == 0) out[2 * k] = mn, out[2 * k + 1] = mx; /* FM_MIN_x, FM_MAX_x */
+    }
+}
+
+cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int batch, int heads,
+                                   int seqlen_q, int seqlen_k, cudaStream_t stream)
+{
+    const int n_kblocks = (seqlen_k + FM_CUDA_BLOCK_K - 1) / FM_CUDA_BLOCK_K;
+    const long long warps = (long long)batch * heads * n_kblocks;
+    const int threads = 256;
+    const long long blocks = (warps * 32 + threads - 1) / threads;
+    fm_summary_kernel<<<(unsigned)blocks, threads, 0, stream>>>(bounds, summary, batch * heads,
+                                                                seqlen_q, seqlen_k, n_kblocks);
+    return cudaGetLastError();
+}

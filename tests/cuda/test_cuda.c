@@ -1,0 +1,315 @@
+/* tests/cuda/test_cuda.c — the CUDA layer against the oracle (BRIEF 5) on a GPU; every test
+ * skips cleanly (cmocka skip) where fm_cuda_available() says no device or no CUDA build.
+ *   - the GPU summary pre-pass equals masks/ fm_block_summary_build, value for value;
+ *   - >= 200 random cases per dtype (float16, bfloat16) over every family and random bounds,
+ *     GQA/MQA, mask heads, Sq != Sk with both alignments, fully masked rows, head dims 1..256
+ *     (padded to the kernels' 32/64/96/128/256): O, LSE, dQ, dK, dV pass fm_check_case;
+ *   - larger multi-tile cases at the fast head dims 64 and 128;
+ *   - fully masked tiles are never loaded: NaN in K/V of a key block that every row masks
+ *     leaves every output finite and equal to the run with zeros there;
+ *   - backward is deterministic (two runs, identical bits) with FM_FLAG_DETERMINISTIC;
+ *   - bad arguments (float32 dtype, head_dim 300) are errors naming the value.
+ * Environment: FM_TRIALS, FM_SEED (tests/common/prop.h); FM_LIMITS overrides the shapes.
+ * Layer: tests of cuda/ (uses oracle/, masks/, core/).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "flashmask/oracle.h"
+#include "prop.h"
+
+static void skip_without_gpu(void)
+{
+    if (fm_cuda_available() != FM_OK) {
+        print_message("[  SKIP    ] %s\n", fm_last_error());
+        skip();
+    }
+}
+
+static double *rounded(const double *x, size_t n, fm_dtype dtype)
+{
+    double *y = malloc(n * sizeof *y);
+    assert_non_null(y);
+    for (size_t i = 0; i < n; i++) y[i] = fm_round_to_dtype(x[i], dtype);
+    return y;
+}
+
+/* Runs the CUDA forward and backward on the case (inputs rounded to `dtype`) and judges all
+ * five tensors with the oracle. Returns 1 on pass; msg says why not. */
+static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_t len)
+{
+    fm_problem p = c->problem;
+    p.dtype = dtype;
+    size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
+    size_t nl = fm_problem_lse_elems(&p);
+    fm_tensors in = {0}, got = {0};
+    in.q = rounded(c->q, nq, dtype), in.k = rounded(c->k, nkv, dtype);
+    in.v = rounded(c->v, nkv, dtype), in.dout = rounded(c->dout, nq, dtype);
+    got = in;
+    got.out = malloc(nq * sizeof(double)), got.lse = malloc(nl * sizeof(double));
+    got.dq = malloc(nq * sizeof(double)), got.dk = malloc(nkv * sizeof(double));
+    got.dv = malloc(nkv * sizeof(double));
+    int ok = 0;
+    fm_status st = fm_cuda_forward_host(&p, &c->mask, &got);
+    if (st == FM_OK) st = fm_cuda_backward_host(&p, &c->mask, &got);
+    if (st != FM_OK) {
+        snprintf(msg, len, "cuda %s failed: %s", fm_dtype_name(dtype), fm_last_error());
+    } else {
+        fm_check_options opt = fm_check_options_default(dtype);
+        fm_check_report rep;
+        st = fm_check_case(&p, &c->mask, &in, &got, &opt, &rep);
+        if (st != FM_OK) {
+            snprintf(msg, len, "oracle error: %s", fm_last_error());
+        } else if (!rep.pass) {
+            int w = 0;
+            for (int i = 0; i < rep.n_tensors; i++)
+                if (!rep.tensor[i].pass) w = i;
+            snprintf(msg, len, "%s %s: max|err| %.3g > bound %.3g (naive %.3g): %s",
+                     fm_dtype_name(dtype), rep.tensor[w].name, rep.tensor[w].max_abs,
+                     rep.tensor[w].bound, rep.tensor[w].naive_max_abs, rep.tensor[w].why);
+            if (getenv("FM_VERBOSE")) fm_check_report_print(&rep, stderr);
+        } else {
+            ok = 1;
+        }
+    }
+    free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
+    free(got.out), free(got.lse), free(got.dq), free(got.dk), free(got.dv);
+    return ok;
+}
+
+static int prop_f16(const fm_random_case *c, void *ctx, char *msg, size_t len)
+{
+    (void)ctx;
+    return cuda_passes(c, FM_FLOAT16, msg, len);
+}
+
+static int prop_bf16(const fm_random_case *c, void *ctx, char *msg, size_t len)
+{
+    (void)ctx;
+    return cuda_passes(c, FM_BFLOAT16, msg, len);
+}
+
+/* Small shapes that still span several tiles (128-row query blocks, 64-key blocks). */
+static fm_case_limits random_limits(void)
+{
+    fm_case_limits l = fm_case_limits_default();
+    l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 300, l.max_head_dim = 256;
+    return l;
+}
+
+static void test_random_f16(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    fm_case_limits l = random_limits();
+    fm_check_property("cuda float16 passes the oracle", prop_f16, NULL, 200, &l);
+}
+
+static void test_random_bf16(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    fm_case_limits l = random_limits();
+    fm_check_property("cuda bfloat16 passes the oracle", prop_bf16, NULL, 200, &l);
+}
+
+/* The fast head dimensions on longer sequences: many tiles of every class per case. */
+static int prop_fast_dims(const fm_random_case *c, void *ctx, char *msg, size_t len)
+{
+    (void)ctx;
+    fm_random_case copy = *c;
+    return cuda_passes(&copy, (c->seed & 1) ? FM_BFLOAT16 : FM_FLOAT16, msg, len);
+}
+
+static void test_long_fast_dims(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    fm_case_limits l = fm_case_limits_default();
+    l.max_batch = 1, l.max_q_heads = 2, l.max_seqlen = 700, l.max_head_dim = 128;
+    fm_check_property("cuda long sequences pass the oracle", prop_fast_dims, NULL, 24, &l);
+}
+
+/* The GPU pre-pass computes exactly the summaries of masks/. */
+static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t len)
+{
+    (void)ctx;
+    fm_cuda_mask dm;
+    fm_block_summary ref;
+    if (fm_cuda_mask_upload(&c->mask, &dm) != FM_OK) {
+        snprintf(msg, len, "upload: %s", fm_last_error());
+        return 0;
+    }
+    assert_int_equal(fm_block_summary_build(&c->mask, dm.block_k, &ref), FM_OK);
+    size_t n = (size_t)(ref.batch * ref.heads * ref.n_blocks * FM_SUMMARY_WIDTH);
+    int32_t *got = malloc(n * sizeof *got);
+    assert_non_null(got);
+    int ok = fm_cuda_copy_summary(&dm, got) == FM_OK && ref.n_blocks == dm.n_blocks;
+    for (size_t i = 0; ok && i < n; i++)
+        if (got[i] != ref.minmax[i]) {
+            snprintf(msg, len, "summary value %zu: gpu %d, masks/ %d", i, got[i], ref.minmax[i]);
+            ok = 0;
+        }
+    if (!ok && !msg[0]) snprintf(msg, len, "summary copy failed: %s", fm_last_error());
+    free(got);
+    fm_block_summary_free(&ref);
+    fm_cuda_mask_free(&dm);
+    return ok;
+}
+
+static void test_summary(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    fm_case_limits l = fm_case_limits_default();
+    l.max_seqlen = 400;
+    fm_check_property("gpu summary equals fm_block_summary_build", prop_summary, NULL, 100, &l);
+}
+
+/* Runs forward + backward from host tensors; all outputs go to `r` (allocated here). */
+typedef struct run_out {
+    double *out, *lse, *dq, *dk, *dv;
+} run_out;
+
+static void run_out_free(run_out *r)
+{
+    free(r->out), free(r->lse), free(r->dq), free(r->dk), free(r->dv);
+}
+
+static void run_both(const fm_problem *p, const fm_mask *m, const double *q, const double *k,
+                     const double *v, const double *dout, run_out *r)
+{
+    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    r->out = malloc(nq * 8), r->lse = malloc(fm_problem_lse_elems(p) * 8);
+    r->dq = malloc(nq * 8), r->dk = malloc(nkv * 8), r->dv = malloc(nkv * 8);
+    fm_tensors t = {q, k, v, dout, r->out, r->lse, r->dq, r->dk, r->dv};
+    assert_int_equal(fm_cuda_forward_host(p, m, &t), FM_OK);
+    assert_int_equal(fm_cuda_backward_host(p, m, &t), FM_OK);
+}
+
+/* A key block that every row masks is never loaded: NaN there changes nothing. */
+static void test_masked_tiles_not_loaded(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    const int64_t S = 320, D = 64;
+    fm_problem p;
+    fm_problem_init(&p, 1, 2, 1, S, S, D);
+    p.dtype = FM_BFLOAT16;
+    fm_mask m;
+    assert_int_equal(fm_mask_init(&m, 1, 1, S, S, FM_CAUSAL_TOP_LEFT), FM_OK);
+    for (int64_t j = 64; j < 128; j++) { /* key block 1: masked for every row */
+        int32_t *col = fm_mask_column(&m, 0, 0, j);
+        col[FM_LTS] = 0, col[FM_LTE] = (int32_t)S;
+    }
+    size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
+    double *q = malloc(nq * 8), *k = malloc(nkv * 8), *v = malloc(nkv * 8);
+    double *dout = malloc(nq * 8);
+    fm_rng rng;
+    fm_rng_seed(&rng, 7);
+    for (size_t i = 0; i < nq; i++) q[i] = fm_rng_normal(&rng), dout[i] = fm_rng_normal(&rng);
+    for (size_t i = 0; i < nkv; i++) k[i] = fm_rng_normal(&rng), v[i] = fm_rng_normal(&rng);
+    for (int64_t j = 64; j < 128; j++)
+        for (int64_t d = 0; d < D; d++) k[j * D + d] = v[j * D + d] = 0.0;
+    run_out clean, poisoned;
+    run_both(&p, &m, q, k, v, dout, &clean);
+    for (int64_t j = 64; j < 128; j++)
+        for (int64_t d = 0; d < D; d++) k[j * D + d] = v[j * D + d] = NAN;
+    run_both(&p, &m, q, k, v, dout, &poisoned);
+    for (size_t i = 0; i < nq; i++) {
+        assert_memory_equal(&clean.out[i], &poisoned.out[i], sizeof(double));
+        assert_memory_equal(&clean.dq[i], &poisoned.dq[i], sizeof(double));
+    }
+    for (int64_t j = 0; j < S; j++) {
+        if (j >= 64 && j < 128) continue; /* dK, dV of the masked keys: not compared */
+        for (int64_t d = 0; d < D; d++) {
+            assert_memory_equal(&clean.dk[j * D + d], &poisoned.dk[j * D + d], sizeof(double));
+            assert_memory_equal(&clean.dv[j * D + d], &poisoned.dv[j * D + d], sizeof(double));
+        }
+    }
+    run_out_free(&clean), run_out_free(&poisoned);
+    free(q), free(k), free(v), free(dout);
+    fm_mask_free(&m);
+}
+
+/* Two backward runs in deterministic mode give identical bits (GQA: dK/dV summed over heads). */
+static void test_deterministic(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    fm_random_case c;
+    fm_case_limits l = random_limits();
+    l.max_q_heads = 8, l.max_seqlen = 500, l.max_head_dim = 128;
+    assert_int_equal(fm_random_case_make(&c, 12345, &l), FM_OK);
+    fm_problem p = c.problem;
+    p.dtype = FM_FLOAT16;
+    p.flags |= FM_FLAG_DETERMINISTIC;
+    run_out a, b;
+    run_both(&p, &c.mask, c.q, c.k, c.v, c.dout, &a);
+    run_both(&p, &c.mask, c.q, c.k, c.v, c.dout, &b);
+    size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
+    assert_memory_equal(a.dq, b.dq, nq * 8);
+    assert_memory_equal(a.dk, b.dk, nkv * 8);
+    assert_memory_equal(a.dv, b.dv, nkv * 8);
+    run_out_free(&a), run_out_free(&b);
+    fm_random_case_free(&c);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    fm_random_case c;
+    fm_case_limits l = fm_case_limits_default();
+    assert_int_equal(fm_random_case_make(&c, 99, &l), FM_OK);
+    size_t nq = fm_problem_q_elems(&c.problem), nl = fm_problem_lse_elems(&c.problem);
+    double *out = malloc(nq * 8), *lse = malloc(nl * 8);
+    fm_tensors t = {c.q, c.k, c.v, c.dout, out, lse, NULL, NULL, NULL};
+    fm_problem p = c.problem;
+    p.dtype = FM_FLOAT32;
+    assert_int_equal(fm_cuda_forward_host(&p, &c.mask, &t), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "float32"));
+    /* Device API: head_dim outside the built set is refused, naming the value. */
+    fm_cuda_mask dm;
+    assert_int_equal(fm_cuda_mask_upload(&c.mask, &dm), FM_OK);
+    p.dtype = FM_FLOAT16;
+    p.head_dim = 48;
+    assert_int_equal(fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, NULL),
+                     FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "48"));
+    fm_cuda_mask_free(&dm);
+    free(out), free(lse);
+    fm_random_case_free(&c);
+}
+
+/* Without a GPU (or without a CUDA build) the layer says why, as FM_ERR_UNAVAILABLE. */
+static void test_unavailable_says_why(void **state)
+{
+    (void)state;
+    fm_status st = fm_cuda_available();
+    if (st == FM_OK) skip();
+    assert_int_equal(st, FM_ERR_UNAVAILABLE);
+    assert_true(strlen(fm_last_error()) > 10);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unavailable_says_why),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_masked_tiles_not_loaded),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_random_f16),
+        cmocka_unit_test(test_random_bf16),
+        cmocka_unit_test(test_long_fast_dims),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
