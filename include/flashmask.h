@@ -12,5 +12,6 @@
 #include "flashmask/cpu.h"
 #include "flashmask/cuda.h"
 #include "flashmask/io.h"
+#include "flashmask/sparse.h" /* bbm.h: Binary Block Masking, RCM; QK-/Hash-sparse */
 
 #endif
