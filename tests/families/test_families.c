@@ -420,6 +420,115 @@ static void test_random_large(void **state)
     run_random_cases(trials > 0 ? trials : 1, 160);
 }
 
+/* BRIEF 4's table taken literally at N = Sq = Sk (random_eviction aside), empty intervals then
+ * written canonically: the builder's vectors must equal it, not only its dense mask. */
+static void brief_vectors(const fm_mask_params *p, int64_t n, int32_t *v)
+{
+    int64_t *doc_start = NULL, *doc_end = NULL, last_start = 0;
+    if (p->doc_lens) {
+        doc_start = malloc((size_t)n * sizeof *doc_start);
+        doc_end = malloc((size_t)n * sizeof *doc_end);
+        assert_non_null(doc_start);
+        assert_non_null(doc_end);
+        int64_t pos = 0;
+        for (int64_t d = 0; d < p->n_docs; d++) {
+            for (int64_t j = pos; j < pos + p->doc_lens[d]; j++) {
+                doc_start[j] = pos;
+                doc_end[j] = pos + p->doc_lens[d];
+            }
+            last_start = pos;
+            pos += p->doc_lens[d];
+        }
+    }
+    for (int64_t j = 0; j < n; j++) {
+        int64_t lts = n, lte = n, uts = 0, ute = 0;
+        switch (p->family) {
+        case FM_FAMILY_SLIDING_WINDOW: lts = j + p->window < n ? j + p->window : n; break;
+        case FM_FAMILY_CAUSAL_DOCUMENT: lts = doc_end[j]; break;
+        case FM_FAMILY_DOCUMENT: lts = doc_end[j], ute = doc_start[j]; break;
+        case FM_FAMILY_SHARED_QUESTION: {
+            /* j's segment, then the first and last segment of the sample holding it */
+            int64_t seg = 0, pos = 0, first = 0;
+            while (pos + p->doc_lens[seg] <= j) pos += p->doc_lens[seg++];
+            for (int64_t s = 0; first + p->sample_segments[s] <= seg; s++)
+                first += p->sample_segments[s];
+            int64_t last = first, sample_end = 0;
+            for (int64_t s = 0, k = 0; s < p->n_samples; k += p->sample_segments[s++])
+                if (k == first) last = k + p->sample_segments[s] - 1;
+            for (int64_t t = 0; t <= last; t++) sample_end += p->doc_lens[t];
+            lts = seg == first ? sample_end : doc_end[j]; /* question : answer */
+            break;
+        }
+        case FM_FAMILY_GLOBAL_SLIDING_WINDOW: {
+            int64_t g = p->global_tokens, wl = p->left_window, wr = p->right_window;
+            lts = j < g ? n : (j + wl + 1 < n ? j + wl + 1 : n);
+            if (j >= g + wr + 1) uts = g, ute = j - wr;
+            break;
+        }
+        case FM_FAMILY_CAUSAL_BLOCKWISE:
+            lts = doc_end[j];
+            lte = doc_start[j] == last_start ? n : last_start;
+            break;
+        case FM_FAMILY_PREFIX_LM_CAUSAL: ute = j < p->prefix ? 0 : j; break;
+        case FM_FAMILY_PREFIX_LM_DOCUMENT: {
+            int64_t d = 0, pos = 0;
+            while (pos + p->doc_lens[d] <= j) pos += p->doc_lens[d++];
+            lts = doc_end[j];
+            ute = j < pos + p->doc_prefix[d] ? doc_start[j] : j;
+            break;
+        }
+        case FM_FAMILY_QK_SPARSE:
+            for (int64_t s = 0; s < p->n_spans; s++)
+                if (p->span_offset[s] <= j && j < p->span_offset[s] + p->span_len[s])
+                    lts = j, lte = p->span_offset[s] + p->span_len[s];
+            break;
+        default: break;
+        }
+        if (lts >= lte) lts = lte = n;
+        if (uts >= ute) uts = ute = 0;
+        v[j * 4 + 0] = (int32_t)lts;
+        v[j * 4 + 1] = (int32_t)lte;
+        v[j * 4 + 2] = (int32_t)uts;
+        v[j * 4 + 3] = (int32_t)ute;
+    }
+    free(doc_start);
+    free(doc_end);
+}
+
+static void test_brief_table_literal(void **state)
+{
+    (void)state;
+    fm_rng rng;
+    fm_rng_seed(&rng, fm_test_seed() ^ 0xb41ef);
+    int trials = fm_test_trials(1500) / 3;
+    for (int t = 0; t < trials * FM_FAMILY_COUNT; t++) {
+        fm_family f = (fm_family)(t % FM_FAMILY_COUNT);
+        if (f == FM_FAMILY_RANDOM_EVICTION) continue;
+        int64_t n = fm_rng_range(&rng, 1, 40);
+        fm_causal alignment = (fm_causal)fm_rng_range(&rng, 1, 2); /* Sq = Sk: no shift */
+        fm_mask_params p;
+        assert_int_equal(fm_mask_params_random(&p, f, n, &rng), FM_OK);
+        fm_mask m;
+        assert_int_equal(fm_mask_build(&m, &p, 1, 1, n, n, alignment), FM_OK);
+        int32_t *want = malloc((size_t)n * 4 * sizeof *want);
+        assert_non_null(want);
+        brief_vectors(&p, n, want);
+        for (int64_t j = 0; j < n; j++) {
+            const int32_t *col = fm_mask_column(&m, 0, 0, j);
+            if (memcmp(col, want + j * 4, 4 * sizeof *col) != 0) {
+                print_params(&p, stderr);
+                fail_msg("%s, N = %" PRId64 ", column %" PRId64 ": builder (%d,%d,%d,%d), "
+                         "BRIEF 4 table (%d,%d,%d,%d)", fm_family_name(f), n, j, col[0], col[1],
+                         col[2], col[3], want[j * 4], want[j * 4 + 1], want[j * 4 + 2],
+                         want[j * 4 + 3]);
+            }
+        }
+        free(want);
+        fm_mask_free(&m);
+        fm_mask_params_free(&p);
+    }
+}
+
 /* The random parameters reach their edge values (else the property above proves less). */
 static void test_random_params_reach_edges(void **state)
 {
@@ -754,6 +863,7 @@ int main(void)
         cmocka_unit_test(test_brief_table_rest),
         cmocka_unit_test(test_unequal_lengths_shift),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_brief_table_literal),
         cmocka_unit_test(test_random_small),
         cmocka_unit_test(test_random_large),
         cmocka_unit_test(test_random_params_reach_edges),
