@@ -157,6 +157,7 @@ fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const doub
     out->bound = 2.0 * out->naive_max_abs + out->atol;
 
     out->pass = out->nan_count == 0 && out->masked_bad == 0 && out->max_abs <= out->bound;
+    out->where = out->nan_count ? first_nan : out->masked_bad ? first_bad : out->worst;
     if (out->nan_count)
         snprintf(out->why, sizeof out->why, "%zu NaN, first at index %zu", out->nan_count,
                  first_nan);
@@ -284,6 +285,27 @@ static fm_status reference_results(const fm_problem *p, const fm_mask *mask, con
     return FM_OK;
 }
 
+/* Appends the coordinates of t->where to t->why: [b, h, i, d] for [B,H,S,D] tensors
+ * (`heads`, `rows`, `d` give the shape; `row_name` is i for query rows, j for keys),
+ * [b, h, i] for lse (d == 0). */
+static void append_coordinates(fm_tensor_check *t, int64_t heads, int64_t rows, int64_t d,
+                               const char *row_name)
+{
+    if (t->pass) return;
+    size_t len = strlen(t->why), x = t->where;
+    int64_t col = d ? (int64_t)(x % (size_t)d) : 0;
+    size_t row_index = d ? x / (size_t)d : x;
+    int64_t i = (int64_t)(row_index % (size_t)rows);
+    int64_t h = (int64_t)((row_index / (size_t)rows) % (size_t)heads);
+    int64_t b = (int64_t)(row_index / (size_t)rows / (size_t)heads);
+    if (d)
+        snprintf(t->why + len, sizeof t->why - len, " [b=%lld, h=%lld, %s=%lld, d=%lld]",
+                 (long long)b, (long long)h, row_name, (long long)i, (long long)col);
+    else
+        snprintf(t->why + len, sizeof t->why - len, " [b=%lld, h=%lld, %s=%lld]", (long long)b,
+                 (long long)h, row_name, (long long)i);
+}
+
 fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tensors *ref,
                         const fm_tensors *cand, const fm_check_options *opt,
                         fm_check_report *report)
@@ -343,6 +365,13 @@ fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tenso
                                   FM_MASKED_FREE, &t[FM_CHECK_DV])))
             goto done;
         report->n_tensors = 5;
+    }
+    append_coordinates(&t[FM_CHECK_OUT], p->q_heads, p->seqlen_q, p->head_dim, "i");
+    append_coordinates(&t[FM_CHECK_LSE], p->q_heads, p->seqlen_q, 0, "i");
+    if (bwd) {
+        append_coordinates(&t[FM_CHECK_DQ], p->q_heads, p->seqlen_q, p->head_dim, "i");
+        append_coordinates(&t[FM_CHECK_DK], p->kv_heads, p->seqlen_k, p->head_dim, "j");
+        append_coordinates(&t[FM_CHECK_DV], p->kv_heads, p->seqlen_k, p->head_dim, "j");
     }
     report->pass = 1;
     for (int i = 0; i < report->n_tensors; i++) report->pass &= t[i].pass;

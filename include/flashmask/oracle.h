@@ -83,7 +83,10 @@ typedef struct fm_tensor_check {
     size_t nan_count;      /* NaN in the candidate (anywhere) */
     size_t masked_bad;     /* exact-value elements that differ */
     int pass;
-    char why[200];         /* the first reason for a failure; "" on pass */
+    size_t where;          /* flat index the failure reason points at (first NaN, first bad
+                              masked element, or worst) */
+    char why[240];         /* the first reason for a failure; "" on pass. fm_check_case appends
+                              the index as coordinates, e.g. "[b=0, h=3, i=17, d=5]" */
 } fm_tensor_check;
 
 /* atol_X over n reference values (non-finite ones are skipped), floor included. */

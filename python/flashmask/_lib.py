@@ -146,7 +146,8 @@ class TensorCheck(ctypes.Structure):  # fm_tensor_check (oracle.h)
                 ("naive_max_abs", ctypes.c_double), ("atol", ctypes.c_double),
                 ("bound", ctypes.c_double), ("worst", ctypes.c_size_t),
                 ("nan_count", ctypes.c_size_t), ("masked_bad", ctypes.c_size_t),
-                ("pass_", ctypes.c_int), ("why", ctypes.c_char * 200)]
+                ("pass_", ctypes.c_int), ("where", ctypes.c_size_t),
+                ("why", ctypes.c_char * 240)]
 
 
 class CheckOptions(ctypes.Structure):  # fm_check_options (oracle.h)

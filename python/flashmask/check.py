@@ -31,7 +31,7 @@ class Report:
                 "max_abs": t.max_abs, "mean_abs": t.mean_abs, "rel_fro": t.rel_fro,
                 "naive_max_abs": t.naive_max_abs, "atol": t.atol, "bound": t.bound,
                 "passed": bool(t.pass_), "why": t.why.decode(), "nan_count": t.nan_count,
-                "masked_bad": t.masked_bad, "compared": t.compared}
+                "masked_bad": t.masked_bad, "compared": t.compared, "where": t.where}
 
     def __bool__(self):
         return self.passed
