@@ -1,0 +1,60 @@
+#!/bin/sh
+# tests/oracle/check_cli.sh — the oracle's commands end to end: gen-suite writes a suite and its
+# manifest; check-suite passes the suite's own expected outputs; `check` exits 0 on the
+# reference, 1 on a candidate with a wrong tensor, 2 on a missing file, a wrong shape, a
+# missing or broken case, a bad option; forward-only mode; fully masked rows counted.
+# (NaN, the FA-2 +inf lse option and perturbations are tested in C and Python.)
+# Usage: check_cli.sh path/to/flashmask   (Layer: tests of tools/ + oracle/.)
+set -u
+FM=$1
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fails=0
+expect() { # expect CODE description command...
+    want=$1; what=$2; shift 2
+    "$@" > "$TMP/out.txt" 2>&1
+    got=$?
+    if [ "$got" -eq "$want" ]; then echo "ok: $what (exit $got)"
+    else echo "FAILED: $what: exit $got, expected $want"; cat "$TMP/out.txt"; fails=$((fails + 1)); fi
+}
+
+expect 0 "gen-suite" "$FM" gen-suite --out "$TMP/suite"
+test -f "$TMP/suite/manifest.json" || { echo "FAILED: no manifest"; fails=$((fails + 1)); }
+n=$(ls -d "$TMP"/suite/*/ | wc -l)
+[ "$n" -ge 36 ] || { echo "FAILED: only $n cases"; fails=$((fails + 1)); }
+expect 0 "check-suite: the suite's own expected outputs pass" \
+    "$FM" check-suite --suite "$TMP/suite" --candidates "$TMP/suite"
+grep -q "0 FAIL, 0 invalid" "$TMP/out.txt" || { echo "FAILED: totals"; fails=$((fails + 1)); }
+
+C=$TMP/suite/causal-f16          # B=1 Hq=4 Hk=2 Sq=Sk=77 D=64
+expect 0 "check: reference passes" "$FM" check --case "$C" --candidate "$C"
+grep -q "verdict: PASS" "$TMP/out.txt" || { echo "FAILED: no PASS line"; fails=$((fails + 1)); }
+
+# a wrong candidate: the case's own results with dq replaced by out (same shape, wrong values)
+mkdir "$TMP/wrong"
+cp "$C/out.npy" "$C/lse.npy" "$C/dk.npy" "$C/dv.npy" "$TMP/wrong/"
+cp "$C/out.npy" "$TMP/wrong/dq.npy"          # dq replaced by out: same shape, wrong values
+expect 1 "check: a wrong dq fails" "$FM" check --case "$C" --candidate "$TMP/wrong"
+grep -q "dq .*FAIL" "$TMP/out.txt" || { echo "FAILED: dq not flagged"; fails=$((fails + 1)); }
+expect 0 "check --forward-only ignores the gradients" \
+    "$FM" check --case "$C" --candidate "$TMP/wrong" --forward-only
+
+mkdir "$TMP/partial"
+cp "$C/out.npy" "$C/lse.npy" "$TMP/partial/"
+expect 2 "check: missing dq.npy is invalid input" "$FM" check --case "$C" --candidate "$TMP/partial"
+expect 0 "check --forward-only: out and lse suffice" \
+    "$FM" check --case "$C" --candidate "$TMP/partial" --forward-only
+expect 2 "check: wrong shape" "$FM" check --case "$C" --candidate "$TMP/suite/full-f16"
+expect 2 "check: missing case" "$FM" check --case "$TMP/nope" --candidate "$C"
+mkdir "$TMP/broken"
+cp "$C"/*.npy "$TMP/broken/"
+echo '{"format": "flashmask-case", "version": 1' > "$TMP/broken/case.json"
+expect 2 "check: broken case.json" "$FM" check --case "$TMP/broken" --candidate "$C"
+expect 2 "check: unknown option" "$FM" check --case "$C" --candidate "$C" --bogus
+expect 2 "check: --dtype float64 refused" "$FM" check --case "$C" --candidate "$C" --dtype float64
+M=$TMP/suite/causal-sq80-sk48-br-f16     # 32 fully masked rows per head
+expect 0 "check: masked rows" "$FM" check --case "$M" --candidate "$M"
+grep -q "fully masked rows: 128" "$TMP/out.txt" || { echo "FAILED: masked row count"; fails=$((fails + 1)); }
+
+echo "$fails failed"
+[ "$fails" -eq 0 ]
