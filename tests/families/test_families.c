@@ -185,19 +185,28 @@ static void test_unequal_lengths_shift(void **state)
     fm_mask m;
     /* 4 query rows at key positions 6..9 */
     assert_int_equal(fm_mask_build(&m, &p, 1, 1, 4, 10, FM_CAUSAL_BOTTOM_RIGHT), FM_OK);
+    /* doc 0 ([0,4)) has ended before every row: LT [0, 4) masks all of them; doc 1 ends at
+     * position 7 = row 1; doc 2 runs to the end: its LT is empty, written [4, 4) */
     const int32_t lts[10] = {0, 0, 0, 0, 1, 1, 1, 4, 4, 4};
-    const int32_t lte[10] = {4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
     for (int64_t j = 0; j < 10; j++) {
-        /* doc 0 ([0,4)) is over for every row: LT [0, 4) masks all; doc 2's LT is empty */
-        int32_t want_lts = j < 7 ? lts[j] : 4;
-        assert_int_equal(fm_mask_column(&m, 0, 0, j)[FM_LTS], want_lts);
-        assert_int_equal(fm_mask_column(&m, 0, 0, j)[FM_LTE], lte[j]);
+        assert_int_equal(fm_mask_column(&m, 0, 0, j)[FM_LTS], lts[j]);
+        assert_int_equal(fm_mask_column(&m, 0, 0, j)[FM_LTE], 4);
     }
     fm_mask_free(&m);
-    /* top_left: rows are positions 0..3, all in document 0 */
+    /* top_left: rows are positions 0..3, all in document 0: no column needs an interval */
     assert_int_equal(fm_mask_build(&m, &p, 1, 1, 4, 10, FM_CAUSAL_TOP_LEFT), FM_OK);
     for (int64_t j = 0; j < 10; j++)
         assert_int_equal(fm_mask_column(&m, 0, 0, j)[FM_LTS], 4);
+    fm_mask_free(&m);
+    /* document (no causal rule, no shift) with Sq > Sk: rows 10, 11 stand past the last key
+     * and belong to the last document */
+    p.family = FM_FAMILY_DOCUMENT;
+    assert_int_equal(fm_mask_build(&m, &p, 1, 1, 12, 10, FM_CAUSAL_BOTTOM_RIGHT), FM_OK);
+    assert_int_equal(m.causal, FM_CAUSAL_NONE);
+    for (int64_t j = 0; j < 10; j++) {
+        assert_int_equal(fm_mask_is_masked(&m, 0, 0, 11, j), j < 7);
+        assert_int_equal(fm_mask_is_masked(&m, 0, 0, 0, j), j >= 4);
+    }
     fm_mask_free(&m);
 }
 
