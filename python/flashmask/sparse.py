@@ -1,0 +1,335 @@
+"""flashmask.sparse — dense masks, Binary Block Masking, RCM reordering, QK-sparse and Hash-sparse
+from NumPy, over include/flashmask/bbm.h and sparse.h (docs/sparse.md).
+
+    import flashmask.sparse as fs
+    bbm = fs.bbm_from_dense(allowed, 64, 64)           # codes, runs, stats, to_dense()
+    out, lse = fs.forward_dense(q, k, v, allowed, impl="cpu")          # column form or BBM
+    dq, dk, dv = fs.backward_dense(q, k, v, out, lse, dout, allowed, impl="cpu", method="rcm")
+    out, lse = fs.qk_sparse_forward(q, k, v, q_keep, k_keep, impl="cpu")
+    qb, kb = fs.hash_buckets(q, k, n_buckets=8, seed=1)
+    out, lse = fs.hash_sparse_forward(q, k, v, qb, kb, 8, impl="cpu")
+
+Dense masks are uint8/bool [B, Hm, Sq, Sk], 1 = allowed; q [B, Hq, Sq, D], k, v [B, Hk, Sk, D].
+Errors raise flashmask.FlashMaskError subclasses carrying the library's message.
+Layer: python, beside attention.py, over masks/bbm.c, masks/rcm.c, sparse/, reference/, cpu/.
+"""
+
+import ctypes
+
+import numpy as np
+
+from . import _lib
+from ._lib import IMPLS, lib
+
+P = ctypes.POINTER
+_i64 = ctypes.c_int64
+_u8p = P(ctypes.c_uint8)
+_i32p = P(ctypes.c_int32)
+
+CAUSALS = {"none": 0, "bottom_right": 1, "top_left": 2}
+TILE_CODES = {0: "full", 1: "partial", 2: "empty"}  # fm_tile_class: UNMASKED, PARTIAL, MASKED
+METHODS = {"auto": 0, "bbm": 1, "rcm": 2}
+
+
+class BBMStruct(ctypes.Structure):  # fm_bbm (bbm.h)
+    _fields_ = [(n, _i64) for n in ("batch", "heads", "seqlen_q", "seqlen_k", "block_q",
+                                    "block_k", "n_q_blocks", "n_k_blocks")] + [
+        ("codes", _u8p), ("bits_offset", P(_i64)), ("bits", P(ctypes.c_uint64)),
+        ("words_per_tile", _i64), ("n_partial", _i64), ("run_start", _i32p),
+        ("run_end", _i32p)]
+
+
+class AnyMask(ctypes.Structure):  # fm_any_mask (bbm.h)
+    _fields_ = [("form", ctypes.c_int), ("columns", _lib.CMask), ("bbm", BBMStruct)]
+
+
+class RcmReport(ctypes.Structure):  # fm_rcm_report (sparse.h)
+    _fields_ = [("before", _lib.TileStats), ("after", _lib.TileStats)]
+
+
+_PR, _T = P(_lib.Problem), P(_lib.Tensors)
+_SIGNATURES = {
+    "fm_bbm_from_dense": [P(BBMStruct), _u8p] + [_i64] * 6,
+    "fm_bbm_free": [P(BBMStruct)],
+    "fm_bbm_to_dense": [P(BBMStruct), _u8p],
+    "fm_bbm_tile_stats": [P(BBMStruct), P(_lib.TileStats)],
+    "fm_bbm_total_allowed_pairs": [P(BBMStruct)],
+    "fm_mask_from_dense_auto": [P(AnyMask), _u8p] + [_i64] * 4 + [ctypes.c_int, _i64, _i64],
+    "fm_any_mask_free": [P(AnyMask)],
+    "fm_forward_any": [ctypes.c_int, _PR, P(AnyMask), _T],
+    "fm_backward_any": [ctypes.c_int, _PR, P(AnyMask), _T],
+    "fm_rcm_tile_report": [_u8p] + [_i64] * 6 + [P(RcmReport)],
+    "fm_rcm_forward": [ctypes.c_int, _PR, _u8p, _i64, _i64, _i64, _T],
+    "fm_rcm_backward": [ctypes.c_int, _PR, _u8p, _i64, _i64, _i64, _T],
+    "fm_qk_sparse_forward": [ctypes.c_int, _PR, ctypes.c_int, _u8p, _u8p, _T],
+    "fm_qk_sparse_backward": [ctypes.c_int, _PR, ctypes.c_int, _u8p, _u8p, _T],
+    "fm_qk_sparse_dense_mask": [_PR, ctypes.c_int, _u8p, _u8p, _u8p],
+    "fm_hash_buckets": [_PR, P(ctypes.c_double), P(ctypes.c_double), _i64, ctypes.c_uint64,
+                        _i32p, _i32p],
+    "fm_hash_sparse_forward": [ctypes.c_int, _PR, ctypes.c_int, _i32p, _i32p, _i64, _T],
+    "fm_hash_sparse_backward": [ctypes.c_int, _PR, ctypes.c_int, _i32p, _i32p, _i64, _T],
+    "fm_hash_sparse_dense_mask": [_PR, ctypes.c_int, _i32p, _i32p, _i64, _u8p],
+    "fm_ref_forward_dense": [_PR, _u8p, _i64] + [P(ctypes.c_double)] * 5,
+}
+for _name, _args in _SIGNATURES.items():
+    _fn = getattr(lib, _name)
+    _fn.argtypes = _args
+    _fn.restype = (None if _name.endswith("_free") else
+                   ctypes.c_int64 if _name == "fm_bbm_total_allowed_pairs" else ctypes.c_int)
+
+
+# ------------------------------------------------------------------ helpers
+
+def _u8(a, name, ndim):
+    a = np.asarray(a)
+    if a.dtype == np.bool_:
+        a = a.view(np.uint8)
+    return _lib.as_c(a, np.uint8, name, ndim)
+
+
+def _i32(a, name, ndim):
+    return _lib.as_c(a, np.int32, name, ndim)
+
+
+def _f64(a, name):
+    return _lib.as_c(a, np.float64, name, 4)
+
+
+def _choice(table, value, what):
+    if value not in table:
+        raise _lib.InvalidInput(1, f"{what} {value!r}; expected one of {sorted(table)}", what)
+    return table[value]
+
+
+def _problem(q, k, scale):
+    """fm_problem for q [B, Hq, Sq, D] and k [B, Hk, Sk, D] (checked by the C calls)."""
+    B, Hq, Sq, D = q.shape
+    Bk, Hk, Sk, Dk = k.shape
+    if Bk != B or Dk != D:
+        raise _lib.InvalidInput(1, f"q {q.shape} and k {k.shape} disagree on B or D", "problem")
+    p = _lib.Problem()
+    lib.fm_problem_init(ctypes.byref(p), B, Hq, Hk, Sq, Sk, D)
+    if scale is not None:
+        p.scale = float(scale)
+    return p
+
+
+def _tensors(q, k, v, **more):
+    return _lib.Tensors(q=_lib.dptr(q), k=_lib.dptr(k), v=_lib.dptr(v),
+                        **{n: _lib.dptr(a) for n, a in more.items()})
+
+
+# ------------------------------------------------------------------ Binary Block Masking
+
+class BBM:
+    """The BBM form of a dense mask: `codes` [B, Hm, nq, nk] ('full' 0, 'partial' 1, 'empty' 2
+    as fm_tile_class), `run_start`/`run_end` [B, Hm, nq] (the longest run of full tiles of each
+    query tile), `stats` (total, empty, partial, full), `allowed_pairs`, `to_dense()`."""
+
+    def __init__(self, allowed, block_q, block_k):
+        allowed = _u8(allowed, "allowed", 4)
+        self._c = BBMStruct()
+        _lib.check(lib.fm_bbm_from_dense(ctypes.byref(self._c), _lib.ptr(allowed, ctypes.c_uint8),
+                                         *allowed.shape, block_q, block_k), "bbm_from_dense")
+        c = self._c
+        self.shape = allowed.shape
+        self.block_q, self.block_k = c.block_q, c.block_k
+        nt = c.batch * c.heads * c.n_q_blocks * c.n_k_blocks
+        nr = c.batch * c.heads * c.n_q_blocks
+        self.codes = np.ctypeslib.as_array(c.codes, (nt,)).copy().reshape(
+            c.batch, c.heads, c.n_q_blocks, c.n_k_blocks)
+        self.run_start = np.ctypeslib.as_array(c.run_start, (nr,)).copy().reshape(
+            c.batch, c.heads, c.n_q_blocks)
+        self.run_end = np.ctypeslib.as_array(c.run_end, (nr,)).copy().reshape(
+            c.batch, c.heads, c.n_q_blocks)
+        s = _lib.TileStats()
+        _lib.check(lib.fm_bbm_tile_stats(ctypes.byref(c), ctypes.byref(s)), "bbm_tile_stats")
+        self.stats = {"total": s.total, "empty": s.masked, "partial": s.partial,
+                      "full": s.unmasked}
+        self.allowed_pairs = int(lib.fm_bbm_total_allowed_pairs(ctypes.byref(c)))
+
+    def to_dense(self):
+        out = np.empty(self.shape, np.uint8)
+        _lib.check(lib.fm_bbm_to_dense(ctypes.byref(self._c), _lib.ptr(out, ctypes.c_uint8)),
+                   "bbm_to_dense")
+        return out
+
+    def __del__(self):
+        if getattr(self, "_c", None) is not None:
+            lib.fm_bbm_free(ctypes.byref(self._c))
+
+
+def bbm_from_dense(allowed, block_q=128, block_k=128):
+    return BBM(allowed, block_q, block_k)
+
+
+def mask_form(allowed, causal="none"):
+    """'columns' when fm_mask_from_dense_auto keeps the FlashMask column form, else 'bbm'."""
+    allowed = _u8(allowed, "allowed", 4)
+    m = AnyMask()
+    _lib.check(lib.fm_mask_from_dense_auto(ctypes.byref(m), _lib.ptr(allowed, ctypes.c_uint8),
+                                           *allowed.shape, _choice(CAUSALS, causal, "causal"),
+                                           128, 128), "mask_from_dense_auto")
+    form = "columns" if m.form == 0 else "bbm"
+    lib.fm_any_mask_free(ctypes.byref(m))
+    return form
+
+
+def rcm_report(allowed, block_q=128, block_k=128):
+    """Tile counts before and after Reverse Cuthill-McKee reordering, as two dicts."""
+    allowed = _u8(allowed, "allowed", 4)
+    r = RcmReport()
+    _lib.check(lib.fm_rcm_tile_report(_lib.ptr(allowed, ctypes.c_uint8), *allowed.shape,
+                                      block_q, block_k, ctypes.byref(r)), "rcm_tile_report")
+    conv = lambda s: {"total": s.total, "empty": s.masked, "partial": s.partial,  # noqa: E731
+                      "full": s.unmasked}
+    return conv(r.before), conv(r.after)
+
+
+# ------------------------------------------------------------------ attention under dense masks
+
+def _run_dense(backward, q, k, v, allowed, impl, method, block, scale, out=None, lse=None,
+               dout=None):
+    q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
+    allowed = _u8(allowed, "allowed", 4)
+    p = _problem(q, k, scale)
+    impl_id, meth = _choice(IMPLS, impl, "impl"), _choice(METHODS, method, "method")
+    bq, bk = block
+    res = {}
+    if backward:
+        out, lse, dout = _f64(out, "out"), _lib.as_c(lse, np.float64, "lse", 3), _f64(dout, "dout")
+        res = {"dq": np.empty(q.shape), "dk": np.empty(k.shape), "dv": np.empty(v.shape)}
+        t = _tensors(q, k, v, out=out, lse=lse, dout=dout, **res)
+    else:
+        res = {"out": np.empty(q.shape), "lse": np.empty(q.shape[:3])}
+        t = _tensors(q, k, v, **res)
+    a = _lib.ptr(allowed, ctypes.c_uint8)
+    if meth == METHODS["rcm"]:
+        fn = lib.fm_rcm_backward if backward else lib.fm_rcm_forward
+        _lib.check(fn(impl_id, ctypes.byref(p), a, allowed.shape[1], bq, bk, ctypes.byref(t)),
+                   f"rcm[{impl}]")
+    else:
+        m = AnyMask()
+        try:
+            if meth == METHODS["bbm"]:
+                m.form = 1
+                _lib.check(lib.fm_bbm_from_dense(ctypes.byref(m.bbm), a, *allowed.shape, bq, bk),
+                           "bbm_from_dense")
+            else:
+                _lib.check(lib.fm_mask_from_dense_auto(ctypes.byref(m), a, *allowed.shape, 0, bq,
+                                                       bk), "mask_from_dense_auto")
+            fn = lib.fm_backward_any if backward else lib.fm_forward_any
+            _lib.check(fn(impl_id, ctypes.byref(p), ctypes.byref(m), ctypes.byref(t)),
+                       f"{method}[{impl}]")
+        finally:
+            lib.fm_any_mask_free(ctypes.byref(m))
+    return (res["dq"], res["dk"], res["dv"]) if backward else (res["out"], res["lse"])
+
+
+def forward_dense(q, k, v, allowed, impl="reference", method="auto", block=(128, 128),
+                  scale=None):
+    """(out, lse) under a dense mask. method: 'auto' (the column form if the mask fits it,
+    else BBM), 'bbm', or 'rcm' (Reverse Cuthill-McKee reordering first)."""
+    return _run_dense(False, q, k, v, allowed, impl, method, block, scale)
+
+
+def backward_dense(q, k, v, out, lse, dout, allowed, impl="reference", method="auto",
+                   block=(128, 128), scale=None):
+    """(dq, dk, dv) under a dense mask, from the same implementation's out and lse."""
+    return _run_dense(True, q, k, v, allowed, impl, method, block, scale, out, lse, dout)
+
+
+# ------------------------------------------------------------------ Sparse Flash Attention
+
+def _run_sparse(kind, backward, q, k, v, a, b, n_buckets, alignment, impl, scale, out=None,
+                lse=None, dout=None):
+    q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
+    p = _problem(q, k, scale)
+    al, impl_id = _choice(CAUSALS, alignment, "alignment"), _choice(IMPLS, impl, "impl")
+    if backward:
+        out, lse, dout = _f64(out, "out"), _lib.as_c(lse, np.float64, "lse", 3), _f64(dout, "dout")
+        res = {"dq": np.empty(q.shape), "dk": np.empty(k.shape), "dv": np.empty(v.shape)}
+        t = _tensors(q, k, v, out=out, lse=lse, dout=dout, **res)
+    else:
+        res = {"out": np.empty(q.shape), "lse": np.empty(q.shape[:3])}
+        t = _tensors(q, k, v, **res)
+    if kind == "qk":
+        a, b = _u8(a, "q_keep", 3), _u8(b, "k_keep", 3)
+        fn = lib.fm_qk_sparse_backward if backward else lib.fm_qk_sparse_forward
+        st = fn(impl_id, ctypes.byref(p), al, _lib.ptr(a, ctypes.c_uint8),
+                _lib.ptr(b, ctypes.c_uint8), ctypes.byref(t))
+    else:
+        a, b = _i32(a, "q_buckets", 3), _i32(b, "k_buckets", 3)
+        fn = lib.fm_hash_sparse_backward if backward else lib.fm_hash_sparse_forward
+        st = fn(impl_id, ctypes.byref(p), al, _lib.ptr(a, ctypes.c_int32),
+                _lib.ptr(b, ctypes.c_int32), n_buckets, ctypes.byref(t))
+    _lib.check(st, f"{kind}_sparse[{impl}]")
+    return (res["dq"], res["dk"], res["dv"]) if backward else (res["out"], res["lse"])
+
+
+def qk_sparse_forward(q, k, v, q_keep, k_keep, alignment="top_left", impl="reference",
+                      scale=None):
+    """QK-sparse: q_keep [B, Hq, Sq], k_keep [B, Hk, Sk] 0/1 flags. Dropped queries give out 0,
+    lse -inf."""
+    return _run_sparse("qk", False, q, k, v, q_keep, k_keep, 0, alignment, impl, scale)
+
+
+def qk_sparse_backward(q, k, v, out, lse, dout, q_keep, k_keep, alignment="top_left",
+                       impl="reference", scale=None):
+    return _run_sparse("qk", True, q, k, v, q_keep, k_keep, 0, alignment, impl, scale, out, lse,
+                       dout)
+
+
+def qk_sparse_dense_mask(q, k, q_keep, k_keep, alignment="top_left"):
+    """The equivalent dense mask [B, Hq, Sq, Sk] of a QK-sparse selection."""
+    q, k = _f64(q, "q"), _f64(k, "k")
+    p = _problem(q, k, None)
+    a, b = _u8(q_keep, "q_keep", 3), _u8(k_keep, "k_keep", 3)
+    out = np.empty(q.shape[:3] + (k.shape[2],), np.uint8)
+    _lib.check(lib.fm_qk_sparse_dense_mask(ctypes.byref(p), _choice(CAUSALS, alignment,
+                                                                    "alignment"),
+                                           _lib.ptr(a, ctypes.c_uint8),
+                                           _lib.ptr(b, ctypes.c_uint8),
+                                           _lib.ptr(out, ctypes.c_uint8)), "qk_sparse_dense_mask")
+    return out
+
+
+def hash_buckets(q, k, n_buckets, seed=0):
+    """Bucket ids argmax([xR, -xR]) for R [D, n_buckets/2] from fm_rng(seed): (q_buckets
+    [B, Hq, Sq], k_buckets [B, Hk, Sk]) as int32."""
+    q, k = _f64(q, "q"), _f64(k, "k")
+    p = _problem(q, k, None)
+    qb = np.empty(q.shape[:3], np.int32)
+    kb = np.empty(k.shape[:3], np.int32)
+    _lib.check(lib.fm_hash_buckets(ctypes.byref(p), _lib.dptr(q), _lib.dptr(k), n_buckets,
+                                   seed, _lib.ptr(qb, ctypes.c_int32),
+                                   _lib.ptr(kb, ctypes.c_int32)), "hash_buckets")
+    return qb, kb
+
+
+def hash_sparse_forward(q, k, v, q_buckets, k_buckets, n_buckets, alignment="top_left",
+                        impl="reference", scale=None):
+    """Hash-sparse: attend iff same bucket and (alignment != 'none') causal."""
+    return _run_sparse("hash", False, q, k, v, q_buckets, k_buckets, n_buckets, alignment, impl,
+                       scale)
+
+
+def hash_sparse_backward(q, k, v, out, lse, dout, q_buckets, k_buckets, n_buckets,
+                         alignment="top_left", impl="reference", scale=None):
+    return _run_sparse("hash", True, q, k, v, q_buckets, k_buckets, n_buckets, alignment, impl,
+                       scale, out, lse, dout)
+
+
+def hash_sparse_dense_mask(q, k, q_buckets, k_buckets, n_buckets, alignment="top_left"):
+    """The equivalent dense mask [B, Hq, Sq, Sk] of a Hash-sparse bucketing."""
+    q, k = _f64(q, "q"), _f64(k, "k")
+    p = _problem(q, k, None)
+    a, b = _i32(q_buckets, "q_buckets", 3), _i32(k_buckets, "k_buckets", 3)
+    out = np.empty(q.shape[:3] + (k.shape[2],), np.uint8)
+    _lib.check(lib.fm_hash_sparse_dense_mask(ctypes.byref(p), _choice(CAUSALS, alignment,
+                                                                      "alignment"),
+                                             _lib.ptr(a, ctypes.c_int32),
+                                             _lib.ptr(b, ctypes.c_int32), n_buckets,
+                                             _lib.ptr(out, ctypes.c_uint8)),
+               "hash_sparse_dense_mask")
+    return out
