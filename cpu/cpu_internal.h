@@ -1,7 +1,8 @@
 /* cpu/cpu_internal.h — what the CPU layer's files share: the tile plan (masks/ summaries ->
  * per-tile decisions), the tile matmuls and the per-thread scratch layout.
  * Layer: cpu (private header) <- masks <- core. Nothing here restates a mask rule: tile classes
- * come from fm_block_summary_classify and element tests from fm_element_masked (rules.h).
+ * come from fm_block_summary_classify and element tests from fm_column_masked_runs (rules.h:
+ * fm_element_masked read down a column).
  */
 #ifndef FM_CPU_INTERNAL_H
 #define FM_CPU_INTERNAL_H
@@ -32,7 +33,7 @@ fm_tile_class fm_tile_plan_classify(const fm_tile_plan *plan, int64_t b, int64_t
                                     int64_t kb);
 
 /* In a partial tile, overwrite the scores of masked elements with -inf. `scores` is rows
- * [r0, r0 + m) x keys [c0, c0 + n), row stride ld. Uses fm_element_masked per element. */
+ * [r0, r0 + m) x keys [c0, c0 + n), row stride ld. Uses fm_column_masked_runs (rules.h). */
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld);
 

@@ -6,7 +6,7 @@
  * O[Bq x D], running max m and sum l, and walks the key tiles of its row:
  *   masked tile   -> counted and skipped: no load of K or V, no arithmetic;
  *   unmasked tile -> S = (scale log2 e) Q K^T, online softmax, O += P V;
- *   partial tile  -> the same, with masked scores set to -inf first (fm_element_masked).
+ *   partial tile  -> the same, with masked scores set to -inf first (fm_column_masked_runs, the element rule by column).
  * Per-thread memory: S[Bq x Bk] + O[Bq x D] + 2 Bq floats, i.e. O((Sq+Sk) D) at most, never
  * O(Sq Sk). Output: O = o / l and LSE = ln 2 (m + log2 l); rows with no allowed key give O = 0,
  * LSE = -inf.

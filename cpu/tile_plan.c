@@ -1,7 +1,8 @@
 /* cpu/tile_plan.c — from masks/ block summaries to per-tile decisions for the CPU kernels.
  * Layer: cpu <- masks. The decisions themselves are fm_block_summary_classify (masks/) and
  * fm_element_masked (rules.h); this file only maps query heads to mask heads, sizes the tile
- * grid and applies the element rule to a partial tile's scores.
+ * grid and applies the element rule (in its by-column form, fm_column_masked_runs) to a partial
+ * tile's scores.
  */
 #include <math.h>
 
@@ -36,13 +37,17 @@ fm_tile_class fm_tile_plan_classify(const fm_tile_plan *plan, int64_t b, int64_t
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld)
 {
+    /* Column by column: fm_column_masked_runs (rules.h) gives the masked rows of key c0 + j as
+     * at most three runs, so the cost is one store per masked element instead of one rule
+     * evaluation per element (measured: a 128 x 128 causal diagonal tile took ~50 us with
+     * fm_element_masked per element, about as long as the tile's two sgemms). */
     const fm_mask *mask = plan->mask;
     const int32_t *cols = fm_mask_column(mask, b, hq / plan->q_per_mask_head, c0);
-    for (int64_t i = 0; i < m; i++) {
-        float *row = scores + i * ld;
-        for (int64_t j = 0; j < n; j++)
-            if (fm_element_masked(cols + j * FM_BOUNDS, mask->causal, plan->offset, r0 + i,
-                                  c0 + j))
-                row[j] = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t lo[3], hi[3];
+        int runs = fm_column_masked_runs(cols + j * FM_BOUNDS, mask->causal, plan->offset, c0 + j,
+                                         r0, r0 + m, lo, hi);
+        for (int k = 0; k < runs; k++)
+            for (int64_t i = lo[k]; i < hi[k]; i++) scores[(i - r0) * ld + j] = -INFINITY;
     }
 }

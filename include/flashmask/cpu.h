@@ -16,7 +16,13 @@ extern "C" {
 /* Tile sizes of the CPU layer, forward and backward: query rows x key columns. `stats` counts
  * tiles over every (batch, query head), so it equals fm_mask_tile_stats(mask, FM_CPU_BLOCK_Q,
  * FM_CPU_BLOCK_K) multiplied by Hq / Hm (the query heads that share a mask head). */
-enum { FM_CPU_BLOCK_Q = 128, FM_CPU_BLOCK_K = 128 };
+#ifndef FM_CPU_TILE_Q
+#define FM_CPU_TILE_Q 128 /* build-time override (-DFM_CPU_TILE_Q=...) for tile-size studies */
+#endif
+#ifndef FM_CPU_TILE_K
+#define FM_CPU_TILE_K 128
+#endif
+enum { FM_CPU_BLOCK_Q = FM_CPU_TILE_Q, FM_CPU_BLOCK_K = FM_CPU_TILE_K };
 
 fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *q,
                          const float *k, const float *v, float *out, float *lse,

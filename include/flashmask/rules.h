@@ -58,6 +58,25 @@ FM_HD int fm_element_masked(const int32_t *col, fm_causal causal, int64_t offset
     return causal != FM_CAUSAL_NONE && j > i + offset;
 }
 
+/* The same rule read down one key column: the rows of [r0, r1) that key j masks, as at most
+ * three half-open runs [lo[k], hi[k]) (they may overlap; empty runs are dropped): the LT
+ * interval, the UT interval and the causal rows i < j - offset, each clipped to [r0, r1).
+ * Row i in [r0, r1) is in a run iff fm_element_masked(col, causal, offset, i, j). Kernels use it
+ * to mask a partial tile column by column in time proportional to the masked elements.        */
+FM_HD int fm_column_masked_runs(const int32_t *col, fm_causal causal, int64_t offset, int64_t j,
+                                int64_t r0, int64_t r1, int64_t *lo, int64_t *hi)
+{
+    int64_t run_lo[3] = {col[FM_LTS], col[FM_UTS], r0};
+    int64_t run_hi[3] = {col[FM_LTE], col[FM_UTE], causal != FM_CAUSAL_NONE ? j - offset : r0};
+    int n = 0;
+    for (int k = 0; k < 3; k++) {
+        int64_t a = run_lo[k] > r0 ? run_lo[k] : r0;
+        int64_t b = run_hi[k] < r1 ? run_hi[k] : r1;
+        if (a < b) { lo[n] = a; hi[n] = b; n++; }
+    }
+    return n;
+}
+
 /* Classify the tile rows [r0, r1) x key columns [c0, c1) from the key block's summary `mm`
  * (FM_SUMMARY_WIDTH values, empty intervals canonicalised as fm_block_summary documents).
  *
