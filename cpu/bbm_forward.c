@@ -49,7 +49,8 @@ static void forward_query_tile(const fm_problem *p, const fm_bbm_plan *plan, int
         if (cls == FM_TILE_MASKED) continue; /* empty tile: no load, no arithmetic */
         const int64_t c0 = kb * Bk, cols = c0 + Bk <= Sk ? Bk : Sk - c0;
         fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_head + c0 * D, D, 0.0f, w->s, Bk);
-        if (cls == FM_TILE_PARTIAL) fm_bbm_plan_mask_scores(plan, b, hq, qb, kb, rows, cols, w->s, Bk);
+        if (cls == FM_TILE_PARTIAL)
+            fm_bbm_plan_mask_scores(plan, b, hq, qb, kb, rows, cols, w->s, Bk);
         for (int64_t i = 0; i < rows; i++) {
             float corr = fm_online_softmax_step(w->s + i * Bk, cols, &w->m[i], &w->l[i]);
             if (corr != 1.0f) fm_row_scale(w->o + i * D, D, corr);

@@ -127,8 +127,10 @@ fm_status fm_bbm_from_dense(fm_bbm *out, const uint8_t *allowed, int64_t batch, 
             const uint8_t *p = allowed + ((size_t)b * (size_t)heads + (size_t)h) * plane;
             for (int64_t qb = 0; qb < m.n_q_blocks; qb++)
                 for (int64_t kb = 0; kb < m.n_k_blocks; kb++, t++) {
-                    int64_t r0 = qb * block_q, r1 = r0 + block_q < seqlen_q ? r0 + block_q : seqlen_q;
-                    int64_t c0 = kb * block_k, c1 = c0 + block_k < seqlen_k ? c0 + block_k : seqlen_k;
+                    int64_t r0 = qb * block_q,
+                            r1 = r0 + block_q < seqlen_q ? r0 + block_q : seqlen_q;
+                    int64_t c0 = kb * block_k,
+                            c1 = c0 + block_k < seqlen_k ? c0 + block_k : seqlen_k;
                     int64_t count = 0;
                     if ((st = count_tile(p, seqlen_k, r0, r1, c0, c1, b, h, &count)) != FM_OK) {
                         fm_bbm_free(&m);

@@ -114,7 +114,8 @@ fm_status fm_dense_case_generate(fm_dense_case *c, const fm_problem *p, int64_t 
     fm_clear_error();
     if (!c) return fm_fail(FM_ERR_INVALID, "dense case: NULL output");
     memset(c, 0, sizeof *c);
-    if (pattern == FM_DENSE_QK_SPARSE || pattern == FM_DENSE_HASH_SPARSE) mask_heads = p ? p->q_heads : 0;
+    if (pattern == FM_DENSE_QK_SPARSE || pattern == FM_DENSE_HASH_SPARSE)
+        mask_heads = p ? p->q_heads : 0;
     fm_status st = FM_OK;
     if (!p) return fm_fail(FM_ERR_INVALID, "dense case: NULL problem");
     if (!(density >= 0.0 && density <= 1.0))
@@ -148,7 +149,8 @@ fm_status fm_dense_case_generate(fm_dense_case *c, const fm_problem *p, int64_t 
     double *ins[4] = {c->q, c->k, c->v, c->dout};
     size_t ns[4] = {nq, nkv, nkv, nq};
     for (int t = 0; t < 4; t++)
-        for (size_t e = 0; e < ns[t]; e++) ins[t][e] = fm_round_to_dtype(fm_rng_normal(&rng), p->dtype);
+        for (size_t e = 0; e < ns[t]; e++)
+            ins[t][e] = fm_round_to_dtype(fm_rng_normal(&rng), p->dtype);
     if ((st = make_pattern(c, &rng)) != FM_OK) goto fail;
     /* expected outputs: the dense-mask oracle */
     st = fm_ref_forward_dense(p, c->allowed, mask_heads, c->q, c->k, c->v, c->out, c->lse);
@@ -218,7 +220,8 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
     st = fm_io_outdir_file(&o, "case.json", path, sizeof path);
     if (st == FM_OK) {
         FILE *f = fopen(path, "w");
-        if (!f || fputs(text, f) < 0 || fputc('\n', f) < 0) st = fm_fail(FM_ERR_IO, "%s: cannot write", path);
+        if (!f || fputs(text, f) < 0 || fputc('\n', f) < 0)
+            st = fm_fail(FM_ERR_IO, "%s: cannot write", path);
         if (f && fclose(f) != 0 && st == FM_OK) st = fm_fail(FM_ERR_IO, "%s: cannot write", path);
     }
     free(text);
@@ -230,8 +233,8 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
     if (st == FM_OK) st = fm_npy_write(path, FM_NPY_U1, 4, ms, c->allowed);
     /* the column form too when the mask fits it: then every column-mask tool reads the case */
     fm_mask columns;
-    if (st == FM_OK &&
-        fm_mask_from_dense(&columns, c->allowed, B, c->mask_heads, Sq, Sk, FM_CAUSAL_NONE) == FM_OK) {
+    if (st == FM_OK && fm_mask_from_dense(&columns, c->allowed, B, c->mask_heads, Sq, Sk,
+                                          FM_CAUSAL_NONE) == FM_OK) {
         const int64_t cs[4] = {B, c->mask_heads, Sk, FM_BOUNDS};
         st = fm_io_outdir_file(&o, "mask.npy", path, sizeof path);
         if (st == FM_OK) st = fm_npy_write(path, FM_NPY_I4, 4, cs, columns.bounds);
@@ -239,7 +242,13 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
     }
     fm_clear_error();
     /* inputs: float64 for a float64 case, else float32 holding the dtype's values (BRIEF 6) */
-    const struct { const char *file; const double *x; const int64_t *shape; int nd; int input; } t[] = {
+    const struct {
+        const char *file;
+        const double *x;
+        const int64_t *shape;
+        int nd;
+        int input;
+    } t[] = {
         {"q.npy", c->q, qs, 4, 1},     {"k.npy", c->k, ks, 4, 1},     {"v.npy", c->v, ks, 4, 1},
         {"do.npy", c->dout, qs, 4, 1}, {"out.npy", c->out, qs, 4, 0}, {"lse.npy", c->lse, ls, 3, 0},
         {"dq.npy", c->dq, qs, 4, 0},   {"dk.npy", c->dk, ks, 4, 0},   {"dv.npy", c->dv, ks, 4, 0},
@@ -284,7 +293,8 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
 static fm_status join(char *out, size_t cap, const char *dir, const char *name)
 {
     int n = snprintf(out, cap, "%s/%s", dir, name);
-    return n > 0 && (size_t)n < cap ? FM_OK : fm_fail(FM_ERR_INVALID, "path too long: %s/%s", dir, name);
+    return n > 0 && (size_t)n < cap ? FM_OK
+                                    : fm_fail(FM_ERR_INVALID, "path too long: %s/%s", dir, name);
 }
 
 static int exists(const char *dir, const char *name)
@@ -367,10 +377,18 @@ fm_status fm_dense_case_load(const char *dir, fm_dense_case *c)
     const int64_t ls[3] = {B, p->q_heads, Sq}, kr[3] = {B, p->kv_heads, Sk};
     st = load_ints(dir, "mask_dense.npy", 4, ms, "B,Hm,Sq,Sk", 0, (void **)&c->allowed);
     if (st == FM_OK) st = fm_dense_check_problem(p, c->allowed, c->mask_heads);
-    const struct { const char *file; double **x; const int64_t *shape; int nd; int required; } t[] = {
-        {"q.npy", &c->q, qs, 4, 1},     {"k.npy", &c->k, ks, 4, 1},     {"v.npy", &c->v, ks, 4, 1},
-        {"do.npy", &c->dout, qs, 4, 1}, {"out.npy", &c->out, qs, 4, 0}, {"lse.npy", &c->lse, ls, 3, 0},
-        {"dq.npy", &c->dq, qs, 4, 0},   {"dk.npy", &c->dk, ks, 4, 0},   {"dv.npy", &c->dv, ks, 4, 0},
+    const struct {
+        const char *file;
+        double **x;
+        const int64_t *shape;
+        int nd;
+        int required;
+    } t[] = {
+        {"q.npy", &c->q, qs, 4, 1},     {"k.npy", &c->k, ks, 4, 1},
+        {"v.npy", &c->v, ks, 4, 1},     {"do.npy", &c->dout, qs, 4, 1},
+        {"out.npy", &c->out, qs, 4, 0}, {"lse.npy", &c->lse, ls, 3, 0},
+        {"dq.npy", &c->dq, qs, 4, 0},   {"dk.npy", &c->dk, ks, 4, 0},
+        {"dv.npy", &c->dv, ks, 4, 0},
     };
     const char *dims4q = "B,Hq,Sq,D", *dims4k = "B,Hk,Sk,D";
     for (size_t i = 0; st == FM_OK && i < sizeof t / sizeof t[0]; i++) {
@@ -381,7 +399,8 @@ fm_status fm_dense_case_load(const char *dir, fm_dense_case *c)
     }
     if (st == FM_OK && exists(dir, "q_keep.npy")) {
         st = load_ints(dir, "q_keep.npy", 3, ls, "B,Hq,Sq", 0, (void **)&c->q_keep);
-        if (st == FM_OK) st = load_ints(dir, "k_keep.npy", 3, kr, "B,Hk,Sk", 0, (void **)&c->k_keep);
+        if (st == FM_OK)
+            st = load_ints(dir, "k_keep.npy", 3, kr, "B,Hk,Sk", 0, (void **)&c->k_keep);
     }
     if (st == FM_OK && exists(dir, "q_buckets.npy")) {
         st = load_ints(dir, "q_buckets.npy", 3, ls, "B,Hq,Sq", 1, (void **)&c->q_buckets);
@@ -433,7 +452,8 @@ fm_status fm_dense_case_run(fm_impl impl, const fm_dense_case *c, fm_dense_metho
             st = fm_bbm_from_dense(&any.bbm, c->allowed, p->batch, c->mask_heads, p->seqlen_q,
                                    p->seqlen_k, block_q, block_k);
         }
-        if (st == FM_OK) st = backward ? fm_backward_any(impl, p, &any, t) : fm_forward_any(impl, p, &any, t);
+        if (st == FM_OK)
+            st = backward ? fm_backward_any(impl, p, &any, t) : fm_forward_any(impl, p, &any, t);
         fm_any_mask_free(&any);
         return st;
     }
@@ -447,7 +467,8 @@ fm_status fm_dense_case_run(fm_impl impl, const fm_dense_case *c, fm_dense_metho
                         : fm_qk_sparse_forward(impl, p, c->alignment, c->q_keep, c->k_keep, t);
     case FM_DENSE_HASH:
         if (!c->q_buckets || !c->k_buckets)
-            return fm_fail(FM_ERR_INVALID, "method hash_sparse needs q_buckets.npy and k_buckets.npy");
+            return fm_fail(FM_ERR_INVALID,
+                           "method hash_sparse needs q_buckets.npy and k_buckets.npy");
         return backward ? fm_hash_sparse_backward(impl, p, c->alignment, c->q_buckets,
                                                   c->k_buckets, c->n_buckets, t)
                         : fm_hash_sparse_forward(impl, p, c->alignment, c->q_buckets, c->k_buckets,

@@ -67,7 +67,8 @@ int cmd_show_dense(int argc, char **argv)
     int rc = cli_report(cmd, st);
     if (rc == 0) {
         int64_t allowed = fm_bbm_total_allowed_pairs(&bbm);
-        double cells = (double)(p->batch * c.mask_heads) * (double)p->seqlen_q * (double)p->seqlen_k;
+        double cells =
+            (double)(p->batch * c.mask_heads) * (double)p->seqlen_q * (double)p->seqlen_k;
         printf("case %s: pattern %s, B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld %s\n",
                case_dir, fm_dense_pattern_name(c.pattern), (long long)p->batch,
                (long long)p->q_heads, (long long)p->kv_heads, (long long)c.mask_heads,
@@ -78,7 +79,8 @@ int cmd_show_dense(int argc, char **argv)
         printf("front door picks       %s%s\n", fm_mask_form_name(any.form),
                any.form == FM_FORM_COLUMNS ? " (every column has <= 2 masked runs)"
                                            : " (some column has more than 2 masked runs)");
-        printf("tiles                  %lld x %lld\n", (long long)bbm.block_q, (long long)bbm.block_k);
+        printf("tiles                  %lld x %lld\n", (long long)bbm.block_q,
+               (long long)bbm.block_k);
         print_stats("BBM", &stats);
         print_stats("BBM after RCM", &rep.after);
         int64_t nq = bbm.n_q_blocks < 64 ? bbm.n_q_blocks : 64;

@@ -45,7 +45,8 @@ static inline uint8_t *sp_dense_mask(const fm_random_case *c, int kind, fm_rng *
         return a;
     }
     const double density = fm_rng_uniform(rng);
-    const int64_t bh_cells = 1 + (int64_t)fm_rng_below(rng, 6), bw_cells = 1 + (int64_t)fm_rng_below(rng, 6);
+    const int64_t bh_cells = 1 + (int64_t)fm_rng_below(rng, 6),
+                  bw_cells = 1 + (int64_t)fm_rng_below(rng, 6);
     const int64_t band = 1 + (int64_t)fm_rng_below(rng, 4);
     /* a random permutation of positions for the scrambled band */
     int64_t len = sq > sk ? sq : sk;

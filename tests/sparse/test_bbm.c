@@ -224,7 +224,8 @@ static int prop_cpu_bbm_matches_reference(const fm_random_case *cc, void *ctx, c
     for (size_t e = 0; e < nq; e++) q[e] = qf[e] = (float)c.q[e], d[e] = df[e] = (float)c.dout[e];
     for (size_t e = 0; e < nk; e++) k[e] = kf[e] = (float)c.k[e], v[e] = vf[e] = (float)c.v[e];
     c.q = q, c.k = k, c.v = v, c.dout = d;
-    const int64_t bq = 1 + (int64_t)fm_rng_below(&rng, 48), bk = 1 + (int64_t)fm_rng_below(&rng, 48);
+    const int64_t bq = 1 + (int64_t)fm_rng_below(&rng, 48),
+                  bk = 1 + (int64_t)fm_rng_below(&rng, 48);
     if (fm_bbm_from_dense(&bbm, dense, p->batch, c.mask.heads, p->seqlen_q, p->seqlen_k, bq,
                           bk) != FM_OK ||
         sp_dense_reference(&c, dense, c.mask.heads, &want) != FM_OK) {

@@ -79,7 +79,8 @@ static int prop_rcm(const fm_random_case *c, void *ctx, char *msg, size_t len)
         goto done;
     }
     fm_tensors t = sp_tensors(c, &got);
-    const int64_t bq = 1 + (int64_t)fm_rng_below(&rng, 32), bk = 1 + (int64_t)fm_rng_below(&rng, 32);
+    const int64_t bq = 1 + (int64_t)fm_rng_below(&rng, 32),
+                  bk = 1 + (int64_t)fm_rng_below(&rng, 32);
     if (fm_rcm_forward(impl, p, dense, H, bq, bk, &t) != FM_OK ||
         fm_rcm_backward(impl, p, dense, H, bq, bk, &t) != FM_OK) {
         sp_fail(msg, len, "rcm run (%s): %s", fm_impl_name(impl), fm_last_error());
@@ -129,10 +130,6 @@ static void test_rcm_reduces_tiles_of_scrambled_band(void **state)
 
 /* ---------------------------------------------------------------- QK-sparse and Hash-sparse */
 
-typedef struct drop_check {
-    const uint8_t *q_keep, *k_keep; /* NULL for hash-sparse: nothing dropped */
-} drop_check;
-
 /* Dropped queries: out 0, lse -inf, dq 0 exactly; dropped keys: dk = dv = 0 exactly. */
 static int check_dropped(const fm_problem *p, const sp_run *got, const uint8_t *q_keep,
                          const uint8_t *k_keep, char *msg, size_t len)
@@ -140,7 +137,8 @@ static int check_dropped(const fm_problem *p, const sp_run *got, const uint8_t *
     const int64_t D = p->head_dim;
     for (int64_t r = 0; r < p->batch * p->q_heads * p->seqlen_q; r++) {
         if (q_keep[r]) continue;
-        if (got->lse[r] != -INFINITY) return sp_fail(msg, len, "dropped query %lld: lse %g", (long long)r, got->lse[r]);
+        if (got->lse[r] != -INFINITY)
+            return sp_fail(msg, len, "dropped query %lld: lse %g", (long long)r, got->lse[r]);
         for (int64_t d = 0; d < D; d++)
             if (got->out[r * D + d] != 0.0 || got->dq[r * D + d] != 0.0)
                 return sp_fail(msg, len, "dropped query %lld: out or dq not 0", (long long)r);
