@@ -1,6 +1,7 @@
 """tests/sparse/test_sparse.py — the Python binding of the sparse layer
-(python/flashmask/sparse.py) against an independent NumPy float64 attention with a dense mask (BRIEF 1): BBM round trip and
-codes, attention under dense masks through auto / bbm / rcm on the reference and the cpu layer,
+(python/flashmask/sparse.py) against an independent NumPy float64 attention with a dense mask
+(BRIEF 1): BBM round trip and codes, attention under dense masks through auto / bbm / rcm on the
+reference and the cpu layer,
 QK-sparse and Hash-sparse against their dense-mask equivalents computed in NumPy, dropped
 queries, and errors raised with the library's message.
 
