@@ -88,20 +88,26 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The reverse Cuthill-McKee order of g's nodes into order[n]. `scratch` has n uint64. */
-static void rcm_order(const graph *g, int32_t *order, uint8_t *visited, uint64_t *scratch)
+/* The reverse Cuthill-McKee order of g's nodes into order[n]. `scratch` and `by_degree` have
+ * n uint64 each. */
+static void rcm_order(const graph *g, int32_t *order, uint8_t *visited, uint64_t *scratch,
+                      uint64_t *by_degree)
 {
     const int64_t n = g->n;
     memset(visited, 0, (size_t)n);
-    int64_t head = 0, tail = 0; /* order[] is the BFS queue */
+    /* every node keyed by (degree, index), sorted once: the start of each component is the
+     * first unvisited node of positive degree in this list (O(n log n) over all components) */
+    for (int64_t x = 0; x < n; x++)
+        by_degree[x] = ((uint64_t)(g->start[x + 1] - g->start[x]) << 32) | (uint32_t)x;
+    qsort(by_degree, (size_t)n, sizeof(uint64_t), cmp_u64);
+    int64_t next = 0;                /* position in by_degree of the next candidate start */
+    int64_t head = 0, tail = 0;      /* order[] is the BFS queue */
     for (;;) {
-        /* start node: an unvisited node of least positive degree */
-        int64_t s = -1, s_deg = 0;
-        for (int64_t x = 0; x < n; x++) {
-            int64_t d = g->start[x + 1] - g->start[x];
-            if (!visited[x] && d > 0 && (s < 0 || d < s_deg)) s = x, s_deg = d;
-        }
-        if (s < 0) break;
+        while (next < n && ((by_degree[next] >> 32) == 0 ||
+                            visited[by_degree[next] & 0xffffffffu]))
+            next++;
+        if (next == n) break;
+        const int64_t s = (int64_t)(by_degree[next] & 0xffffffffu);
         visited[s] = 1;
         order[tail++] = (int32_t)s;
         while (head < tail) {
@@ -153,8 +159,10 @@ fm_status fm_rcm_build(fm_rcm *out, const uint8_t *allowed, int64_t batch, int64
     uint8_t *visited = fm_alloc((size_t)n, 1, "rcm visited");
     int32_t *order = fm_alloc((size_t)n, sizeof(int32_t), "rcm order");
     uint64_t *scratch = fm_alloc((size_t)n, sizeof(uint64_t), "rcm scratch");
-    fm_status st = r.row_perm && r.col_perm && u && visited && order && scratch ? FM_OK
-                                                                                 : FM_ERR_NOMEM;
+    uint64_t *by_degree = fm_alloc((size_t)n, sizeof(uint64_t), "rcm degree order");
+    fm_status st = r.row_perm && r.col_perm && u && visited && order && scratch && by_degree
+                       ? FM_OK
+                       : FM_ERR_NOMEM;
     for (int64_t b = 0; st == FM_OK && b < batch; b++) {
         /* the union over mask heads, refusing values other than 0/1 */
         memset(u, 0, plane);
@@ -176,7 +184,7 @@ fm_status fm_rcm_build(fm_rcm *out, const uint8_t *allowed, int64_t batch, int64
         if (st != FM_OK) break;
         graph g = {0, NULL, NULL};
         if ((st = graph_build(&g, u, seqlen_q, seqlen_k, symmetric)) == FM_OK) {
-            rcm_order(&g, order, visited, scratch);
+            rcm_order(&g, order, visited, scratch, by_degree);
             int32_t *rp = r.row_perm + b * seqlen_q, *cp = r.col_perm + b * seqlen_k;
             if (symmetric) {
                 memcpy(rp, order, (size_t)n * sizeof(int32_t));
@@ -191,7 +199,7 @@ fm_status fm_rcm_build(fm_rcm *out, const uint8_t *allowed, int64_t batch, int64
         }
         graph_free(&g);
     }
-    free(u), free(visited), free(order), free(scratch);
+    free(u), free(visited), free(order), free(scratch), free(by_degree);
     if (st != FM_OK) {
         fm_rcm_free(&r);
         return st;
