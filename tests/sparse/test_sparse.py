@@ -11,6 +11,8 @@ Layer: tests of python/flashmask/sparse.py (suite 'sparse').
 """
 
 import os
+import subprocess
+import tempfile
 import unittest
 
 import numpy as np
@@ -153,6 +155,44 @@ class SparseBinding(unittest.TestCase):
         q = np.zeros((1, 1, 2, 2))
         with self.assertRaises(fm.InvalidInput):
             fs.hash_buckets(q, q, 3)
+
+    @unittest.skipUnless(os.environ.get("FLASHMASK_CLI"), "FLASHMASK_CLI not set")
+    def test_cli_gen_show_run(self):
+        """gen_dense -> show_dense -> run_dense with every method that applies: the results
+        match the case's expected outputs; a bad pattern exits 2 with a message."""
+        cli = os.environ["FLASHMASK_CLI"]
+        run = lambda *a: subprocess.run([cli, *a], capture_output=True, text=True)  # noqa: E731
+        with tempfile.TemporaryDirectory() as tmp:
+            cases = {"scrambled_band": ["auto", "bbm", "rcm", "dense"],
+                     "qk_sparse": ["auto", "qk_sparse"], "hash_sparse": ["bbm", "hash_sparse"]}
+            for pattern, methods in cases.items():
+                case = os.path.join(tmp, pattern)
+                r = run("gen_dense", "--pattern", pattern, "--seqlen", "40", "--head-dim", "8",
+                        "--density", "0.5", "--out", case)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                r = run("show_dense", "--case", case, "--block-q", "8", "--block-k", "8")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("BBM after RCM", r.stdout)
+                for m in methods:
+                    impl = "reference" if m == "dense" else "cpu"
+                    out = os.path.join(tmp, f"{pattern}-{m}")
+                    r = run("run_dense", "--impl", impl, "--case", case, "--method", m,
+                            "--block-q", "8", "--block-k", "8", "--out", out)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    for name in ("out", "lse", "dq", "dk", "dv"):
+                        want = np.load(os.path.join(case, name + ".npy"))
+                        got = np.load(os.path.join(out, name + ".npy"))
+                        fin = np.isfinite(want)
+                        self.assertTrue(np.array_equal(np.isfinite(got), fin))
+                        self.assertLessEqual(float(np.abs(got[fin] - want[fin]).max(initial=0)),
+                                             1e-4, f"{pattern} {m} {name}")
+            r = run("gen_dense", "--pattern", "zigzag", "--out", os.path.join(tmp, "bad"))
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("zigzag", r.stderr)
+            r = run("run_dense", "--impl", "cpu", "--case", os.path.join(tmp, "scrambled_band"),
+                    "--method", "qk_sparse", "--out", os.path.join(tmp, "bad2"))
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("q_keep.npy", r.stderr)
 
 
 if __name__ == "__main__":
