@@ -411,6 +411,11 @@ fm_status fm_dense_case_load(const char *dir, fm_dense_case *c)
     return st;
 }
 
+int fm_dense_case_detect(const char *dir)
+{
+    return dir && exists(dir, "mask_dense.npy") && !exists(dir, "mask.npy");
+}
+
 /* ---------------------------------------------------------------- running */
 
 static const char *const method_names[FM_DENSE_METHOD_COUNT] = {"auto", "bbm", "rcm", "qk_sparse",

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "commands.h"
 
 static int usage(void)
 {
@@ -48,6 +49,8 @@ int cmd_run(int argc, char **argv)
     /* unavailable (not built, no device): exit 3 before reading anything */
     if ((st = fm_impl_available(impl)) != FM_OK) return cli_report(cmd, st);
 
+    /* a dense-mask case without mask.npy (docs/sparse.md): run_dense reads it */
+    if (fm_dense_case_detect(case_dir)) return cmd_run_dense(argc, argv);
     fm_case c;
     if ((st = fm_case_load(case_dir, &c)) != FM_OK) return cli_report(cmd, st);
     fm_problem *p = &c.problem;

@@ -11,13 +11,15 @@
 static int usage(void)
 {
     printf("usage: flashmask run_dense --impl reference|cpu --case DIR --out DIR\n"
-           "                           [--method M] [--block-q n] [--block-k n]\n"
+           "                           [--method M] [--block-q n] [--block-k n] [--dtype T]\n"
            "Runs the implementation on the dense-mask case DIR and writes out/lse/dq/dk/dv.npy\n"
            "(float64) to --out (which must not exist, or be empty).\n"
            "  --method M   auto (default: column form if the mask fits it, else BBM), bbm,\n"
            "               rcm (Reverse Cuthill-McKee, then auto), qk_sparse, hash_sparse (the\n"
            "               case's keep flags / buckets), dense (the dense oracle; reference)\n"
            "  --block-q n, --block-k n   BBM tile size (default 128 x 128, the CPU tiles)\n"
+           "  --dtype T    what cuda computes in (column-form masks only), as in `run`\n"
+           "`flashmask run` on a case with mask_dense.npy and no mask.npy comes here.\n"
            "exit: 0 ok, 2 invalid input, 3 implementation unavailable\n");
     return 0;
 }
@@ -26,7 +28,7 @@ int cmd_run_dense(int argc, char **argv)
 {
     const char *cmd = "run_dense";
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *method_name = "auto";
-    const char *bq_text = "128", *bk_text = "128";
+    const char *bq_text = "128", *bk_text = "128", *dtype_name = NULL;
     for (int i = 1; i < argc; i++) {
         const char *val;
         int r;
@@ -37,6 +39,7 @@ int cmd_run_dense(int argc, char **argv)
         else if ((r = cli_option(cmd, argc, argv, &i, "--method", &val)) != 0) method_name = val;
         else if ((r = cli_option(cmd, argc, argv, &i, "--block-q", &val)) != 0) bq_text = val;
         else if ((r = cli_option(cmd, argc, argv, &i, "--block-k", &val)) != 0) bk_text = val;
+        else if ((r = cli_option(cmd, argc, argv, &i, "--dtype", &val)) != 0) dtype_name = val;
         else
             return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see run_dense --help)",
                             argv[i]);
@@ -47,9 +50,11 @@ int cmd_run_dense(int argc, char **argv)
                         !impl_name ? "--impl" : !case_dir ? "--case DIR" : "--out DIR");
     fm_impl impl;
     fm_dense_method method;
+    fm_dtype dtype = FM_FLOAT32;
     int64_t bq, bk;
     fm_status st = fm_impl_from_name(impl_name, &impl);
     if (st == FM_OK) st = fm_dense_method_from_name(method_name, &method);
+    if (st == FM_OK && dtype_name) st = fm_dtype_from_name(dtype_name, &dtype);
     if (st != FM_OK) return cli_report(cmd, st);
     if (cli_int64(cmd, "--block-q", bq_text, 1, 1 << 20, &bq) != FM_OK ||
         cli_int64(cmd, "--block-k", bk_text, 1, 1 << 20, &bk) != FM_OK)
@@ -58,6 +63,7 @@ int cmd_run_dense(int argc, char **argv)
 
     fm_dense_case c;
     if ((st = fm_dense_case_load(case_dir, &c)) != FM_OK) return cli_report(cmd, st);
+    if (dtype_name) c.problem.dtype = dtype; /* what cuda computes in, as `run --dtype` */
     const fm_problem *p = &c.problem;
     size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
     fm_results r = {calloc(nq, sizeof(double)), calloc(fm_problem_lse_elems(p), sizeof(double)),

@@ -170,6 +170,9 @@ fm_status fm_dense_case_generate(fm_dense_case *c, const fm_problem *p, int64_t 
 fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c);
 fm_status fm_dense_case_load(const char *dir, fm_dense_case *c);
 void fm_dense_case_free(fm_dense_case *c);
+/* 1 when `dir` holds mask_dense.npy and no mask.npy: a case only the dense-mask tools read
+ * (`flashmask run` hands such a case to run_dense). */
+int fm_dense_case_detect(const char *dir);
 
 /* How to run a dense case: auto (column form if it fits, else BBM), bbm (always BBM), rcm
  * (RCM reordering, then auto), qk_sparse / hash_sparse (the gather pipeline from the case's

@@ -186,6 +186,12 @@ class SparseBinding(unittest.TestCase):
                         self.assertTrue(np.array_equal(np.isfinite(got), fin))
                         self.assertLessEqual(float(np.abs(got[fin] - want[fin]).max(initial=0)),
                                              1e-4, f"{pattern} {m} {name}")
+            # plain `run` hands a case without mask.npy to run_dense
+            self.assertFalse(os.path.exists(os.path.join(tmp, "scrambled_band", "mask.npy")))
+            r = run("run", "--impl", "cpu", "--case", os.path.join(tmp, "scrambled_band"),
+                    "--out", os.path.join(tmp, "via-run"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.exists(os.path.join(tmp, "via-run", "dv.npy")))
             r = run("gen_dense", "--pattern", "zigzag", "--out", os.path.join(tmp, "bad"))
             self.assertEqual(r.returncode, 2)
             self.assertIn("zigzag", r.stderr)
