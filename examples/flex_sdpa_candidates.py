@@ -102,14 +102,14 @@ def run_flex(meta, t, allowed):
     block_mask = create_block_mask(mask_mod, B, Hq, Sq, Sk, device=allowed.device)
     q, k, v = (t[n].clone().requires_grad_(True) for n in ("q", "k", "v"))
     flex = flex_attention_fn()
-    try:  # PyTorch >= 2.9: auxiliary outputs through AuxRequest
+    try:  # PyTorch >= 2.9 returns auxiliary outputs through AuxRequest
         from torch.nn.attention.flex_attention import AuxRequest
-        out, aux = flex(q, k, v, block_mask=block_mask, scale=meta["scale"], enable_gqa=True,
-                        return_aux=AuxRequest(lse=True))
-        lse = aux.lse
+        extra = {"return_aux": AuxRequest(lse=True)}
     except ImportError:
-        out, lse = flex(q, k, v, block_mask=block_mask, scale=meta["scale"], enable_gqa=True,
-                        return_lse=True)
+        extra = {"return_lse": True}
+    out, aux = flex(q, k, v, block_mask=block_mask, scale=meta["scale"], enable_gqa=True,
+                    **extra)
+    lse = aux.lse if hasattr(aux, "lse") else aux  # natural-log logsumexp either way
     out.backward(t["dout"])
     return out, lse, q.grad, k.grad, v.grad
 
@@ -149,6 +149,7 @@ def main():
     ap.add_argument("--budget", type=float, default=150.0,
                     help="seconds after which remaining cases are skipped")
     ap.add_argument("--kernels", default="sdpa,flex")
+    ap.add_argument("--verbose", action="store_true", help="time of every case")
     args = ap.parse_args()
     device = "cuda"
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
@@ -167,10 +168,13 @@ def main():
             meta, t, bounds = load_case(os.path.join(args.suite, name), device)
             allowed = dense_allowed(bounds, meta, device)
             try:
+                t1 = time.time()
                 res = runners[kernel](meta, t, allowed)
                 torch.cuda.synchronize()
                 save(os.path.join(args.out, kernel, name), *res)
                 done += 1
+                if args.verbose:
+                    print(f"{kernel} {name}: {time.time() - t1:.2f} s")
             except Exception as e:  # reported, and the case is left out
                 failed += 1
                 msg = traceback.format_exception_only(type(e), e)[-1].strip()
