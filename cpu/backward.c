@@ -17,7 +17,9 @@
  * recomputes S and dP (8 tile matmuls instead of 5). With FM_FLAG_DETERMINISTIC the lock order
  * would still vary between runs, so that flag runs the backward on one thread: bitwise
  * reproducible, slower.
- * Per-thread memory: 2 Bq Bk + Bq D + 2 Bk D floats; shared: Delta [B Hq Sq] and the locks.
+ * Runs of consecutive computed query tiles (up to FM_CPU_RUN_TILES) share one set of products.
+ * Per-thread memory: 2 R Bk + R D + 2 Bk D floats (R = run rows); shared: Delta [B Hq Sq] and
+ * the locks.
  * Rows with LSE = -inf (fully masked) get P = 0, hence no gradient.
  */
 #include <math.h>
@@ -32,9 +34,9 @@
 #define FM_LOG2E 1.4426950408889634
 
 typedef struct bwd_scratch {
-    float *p;      /* [Bq x Bk] probabilities */
-    float *ds;     /* [Bq x Bk] dP, then dS in place */
-    float *dq;     /* [Bq x D]  this tile's dQ contribution */
+    float *p;      /* [run rows x Bk] probabilities */
+    float *ds;     /* [run rows x Bk] dP, then dS in place */
+    float *dq;     /* [run rows x D]  this run's dQ contribution */
     float *dk, *dv; /* [Bk x D]  the task's accumulators */
 } bwd_scratch;
 
@@ -60,36 +62,42 @@ static void compute_delta(const fm_problem *p, const float *out, const float *do
     }
 }
 
-/* One tile (query tile qb of head hq) x (key tile kb of kv head hk) of the backward. */
-static void backward_tile(const bwd_args *a, int64_t b, int64_t hq, int64_t qb, int64_t hk,
-                          int64_t kb, fm_tile_class cls, bwd_scratch *w)
+/* One run of consecutive computed query tiles [qb0, qb0 + n_tiles) of head hq against key tile
+ * kb of kv head hk: all of the backward's products for that block of rows at once. */
+static void backward_run(const bwd_args *a, int64_t b, int64_t hq, int64_t qb0, int64_t n_tiles,
+                         const unsigned char *partial, int64_t hk, int64_t kb, bwd_scratch *w)
 {
     const fm_problem *p = a->p;
     const fm_tile_plan *plan = a->plan;
     const int64_t D = p->head_dim, Sq = p->seqlen_q, Sk = p->seqlen_k;
     const int64_t Bq = plan->block_q, Bk = plan->block_k;
-    const int64_t r0 = qb * Bq, rows = r0 + Bq <= Sq ? Bq : Sq - r0;
+    const int64_t r0 = qb0 * Bq;
+    const int64_t r1 = (qb0 + n_tiles) * Bq <= Sq ? (qb0 + n_tiles) * Bq : Sq;
+    const int64_t rows = r1 - r0;
     const int64_t c0 = kb * Bk, cols = c0 + Bk <= Sk ? Bk : Sk - c0;
     const float scale = (float)p->scale, alpha = (float)(p->scale * FM_LOG2E);
 
     const int64_t row_base = (b * p->q_heads + hq) * Sq + r0; /* index of row r0 of (b, hq) */
-    const float *q_tile = a->q + row_base * D, *do_tile = a->dout + row_base * D;
+    const float *q_rows = a->q + row_base * D, *do_rows = a->dout + row_base * D;
     const float *lse = a->lse + row_base, *delta = a->delta + row_base;
     const float *k_tile = a->k + ((b * p->kv_heads + hk) * Sk + c0) * D;
     const float *v_tile = a->v + ((b * p->kv_heads + hk) * Sk + c0) * D;
 
-    /* P = 2^(alpha Q K^T - LSE log2 e), masked elements and fully masked rows give 0. */
-    fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_tile, D, 0.0f, w->p, Bk);
-    if (cls == FM_TILE_PARTIAL)
-        fm_tile_plan_mask_scores(plan, b, hq, r0, rows, c0, cols, w->p, Bk);
+    /* P = 2^(alpha Q K^T - LSE log2 e); masked elements and fully masked rows give 0. */
+    fm_tile_gemm_nt(rows, cols, D, alpha, q_rows, D, k_tile, D, 0.0f, w->p, Bk);
+    for (int64_t t = 0; t < n_tiles; t++) /* element rule only inside partial tiles */
+        if (partial[t]) {
+            const int64_t t0 = r0 + t * Bq, tn = t0 + Bq <= r1 ? Bq : r1 - t0;
+            fm_tile_plan_mask_scores(plan, b, hq, t0, tn, c0, cols, w->p + (t * Bq) * Bk, Bk);
+        }
     for (int64_t i = 0; i < rows; i++) {
         if (lse[i] == -INFINITY) fm_row_zero(w->p + i * Bk, cols);
         else fm_row_exp2(w->p + i * Bk, cols, (float)(lse[i] * FM_LOG2E));
     }
     /* dV += P^T dO */
-    fm_tile_gemm_tn(cols, D, rows, 1.0f, w->p, Bk, do_tile, D, 1.0f, w->dv, D);
+    fm_tile_gemm_tn(cols, D, rows, 1.0f, w->p, Bk, do_rows, D, 1.0f, w->dv, D);
     /* dP = dO V^T, then dS = P (dP - Delta) in place */
-    fm_tile_gemm_nt(rows, cols, D, 1.0f, do_tile, D, v_tile, D, 0.0f, w->ds, Bk);
+    fm_tile_gemm_nt(rows, cols, D, 1.0f, do_rows, D, v_tile, D, 0.0f, w->ds, Bk);
     for (int64_t i = 0; i < rows; i++) {
         float *ds = w->ds + i * Bk;
         const float *pr = w->p + i * Bk, di = delta[i];
@@ -97,19 +105,26 @@ static void backward_tile(const bwd_args *a, int64_t b, int64_t hq, int64_t qb, 
         for (int64_t j = 0; j < cols; j++) ds[j] = pr[j] * (ds[j] - di);
     }
     /* dK += scale dS^T Q */
-    fm_tile_gemm_tn(cols, D, rows, scale, w->ds, Bk, q_tile, D, 1.0f, w->dk, D);
-    /* dQ rows += scale dS K, formed privately then added under the tile's lock */
+    fm_tile_gemm_tn(cols, D, rows, scale, w->ds, Bk, q_rows, D, 1.0f, w->dk, D);
+    /* dQ rows += scale dS K, formed privately, then added tile by tile under each query tile's
+     * lock */
     fm_tile_gemm_nn(rows, D, cols, scale, w->ds, Bk, k_tile, D, 0.0f, w->dq, D);
-    omp_lock_t *lock = &a->dq_locks[(b * p->q_heads + hq) * plan->n_q_blocks + qb];
-    float *dq_tile = a->dq + row_base * D;
-    const int64_t n = rows * D;
-    omp_set_lock(lock);
+    for (int64_t t = 0; t < n_tiles; t++) {
+        const int64_t t0 = t * Bq, tn = r0 + t0 + Bq <= r1 ? Bq : r1 - r0 - t0;
+        omp_lock_t *lock = &a->dq_locks[(b * p->q_heads + hq) * plan->n_q_blocks + qb0 + t];
+        float *dst = a->dq + (row_base + t0) * D;
+        const float *src = w->dq + t0 * D;
+        const int64_t n = tn * D;
+        omp_set_lock(lock);
 #pragma omp simd
-    for (int64_t e = 0; e < n; e++) dq_tile[e] += w->dq[e];
-    omp_unset_lock(lock);
+        for (int64_t e = 0; e < n; e++) dst[e] += src[e];
+        omp_unset_lock(lock);
+    }
 }
 
-/* One task: key tile kb of (b, hk), over every query head of its group and every query tile. */
+/* One task: key tile kb of (b, hk), over every query head of its group and every query tile.
+ * Consecutive computed query tiles form runs of up to FM_CPU_RUN_TILES tiles that share one
+ * set of products (as in forward.c); each tile is classified and counted exactly once. */
 static void backward_key_tile(const bwd_args *a, int64_t b, int64_t hk, int64_t kb,
                               bwd_scratch *w, fm_tile_stats *stats)
 {
@@ -121,13 +136,28 @@ static void backward_key_tile(const bwd_args *a, int64_t b, int64_t hk, int64_t 
 
     memset(w->dk, 0, (size_t)(cols * D) * sizeof(float));
     memset(w->dv, 0, (size_t)(cols * D) * sizeof(float));
-    for (int64_t hq = hk * group; hq < (hk + 1) * group; hq++)
-        for (int64_t qb = 0; qb < plan->n_q_blocks; qb++) {
+    for (int64_t hq = hk * group; hq < (hk + 1) * group; hq++) {
+        int64_t qb = 0;
+        while (qb < plan->n_q_blocks) {
             fm_tile_class cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
             fm_tile_stats_count(stats, cls);
-            if (cls == FM_TILE_MASKED) continue; /* the skip: nothing below runs */
-            backward_tile(a, b, hq, qb, hk, kb, cls, w);
+            if (cls == FM_TILE_MASKED) { /* the skip: no load, no arithmetic */
+                qb++;
+                continue;
+            }
+            const int64_t first = qb;
+            unsigned char partial[FM_CPU_RUN_TILES];
+            int64_t n_tiles = 0;
+            partial[n_tiles++] = cls == FM_TILE_PARTIAL;
+            for (qb++; n_tiles < FM_CPU_RUN_TILES && qb < plan->n_q_blocks; qb++) {
+                cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
+                if (cls == FM_TILE_MASKED) break; /* counted by the outer loop */
+                fm_tile_stats_count(stats, cls);
+                partial[n_tiles++] = cls == FM_TILE_PARTIAL;
+            }
+            backward_run(a, b, hq, first, n_tiles, partial, hk, kb, w);
         }
+    }
     const size_t offset = (size_t)(((b * p->kv_heads + hk) * Sk + c0) * D);
     memcpy(a->dk + offset, w->dk, (size_t)(cols * D) * sizeof(float));
     memcpy(a->dv + offset, w->dv, (size_t)(cols * D) * sizeof(float));
@@ -151,7 +181,8 @@ fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float 
 
     const int threads = (p->flags & FM_FLAG_DETERMINISTIC) ? 1 : omp_get_max_threads();
     const int64_t Bq = plan.block_q, Bk = plan.block_k, D = p->head_dim;
-    const size_t per_thread = (size_t)(2 * Bq * Bk + Bq * D + 2 * Bk * D);
+    const int64_t Rq = FM_CPU_RUN_TILES * Bq; /* rows of one run */
+    const size_t per_thread = (size_t)(2 * Rq * Bk + Rq * D + 2 * Bk * D);
     const size_t n_rows = fm_problem_lse_elems(p);
     const size_t n_locks = (size_t)(p->batch * p->q_heads * plan.n_q_blocks);
     float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu backward scratch");
@@ -174,8 +205,8 @@ fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float 
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
     {
         float *base = scratch + (size_t)omp_get_thread_num() * per_thread;
-        bwd_scratch w = {base, base + Bq * Bk, base + 2 * Bq * Bk, base + 2 * Bq * Bk + Bq * D,
-                         base + 2 * Bq * Bk + Bq * D + Bk * D};
+        bwd_scratch w = {base, base + Rq * Bk, base + 2 * Rq * Bk, base + 2 * Rq * Bk + Rq * D,
+                         base + 2 * Rq * Bk + Rq * D + Bk * D};
         fm_tile_stats local = {0, 0, 0, 0};
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; task++) {

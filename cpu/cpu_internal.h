@@ -14,6 +14,11 @@
 
 /* ---------------------------------------------------------------- the tile plan */
 
+/* Consecutive computed (partial or unmasked) key tiles of one query tile are multiplied in one
+ * sgemm pair of up to this many tiles: 128 x 512 products run nearer the sgemm peak than
+ * 128 x 128 ones (docs/performance.md), and skipping stays per 128-wide tile. */
+#define FM_CPU_RUN_TILES 4
+
 /* Everything a worker needs to decide what to do with tile (b, query head, qb, kb). */
 typedef struct fm_tile_plan {
     fm_block_summary summary; /* per (b, mask head, key block) min/max of the bounds */

@@ -6,9 +6,11 @@
  * O[Bq x D], running max m and sum l, and walks the key tiles of its row:
  *   masked tile   -> counted and skipped: no load of K or V, no arithmetic;
  *   unmasked tile -> S = (scale log2 e) Q K^T, online softmax, O += P V;
- *   partial tile  -> the same, with masked scores set to -inf first (fm_column_masked_runs, the element rule by column).
- * Per-thread memory: S[Bq x Bk] + O[Bq x D] + 2 Bq floats, i.e. O((Sq+Sk) D) at most, never
- * O(Sq Sk). Output: O = o / l and LSE = ln 2 (m + log2 l); rows with no allowed key give O = 0,
+ *   partial tile  -> the same, with masked scores set to -inf first (fm_column_masked_runs,
+ *                    the element rule read down a column).
+ * Runs of consecutive computed tiles share one sgemm pair (see FM_CPU_RUN_TILES).
+ * Per-thread memory: S[Bq x run width] + O[Bq x D] + 2 Bq floats, i.e. O((Sq+Sk) D) at most,
+ * never O(Sq Sk). Output: O = o / l and LSE = ln 2 (m + log2 l); rows with no allowed key give O = 0,
  * LSE = -inf.
  */
 #include <math.h>
@@ -51,22 +53,47 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, in
     }
     memset(w->o, 0, (size_t)(rows * D) * sizeof(float));
 
-    for (int64_t kb = 0; kb < plan->n_k_blocks; kb++) {
+    /* Walk the key tiles; consecutive computed tiles (a "run", up to FM_CPU_RUN_TILES of them)
+     * share one wider sgemm pair, which runs closer to the sgemm peak than 128-wide products,
+     * while masked tiles are still skipped one 128-wide tile at a time. Each tile is classified
+     * and counted exactly once: a run stops before the first masked tile, which the outer loop
+     * then counts and skips. */
+    const int64_t ld = FM_CPU_RUN_TILES * Bk; /* row stride of the run's scores */
+    int64_t kb = 0;
+    while (kb < plan->n_k_blocks) {
         fm_tile_class cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
         fm_tile_stats_count(stats, cls);
-        if (cls == FM_TILE_MASKED) continue; /* the skip: nothing below runs */
+        if (cls == FM_TILE_MASKED) { /* the skip: no load, no arithmetic */
+            kb++;
+            continue;
+        }
+        const int64_t first = kb;
+        unsigned char partial[FM_CPU_RUN_TILES];
+        int64_t n_tiles = 0;
+        partial[n_tiles++] = cls == FM_TILE_PARTIAL;
+        for (kb++; n_tiles < FM_CPU_RUN_TILES && kb < plan->n_k_blocks; kb++) {
+            cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
+            if (cls == FM_TILE_MASKED) break; /* counted by the outer loop */
+            fm_tile_stats_count(stats, cls);
+            partial[n_tiles++] = cls == FM_TILE_PARTIAL;
+        }
 
-        const int64_t c0 = kb * Bk, cols = c0 + Bk <= Sk ? Bk : Sk - c0;
-        /* S = alpha * Q_tile K_tile^T */
-        fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_head + c0 * D, D, 0.0f, w->s, Bk);
-        if (cls == FM_TILE_PARTIAL)
-            fm_tile_plan_mask_scores(plan, b, hq, r0, rows, c0, cols, w->s, Bk);
+        const int64_t c0 = first * Bk;
+        const int64_t c1 = (first + n_tiles) * Bk <= Sk ? (first + n_tiles) * Bk : Sk;
+        const int64_t cols = c1 - c0;
+        /* S = alpha * Q_tile K_run^T */
+        fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_head + c0 * D, D, 0.0f, w->s, ld);
+        for (int64_t t = 0; t < n_tiles; t++) /* element rule only inside partial tiles */
+            if (partial[t]) {
+                const int64_t t0 = c0 + t * Bk, tn = t0 + Bk <= c1 ? Bk : c1 - t0;
+                fm_tile_plan_mask_scores(plan, b, hq, r0, rows, t0, tn, w->s + t * Bk, ld);
+            }
         for (int64_t i = 0; i < rows; i++) {
-            float corr = fm_online_softmax_step(w->s + i * Bk, cols, &w->m[i], &w->l[i]);
+            float corr = fm_online_softmax_step(w->s + i * ld, cols, &w->m[i], &w->l[i]);
             if (corr != 1.0f) fm_row_scale(w->o + i * D, D, corr);
         }
-        /* O += P V_tile */
-        fm_tile_gemm_nn(rows, D, cols, 1.0f, w->s, Bk, v_head + c0 * D, D, 1.0f, w->o, D);
+        /* O += P V_run */
+        fm_tile_gemm_nn(rows, D, cols, 1.0f, w->s, ld, v_head + c0 * D, D, 1.0f, w->o, D);
     }
 
     float *out_tile = out + ((b * p->q_heads + hq) * Sq + r0) * D;
@@ -100,10 +127,11 @@ fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *
     if ((st = fm_tile_plan_init(&plan, p, mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K)) != FM_OK)
         return st;
 
-    /* Per-thread scratch, allocated once: S [Bq x Bk], O [Bq x D], m and l [Bq]. */
+    /* Per-thread scratch, allocated once: S [Bq x run width], O [Bq x D], m and l [Bq]. */
     const int threads = omp_get_max_threads();
     const int64_t Bq = plan.block_q, Bk = plan.block_k, D = p->head_dim;
-    const size_t per_thread = (size_t)(Bq * Bk + Bq * D + 2 * Bq);
+    const int64_t Bs = Bq * FM_CPU_RUN_TILES * Bk; /* scores of one run */
+    const size_t per_thread = (size_t)(Bs + Bq * D + 2 * Bq);
     float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu forward scratch");
     if (!scratch) {
         fm_tile_plan_free(&plan);
@@ -116,8 +144,7 @@ fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
     {
         float *base = scratch + (size_t)omp_get_thread_num() * per_thread;
-        fwd_scratch w = {base, base + Bq * Bk, base + Bq * Bk + Bq * D,
-                         base + Bq * Bk + Bq * D + Bq};
+        fwd_scratch w = {base, base + Bs, base + Bs + Bq * D, base + Bs + Bq * D + Bq};
         fm_tile_stats local = {0, 0, 0, 0};
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; task++) {

@@ -4,8 +4,9 @@
  *
  * For each mask family (BRIEF 4, default parameters of masks/params.c) at one shape it measures,
  * in the same process and at the same thread count:
- *   - OpenBLAS sgemm (N x N x N, default N = 2048) right before each family's repetition, so the
- *     ratio compares kernels measured seconds apart on the same (possibly shared) machine;
+ *   - OpenBLAS sgemm (N x N x N, default N = 2048) right before and right after each family's
+ *     repetition (their mean is that repetition's rate), so the ratio compares kernels measured
+ *     within a second of each other on the same (possibly shared) machine;
  *   - fm_cpu_forward and fm_cpu_backward, GFLOP/s from allowed pairs (fm_problem_flops);
  *   - the ratio kernel / sgemm per repetition, reported as median [min, max] (the spread);
  *   - the tile density (fm_tile_density at the CPU layer's tile sizes) and the time relative to
@@ -160,14 +161,15 @@ static fm_status run_family(const bench_opts *o, fm_family f, const bench_tensor
                              t->dv, NULL);
     if (st != FM_OK) goto done;
     for (int rep = 0; rep < reps; rep++) {
+        /* sgemm right before and right after the kernels; their mean is this repetition's rate
+         * (drift of a shared machine over the repetition cancels to first order). */
         settle();
-        r->gemm[rep] = g ? gemm_rate(g, (int)o->threads) : NAN;
+        double gemm_before = g ? gemm_rate(g, (int)o->threads) : NAN;
         settle();
         double t0 = now_seconds();
         st = fm_cpu_forward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, NULL);
         fwd[rep] = now_seconds() - t0;
         if (st != FM_OK) goto done;
-        r->fwd_ratio[rep] = fwd_flops / fwd[rep] * 1e-9 / r->gemm[rep];
         bwd[rep] = NAN;
         if (o->backward) {
             t0 = now_seconds();
@@ -176,6 +178,9 @@ static fm_status run_family(const bench_opts *o, fm_family f, const bench_tensor
             bwd[rep] = now_seconds() - t0;
             if (st != FM_OK) goto done;
         }
+        settle();
+        r->gemm[rep] = g ? 0.5 * (gemm_before + gemm_rate(g, (int)o->threads)) : NAN;
+        r->fwd_ratio[rep] = fwd_flops / fwd[rep] * 1e-9 / r->gemm[rep];
         r->bwd_ratio[rep] = bwd_flops / bwd[rep] * 1e-9 / r->gemm[rep];
     }
     r->fwd_s = median(fwd, reps);

@@ -189,6 +189,16 @@ static void test_report_margins(void **state)
            worst_seen[3], worst_seen[4], FM_CPU_TOL_BACKWARD);
 }
 
+/* Long sequences with narrow heads: runs of more than FM_CPU_RUN_TILES computed tiles, runs
+ * broken by masked tiles, and ragged last tiles. */
+static void test_cpu_vs_reference_long(void **state)
+{
+    (void)state;
+    fm_case_limits l = {.max_batch = 1, .max_q_heads = 2, .max_seqlen = 700, .max_head_dim = 6,
+                        .allow_unequal_seqlens = 1, .families_only = 0};
+    fm_check_property("cpu_vs_reference_long", prop_cpu_matches_reference, NULL, 20, &l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_cpu_vs_reference_mixed),
         cmocka_unit_test(test_cpu_vs_reference_families),
         cmocka_unit_test(test_cpu_vs_reference_wide_heads),
+        cmocka_unit_test(test_cpu_vs_reference_long),
         cmocka_unit_test(test_report_margins),
     };
     return cmocka_run_group_tests_name("cpu_props", tests, NULL, NULL);
