@@ -73,10 +73,23 @@ static inline void fm_bbm_plan_mask_scores(const fm_bbm_plan *plan, int64_t b, i
     const fm_bbm *m = plan->bbm;
     const size_t t = (size_t)(((b * m->heads + h) * m->n_q_blocks + qb) * m->n_k_blocks + kb);
     const uint64_t *bits = m->bits + m->bits_offset[t];
+    /* Row i's bits start at bit i * block_k of the tile (fm_bbm_tile_bit's layout). Take them
+     * up to 64 at a time and visit only the zero (masked) bits: the work is one store per
+     * masked element, not one bit extraction per element. */
     for (int64_t i = 0; i < rows; i++) {
         float *s = scores + i * ld;
-        for (int64_t j = 0; j < cols; j++)
-            if (!fm_bbm_tile_bit(bits, m->block_k, i, j)) s[j] = -INFINITY;
+        for (int64_t j0 = 0; j0 < cols;) {
+            const int64_t bit = i * m->block_k + j0, shift = bit & 63;
+            int64_t take = 64 - shift;
+            if (take > cols - j0) take = cols - j0;
+            const uint64_t valid = take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1);
+            uint64_t masked = ~(bits[bit >> 6] >> shift) & valid;
+            while (masked) {
+                s[j0 + __builtin_ctzll(masked)] = -INFINITY;
+                masked &= masked - 1; /* clear the lowest masked bit */
+            }
+            j0 += take;
+        }
     }
 }
 
