@@ -15,7 +15,7 @@ message is the library's fm_last_error(). Layer: python, the top of the stack.
 from ._lib import (LIB_PATH, FileError, FlashMaskError, InvalidInput, Unavailable)
 from .attention import available, backward, forward, naive, reference, round_to
 from .case import Case, load_case, save_case, save_results
-from .check import Report, atol, check_arrays, check_dirs
+from .check import Report, atol, check_arrays, check_dirs, check_suite
 from .mask import FAMILIES, TILE_CLASSES, Mask, build, family_help
 
 __version__ = "0.1.0"
@@ -23,4 +23,4 @@ __version__ = "0.1.0"
 __all__ = ["LIB_PATH", "FlashMaskError", "InvalidInput", "FileError", "Unavailable", "Mask",
            "build", "FAMILIES", "TILE_CLASSES", "family_help", "forward", "backward",
            "reference", "naive", "available", "round_to", "Case", "load_case", "save_case",
-           "save_results", "Report", "check_dirs", "check_arrays", "atol"]
+           "save_results", "Report", "check_dirs", "check_suite", "check_arrays", "atol"]

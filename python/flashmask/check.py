@@ -73,6 +73,28 @@ def check_dirs(case_dir, candidate_dir, dtype=None, allow_fa2_inf_lse=False,
     return Report(rep, summary.value.decode())
 
 
+def check_suite(suite_dir, candidates_dir, dtype=None, allow_fa2_inf_lse=False,
+                forward_only=False):
+    """Judge CANDIDATES/<name>/ for every case of SUITE/manifest.json (flashmask gen-suite):
+    {name: Report, or the FlashMaskError raised for that case (missing or invalid results)}."""
+    import json
+    with open(os.path.join(suite_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    if manifest.get("format") != "flashmask-suite":
+        raise _lib.InvalidInput(6, f"{suite_dir}/manifest.json: not a flashmask suite",
+                                "check_suite")
+    results = {}
+    for entry in manifest["cases"]:
+        name = entry["name"]
+        try:
+            results[name] = check_dirs(os.path.join(suite_dir, name),
+                                       os.path.join(candidates_dir, name), dtype,
+                                       allow_fa2_inf_lse, forward_only)
+        except _lib.FlashMaskError as e:
+            results[name] = e
+    return results
+
+
 def check_arrays(q, k, v, dout, mask, candidate, dtype, scale=None, reference=None,
                  allow_fa2_inf_lse=False, forward_only=False):
     """Judge `candidate` (dict out, lse[, dq, dk, dv]) computed in `dtype` from these inputs.
@@ -114,4 +136,4 @@ def atol(ref, dtype):
     return lib.fm_oracle_atol(DTYPES[dtype], _lib.dptr(a), a.size)
 
 
-__all__ = ["Report", "check_dirs", "check_arrays", "atol"]
+__all__ = ["Report", "check_dirs", "check_suite", "check_arrays", "atol"]

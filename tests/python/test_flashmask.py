@@ -148,6 +148,14 @@ class MaskTests(unittest.TestCase):
         back = fm.Mask.from_startend(se, n, "bottom_right")
         np.testing.assert_array_equal(back.to_dense(), m.to_dense())
 
+    @SETTINGS
+    @given(masks())
+    def test_startend_four_columns_round_trip(self, m):
+        se = m.to_startend(4)
+        np.testing.assert_array_equal(se, m.bounds)  # C = 4 is the native layout
+        back = fm.Mask.from_startend(se, m.seqlen_q, m.causal)
+        np.testing.assert_array_equal(back.to_dense(), m.to_dense())
+
     def test_every_family_builds(self):
         for f in fm.FAMILIES:
             m = fm.build(f, batch=2, heads=2, seqlen_q=33, seqlen_k=33)
@@ -304,6 +312,14 @@ class CheckTests(unittest.TestCase):
             self.assertFalse(fm.check_dirs(case_dir, cand_dir, dtype="float32").passed)
             with self.assertRaises(fm.FileError):
                 fm.check_dirs(case_dir, os.path.join(tmp, "missing"))
+            # a one-case suite: check_suite reports per case, errors included
+            with open(os.path.join(tmp, "manifest.json"), "w") as f:
+                f.write('{"format": "flashmask-suite", "version": 1, "cases": '
+                        '[{"name": "case"}]}')
+            self.assertTrue(fm.check_suite(tmp, tmp)["case"].passed)
+            os.rename(os.path.join(tmp, "cand"), os.path.join(tmp, "cands"))
+            self.assertIsInstance(fm.check_suite(tmp, os.path.join(tmp, "cands"))["case"],
+                                  fm.FileError)
             with self.assertRaises(fm.FlashMaskError):
                 fm.load_case(os.path.join(tmp, "missing"))
 
