@@ -183,6 +183,7 @@ fm_status fm_bbm_from_dense(fm_bbm *out, const uint8_t *allowed, int64_t batch, 
 int fm_bbm_is_allowed(const fm_bbm *m, int64_t b, int64_t h, int64_t i, int64_t j)
 {
     if (i < 0 || j < 0 || i >= m->seqlen_q || j >= m->seqlen_k) return 0;
+    if (b < 0 || h < 0 || b >= m->batch || h >= m->heads) return 0;
     int64_t qb = i / m->block_q, kb = j / m->block_k;
     size_t t = (size_t)(((b * m->heads + h) * m->n_q_blocks + qb) * m->n_k_blocks + kb);
     switch ((fm_tile_class)m->codes[t]) {

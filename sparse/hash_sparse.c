@@ -11,6 +11,7 @@
  * UT = [0, first) and LT = [qe_c, Sq): a causal document mask over the sorted order, one column
  * at a time. Mask heads = Hq (sort orders differ per head).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +53,12 @@ fm_status fm_hash_buckets(const fm_problem *p, const double *q, const double *k,
                              (pass ? p->seqlen_k : p->seqlen_q);
         for (int64_t r = 0; r < rows; r++) {
             const double *xr = x + r * D;
+            for (int64_t d = 0; d < D; d++)
+                if (!isfinite(xr[d])) {
+                    free(R), free(proj);
+                    return fm_fail(FM_ERR_NONFINITE, "hash-sparse buckets: tensor %s: element "
+                                   "%lld is %g", pass ? "k" : "q", (long long)(r * D + d), xr[d]);
+                }
             for (int64_t c = 0; c < half; c++) proj[c] = 0.0;
             for (int64_t d = 0; d < D; d++)
                 for (int64_t c = 0; c < half; c++) proj[c] += xr[d] * R[d * half + c];

@@ -55,7 +55,8 @@ static inline fm_tile_class fm_bbm_tile(const fm_bbm *m, int64_t b, int64_t h, i
     return (fm_tile_class)m->codes[((b * m->heads + h) * m->n_q_blocks + qb) * m->n_k_blocks + kb];
 }
 
-/* Is (i, j) allowed for batch b and mask head h? 0 outside [0, Sq) x [0, Sk). */
+/* Is (i, j) allowed for batch b and mask head h? 0 outside [0, Sq) x [0, Sk) and for a b or h
+ * out of range. */
 int fm_bbm_is_allowed(const fm_bbm *m, int64_t b, int64_t h, int64_t i, int64_t j);
 
 /* The allowed bit of row r, column c inside a partial tile whose bits start at `tile_bits`:

@@ -257,6 +257,9 @@ static void test_refusals(void **state)
     assert_non_null(strstr(fm_last_error(), "key bucket 2"));
     assert_int_equal(fm_hash_buckets(&p, x, x, 3, 1, qb, kb), FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "n_buckets = 3"));
+    x[5] = NAN;
+    assert_int_equal(fm_hash_buckets(&p, x, x, 2, 1, qb, kb), FM_ERR_NONFINITE);
+    assert_non_null(strstr(fm_last_error(), "tensor q: element 5"));
     assert_int_equal(fm_qk_sparse_dense_mask(&p, FM_CAUSAL_TOP_LEFT, qk, kk, dense),
                      FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "query keep flag 2"));
