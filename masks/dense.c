@@ -98,15 +98,16 @@ fm_status fm_mask_from_dense(fm_mask *out, const uint8_t *allowed, int64_t batch
     if (!out) return fm_fail(FM_ERR_INVALID, "from_dense: NULL output");
     memset(out, 0, sizeof *out);
     if (!allowed) return fm_fail(FM_ERR_INVALID, "from_dense: NULL dense mask");
+    /* The dense size is checked before the column mask is allocated: a huge batch with a
+     * modest Sk would otherwise ask for the mask's memory first (issue 7). */
+    int64_t shape[] = {batch, heads, seqlen_q, seqlen_k};
+    size_t n_elems;
+    if (batch >= 1 && heads >= 1 && seqlen_q >= 1 && seqlen_k >= 1 &&
+        fm_mul_sizes(&n_elems, 4, shape))
+        return fm_fail(FM_ERR_OVERFLOW, "from_dense: B*Hm*Sq*Sk overflows size_t");
     fm_mask m;
     fm_status st = fm_mask_init(&m, batch, heads, seqlen_q, seqlen_k, causal);
     if (st != FM_OK) return st;
-    int64_t shape[] = {batch, heads, seqlen_q, seqlen_k};
-    size_t n_elems;
-    if (fm_mul_sizes(&n_elems, 4, shape)) {
-        fm_mask_free(&m);
-        return fm_fail(FM_ERR_OVERFLOW, "from_dense: B*Hm*Sq*Sk overflows size_t");
-    }
     const int64_t offset = fm_causal_offset(causal, seqlen_q, seqlen_k);
     for (int64_t b = 0; b < batch; b++)
         for (int64_t h = 0; h < heads; h++)

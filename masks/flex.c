@@ -34,7 +34,7 @@ fm_status fm_mask_to_flex_blocks(const fm_mask *m, int64_t q_block, int64_t kv_b
     fm_block_summary s;
     fm_status st = fm_block_summary_build(m, kv_block, &s); /* validates m and kv_block */
     if (st != FM_OK) return st;
-    const int64_t n_q = (m->seqlen_q + q_block - 1) / q_block, n_kv = s.n_blocks;
+    const int64_t n_q = (m->seqlen_q - 1) / q_block + 1, n_kv = s.n_blocks; /* huge q_block ok */
     int64_t row_shape[] = {m->batch, m->heads, n_q}, idx_shape[] = {m->batch, m->heads, n_q, n_kv};
     size_t n_rows, n_idx;
     if (fm_mul_sizes(&n_rows, 3, row_shape) || fm_mul_sizes(&n_idx, 4, idx_shape)) {

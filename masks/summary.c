@@ -21,7 +21,9 @@ fm_status fm_block_summary_build(const fm_mask *m, int64_t block_k, fm_block_sum
         return fm_fail(FM_ERR_INVALID, "block summary: block_k = %lld, must be >= 1",
                        (long long)block_k);
     const int64_t sq = m->seqlen_q, sk = m->seqlen_k;
-    const int64_t n_blocks = (sk + block_k - 1) / block_k; /* the last block may be narrower */
+    /* ceil(Sk / block_k), written so that a huge block_k cannot overflow int64 (issue 7);
+     * the last block may be narrower */
+    const int64_t n_blocks = (sk - 1) / block_k + 1;
     int64_t shape[] = {m->batch, m->heads, n_blocks, FM_SUMMARY_WIDTH};
     size_t n;
     if (fm_mul_sizes(&n, 4, shape))
@@ -38,7 +40,7 @@ fm_status fm_block_summary_build(const fm_mask *m, int64_t block_k, fm_block_sum
                     mm[2 * k] = (int32_t)sq;
                     mm[2 * k + 1] = 0;
                 }
-                int64_t c1 = (kb + 1) * block_k < sk ? (kb + 1) * block_k : sk;
+                int64_t c1 = block_k < sk - kb * block_k ? (kb + 1) * block_k : sk;
                 for (int64_t j = kb * block_k; j < c1; j++) {
                     const int32_t *col = fm_mask_column(m, b, h, j);
                     int32_t v[FM_BOUNDS];
@@ -75,10 +77,11 @@ void fm_block_summary_free(fm_block_summary *s)
 fm_tile_class fm_block_summary_classify(const fm_block_summary *s, int64_t b, int64_t h,
                                         int64_t block_q, int64_t qb, int64_t kb)
 {
-    /* The tile's row and column ranges, clipped at the sequence ends. */
-    int64_t r0 = qb * block_q, r1 = r0 + block_q < s->seqlen_q ? r0 + block_q : s->seqlen_q;
+    /* The tile's row and column ranges, clipped at the sequence ends (compared as
+     * "block < what is left" so that a block size near INT64_MAX cannot overflow). */
+    int64_t r0 = qb * block_q, r1 = block_q < s->seqlen_q - r0 ? r0 + block_q : s->seqlen_q;
     int64_t c0 = kb * s->block_k;
-    int64_t c1 = c0 + s->block_k < s->seqlen_k ? c0 + s->block_k : s->seqlen_k;
+    int64_t c1 = s->block_k < s->seqlen_k - c0 ? c0 + s->block_k : s->seqlen_k;
     int64_t offset = fm_causal_offset(s->causal, s->seqlen_q, s->seqlen_k);
     return fm_classify_tile(fm_block_summary_at(s, b, h, kb), s->causal, offset, r0, r1, c0, c1);
 }
@@ -94,7 +97,7 @@ fm_status fm_mask_tile_stats(const fm_mask *m, int64_t block_q, int64_t block_k,
     fm_block_summary s;
     fm_status st = fm_block_summary_build(m, block_k, &s);
     if (st != FM_OK) return st;
-    const int64_t n_q_blocks = (m->seqlen_q + block_q - 1) / block_q;
+    const int64_t n_q_blocks = (m->seqlen_q - 1) / block_q + 1; /* no overflow for huge blocks */
     for (int64_t b = 0; b < m->batch; b++)
         for (int64_t h = 0; h < m->heads; h++)
             for (int64_t qb = 0; qb < n_q_blocks; qb++)

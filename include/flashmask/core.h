@@ -108,7 +108,7 @@ void fm_problem_init(fm_problem *p, int64_t batch, int64_t q_heads, int64_t kv_h
 
 /* Checks the problem against itself and the mask: positive sizes, Hk | Hq, mask heads | Hq,
  * mask batch and sequence lengths equal to the problem's, finite positive scale, and that
- * every tensor's element count fits size_t and every sequence length fits int32. */
+ * every tensor's element count fits size_t and every sequence length and head_dim fits int32. */
 fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask);
 
 /* Element counts of the tensors (no overflow once fm_problem_validate passed). */
