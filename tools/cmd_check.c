@@ -4,6 +4,7 @@
  * Layer: tools CLI over oracle/ (fm_check_dirs).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -13,7 +14,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: flashmask check --case DIR --candidate DIR [--dtype X]\n"
-            "                       [--allow-fa2-inf-lse] [--forward-only]\n"
+            "                       [--allow-fa2-inf-lse] [--forward-only] [--json FILE]\n"
             "\n"
             "Judges a candidate's out/lse/dq/dk/dv.npy against a case directory by the rule\n"
             "  max|cand - ref| <= 2 * max|naive_X - ref| + atol_X\n"
@@ -22,12 +23,14 @@ static void usage(FILE *out)
             "                        float32 (default: the case's dtype)\n"
             "  --allow-fa2-inf-lse   accept +inf lse on fully masked rows (FlashAttention-2)\n"
             "  --forward-only        judge out and lse only\n"
+            "  --json FILE           also write the report as JSON to FILE\n"
             "exit: 0 pass, 1 fail, 2 invalid input\n");
 }
 
 int cmd_check(int argc, char **argv)
 {
     const char *cmd = "check", *case_dir = NULL, *cand_dir = NULL, *dtype_name = NULL;
+    const char *json_path = NULL;
     fm_check_options opt = fm_check_options_default(FM_FLOAT64); /* float64: the case's */
     for (int i = 1; i < argc; i++) {
         int m;
@@ -40,6 +43,8 @@ int cmd_check(int argc, char **argv)
         } else if ((m = cli_option(cmd, argc, argv, &i, "--candidate", &cand_dir)) != 0) {
             if (m < 0) return 2;
         } else if ((m = cli_option(cmd, argc, argv, &i, "--dtype", &dtype_name)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--json", &json_path)) != 0) {
             if (m < 0) return 2;
         } else if (strcmp(argv[i], "--allow-fa2-inf-lse") == 0) {
             opt.allow_fa2_inf_lse = 1;
@@ -67,5 +72,14 @@ int cmd_check(int argc, char **argv)
     if (st != FM_OK) return cli_report(cmd, st);
     printf("case %s: %s\ncandidate %s\n", case_dir, summary, cand_dir);
     fm_check_report_print(&rep, stdout);
+    if (json_path) {
+        char *json = NULL;
+        if ((st = fm_check_report_to_json(&rep, &json)) != FM_OK) return cli_report(cmd, st);
+        FILE *f = fopen(json_path, "w");
+        int ok = f && fputs(json, f) >= 0 && fputc('\n', f) != EOF;
+        ok = (f && fclose(f) == 0) && ok;
+        free(json);
+        if (!ok) return cli_fail(cmd, FM_ERR_IO, "cannot write %s", json_path);
+    }
     return rep.pass ? 0 : 1;
 }

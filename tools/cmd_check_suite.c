@@ -20,9 +20,10 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: flashmask check-suite --suite DIR --candidates DIR [--dtype X]\n"
             "                             [--allow-fa2-inf-lse] [--forward-only] [--verbose]\n"
+            "                             [--json FILE]\n"
             "Judges CANDIDATES/<name>/{out,lse,dq,dk,dv}.npy for every case <name> listed in\n"
             "SUITE/manifest.json (flashmask gen-suite). --dtype overrides every case's dtype;\n"
-            "--verbose prints each case's full table.\n"
+            "--verbose prints each case's full table; --json FILE writes every verdict as JSON.\n"
             "exit: 0 all pass, 1 a case failed or has missing/invalid results, 2 bad suite\n");
 }
 
@@ -68,6 +69,7 @@ static void worst_tensor(const fm_check_report *r, const char **name, double *ra
 int cmd_check_suite(int argc, char **argv)
 {
     const char *cmd = "check-suite", *suite = NULL, *cands = NULL, *dtype_name = NULL;
+    const char *json_path = NULL;
     fm_check_options opt = fm_check_options_default(FM_FLOAT64); /* float64: each case's */
     int verbose = 0;
     for (int i = 1; i < argc; i++) {
@@ -81,6 +83,8 @@ int cmd_check_suite(int argc, char **argv)
         } else if ((m = cli_option(cmd, argc, argv, &i, "--candidates", &cands)) != 0) {
             if (m < 0) return 2;
         } else if ((m = cli_option(cmd, argc, argv, &i, "--dtype", &dtype_name)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--json", &json_path)) != 0) {
             if (m < 0) return 2;
         } else if (strcmp(argv[i], "--allow-fa2-inf-lse") == 0) {
             opt.allow_fa2_inf_lse = 1;
@@ -120,26 +124,38 @@ int cmd_check_suite(int argc, char **argv)
     }
 
     int passed = 0, failed = 0, invalid = 0;
+    cJSON *out_json = cJSON_CreateObject(); /* what --json writes */
+    cJSON_AddStringToObject(out_json, "suite", suite);
+    cJSON_AddStringToObject(out_json, "candidates", cands);
+    cJSON *out_cases = cJSON_AddArrayToObject(out_json, "cases");
     printf("%-40s %-9s %-7s %-6s %10s  %s\n", "case", "dtype", "verdict", "worst",
            "abs/bound", "details");
     const cJSON *entry;
     cJSON_ArrayForEach(entry, cases) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(entry, "name");
-        if (!cJSON_IsString(name) || strchr(name->valuestring, '/') || name->valuestring[0] == '.') {
-            cJSON_Delete(root);
-            return cli_fail(cmd, FM_ERR_FORMAT, "%s: a case without a plain \"name\"", path);
-        }
         char case_dir[4096], cand_dir[4096], summary[256];
-        if ((size_t)snprintf(case_dir, sizeof case_dir, "%s/%s", suite, name->valuestring) >=
-                sizeof case_dir ||
-            (size_t)snprintf(cand_dir, sizeof cand_dir, "%s/%s", cands, name->valuestring) >=
-                sizeof cand_dir) {
+        int rc_bad = 0; /* a manifest entry this command cannot use: the suite is broken */
+        if (!cJSON_IsString(name) || strchr(name->valuestring, '/') ||
+            name->valuestring[0] == '.')
+            rc_bad = cli_fail(cmd, FM_ERR_FORMAT, "%s: a case without a plain \"name\"", path);
+        else if ((size_t)snprintf(case_dir, sizeof case_dir, "%s/%s", suite,
+                                  name->valuestring) >= sizeof case_dir ||
+                 (size_t)snprintf(cand_dir, sizeof cand_dir, "%s/%s", cands,
+                                  name->valuestring) >= sizeof cand_dir)
+            rc_bad = cli_fail(cmd, FM_ERR_INVALID, "case %s: path too long", name->valuestring);
+        if (rc_bad) {
             cJSON_Delete(root);
-            return cli_fail(cmd, FM_ERR_INVALID, "case %s: path too long", name->valuestring);
+            cJSON_Delete(out_json);
+            return rc_bad;
         }
         fm_check_report rep;
         fm_status st = fm_check_dirs(case_dir, cand_dir, &opt, &rep, summary, sizeof summary);
+        cJSON *jc = cJSON_CreateObject();
+        cJSON_AddStringToObject(jc, "name", name->valuestring);
+        cJSON_AddItemToArray(out_cases, jc);
         if (st != FM_OK) {
+            cJSON_AddStringToObject(jc, "verdict", "invalid");
+            cJSON_AddStringToObject(jc, "error", fm_last_error());
             invalid++;
             printf("%-40s %-9s %-7s %-6s %10s  %s: %s\n", name->valuestring, "-", "INVALID", "-",
                    "-", fm_status_string(st), fm_last_error());
@@ -162,6 +178,12 @@ int cmd_check_suite(int argc, char **argv)
             snprintf(details + used, sizeof details - used, "; %s: %s", rep.tensor[first].name,
                      rep.tensor[first].why);
         rep.pass ? passed++ : failed++;
+        cJSON_AddStringToObject(jc, "verdict", rep.pass ? "pass" : "fail");
+        char *rj = NULL;
+        if (fm_check_report_to_json(&rep, &rj) == FM_OK) {
+            cJSON_AddItemToObject(jc, "report", cJSON_Parse(rj));
+            free(rj);
+        }
         printf("%-40s %-9s %-7s %-6s %10.3g  %s\n", name->valuestring,
                fm_dtype_name(rep.options.dtype), rep.pass ? "pass" : "FAIL", wname, ratio,
                details);
@@ -173,5 +195,18 @@ int cmd_check_suite(int argc, char **argv)
     cJSON_Delete(root);
     printf("suite %s, candidates %s: %d cases: %d pass, %d FAIL, %d invalid or missing\n", suite,
            cands, passed + failed + invalid, passed, failed, invalid);
-    return (failed || invalid) ? 1 : 0;
+    cJSON_AddNumberToObject(out_json, "pass", passed);
+    cJSON_AddNumberToObject(out_json, "fail", failed);
+    cJSON_AddNumberToObject(out_json, "invalid", invalid);
+    int rc = (failed || invalid) ? 1 : 0;
+    if (json_path) {
+        char *text = cJSON_Print(out_json);
+        FILE *f = text ? fopen(json_path, "w") : NULL;
+        int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+        ok = (f && fclose(f) == 0) && ok;
+        free(text);
+        if (!ok) rc = cli_fail(cmd, FM_ERR_IO, "cannot write %s", json_path);
+    }
+    cJSON_Delete(out_json);
+    return rc;
 }

@@ -262,7 +262,8 @@ int cmd_gen_suite(int argc, char **argv)
             break;
         }
         cJSON_AddItemToArray(cases, manifest_entry(&specs[i], seed, masked));
-        printf("%-40s %-8s B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld masked_rows=%lld\n",
+        printf("%-40s %-8s B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld "
+               "masked_rows=%lld\n",
                specs[i].name, fm_dtype_name(specs[i].dtype), (long long)specs[i].batch,
                (long long)specs[i].q_heads, (long long)specs[i].kv_heads,
                (long long)specs[i].mask_heads, (long long)specs[i].seqlen_q,

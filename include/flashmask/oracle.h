@@ -9,9 +9,10 @@
  * where T_ref is the float64 reference and T_naive_X a naive computation in the candidate's own
  * precision (emulated here in C, see fm_naive_forward). The rule is strict on degenerate
  * tensors (a few values that round-trip exactly through X, gradients that vanish by exact
- * cancellation): there the bound can be 0 or tiny; docs/oracle.md discusses it. NaN anywhere fails; a fully masked row
- * must hold exactly 0 in out and -inf in lse (+inf accepted on request, as FlashAttention-2
- * writes it). This is the rule of FlashAttention's and Paddle FlashMask's own test suites.
+ * cancellation): there the bound can be 0 or tiny; docs/oracle.md discusses it.
+ * NaN anywhere fails; a fully masked row must hold exactly 0 in out and -inf in lse (+inf
+ * accepted on request, as FlashAttention-2 writes it). This is the rule of FlashAttention's and
+ * Paddle FlashMask's own test suites.
  *
  * Layer: oracle <- reference, masks <- core. Masked/allowed decisions come from
  * flashmask/rules.h; rounding from fm_round_to_dtype (core).
@@ -150,6 +151,11 @@ fm_status fm_check_dirs(const char *case_dir, const char *candidate_dir,
 /* The table a person reads: one line per tensor (max abs, mean abs, rel. Frobenius, naive
  * error, atol, bound, verdict), the reasons of failures, and the overall verdict. */
 void fm_check_report_print(const fm_check_report *report, FILE *out);
+
+/* The report as a JSON object (malloc'd text, free()): dtype, options, masked_rows, pass and
+ * per tensor max_abs, mean_abs, rel_fro, naive_max_abs, atol, bound, nan_count, masked_bad,
+ * pass, why. Non-finite numbers are written as the strings "inf", "-inf", "nan". */
+fm_status fm_check_report_to_json(const fm_check_report *report, char **json);
 
 #ifdef __cplusplus
 }

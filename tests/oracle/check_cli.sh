@@ -52,6 +52,14 @@ echo '{"format": "flashmask-case", "version": 1' > "$TMP/broken/case.json"
 expect 2 "check: broken case.json" "$FM" check --case "$TMP/broken" --candidate "$C"
 expect 2 "check: unknown option" "$FM" check --case "$C" --candidate "$C" --bogus
 expect 2 "check: --dtype float64 refused" "$FM" check --case "$C" --candidate "$C" --dtype float64
+mkdir -p "$TMP/cands" && cp -r "$TMP/wrong" "$TMP/cands/causal-f16"   # one wrong, rest missing
+expect 1 "check-suite: a failing case and missing ones" \
+    "$FM" check-suite --suite "$TMP/suite" --candidates "$TMP/cands" --json "$TMP/s.json"
+grep -q "0 pass, 1 FAIL, $((n - 1)) invalid" "$TMP/out.txt" || { echo "FAILED: totals"; fails=$((fails + 1)); }
+grep -q '"verdict":.*"fail"' "$TMP/s.json" || { echo "FAILED: no fail in json"; fails=$((fails + 1)); }
+expect 0 "check --json" "$FM" check --case "$C" --candidate "$C" --json "$TMP/c.json"
+grep -q '"pass":true' "$TMP/c.json" || { echo "FAILED: json report"; fails=$((fails + 1)); }
+
 M=$TMP/suite/causal-sq80-sk48-br-f16     # 32 fully masked rows per head
 expect 0 "check: masked rows" "$FM" check --case "$M" --candidate "$M"
 grep -q "fully masked rows: 128" "$TMP/out.txt" || { echo "FAILED: masked row count"; fails=$((fails + 1)); }
