@@ -418,8 +418,8 @@ int fm_dense_case_detect(const char *dir)
 
 /* ---------------------------------------------------------------- running */
 
-static const char *const method_names[FM_DENSE_METHOD_COUNT] = {"auto", "bbm", "rcm", "qk_sparse",
-                                                               "hash_sparse", "dense"};
+static const char *const method_names[FM_DENSE_METHOD_COUNT] = {
+    "auto", "bbm", "rcm", "qk_sparse", "hash_sparse", "dense", "rowsplit"};
 
 const char *fm_dense_method_name(fm_dense_method m)
 {
@@ -434,7 +434,8 @@ fm_status fm_dense_method_from_name(const char *name, fm_dense_method *out)
             return FM_OK;
         }
     return fm_fail(FM_ERR_INVALID,
-                   "unknown method '%s' (expected auto, bbm, rcm, qk_sparse, hash_sparse or dense)",
+                   "unknown method '%s' (expected auto, bbm, rcm, qk_sparse, hash_sparse, dense "
+                   "or rowsplit)",
                    name ? name : "(null)");
 }
 
@@ -486,6 +487,9 @@ fm_status fm_dense_case_run(fm_impl impl, const fm_dense_case *c, fm_dense_metho
                                                 t->out, t->lse, t->dout, t->dq, t->dk, t->dv)
                         : fm_ref_forward_dense(p, c->allowed, c->mask_heads, t->q, t->k, t->v,
                                                t->out, t->lse);
+    case FM_DENSE_ROWSPLIT:
+        return backward ? fm_rowsplit_backward(impl, p, c->allowed, c->mask_heads, t)
+                        : fm_rowsplit_forward(impl, p, c->allowed, c->mask_heads, t);
     default: return fm_fail(FM_ERR_INVALID, "unknown method %d", (int)method);
     }
 }

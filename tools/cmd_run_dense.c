@@ -10,13 +10,14 @@
 
 static int usage(void)
 {
-    printf("usage: flashmask run_dense --impl reference|cpu --case DIR --out DIR\n"
+    printf("usage: flashmask run_dense --impl reference|cpu|cuda --case DIR --out DIR\n"
            "                           [--method M] [--block-q n] [--block-k n] [--dtype T]\n"
            "Runs the implementation on the dense-mask case DIR and writes out/lse/dq/dk/dv.npy\n"
            "(float64) to --out (which must not exist, or be empty).\n"
            "  --method M   auto (default: column form if the mask fits it, else BBM), bbm,\n"
            "               rcm (Reverse Cuthill-McKee, then auto), qk_sparse, hash_sparse (the\n"
-           "               case's keep flags / buckets), dense (the dense oracle; reference)\n"
+           "               case's keep flags / buckets), dense (the dense oracle; reference),\n"
+           "               rowsplit (row blocks in the column form: any impl, cuda included)\n"
            "  --block-q n, --block-k n   BBM tile size (default 128 x 128, the CPU tiles)\n"
            "  --dtype T    what cuda computes in (column-form masks only), as in `run`\n"
            "`flashmask run` on a case with mask_dense.npy and no mask.npy comes here.\n"

@@ -88,6 +88,19 @@ fm_status fm_rcm_forward(fm_impl impl, const fm_problem *p, const uint8_t *allow
 fm_status fm_rcm_backward(fm_impl impl, const fm_problem *p, const uint8_t *allowed,
                           int64_t mask_heads, int64_t block_q, int64_t block_k, fm_tensors *t);
 
+/* ---------------------------------------------------------------- row splitting */
+
+/* Any dense mask on any implementation (cuda included), exactly: the query rows are cut
+ * greedily into blocks over which every key column has at most two masked runs, each block runs
+ * as its own problem under the column form of its rows (sparse/rowsplit.c), dK and dV are
+ * summed over blocks. n_blocks = 1 iff the whole mask is column-representable (causal none). */
+fm_status fm_rowsplit_blocks(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                             int64_t *n_blocks);
+fm_status fm_rowsplit_forward(fm_impl impl, const fm_problem *p, const uint8_t *allowed,
+                              int64_t mask_heads, fm_tensors *t);
+fm_status fm_rowsplit_backward(fm_impl impl, const fm_problem *p, const uint8_t *allowed,
+                               int64_t mask_heads, fm_tensors *t);
+
 /* ---------------------------------------------------------------- Sparse Flash Attention */
 
 /* QK-sparse: q_keep [B, Hq, Sq] and k_keep [B, Hk, Sk] are 0/1 flags; the keep-list of a
@@ -176,10 +189,11 @@ int fm_dense_case_detect(const char *dir);
 
 /* How to run a dense case: auto (column form if it fits, else BBM), bbm (always BBM), rcm
  * (RCM reordering, then auto), qk_sparse / hash_sparse (the gather pipeline from the case's
- * keep flags / buckets), dense (the dense oracle itself; reference only). */
+ * keep flags / buckets), dense (the dense oracle itself; reference only), rowsplit (row blocks
+ * in the column form: every implementation, cuda included). */
 typedef enum fm_dense_method {
     FM_DENSE_AUTO = 0, FM_DENSE_BBM, FM_DENSE_RCM, FM_DENSE_QK, FM_DENSE_HASH, FM_DENSE_PLAIN,
-    FM_DENSE_METHOD_COUNT
+    FM_DENSE_ROWSPLIT, FM_DENSE_METHOD_COUNT
 } fm_dense_method;
 
 const char *fm_dense_method_name(fm_dense_method m);

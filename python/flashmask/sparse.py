@@ -28,7 +28,7 @@ _i32p = P(ctypes.c_int32)
 
 CAUSALS = {"none": 0, "bottom_right": 1, "top_left": 2}
 TILE_CODES = {0: "full", 1: "partial", 2: "empty"}  # fm_tile_class: UNMASKED, PARTIAL, MASKED
-METHODS = {"auto": 0, "bbm": 1, "rcm": 2}
+METHODS = {"auto": 0, "bbm": 1, "rcm": 2, "rowsplit": 6}
 
 
 class BBMStruct(ctypes.Structure):  # fm_bbm (bbm.h)
@@ -69,7 +69,9 @@ _SIGNATURES = {
     "fm_hash_sparse_forward": [ctypes.c_int, _PR, ctypes.c_int, _i32p, _i32p, _i64, _T],
     "fm_hash_sparse_backward": [ctypes.c_int, _PR, ctypes.c_int, _i32p, _i32p, _i64, _T],
     "fm_hash_sparse_dense_mask": [_PR, ctypes.c_int, _i32p, _i32p, _i64, _u8p],
-    "fm_ref_forward_dense": [_PR, _u8p, _i64] + [P(ctypes.c_double)] * 5,
+    "fm_rowsplit_forward": [ctypes.c_int, _PR, _u8p, _i64, _T],
+    "fm_rowsplit_backward": [ctypes.c_int, _PR, _u8p, _i64, _T],
+    "fm_rowsplit_blocks": [_PR, _u8p, _i64, P(_i64)],
 }
 for _name, _args in _SIGNATURES.items():
     _fn = getattr(lib, _name)
@@ -175,6 +177,18 @@ def mask_form(allowed, causal="none"):
     return form
 
 
+def rowsplit_blocks(allowed, q_heads=None):
+    """How many row blocks fm_rowsplit cuts the dense mask [B, Hm, Sq, Sk] into."""
+    allowed = _u8(allowed, "allowed", 4)
+    B, Hm, Sq, Sk = allowed.shape
+    p = _lib.Problem()
+    lib.fm_problem_init(ctypes.byref(p), B, q_heads or Hm, q_heads or Hm, Sq, Sk, 1)
+    n = _i64()
+    _lib.check(lib.fm_rowsplit_blocks(ctypes.byref(p), _lib.ptr(allowed, ctypes.c_uint8), Hm,
+                                      ctypes.byref(n)), "rowsplit_blocks")
+    return n.value
+
+
 def rcm_report(allowed, block_q=128, block_k=128):
     """Tile counts before and after Reverse Cuthill-McKee reordering, as two dicts."""
     allowed = _u8(allowed, "allowed", 4)
@@ -208,6 +222,10 @@ def _run_dense(backward, q, k, v, allowed, impl, method, block, scale, out=None,
         fn = lib.fm_rcm_backward if backward else lib.fm_rcm_forward
         _lib.check(fn(impl_id, ctypes.byref(p), a, allowed.shape[1], bq, bk, ctypes.byref(t)),
                    f"rcm[{impl}]")
+    elif meth == METHODS["rowsplit"]:
+        fn = lib.fm_rowsplit_backward if backward else lib.fm_rowsplit_forward
+        _lib.check(fn(impl_id, ctypes.byref(p), a, allowed.shape[1], ctypes.byref(t)),
+                   f"rowsplit[{impl}]")
     else:
         m = AnyMask()
         try:
@@ -229,7 +247,8 @@ def _run_dense(backward, q, k, v, allowed, impl, method, block, scale, out=None,
 def forward_dense(q, k, v, allowed, impl="reference", method="auto", block=(128, 128),
                   scale=None):
     """(out, lse) under a dense mask. method: 'auto' (the column form if the mask fits it,
-    else BBM), 'bbm', or 'rcm' (Reverse Cuthill-McKee reordering first)."""
+    else BBM), 'bbm', 'rcm' (Reverse Cuthill-McKee reordering first) or 'rowsplit' (row blocks
+    in the column form: runs on every impl, 'cuda' included)."""
     return _run_dense(False, q, k, v, allowed, impl, method, block, scale)
 
 

@@ -95,7 +95,7 @@ class SparseBinding(unittest.TestCase):
             allowed = (rng.random((B, Hm, Sq, Sk)) < 0.3).astype(np.uint8)
             want = np_attention(q, k, v, do, allowed)
             for impl, tol in (("reference", 1e-10), ("cpu", 1e-4)):
-                for method in ("auto", "bbm", "rcm"):
+                for method in ("auto", "bbm", "rcm", "rowsplit"):
                     out, lse = fs.forward_dense(q, k, v, allowed, impl, method, (16, 16))
                     close(self, (out, lse), want[:2], tol, f"{impl}/{method} forward")
                     g = fs.backward_dense(q, k, v, out, lse, do, allowed, impl, method, (16, 16))
@@ -142,6 +142,8 @@ class SparseBinding(unittest.TestCase):
         self.assertEqual(fs.mask_form(causal), "columns")
         strided = ((np.arange(S)[:, None] // 4) % 4 == (np.arange(S)[None, :] // 4) % 4)
         self.assertEqual(fs.mask_form(strided[None, None].astype(np.uint8)), "bbm")
+        self.assertEqual(fs.rowsplit_blocks(causal), 1)
+        self.assertGreater(fs.rowsplit_blocks(strided[None, None].astype(np.uint8)), 1)
         before, after = fs.rcm_report(strided[None, None].astype(np.uint8), 16, 16)
         self.assertEqual(before["total"], 16)
         self.assertLessEqual(after["partial"] + after["full"], before["partial"] + before["full"])
@@ -163,7 +165,7 @@ class SparseBinding(unittest.TestCase):
         cli = os.environ["FLASHMASK_CLI"]
         run = lambda *a: subprocess.run([cli, *a], capture_output=True, text=True)  # noqa: E731
         with tempfile.TemporaryDirectory() as tmp:
-            cases = {"scrambled_band": ["auto", "bbm", "rcm", "dense"],
+            cases = {"scrambled_band": ["auto", "bbm", "rcm", "dense", "rowsplit"],
                      "qk_sparse": ["auto", "qk_sparse"], "hash_sparse": ["bbm", "hash_sparse"]}
             for pattern, methods in cases.items():
                 case = os.path.join(tmp, pattern)

@@ -128,6 +128,67 @@ static void test_rcm_reduces_tiles_of_scrambled_band(void **state)
     free(a);
 }
 
+/* ---------------------------------------------------------------- row splitting */
+
+/* Every kind of dense mask through row blocks equals the dense oracle; a column mask made
+ * dense (causal none) is one block. */
+static int prop_rowsplit(const fm_random_case *c, void *ctx, char *msg, size_t len)
+{
+    (void)ctx;
+    const fm_problem *p = &c->problem;
+    fm_rng rng;
+    fm_rng_seed(&rng, c->seed ^ 0x5b1);
+    const int kind = (int)fm_rng_below(&rng, SP_KINDS);
+    const fm_impl impl = fm_rng_below(&rng, 2) ? FM_IMPL_CPU : FM_IMPL_REFERENCE;
+    uint8_t *dense = sp_dense_mask(c, kind, &rng);
+    sp_run want = {0}, got = {0};
+    int ok = 0;
+    if (!dense || !sp_run_alloc(&want, p) || !sp_run_alloc(&got, p)) {
+        sp_fail(msg, len, "out of memory");
+        goto done;
+    }
+    int64_t blocks;
+    if (fm_rowsplit_blocks(p, dense, c->mask.heads, &blocks) != FM_OK ||
+        sp_dense_reference(c, dense, c->mask.heads, &want) != FM_OK) {
+        sp_fail(msg, len, "setup: %s", fm_last_error());
+        goto done;
+    }
+    if (kind == SP_FROM_COLUMNS && c->mask.causal == FM_CAUSAL_NONE && blocks != 1) {
+        sp_fail(msg, len, "a causal-free column mask was split into %lld blocks", (long long)blocks);
+        goto done;
+    }
+    if (blocks < 1 || blocks > p->seqlen_q) {
+        sp_fail(msg, len, "%lld blocks for %lld rows", (long long)blocks, (long long)p->seqlen_q);
+        goto done;
+    }
+    fm_tensors t = sp_tensors(c, &got);
+    if (fm_rowsplit_forward(impl, p, dense, c->mask.heads, &t) != FM_OK ||
+        fm_rowsplit_backward(impl, p, dense, c->mask.heads, &t) != FM_OK) {
+        sp_fail(msg, len, "rowsplit (%s): %s", fm_impl_name(impl), fm_last_error());
+        goto done;
+    }
+    const char *which;
+    double d = sp_run_diff(p, &want, &got, &which);
+    if (!(d <= tolerance(impl))) {
+        sp_fail(msg, len, "kind %d, %s, %lld blocks: %s differs from the dense oracle by %.3g",
+                kind, fm_impl_name(impl), (long long)blocks, which, d);
+        goto done;
+    }
+    ok = 1;
+done:
+    free(dense);
+    sp_run_free(&want), sp_run_free(&got);
+    return ok;
+}
+
+static void test_rowsplit(void **state)
+{
+    (void)state;
+    fm_case_limits l = fm_case_limits_default();
+    l.max_seqlen = 60;
+    fm_check_property("rowsplit_equals_dense_reference", prop_rowsplit, NULL, 80, &l);
+}
+
 /* ---------------------------------------------------------------- QK-sparse and Hash-sparse */
 
 /* Dropped queries: out 0, lse -inf, dq 0 exactly; dropped keys: dk = dv = 0 exactly. */
@@ -278,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_rcm_reduces_tiles_of_scrambled_band),
         cmocka_unit_test(test_rcm),
+        cmocka_unit_test(test_rowsplit),
         cmocka_unit_test(test_qk_sparse),
         cmocka_unit_test(test_hash_sparse),
     };
