@@ -154,7 +154,8 @@ static int prop_rowsplit(const fm_random_case *c, void *ctx, char *msg, size_t l
         goto done;
     }
     if (kind == SP_FROM_COLUMNS && c->mask.causal == FM_CAUSAL_NONE && blocks != 1) {
-        sp_fail(msg, len, "a causal-free column mask was split into %lld blocks", (long long)blocks);
+        sp_fail(msg, len, "a causal-free column mask was split into %lld blocks",
+                (long long)blocks);
         goto done;
     }
     if (blocks < 1 || blocks > p->seqlen_q) {
