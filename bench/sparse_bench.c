@@ -1,8 +1,10 @@
 /* bench/sparse_bench.c — CPU benchmark of the dense-mask paths (docs/sparse.md): for masks that
  * the column-wise form cannot hold, the plain dense-mask path (every tile computed, every
  * element tested: what a mask-unaware kernel pays) against Binary Block Masking (empty tiles
- * skipped, full tiles unmasked), and BBM after Reverse Cuthill-McKee reordering. Prints tile
- * counts, milliseconds (best of --reps) and GFLOP/s counted from allowed pairs (BRIEF 3).
+ * skipped, full tiles unmasked), BBM after Reverse Cuthill-McKee reordering, and row splitting
+ * (sparse/rowsplit.c: row blocks run by the CPU layer's own FlashMask kernels under the column
+ * form; float64 in and out, so its times include the conversions). Prints tile counts,
+ * milliseconds (best of --reps) and GFLOP/s counted from allowed pairs (BRIEF 3).
  * Layer: bench, on the library's public API (flashmask/sparse.h).
  *
  * usage: sparse_bench [--seqlen S] [--head-dim D] [--heads H] [--reps R] [--block B]
@@ -105,6 +107,27 @@ static int time_path(int path, const fm_problem *p, const uint8_t *dense, const 
     return 1;
 }
 
+/* Best-of-reps milliseconds of row splitting on the CPU layer (float64 tensors in t). */
+static int time_rowsplit(const fm_problem *p, const uint8_t *dense, fm_tensors *t, int64_t reps,
+                         double *fwd_ms, double *bwd_ms)
+{
+    *fwd_ms = *bwd_ms = INFINITY;
+    for (int64_t r = 0; r < reps; r++) {
+        double t0 = now();
+        fm_status st = fm_rowsplit_forward(FM_IMPL_CPU, p, dense, 1, t);
+        double t1 = now();
+        if (st == FM_OK) st = fm_rowsplit_backward(FM_IMPL_CPU, p, dense, 1, t);
+        double t2 = now();
+        if (st != FM_OK) {
+            fprintf(stderr, "sparse_bench: %s\n", fm_last_error());
+            return 0;
+        }
+        if (1e3 * (t1 - t0) < *fwd_ms) *fwd_ms = 1e3 * (t1 - t0);
+        if (1e3 * (t2 - t1) < *bwd_ms) *bwd_ms = 1e3 * (t2 - t1);
+    }
+    return 1;
+}
+
 static void print_row(const char *mask, const char *path, const fm_tile_stats *s, double flops,
                       double fwd_ms, double bwd_ms)
 {
@@ -133,6 +156,14 @@ int main(int argc, char **argv)
     }
     uint8_t *mask = malloc((size_t)(S * S)), *permuted = malloc((size_t)(S * S));
     if (!mask || !permuted) return 1;
+    double *dbuf[9]; /* the same tensors in float64, for the row-split path */
+    for (int t = 0; t < 9; t++) {
+        dbuf[t] = malloc(sizes[t] * sizeof(double));
+        if (!dbuf[t]) return 1;
+        for (size_t e = 0; e < sizes[t]; e++) dbuf[t][e] = (double)buf[t][e];
+    }
+    fm_tensors dt = {dbuf[0], dbuf[1], dbuf[2], dbuf[3], dbuf[4], dbuf[5], dbuf[6], dbuf[7],
+                     dbuf[8]};
     printf("sparse_bench: B=1 H=%lld S=%lld D=%lld, tiles %lld x %lld, best of %lld; GFLOP/s "
            "from allowed pairs (4D per pair forward, 2.5x backward)\n",
            (long long)H, (long long)S, (long long)D, (long long)a.block, (long long)a.block,
@@ -165,11 +196,20 @@ int main(int argc, char **argv)
         print_row(masks[m], "bbm", &s, flops, f, b);
         if (!time_path(1, &p, NULL, &bbm_rcm, buf, a.reps, &f, &b, &s)) return 1;
         print_row(masks[m], "rcm+bbm", &s, flops, f, b);
+        int64_t blocks;
+        if (fm_rowsplit_blocks(&p, mask, 1, &blocks) != FM_OK) return 1;
+        if (blocks <= 64) { /* more blocks: one call per two or three rows, not a contender */
+            if (!time_rowsplit(&p, mask, &dt, a.reps, &f, &b)) return 1;
+            fm_tile_stats none = {0, 0, 0, 0};
+            print_row(masks[m], "rowsplit", &none, flops, f, b);
+        }
         printf("%-15s %.2f%% allowed; RCM order + mask permutation took %.1f ms (once per "
-               "mask)\n", masks[m], 100.0 * (double)pairs / (double)(S * S), rcm_ms);
+               "mask); row split: %lld blocks%s\n", masks[m],
+               100.0 * (double)pairs / (double)(S * S), rcm_ms, (long long)blocks,
+               blocks <= 64 ? " (tile columns: see the cpu layer's own counters)" : ", not timed");
         fm_bbm_free(&bbm), fm_bbm_free(&bbm_rcm), fm_rcm_free(&rcm);
     }
-    for (int t = 0; t < 9; t++) free(buf[t]);
+    for (int t = 0; t < 9; t++) free(buf[t]), free(dbuf[t]);
     free(mask), free(permuted);
     return 0;
 }
