@@ -177,21 +177,21 @@ done:
 static fm_status read_text(const char *path, char **text, size_t *size)
 {
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return fm_fail(FM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > CASE_JSON_MAX_BYTES) {
+    size_t file_size;
+    FILE *f = fm_io_open_regular(path, &file_size); /* refuses FIFOs, devices, directories */
+    if (!f) return FM_ERR_IO;
+    if (file_size > CASE_JSON_MAX_BYTES) {
         fclose(f);
         return fm_fail(FM_ERR_IO, "%s: not a regular file of at most %d bytes", path,
                        CASE_JSON_MAX_BYTES);
     }
-    char *buf = fm_alloc((size_t)sb.st_size + 1, 1, path);
+    char *buf = fm_alloc(file_size + 1, 1, path);
     if (!buf) {
         fclose(f);
         return FM_ERR_NOMEM;
     }
-    size_t got = fread(buf, 1, (size_t)sb.st_size, f);
-    int bad = ferror(f) || got != (size_t)sb.st_size;
+    size_t got = fread(buf, 1, file_size, f);
+    int bad = ferror(f) || got != file_size;
     fclose(f);
     if (bad) {
         free(buf);

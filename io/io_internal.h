@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <stdio.h>
 
 #include "flashmask/io.h"
 
@@ -14,6 +15,11 @@ fm_status fm_io_params_from_cjson(fm_mask_params *p, fm_family f, const cJSON *o
                                   const char *where);
 /* A JSON number that is an integer in [0, 2^53]; the message names where and key. */
 fm_status fm_io_json_count(const cJSON *v, const char *where, const char *key, int64_t *out);
+
+/* Opens `path` for reading only if it is a regular file; NULL with FM_ERR_IO recorded otherwise.
+ * The open is non-blocking, so a FIFO or a device planted where a case file belongs is refused
+ * instead of blocking the reader forever (issue 7); `size` receives the file's size. */
+FILE *fm_io_open_regular(const char *path, size_t *size);
 
 /* An output directory that appears only when complete (io/outdir.c): files are written into
  * a temporary directory beside the target, which commit renames into place. */

@@ -16,6 +16,7 @@
 
 #include "flashmask/io.h"
 #include "fm_internal.h"
+#include "io_internal.h"
 
 static const struct {
     const char *descr;
@@ -302,14 +303,9 @@ fm_status fm_npy_parse(const void *bytes, size_t size, const char *name, fm_npy 
 fm_status fm_npy_read(const char *path, fm_npy *out)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return fm_fail(FM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return fm_fail(FM_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
+    size_t size;
+    FILE *f = fm_io_open_regular(path, &size); /* refuses FIFOs, devices, directories */
+    if (!f) return FM_ERR_IO;
     unsigned char *buf = fm_alloc(size ? size : 1, 1, path);
     if (!buf) {
         fclose(f);

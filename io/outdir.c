@@ -4,6 +4,7 @@
  * so a reader never sees a partial result presented as complete. Layer: io <- core. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,4 +105,28 @@ fm_status fm_io_outdir_commit(fm_io_outdir *o)
     }
     o->tmp[0] = '\0';
     return FM_OK;
+}
+
+FILE *fm_io_open_regular(const char *path, size_t *size)
+{
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        fm_fail(FM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        fm_fail(FM_ERR_IO, "%s: not a regular file", path);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        fm_fail(FM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    *size = (size_t)sb.st_size;
+    return f;
 }
