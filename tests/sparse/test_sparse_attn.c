@@ -190,6 +190,84 @@ static void test_rowsplit(void **state)
     fm_check_property("rowsplit_equals_dense_reference", prop_rowsplit, NULL, 80, &l);
 }
 
+/* Row splitting on the CUDA layer (skipped where it is not available): float16 and bfloat16,
+ * head dims the kernels take, every kind of dense mask, against the dense oracle with a bound
+ * relative to the tensor's magnitude (floor 1): 2e-2 for float16, 6e-2 for bfloat16 — many
+ * times the same-precision rounding of unit-normal attention, far below a wrong-mask error. */
+static void test_rowsplit_cuda(void **state)
+{
+    (void)state;
+    if (fm_impl_available(FM_IMPL_CUDA) != FM_OK) {
+        printf("rowsplit on cuda: skipped (%s)\n", fm_last_error());
+        return;
+    }
+    const int64_t dims[] = {32, 64, 128};
+    const int trials = fm_test_trials(12);
+    fm_case_limits l = fm_case_limits_default();
+    l.max_seqlen = 200, l.max_head_dim = 1;
+    double worst = 0.0;
+    for (int trial = 0; trial < trials; trial++) {
+        fm_random_case c;
+        const uint64_t seed = fm_test_seed() + 7919u * (uint64_t)trial;
+        assert_int_equal(fm_random_case_make(&c, seed, &l), FM_OK);
+        fm_rng rng;
+        fm_rng_seed(&rng, seed);
+        /* redraw the inputs at a head dim the kernels take */
+        fm_problem *p = &c.problem;
+        p->head_dim = dims[trial % 3];
+        p->scale = 1.0 / sqrt((double)p->head_dim);
+        p->dtype = trial % 2 ? FM_FLOAT16 : FM_BFLOAT16;
+        const size_t nq = fm_problem_q_elems(p), nk = fm_problem_kv_elems(p);
+        double *x[4];
+        const size_t n[4] = {nq, nk, nk, nq};
+        for (int i = 0; i < 4; i++) {
+            x[i] = malloc(n[i] * sizeof(double));
+            assert_non_null(x[i]);
+            for (size_t e = 0; e < n[i]; e++)
+                x[i][e] = fm_round_to_dtype(fm_rng_normal(&rng), p->dtype);
+        }
+        free(c.q), free(c.k), free(c.v), free(c.dout);
+        c.q = x[0], c.k = x[1], c.v = x[2], c.dout = x[3];
+        const int kind = trial % SP_KINDS;
+        uint8_t *dense = sp_dense_mask(&c, kind, &rng);
+        sp_run want = {0}, got = {0};
+        assert_non_null(dense);
+        assert_true(sp_run_alloc(&want, p) && sp_run_alloc(&got, p));
+        assert_int_equal(sp_dense_reference(&c, dense, c.mask.heads, &want), FM_OK);
+        fm_tensors t = sp_tensors(&c, &got);
+        fm_status st = fm_rowsplit_forward(FM_IMPL_CUDA, p, dense, c.mask.heads, &t);
+        if (st == FM_OK) st = fm_rowsplit_backward(FM_IMPL_CUDA, p, dense, c.mask.heads, &t);
+        if (st != FM_OK) printf("case seed %llu: %s\n", (unsigned long long)seed, fm_last_error());
+        assert_int_equal(st, FM_OK);
+        const size_t nl = fm_problem_lse_elems(p);
+        const double bound = p->dtype == FM_FLOAT16 ? 2e-2 : 6e-2;
+        const struct { const char *name; const double *a, *b; size_t n; } ts[] = {
+            {"out", got.out, want.out, nq}, {"lse", got.lse, want.lse, nl},
+            {"dq", got.dq, want.dq, nq},    {"dk", got.dk, want.dk, nk},
+            {"dv", got.dv, want.dv, nk},
+        };
+        for (size_t i = 0; i < 5; i++) {
+            double diff = 0.0, mag = 1.0;
+            for (size_t e = 0; e < ts[i].n; e++) {
+                if (ts[i].a[e] == ts[i].b[e]) continue; /* equal, -inf included */
+                double d = fabs(ts[i].a[e] - ts[i].b[e]);
+                if (!(d <= diff)) diff = isnan(d) ? INFINITY : d;
+                if (isfinite(ts[i].b[e]) && fabs(ts[i].b[e]) > mag) mag = fabs(ts[i].b[e]);
+            }
+            if (diff / mag > worst) worst = diff / mag;
+            if (!(diff / mag <= bound))
+                printf("case seed %llu, kind %d, %s, D=%lld: %s relative error %.3g > %.0g\n",
+                       (unsigned long long)seed, kind, fm_dtype_name(p->dtype),
+                       (long long)p->head_dim, ts[i].name, diff / mag, bound);
+            assert_true(diff / mag <= bound);
+        }
+        free(dense);
+        sp_run_free(&want), sp_run_free(&got);
+        fm_random_case_free(&c);
+    }
+    printf("rowsplit on cuda: %d cases, largest relative error %.3g\n", trials, worst);
+}
+
 /* ---------------------------------------------------------------- QK-sparse and Hash-sparse */
 
 /* Dropped queries: out 0, lse -inf, dq 0 exactly; dropped keys: dk = dv = 0 exactly. */
@@ -341,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_rcm_reduces_tiles_of_scrambled_band),
         cmocka_unit_test(test_rcm),
         cmocka_unit_test(test_rowsplit),
+        cmocka_unit_test(test_rowsplit_cuda),
         cmocka_unit_test(test_qk_sparse),
         cmocka_unit_test(test_hash_sparse),
     };
