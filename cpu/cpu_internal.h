@@ -17,7 +17,9 @@
 /* Consecutive computed (partial or unmasked) key tiles of one query tile are multiplied in one
  * sgemm pair of up to this many tiles: 128 x 512 products run nearer the sgemm peak than
  * 128 x 128 ones (docs/performance.md), and skipping stays per 128-wide tile. */
-#define FM_CPU_RUN_TILES 4
+#ifndef FM_CPU_RUN_TILES
+#define FM_CPU_RUN_TILES 4 /* build-time override (-DFM_CPU_RUN_TILES=...) for studies */
+#endif
 
 /* Everything a worker needs to decide what to do with tile (b, query head, qb, kb). */
 typedef struct fm_tile_plan {
@@ -38,7 +40,8 @@ fm_tile_class fm_tile_plan_classify(const fm_tile_plan *plan, int64_t b, int64_t
                                     int64_t kb);
 
 /* In a partial tile, overwrite the scores of masked elements with -inf. `scores` is rows
- * [r0, r0 + m) x keys [c0, c0 + n), row stride ld. Uses fm_column_masked_runs (rules.h). */
+ * [r0, r0 + m) x keys [c0, c0 + n) with n <= FM_CPU_BLOCK_K (one tile wide), row stride ld.
+ * Uses fm_column_masked_runs (rules.h). */
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld);
 

@@ -50,6 +50,14 @@ static void settle(void)
     nanosleep(&pause, NULL);
 }
 
+/* Back-to-back calls needed for a timing of >= 20 ms, given one call's duration. */
+static int calls_for(double seconds)
+{
+    if (!(seconds > 0.0)) return 1;
+    double n = ceil(0.02 / seconds);
+    return n < 1.0 ? 1 : n > 1000.0 ? 1000 : (int)n;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -154,28 +162,36 @@ static fm_status run_family(const bench_opts *o, fm_family f, const bench_tensor
 
     double fwd[MAX_REPS], bwd[MAX_REPS];
     const int reps = (int)o->reps;
-    /* Warm-up (thread pools, first-touch page faults), not timed. */
-    st = fm_cpu_forward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, NULL);
-    if (st == FM_OK && o->backward)
-        st = fm_cpu_backward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq, t->dk,
-                             t->dv, NULL);
-    if (st != FM_OK) goto done;
     for (int rep = 0; rep < reps; rep++) {
         /* sgemm right before and right after the kernels; their mean is this repetition's rate
          * (drift of a shared machine over the repetition cancels to first order). */
         settle();
         double gemm_before = g ? gemm_rate(g, (int)o->threads) : NAN;
         settle();
+        /* One untimed call wakes the worker threads and the core clocks after the pause, and
+         * says how long a call takes; short kernels are then timed over enough back-to-back
+         * calls to last >= 20 ms (the mean per call is recorded). */
         double t0 = now_seconds();
         st = fm_cpu_forward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, NULL);
-        fwd[rep] = now_seconds() - t0;
+        if (st != FM_OK) goto done;
+        int calls = calls_for(now_seconds() - t0);
+        t0 = now_seconds();
+        for (int c = 0; c < calls && st == FM_OK; c++)
+            st = fm_cpu_forward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, NULL);
+        fwd[rep] = (now_seconds() - t0) / calls;
         if (st != FM_OK) goto done;
         bwd[rep] = NAN;
         if (o->backward) {
             t0 = now_seconds();
             st = fm_cpu_backward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq,
                                  t->dk, t->dv, NULL);
-            bwd[rep] = now_seconds() - t0;
+            if (st != FM_OK) goto done;
+            calls = calls_for(now_seconds() - t0);
+            t0 = now_seconds();
+            for (int c = 0; c < calls && st == FM_OK; c++)
+                st = fm_cpu_backward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, t->dout,
+                                     t->dq, t->dk, t->dv, NULL);
+            bwd[rep] = (now_seconds() - t0) / calls;
             if (st != FM_OK) goto done;
         }
         settle();
