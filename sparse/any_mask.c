@@ -1,6 +1,7 @@
 /* sparse/any_mask.c — fm_forward / fm_backward over either mask form (flashmask/bbm.h's
  * fm_any_mask): the column form goes to core's dispatch unchanged; the BBM form to the dense
- * oracle (reference) or the CPU layer's BBM kernels (float64 <-> float32 around them).
+ * oracle (reference), the CPU layer's BBM kernels (float64 <-> float32 around them) or, on
+ * cuda, row splitting (sparse/rowsplit.c) of its dense form.
  * Layer: sparse <- reference, cpu <- masks <- core.
  */
 #include <math.h>
@@ -77,6 +78,23 @@ static fm_status cpu_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_
     return st;
 }
 
+/* The CUDA kernels take the column form only: run a BBM mask there by row splitting its
+ * dense form (sparse/rowsplit.c), blocks of rows over which it is column-wise. */
+static fm_status cuda_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_tensors *t)
+{
+    fm_status st = fm_impl_available(FM_IMPL_CUDA);
+    if (st != FM_OK) return st;
+    size_t n = (size_t)(m->batch * m->heads) * (size_t)m->seqlen_q * (size_t)m->seqlen_k;
+    uint8_t *dense = fm_alloc(n, 1, "cuda bbm dense mask");
+    if (!dense) return FM_ERR_NOMEM;
+    st = fm_bbm_to_dense(m, dense);
+    if (st == FM_OK)
+        st = backward ? fm_rowsplit_backward(FM_IMPL_CUDA, p, dense, m->heads, t)
+                      : fm_rowsplit_forward(FM_IMPL_CUDA, p, dense, m->heads, t);
+    free(dense);
+    return st;
+}
+
 static fm_status run_any(int backward, fm_impl impl, const fm_problem *p,
                          const fm_any_mask *mask, fm_tensors *t)
 {
@@ -95,10 +113,7 @@ static fm_status run_any(int backward, fm_impl impl, const fm_problem *p,
                                               t->dout, t->dq, t->dk, t->dv)
                         : fm_ref_forward_bbm(p, &mask->bbm, t->q, t->k, t->v, t->out, t->lse);
     case FM_IMPL_CPU: return cpu_bbm(backward, p, &mask->bbm, t);
-    case FM_IMPL_CUDA:
-        return fm_fail(FM_ERR_UNAVAILABLE,
-                       "cuda runs column-wise masks only; this dense mask needs the BBM form "
-                       "(use --impl reference or cpu)");
+    case FM_IMPL_CUDA: return cuda_bbm(backward, p, &mask->bbm, t);
     default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
     }
 }

@@ -61,7 +61,8 @@ fm_status fm_cpu_backward_dense(const fm_problem *p, const uint8_t *allowed, int
 
 /* fm_forward / fm_backward (core.h) over either mask form: the column form goes to fm_forward,
  * the BBM form to fm_ref_*_bbm (reference) or fm_cpu_*_bbm (cpu; float64 <-> float32 around
- * it). Inputs are checked for finiteness as fm_forward does. cuda takes the column form only. */
+ * it) or, on cuda (whose kernels take the column form only), row splitting of its dense form
+ * (fm_rowsplit_*). Inputs are checked for finiteness as fm_forward does. */
 fm_status fm_forward_any(fm_impl impl, const fm_problem *p, const fm_any_mask *mask,
                          fm_tensors *t);
 fm_status fm_backward_any(fm_impl impl, const fm_problem *p, const fm_any_mask *mask,

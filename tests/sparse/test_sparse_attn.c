@@ -190,7 +190,8 @@ static void test_rowsplit(void **state)
     fm_check_property("rowsplit_equals_dense_reference", prop_rowsplit, NULL, 80, &l);
 }
 
-/* Row splitting on the CUDA layer (skipped where it is not available): float16 and bfloat16,
+/* Row splitting on the CUDA layer (skipped where it is not available), directly and (every
+ * fourth case) through fm_forward_any with a BBM mask: float16 and bfloat16,
  * head dims the kernels take, every kind of dense mask, against the dense oracle with a bound
  * relative to the tensor's magnitude (floor 1): 2e-2 for float16, 6e-2 for bfloat16 — many
  * times the same-precision rounding of unit-normal attention, far below a wrong-mask error. */
@@ -235,8 +236,18 @@ static void test_rowsplit_cuda(void **state)
         assert_true(sp_run_alloc(&want, p) && sp_run_alloc(&got, p));
         assert_int_equal(sp_dense_reference(&c, dense, c.mask.heads, &want), FM_OK);
         fm_tensors t = sp_tensors(&c, &got);
-        fm_status st = fm_rowsplit_forward(FM_IMPL_CUDA, p, dense, c.mask.heads, &t);
-        if (st == FM_OK) st = fm_rowsplit_backward(FM_IMPL_CUDA, p, dense, c.mask.heads, &t);
+        fm_status st;
+        if (trial % 4 == 3) { /* through the dispatch over forms, with the mask as BBM */
+            fm_any_mask any = {.form = FM_FORM_BBM};
+            st = fm_bbm_from_dense(&any.bbm, dense, p->batch, c.mask.heads, p->seqlen_q,
+                                   p->seqlen_k, 16, 16);
+            if (st == FM_OK) st = fm_forward_any(FM_IMPL_CUDA, p, &any, &t);
+            if (st == FM_OK) st = fm_backward_any(FM_IMPL_CUDA, p, &any, &t);
+            fm_any_mask_free(&any);
+        } else {
+            st = fm_rowsplit_forward(FM_IMPL_CUDA, p, dense, c.mask.heads, &t);
+            if (st == FM_OK) st = fm_rowsplit_backward(FM_IMPL_CUDA, p, dense, c.mask.heads, &t);
+        }
         if (st != FM_OK) printf("case seed %llu: %s\n", (unsigned long long)seed, fm_last_error());
         assert_int_equal(st, FM_OK);
         const size_t nl = fm_problem_lse_elems(p);
