@@ -45,6 +45,7 @@ static void softmax_backward(const fm_problem *p, const double *prob, double *dp
                              const double *oh, const double *doh)
 {
     const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < Sq; i++) {
         double delta = 0.0;
         for (int64_t d = 0; d < D; d++)
@@ -95,15 +96,19 @@ fm_status fm_ref_backward(const fm_problem *p, const fm_mask *mask, const double
             double *dqh = dq + q_at, *dkh = dk + kv_at, *dvh = dv + kv_at;
 
             fm_ref_scores(p, qh, kh, prob);
-            for (int64_t i = 0; i < Sq; i++) {
+            /* Rows are independent; remember the first row whose LSE does not fit. */
+            int64_t bad_row = Sq;
+#pragma omp parallel for schedule(static) reduction(min : bad_row)
+            for (int64_t i = 0; i < Sq; i++)
                 if (!probability_row(prob + (size_t)i * (size_t)Sk, mask, b, heads.mask_head,
-                                     offset, i, Sk, lh[i])) {
-                    free(prob), free(dprob);
-                    return fm_fail(FM_ERR_INVALID,
-                                   "reference backward: lse[b=%lld, h=%lld, row %lld] = %g but "
-                                   "the row has allowed keys (pass the forward's lse)",
-                                   (long long)b, (long long)h, (long long)i, lh[i]);
-                }
+                                     offset, i, Sk, lh[i]) && i < bad_row)
+                    bad_row = i;
+            if (bad_row < Sq) {
+                free(prob), free(dprob);
+                return fm_fail(FM_ERR_INVALID,
+                               "reference backward: lse[b=%lld, h=%lld, row %lld] = %g but the "
+                               "row has allowed keys (pass the forward's lse)",
+                               (long long)b, (long long)h, (long long)bad_row, lh[bad_row]);
             }
             /* dV += P^T dO */
             cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Sk, (int)D, (int)Sq, 1.0,
