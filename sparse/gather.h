@@ -42,4 +42,12 @@ fm_status fm_gather_forward(fm_impl impl, const fm_problem *p, const fm_gather_p
 fm_status fm_gather_backward(fm_impl impl, const fm_problem *p, const fm_gather_plan *g,
                              fm_tensors *t);
 
+/* Row splitting (sparse/rowsplit.c): the greedy block ends (ends[n_blocks - 1] = Sq; `ends`
+ * has Sq entries) and the plan of one block — its rows in order, every key, and the column form
+ * of the mask restricted to its rows (mask heads = `heads`). */
+fm_status fm_rowsplit_ends(const fm_problem *p, const uint8_t *allowed, int64_t heads,
+                           int32_t *ends, int64_t *n_blocks);
+fm_status fm_rowsplit_block_plan(fm_gather_plan *g, const fm_problem *p, const uint8_t *allowed,
+                                 int64_t heads, int64_t r0, int64_t r1);
+
 #endif

@@ -20,8 +20,8 @@
 #include "gather.h"
 
 /* Greedy block ends: ends[0..*n_blocks) with ends[last] = Sq. `ends` has Sq entries. */
-static fm_status split_rows(const fm_problem *p, const uint8_t *allowed, int64_t heads,
-                            int32_t *ends, int64_t *n_blocks)
+fm_status fm_rowsplit_ends(const fm_problem *p, const uint8_t *allowed, int64_t heads,
+                           int32_t *ends, int64_t *n_blocks)
 {
     const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, cols = p->batch * heads * Sk;
     /* per (b, head, column): masked runs so far in the block, and whether the last row was
@@ -72,15 +72,15 @@ fm_status fm_rowsplit_blocks(const fm_problem *p, const uint8_t *allowed, int64_
     if (st != FM_OK) return st;
     int32_t *ends = fm_alloc((size_t)p->seqlen_q, sizeof(int32_t), "rowsplit block ends");
     if (!ends) return FM_ERR_NOMEM;
-    st = split_rows(p, allowed, mask_heads, ends, n_blocks);
+    st = fm_rowsplit_ends(p, allowed, mask_heads, ends, n_blocks);
     free(ends);
     return st;
 }
 
 /* One block: the gather plan of rows [r0, r1) (every key kept, in order) and the column form
  * of the mask restricted to those rows. */
-static fm_status block_plan(fm_gather_plan *g, const fm_problem *p, const uint8_t *allowed,
-                            int64_t heads, int64_t r0, int64_t r1)
+fm_status fm_rowsplit_block_plan(fm_gather_plan *g, const fm_problem *p, const uint8_t *allowed,
+                                 int64_t heads, int64_t r0, int64_t r1)
 {
     const int64_t rows = r1 - r0, Sq = p->seqlen_q, Sk = p->seqlen_k;
     fm_status st = fm_gather_plan_init(g, p, rows, Sk);
@@ -129,7 +129,7 @@ static fm_status rowsplit_run(int backward, fm_impl impl, const fm_problem *p,
     double *dk = backward ? fm_calloc(nkv, sizeof(double), "rowsplit dk sum") : NULL;
     double *dv = backward ? fm_calloc(nkv, sizeof(double), "rowsplit dv sum") : NULL;
     if (!ends || (backward && (!dk || !dv))) st = FM_ERR_NOMEM;
-    if (st == FM_OK) st = split_rows(p, allowed, mask_heads, ends, &n_blocks);
+    if (st == FM_OK) st = fm_rowsplit_ends(p, allowed, mask_heads, ends, &n_blocks);
     /* Each block writes its rows of out/lse/dq through a scatter that fills the other rows
      * with 0 / -inf: run it into scratch tensors and copy the block's rows over. */
     const size_t nq = fm_problem_q_elems(p), nl = fm_problem_lse_elems(p);
@@ -143,7 +143,7 @@ static fm_status rowsplit_run(int backward, fm_impl impl, const fm_problem *p,
     for (int64_t blk = 0, r0 = 0; st == FM_OK && blk < n_blocks; r0 = ends[blk++]) {
         const int64_t r1 = ends[blk];
         fm_gather_plan g;
-        if ((st = block_plan(&g, p, allowed, mask_heads, r0, r1)) != FM_OK) break;
+        if ((st = fm_rowsplit_block_plan(&g, p, allowed, mask_heads, r0, r1)) != FM_OK) break;
         fm_tensors bt = *t;
         if (backward) {
             bt.dq = dq, bt.dk = t->dk, bt.dv = t->dv; /* block's dk/dv, summed below */

@@ -11,6 +11,7 @@
 #define FLASHMASK_SPARSE_H
 
 #include "flashmask/bbm.h"
+#include "flashmask/oracle.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -203,6 +204,21 @@ fm_status fm_dense_method_from_name(const char *name, fm_dense_method *out);
 /* Forward (backward = 0) or backward of `impl` on the case with `method`; t as fm_forward. */
 fm_status fm_dense_case_run(fm_impl impl, const fm_dense_case *c, fm_dense_method method,
                             int64_t block_q, int64_t block_k, int backward, fm_tensors *t);
+
+/* ---------------------------------------------------------------- the pass rule, dense */
+
+/* BRIEF 5's rule with a dense mask [B, mask_heads, Sq, Sk]: fm_check_case's contract (ref holds
+ * the inputs as the candidate saw them and optionally the reference results, computed here by
+ * the dense oracle when NULL), with the naive same-precision computation run on the row blocks
+ * of fm_rowsplit (exact for out, lse, dq; dk and dv sum the blocks' rounded results: see
+ * sparse/dense_check.c). */
+fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                         const fm_tensors *ref, const fm_tensors *cand,
+                         const fm_check_options *opt, fm_check_report *report);
+/* fm_check_dirs for a dense-mask case directory (docs/sparse.md §5). */
+fm_status fm_dense_check_dirs(const char *case_dir, const char *candidate_dir,
+                              const fm_check_options *opt, fm_check_report *report,
+                              char *summary, size_t summary_len);
 
 #ifdef __cplusplus
 }

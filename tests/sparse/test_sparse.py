@@ -188,6 +188,18 @@ class SparseBinding(unittest.TestCase):
                         self.assertTrue(np.array_equal(np.isfinite(got), fin))
                         self.assertLessEqual(float(np.abs(got[fin] - want[fin]).max(initial=0)),
                                              1e-4, f"{pattern} {m} {name}")
+            # `check` judges a dense-only case by the same rule; a planted error fails it
+            case = os.path.join(tmp, "scrambled_band")
+            res = os.path.join(tmp, "scrambled_band-auto")
+            r = run("check", "--case", case, "--candidate", res)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("mask dense (scrambled_band)", r.stdout)
+            out = np.load(os.path.join(res, "out.npy"))
+            out[0, 0, 3, 1] += 0.5
+            np.save(os.path.join(res, "out.npy"), out)
+            r = run("check", "--case", case, "--candidate", res)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("i=3, d=1", r.stdout)
             # plain `run` hands a case without mask.npy to run_dense
             self.assertFalse(os.path.exists(os.path.join(tmp, "scrambled_band", "mask.npy")))
             r = run("run", "--impl", "cpu", "--case", os.path.join(tmp, "scrambled_band"),
