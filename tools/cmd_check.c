@@ -69,9 +69,8 @@ int cmd_check(int argc, char **argv)
     fm_check_report rep;
     char summary[256];
     /* a dense-mask case without mask.npy (docs/sparse.md): the same rule, dense mask */
-    fm_status st = fm_dense_case_detect(case_dir)
-                       ? fm_dense_check_dirs(case_dir, cand_dir, &opt, &rep, summary, sizeof summary)
-                       : fm_check_dirs(case_dir, cand_dir, &opt, &rep, summary, sizeof summary);
+    fm_status st = (fm_dense_case_detect(case_dir) ? fm_dense_check_dirs : fm_check_dirs)(
+        case_dir, cand_dir, &opt, &rep, summary, sizeof summary);
     if (st != FM_OK) return cli_report(cmd, st);
     printf("case %s: %s\ncandidate %s\n", case_dir, summary, cand_dir);
     fm_check_report_print(&rep, stdout);

@@ -1,7 +1,7 @@
 /* tests/sparse/test_dense_check.c — the pass rule on dense masks (sparse/dense_check.c): on a
  * column mask made dense it reproduces fm_check_case (the oracle's own judgement) — verdicts,
- * and naive errors and bounds to the references' last bits — and it fails a candidate with one planted error,
- * naming the element. Layer: tests, suite 'sparse'.
+ * and naive errors and bounds to the references' last bits — and it fails a candidate with one
+ * planted error, naming the element. Layer: tests, suite 'sparse'.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,8 +113,10 @@ static void test_dense_check_catches_planted_error(void **state)
     uint8_t a[24 * 20];
     fm_rng rng;
     fm_rng_seed(&rng, 5);
-    for (size_t e = 0; e < nq; e++) q[e] = (float)fm_rng_normal(&rng), d[e] = (float)fm_rng_normal(&rng);
-    for (size_t e = 0; e < nk; e++) k[e] = (float)fm_rng_normal(&rng), v[e] = (float)fm_rng_normal(&rng);
+    for (size_t e = 0; e < nq; e++)
+        q[e] = (float)fm_rng_normal(&rng), d[e] = (float)fm_rng_normal(&rng);
+    for (size_t e = 0; e < nk; e++)
+        k[e] = (float)fm_rng_normal(&rng), v[e] = (float)fm_rng_normal(&rng);
     for (int i = 0; i < 24; i++)
         for (int j = 0; j < 20; j++) a[i * 20 + j] = (i + j) % 3 == 0; /* diagonal stripes */
     fm_tensors t = {q, k, v, d, o, l, dq, dk, dv};
