@@ -53,6 +53,18 @@ cmp -s "$T/case2/out.npy" "$T/res2/out.npy" && ok "Sq != Sk out reproduced" || b
 expect 0 "run --impl cpu" -- "$FM" run --impl cpu --case "$T/case" --out "$T/res-cpu"
 [ -f "$T/res-cpu/dv.npy" ] && ok "cpu wrote dv.npy" || bad "cpu results missing"
 
+# --- a case written by a third party with NumPy alone (Paddle [B,Hm,Sk,2] mask) ----------
+PY=/usr/bin/python3
+if [ -x "$PY" ] && "$PY" -c 'import numpy' 2>/dev/null; then
+    here=$(dirname "$0")
+    expect 0 "NumPy-written case" -- "$PY" "$here/third_party_case.py" write "$T/tp"
+    expect 0 "run reference on it" -- "$FM" run --impl reference --case "$T/tp" --out "$T/tp-res"
+    expect 0 "equals NumPy's dense attention" -- "$PY" "$here/third_party_case.py" compare \
+        "$T/tp" "$T/tp-res"
+else
+    ok "numpy not installed: third-party case test not applicable"
+fi
+
 # --- exit 2: invalid input, and no results directory ------------------------------------
 expect 2 "results dir exists and is not empty" -- "$FM" run --impl reference --case "$T/case" \
     --out "$T/res"
