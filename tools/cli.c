@@ -2,6 +2,7 @@
  * matching and strict number parsing. Layer: tools CLI. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <inttypes.h>
@@ -53,7 +54,8 @@ fm_status cli_int64(const char *cmd, const char *flag, const char *text, int64_t
     char *end = NULL;
     errno = 0;
     long long v = strtoll(text, &end, 10);
-    if (text[0] == '\0' || *end != '\0' || errno == ERANGE) {
+    /* strtoll skips leading white space: refuse it too (" 7" is not a strict integer) */
+    if (text[0] == '\0' || isspace((unsigned char)text[0]) || *end != '\0' || errno == ERANGE) {
         cli_fail(cmd, FM_ERR_INVALID, "%s: '%s' is not an integer", flag, text);
         return FM_ERR_INVALID;
     }
@@ -71,7 +73,7 @@ fm_status cli_uint64(const char *cmd, const char *flag, const char *text, uint64
     char *end = NULL;
     errno = 0;
     /* strtoull accepts "-1" (wrapping it); refuse any sign explicitly */
-    if (text[0] == '\0' || text[0] == '-' || text[0] == '+') {
+    if (text[0] == '\0' || text[0] == '-' || text[0] == '+' || isspace((unsigned char)text[0])) {
         cli_fail(cmd, FM_ERR_INVALID, "%s: '%s' is not a non-negative integer", flag, text);
         return FM_ERR_INVALID;
     }

@@ -62,7 +62,7 @@ int cmd_gen_dense(int argc, char **argv)
     if (st != FM_OK) return cli_report(cmd, st);
     char *end = NULL;
     double density = strtod(density_text, &end);
-    if (!end || *end || !(density >= 0.0 && density <= 1.0))
+    if (!end || end == density_text || *end || !(density >= 0.0 && density <= 1.0))
         return cli_fail(cmd, FM_ERR_INVALID, "--density '%s' is not a number in [0, 1]",
                         density_text);
     int64_t band, buckets;

@@ -6,6 +6,7 @@
  * Sizes are small (Sq, Sk <= 109, D <= 64): the whole suite generates in seconds.
  * Layer: tools CLI over io/ (fm_case_save), masks/ (builders) and reference/.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -235,8 +236,25 @@ int cmd_gen_suite(int argc, char **argv)
     if (!out) return cli_fail(cmd, FM_ERR_INVALID, "--out DIR is required");
     uint64_t base_seed = 2024;
     if (seed_text && cli_uint64(cmd, "--seed", seed_text, &base_seed) != FM_OK) return 2;
-    if (mkdir(out, 0777) != 0 && errno != EEXIST)
-        return cli_fail(cmd, FM_ERR_IO, "cannot create %s: %s", out, strerror(errno));
+    /* case i uses seed base + i, written to JSON: keep every one exact (<= 2^53) */
+    if (base_seed > (UINT64_C(1) << 53) - 64)
+        return cli_fail(cmd, FM_ERR_INVALID, "--seed %s: must be <= 2^53 - 64 (JSON integers)",
+                        seed_text);
+    /* DIR must be new or empty (issue 7: an old manifest.json beside a half-rewritten suite
+     * would look complete); the manifest is written last, so a failed run leaves none. */
+    if (mkdir(out, 0777) != 0) {
+        int err = errno;
+        DIR *d = err == EEXIST ? opendir(out) : NULL;
+        struct dirent *e = NULL;
+        while (d && (e = readdir(d)) && (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))) {
+        }
+        if (d) closedir(d);
+        if (err != EEXIST)
+            return cli_fail(cmd, FM_ERR_IO, "cannot create %s: %s", out, strerror(err));
+        if (!d || e)
+            return cli_fail(cmd, FM_ERR_IO, "--out %s already exists and is not an empty "
+                            "directory; remove it or choose another", out);
+    }
 
     suite_spec specs[64];
     int n = build_specs(specs, 64);
