@@ -8,6 +8,7 @@ from NumPy, over include/flashmask/bbm.h and sparse.h (docs/sparse.md).
     out, lse = fs.qk_sparse_forward(q, k, v, q_keep, k_keep, impl="cpu")
     qb, kb = fs.hash_buckets(q, k, n_buckets=8, seed=1)
     out, lse = fs.hash_sparse_forward(q, k, v, qb, kb, 8, impl="cpu")
+    report = fs.check_dense(q, k, v, dout, allowed, {"out": out, ...}, dtype="float16")
 
 Dense masks are uint8/bool [B, Hm, Sq, Sk], 1 = allowed; q [B, Hq, Sq, D], k, v [B, Hk, Sk, D].
 Errors raise flashmask.FlashMaskError subclasses carrying the library's message.
@@ -72,6 +73,7 @@ _SIGNATURES = {
     "fm_rowsplit_forward": [ctypes.c_int, _PR, _u8p, _i64, _T],
     "fm_rowsplit_backward": [ctypes.c_int, _PR, _u8p, _i64, _T],
     "fm_rowsplit_blocks": [_PR, _u8p, _i64, P(_i64)],
+    "fm_check_dense": [_PR, _u8p, _i64, _T, _T, P(_lib.CheckOptions), P(_lib.CheckReport)],
 }
 for _name, _args in _SIGNATURES.items():
     _fn = getattr(lib, _name)
@@ -352,3 +354,38 @@ def hash_sparse_dense_mask(q, k, q_buckets, k_buckets, n_buckets, alignment="top
                                              _lib.ptr(out, ctypes.c_uint8)),
                "hash_sparse_dense_mask")
     return out
+
+
+# ------------------------------------------------------------------ the pass rule, dense
+
+def check_dense(q, k, v, dout, allowed, candidate, dtype, scale=None, reference=None,
+                allow_fa2_inf_lse=False, forward_only=False):
+    """BRIEF 5's verdict under a dense mask (fm_check_dense): `candidate` is a dict of out,
+    lse[, dq, dk, dv] computed in `dtype`; `reference` (optional dict) the float64 expected
+    outputs, else the dense oracle computes them. Returns flashmask.check.Report."""
+    from .check import Report, _options  # the oracle module's report and options
+    if dtype is None or dtype == "float64":
+        raise _lib.InvalidInput(1, "dtype: say float16, bfloat16 or float32", "check_dense")
+    opt = _options(dtype, allow_fa2_inf_lse, forward_only)
+    keep = []
+
+    def c(a, name):
+        if a is None:
+            return None
+        a = _lib.as_c(a, np.float64, name)
+        keep.append(a)
+        return _lib.dptr(a)
+
+    q, k = _f64(q, "q"), _f64(k, "k")
+    allowed = _u8(allowed, "allowed", 4)
+    p = _problem(q, k, scale)
+    ref = reference or {}
+    r = _lib.Tensors(q=c(q, "q"), k=c(k, "k"), v=c(v, "v"), dout=c(dout, "dout"),
+                     **{t: c(ref.get(t), t) for t in ("out", "lse", "dq", "dk", "dv")})
+    cand = _lib.Tensors(**{t: c(candidate.get(t), "candidate " + t)
+                           for t in ("out", "lse", "dq", "dk", "dv")})
+    rep = _lib.CheckReport()
+    _lib.check(lib.fm_check_dense(ctypes.byref(p), _lib.ptr(allowed, ctypes.c_uint8),
+                                  allowed.shape[1], ctypes.byref(r), ctypes.byref(cand),
+                                  ctypes.byref(opt), ctypes.byref(rep)), "check_dense")
+    return Report(rep)

@@ -148,6 +148,22 @@ class SparseBinding(unittest.TestCase):
         self.assertEqual(before["total"], 16)
         self.assertLessEqual(after["partial"] + after["full"], before["partial"] + before["full"])
 
+    def test_check_dense(self):
+        rng = np.random.default_rng(4)
+        q, k, v, do = inputs(rng, 1, 2, 1, 30, 26, 8)
+        q, k, v, do = (x.astype(np.float32).astype(np.float64) for x in (q, k, v, do))
+        allowed = (rng.random((1, 1, 30, 26)) < 0.4).astype(np.uint8)
+        out, lse = fs.forward_dense(q, k, v, allowed, "cpu")
+        dq, dk, dv = fs.backward_dense(q, k, v, out, lse, do, allowed, "cpu")
+        cand = {"out": out, "lse": lse, "dq": dq, "dk": dk, "dv": dv}
+        rep = fs.check_dense(q, k, v, do, allowed, cand, "float32")
+        self.assertTrue(rep.passed, rep.table())
+        cand["dv"] = dv.copy()
+        cand["dv"][0, 0, 5, 3] += 0.05
+        rep = fs.check_dense(q, k, v, do, allowed, cand, "float32")
+        self.assertFalse(rep.passed)
+        self.assertIn("j=5, d=3", rep.tensors["dv"]["why"])
+
     def test_errors_carry_the_message(self):
         bad = np.zeros((1, 1, 2, 2), np.uint8)
         bad[0, 0, 1, 0] = 5
