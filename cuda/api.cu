@@ -186,8 +186,21 @@ extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *m
     if (err != cudaSuccess)
         return fm_fail(FM_ERR_NOMEM, "cuda backward: %zu-row Delta workspace: %s", rows,
                        cudaGetErrorString(err));
+    /* Without FM_FLAG_DETERMINISTIC, dQ is summed in float32 with atomics (fewer matrix
+     * products); with it, by a separate kernel in a fixed order. */
+    if (!(p->flags & FM_FLAG_DETERMINISTIC)) {
+        const size_t n = fm_problem_q_elems(p);
+        err = cudaMallocAsync((void **)&kp.dq_accum, n * sizeof(float), s);
+        if (err == cudaSuccess) err = cudaMemsetAsync(kp.dq_accum, 0, n * sizeof(float), s);
+        if (err != cudaSuccess) {
+            cudaFreeAsync(kp.delta, s);
+            return fm_fail(FM_ERR_NOMEM, "cuda backward: %zu-element dQ accumulator: %s", n,
+                           cudaGetErrorString(err));
+        }
+    }
     err = fm_cuda_launch_backward(kp, p->dtype, s);
     cudaError_t err_free = cudaFreeAsync(kp.delta, s);
+    if (kp.dq_accum && err_free == cudaSuccess) err_free = cudaFreeAsync(kp.dq_accum, s);
     if (err != cudaSuccess) return cuda_fail(err, "backward kernel launch");
     if (err_free != cudaSuccess) return cuda_fail(err_free, "cudaFreeAsync");
     return FM_OK;

@@ -1,4 +1,4 @@
-/* cuda/backward.cu — the FlashMask backward pass on tensor cores, in three kernels:
+/* cuda/backward.cu — the FlashMask backward pass on tensor cores:
  *
  *   1. delta:  Delta_i = dO_i . O_i (float32), one warp per row.
  *   2. dK, dV: one thread block per (key block of 64 keys, kv head, batch); each warp owns 16
@@ -7,15 +7,15 @@
  *      is not fully masked:
  *          S^T = K Q^T,  P^T = exp(S^T s - LSE) (0 where masked),  dV += P^T dO,
  *          dP^T = V dO^T,  dS^T = P^T (dP^T - Delta),  dK += dS^T Q     (dK scaled by s last)
- *   3. dQ:     one thread block per (query block, query head, batch), shaped like the forward
- *      kernel: S = Q K^T, P, dP = dO V^T, dS, dQ += dS K over the live key blocks, float32 in
- *      registers, scaled by s and written once.
+ *      Default mode: the block also stages dS^T in shared memory and adds dQ += dS K for its
+ *      keys into a float32 accumulator with atomics (5 matrix products per tile); a last
+ *      kernel scales it by s and rounds it to the element type.
+ *   3. dQ (FM_FLAG_DETERMINISTIC): one thread block per (query block, query head, batch),
+ *      shaped like the forward kernel: S = Q K^T, P, dP = dO V^T, dS, dQ += dS K over the live
+ *      key blocks in a fixed order, float32 in registers (7 products per tile in all).
  *
- * Every sum has a fixed order (no atomics), so the backward pass is deterministic whether or
- * not FM_FLAG_DETERMINISTIC is set; the price is that S and dP are computed twice (in kernels
- * 2 and 3): 7 matrix products per tile instead of the 5 of an atomic dQ. Fully masked rows
- * (LSE = -inf) give P = 0 and so no gradient; fully masked tiles are skipped in both kernels
- * before any load. Layer: cuda <- masks (rules.h).
+ * Fully masked rows (LSE = -inf) give P = 0 and so no gradient; fully masked tiles are skipped
+ * in every kernel before any load. Layer: cuda <- masks (rules.h).
  */
 #include <math.h>
 
@@ -52,10 +52,69 @@ __device__ __forceinline__ float fm_lse_log2(const fm_attn_params &p, size_t row
 
 /* ---------------------------------------------------------------- 2. dK and dV */
 
-template <typename T, int D, int NW, bool DO_DV, bool DO_DK>
+/* dQ rows [q0, q0 + 16) of the tile += dS K, with dS^T [BC keys][LDS] and K [BC][LD] in shared
+ * memory, added to the float32 accumulator p.dq_accum with atomics (64 columns at a time, to
+ * keep registers for dK and dV). */
+template <typename T, int D, int BC, int LD, int LDS>
+__device__ __forceinline__ void accumulate_dq(const fm_attn_params &p, const T *sdS, const T *sK,
+                                              int q0, int r0, size_t row_base, int lane)
+{
+    constexpr int CH = D % 64 == 0 ? 64 : 32; /* a column chunk that divides D */
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int d0 = 0; d0 < D; d0 += CH) {
+        float acc[CH / 8][4];
+#pragma unroll
+        for (int n = 0; n < CH / 8; n++)
+            for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < BC / 16; kk++) {
+            /* A = dS (rows = queries) from the transposed tile: ldmatrix.trans. */
+            uint32_t a[4];
+            fm_ldsm_x4_trans(a, sdS + (kk * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + q0 +
+                                    ((lane >> 3) & 1) * 8);
+#pragma unroll
+            for (int n2 = 0; n2 < CH / 16; n2++) {
+                uint32_t bf[4];
+                fm_ldsm_x4_trans(bf, fm_b_addr<LD>(sK, kk * 16, d0 + n2 * 16, lane));
+                fm_mma(acc[2 * n2], a, bf[0], bf[1], T());
+                fm_mma(acc[2 * n2 + 1], a, bf[2], bf[3], T());
+            }
+        }
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const int i = r0 + q0 + g + hr * 8;
+            if (i >= p.seqlen_q) continue;
+            float *dst = p.dq_accum + (row_base + i) * D + d0 + 2 * t;
+#pragma unroll
+            for (int n = 0; n < CH / 8; n++) {
+#if __CUDA_ARCH__ >= 900
+                atomicAdd(reinterpret_cast<float2 *>(dst + n * 8),
+                          make_float2(acc[n][2 * hr], acc[n][2 * hr + 1]));
+#else
+                atomicAdd(dst + n * 8, acc[n][2 * hr]);
+                atomicAdd(dst + n * 8 + 1, acc[n][2 * hr + 1]);
+#endif
+            }
+        }
+    }
+}
+
+/* dq = s * dq_accum, rounded to T once. */
+template <typename T>
+__global__ void fm_dq_convert_kernel(const float *__restrict__ acc, T *__restrict__ dq, size_t n,
+                                     float scale)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dq[i] = fm_tc_type<T>::from_float(acc[i] * scale);
+}
+
+template <typename T, int D, int NW, bool DO_DV, bool DO_DK, bool DO_DQ>
 __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p)
 {
-    constexpr int BC = 16 * NW, BR = 64, NT = NW * 32, LD = D + 8;
+    constexpr int BC = 16 * NW, BR = 64, NT = NW * 32, LD = D + 8, LDS = BR + 8;
+    static_assert(!DO_DQ || (DO_DK && BR == 16 * NW), "dQ needs dS and one warp per 16 rows");
     static_assert(BC == FM_CUDA_BLOCK_K, "key blocks must match the summary's width");
     extern __shared__ __align__(16) unsigned char smem[];
     T *sK = reinterpret_cast<T *>(smem);
@@ -65,6 +124,7 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
     float *sLse = reinterpret_cast<float *>(sdO + BR * LD); /* [BR], log2 units */
     float *sDelta = sLse + BR;                               /* [BR] */
     int32_t *sCols = reinterpret_cast<int32_t *>(sDelta + BR);
+    T *sdS = reinterpret_cast<T *>(sCols + BC * FM_BOUNDS); /* [BC][LDS] when DO_DQ */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -101,6 +161,8 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
             const int r0 = qb * BR, r1 = min(r0 + BR, p.seqlen_q);
             const fm_tile_class cls = fm_cuda_classify(p, summary, kb, r0, r1);
             if (cls == FM_TILE_MASKED) continue; /* no load, no arithmetic */
+            /* Keys past Sk (zero K rows) must get P = 0 too: through dS they reach dQ. */
+            const bool partial = cls == FM_TILE_PARTIAL || c1 - c0 < BC;
             __syncthreads(); /* every warp is done with the previous Q, dO, LSE, Delta */
             fm_load_tile<D, LD, NT>(sQ, static_cast<const T *>(p.q) + (row_base + r0) * D, BR,
                                     r1 - r0, tid);
@@ -131,15 +193,21 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
                     fm_mma(s[2 * n2 + 1], a, bf[2], bf[3], T());
                 }
             }
-            /* P^T; element (key j = row, query i = column). */
+            /* P^T; element (key j = row, query i = column). This thread's two keys' bounds
+             * are read once (16 bytes each) for the whole tile. */
+            int32_t kcol[2][FM_BOUNDS];
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int4 v = *reinterpret_cast<const int4 *>(sCols + (krow + g + hr * 8) * 4);
+                kcol[hr][0] = v.x, kcol[hr][1] = v.y, kcol[hr][2] = v.z, kcol[hr][3] = v.w;
+            }
 #pragma unroll
             for (int n = 0; n < BR / 8; n++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int qc = n * 8 + 2 * t + (e & 1), kr = krow + g + (e >> 1) * 8;
-                    float pv = exp2f(fmaf(s[n][e], scale_log2, -sLse[qc]));
-                    if (cls == FM_TILE_PARTIAL &&
-                        fm_cuda_masked(p, sCols + kr * FM_BOUNDS, r0 + qc, c0 + kr))
+                    float pv = fm_exp2(fmaf(s[n][e], scale_log2, -sLse[qc]));
+                    if (partial && fm_cuda_masked(p, kcol[e >> 1], r0 + qc, c0 + kr))
                         pv = 0.f;
                     s[n][e] = pv;
                 }
@@ -200,6 +268,17 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
                         fm_mma(acc_dk[DO_DK ? 2 * n2 : 0], a, bf[0], bf[1], T());
                         fm_mma(acc_dk[DO_DK ? 2 * n2 + 1 : 0], a, bf[2], bf[3], T());
                     }
+                }
+                if (DO_DQ) { /* dQ += dS K, summed over the block's keys through atomics */
+#pragma unroll
+                    for (int n = 0; n < BR / 8; n++)
+#pragma unroll
+                        for (int hr = 0; hr < 2; hr++)
+                            *reinterpret_cast<uint32_t *>(
+                                sdS + (krow + g + hr * 8) * LDS + n * 8 + 2 * t) =
+                                fm_tc_type<T>::pack(s[n][2 * hr], s[n][2 * hr + 1]);
+                    __syncthreads(); /* dS^T of all BC keys is in shared memory */
+                    accumulate_dq<T, D, BC, LD, LDS>(p, sdS, sK, warp * 16, r0, row_base, lane);
                 }
             }
         }
@@ -282,10 +361,14 @@ __global__ void __launch_bounds__(NW * 32) fm_dq_kernel(const fm_attn_params p)
         fm_load_tile<D, LD, NT>(sV, V + (size_t)c0 * D, BC, p.seqlen_k - c0, tid);
         fm_cuda_load_cols(sCols, bounds, kb, p.seqlen_k, tid, NT);
         fm_cp_async_commit();
-        const bool partial = fm_cuda_classify(p, summary, kb, r0, r1) == FM_TILE_PARTIAL ||
-                             c0 + BC > p.seqlen_k;
+        /* This warp's own rows may see the live tile as fully masked or unmasked. */
+        const int w0 = r0 + wrow, w1 = min(w0 + 16, r1);
+        const fm_tile_class wcls =
+            w0 < w1 ? fm_cuda_classify(p, summary, kb, w0, w1) : FM_TILE_MASKED;
+        const bool partial = wcls == FM_TILE_PARTIAL || c0 + BC > p.seqlen_k;
         fm_cp_async_wait<0>();
         __syncthreads();
+        if (wcls == FM_TILE_MASKED) continue;
 
         /* S = Q K^T and dP = dO V^T, both 16 rows x BC keys per warp. */
         float s[BC / 8][4], dp[BC / 8][4];
@@ -308,17 +391,21 @@ __global__ void __launch_bounds__(NW * 32) fm_dq_kernel(const fm_attn_params p)
                 fm_mma(dp[2 * n2 + 1], ado, bv[2], bv[3], T());
             }
         }
-        /* dS = P (dP - Delta), with P = 0 where masked. */
+        /* dS = P (dP - Delta), with P = 0 where masked (each column's bounds read once). */
 #pragma unroll
         for (int n = 0; n < BC / 8; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int hr = e >> 1, col = n * 8 + 2 * t + (e & 1);
-                float pv = exp2f(fmaf(s[n][e], scale_log2, -lse[hr]));
-                if (partial &&
-                    fm_cuda_masked(p, sCols + col * FM_BOUNDS, r0 + wrow + g + hr * 8, c0 + col))
-                    pv = 0.f;
-                s[n][e] = pv * (dp[n][e] - delta[hr]);
+            for (int c = 0; c < 2; c++) {
+                const int col = n * 8 + 2 * t + c;
+                const int4 v = *reinterpret_cast<const int4 *>(sCols + col * FM_BOUNDS);
+                const int32_t cb[FM_BOUNDS] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const int e = 2 * hr + c;
+                    float pv = fm_exp2(fmaf(s[n][e], scale_log2, -lse[hr]));
+                    if (partial && fm_cuda_masked(p, cb, w0 + g + hr * 8, c0 + col)) pv = 0.f;
+                    s[n][e] = pv * (dp[n][e] - delta[hr]);
+                }
             }
         /* dQ += dS K */
 #pragma unroll
@@ -358,16 +445,17 @@ template <typename K> static cudaError_t allow_smem(K kernel, size_t smem)
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
 }
 
-template <typename T, int D, bool DO_DV, bool DO_DK>
+template <typename T, int D, bool DO_DV, bool DO_DK, bool DO_DQ>
 static cudaError_t launch_dkdv(const fm_attn_params &p, cudaStream_t stream)
 {
     constexpr int NW = 4, BC = 16 * NW, BR = 64, LD = D + 8;
     const size_t smem = (size_t)(2 * BC + 2 * BR) * LD * sizeof(T) + 2 * BR * sizeof(float) +
-                        BC * FM_BOUNDS * sizeof(int32_t);
-    cudaError_t err = allow_smem(fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK>, smem);
+                        BC * FM_BOUNDS * sizeof(int32_t) +
+                        (DO_DQ ? (size_t)BC * (BR + 8) * sizeof(T) : 0);
+    cudaError_t err = allow_smem(fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK, DO_DQ>, smem);
     if (err != cudaSuccess) return err;
     dim3 grid(p.n_kblocks, p.kv_heads, p.batch);
-    fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK><<<grid, NW * 32, smem, stream>>>(p);
+    fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK, DO_DQ><<<grid, NW * 32, smem, stream>>>(p);
     return cudaGetLastError();
 }
 
@@ -391,11 +479,24 @@ template <typename T, int D> static cudaError_t launch_all(const fm_attn_params 
         static_cast<const T *>(p.out_in), static_cast<const T *>(p.dout), p.delta, rows, D);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
+    if (p.dq_accum) { /* fast path: dQ through float32 atomics inside the dK/dV kernel */
+        if constexpr (D <= 128) {
+            err = launch_dkdv<T, D, true, true, true>(p, s);
+        } else { /* D = 256: dV and dK accumulators would not both fit in registers */
+            err = launch_dkdv<T, D, true, false, false>(p, s);
+            if (err == cudaSuccess) err = launch_dkdv<T, D, false, true, true>(p, s);
+        }
+        if (err != cudaSuccess) return err;
+        fm_dq_convert_kernel<T><<<1024, 256, 0, s>>>(p.dq_accum, static_cast<T *>(p.dq),
+                                                     rows * D, p.scale);
+        return cudaGetLastError();
+    }
+    /* deterministic path: every sum in a fixed order, dQ by its own kernel */
     if constexpr (D <= 128) {
-        err = launch_dkdv<T, D, true, true>(p, s);
-    } else { /* D = 256: dV and dK accumulators would not both fit in registers */
-        err = launch_dkdv<T, D, true, false>(p, s);
-        if (err == cudaSuccess) err = launch_dkdv<T, D, false, true>(p, s);
+        err = launch_dkdv<T, D, true, true, false>(p, s);
+    } else {
+        err = launch_dkdv<T, D, true, false, false>(p, s);
+        if (err == cudaSuccess) err = launch_dkdv<T, D, false, true, false>(p, s);
     }
     if (err != cudaSuccess) return err;
     return launch_dq<T, D, 4>(p, s);

@@ -10,21 +10,30 @@
  *       O += P V                        (P packed to float16/bfloat16 straight from registers)
  *
  * Fully masked tiles are skipped before their K/V are loaded; unmasked tiles run no element
- * test. K of the next live block is fetched (cp.async) while P V of this one runs, and V while
- * S is computed. A row with no allowed key ends with l = 0: O = 0 and LSE = -inf (BRIEF 1).
+ * test. Each warp also classifies its own rows of a live tile (the same rule on fewer rows):
+ * a warp whose rows the tile fully masks skips the arithmetic, one it leaves unmasked skips
+ * the element tests. K of the next live block is fetched (cp.async) while P V of this one
+ * runs, and V while S is computed. (A two-stage K/V buffer with one barrier per tile measured
+ * slower at D = 128: 239 against 260 TFLOP/s on full masks, from register spills.) A row with
+ * no allowed key ends with l = 0: O = 0 and LSE = -inf (BRIEF 1).
  */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
 #include "tc.cuh"
 #include "tile.cuh"
 
-template <typename T, int D, int NW>
+/* The default block shape of the fast head dimensions (see launch_fast). */
+#define FM_FWD_NW 4
+#define FM_FWD_MI 2
+
+template <typename T, int D, int NW, int MI>
 __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_params p)
 {
-    constexpr int BC = FM_CUDA_BLOCK_K, BR = 16 * NW, NT = NW * 32;
-    constexpr int LD = D + 8;           /* padded row: ldmatrix rows hit distinct banks */
-    constexpr bool Q_IN_REGS = D <= 128; /* at D = 256 the fragments would not fit */
+    constexpr int BC = FM_CUDA_BLOCK_K, WR = 16 * MI, BR = WR * NW, NT = NW * 32;
+    constexpr int LD = D + 8; /* padded row: ldmatrix rows hit distinct banks */
     extern __shared__ __align__(16) unsigned char smem[];
     T *sQ = reinterpret_cast<T *>(smem);
     T *sK = sQ + BR * LD;
@@ -43,6 +52,8 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
     const int32_t *summary =
         p.summary + ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
     const float scale_log2 = p.scale * 1.4426950408889634f; /* exp(x) = exp2(x log2 e) */
+    /* This warp's rows: [w0, w1) of the sequence (empty for a warp past the end). */
+    const int wrow = warp * WR, w0 = r0 + wrow, w1 = min(w0 + WR, r1);
 
     fm_load_tile<D, LD, NT>(sQ, Q + (size_t)r0 * D, BR, r1 - r0, tid);
     int kb = fm_cuda_next_block(p, summary, 0, r0, r1);
@@ -52,82 +63,107 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
     }
     fm_cp_async_commit();
 
-    float acc_o[D / 8][4];
-    for (int n = 0; n < D / 8; n++)
-        for (int e = 0; e < 4; e++) acc_o[n][e] = 0.f;
-    float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
-    uint32_t q_frag[Q_IN_REGS ? D / 16 : 1][4];
-    bool q_loaded = false;
-    const int wrow = warp * 16; /* this warp's first row inside the tile */
+    float acc_o[MI][D / 8][4];
+#pragma unroll
+    for (int m = 0; m < MI; m++)
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            for (int e = 0; e < 4; e++) acc_o[m][n][e] = 0.f;
+    float row_max[MI][2], row_sum[MI][2];
+#pragma unroll
+    for (int m = 0; m < MI; m++)
+        for (int hr = 0; hr < 2; hr++) row_max[m][hr] = -INFINITY, row_sum[m][hr] = 0.f;
 
     while (kb < p.n_kblocks) {
         fm_cp_async_wait<0>();
         __syncthreads(); /* K(kb) and its bounds are in; every warp is done with V(kb-1) */
-        if (Q_IN_REGS && !q_loaded) {
-            for (int kk = 0; kk < D / 16; kk++)
-                fm_ldsm_x4(q_frag[Q_IN_REGS ? kk : 0], fm_a_addr<LD>(sQ, wrow, kk * 16, lane));
-            q_loaded = true;
-        }
         fm_load_tile<D, LD, NT>(sV, V + (size_t)kb * BC * D, BC, p.seqlen_k - kb * BC, tid);
         fm_cp_async_commit();
 
         const int c0 = kb * BC;
-        const bool partial = fm_cuda_classify(p, summary, kb, r0, r1) == FM_TILE_PARTIAL ||
-                             c0 + BC > p.seqlen_k;
+        /* The tile is live for the block; for this warp's rows it may still be fully masked
+         * (skip the arithmetic) or unmasked (skip the element tests): the same sound rule on
+         * a smaller row range. */
+        const fm_tile_class wcls =
+            w0 < w1 ? fm_cuda_classify(p, summary, kb, w0, w1) : FM_TILE_MASKED;
+        const bool live = wcls != FM_TILE_MASKED;
+        const bool partial = wcls == FM_TILE_PARTIAL || c0 + BC > p.seqlen_k;
 
-        /* S = Q K^T for this warp's 16 rows x BC keys. */
-        float s[BC / 8][4];
-        for (int n = 0; n < BC / 8; n++)
-            for (int e = 0; e < 4; e++) s[n][e] = 0.f;
+        float s[MI][BC / 8][4];
+        if (live) {
+            /* S = Q K^T for this warp's WR rows x BC keys. */
 #pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t a[4];
-            if (Q_IN_REGS) {
-                for (int e = 0; e < 4; e++) a[e] = q_frag[Q_IN_REGS ? kk : 0][e];
-            } else {
-                fm_ldsm_x4(a, fm_a_addr<LD>(sQ, wrow, kk * 16, lane));
-            }
+            for (int m = 0; m < MI; m++)
 #pragma unroll
-            for (int n2 = 0; n2 < BC / 16; n2++) {
-                uint32_t bf[4];
-                fm_ldsm_x4(bf, fm_bt_addr<LD>(sK, n2 * 16, kk * 16, lane));
-                fm_mma(s[2 * n2], a, bf[0], bf[1], T());
-                fm_mma(s[2 * n2 + 1], a, bf[2], bf[3], T());
+                for (int n = 0; n < BC / 8; n++)
+                    for (int e = 0; e < 4; e++) s[m][n][e] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t a[MI][4];
+#pragma unroll
+                for (int m = 0; m < MI; m++)
+                    fm_ldsm_x4(a[m], fm_a_addr<LD>(sQ, wrow + m * 16, kk * 16, lane));
+#pragma unroll
+                for (int n2 = 0; n2 < BC / 16; n2++) {
+                    uint32_t bf[4];
+                    fm_ldsm_x4(bf, fm_bt_addr<LD>(sK, n2 * 16, kk * 16, lane));
+#pragma unroll
+                    for (int m = 0; m < MI; m++) {
+                        fm_mma(s[m][2 * n2], a[m], bf[0], bf[1], T());
+                        fm_mma(s[m][2 * n2 + 1], a[m], bf[2], bf[3], T());
+                    }
+                }
             }
-        }
 
-        /* Partial tile: the element rule, from the bounds staged in shared memory. */
-        if (partial) {
+            /* Partial tile: the element rule, from the bounds staged in shared memory. */
+            if (partial) {
 #pragma unroll
-            for (int n = 0; n < BC / 8; n++)
+                for (int n = 0; n < BC / 8; n++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int col = n * 8 + 2 * t + (e & 1);
-                    const int i = r0 + wrow + g + (e >> 1) * 8;
-                    if (fm_cuda_masked(p, sCols + col * FM_BOUNDS, i, c0 + col)) s[n][e] = -INFINITY;
+                    for (int c = 0; c < 2; c++) {
+                        const int col = n * 8 + 2 * t + c;
+                        /* the column's four bounds: 16-byte aligned, one vector read */
+                        const int32_t *cb = static_cast<const int32_t *>(
+                            __builtin_assume_aligned(sCols + col * FM_BOUNDS, 16));
+#pragma unroll
+                        for (int m = 0; m < MI; m++)
+#pragma unroll
+                            for (int hr = 0; hr < 2; hr++)
+                                if (fm_cuda_masked(p, cb, w0 + m * 16 + g + hr * 8, c0 + col))
+                                    s[m][n][2 * hr + c] = -INFINITY;
+                    }
+            }
+
+            /* Online softmax; rows g (e = 0, 1) and g + 8 (e = 2, 3) of each 16. */
+#pragma unroll
+            for (int m = 0; m < MI; m++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    float mx = -INFINITY;
+#pragma unroll
+                    for (int n = 0; n < BC / 8; n++)
+                        mx = fmaxf(mx, fmaxf(s[m][n][2 * hr], s[m][n][2 * hr + 1]));
+                    const float m_new = fmaxf(row_max[m][hr], fm_quad_max(mx));
+                    /* Nothing allowed yet in this row: subtract 0 so exp(-inf - 0) = 0. */
+                    const float m_use = m_new == -INFINITY ? 0.f : m_new;
+                    const float corr = fm_exp2((row_max[m][hr] - m_use) * scale_log2);
+                    row_max[m][hr] = m_new;
+                    const float bias = m_use * scale_log2;
+                    float sum = 0.f;
+#pragma unroll
+                    for (int n = 0; n < BC / 8; n++)
+#pragma unroll
+                        for (int e = 2 * hr; e < 2 * hr + 2; e++) {
+                            s[m][n][e] = fm_exp2(fmaf(s[m][n][e], scale_log2, -bias));
+                            sum += s[m][n][e];
+                        }
+                    row_sum[m][hr] = row_sum[m][hr] * corr + sum;
+#pragma unroll
+                    for (int n = 0; n < D / 8; n++)
+                        acc_o[m][n][2 * hr] *= corr, acc_o[m][n][2 * hr + 1] *= corr;
                 }
         }
 
-        /* Online softmax; rows g (e = 0, 1) and g + 8 (e = 2, 3) of the warp's 16. */
-#pragma unroll
-        for (int hr = 0; hr < 2; hr++) {
-            float mx = -INFINITY;
-            for (int n = 0; n < BC / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * hr], s[n][2 * hr + 1]));
-            const float m_new = fmaxf(row_max[hr], fm_quad_max(mx));
-            /* Nothing allowed yet in this row: subtract 0 so that exp(-inf - 0) = 0, no NaN. */
-            const float m_use = m_new == -INFINITY ? 0.f : m_new;
-            const float corr = exp2f((row_max[hr] - m_use) * scale_log2);
-            row_max[hr] = m_new;
-            const float bias = m_use * scale_log2;
-            float sum = 0.f;
-            for (int n = 0; n < BC / 8; n++)
-                for (int e = 2 * hr; e < 2 * hr + 2; e++) {
-                    s[n][e] = exp2f(fmaf(s[n][e], scale_log2, -bias));
-                    sum += s[n][e];
-                }
-            row_sum[hr] = row_sum[hr] * corr + sum;
-            for (int n = 0; n < D / 8; n++) acc_o[n][2 * hr] *= corr, acc_o[n][2 * hr + 1] *= corr;
-        }
 
         fm_cp_async_wait<0>();
         __syncthreads(); /* V(kb) is in; every warp is done with K(kb) and the bounds */
@@ -139,20 +175,28 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
         }
         fm_cp_async_commit();
 
-        /* O += P V: two adjacent 16x8 blocks of P form one A fragment. */
+        if (live) {
+            /* O += P V: two adjacent 16x8 blocks of P form one A fragment. */
 #pragma unroll
-        for (int kk = 0; kk < BC / 16; kk++) {
-            uint32_t a[4];
-            a[0] = fm_tc_type<T>::pack(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = fm_tc_type<T>::pack(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = fm_tc_type<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = fm_tc_type<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            for (int kk = 0; kk < BC / 16; kk++) {
+                uint32_t a[MI][4];
 #pragma unroll
-            for (int n2 = 0; n2 < D / 16; n2++) {
-                uint32_t bf[4];
-                fm_ldsm_x4_trans(bf, fm_b_addr<LD>(sV, kk * 16, n2 * 16, lane));
-                fm_mma(acc_o[2 * n2], a, bf[0], bf[1], T());
-                fm_mma(acc_o[2 * n2 + 1], a, bf[2], bf[3], T());
+                for (int m = 0; m < MI; m++) {
+                    a[m][0] = fm_tc_type<T>::pack(s[m][2 * kk][0], s[m][2 * kk][1]);
+                    a[m][1] = fm_tc_type<T>::pack(s[m][2 * kk][2], s[m][2 * kk][3]);
+                    a[m][2] = fm_tc_type<T>::pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+                    a[m][3] = fm_tc_type<T>::pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+                }
+#pragma unroll
+                for (int n2 = 0; n2 < D / 16; n2++) {
+                    uint32_t bf[4];
+                    fm_ldsm_x4_trans(bf, fm_b_addr<LD>(sV, kk * 16, n2 * 16, lane));
+#pragma unroll
+                    for (int m = 0; m < MI; m++) {
+                        fm_mma(acc_o[m][2 * n2], a[m], bf[0], bf[1], T());
+                        fm_mma(acc_o[m][2 * n2 + 1], a[m], bf[2], bf[3], T());
+                    }
+                }
             }
         }
         kb = next;
@@ -161,43 +205,70 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
 
     /* Epilogue: O / l and LSE = m * scale + log l; a row with l = 0 has nothing allowed. */
 #pragma unroll
-    for (int hr = 0; hr < 2; hr++) {
-        const int i = r0 + wrow + g + hr * 8;
-        const float l = fm_quad_sum(row_sum[hr]);
-        if (i >= p.seqlen_q) continue;
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        T *o = static_cast<T *>(p.out) + (((size_t)b * p.q_heads + h) * p.seqlen_q + i) * D;
-        for (int n = 0; n < D / 8; n++)
-            *reinterpret_cast<uint32_t *>(o + n * 8 + 2 * t) =
-                fm_tc_type<T>::pack(acc_o[n][2 * hr] * inv, acc_o[n][2 * hr + 1] * inv);
-        if (t == 0)
-            p.lse[((size_t)b * p.q_heads + h) * p.seqlen_q + i] =
-                l > 0.f ? row_max[hr] * p.scale + logf(l) : -INFINITY;
-    }
+    for (int m = 0; m < MI; m++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const int i = w0 + m * 16 + g + hr * 8;
+            const float l = fm_quad_sum(row_sum[m][hr]);
+            if (i >= p.seqlen_q) continue;
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            T *o = static_cast<T *>(p.out) + (((size_t)b * p.q_heads + h) * p.seqlen_q + i) * D;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+                *reinterpret_cast<uint32_t *>(o + n * 8 + 2 * t) = fm_tc_type<T>::pack(
+                    acc_o[m][n][2 * hr] * inv, acc_o[m][n][2 * hr + 1] * inv);
+            if (t == 0)
+                p.lse[((size_t)b * p.q_heads + h) * p.seqlen_q + i] =
+                    l > 0.f ? row_max[m][hr] * p.scale + logf(l) : -INFINITY;
+        }
 }
 
-template <typename T, int D, int NW>
+template <typename T, int D, int NW, int MI>
 static cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
 {
-    constexpr int BR = 16 * NW, LD = D + 8;
+    constexpr int BR = 16 * MI * NW, LD = D + 8;
     const size_t smem = (size_t)(BR + 2 * FM_CUDA_BLOCK_K) * LD * sizeof(T) +
                         FM_CUDA_BLOCK_K * FM_BOUNDS * sizeof(int32_t);
-    cudaError_t err = cudaFuncSetAttribute(fm_forward_kernel<T, D, NW>,
+    cudaError_t err = cudaFuncSetAttribute(fm_forward_kernel<T, D, NW, MI>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (err != cudaSuccess) return err;
     dim3 grid((p.seqlen_q + BR - 1) / BR, p.q_heads, p.batch);
-    fm_forward_kernel<T, D, NW><<<grid, NW * 32, smem, stream>>>(p);
+    fm_forward_kernel<T, D, NW, MI><<<grid, NW * 32, smem, stream>>>(p);
     return cudaGetLastError();
+}
+
+/* Block shapes: NW warps of MI x 16 rows. Two warps' worth of rows per 16-row block share each
+ * K/V fragment read from shared memory, halving that traffic; FM_CUDA_FWD_SHAPE=<NW>x<MI>
+ * (an experiment switch for the benchmark) overrides the choice for head dims 64 and 128. */
+static int shape_override()
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *e = getenv("FM_CUDA_FWD_SHAPE");
+        cached = !e ? 0 : !strcmp(e, "8x1") ? 1 : !strcmp(e, "4x2") ? 2 : !strcmp(e, "8x2") ? 3 : 0;
+    }
+    return cached;
+}
+
+template <typename T, int D>
+static cudaError_t launch_fast(const fm_attn_params &p, cudaStream_t stream)
+{
+    switch (shape_override()) {
+    case 1: return launch<T, D, 8, 1>(p, stream);
+    case 2: return launch<T, D, 4, 2>(p, stream);
+    case 3: return launch<T, D, 8, 2>(p, stream);
+    default: return launch<T, D, FM_FWD_NW, FM_FWD_MI>(p, stream);
+    }
 }
 
 template <typename T> static cudaError_t launch_dim(const fm_attn_params &p, cudaStream_t stream)
 {
     switch (p.head_dim) {
-    case 32: return launch<T, 32, 8>(p, stream);
-    case 64: return launch<T, 64, 8>(p, stream);
-    case 96: return launch<T, 96, 8>(p, stream);
-    case 128: return launch<T, 128, 8>(p, stream);
-    case 256: return launch<T, 256, 4>(p, stream);
+    case 32: return launch<T, 32, 8, 1>(p, stream);
+    case 64: return launch_fast<T, 64>(p, stream);
+    case 96: return launch<T, 96, 8, 1>(p, stream);
+    case 128: return launch_fast<T, 128>(p, stream);
+    case 256: return launch<T, 256, 4, 1>(p, stream);
     default: return cudaErrorInvalidValue;
     }
 }

@@ -24,6 +24,7 @@ struct fm_attn_params {
     float *lse;         /* forward writes it */
     const float *lse_in; /* backward reads it */
     float *delta;       /* backward workspace: rowsum(dO * O) */
+    float *dq_accum;    /* backward workspace [B,Hq,Sq,D], zeroed; NULL: deterministic dQ */
     const int32_t *bounds, *summary;
     int batch, q_heads, kv_heads, mask_heads, seqlen_q, seqlen_k, head_dim, n_kblocks;
     int causal;          /* fm_causal */

@@ -139,6 +139,14 @@ __device__ __forceinline__ void fm_load_tile(T *tile, const T *g, int rows, int 
     }
 }
 
+/* 2^x by the special-function unit (flushes subnormal results to 0; exp2(-inf) = 0). */
+__device__ __forceinline__ float fm_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 /* Warp-quad reductions: the four lanes holding one accumulator row. */
 __device__ __forceinline__ float fm_quad_max(float x)
 {

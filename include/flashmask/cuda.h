@@ -49,8 +49,9 @@ fm_status fm_cuda_copy_summary(const fm_cuda_mask *m, int32_t *out);
  * dv hold p->dtype elements (float16 or bfloat16, contiguous [B,H,S,D]); lse is float32
  * [B,Hq,Sq]. head_dim must be 32, 64, 96, 128 or 256. `stream` is a cudaStream_t (NULL: the
  * default stream); the calls are asynchronous on it and do not check input finiteness.
- * Backward reads out and lse as fm_cuda_forward wrote them. Its sums have a fixed order, so it
- * is deterministic (FM_FLAG_DETERMINISTIC is always honoured). */
+ * Backward reads out and lse as fm_cuda_forward wrote them. dK and dV are always summed in a
+ * fixed order; dQ is summed in float32 with atomics (order varies run to run) unless
+ * p->flags has FM_FLAG_DETERMINISTIC, which computes it in a fixed order by a second kernel. */
 fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
                           const void *k, const void *v, void *out, float *lse, void *stream);
 fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
