@@ -10,7 +10,9 @@
  *   - fm_cpu_forward and fm_cpu_backward, GFLOP/s from allowed pairs (fm_problem_flops);
  *   - the ratio kernel / sgemm per repetition, reported as median [min, max] (the spread);
  *   - the tile density (fm_tile_density at the CPU layer's tile sizes) and the time relative to
- *     the full mask divided by the density (1.0 = time exactly proportional to tiles computed);
+ *     the full mask divided by the density (1.0 = time exactly proportional to tiles computed),
+ *     times counted in units of the sgemm measured beside them (drift-corrected) when there is
+ *     an sgemm column; the full mask must then be in the run (it is first in 'all');
  *   - where it fits (Sq*Sk doubles under --naive-mb), the float64 dense reference forward, which
  *     pays for every (i, j) pair whatever the mask.
  * The last line reports the process's peak resident memory (getrusage), for the memory target.
@@ -379,10 +381,15 @@ int cmd_bench(int argc, char **argv)
         family_result r;
         st = run_family(&o, (fm_family)f, &t, o.gemm_n > 0 ? &g : NULL, &r);
         if (st != FM_OK) break;
-        if (f == FM_FAMILY_FULL) full_fwd = r.fwd_s, full_bwd = r.bwd_s;
+        /* Times in units of the sgemm measured beside them (time x sgemm rate) when there is
+         * one, so that a shared machine's drift between families does not pass for a
+         * departure from proportionality. */
+        const double unit = o.gemm_n > 0 ? median(r.gemm, (int)o.reps) : 1.0;
+        if (f == FM_FAMILY_FULL) full_fwd = r.fwd_s * unit, full_bwd = r.bwd_s * unit;
         const int n = (int)o.reps;
         /* time relative to the full mask, per unit of tile density: 1.0 = proportional */
-        double fwd_prop = r.fwd_s / full_fwd / r.density, bwd_prop = r.bwd_s / full_bwd / r.density;
+        double fwd_prop = r.fwd_s * unit / full_fwd / r.density;
+        double bwd_prop = r.bwd_s * unit / full_bwd / r.density;
         printf("| %s | %.3f | %.3f | %.1f | %.1f | %.2f [%.2f, %.2f] | %.1f | %.1f | "
                "%.2f [%.2f, %.2f] | %.2f | %.2f | %.1f [%.1f, %.1f] | %.0f |\n",
                fm_family_name((fm_family)f), r.density, r.pair_fraction, 1e3 * r.fwd_s,
