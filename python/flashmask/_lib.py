@@ -248,11 +248,45 @@ def check(status, call=""):
 # ------------------------------------------------------------------ array helpers
 
 def as_c(array, dtype, name, ndim=None):
-    """A C-contiguous copy-if-needed of `array` in `dtype`, shape checked."""
-    a = np.ascontiguousarray(array, dtype=dtype)
+    """A C-contiguous copy-if-needed of `array` in `dtype`, shape checked. Integer targets refuse
+    values a cast would change (fractions, values outside the type's range) instead of letting
+    NumPy wrap or truncate them silently (issue 7: a bound 2**32 + 3 became 3)."""
+    src = np.asarray(array)
+    target = np.dtype(dtype)
+    if target.kind in "iu" and src.dtype != target and src.size:
+        if src.dtype.kind not in "biuf":
+            raise InvalidInput(1, f"{name}: dtype {src.dtype} cannot hold {target} values", name)
+        info = np.iinfo(target)
+        wrong = ~np.isfinite(src) if src.dtype.kind == "f" else np.zeros(src.shape, bool)
+        with np.errstate(invalid="ignore"):
+            wrong |= (src < info.min) | (src > info.max)
+            if src.dtype.kind == "f":
+                wrong |= np.floor(src) != src
+        if wrong.any():
+            at = np.unravel_index(int(np.argmax(wrong)), src.shape)
+            raise InvalidInput(1, f"{name}{list(at)} = {src[at]!r} is not a {target} value "
+                               "(refused, not cast)", name)
+    a = np.ascontiguousarray(src, dtype=target)
     if ndim is not None and a.ndim != ndim:
         raise InvalidInput(1, f"{name}: expected {ndim} dimensions, got shape {a.shape}", name)
     return a
+
+
+def check_shapes(p, **arrays):
+    """Every tensor handed to C must have its problem's shape: the C side trusts the pointers
+    (issue 7: a short v was read past its end). q/out/dout/dq: [B, Hq, Sq, D]; k/v/dk/dv:
+    [B, Hk, Sk, D]; lse: [B, Hq, Sq]. None entries are skipped; names may carry a prefix
+    ("candidate out")."""
+    q_shape = (p.batch, p.q_heads, p.seqlen_q, p.head_dim)
+    kv_shape = (p.batch, p.kv_heads, p.seqlen_k, p.head_dim)
+    shapes = {"q": q_shape, "out": q_shape, "dout": q_shape, "dq": q_shape, "k": kv_shape,
+              "v": kv_shape, "dk": kv_shape, "dv": kv_shape, "lse": q_shape[:3]}
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        want, got = shapes[name.split()[-1]], tuple(np.shape(a))
+        if got != want:
+            raise InvalidInput(1, f"{name}: shape {got}, expected {want}", name)
 
 
 def ptr(array, ctype):

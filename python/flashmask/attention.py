@@ -59,6 +59,7 @@ def forward(q, k, v, mask, scale=None, impl="reference", dtype="float16"):
     bfloat16). Fully masked rows give out = 0, lse = -inf."""
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
     p = problem_for(q, k, mask, scale, dtype)
+    _lib.check_shapes(p, v=v)
     out = np.empty(q.shape)
     lse = np.empty(q.shape[:3])
     t = _lib.Tensors(q=_lib.dptr(q), k=_lib.dptr(k), v=_lib.dptr(v), out=_lib.dptr(out),
@@ -74,6 +75,7 @@ def backward(q, k, v, out, lse, dout, mask, scale=None, impl="reference", dtype=
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
     out, lse, dout = _f64(out, "out"), _f64(lse, "lse"), _f64(dout, "dout")
     p = problem_for(q, k, mask, scale, dtype)
+    _lib.check_shapes(p, v=v, out=out, lse=lse, dout=dout)
     dq, dk, dv = np.empty(q.shape), np.empty(k.shape), np.empty(v.shape)
     t = _lib.Tensors(q=_lib.dptr(q), k=_lib.dptr(k), v=_lib.dptr(v), dout=_lib.dptr(dout),
                      out=_lib.dptr(out), lse=_lib.dptr(lse), dq=_lib.dptr(dq), dk=_lib.dptr(dk),
@@ -97,6 +99,7 @@ def naive(q, k, v, dout, mask, dtype, scale=None):
     results rounded (lse stays float32). dict out, lse, dq, dk, dv (dq.. when dout given)."""
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
     p = problem_for(q, k, mask, scale, "float32")
+    _lib.check_shapes(p, v=v)
     if dtype not in DTYPES:
         raise _lib.InvalidInput(1, f"dtype {dtype!r}", "naive")
     cm = mask.c()
@@ -107,6 +110,7 @@ def naive(q, k, v, dout, mask, dtype, scale=None):
     res = {"out": out, "lse": lse}
     if dout is not None:
         dout = _f64(dout, "dout")
+        _lib.check_shapes(p, dout=dout)
         dq, dk, dv = np.empty(q.shape), np.empty(k.shape), np.empty(v.shape)
         _lib.check(lib.fm_naive_backward(ctypes.byref(p), ctypes.byref(cm), DTYPES[dtype],
                                          _lib.dptr(q), _lib.dptr(k), _lib.dptr(v),

@@ -116,6 +116,9 @@ def check_arrays(q, k, v, dout, mask, candidate, dtype, scale=None, reference=No
     k64 = _lib.as_c(k, np.float64, "k", 4)
     p = problem_for(q64, k64, mask, scale, dtype)
     ref = reference or {}
+    outs = ("out", "lse", "dq", "dk", "dv")
+    _lib.check_shapes(p, v=v, dout=dout, **{t: ref.get(t) for t in outs},
+                      **{"candidate " + t: candidate.get(t) for t in outs})
     r = _lib.Tensors(q=c(q64, "q"), k=c(k64, "k"), v=c(v, "v"), dout=c(dout, "dout"),
                      out=c(ref.get("out"), "out"), lse=c(ref.get("lse"), "lse"),
                      dq=c(ref.get("dq"), "dq"), dk=c(ref.get("dk"), "dk"),

@@ -209,11 +209,13 @@ def _run_dense(backward, q, k, v, allowed, impl, method, block, scale, out=None,
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
     allowed = _u8(allowed, "allowed", 4)
     p = _problem(q, k, scale)
+    _lib.check_shapes(p, v=v)
     impl_id, meth = _choice(IMPLS, impl, "impl"), _choice(METHODS, method, "method")
     bq, bk = block
     res = {}
     if backward:
         out, lse, dout = _f64(out, "out"), _lib.as_c(lse, np.float64, "lse", 3), _f64(dout, "dout")
+        _lib.check_shapes(p, out=out, lse=lse, dout=dout)
         res = {"dq": np.empty(q.shape), "dk": np.empty(k.shape), "dv": np.empty(v.shape)}
         t = _tensors(q, k, v, out=out, lse=lse, dout=dout, **res)
     else:
@@ -266,9 +268,11 @@ def _run_sparse(kind, backward, q, k, v, a, b, n_buckets, alignment, impl, scale
                 lse=None, dout=None):
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
     p = _problem(q, k, scale)
+    _lib.check_shapes(p, v=v)
     al, impl_id = _choice(CAUSALS, alignment, "alignment"), _choice(IMPLS, impl, "impl")
     if backward:
         out, lse, dout = _f64(out, "out"), _lib.as_c(lse, np.float64, "lse", 3), _f64(dout, "dout")
+        _lib.check_shapes(p, out=out, lse=lse, dout=dout)
         res = {"dq": np.empty(q.shape), "dk": np.empty(k.shape), "dv": np.empty(v.shape)}
         t = _tensors(q, k, v, out=out, lse=lse, dout=dout, **res)
     else:
@@ -380,6 +384,9 @@ def check_dense(q, k, v, dout, allowed, candidate, dtype, scale=None, reference=
     allowed = _u8(allowed, "allowed", 4)
     p = _problem(q, k, scale)
     ref = reference or {}
+    outs = ("out", "lse", "dq", "dk", "dv")
+    _lib.check_shapes(p, v=v, dout=dout, **{t: ref.get(t) for t in outs},
+                      **{"candidate " + t: candidate.get(t) for t in outs})
     r = _lib.Tensors(q=c(q, "q"), k=c(k, "k"), v=c(v, "v"), dout=c(dout, "dout"),
                      **{t: c(ref.get(t), t) for t in ("out", "lse", "dq", "dk", "dv")})
     cand = _lib.Tensors(**{t: c(candidate.get(t), "candidate " + t)
