@@ -4,6 +4,7 @@
  * which property pins which formula.
  *
  * Properties (each on FM_TRIALS random cases; a failure prints the case seed to replay):
+ *   naive_forward       O and LSE equal an independent element-by-element long double loop
  *   gradients_fd        dQ, dK, dV equal 4-point central differences of L = sum(O * dO)
  *   masked_kv           K, V rows masked for every query row of every head reading them do
  *                       not change O, LSE or dQ, and get dK = dV = 0
@@ -72,6 +73,79 @@ static int check_small_and_large(const char *name, fm_property_fn prop, void *ct
     int trials = fm_check_property(name, prop, ctx, default_trials, &small);
     int large_trials = default_trials / LARGE_TRIAL_DIVISOR;
     return trials + fm_check_property(name, prop, ctx, large_trials ? large_trials : 1, &large);
+}
+
+/* ------------------------------------------------------------------ naive_forward */
+
+/* An independent forward, written as BRIEF 1 reads, element by element in long double with no
+ * BLAS and no shared helper: for each (b, h, i), the allowed j come from fm_mask_is_masked
+ * (the masks/ module's public query), LSE = log sum exp(S_ij), O_i = sum P_ij v_j. It pins
+ * the oracle's offsets, transposes and head mapping, which the other properties only compare
+ * with the oracle itself. */
+#define NAIVE_TOLERANCE 1e-13
+
+static int prop_naive_forward(const fm_random_case *c, void *vctx, char *msg, size_t msg_len)
+{
+    coverage *cov = vctx;
+    const fm_problem *p = &c->problem;
+    const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
+    size_t nq = fm_problem_q_elems(p), nl = fm_problem_lse_elems(p);
+    double *out = malloc(nq * sizeof(double)), *lse = malloc(nl * sizeof(double));
+    long double *scores = malloc((size_t)Sk * sizeof(long double));
+    int ok = out && lse && scores;
+    if (!ok) ok = FAIL("out of memory");
+    if (ok && fm_ref_forward(p, &c->mask, c->q, c->k, c->v, out, lse) != FM_OK)
+        ok = FAIL("reference failed: %s", fm_last_error());
+    cov->trials++;
+    for (int64_t b = 0; ok && b < p->batch; b++)
+        for (int64_t h = 0; ok && h < p->q_heads; h++) {
+            int64_t kh = kv_head_of(p, h), mh = mask_head_of(p, &c->mask, h);
+            for (int64_t i = 0; ok && i < Sq; i++) {
+                const double *qi = c->q + ((b * p->q_heads + h) * Sq + i) * D;
+                long double max = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < Sk; j++) {
+                    const double *kj = c->k + ((b * p->kv_heads + kh) * Sk + j) * D;
+                    long double dot = 0;
+                    for (int64_t d = 0; d < D; d++) dot += (long double)qi[d] * kj[d];
+                    scores[j] = fm_mask_is_masked(&c->mask, b, mh, i, j)
+                                    ? -INFINITY : (long double)p->scale * dot;
+                    if (scores[j] > max) max = scores[j];
+                }
+                size_t row = (size_t)((b * p->q_heads + h) * Sq + i);
+                if (max == -INFINITY) { /* fully masked row */
+                    if (lse[row] != -INFINITY) ok = FAIL("row %zu: LSE %g, expected -inf", row,
+                                                         lse[row]);
+                    continue;
+                }
+                for (int64_t j = 0; j < Sk; j++) sum += expl(scores[j] - max);
+                long double row_lse = max + logl(sum);
+                if (!(fabsl(row_lse - lse[row]) <= NAIVE_TOLERANCE * fmaxl(1, fabsl(row_lse))))
+                    ok = FAIL("row %zu: LSE %.17g, naive %.17Lg", row, lse[row], row_lse);
+                for (int64_t d = 0; ok && d < D; d++) {
+                    long double o = 0, vmax = 1;
+                    for (int64_t j = 0; j < Sk; j++) {
+                        long double vjd = c->v[((b * p->kv_heads + kh) * Sk + j) * D + d];
+                        o += expl(scores[j] - row_lse) * vjd;
+                        vmax = fmaxl(vmax, fabsl(vjd));
+                    }
+                    double got = out[row * (size_t)D + d];
+                    if (!(fabsl(o - got) <= NAIVE_TOLERANCE * vmax))
+                        ok = FAIL("O[row %zu, d %lld] = %.17g, naive %.17Lg", row, (long long)d,
+                                  got, o);
+                }
+            }
+        }
+    if (ok) cov->exercised++;
+    free(out), free(lse), free(scores);
+    return ok;
+}
+
+static void test_naive_forward(void **state)
+{
+    (void)state;
+    coverage cov = {0, 0};
+    check_small_and_large("naive_forward", prop_naive_forward, &cov, 1000);
+    printf("naive_forward: %d cases\n", cov.trials);
 }
 
 /* ------------------------------------------------------------------ gradients_fd */
@@ -702,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_backward_checks_lse),
         cmocka_unit_test(test_refuses_huge_problem),
         cmocka_unit_test(test_refuses_invalid_problem),
+        cmocka_unit_test(test_naive_forward),
         cmocka_unit_test(test_gradients_fd),
         cmocka_unit_test(test_masked_kv),
         cmocka_unit_test(test_key_permutation),
