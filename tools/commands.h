@@ -24,6 +24,7 @@ FM_COMMAND(check_suite, "judge a directory of candidate results against a suite"
 FM_COMMAND(demo, "every mask family: the reference against every available implementation") \
 FM_COMMAND(version, "print the version and which implementations are available here") \
 FM_COMMAND(bench, "CPU benchmark: GFLOP/s from allowed pairs vs OpenBLAS sgemm, per mask family") \
+FM_COMMAND(show, "draw a mask as an SVG picture: tiles coloured by classification, densities") \
 FM_COMMAND(gen_dense, "write a dense-mask case (random, scrambled band, QK-/Hash-sparse)") \
 FM_COMMAND(run_dense, "run a dense-mask case: column form or BBM, RCM, QK-/Hash-sparse") \
 FM_COMMAND(show_dense, "a dense-mask case's form, BBM tile counts, RCM effect, tile picture") \
