@@ -42,7 +42,7 @@ fm_dtype fm_impl_dtype(fm_impl impl, const fm_problem *p)
     switch (impl) {
     case FM_IMPL_REFERENCE: return FM_FLOAT64;
     case FM_IMPL_CPU: return FM_FLOAT32;
-    default: return p->dtype;
+    default: return p ? p->dtype : FM_FLOAT16; /* no problem: cuda's default precision */
     }
 }
 

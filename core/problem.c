@@ -90,6 +90,7 @@ size_t fm_problem_lse_elems(const fm_problem *p)
 
 double fm_problem_flops(const fm_problem *p, const fm_mask *mask, int backward)
 {
+    if (fm_problem_validate(p, mask) != FM_OK) return 0.0; /* no division by zero heads */
     double pairs = (double)fm_mask_total_allowed_pairs(mask);
     double per_mask_head = (double)(p->q_heads / mask->heads); /* query heads per mask head */
     double flops = 4.0 * (double)p->head_dim * pairs * per_mask_head;

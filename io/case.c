@@ -518,6 +518,7 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
 
 fm_status fm_results_save(const char *dir, const fm_problem *p, const fm_results *r)
 {
+    if (!p || !r) return fm_fail(FM_ERR_INVALID, "results: NULL problem or results");
     tensor_spec spec[5];
     output_specs(p, spec);
     const double *outs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
@@ -543,6 +544,8 @@ void fm_results_free(fm_results *r)
 
 fm_status fm_results_load(const char *dir, const fm_problem *p, fm_results *r)
 {
+    if (!dir || !p || !r)
+        return fm_fail(FM_ERR_INVALID, "results: NULL directory, problem or output");
     memset(r, 0, sizeof *r);
     double **slots[5] = {&r->out, &r->lse, &r->dq, &r->dk, &r->dv};
     int found = 0;

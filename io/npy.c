@@ -336,6 +336,8 @@ fm_status fm_npy_write(const char *path, fm_npy_dtype dtype, int ndim, const int
     if (ndim < 0 || ndim > FM_NPY_MAX_DIMS)
         return fm_fail(FM_ERR_INVALID, "%s: %d dimensions (at most %d)", path, ndim,
                        FM_NPY_MAX_DIMS);
+    if (!path || (ndim > 0 && !shape) || !data)
+        return fm_fail(FM_ERR_INVALID, "npy write: NULL path, shape or data");
     size_t count;
     if (fm_mul_sizes(&count, ndim, shape))
         return fm_fail(FM_ERR_OVERFLOW, "%s: shape is negative or overflows", path);
@@ -426,6 +428,8 @@ fm_status fm_npy_check_shape(const fm_npy *a, const char *name, int ndim, const 
 fm_status fm_npy_load_f64(const char *path, int ndim, const int64_t *shape,
                           const char *dim_names, double **out)
 {
+    if (!out || !path || (ndim > 0 && !shape))
+        return fm_fail(FM_ERR_INVALID, "npy load: NULL path, shape or output");
     *out = NULL;
     fm_npy a;
     fm_status st = fm_npy_read(path, &a);

@@ -110,7 +110,9 @@ nomem:
 
 fm_status fm_mask_params_to_json(const fm_mask_params *p, char **json)
 {
+    if (!json) return fm_fail(FM_ERR_INVALID, "mask_params to JSON: NULL output");
     *json = NULL;
+    if (!p) return fm_fail(FM_ERR_INVALID, "mask_params to JSON: NULL params");
     cJSON *obj = fm_io_params_to_cjson(p);
     if (!obj) return FM_ERR_NOMEM;
     *json = cJSON_PrintUnformatted(obj);
@@ -283,6 +285,8 @@ static cJSON *parse_value(const char *key, const char *text, int want_list)
 
 fm_status fm_mask_params_apply(fm_mask_params *p, int n, const char *const *assignments)
 {
+    if (!p || (n > 0 && !assignments))
+        return fm_fail(FM_ERR_INVALID, "--param: NULL params or assignments");
     if ((unsigned)p->family >= FM_FAMILY_COUNT)
         return fm_fail(FM_ERR_INVALID, "--param: unknown family %d", (int)p->family);
     /* Apply every assignment to the JSON form, then validate once with from_cjson, so that

@@ -157,6 +157,30 @@ static void test_null_pointers(void **state)
     fm_case_init(&c);
     EXPECT_FAIL(fm_case_parse_json(NULL, 3, "case.json", &c), FM_ERR_INVALID, "NULL");
     EXPECT_FAIL(fm_impl_from_name(NULL, &(fm_impl){0}), FM_ERR_INVALID, "(null)");
+    /* io and parameter helpers (each of these used to dereference the NULL) */
+    fm_results r = {0};
+    EXPECT_FAIL(fm_results_save("/tmp/fm-robustness-never", NULL, &r), FM_ERR_INVALID, "NULL");
+    EXPECT_FAIL(fm_results_save("/tmp/fm-robustness-never", &f->p, NULL), FM_ERR_INVALID, "NULL");
+    EXPECT_FAIL(fm_results_load("/tmp", NULL, &r), FM_ERR_INVALID, "NULL");
+    int64_t shape1[1] = {4};
+    EXPECT_FAIL(fm_npy_write("/tmp/fm-robustness-never.npy", FM_NPY_F8, 1, NULL, f->q),
+                FM_ERR_INVALID, "NULL");
+    EXPECT_FAIL(fm_npy_write("/tmp/fm-robustness-never.npy", FM_NPY_F8, 1, shape1, NULL),
+                FM_ERR_INVALID, "NULL");
+    EXPECT_FAIL(fm_npy_load_f64("/tmp/fm-robustness-never.npy", 1, shape1, "x", NULL),
+                FM_ERR_INVALID, "NULL");
+    const char *assign[] = {"window=3"};
+    EXPECT_FAIL(fm_mask_params_apply(NULL, 1, assign), FM_ERR_INVALID, "NULL");
+    fm_mask_params mp = {0};
+    assert_int_equal(fm_mask_params_default(&mp, FM_FAMILY_SLIDING_WINDOW, 8), FM_OK);
+    EXPECT_FAIL(fm_mask_params_apply(&mp, 1, NULL), FM_ERR_INVALID, "NULL");
+    char *json = NULL;
+    EXPECT_FAIL(fm_mask_params_to_json(NULL, &json), FM_ERR_INVALID, "NULL");
+    fm_mask_params_free(&mp);
+    assert_int_equal(fm_impl_dtype(FM_IMPL_CUDA, NULL), FM_FLOAT16);
+    fm_mask zero_heads = f->mask;
+    zero_heads.heads = 0; /* would divide by zero */
+    assert_true(fm_problem_flops(&f->p, &zero_heads, 0) == 0.0);
     EXPECT_FAIL(fm_causal_from_name(NULL, &(fm_causal){0}), FM_ERR_INVALID, "(null)");
 }
 
