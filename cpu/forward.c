@@ -10,8 +10,8 @@
  *                    the element rule read down a column).
  * Runs of consecutive computed tiles share one sgemm pair (see FM_CPU_RUN_TILES).
  * Per-thread memory: S[Bq x run width] + O[Bq x D] + 2 Bq floats, i.e. O((Sq+Sk) D) at most,
- * never O(Sq Sk). Output: O = o / l and LSE = ln 2 (m + log2 l); rows with no allowed key give O = 0,
- * LSE = -inf.
+ * never O(Sq Sk). Output: O = o / l and LSE = ln 2 (m + log2 l); rows with no allowed key give
+ * O = 0, LSE = -inf.
  */
 #include <math.h>
 #include <omp.h>

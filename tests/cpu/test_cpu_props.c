@@ -117,8 +117,9 @@ static int prop_cpu_matches_reference(const fm_random_case *cc, void *ctx, char 
         if (!ref_masked) continue;
         for (int64_t d = 0; d < D; d++)
             if (r.out[row * D + d] != 0.0f || r.dq[row * D + d] != 0.0f) {
-                prop_fail(msg, len, "fully masked row %zu: out %g, dq %g at d=%lld (must be 0)", row,
-                     (double)r.out[row * D + d], (double)r.dq[row * D + d], (long long)d);
+                prop_fail(msg, len, "fully masked row %zu: out %g, dq %g at d=%lld (must be 0)",
+                          row, (double)r.out[row * D + d], (double)r.dq[row * D + d],
+                          (long long)d);
                 goto done;
             }
     }
@@ -133,8 +134,8 @@ static int prop_cpu_matches_reference(const fm_random_case *cc, void *ctx, char 
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (checks[i].err > worst_seen[i]) worst_seen[i] = checks[i].err;
         if (!(checks[i].err <= checks[i].tol)) {
-            prop_fail(msg, len, "%s: relative error %.3g > bound %.1g", checks[i].name, checks[i].err,
-                 checks[i].tol);
+            prop_fail(msg, len, "%s: relative error %.3g > bound %.1g", checks[i].name,
+                      checks[i].err, checks[i].tol);
             goto done;
         }
     }
