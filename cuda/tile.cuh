@@ -24,12 +24,22 @@ __device__ __forceinline__ fm_tile_class fm_cuda_classify(const fm_attn_params &
 }
 
 /* First key block at or after kb whose tile with rows [r0, r1) is not fully masked
- * (p.n_kblocks if none): fully masked tiles are skipped before anything is loaded. */
+ * (p.n_kblocks if none): fully masked tiles are skipped before anything is loaded. The 32 lanes
+ * of the warp classify 32 consecutive blocks at once and a ballot picks the first live one, so
+ * a long run of masked blocks costs one summary load latency per 32 blocks instead of one per
+ * block. Call it from warp-uniform control flow (every lane active). */
 __device__ __forceinline__ int fm_cuda_next_block(const fm_attn_params &p, const int32_t *summary,
                                                   int kb, int r0, int r1)
 {
-    while (kb < p.n_kblocks && fm_cuda_classify(p, summary, kb, r0, r1) == FM_TILE_MASKED) kb++;
-    return kb;
+    const int lane = threadIdx.x & 31;
+    for (int base = kb; base < p.n_kblocks; base += 32) {
+        const int mine = base + lane;
+        const bool live = mine < p.n_kblocks &&
+                          fm_cuda_classify(p, summary, mine, r0, r1) != FM_TILE_MASKED;
+        const unsigned ballot = __ballot_sync(0xffffffffu, live);
+        if (ballot) return base + __ffs(ballot) - 1;
+    }
+    return p.n_kblocks;
 }
 
 /* Is element (row i, key j) masked? `col` = the column's 4 bounds (shared memory); keys past
