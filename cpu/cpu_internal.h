@@ -68,8 +68,9 @@ void fm_tile_gemm_tn(int64_t m, int64_t n, int64_t k, float alpha, const float *
                      const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 /* OpenBLAS must run single-threaded inside our OpenMP regions (each OpenMP thread calls sgemm
- * on its own tile; a threaded sgemm there would oversubscribe the cores). Begin returns the
- * previous OpenBLAS thread count; end restores it. */
+ * on its own tile; a threaded sgemm there would oversubscribe the cores). Begin sets it to one
+ * thread and returns the count it had; end restores that count once the last concurrent call of
+ * the layer has ended (calls from several caller threads at once are counted). */
 int fm_blas_threads_begin_single(void);
 void fm_blas_threads_end_single(int previous);
 

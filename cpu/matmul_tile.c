@@ -37,14 +37,30 @@ void fm_tile_gemm_tn(int64_t m, int64_t n, int64_t k, float alpha, const float *
                 alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
 }
 
+/* Callers of the CPU layer may run on several threads of their own at once; the OpenBLAS thread
+ * count is process-wide, so the first caller in saves and lowers it, the last one out restores
+ * it (an OpenMP critical section serialises the bookkeeping, for OpenMP and plain threads). */
+static int blas_active_calls = 0;
+static int blas_saved_threads = 1;
+
 int fm_blas_threads_begin_single(void)
 {
-    int previous = openblas_get_num_threads();
-    if (previous != 1) openblas_set_num_threads(1);
-    return previous;
+#pragma omp critical(fm_blas_threads)
+    {
+        if (blas_active_calls++ == 0) {
+            blas_saved_threads = openblas_get_num_threads();
+            if (blas_saved_threads != 1) openblas_set_num_threads(1);
+        }
+    }
+    return blas_saved_threads;
 }
 
 void fm_blas_threads_end_single(int previous)
 {
-    if (previous != 1) openblas_set_num_threads(previous);
+    (void)previous; /* the count saved by the first caller in is the one restored */
+#pragma omp critical(fm_blas_threads)
+    {
+        if (--blas_active_calls == 0 && blas_saved_threads != 1)
+            openblas_set_num_threads(blas_saved_threads);
+    }
 }

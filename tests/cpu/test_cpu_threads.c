@@ -3,7 +3,8 @@
  * the forward gives bitwise the same result at 1 and at 2 OpenMP threads (each query tile is
  * one task, so no summation order depends on scheduling); with FM_FLAG_DETERMINISTIC the
  * backward is bitwise reproducible, and without it agrees with the deterministic one to float32
- * rounding (only dQ's order of addition varies). Layer: tests, above cpu.
+ * rounding (only dQ's order of addition varies); two caller threads at once get the same
+ * results and leave the OpenBLAS thread count as it was. Layer: tests, above cpu.
  */
 #include <cblas.h>
 #include <math.h>
@@ -130,12 +131,42 @@ static void test_backward_deterministic_flag(void **state)
     free_problem(&d);
 }
 
+/* Two caller threads at once (an outer OpenMP region): both results equal the single call's,
+ * and the OpenBLAS thread count is restored once both are done. */
+static void test_concurrent_callers(void **state)
+{
+    (void)state;
+    problem_data d;
+    make_problem(&d);
+    float *ref = alloc_floats(d.nq), *lref = alloc_floats(d.nl);
+    float *out[2] = {alloc_floats(d.nq), alloc_floats(d.nq)};
+    float *lse[2] = {alloc_floats(d.nl), alloc_floats(d.nl)};
+    openblas_set_num_threads(2);
+    assert_int_equal(fm_cpu_forward(&d.p, &d.m, d.q, d.k, d.v, ref, lref, NULL), FM_OK);
+    fm_status st[2];
+#pragma omp parallel num_threads(2)
+    {
+        int t = omp_get_thread_num();
+        st[t] = fm_cpu_forward(&d.p, &d.m, d.q, d.k, d.v, out[t], lse[t], NULL);
+    }
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(st[t], FM_OK);
+        assert_memory_equal(out[t], ref, d.nq * sizeof(float));
+        assert_memory_equal(lse[t], lref, d.nl * sizeof(float));
+        free(out[t]), free(lse[t]);
+    }
+    assert_int_equal(openblas_get_num_threads(), 2);
+    free(ref), free(lref);
+    free_problem(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blas_thread_count_restored),
         cmocka_unit_test(test_forward_same_bits_at_any_thread_count),
         cmocka_unit_test(test_backward_deterministic_flag),
+        cmocka_unit_test(test_concurrent_callers),
     };
     return cmocka_run_group_tests_name("cpu_threads", tests, NULL, NULL);
 }
