@@ -45,7 +45,7 @@ static void softmax_backward(const fm_problem *p, const double *prob, double *dp
                              const double *oh, const double *doh)
 {
     const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (Sq * Sk >= FM_REF_PARALLEL_MIN_ELEMS)
     for (int64_t i = 0; i < Sq; i++) {
         double delta = 0.0;
         for (int64_t d = 0; d < D; d++)
@@ -98,7 +98,8 @@ fm_status fm_ref_backward(const fm_problem *p, const fm_mask *mask, const double
             fm_ref_scores(p, qh, kh, prob);
             /* Rows are independent; remember the first row whose LSE does not fit. */
             int64_t bad_row = Sq;
-#pragma omp parallel for schedule(static) reduction(min : bad_row)
+#pragma omp parallel for schedule(static) reduction(min : bad_row) \
+    if (Sq * Sk >= FM_REF_PARALLEL_MIN_ELEMS)
             for (int64_t i = 0; i < Sq; i++)
                 if (!probability_row(prob + (size_t)i * (size_t)Sk, mask, b, heads.mask_head,
                                      offset, i, Sk, lh[i]) && i < bad_row)

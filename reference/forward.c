@@ -70,7 +70,7 @@ fm_status fm_ref_forward(const fm_problem *p, const fm_mask *mask, const double 
 
             fm_ref_scores(p, qh, kh, scores);
             /* Rows are independent: each thread turns whole rows into probabilities. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (Sq * Sk >= FM_REF_PARALLEL_MIN_ELEMS)
             for (int64_t i = 0; i < Sq; i++)
                 lh[i] = softmax_row(scores + (size_t)i * (size_t)Sk, mask, b, heads.mask_head,
                                     offset, i, Sk);

@@ -119,13 +119,14 @@ static int prop_naive_forward(const fm_random_case *c, void *vctx, char *msg, si
                 }
                 for (int64_t j = 0; j < Sk; j++) sum += expl(scores[j] - max);
                 long double row_lse = max + logl(sum);
+                for (int64_t j = 0; j < Sk; j++) scores[j] = expl(scores[j] - row_lse); /* P */
                 if (!(fabsl(row_lse - lse[row]) <= NAIVE_TOLERANCE * fmaxl(1, fabsl(row_lse))))
                     ok = FAIL("row %zu: LSE %.17g, naive %.17Lg", row, lse[row], row_lse);
                 for (int64_t d = 0; ok && d < D; d++) {
                     long double o = 0, vmax = 1;
                     for (int64_t j = 0; j < Sk; j++) {
                         long double vjd = c->v[((b * p->kv_heads + kh) * Sk + j) * D + d];
-                        o += expl(scores[j] - row_lse) * vjd;
+                        o += scores[j] * vjd;
                         vmax = fmaxl(vmax, fabsl(vjd));
                     }
                     double got = out[row * (size_t)D + d];
