@@ -136,5 +136,8 @@ fm_status fm_ref_backward(const fm_problem *p, const fm_mask *mask, const double
     }
     free(prob);
     free(dprob);
-    return FM_OK;
+    st = fm_ref_check_result("dq", dq, fm_problem_q_elems(p), 0);
+    if (st == FM_OK) st = fm_ref_check_result("dk", dk, fm_problem_kv_elems(p), 0);
+    if (st == FM_OK) st = fm_ref_check_result("dv", dv, fm_problem_kv_elems(p), 0);
+    return st;
 }

@@ -23,16 +23,20 @@ static double softmax_row(double *row, const fm_mask *mask, int64_t b, int64_t m
                           int64_t offset, int64_t i, int64_t seqlen_k)
 {
     double row_max = -INFINITY;
+    int any_allowed = 0;
     for (int64_t j = 0; j < seqlen_k; j++) {
-        if (fm_ref_masked(mask, b, mh, offset, i, j))
+        if (fm_ref_masked(mask, b, mh, offset, i, j)) {
             row[j] = -INFINITY; /* marks "masked" for the two loops below */
-        else if (row[j] > row_max)
-            row_max = row[j];
+        } else {
+            any_allowed = 1;
+            if (row[j] > row_max) row_max = row[j];
+        }
     }
-    if (row_max == -INFINITY) { /* fully masked row (scores are finite, so none was allowed) */
+    if (!any_allowed) { /* fully masked row */
         for (int64_t j = 0; j < seqlen_k; j++) row[j] = 0.0;
         return -INFINITY;
     }
+    if (!isfinite(row_max)) return NAN; /* s * q.k overflowed: the caller refuses the result */
     double sum = 0.0;
     for (int64_t j = 0; j < seqlen_k; j++) {
         row[j] = row[j] == -INFINITY ? 0.0 : exp(row[j] - row_max);
@@ -84,5 +88,7 @@ fm_status fm_ref_forward(const fm_problem *p, const fm_mask *mask, const double 
         }
     }
     free(scores);
-    return FM_OK;
+    st = fm_ref_check_result("lse", lse, fm_problem_lse_elems(p), 1);
+    if (st == FM_OK) st = fm_ref_check_result("out", out, fm_problem_q_elems(p), 0);
+    return st;
 }

@@ -7,6 +7,7 @@
 #define FM_REF_INTERNAL_H
 
 #include <cblas.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,22 @@ static inline int fm_ref_masked(const fm_mask *mask, int64_t b, int64_t mh, int6
                                 int64_t i, int64_t j)
 {
     return fm_element_masked(fm_mask_column(mask, b, mh, j), mask->causal, offset, i, j);
+}
+
+/* Inputs are finite (fm_forward checks), but huge ones can overflow float64 on the way
+ * (s * q.k, or sums of P v). The oracle then refuses rather than hand back inf or NaN as a
+ * result: the first non-finite element of x (n values) is named. -inf passes where allowed
+ * (the LSE of fully masked rows). */
+static inline fm_status fm_ref_check_result(const char *what, const double *x, size_t n,
+                                            int allow_neg_inf)
+{
+    for (size_t e = 0; e < n; e++) {
+        if (isfinite(x[e]) || (allow_neg_inf && x[e] == -INFINITY)) continue;
+        return fm_fail(FM_ERR_OVERFLOW,
+                       "reference: %s[%zu] = %g: float64 overflowed (inputs too large in "
+                       "magnitude for this scale)", what, e, x[e]);
+    }
+    return FM_OK;
 }
 
 #endif

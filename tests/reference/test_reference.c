@@ -768,6 +768,22 @@ static void test_refuses_invalid_problem(void **state)
     fm_mask_free(&m);
 }
 
+/* Finite but huge inputs overflow float64 in s * q.k: refused naming the tensor, not NaN. */
+static void test_refuses_overflow(void **state)
+{
+    (void)state;
+    fm_problem p;
+    fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
+    fm_mask m = {0};
+    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
+    const double q[2] = {1e200, 1}, k[2] = {1e200, 1}, v[2] = {1, 2};
+    double out[2], lse[2];
+    fm_tensors t = {.q = q, .k = k, .v = v, .out = out, .lse = lse};
+    assert_int_equal(fm_forward(FM_IMPL_REFERENCE, &p, &m, &t), FM_ERR_OVERFLOW);
+    assert_non_null(strstr(fm_last_error(), "lse[0]"));
+    fm_mask_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -777,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_backward_checks_lse),
         cmocka_unit_test(test_refuses_huge_problem),
         cmocka_unit_test(test_refuses_invalid_problem),
+        cmocka_unit_test(test_refuses_overflow),
         cmocka_unit_test(test_naive_forward),
         cmocka_unit_test(test_gradients_fd),
         cmocka_unit_test(test_masked_kv),
