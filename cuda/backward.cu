@@ -36,7 +36,8 @@ __global__ void fm_delta_kernel(const T *__restrict__ out, const T *__restrict__
     if (row >= rows) return;
     float acc = 0.f;
     for (int d = lane; d < D; d += 32)
-        acc += fm_tc_type<T>::to_float(out[row * D + d]) * fm_tc_type<T>::to_float(dout[row * D + d]);
+        acc += fm_tc_type<T>::to_float(out[row * D + d]) *
+               fm_tc_type<T>::to_float(dout[row * D + d]);
     for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
     if (lane == 0) delta[row] = acc;
 }

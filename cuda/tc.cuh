@@ -39,7 +39,10 @@ template <> struct fm_tc_type<__nv_bfloat16> {
         __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
         return *reinterpret_cast<uint32_t *>(&h);
     }
-    static __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+    static __device__ __forceinline__ float to_float(__nv_bfloat16 x)
+    {
+        return __bfloat162float(x);
+    }
     static __device__ __forceinline__ __nv_bfloat16 from_float(float x)
     {
         return __float2bfloat16_rn(x);
