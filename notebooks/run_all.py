@@ -86,7 +86,9 @@ def main():
                 target = os.path.join(tmp, os.path.basename(path))
                 shutil.copyfile(path, target)
             nb = nbformat.read(target, as_version=4)
+            # record_timing=False: no per-cell timestamps, so re-running changes only outputs
             client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+                                    record_timing=False,
                                     resources={"metadata": {"path": os.path.dirname(target)}})
             start = time.monotonic()
             try:
