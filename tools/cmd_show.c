@@ -276,9 +276,14 @@ static void draw(FILE *f, const show_data *d, double grid_px, int draw_elements)
         svg_text(f, lx + 24, ly + 12, 11, "start", 0, text);
         ly += 24;
     }
-    svg_rect(f, lx, ly, 16, 16, allowed_fill, NULL, 0, NULL);
-    svg_text(f, lx + 24, ly + 12, 11, "start", 0,
-             draw_elements ? "allowed element (i, j)" : "elements not drawn (too small)");
+    if (draw_elements) { /* the swatch with the elements' own transparency */
+        fputs("<g fill-opacity=\"0.55\">\n", f);
+        svg_rect(f, lx, ly, 16, 16, allowed_fill, NULL, 0, NULL);
+        svg_group_end(f);
+    }
+    svg_text(f, draw_elements ? lx + 24 : lx, ly + 12, 11, "start", 0,
+             draw_elements ? "allowed element (i, j)"
+                           : "elements not drawn (cells under 1 px; --elements on)");
     ly += 36;
     double element_density = (double)d->allowed / ((double)sq * (double)sk);
     double tile_density = (double)(d->count[0] + d->count[1]) / (double)total;
