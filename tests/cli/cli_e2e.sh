@@ -117,6 +117,16 @@ expect 0 "help" -- "$FM" help
 expect 0 "masks" -- "$FM" masks
 grep -q "random_eviction" "$T/stdout" && ok "masks lists random_eviction" || bad "masks output"
 
+# --- demo on a small problem: every available implementation passes the oracle -----------
+expect 0 "demo on two families" -- "$FM" demo --family causal --family document --seqlen 40 \
+    --head-dim 8 --q-heads 2
+grep -q "^== document" "$T/stdout" && ok "demo printed the document family" || bad "demo output"
+grep -qE "^ *cpu +float32 .* pass$" "$T/stdout" && ok "demo: cpu passes" || bad "demo: no cpu pass"
+expect 2 "demo with an unknown family" -- "$FM" demo --family nope
+expect 2 "demo --impl reference" -- "$FM" demo --impl reference
+expect 2 "masks --seqlen 0" -- "$FM" masks --seqlen 0
+expect 0 "version" -- "$FM" version
+
 # --- exit 3: an implementation that is not available here ------------------------------
 "$FM" version >"$T/version" 2>&1
 if grep -q "cuda *available" "$T/version"; then
