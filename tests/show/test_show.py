@@ -106,6 +106,21 @@ class ShowTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(rects(ET.fromstring(r.stdout), "tile")), 4)
 
+    def test_docs_pictures_are_current(self):
+        # docs/img/*.svg are what docs/img/make.sh draws with this build: the docs stay true
+        img = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "img")
+        r = subprocess.run(["sh", os.path.join(img, "make.sh"), EXE, self.tmp.name],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        made = sorted(f for f in os.listdir(self.tmp.name) if f.endswith(".svg"))
+        self.assertEqual(made, sorted(f for f in os.listdir(img) if f.endswith(".svg")))
+        for name in made:
+            with open(os.path.join(img, name), "rb") as a, \
+                 open(os.path.join(self.tmp.name, name), "rb") as b:
+                self.assertTrue(a.read() == b.read(),
+                                f"docs/img/{name} is stale: run sh docs/img/make.sh "
+                                "build/tools/flashmask")
+
     def test_invalid_arguments_exit_2(self):
         bad = [
             [],                                                   # no --out, no mask
