@@ -140,6 +140,7 @@ class ShowTest(unittest.TestCase):
             ["--mask", "causal", "--seqlen", "100000", "--block", "1", "--out", self.out],
             ["--mask", "causal", "--frobnicate", "--out", self.out],
             ["--mask", "causal", "--out"],                        # missing value
+            ["--mask", "causal", "--out", os.path.join(self.tmp.name, "no", "x.svg")],
         ]
         for args in bad:
             with self.subTest(args=args):
