@@ -54,6 +54,9 @@ def main():
     ap.add_argument("--copy", action="store_true",
                     help="execute copies in a temporary directory; leave the notebooks as they are")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    ap.add_argument("--require-outputs", action="store_true",
+                    help="fail if a notebook as given has a code cell that was never executed "
+                         "(the notebooks are committed with their outputs)")
     args = ap.parse_args()
 
     import nbformat
@@ -86,6 +89,13 @@ def main():
                 target = os.path.join(tmp, os.path.basename(path))
                 shutil.copyfile(path, target)
             nb = nbformat.read(target, as_version=4)
+            unrun = [i for i, c in enumerate(nb.cells)
+                     if c.cell_type == "code" and c.execution_count is None]
+            if args.require_outputs and unrun:
+                print(f"FAILED {os.path.basename(path)}: code cells {unrun} were committed "
+                      "without outputs (run notebooks/run_all.py and commit)", file=sys.stderr)
+                failed.append(path)
+                continue
             # record_timing=False: no per-cell timestamps, so re-running changes only outputs
             client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
                                     record_timing=False,
