@@ -96,6 +96,12 @@ class ShowTest(unittest.TestCase):
         root = self.picture("--case", case, "--block", "8")
         self.assertEqual(len(rects(root, "tile")), 25)
 
+    def test_text_is_escaped(self):
+        title = 'a<b & "c" \'d\' >'
+        root = self.picture("--mask", "causal", "--seqlen", "16", "--block", "4", "--title", title)
+        self.assertTrue(root.find(SVG + "title").text.startswith(title))
+        self.assertIn(title, [t.text for t in root.iter(SVG + "text")])
+
     def test_large_mask_omits_elements(self):
         root = self.picture("--mask", "sliding_window", "--seqlen", "2048", "--block", "128")
         self.assertEqual(len(rects(root, "tile")), 256)
