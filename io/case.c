@@ -403,20 +403,20 @@ fail:
 static fm_status case_json_text(const fm_case *c, char **text)
 {
     const fm_problem *p = &c->problem;
-    cJSON *root = cJSON_CreateObject();
+    *text = NULL;
+    if (c->seed > (1ull << 53))
+        return fm_fail(FM_ERR_INVALID, "case: seed = %llu is outside [0, 2^53], which "
+                       "case.json cannot hold exactly", (unsigned long long)c->seed);
     cJSON *params = NULL;
-    if (c->has_params) {
-        params = fm_io_params_to_cjson(&c->mask_params);
-        if (!params) {
-            cJSON_Delete(root);
-            return FM_ERR_NOMEM;
-        }
-    } else {
-        params = cJSON_CreateObject();
-    }
+    fm_status st = FM_OK;
+    if (c->has_params) st = fm_io_params_to_cjson(&c->mask_params, &params);
+    else if (!(params = cJSON_CreateObject())) st = FM_ERR_NOMEM;
+    if (st != FM_OK) return st == FM_ERR_NOMEM ? fm_fail(st, "case.json: out of memory") : st;
+
     const char *kind = c->has_params ? fm_family_name(c->mask_params.family)
                                      : (c->mask_kind[0] ? c->mask_kind : "custom");
-    int ok = root && params;
+    cJSON *root = cJSON_CreateObject();
+    int ok = root != NULL;
     ok = ok && cJSON_AddStringToObject(root, "format", "flashmask-case");
     ok = ok && cJSON_AddNumberToObject(root, "version", 1);
     ok = ok && cJSON_AddNumberToObject(root, "batch", (double)p->batch);
@@ -433,8 +433,11 @@ static fm_status case_json_text(const fm_case *c, char **text)
     if (ok) ok = cJSON_AddItemToObject(root, "mask_params", params);
     else cJSON_Delete(params);
     ok = ok && cJSON_AddNumberToObject(root, "seed", (double)c->seed);
-    *text = ok ? cJSON_Print(root) : NULL;
+    /* exact numbers: the scale to the last bit, so that every reader uses the same one */
+    if (ok) st = fm_io_json_exact(root->child);
+    if (ok && st == FM_OK) *text = cJSON_Print(root);
     cJSON_Delete(root);
+    if (st != FM_OK) return st;
     return *text ? FM_OK : fm_fail(FM_ERR_NOMEM, "case.json: out of memory");
 }
 

@@ -9,10 +9,16 @@
 
 #include "flashmask/io.h"
 
-/* mask_params <-> cJSON object (io/params_json.c); messages name `where`. */
-cJSON *fm_io_params_to_cjson(const fm_mask_params *p);
+/* mask_params <-> cJSON object (io/params_json.c); messages name `where`. Values outside
+ * [0, 2^53] are refused (JSON numbers are doubles). */
+fm_status fm_io_params_to_cjson(const fm_mask_params *p, cJSON **out);
 fm_status fm_io_params_from_cjson(fm_mask_params *p, fm_family f, const cJSON *obj,
                                   const char *where);
+/* Makes every number under `node` (and its siblings) print exactly: integers as integers,
+ * others with 17 significant digits (cJSON's own printing may drop the last bit). Call it
+ * right before printing: the numbers become raw text. */
+fm_status fm_io_json_exact(cJSON *node);
+
 /* A JSON number that is an integer in [0, 2^53]; the message names where and key. */
 fm_status fm_io_json_count(const cJSON *v, const char *where, const char *key, int64_t *out);
 

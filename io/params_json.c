@@ -68,44 +68,85 @@ static const struct {
 
 /* ---------------------------------------------------------------- to JSON */
 
-cJSON *fm_io_params_to_cjson(const fm_mask_params *p)
+/* A JSON number for an integer parameter, refused outside [0, 2^53] (JSON numbers are doubles:
+ * a larger value would not come back exactly). */
+static fm_status int_item(double v, const char *key, cJSON **out)
 {
-    if ((unsigned)p->family >= FM_FAMILY_COUNT) {
-        fm_fail(FM_ERR_INVALID, "mask_params: unknown family %d", (int)p->family);
-        return NULL;
-    }
+    *out = NULL;
+    if (!(v >= 0.0 && v <= JSON_INT_MAX))
+        return fm_fail(FM_ERR_INVALID, "mask_params: '%s' = %.17g is outside [0, 2^53], which "
+                       "case.json cannot hold exactly", key, v);
+    *out = cJSON_CreateNumber(v);
+    return *out ? FM_OK : fm_fail(FM_ERR_NOMEM, "mask_params: out of memory building JSON");
+}
+
+fm_status fm_io_params_to_cjson(const fm_mask_params *p, cJSON **out)
+{
+    *out = NULL;
+    if ((unsigned)p->family >= FM_FAMILY_COUNT)
+        return fm_fail(FM_ERR_INVALID, "mask_params: unknown family %d", (int)p->family);
     cJSON *obj = cJSON_CreateObject();
-    if (!obj) goto nomem;
-    for (int i = 0; i < family_fields[p->family].n; i++) {
+    if (!obj) return fm_fail(FM_ERR_NOMEM, "mask_params: out of memory building JSON");
+    fm_status st = FM_OK;
+    for (int i = 0; i < family_fields[p->family].n && st == FM_OK; i++) {
         const param_field *f = &family_fields[p->family].fields[i];
         cJSON *v = NULL;
         if (f->kind == SCALAR_I64) {
-            v = cJSON_CreateNumber((double)*AT(p, f->value_offset, const int64_t));
+            st = int_item((double)*AT(p, f->value_offset, const int64_t), f->key, &v);
         } else if (f->kind == SCALAR_U64) {
-            v = cJSON_CreateNumber((double)*AT(p, f->value_offset, const uint64_t));
+            uint64_t u = *AT(p, f->value_offset, const uint64_t);
+            if (u > (1ull << 53)) /* checked before the conversion to double rounds it */
+                st = fm_fail(FM_ERR_INVALID, "mask_params: '%s' = %llu is outside [0, 2^53], "
+                             "which case.json cannot hold exactly", f->key,
+                             (unsigned long long)u);
+            else
+                st = int_item((double)u, f->key, &v);
         } else {
             int64_t n = *AT(p, f->count_offset, const int64_t);
             const int64_t *xs = *AT(p, f->value_offset, int64_t *const);
-            v = cJSON_CreateArray();
-            for (int64_t k = 0; v && k < n; k++) {
-                cJSON *e = xs ? cJSON_CreateNumber((double)xs[k]) : NULL;
-                if (!e || !cJSON_AddItemToArray(v, e)) {
+            if (n > 0 && !xs) st = fm_fail(FM_ERR_INVALID, "mask_params: '%s' is NULL", f->key);
+            if (st == FM_OK && !(v = cJSON_CreateArray()))
+                st = fm_fail(FM_ERR_NOMEM, "mask_params: out of memory building JSON");
+            for (int64_t k = 0; st == FM_OK && k < n; k++) {
+                cJSON *e;
+                st = int_item((double)xs[k], f->key, &e);
+                if (st == FM_OK && !cJSON_AddItemToArray(v, e)) {
                     cJSON_Delete(e);
-                    cJSON_Delete(v);
-                    v = NULL;
+                    st = fm_fail(FM_ERR_NOMEM, "mask_params: out of memory building JSON");
                 }
             }
         }
-        if (!v || !cJSON_AddItemToObject(obj, f->key, v)) {
-            cJSON_Delete(v);
-            goto nomem;
-        }
+        if (st == FM_OK && !cJSON_AddItemToObject(obj, f->key, v))
+            st = fm_fail(FM_ERR_NOMEM, "mask_params: out of memory building JSON");
+        if (st != FM_OK) cJSON_Delete(v);
     }
-    return obj;
-nomem:
-    cJSON_Delete(obj);
-    fm_fail(FM_ERR_NOMEM, "mask_params: out of memory building JSON");
-    return NULL;
+    if (st != FM_OK) {
+        cJSON_Delete(obj);
+        return st;
+    }
+    *out = obj;
+    return FM_OK;
+}
+
+fm_status fm_io_json_exact(cJSON *node)
+{
+    for (; node; node = node->next) {
+        if (cJSON_IsNumber(node)) {
+            /* integers in [-2^53, 2^53] exactly as integers, anything else with 17 digits */
+            char text[40];
+            double d = node->valuedouble;
+            if (d == floor(d) && fabs(d) <= JSON_INT_MAX) snprintf(text, sizeof text, "%.0f", d);
+            else snprintf(text, sizeof text, "%.17g", d);
+            char *copy = malloc(strlen(text) + 1);
+            if (!copy) return fm_fail(FM_ERR_NOMEM, "JSON: out of memory");
+            memcpy(copy, text, strlen(text) + 1);
+            node->type = cJSON_Raw; /* printed verbatim; cJSON_Delete frees valuestring */
+            node->valuestring = copy;
+        }
+        fm_status st = fm_io_json_exact(node->child);
+        if (st != FM_OK) return st;
+    }
+    return FM_OK;
 }
 
 fm_status fm_mask_params_to_json(const fm_mask_params *p, char **json)
@@ -113,11 +154,13 @@ fm_status fm_mask_params_to_json(const fm_mask_params *p, char **json)
     if (!json) return fm_fail(FM_ERR_INVALID, "mask_params to JSON: NULL output");
     *json = NULL;
     if (!p) return fm_fail(FM_ERR_INVALID, "mask_params to JSON: NULL params");
-    cJSON *obj = fm_io_params_to_cjson(p);
-    if (!obj) return FM_ERR_NOMEM;
-    *json = cJSON_PrintUnformatted(obj);
+    cJSON *obj;
+    fm_status st = fm_io_params_to_cjson(p, &obj);
+    if (st == FM_OK) st = fm_io_json_exact(obj);
+    if (st == FM_OK && !(*json = cJSON_PrintUnformatted(obj)))
+        st = fm_fail(FM_ERR_NOMEM, "mask_params: out of memory printing JSON");
     cJSON_Delete(obj);
-    return *json ? FM_OK : fm_fail(FM_ERR_NOMEM, "mask_params: out of memory printing JSON");
+    return st;
 }
 
 /* ---------------------------------------------------------------- from JSON */
@@ -291,9 +334,9 @@ fm_status fm_mask_params_apply(fm_mask_params *p, int n, const char *const *assi
         return fm_fail(FM_ERR_INVALID, "--param: unknown family %d", (int)p->family);
     /* Apply every assignment to the JSON form, then validate once with from_cjson, so that
      * lists sharing a length (doc_lens and doc_prefix) can both change in one call. */
-    cJSON *obj = fm_io_params_to_cjson(p);
-    if (!obj) return FM_ERR_NOMEM;
-    fm_status st = FM_OK;
+    cJSON *obj;
+    fm_status st = fm_io_params_to_cjson(p, &obj);
+    if (st != FM_OK) return st;
     for (int i = 0; i < n && st == FM_OK; i++) {
         const char *a = assignments[i];
         const char *eq = a ? strchr(a, '=') : NULL;
