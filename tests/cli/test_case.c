@@ -687,7 +687,7 @@ static void test_random_case_round_trip(void **state)
 {
     (void)state;
     fm_case_limits limits = fm_case_limits_default();
-    int trials = fm_check_property("case save/load round trip", prop_case_round_trip, NULL, 200,
+    int trials = fm_check_property("case save/load round trip", prop_case_round_trip, NULL, 1000,
                                    &limits);
     assert_true(trials > 0);
     assert_int_equal(count_entries(tmpdir), 0);
