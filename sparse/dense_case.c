@@ -126,9 +126,15 @@ fm_status fm_dense_case_generate(fm_dense_case *c, const fm_problem *p, int64_t 
     /* the shape check of a dense mask, with an all-allowed stand-in for the values */
     size_t n;
     int64_t dims[] = {p->batch, mask_heads, p->seqlen_q, p->seqlen_k};
-    if (mask_heads < 1 || fm_mul_sizes(&n, 4, dims))
+    if (mask_heads < 1)
         return fm_fail(FM_ERR_INVALID, "dense case: mask heads %lld (must be >= 1)",
                        (long long)mask_heads);
+    if (fm_mul_sizes(&n, 4, dims)) /* named as what it is (issue 7: it said "mask heads") */
+        return fm_fail(p->batch < 1 || p->seqlen_q < 1 || p->seqlen_k < 1 ? FM_ERR_INVALID
+                                                                          : FM_ERR_OVERFLOW,
+                       "dense case: B*Hm*Sq*Sk = %lld*%lld*%lld*%lld is negative or overflows "
+                       "size_t", (long long)p->batch, (long long)mask_heads,
+                       (long long)p->seqlen_q, (long long)p->seqlen_k);
     c->allowed = fm_calloc(n, 1, "dense case mask");
     if (!c->allowed) return FM_ERR_NOMEM;
     if ((st = fm_dense_check_problem(p, c->allowed, mask_heads)) != FM_OK) goto fail;

@@ -198,6 +198,10 @@ expect_msg "limit"
 absent "$T/g-big"
 expect 2 "demo B*H*S*D overflows" -- "$FM" demo --batch 2147483647 --q-heads 2147483647 \
     --seqlen 2147483647 --head-dim 2147483647
+expect 2 "gen-dense B*Hm*Sq*Sk overflows" -- "$FM" gen-dense --pattern random \
+    --batch 2147483647 --seqlen 2147483647 --out "$T/gd-big"
+expect_msg "B*Hm*Sq*Sk"
+absent "$T/gd-big"
 # sizes that pass every limit but exceed memory: "out of memory" (exit 1), promptly
 expect "1|2" "gen S = 2^31 - 1 (mask bounds need 32 GiB)" -- "$FM" gen --mask causal \
     --seqlen 2147483647 --head-dim 1 --out "$T/g-mem"
