@@ -245,6 +245,16 @@ if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
     absent "$T/r-nan"
 fi
 
+# a path longer than PATH_MAX, and a symlink loop
+long=$T/$(printf 'a%.0s' $(seq 1 5000))
+expect 2 "run --case (path too long)" -- "$FM" run --impl reference --case "$long" --out "$T/r-long"
+expect 2 "run --out (path too long)" -- "$FM" run --impl reference --case "$T/case" --out "$long"
+expect 2 "gen-suite --out (path too long)" -- "$FM" gen-suite --out "$long"
+ln -s loop-b "$T/loop-a" && ln -s loop-a "$T/loop-b"
+expect 2 "run --case (symlink loop)" -- "$FM" run --impl reference --case "$T/loop-a" \
+    --out "$T/r-long"
+absent "$T/r-long"
+
 # --- output paths: an existing file, a non-empty directory, under a file, read-only fs ----
 for out in "$T/a-file" "$T/full-dir" "$T/a-file/sub" "/proc/fm-robustness-out" ""; do
     name=${out:-empty}
