@@ -111,7 +111,8 @@ typedef struct fm_case {
     char mask_kind[64];          /* a family name (fm_family_name) or "custom" */
     int has_params;              /* mask_params describe the mask (mask_kind is a family) */
     fm_mask_params mask_params;
-    uint64_t seed;               /* the seed the inputs were drawn with (informative) */
+    uint64_t seed;               /* the seed the inputs were drawn with (informative;
+                                    at most 2^53, as every integer of case.json) */
     double *q, *k, *v, *dout;    /* inputs: [B,Hq,Sq,D], [B,Hk,Sk,D] x2, [B,Hq,Sq,D] */
     double *out, *lse;           /* expected, NULL when absent: [B,Hq,Sq,D], [B,Hq,Sq] */
     double *dq, *dk, *dv;        /* expected, NULL when absent */
@@ -132,8 +133,10 @@ fm_status fm_case_parse_json(const char *text, size_t size, const char *name, fm
 fm_status fm_case_load(const char *dir, fm_case *c);
 
 /* Writes a case directory atomically (case.json, mask.npy, q/k/v/do.npy and whichever expected
- * outputs are non-NULL). Inputs are written as float64 for dtype float64, else float32.
- * Refuses a target that exists and is not an empty directory. */
+ * outputs are non-NULL). Inputs are written as float64 for dtype float64, else float32; every
+ * number of case.json exactly (the scale with 17 digits). Refuses inputs not representable in
+ * the dtype, integers above 2^53 (seed, mask_params) and a target that exists and is not an
+ * empty directory. */
 fm_status fm_case_save(const char *dir, const fm_case *c);
 
 /* An implementation's results: out, lse, dq, dk, dv (any may be NULL when absent). */
