@@ -154,7 +154,7 @@ fm_status fm_mask_params_random(fm_mask_params *p, fm_family f, int64_t seqlen, 
     case FM_FAMILY_QK_SPARSE: st = random_spans(p, seqlen, rng); break;
     case FM_FAMILY_RANDOM_EVICTION:
         p->evict_start = edgy_length(rng, 1, seqlen);
-        p->seed = fm_rng_u64(rng);
+        p->seed = fm_rng_u64(rng) >> 11; /* < 2^53: exact in case.json (io/params_json.c) */
         break;
     default: break;
     }
