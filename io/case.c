@@ -413,8 +413,9 @@ static fm_status case_json_text(const fm_case *c, char **text)
     else if (!(params = cJSON_CreateObject())) st = FM_ERR_NOMEM;
     if (st != FM_OK) return st == FM_ERR_NOMEM ? fm_fail(st, "case.json: out of memory") : st;
 
-    const char *kind = c->has_params ? fm_family_name(c->mask_params.family)
-                                     : (c->mask_kind[0] ? c->mask_kind : "custom");
+    /* without parameters the mask is described only by mask.npy: fm_case_parse_json reads
+     * back a family name only together with its parameters, so anything else is "custom" */
+    const char *kind = c->has_params ? fm_family_name(c->mask_params.family) : "custom";
     cJSON *root = cJSON_CreateObject();
     int ok = root != NULL;
     ok = ok && cJSON_AddStringToObject(root, "format", "flashmask-case");

@@ -683,6 +683,26 @@ static void test_exact_numbers(void **state)
     fm_case_free(&a);
 }
 
+/* A case whose mask_kind names a family but carries no parameters is described by mask.npy
+ * alone: it is saved as "custom", so that what fm_case_save writes fm_case_load reads back. */
+static void test_family_kind_without_params(void **state)
+{
+    (void)state;
+    char dir[512];
+    tmp_path(dir, sizeof dir, "noparams");
+    fm_case a, b;
+    make_case(&a, FM_FAMILY_CAUSAL, FM_FLOAT32, 8, 8);
+    a.has_params = 0;
+    snprintf(a.mask_kind, sizeof a.mask_kind, "causal");
+    assert_int_equal(fm_case_save(dir, &a), FM_OK);
+    assert_int_equal(fm_case_load(dir, &b), FM_OK);
+    assert_string_equal(b.mask_kind, "custom");
+    assert_int_equal(b.has_params, 0);
+    fm_case_free(&b);
+    fm_case_free(&a);
+    remove_dir(dir);
+}
+
 static void test_random_case_round_trip(void **state)
 {
     (void)state;
@@ -719,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_case_overflow),
         cmocka_unit_test(test_case_save_refusals),
         cmocka_unit_test(test_exact_numbers),
+        cmocka_unit_test(test_family_kind_without_params),
         cmocka_unit_test(test_random_case_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
