@@ -88,6 +88,30 @@ fm_status cli_uint64(const char *cmd, const char *flag, const char *text, uint64
 
 int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
 
+int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_options *opt,
+                     const char **dtype_name, const char **json_path)
+{
+    int m;
+    if ((m = cli_option(cmd, argc, argv, i, "--dtype", dtype_name)) != 0) return m;
+    if ((m = cli_option(cmd, argc, argv, i, "--json", json_path)) != 0) return m;
+    if (strcmp(argv[*i], "--allow-fa2-inf-lse") == 0) {
+        opt->allow_fa2_inf_lse = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--forward-only") == 0) {
+        opt->forward_only = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int cli_write_text(const char *path, const char *text)
+{
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    return (f && fclose(f) == 0) && ok; /* close even when a write failed */
+}
+
 /* ---------------------------------------------------------------- problem options */
 
 const char cli_problem_usage[] =

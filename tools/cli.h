@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "flashmask.h"
+#include "flashmask/oracle.h" /* fm_check_options, for cli_check_option */
 
 /* Prints "flashmask <cmd>: <fm_status_string(st)>: <message>" to stderr and returns the exit
  * code of `st` (fm_status_exit_code): 2 for invalid input, 3 for unavailable, ... */
@@ -34,6 +35,16 @@ fm_status cli_uint64(const char *cmd, const char *flag, const char *text, uint64
 
 /* True when argv[*i] is -h or --help. */
 int cli_is_help(const char *arg);
+
+/* The judging options that `check` and `check-suite` share, at argv[*i]: --dtype X (its name
+ * into *dtype_name), --json FILE (into *json_path), --allow-fa2-inf-lse and --forward-only
+ * (set in *opt). 1 matched, 0 not ours, -1 error (already printed). */
+int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_options *opt,
+                     const char **dtype_name, const char **json_path);
+
+/* Writes `text` and a newline to `path`. Returns 1 on success, 0 when text is NULL or the
+ * file cannot be opened, written or closed. */
+int cli_write_text(const char *path, const char *text);
 
 /* ---------------------------------------------------------------- problem options */
 

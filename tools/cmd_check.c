@@ -42,14 +42,9 @@ int cmd_check(int argc, char **argv)
             if (m < 0) return 2;
         } else if ((m = cli_option(cmd, argc, argv, &i, "--candidate", &cand_dir)) != 0) {
             if (m < 0) return 2;
-        } else if ((m = cli_option(cmd, argc, argv, &i, "--dtype", &dtype_name)) != 0) {
+        } else if ((m = cli_check_option(cmd, argc, argv, &i, &opt, &dtype_name,
+                                         &json_path)) != 0) {
             if (m < 0) return 2;
-        } else if ((m = cli_option(cmd, argc, argv, &i, "--json", &json_path)) != 0) {
-            if (m < 0) return 2;
-        } else if (strcmp(argv[i], "--allow-fa2-inf-lse") == 0) {
-            opt.allow_fa2_inf_lse = 1;
-        } else if (strcmp(argv[i], "--forward-only") == 0) {
-            opt.forward_only = 1;
         } else {
             usage(stderr);
             return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
@@ -77,9 +72,7 @@ int cmd_check(int argc, char **argv)
     if (json_path) {
         char *json = NULL;
         if ((st = fm_check_report_to_json(&rep, &json)) != FM_OK) return cli_report(cmd, st);
-        FILE *f = fopen(json_path, "w");
-        int ok = f && fputs(json, f) >= 0 && fputc('\n', f) != EOF;
-        ok = (f && fclose(f) == 0) && ok;
+        int ok = cli_write_text(json_path, json);
         free(json);
         if (!ok) return cli_fail(cmd, FM_ERR_IO, "cannot write %s", json_path);
     }

@@ -82,14 +82,9 @@ int cmd_check_suite(int argc, char **argv)
             if (m < 0) return 2;
         } else if ((m = cli_option(cmd, argc, argv, &i, "--candidates", &cands)) != 0) {
             if (m < 0) return 2;
-        } else if ((m = cli_option(cmd, argc, argv, &i, "--dtype", &dtype_name)) != 0) {
+        } else if ((m = cli_check_option(cmd, argc, argv, &i, &opt, &dtype_name,
+                                         &json_path)) != 0) {
             if (m < 0) return 2;
-        } else if ((m = cli_option(cmd, argc, argv, &i, "--json", &json_path)) != 0) {
-            if (m < 0) return 2;
-        } else if (strcmp(argv[i], "--allow-fa2-inf-lse") == 0) {
-            opt.allow_fa2_inf_lse = 1;
-        } else if (strcmp(argv[i], "--forward-only") == 0) {
-            opt.forward_only = 1;
         } else if (strcmp(argv[i], "--verbose") == 0) {
             verbose = 1;
         } else {
@@ -201,9 +196,7 @@ int cmd_check_suite(int argc, char **argv)
     int rc = (failed || invalid) ? 1 : 0;
     if (json_path) {
         char *text = cJSON_Print(out_json);
-        FILE *f = text ? fopen(json_path, "w") : NULL;
-        int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-        ok = (f && fclose(f) == 0) && ok;
+        int ok = cli_write_text(json_path, text);
         free(text);
         if (!ok) rc = cli_fail(cmd, FM_ERR_IO, "cannot write %s", json_path);
     }

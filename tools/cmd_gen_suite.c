@@ -200,9 +200,7 @@ static fm_status write_manifest(const char *out, cJSON *root)
         cli_fail("gen-suite", FM_ERR_NOMEM, "manifest: out of memory");
         return FM_ERR_NOMEM;
     }
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (f && fclose(f) == 0) && ok;
+    int ok = cli_write_text(tmp, text);
     free(text);
     if (!ok || rename(tmp, path) != 0) {
         remove(tmp);
