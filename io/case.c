@@ -5,7 +5,6 @@
  * Layer: io <- masks <- core.
  */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,16 +441,6 @@ static fm_status case_json_text(const fm_case *c, char **text)
     return *text ? FM_OK : fm_fail(FM_ERR_NOMEM, "case.json: out of memory");
 }
 
-static fm_status write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) return fm_fail(FM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n && fputc('\n', f) != EOF;
-    if (fclose(f) != 0) ok = 0;
-    return ok ? FM_OK : fm_fail(FM_ERR_IO, "%s: write failed", path);
-}
-
 /* Writes the tensor as float64, or as float32 when every value is a float32 value and
  * `narrow` is set (inputs of a non-float64 case). */
 static fm_status write_tensor(fm_io_outdir *o, const char *file, int ndim, const int64_t *shape,
@@ -490,15 +479,14 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
         free(text);
         return st;
     }
-    char path[PATH_MAX];
-    st = fm_io_outdir_file(&o, "case.json", path, sizeof path);
-    if (st == FM_OK) st = write_text(path, text);
+    st = fm_io_outdir_text(&o, "case.json", text);
     free(text);
 
     int64_t qs[4] = {p->batch, p->q_heads, p->seqlen_q, p->head_dim};
     int64_t kvs[4] = {p->batch, p->kv_heads, p->seqlen_k, p->head_dim};
     int64_t ms[4] = {c->mask.batch, c->mask.heads, c->mask.seqlen_k, FM_BOUNDS};
     int narrow = p->dtype != FM_FLOAT64;
+    char path[PATH_MAX];
     if (st == FM_OK) st = fm_io_outdir_file(&o, "mask.npy", path, sizeof path);
     if (st == FM_OK) st = fm_npy_write(path, FM_NPY_I4, 4, ms, c->mask.bounds);
     if (st == FM_OK) st = write_tensor(&o, "q.npy", 4, qs, c->q, nq, narrow);

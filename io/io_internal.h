@@ -41,6 +41,8 @@ typedef struct fm_io_outdir {
 fm_status fm_io_outdir_begin(fm_io_outdir *o, const char *target);
 /* The path of file `name` inside the temporary directory (recorded for abort). */
 fm_status fm_io_outdir_file(fm_io_outdir *o, const char *name, char *path, size_t cap);
+/* Writes `text` and a newline as file `name` (case.json) of the temporary directory. */
+fm_status fm_io_outdir_text(fm_io_outdir *o, const char *name, const char *text);
 /* Renames the temporary directory onto the target. On failure it aborts. */
 fm_status fm_io_outdir_commit(fm_io_outdir *o);
 /* Removes the files written and the temporary directory; the target is left untouched. */

@@ -79,6 +79,19 @@ fm_status fm_io_outdir_file(fm_io_outdir *o, const char *name, char *path, size_
     return FM_OK;
 }
 
+fm_status fm_io_outdir_text(fm_io_outdir *o, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    fm_status st = fm_io_outdir_file(o, name, path, sizeof path);
+    if (st != FM_OK) return st;
+    FILE *f = fopen(path, "wb");
+    if (!f) return fm_fail(FM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n && fputc('\n', f) != EOF;
+    if (fclose(f) != 0) ok = 0;
+    return ok ? FM_OK : fm_fail(FM_ERR_IO, "%s: write failed", path);
+}
+
 void fm_io_outdir_abort(fm_io_outdir *o)
 {
     char path[PATH_MAX + 40];

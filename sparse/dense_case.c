@@ -222,15 +222,9 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
         free(text);
         return st;
     }
-    char path[PATH_MAX];
-    st = fm_io_outdir_file(&o, "case.json", path, sizeof path);
-    if (st == FM_OK) {
-        FILE *f = fopen(path, "w");
-        if (!f || fputs(text, f) < 0 || fputc('\n', f) < 0)
-            st = fm_fail(FM_ERR_IO, "%s: cannot write", path);
-        if (f && fclose(f) != 0 && st == FM_OK) st = fm_fail(FM_ERR_IO, "%s: cannot write", path);
-    }
+    st = fm_io_outdir_text(&o, "case.json", text);
     free(text);
+    char path[PATH_MAX];
     const int64_t B = p->batch, Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
     const int64_t ms[4] = {B, c->mask_heads, Sq, Sk};
     const int64_t qs[4] = {B, p->q_heads, Sq, D}, ks[4] = {B, p->kv_heads, Sk, D};
