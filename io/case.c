@@ -458,6 +458,20 @@ static fm_status write_tensor(fm_io_outdir *o, const char *file, int ndim, const
     return st;
 }
 
+/* Writes the outputs present in outs (out, lse, dq, dk, dv; NULL ones are skipped) as
+ * float64 files of o. */
+static fm_status write_outputs(fm_io_outdir *o, const fm_problem *p, const double *const outs[5])
+{
+    tensor_spec spec[5];
+    output_specs(p, spec);
+    fm_status st = FM_OK;
+    for (int t = 0; t < 5 && st == FM_OK; t++)
+        if (outs[t])
+            st = write_tensor(o, spec[t].file, spec[t].ndim, spec[t].shape, outs[t],
+                              spec[t].count, 0);
+    return st;
+}
+
 fm_status fm_case_save(const char *dir, const fm_case *c)
 {
     fm_status st = fm_problem_validate(&c->problem, &c->mask);
@@ -494,13 +508,8 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
     if (st == FM_OK) st = write_tensor(&o, "v.npy", 4, kvs, c->v, nkv, narrow);
     if (st == FM_OK) st = write_tensor(&o, "do.npy", 4, qs, c->dout, nq, narrow);
 
-    tensor_spec spec[5];
-    output_specs(p, spec);
     const double *outs[5] = {c->out, c->lse, c->dq, c->dk, c->dv};
-    for (int t = 0; t < 5 && st == FM_OK; t++)
-        if (outs[t])
-            st = write_tensor(&o, spec[t].file, spec[t].ndim, spec[t].shape, outs[t],
-                              spec[t].count, 0);
+    if (st == FM_OK) st = write_outputs(&o, p, outs);
     if (st != FM_OK) {
         fm_io_outdir_abort(&o);
         return st;
@@ -511,15 +520,10 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
 fm_status fm_results_save(const char *dir, const fm_problem *p, const fm_results *r)
 {
     if (!p || !r) return fm_fail(FM_ERR_INVALID, "results: NULL problem or results");
-    tensor_spec spec[5];
-    output_specs(p, spec);
     const double *outs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
     fm_io_outdir o;
     fm_status st = fm_io_outdir_begin(&o, dir);
-    for (int t = 0; t < 5 && st == FM_OK; t++)
-        if (outs[t])
-            st = write_tensor(&o, spec[t].file, spec[t].ndim, spec[t].shape, outs[t],
-                              spec[t].count, 0);
+    if (st == FM_OK) st = write_outputs(&o, p, outs);
     if (st != FM_OK) {
         fm_io_outdir_abort(&o);
         return st;
