@@ -63,7 +63,12 @@ static fm_status check_inputs(const fm_problem *p, const fm_mask *mask, const fm
 {
     fm_clear_error();
     fm_status st = fm_problem_validate(p, mask);
-    if (st != FM_OK) return st;
+    return st != FM_OK ? st : fm_check_tensors(p, t, backward);
+}
+
+fm_status fm_check_tensors(const fm_problem *p, const fm_tensors *t, int backward)
+{
+    fm_status st;
     if (!t) return fm_fail(FM_ERR_INVALID, "tensors: NULL bundle");
     size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
     if ((st = check_finite("q", t->q, nq, 0)) != FM_OK) return st;
@@ -82,7 +87,7 @@ static fm_status check_inputs(const fm_problem *p, const fm_mask *mask, const fm
 
 /* ---- the cpu layer works in float32: convert in, run, convert out ---- */
 
-static float *to_float(const double *x, size_t n, const char *what)
+float *fm_to_float(const double *x, size_t n, const char *what)
 {
     float *y = fm_alloc(n, sizeof(float), what);
     if (y)
@@ -90,7 +95,7 @@ static float *to_float(const double *x, size_t n, const char *what)
     return y;
 }
 
-static void to_double(double *y, const float *x, size_t n)
+void fm_to_double(double *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) y[i] = (double)x[i];
 }
@@ -99,14 +104,14 @@ static fm_status cpu_forward(const fm_problem *p, const fm_mask *mask, fm_tensor
 {
     size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p), nl = fm_problem_lse_elems(p);
     fm_status st = FM_ERR_NOMEM;
-    float *q = to_float(t->q, nq, "cpu q"), *k = to_float(t->k, nkv, "cpu k");
-    float *v = to_float(t->v, nkv, "cpu v");
+    float *q = fm_to_float(t->q, nq, "cpu q"), *k = fm_to_float(t->k, nkv, "cpu k");
+    float *v = fm_to_float(t->v, nkv, "cpu v");
     float *o = fm_alloc(nq, sizeof(float), "cpu out"), *l = fm_alloc(nl, sizeof(float), "cpu lse");
     if (q && k && v && o && l) {
         st = fm_cpu_forward(p, mask, q, k, v, o, l, NULL);
         if (st == FM_OK) {
-            to_double(t->out, o, nq);
-            to_double(t->lse, l, nl);
+            fm_to_double(t->out, o, nq);
+            fm_to_double(t->lse, l, nl);
         }
     }
     free(q), free(k), free(v), free(o), free(l);
@@ -117,17 +122,17 @@ static fm_status cpu_backward(const fm_problem *p, const fm_mask *mask, fm_tenso
 {
     size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p), nl = fm_problem_lse_elems(p);
     fm_status st = FM_ERR_NOMEM;
-    float *q = to_float(t->q, nq, "cpu q"), *k = to_float(t->k, nkv, "cpu k");
-    float *v = to_float(t->v, nkv, "cpu v"), *o = to_float(t->out, nq, "cpu out");
-    float *l = to_float(t->lse, nl, "cpu lse"), *d = to_float(t->dout, nq, "cpu dout");
+    float *q = fm_to_float(t->q, nq, "cpu q"), *k = fm_to_float(t->k, nkv, "cpu k");
+    float *v = fm_to_float(t->v, nkv, "cpu v"), *o = fm_to_float(t->out, nq, "cpu out");
+    float *l = fm_to_float(t->lse, nl, "cpu lse"), *d = fm_to_float(t->dout, nq, "cpu dout");
     float *dq = fm_alloc(nq, sizeof(float), "cpu dq"), *dk = fm_alloc(nkv, sizeof(float), "cpu dk");
     float *dv = fm_alloc(nkv, sizeof(float), "cpu dv");
     if (q && k && v && o && l && d && dq && dk && dv) {
         st = fm_cpu_backward(p, mask, q, k, v, o, l, d, dq, dk, dv, NULL);
         if (st == FM_OK) {
-            to_double(t->dq, dq, nq);
-            to_double(t->dk, dk, nkv);
-            to_double(t->dv, dv, nkv);
+            fm_to_double(t->dq, dq, nq);
+            fm_to_double(t->dk, dk, nkv);
+            fm_to_double(t->dv, dv, nkv);
         }
     }
     free(q), free(k), free(v), free(o), free(l), free(d), free(dq), free(dk), free(dv);

@@ -4,62 +4,26 @@
  * cuda, row splitting (sparse/rowsplit.c) of its dense form.
  * Layer: sparse <- reference, cpu <- masks <- core.
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include "flashmask/sparse.h"
 #include "fm_internal.h"
 
-/* NaN anywhere, or +-Inf unless `allow_neg_inf` (lse): the same refusal as fm_forward's. */
-static fm_status check_finite(const char *name, const double *x, size_t n, int allow_neg_inf)
-{
-    if (!x) return fm_fail(FM_ERR_INVALID, "tensor %s: NULL pointer", name);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]) && !(allow_neg_inf && x[i] == -INFINITY))
-            return fm_fail(FM_ERR_NONFINITE, "tensor %s: element %zu is %g", name, i, x[i]);
-    return FM_OK;
-}
-
 static fm_status check_bbm_inputs(const fm_problem *p, const fm_bbm *m, const fm_tensors *t,
                                   int backward)
 {
     fm_status st = fm_bbm_check_problem(p, m);
-    if (st != FM_OK) return st;
-    if (!t) return fm_fail(FM_ERR_INVALID, "tensors: NULL bundle");
-    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    if ((st = check_finite("q", t->q, nq, 0)) || (st = check_finite("k", t->k, nkv, 0)) ||
-        (st = check_finite("v", t->v, nkv, 0)))
-        return st;
-    if (!backward) return t->out && t->lse ? FM_OK
-                                           : fm_fail(FM_ERR_INVALID, "tensors: NULL out or lse");
-    if ((st = check_finite("dout", t->dout, nq, 0)) || (st = check_finite("out", t->out, nq, 0)) ||
-        (st = check_finite("lse", t->lse, fm_problem_lse_elems(p), 1)))
-        return st;
-    return t->dq && t->dk && t->dv ? FM_OK
-                                   : fm_fail(FM_ERR_INVALID, "tensors: NULL dq, dk or dv");
-}
-
-static float *to_float(const double *x, size_t n, const char *what)
-{
-    float *y = fm_alloc(n, sizeof(float), what);
-    if (y)
-        for (size_t i = 0; i < n; i++) y[i] = (float)x[i];
-    return y;
-}
-
-static void to_double(double *y, const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) y[i] = (double)x[i];
+    return st != FM_OK ? st : fm_check_tensors(p, t, backward); /* fm_forward's refusals */
 }
 
 static fm_status cpu_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_tensors *t)
 {
     size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p), nl = fm_problem_lse_elems(p);
-    float *q = to_float(t->q, nq, "cpu q"), *k = to_float(t->k, nkv, "cpu k");
-    float *v = to_float(t->v, nkv, "cpu v");
-    float *o = backward ? to_float(t->out, nq, "cpu out") : fm_alloc(nq, sizeof(float), "cpu out");
-    float *l = backward ? to_float(t->lse, nl, "cpu lse") : fm_alloc(nl, sizeof(float), "cpu lse");
-    float *d = backward ? to_float(t->dout, nq, "cpu dout") : NULL;
+    float *q = fm_to_float(t->q, nq, "cpu q"), *k = fm_to_float(t->k, nkv, "cpu k");
+    float *v = fm_to_float(t->v, nkv, "cpu v");
+    float *o = backward ? fm_to_float(t->out, nq, "cpu out") : fm_alloc(nq, sizeof(float), "cpu out");
+    float *l = backward ? fm_to_float(t->lse, nl, "cpu lse") : fm_alloc(nl, sizeof(float), "cpu lse");
+    float *d = backward ? fm_to_float(t->dout, nq, "cpu dout") : NULL;
     float *dq = backward ? fm_alloc(nq, sizeof(float), "cpu dq") : NULL;
     float *dk = backward ? fm_alloc(nkv, sizeof(float), "cpu dk") : NULL;
     float *dv = backward ? fm_alloc(nkv, sizeof(float), "cpu dv") : NULL;
@@ -67,11 +31,11 @@ static fm_status cpu_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_
     if (q && k && v && o && l && (!backward || (d && dq && dk && dv))) {
         if (!backward) {
             st = fm_cpu_forward_bbm(p, m, q, k, v, o, l, NULL);
-            if (st == FM_OK) to_double(t->out, o, nq), to_double(t->lse, l, nl);
+            if (st == FM_OK) fm_to_double(t->out, o, nq), fm_to_double(t->lse, l, nl);
         } else {
             st = fm_cpu_backward_bbm(p, m, q, k, v, o, l, d, dq, dk, dv, NULL);
             if (st == FM_OK)
-                to_double(t->dq, dq, nq), to_double(t->dk, dk, nkv), to_double(t->dv, dv, nkv);
+                fm_to_double(t->dq, dq, nq), fm_to_double(t->dk, dk, nkv), fm_to_double(t->dv, dv, nkv);
         }
     }
     free(q), free(k), free(v), free(o), free(l), free(d), free(dq), free(dk), free(dv);
