@@ -178,16 +178,31 @@ fm_status fm_ref_backward_dense(const fm_problem *p, const uint8_t *allowed, int
     return st;
 }
 
+/* The dense [B,Hm,Sq,Sk] form of a BBM mask, after checking it against p; on success the
+ * caller frees *dense, on failure *dense is NULL. */
+static fm_status bbm_to_checked_dense(const fm_problem *p, const fm_bbm *mask, uint8_t **dense)
+{
+    *dense = NULL;
+    if (!mask || !mask->codes) return fm_fail(FM_ERR_INVALID, "bbm reference: NULL mask");
+    size_t n = (size_t)(mask->batch * mask->heads * mask->seqlen_q) * (size_t)mask->seqlen_k;
+    uint8_t *d = fm_alloc(n, 1, "bbm reference dense mask");
+    if (!d) return FM_ERR_NOMEM;
+    fm_status st = fm_bbm_to_dense(mask, d);
+    if (st == FM_OK) st = fm_bbm_check_problem(p, mask);
+    if (st != FM_OK) {
+        free(d);
+        return st;
+    }
+    *dense = d;
+    return FM_OK;
+}
+
 fm_status fm_ref_forward_bbm(const fm_problem *p, const fm_bbm *mask, const double *q,
                              const double *k, const double *v, double *out, double *lse)
 {
     fm_clear_error();
-    if (!mask || !mask->codes) return fm_fail(FM_ERR_INVALID, "bbm reference: NULL mask");
-    size_t n = (size_t)(mask->batch * mask->heads * mask->seqlen_q) * (size_t)mask->seqlen_k;
-    uint8_t *dense = fm_alloc(n, 1, "bbm reference dense mask");
-    if (!dense) return FM_ERR_NOMEM;
-    fm_status st = fm_bbm_to_dense(mask, dense);
-    if (st == FM_OK) st = fm_bbm_check_problem(p, mask);
+    uint8_t *dense;
+    fm_status st = bbm_to_checked_dense(p, mask, &dense);
     if (st == FM_OK) st = fm_ref_forward_dense(p, dense, mask->heads, q, k, v, out, lse);
     free(dense);
     return st;
@@ -199,12 +214,8 @@ fm_status fm_ref_backward_bbm(const fm_problem *p, const fm_bbm *mask, const dou
                               double *dv)
 {
     fm_clear_error();
-    if (!mask || !mask->codes) return fm_fail(FM_ERR_INVALID, "bbm reference: NULL mask");
-    size_t n = (size_t)(mask->batch * mask->heads * mask->seqlen_q) * (size_t)mask->seqlen_k;
-    uint8_t *dense = fm_alloc(n, 1, "bbm reference dense mask");
-    if (!dense) return FM_ERR_NOMEM;
-    fm_status st = fm_bbm_to_dense(mask, dense);
-    if (st == FM_OK) st = fm_bbm_check_problem(p, mask);
+    uint8_t *dense;
+    fm_status st = bbm_to_checked_dense(p, mask, &dense);
     if (st == FM_OK)
         st = fm_ref_backward_dense(p, dense, mask->heads, q, k, v, out, lse, dout, dq, dk, dv);
     free(dense);
