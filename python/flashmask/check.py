@@ -60,6 +60,36 @@ def _options(dtype, allow_fa2_inf_lse, forward_only):
     return _lib.CheckOptions(code, int(bool(allow_fa2_inf_lse)), int(bool(forward_only)))
 
 
+def _array_options(dtype, allow_fa2_inf_lse, forward_only, where):
+    """_options for judging arrays, where the candidate's precision must be named."""
+    if dtype is None or dtype == "float64":
+        raise _lib.InvalidInput(1, "dtype: say float16, bfloat16 or float32", where)
+    return _options(dtype, allow_fa2_inf_lse, forward_only)
+
+
+def _judged_tensors(p, q, k, v, dout, candidate, reference):
+    """Checks every shape against problem p, then returns the reference bundle (inputs and
+    `reference`'s outputs), the candidate's bundle, and `keep`: the float64 arrays the bundles
+    point into, which must stay alive until the C call returns."""
+    keep = []
+
+    def c(a, name):
+        if a is None:
+            return None
+        a = _lib.as_c(a, np.float64, name)
+        keep.append(a)
+        return _lib.dptr(a)
+
+    ref = reference or {}
+    outs = ("out", "lse", "dq", "dk", "dv")
+    _lib.check_shapes(p, v=v, dout=dout, **{t: ref.get(t) for t in outs},
+                      **{"candidate " + t: candidate.get(t) for t in outs})
+    r = _lib.Tensors(q=c(q, "q"), k=c(k, "k"), v=c(v, "v"), dout=c(dout, "dout"),
+                     **{t: c(ref.get(t), t) for t in outs})
+    cand = _lib.Tensors(**{t: c(candidate.get(t), "candidate " + t) for t in outs})
+    return r, cand, keep
+
+
 def check_dirs(case_dir, candidate_dir, dtype=None, allow_fa2_inf_lse=False,
                forward_only=False):
     """Judge candidate_dir's out/lse/dq/dk/dv.npy against case_dir. dtype None = the case's.
@@ -100,31 +130,11 @@ def check_arrays(q, k, v, dout, mask, candidate, dtype, scale=None, reference=No
     """Judge `candidate` (dict out, lse[, dq, dk, dv]) computed in `dtype` from these inputs.
     `reference` (dict, optional) holds the float64 expected outputs; without it the oracle
     computes them from the inputs rounded to dtype."""
-    if dtype is None or dtype == "float64":
-        raise _lib.InvalidInput(1, "dtype: say float16, bfloat16 or float32", "check_arrays")
-    opt = _options(dtype, allow_fa2_inf_lse, forward_only)
-    keep = []
-
-    def c(a, name):
-        if a is None:
-            return None
-        a = _lib.as_c(a, np.float64, name)
-        keep.append(a)
-        return _lib.dptr(a)
-
+    opt = _array_options(dtype, allow_fa2_inf_lse, forward_only, "check_arrays")
     q64 = _lib.as_c(q, np.float64, "q", 4)
     k64 = _lib.as_c(k, np.float64, "k", 4)
     p = problem_for(q64, k64, mask, scale, dtype)
-    ref = reference or {}
-    outs = ("out", "lse", "dq", "dk", "dv")
-    _lib.check_shapes(p, v=v, dout=dout, **{t: ref.get(t) for t in outs},
-                      **{"candidate " + t: candidate.get(t) for t in outs})
-    r = _lib.Tensors(q=c(q64, "q"), k=c(k64, "k"), v=c(v, "v"), dout=c(dout, "dout"),
-                     out=c(ref.get("out"), "out"), lse=c(ref.get("lse"), "lse"),
-                     dq=c(ref.get("dq"), "dq"), dk=c(ref.get("dk"), "dk"),
-                     dv=c(ref.get("dv"), "dv"))
-    cand = _lib.Tensors(**{t: c(candidate.get(t), "candidate " + t)
-                           for t in ("out", "lse", "dq", "dk", "dv")})
+    r, cand, keep = _judged_tensors(p, q64, k64, v, dout, candidate, reference)
     rep = _lib.CheckReport()
     cm = mask.c()
     _lib.check(lib.fm_check_case(ctypes.byref(p), ctypes.byref(cm), ctypes.byref(r),

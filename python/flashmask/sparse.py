@@ -204,6 +204,19 @@ def rcm_report(allowed, block_q=128, block_k=128):
 
 # ------------------------------------------------------------------ attention under dense masks
 
+def _pass_tensors(p, backward, q, k, v, out, lse, dout):
+    """The results of one pass (forward: out, lse; backward: dq, dk, dv, from the checked
+    out, lse and dout) as fresh arrays, the tensor bundle pointing at them, and `keep`: the
+    converted out, lse and dout, which must stay alive until the C call returns."""
+    if backward:
+        out, lse, dout = _f64(out, "out"), _lib.as_c(lse, np.float64, "lse", 3), _f64(dout, "dout")
+        _lib.check_shapes(p, out=out, lse=lse, dout=dout)
+        res = {"dq": np.empty(q.shape), "dk": np.empty(k.shape), "dv": np.empty(v.shape)}
+        return res, _tensors(q, k, v, out=out, lse=lse, dout=dout, **res), (out, lse, dout)
+    res = {"out": np.empty(q.shape), "lse": np.empty(q.shape[:3])}
+    return res, _tensors(q, k, v, **res), ()
+
+
 def _run_dense(backward, q, k, v, allowed, impl, method, block, scale, out=None, lse=None,
                dout=None):
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
@@ -212,15 +225,7 @@ def _run_dense(backward, q, k, v, allowed, impl, method, block, scale, out=None,
     _lib.check_shapes(p, v=v)
     impl_id, meth = _choice(IMPLS, impl, "impl"), _choice(METHODS, method, "method")
     bq, bk = block
-    res = {}
-    if backward:
-        out, lse, dout = _f64(out, "out"), _lib.as_c(lse, np.float64, "lse", 3), _f64(dout, "dout")
-        _lib.check_shapes(p, out=out, lse=lse, dout=dout)
-        res = {"dq": np.empty(q.shape), "dk": np.empty(k.shape), "dv": np.empty(v.shape)}
-        t = _tensors(q, k, v, out=out, lse=lse, dout=dout, **res)
-    else:
-        res = {"out": np.empty(q.shape), "lse": np.empty(q.shape[:3])}
-        t = _tensors(q, k, v, **res)
+    res, t, keep = _pass_tensors(p, backward, q, k, v, out, lse, dout)  # keep: alive
     a = _lib.ptr(allowed, ctypes.c_uint8)
     if meth == METHODS["rcm"]:
         fn = lib.fm_rcm_backward if backward else lib.fm_rcm_forward
@@ -270,14 +275,7 @@ def _run_sparse(kind, backward, q, k, v, a, b, n_buckets, alignment, impl, scale
     p = _problem(q, k, scale)
     _lib.check_shapes(p, v=v)
     al, impl_id = _choice(CAUSALS, alignment, "alignment"), _choice(IMPLS, impl, "impl")
-    if backward:
-        out, lse, dout = _f64(out, "out"), _lib.as_c(lse, np.float64, "lse", 3), _f64(dout, "dout")
-        _lib.check_shapes(p, out=out, lse=lse, dout=dout)
-        res = {"dq": np.empty(q.shape), "dk": np.empty(k.shape), "dv": np.empty(v.shape)}
-        t = _tensors(q, k, v, out=out, lse=lse, dout=dout, **res)
-    else:
-        res = {"out": np.empty(q.shape), "lse": np.empty(q.shape[:3])}
-        t = _tensors(q, k, v, **res)
+    res, t, keep = _pass_tensors(p, backward, q, k, v, out, lse, dout)  # keep: alive
     if kind == "qk":
         a, b = _u8(a, "q_keep", 3), _u8(b, "k_keep", 3)
         fn = lib.fm_qk_sparse_backward if backward else lib.fm_qk_sparse_forward
@@ -367,30 +365,12 @@ def check_dense(q, k, v, dout, allowed, candidate, dtype, scale=None, reference=
     """BRIEF 5's verdict under a dense mask (fm_check_dense): `candidate` is a dict of out,
     lse[, dq, dk, dv] computed in `dtype`; `reference` (optional dict) the float64 expected
     outputs, else the dense oracle computes them. Returns flashmask.check.Report."""
-    from .check import Report, _options  # the oracle module's report and options
-    if dtype is None or dtype == "float64":
-        raise _lib.InvalidInput(1, "dtype: say float16, bfloat16 or float32", "check_dense")
-    opt = _options(dtype, allow_fa2_inf_lse, forward_only)
-    keep = []
-
-    def c(a, name):
-        if a is None:
-            return None
-        a = _lib.as_c(a, np.float64, name)
-        keep.append(a)
-        return _lib.dptr(a)
-
+    from .check import Report, _array_options, _judged_tensors  # as check_arrays judges
+    opt = _array_options(dtype, allow_fa2_inf_lse, forward_only, "check_dense")
     q, k = _f64(q, "q"), _f64(k, "k")
     allowed = _u8(allowed, "allowed", 4)
     p = _problem(q, k, scale)
-    ref = reference or {}
-    outs = ("out", "lse", "dq", "dk", "dv")
-    _lib.check_shapes(p, v=v, dout=dout, **{t: ref.get(t) for t in outs},
-                      **{"candidate " + t: candidate.get(t) for t in outs})
-    r = _lib.Tensors(q=c(q, "q"), k=c(k, "k"), v=c(v, "v"), dout=c(dout, "dout"),
-                     **{t: c(ref.get(t), t) for t in ("out", "lse", "dq", "dk", "dv")})
-    cand = _lib.Tensors(**{t: c(candidate.get(t), "candidate " + t)
-                           for t in ("out", "lse", "dq", "dk", "dv")})
+    r, cand, keep = _judged_tensors(p, q, k, v, dout, candidate, reference)  # keep: alive
     rep = _lib.CheckReport()
     _lib.check(lib.fm_check_dense(ctypes.byref(p), _lib.ptr(allowed, ctypes.c_uint8),
                                   allowed.shape[1], ctypes.byref(r), ctypes.byref(cand),
