@@ -20,17 +20,7 @@
 
 #include "flashmask.h"
 #include "flashmask/oracle.h"
-
-/* The call must fail with `want` and fm_last_error() must contain `text`. */
-#define EXPECT_FAIL(call, want, text)                                                        \
-    do {                                                                                     \
-        fm_status got_ = (call);                                                             \
-        if (got_ != (want) || !strstr(fm_last_error(), (text)))                              \
-            fail_msg("%s\n  returned %d (%s), expected %d (%s) with message containing "     \
-                     "'%s'\n  message: %s",                                                  \
-                     #call, (int)got_, fm_status_string(got_), (int)(want),                  \
-                     fm_status_string(want), (text), fm_last_error());                       \
-    } while (0)
+#include "expect_fail.h"
 
 /* ------------------------------------------------------------ a small valid problem */
 

@@ -22,16 +22,7 @@
 #include <cmocka.h>
 
 #include "flashmask.h"
-
-#define EXPECT_FAIL(call, want, text)                                                        \
-    do {                                                                                     \
-        fm_status got_ = (call);                                                             \
-        if (got_ != (want) || !strstr(fm_last_error(), (text)))                              \
-            fail_msg("%s\n  returned %d (%s), expected %d (%s) with message containing "     \
-                     "'%s'\n  message: %s",                                                  \
-                     #call, (int)got_, fm_status_string(got_), (int)(want),                  \
-                     fm_status_string(want), (text), fm_last_error());                       \
-    } while (0)
+#include "expect_fail.h"
 
 static char root[256]; /* a fresh temporary directory for this run */
 static char good[300]; /* a valid case directory inside it */
