@@ -5,7 +5,6 @@
  * rounded to the case's dtype, NaN — each refused with a message naming the file and field.
  * Also: results appear atomically and a refused save leaves nothing behind. Layer: tests of io.
  */
-#include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,40 +20,13 @@
 
 #include "flashmask.h"
 #include "prop.h"
+#include "test_fs.h"
 
 static char tmpdir[256];
 
 static void tmp_path(char *out, size_t cap, const char *name)
 {
-    snprintf(out, cap, "%s/%s", tmpdir, name);
-}
-
-/* Removes a case directory made by these tests (flat: files only). */
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char path[1024];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-/* Number of entries in tmpdir (to see that nothing temporary is left behind). */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    if (d) closedir(d);
-    return n;
+    fm_test_path(out, cap, tmpdir, name);
 }
 
 /* A small case of family f with reference outputs, in memory. */
@@ -146,9 +118,9 @@ static void test_case_round_trip_every_family(void **state)
         free(ja), free(jb);
         fm_case_free(&a);
         fm_case_free(&b);
-        remove_dir(dir);
+        fm_test_remove_tree(dir);
     }
-    assert_int_equal(count_entries(tmpdir), 0);
+    assert_int_equal(fm_test_count_entries(tmpdir), 0);
 }
 
 static void test_results_round_trip(void **state)
@@ -167,14 +139,14 @@ static void test_results_round_trip(void **state)
     /* a second save onto the non-empty directory is refused and changes nothing */
     assert_int_equal(fm_results_save(dir, &c.problem, &r), FM_ERR_IO);
     assert_non_null(strstr(fm_last_error(), "already exists"));
-    assert_int_equal(count_entries(dir), 5);
-    assert_int_equal(count_entries(tmpdir), 1);
-    remove_dir(dir);
+    assert_int_equal(fm_test_count_entries(dir), 5);
+    assert_int_equal(fm_test_count_entries(tmpdir), 1);
+    fm_test_remove_tree(dir);
     /* an existing empty directory is replaced */
     mkdir(dir, 0755);
     assert_int_equal(fm_results_save(dir, &c.problem, &r), FM_OK);
-    assert_int_equal(count_entries(dir), 5);
-    remove_dir(dir);
+    assert_int_equal(fm_test_count_entries(dir), 5);
+    fm_test_remove_tree(dir);
     /* a directory without results is refused */
     mkdir(dir, 0755);
     assert_int_equal(fm_results_load(dir, &c.problem, &back), FM_ERR_IO);
@@ -227,7 +199,7 @@ static void test_paddle_mask_columns(void **state)
         assert_int_equal(fm_case_load(dir, &b), FM_ERR_FORMAT);
         assert_non_null(strstr(fm_last_error(), "C = 3"));
         fm_case_free(&a);
-        remove_dir(dir);
+        fm_test_remove_tree(dir);
     }
 }
 
@@ -410,19 +382,14 @@ static void expect_load_fail(damage_fn damage, fm_status want, const char *needl
                  needle);
     assert_null(b.q);
     fm_case_free(&a);
-    remove_dir(dir);
-}
-
-static void path_of(char *out, size_t cap, const char *dir, const char *name)
-{
-    snprintf(out, cap, "%s/%s", dir, name);
+    fm_test_remove_tree(dir);
 }
 
 static void truncate_q(const char *dir, const fm_case *c)
 {
     (void)c;
     char p[600];
-    path_of(p, sizeof p, dir, "q.npy");
+    fm_test_path(p, sizeof p, dir, "q.npy");
     assert_int_equal(truncate(p, 200), 0);
 }
 
@@ -430,14 +397,14 @@ static void remove_k(const char *dir, const fm_case *c)
 {
     (void)c;
     char p[600];
-    path_of(p, sizeof p, dir, "k.npy");
+    fm_test_path(p, sizeof p, dir, "k.npy");
     unlink(p);
 }
 
 static void reshape_v(const char *dir, const fm_case *c)
 {
     char p[600];
-    path_of(p, sizeof p, dir, "v.npy");
+    fm_test_path(p, sizeof p, dir, "v.npy");
     int64_t shape[4] = {2, 2, 16, 4}; /* D = 4 instead of 8: same file, wrong shape */
     assert_int_equal(fm_npy_write(p, FM_NPY_F8, 4, shape, c->v), FM_OK);
 }
@@ -445,7 +412,7 @@ static void reshape_v(const char *dir, const fm_case *c)
 static void q_not_rounded(const char *dir, const fm_case *c)
 {
     char p[600];
-    path_of(p, sizeof p, dir, "q.npy");
+    fm_test_path(p, sizeof p, dir, "q.npy");
     size_t n = fm_problem_q_elems(&c->problem);
     double *q = malloc(n * sizeof(double));
     memcpy(q, c->q, n * sizeof(double));
@@ -458,7 +425,7 @@ static void q_not_rounded(const char *dir, const fm_case *c)
 static void q_nan(const char *dir, const fm_case *c)
 {
     char p[600];
-    path_of(p, sizeof p, dir, "do.npy");
+    fm_test_path(p, sizeof p, dir, "do.npy");
     size_t n = fm_problem_q_elems(&c->problem);
     double *q = malloc(n * sizeof(double));
     memcpy(q, c->dout, n * sizeof(double));
@@ -471,7 +438,7 @@ static void q_nan(const char *dir, const fm_case *c)
 static void mask_out_of_range(const char *dir, const fm_case *c)
 {
     char p[600];
-    path_of(p, sizeof p, dir, "mask.npy");
+    fm_test_path(p, sizeof p, dir, "mask.npy");
     size_t n = (size_t)(c->mask.batch * c->mask.heads * c->mask.seqlen_k * 4);
     int32_t *b = malloc(n * sizeof(int32_t));
     memcpy(b, c->mask.bounds, n * sizeof(int32_t));
@@ -484,7 +451,7 @@ static void mask_out_of_range(const char *dir, const fm_case *c)
 static void mask_float(const char *dir, const fm_case *c)
 {
     char p[600];
-    path_of(p, sizeof p, dir, "mask.npy");
+    fm_test_path(p, sizeof p, dir, "mask.npy");
     double zeros[2 * 2 * 16 * 4] = {0};
     int64_t shape[4] = {2, 2, 16, 4};
     (void)c;
@@ -495,7 +462,7 @@ static void heads_not_dividing(const char *dir, const fm_case *c)
 {
     (void)c;
     char p[600];
-    path_of(p, sizeof p, dir, "case.json");
+    fm_test_path(p, sizeof p, dir, "case.json");
     FILE *f = fopen(p, "r");
     char text[4096];
     size_t n = fread(text, 1, sizeof text - 1, f);
@@ -513,7 +480,7 @@ static void lse_truncated(const char *dir, const fm_case *c)
 {
     (void)c;
     char p[600];
-    path_of(p, sizeof p, dir, "lse.npy");
+    fm_test_path(p, sizeof p, dir, "lse.npy");
     struct stat sb;
     assert_int_equal(stat(p, &sb), 0);
     assert_int_equal(truncate(p, sb.st_size - 1), 0);
@@ -533,7 +500,7 @@ static void test_case_load_refusals(void **state)
     expect_load_fail(lse_truncated, FM_ERR_FORMAT, "lse.npy: truncated");
     fm_case c;
     assert_int_equal(fm_case_load("/nonexistent-fm-case", &c), FM_ERR_IO);
-    assert_int_equal(count_entries(tmpdir), 0);
+    assert_int_equal(fm_test_count_entries(tmpdir), 0);
 }
 
 /* An oversized case.json shape: sizes whose product overflows are refused before allocation */
@@ -545,7 +512,7 @@ static void test_case_overflow(void **state)
     fm_case a;
     make_case(&a, FM_FAMILY_FULL, FM_FLOAT32, 8, 8);
     assert_int_equal(fm_case_save(dir, &a), FM_OK);
-    path_of(p, sizeof p, dir, "case.json");
+    fm_test_path(p, sizeof p, dir, "case.json");
     FILE *f = fopen(p, "w");
     fprintf(f, "{\"format\": \"flashmask-case\", \"version\": 1, \"batch\": 2, \"q_heads\": 4, "
                "\"kv_heads\": 2, \"mask_heads\": 2, \"seqlen_q\": 1073741824, "
@@ -558,7 +525,7 @@ static void test_case_overflow(void **state)
     assert_int_not_equal(st, FM_OK);
     assert_int_equal(fm_status_exit_code(st), 2);
     fm_case_free(&a);
-    remove_dir(dir);
+    fm_test_remove_tree(dir);
 }
 
 /* fm_case_save refuses inputs that are not values of the case's dtype, and writes nothing. */
@@ -571,11 +538,11 @@ static void test_case_save_refusals(void **state)
     make_case(&a, FM_FAMILY_CAUSAL, FM_BFLOAT16, 8, 8);
     a.k[0] = 0.1; /* not a bfloat16 value */
     assert_int_equal(fm_case_save(dir, &a), FM_ERR_FORMAT);
-    assert_int_equal(count_entries(tmpdir), 0);
+    assert_int_equal(fm_test_count_entries(tmpdir), 0);
     a.k[0] = 0.5;
     a.mask.bounds[0] = 9; /* LTS > Sq = 8 */
     assert_int_not_equal(fm_case_save(dir, &a), FM_OK);
-    assert_int_equal(count_entries(tmpdir), 0);
+    assert_int_equal(fm_test_count_entries(tmpdir), 0);
     a.mask.bounds[0] = 8;
     assert_int_equal(fm_case_save("", &a), FM_ERR_INVALID); /* no directory named */
     fm_case_free(&a);
@@ -646,7 +613,7 @@ static int prop_case_round_trip(const fm_random_case *rc, void *ctx, char *msg, 
 out:
     fm_case_free(&a);
     fm_case_free(&b);
-    remove_dir(dir);
+    fm_test_remove_tree(dir);
     return ok;
 }
 
@@ -668,7 +635,7 @@ static void test_exact_numbers(void **state)
     assert_true(b.seed == a.seed);
     assert_true(b.mask_params.seed == a.mask_params.seed);
     fm_case_free(&b);
-    remove_dir(dir);
+    fm_test_remove_tree(dir);
     a.seed = (1ull << 53) + 1;
     assert_int_equal(fm_case_save(dir, &a), FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "seed"));
@@ -679,7 +646,7 @@ static void test_exact_numbers(void **state)
     char *json = NULL;
     assert_int_equal(fm_mask_params_to_json(&a.mask_params, &json), FM_ERR_INVALID);
     assert_null(json);
-    assert_int_equal(count_entries(tmpdir), 0);
+    assert_int_equal(fm_test_count_entries(tmpdir), 0);
     fm_case_free(&a);
 }
 
@@ -700,7 +667,7 @@ static void test_family_kind_without_params(void **state)
     assert_int_equal(b.has_params, 0);
     fm_case_free(&b);
     fm_case_free(&a);
-    remove_dir(dir);
+    fm_test_remove_tree(dir);
 }
 
 static void test_random_case_round_trip(void **state)
@@ -710,7 +677,7 @@ static void test_random_case_round_trip(void **state)
     int trials = fm_check_property("case save/load round trip", prop_case_round_trip, NULL, 1000,
                                    &limits);
     assert_true(trials > 0);
-    assert_int_equal(count_entries(tmpdir), 0);
+    assert_int_equal(fm_test_count_entries(tmpdir), 0);
 }
 
 static int setup(void **state)

@@ -23,48 +23,23 @@
 
 #include "flashmask.h"
 #include "expect_fail.h"
+#include "test_fs.h"
 
 static char root[256]; /* a fresh temporary directory for this run */
 static char good[300]; /* a valid case directory inside it */
 
-static void path_of(char *out, size_t cap, const char *dir, const char *name)
-{
-    snprintf(out, cap, "%s/%s", dir, name);
-}
-
-/* rm -r of the directories these tests make (two levels at most). */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        remove(dir);
-        return;
-    }
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_tree(p);
-        else remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* A copy of the good case under `name`, returned in out. */
 static void copy_case(const char *name, char *out, size_t cap)
 {
-    path_of(out, cap, root, name);
-    remove_tree(out);
+    fm_test_path(out, cap, root, name);
+    fm_test_remove_tree(out);
     assert_int_equal(mkdir(out, 0777), 0);
     const char *files[] = {"case.json", "mask.npy", "q.npy",  "k.npy", "v.npy",
                            "do.npy",    "out.npy",  "lse.npy", "dq.npy", "dk.npy", "dv.npy"};
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         char from[600], to[600];
-        path_of(from, sizeof from, good, files[f]);
-        path_of(to, sizeof to, out, files[f]);
+        fm_test_path(from, sizeof from, good, files[f]);
+        fm_test_path(to, sizeof to, out, files[f]);
         FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
         assert_non_null(a);
         assert_non_null(b);
@@ -82,7 +57,7 @@ static int make_good_case(void **state)
     (void)state;
     snprintf(root, sizeof root, "/tmp/fm-robust-files-XXXXXX");
     if (!mkdtemp(root)) return -1;
-    path_of(good, sizeof good, root, "good");
+    fm_test_path(good, sizeof good, root, "good");
     fm_case c;
     fm_case_init(&c);
     fm_problem_init(&c.problem, 1, 2, 1, 5, 6, 4);
@@ -115,7 +90,7 @@ static int make_good_case(void **state)
 static int remove_root(void **state)
 {
     (void)state;
-    remove_tree(root);
+    fm_test_remove_tree(root);
     return 0;
 }
 
@@ -131,7 +106,7 @@ static void write_f32(const char *dir, const char *name, int ndim, const int64_t
     for (size_t i = 0; i < n; i++) x[i] = 0.5f;
     if (at < n) x[at] = special;
     char p[600];
-    path_of(p, sizeof p, dir, name);
+    fm_test_path(p, sizeof p, dir, name);
     assert_int_equal(fm_npy_write(p, FM_NPY_F4, ndim, shape, x), FM_OK);
     free(x);
 }
@@ -154,12 +129,12 @@ static void test_missing(void **state)
     (void)state;
     fm_case c;
     char dir[600], p[700];
-    path_of(dir, sizeof dir, root, "does-not-exist");
+    fm_test_path(dir, sizeof dir, root, "does-not-exist");
     EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_IO, "does-not-exist/case.json: cannot open");
     const char *required[] = {"case.json", "mask.npy", "q.npy", "k.npy", "v.npy", "do.npy"};
     for (size_t f = 0; f < sizeof required / sizeof required[0]; f++) {
         copy_case("missing", dir, sizeof dir);
-        path_of(p, sizeof p, dir, required[f]);
+        fm_test_path(p, sizeof p, dir, required[f]);
         assert_int_equal(remove(p), 0);
         char text[64];
         snprintf(text, sizeof text, "%s: cannot open", required[f]);
@@ -167,7 +142,7 @@ static void test_missing(void **state)
     }
     /* expected outputs are optional: a case without them loads */
     copy_case("no-expected", dir, sizeof dir);
-    path_of(p, sizeof p, dir, "dq.npy");
+    fm_test_path(p, sizeof p, dir, "dq.npy");
     assert_int_equal(remove(p), 0);
     assert_int_equal(fm_case_load(dir, &c), FM_OK);
     assert_null(c.dq);
@@ -177,7 +152,7 @@ static void test_missing(void **state)
     fm_problem p5;
     fm_problem_init(&p5, 1, 2, 1, 5, 6, 4);
     fm_results r;
-    path_of(dir, sizeof dir, root, "empty-results");
+    fm_test_path(dir, sizeof dir, root, "empty-results");
     assert_int_equal(mkdir(dir, 0777), 0);
     EXPECT_FAIL(fm_results_load(dir, &p5, &r), FM_ERR_IO, "none of out.npy");
 }
@@ -195,7 +170,7 @@ static void test_special_files(void **state)
     const char *targets[] = {"case.json", "mask.npy", "q.npy", "lse.npy"};
     for (size_t f = 0; f < sizeof targets / sizeof targets[0]; f++) {
         copy_case("fifo", dir, sizeof dir);
-        path_of(p, sizeof p, dir, targets[f]);
+        fm_test_path(p, sizeof p, dir, targets[f]);
         assert_int_equal(remove(p), 0);
         assert_int_equal(mkfifo(p, 0600), 0);
         char text[64];
@@ -203,13 +178,13 @@ static void test_special_files(void **state)
         EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_IO, text);
 
         copy_case("subdir", dir, sizeof dir);
-        path_of(p, sizeof p, dir, targets[f]);
+        fm_test_path(p, sizeof p, dir, targets[f]);
         assert_int_equal(remove(p), 0);
         assert_int_equal(mkdir(p, 0777), 0);
         EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_IO, text);
 
         copy_case("device", dir, sizeof dir);
-        path_of(p, sizeof p, dir, targets[f]);
+        fm_test_path(p, sizeof p, dir, targets[f]);
         assert_int_equal(remove(p), 0);
         assert_int_equal(symlink("/dev/zero", p), 0); /* endless bytes: must not be read */
         EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_IO, text);
@@ -229,7 +204,7 @@ static void test_truncated_and_lying(void **state)
     const char *inputs[] = {"mask.npy", "q.npy", "k.npy", "v.npy", "do.npy", "out.npy"};
     for (size_t f = 0; f < sizeof inputs / sizeof inputs[0]; f++) {
         copy_case("trunc", dir, sizeof dir);
-        path_of(p, sizeof p, dir, inputs[f]);
+        fm_test_path(p, sizeof p, dir, inputs[f]);
         struct stat sb;
         assert_int_equal(stat(p, &sb), 0);
         assert_int_equal(truncate(p, sb.st_size - 1), 0);
@@ -239,7 +214,7 @@ static void test_truncated_and_lying(void **state)
     }
     /* trailing bytes after the data */
     copy_case("trailing", dir, sizeof dir);
-    path_of(p, sizeof p, dir, "k.npy");
+    fm_test_path(p, sizeof p, dir, "k.npy");
     FILE *f = fopen(p, "ab");
     assert_non_null(f);
     fputs("junk", f);
@@ -247,7 +222,7 @@ static void test_truncated_and_lying(void **state)
     EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_FORMAT, "k.npy: trailing bytes");
     /* a header that promises a huge shape over a tiny file (the reader must not allocate it) */
     copy_case("lying", dir, sizeof dir);
-    path_of(p, sizeof p, dir, "v.npy");
+    fm_test_path(p, sizeof p, dir, "v.npy");
     f = fopen(p, "wb");
     assert_non_null(f);
     const char header[] = "{'descr': '<f8', 'fortran_order': False, "
@@ -262,7 +237,7 @@ static void test_truncated_and_lying(void **state)
     EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_FORMAT, "v.npy");
     /* case.json cut in the middle */
     copy_case("json-cut", dir, sizeof dir);
-    path_of(p, sizeof p, dir, "case.json");
+    fm_test_path(p, sizeof p, dir, "case.json");
     assert_int_equal(truncate(p, 40), 0);
     EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_FORMAT, "case.json: invalid JSON");
     /* an empty case.json */
@@ -279,7 +254,7 @@ static void test_wrong_dtype_and_shape(void **state)
     char dir[600], p[700];
     /* q as int32 */
     copy_case("dtype", dir, sizeof dir);
-    path_of(p, sizeof p, dir, "q.npy");
+    fm_test_path(p, sizeof p, dir, "q.npy");
     int32_t qi[1 * 2 * 5 * 4] = {0};
     int64_t qshape[4] = {1, 2, 5, 4};
     assert_int_equal(fm_npy_write(p, FM_NPY_I4, 4, qshape, qi), FM_OK);
@@ -301,7 +276,7 @@ static void test_wrong_dtype_and_shape(void **state)
     EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_FORMAT, "do.npy: shape (2, 5, 4) has 3 dimensions");
     /* mask with C = 3 */
     copy_case("mask-c3", dir, sizeof dir);
-    path_of(p, sizeof p, dir, "mask.npy");
+    fm_test_path(p, sizeof p, dir, "mask.npy");
     int32_t m3[6 * 3] = {0};
     int64_t m3shape[4] = {1, 1, 6, 3};
     assert_int_equal(fm_npy_write(p, FM_NPY_I4, 4, m3shape, m3), FM_OK);
@@ -312,7 +287,7 @@ static void test_wrong_dtype_and_shape(void **state)
     for (int j = 0; j < 6; j++) mb[j * 4] = 5, mb[j * 4 + 1] = 5, mb[j * 4 + 2] = 0, mb[j * 4 + 3] = 0;
     mb[2 * 4 + 1] = 6; /* column 2: LTE = 6 > Sq = 5 */
     assert_int_equal(fm_npy_write(p, FM_NPY_I4, 4, mshape, mb), FM_OK);
-    path_of(p, sizeof p, dir, "mask.npy");
+    fm_test_path(p, sizeof p, dir, "mask.npy");
     assert_int_equal(fm_npy_write(p, FM_NPY_I4, 4, mshape, mb), FM_OK);
     EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_INVALID, "column=2: bound LTE = 6");
 }
@@ -372,7 +347,7 @@ static fm_status load_with_json(const char *name, const char *json)
 {
     char dir[600], p[700];
     copy_case(name, dir, sizeof dir);
-    path_of(p, sizeof p, dir, "case.json");
+    fm_test_path(p, sizeof p, dir, "case.json");
     FILE *f = fopen(p, "wb");
     assert_non_null(f);
     fputs(json, f);
@@ -421,18 +396,6 @@ static void test_case_json_sizes(void **state)
 
 /* ------------------------------------------------------------ unwritable outputs */
 
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
 static void test_unwritable_outputs(void **state)
 {
     (void)state;
@@ -441,7 +404,7 @@ static void test_unwritable_outputs(void **state)
     fm_results r = {c.out, c.lse, c.dq, c.dk, c.dv};
     char out[600], file[600];
     /* target exists as a regular file */
-    path_of(file, sizeof file, root, "a-file");
+    fm_test_path(file, sizeof file, root, "a-file");
     FILE *f = fopen(file, "wb");
     assert_non_null(f);
     fclose(f);
@@ -450,7 +413,7 @@ static void test_unwritable_outputs(void **state)
     /* target exists as a non-empty directory (the good case itself) */
     EXPECT_FAIL(fm_results_save(good, &c.problem, &r), FM_ERR_IO, "already exists");
     /* parent is a regular file: cannot create anything there */
-    path_of(out, sizeof out, file, "results");
+    fm_test_path(out, sizeof out, file, "results");
     EXPECT_FAIL(fm_results_save(out, &c.problem, &r), FM_ERR_IO, "cannot create");
     /* a read-only file system */
     EXPECT_FAIL(fm_results_save("/proc/fm-robustness-results", &c.problem, &r), FM_ERR_IO,
@@ -465,12 +428,12 @@ static void test_unwritable_outputs(void **state)
     struct dirent *e;
     while ((e = readdir(d))) assert_null(strstr(e->d_name, ".tmp-"));
     closedir(d);
-    assert_true(count_entries(good) == 11);
+    assert_true(fm_test_count_entries(good) == 11);
     /* an empty directory as target is fine and gets the results */
-    path_of(out, sizeof out, root, "empty-target");
+    fm_test_path(out, sizeof out, root, "empty-target");
     assert_int_equal(mkdir(out, 0777), 0);
     assert_int_equal(fm_results_save(out, &c.problem, &r), FM_OK);
-    assert_int_equal(count_entries(out), 5);
+    assert_int_equal(fm_test_count_entries(out), 5);
     fm_case_free(&c);
 }
 

@@ -1,0 +1,47 @@
+/* tests/common/test_fs.c — the helpers of test_fs.h. Layer: tests (POSIX only). */
+#include "test_fs.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void fm_test_path(char *out, size_t cap, const char *dir, const char *name)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+static int is_dot(const char *name) { return !strcmp(name, ".") || !strcmp(name, ".."); }
+
+void fm_test_remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        remove(dir); /* a file, or nothing */
+        return;
+    }
+    struct dirent *e;
+    char p[1024];
+    while ((e = readdir(d))) {
+        if (is_dot(e->d_name)) continue;
+        fm_test_path(p, sizeof p, dir, e->d_name);
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) fm_test_remove_tree(p);
+        else remove(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+int fm_test_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (!is_dot(e->d_name)) n++;
+    closedir(d);
+    return n;
+}

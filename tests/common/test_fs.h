@@ -1,0 +1,20 @@
+/* tests/common/test_fs.h — file-system helpers for the suites that write case directories
+ * (tests/cli/test_case.c, tests/robustness/test_files.c): joining paths, rm -r, and counting
+ * what a directory holds (to see that a save left nothing temporary behind).
+ * Meson: part of fm_prop_dep (tests/common/meson.build). Layer: tests.
+ */
+#ifndef FM_TEST_FS_H
+#define FM_TEST_FS_H
+
+#include <stddef.h>
+
+/* out = "dir/name" (truncated to cap). */
+void fm_test_path(char *out, size_t cap, const char *dir, const char *name);
+
+/* rm -r of a directory these tests made (or remove of a file); missing paths are ignored. */
+void fm_test_remove_tree(const char *dir);
+
+/* Number of entries of dir besides . and ..; -1 when dir cannot be opened. */
+int fm_test_count_entries(const char *dir);
+
+#endif
