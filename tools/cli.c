@@ -219,6 +219,17 @@ void cli_random_inputs(const fm_problem *p, uint64_t seed, double *q, double *k,
     fill_normal(&rng, dout, nq, p->dtype);
 }
 
+int cli_results_alloc(const fm_problem *p, fm_results *r)
+{
+    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    r->out = calloc(nq, sizeof(double));
+    r->lse = calloc(fm_problem_lse_elems(p), sizeof(double));
+    r->dq = calloc(nq, sizeof(double));
+    r->dk = calloc(nkv, sizeof(double));
+    r->dv = calloc(nkv, sizeof(double));
+    return r->out && r->lse && r->dq && r->dk && r->dv;
+}
+
 double cli_now(void)
 {
     struct timespec ts;

@@ -73,6 +73,10 @@ extern const char cli_problem_usage[];
 void cli_random_inputs(const fm_problem *p, uint64_t seed, double *q, double *k, double *v,
                        double *dout);
 
+/* Zeroed float64 buffers for every output of problem p (out, lse, dq, dk, dv). Returns 1 on
+ * success, 0 when one could not be allocated; either way fm_results_free(r) releases them. */
+int cli_results_alloc(const fm_problem *p, fm_results *r);
+
 /* Monotonic wall-clock seconds. */
 double cli_now(void);
 

@@ -56,13 +56,10 @@ int cmd_run(int argc, char **argv)
     fm_problem *p = &c.problem;
     if (dtype_name) p->dtype = dtype;
 
-    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    fm_results r = {calloc(nq, sizeof(double)), calloc(fm_problem_lse_elems(p), sizeof(double)),
-                    calloc(nq, sizeof(double)), calloc(nkv, sizeof(double)),
-                    calloc(nkv, sizeof(double))};
+    fm_results r;
     int rc;
     double t0 = 0, t1 = 0, t2 = 0;
-    if (!r.out || !r.lse || !r.dq || !r.dk || !r.dv) {
+    if (!cli_results_alloc(p, &r)) {
         rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
         goto done;
     }

@@ -66,12 +66,9 @@ int cmd_run_dense(int argc, char **argv)
     if ((st = fm_dense_case_load(case_dir, &c)) != FM_OK) return cli_report(cmd, st);
     if (dtype_name) c.problem.dtype = dtype; /* what cuda computes in, as `run --dtype` */
     const fm_problem *p = &c.problem;
-    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    fm_results r = {calloc(nq, sizeof(double)), calloc(fm_problem_lse_elems(p), sizeof(double)),
-                    calloc(nq, sizeof(double)), calloc(nkv, sizeof(double)),
-                    calloc(nkv, sizeof(double))};
+    fm_results r;
     int rc;
-    if (!r.out || !r.lse || !r.dq || !r.dk || !r.dv) {
+    if (!cli_results_alloc(p, &r)) {
         rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
         goto done;
     }
