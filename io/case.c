@@ -213,7 +213,7 @@ static fm_status prefix_error(fm_status st, const char *where)
     return fm_fail(st, "%s: %s", where, message);
 }
 
-static fm_status join(char *out, size_t cap, const char *dir, const char *name)
+fm_status fm_io_join(char *out, size_t cap, const char *dir, const char *name)
 {
     if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
         return fm_fail(FM_ERR_INVALID, "%s: path too long", dir);
@@ -288,7 +288,7 @@ static fm_status load_outputs(const char *dir, const fm_problem *p, double **slo
     char path[PATH_MAX];
     *found = 0;
     for (int t = 0; t < 5; t++) {
-        fm_status st = join(path, sizeof path, dir, spec[t].file);
+        fm_status st = fm_io_join(path, sizeof path, dir, spec[t].file);
         if (st != FM_OK) return st;
         if (!file_exists(path)) continue;
         if ((st = fm_npy_load_f64(path, spec[t].ndim, spec[t].shape, spec[t].dims, slots[t])) !=
@@ -348,13 +348,13 @@ fm_status fm_case_load(const char *dir, fm_case *c)
     char path[PATH_MAX];
     char *text = NULL;
     size_t size = 0;
-    fm_status st = join(path, sizeof path, dir, "case.json");
+    fm_status st = fm_io_join(path, sizeof path, dir, "case.json");
     if (st == FM_OK) st = read_text(path, &text, &size);
     if (st == FM_OK) st = fm_case_parse_json(text, size, path, c);
     free(text);
     if (st != FM_OK) return st;
 
-    if ((st = join(path, sizeof path, dir, "mask.npy")) != FM_OK) goto fail;
+    if ((st = fm_io_join(path, sizeof path, dir, "mask.npy")) != FM_OK) goto fail;
     if ((st = load_mask(path, c)) != FM_OK) goto fail;
     /* sizes, heads dividing, int32 limits, overflow of every tensor size, mask bounds */
     if ((st = fm_problem_validate(&c->problem, &c->mask)) != FM_OK) {
@@ -382,7 +382,7 @@ fm_status fm_case_load(const char *dir, fm_case *c)
          fm_problem_q_elems(p)},
     };
     for (int t = 0; t < 4; t++) {
-        if ((st = join(path, sizeof path, dir, inputs[t].file)) != FM_OK) goto fail;
+        if ((st = fm_io_join(path, sizeof path, dir, inputs[t].file)) != FM_OK) goto fail;
         st = fm_npy_load_f64(path, 4, inputs[t].shape, inputs[t].dims, inputs[t].slot);
         if (st != FM_OK) goto fail;
         if ((st = check_input(path, *inputs[t].slot, inputs[t].count, p->dtype)) != FM_OK)

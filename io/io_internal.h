@@ -22,6 +22,9 @@ fm_status fm_io_json_exact(cJSON *node);
 /* A JSON number that is an integer in [0, 2^53]; the message names where and key. */
 fm_status fm_io_json_count(const cJSON *v, const char *where, const char *key, int64_t *out);
 
+/* out = "dir/name"; FM_ERR_INVALID naming dir when it does not fit in cap. */
+fm_status fm_io_join(char *out, size_t cap, const char *dir, const char *name);
+
 /* Opens `path` for reading only if it is a regular file; NULL with FM_ERR_IO recorded otherwise.
  * The open is non-blocking, so a FIFO or a device planted where a case file belongs is refused
  * instead of blocking the reader forever (issue 7); `size` receives the file's size. */

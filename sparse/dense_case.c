@@ -290,17 +290,10 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
 
 /* ---------------------------------------------------------------- loading */
 
-static fm_status join(char *out, size_t cap, const char *dir, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    return n > 0 && (size_t)n < cap ? FM_OK
-                                    : fm_fail(FM_ERR_INVALID, "path too long: %s/%s", dir, name);
-}
-
 static int exists(const char *dir, const char *name)
 {
     char path[PATH_MAX];
-    if (join(path, sizeof path, dir, name) != FM_OK) return 0;
+    if (fm_io_join(path, sizeof path, dir, name) != FM_OK) return 0;
     FILE *f = fopen(path, "rb");
     if (f) fclose(f);
     return f != NULL;
@@ -312,7 +305,7 @@ static fm_status load_ints(const char *dir, const char *name, int ndim, const in
                            const char *dims, int want_i4, void **out)
 {
     char path[PATH_MAX];
-    fm_status st = join(path, sizeof path, dir, name);
+    fm_status st = fm_io_join(path, sizeof path, dir, name);
     fm_npy a = {0};
     if (st == FM_OK) st = fm_npy_read(path, &a);
     if (st == FM_OK) st = fm_npy_check_shape(&a, name, ndim, shape, dims);
@@ -336,7 +329,7 @@ fm_status fm_dense_case_load(const char *dir, fm_dense_case *c)
     if (!dir || !c) return fm_fail(FM_ERR_INVALID, "dense case load: NULL argument");
     memset(c, 0, sizeof *c);
     char path[PATH_MAX];
-    fm_status st = join(path, sizeof path, dir, "case.json");
+    fm_status st = fm_io_join(path, sizeof path, dir, "case.json");
     if (st != FM_OK) return st;
     /* case.json through io's parser: sizes, scale, dtype, mask heads, seed */
     FILE *f = fopen(path, "rb");
@@ -393,7 +386,7 @@ fm_status fm_dense_case_load(const char *dir, fm_dense_case *c)
     const char *dims4q = "B,Hq,Sq,D", *dims4k = "B,Hk,Sk,D";
     for (size_t i = 0; st == FM_OK && i < sizeof t / sizeof t[0]; i++) {
         if (!t[i].required && !exists(dir, t[i].file)) continue;
-        if ((st = join(path, sizeof path, dir, t[i].file)) != FM_OK) break;
+        if ((st = fm_io_join(path, sizeof path, dir, t[i].file)) != FM_OK) break;
         st = fm_npy_load_f64(path, t[i].nd, t[i].shape,
                              t[i].nd == 3 ? "B,Hq,Sq" : t[i].shape == ks ? dims4k : dims4q, t[i].x);
     }
