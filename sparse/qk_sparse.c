@@ -145,8 +145,7 @@ fm_status fm_qk_sparse_dense_mask(const fm_problem *p, fm_causal alignment,
                 for (int64_t j = 0; j < p->seqlen_k; j++, x++) {
                     int keep = q_keep[(b * p->q_heads + h) * p->seqlen_q + i] &&
                                k_keep[(b * p->kv_heads + h / group) * p->seqlen_k + j];
-                    int causal_ok = alignment == FM_CAUSAL_NONE || i + off >= j;
-                    allowed[x] = (uint8_t)(keep && causal_ok);
+                    allowed[x] = (uint8_t)(keep && !fm_causal_masked(alignment, off, i, j));
                 }
     return FM_OK;
 }

@@ -48,6 +48,14 @@ FM_HD int64_t fm_causal_offset(fm_causal causal, int64_t seqlen_q, int64_t seqle
     return causal == FM_CAUSAL_BOTTOM_RIGHT ? seqlen_k - seqlen_q : 0;
 }
 
+/* The causal part of BRIEF 2 alone, for masks that pair it with another rule than column
+ * bounds (sparse/qk_sparse.c, sparse/hash_sparse.c). (fm_element_masked below states it
+ * inline, as the CUDA kernels compile it.) */
+FM_HD int fm_causal_masked(fm_causal causal, int64_t offset, int64_t i, int64_t j)
+{
+    return causal != FM_CAUSAL_NONE && j > i + offset;
+}
+
 /* BRIEF 2: row i is masked from key j iff LTS <= i < LTE, or UTS <= i < UTE, or causal(i, j).
  * `col` points at the column's four bounds; `offset` is fm_causal_offset(...). */
 FM_HD int fm_element_masked(const int32_t *col, fm_causal causal, int64_t offset, int64_t i,
