@@ -15,6 +15,7 @@
 #include "flashmask/oracle.h"
 #include "flashmask/reference.h"
 #include "fm_internal.h"
+#include "oracle_internal.h"
 
 static const char *const tensor_names[FM_CHECK_TENSORS] = {"out", "lse", "dq", "dk", "dv"};
 
@@ -281,6 +282,20 @@ static void append_coordinates(fm_tensor_check *t, int64_t heads, int64_t rows, 
                  (long long)h, row_name, (long long)i);
 }
 
+void fm_check_report_finish(const fm_problem *p, int backward, fm_check_report *report)
+{
+    fm_tensor_check *t = report->tensor;
+    append_coordinates(&t[FM_CHECK_OUT], p->q_heads, p->seqlen_q, p->head_dim, "i");
+    append_coordinates(&t[FM_CHECK_LSE], p->q_heads, p->seqlen_q, 0, "i");
+    if (backward) {
+        append_coordinates(&t[FM_CHECK_DQ], p->q_heads, p->seqlen_q, p->head_dim, "i");
+        append_coordinates(&t[FM_CHECK_DK], p->kv_heads, p->seqlen_k, p->head_dim, "j");
+        append_coordinates(&t[FM_CHECK_DV], p->kv_heads, p->seqlen_k, p->head_dim, "j");
+    }
+    report->pass = 1;
+    for (int i = 0; i < report->n_tensors; i++) report->pass &= t[i].pass;
+}
+
 fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tensors *ref,
                         const fm_tensors *cand, const fm_check_options *opt,
                         fm_check_report *report)
@@ -341,15 +356,7 @@ fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tenso
             goto done;
         report->n_tensors = 5;
     }
-    append_coordinates(&t[FM_CHECK_OUT], p->q_heads, p->seqlen_q, p->head_dim, "i");
-    append_coordinates(&t[FM_CHECK_LSE], p->q_heads, p->seqlen_q, 0, "i");
-    if (bwd) {
-        append_coordinates(&t[FM_CHECK_DQ], p->q_heads, p->seqlen_q, p->head_dim, "i");
-        append_coordinates(&t[FM_CHECK_DK], p->kv_heads, p->seqlen_k, p->head_dim, "j");
-        append_coordinates(&t[FM_CHECK_DV], p->kv_heads, p->seqlen_k, p->head_dim, "j");
-    }
-    report->pass = 1;
-    for (int i = 0; i < report->n_tensors; i++) report->pass &= t[i].pass;
+    fm_check_report_finish(p, bwd, report);
     st = FM_OK;
 done:
     work_free(&w);

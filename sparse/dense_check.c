@@ -21,6 +21,7 @@
 #include "flashmask/oracle.h"
 #include "fm_internal.h"
 #include "gather.h"
+#include "../oracle/oracle_internal.h"
 
 /* Rows [r0, r1) of every (b, head) of a [B*H, S, W] tensor into a [B*H, r1 - r0, W] block,
  * and back. */
@@ -92,22 +93,6 @@ static fm_status naive_dense(const fm_problem *p, const uint8_t *allowed, int64_
     }
     free(ends), free(bq), free(bo), free(bl), free(bdo), free(bdq), free(bdk), free(bdv);
     return st;
-}
-
-/* " [b=.., h=.., i=.., d=..]" after a failing tensor's reason, as fm_check_case writes it. */
-static void add_where(fm_tensor_check *t, int64_t heads, int64_t rows, int64_t d,
-                      const char *row_name)
-{
-    if (t->pass) return;
-    size_t len = strlen(t->why), x = t->where, r = d ? x / (size_t)d : x;
-    long long i = (long long)(r % (size_t)rows), h = (long long)(r / (size_t)rows % (size_t)heads);
-    long long b = (long long)(r / (size_t)rows / (size_t)heads);
-    if (d)
-        snprintf(t->why + len, sizeof t->why - len, " [b=%lld, h=%lld, %s=%lld, d=%lld]", b, h,
-                 row_name, i, (long long)(x % (size_t)d));
-    else
-        snprintf(t->why + len, sizeof t->why - len, " [b=%lld, h=%lld, %s=%lld]", b, h,
-                 row_name, i);
 }
 
 fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
@@ -184,17 +169,7 @@ fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t ma
                                  &t[FM_CHECK_DV]);
         report->n_tensors = 5;
     }
-    if (st == FM_OK) {
-        add_where(&t[FM_CHECK_OUT], p->q_heads, p->seqlen_q, p->head_dim, "i");
-        add_where(&t[FM_CHECK_LSE], p->q_heads, p->seqlen_q, 0, "i");
-        if (bwd) {
-            add_where(&t[FM_CHECK_DQ], p->q_heads, p->seqlen_q, p->head_dim, "i");
-            add_where(&t[FM_CHECK_DK], p->kv_heads, p->seqlen_k, p->head_dim, "j");
-            add_where(&t[FM_CHECK_DV], p->kv_heads, p->seqlen_k, p->head_dim, "j");
-        }
-        report->pass = 1;
-        for (int i = 0; i < report->n_tensors; i++) report->pass &= t[i].pass;
-    }
+    if (st == FM_OK) fm_check_report_finish(p, bwd, report);
     for (int i = 0; i < 10; i++) free(buf[i]);
     free(rows);
     return st;
