@@ -61,6 +61,10 @@ void fm_doc_table_free(fm_doc_table *t);
  * its index and its value. */
 fm_status fm_mask_params_validate(const fm_mask_params *p, int64_t seqlen_q, int64_t seqlen_k);
 
+/* The common start of fm_mask_params_default and fm_mask_params_random (masks/params.c):
+ * zeroes p, sets its family, then checks f and seqlen; `what` names the caller in messages. */
+fm_status fm_mask_params_begin(fm_mask_params *p, fm_family f, int64_t seqlen, const char *what);
+
 /* The builders, one per family (p validated, mask initialised with the right causal tag). */
 fm_status fm_build_full(const fm_build_ctx *c);
 fm_status fm_build_causal(const fm_build_ctx *c);

@@ -128,17 +128,23 @@ static fm_status default_qk_sparse(fm_mask_params *p, int64_t seqlen)
     return st;
 }
 
-fm_status fm_mask_params_default(fm_mask_params *p, fm_family f, int64_t seqlen)
+fm_status fm_mask_params_begin(fm_mask_params *p, fm_family f, int64_t seqlen, const char *what)
 {
-    if (!p) return fm_fail(FM_ERR_INVALID, "mask params default: NULL params");
     memset(p, 0, sizeof *p);
     p->family = f;
     if ((unsigned)f >= FM_FAMILY_COUNT)
-        return fm_fail(FM_ERR_INVALID, "mask params default: unknown family %d", (int)f);
+        return fm_fail(FM_ERR_INVALID, "%s: unknown family %d", what, (int)f);
     if (seqlen < 1 || seqlen > INT32_MAX)
-        return fm_fail(FM_ERR_INVALID, "mask params default: seqlen = %lld, must be in [1, %d]",
+        return fm_fail(FM_ERR_INVALID, "%s: seqlen = %lld, must be in [1, %d]", what,
                        (long long)seqlen, INT32_MAX);
-    fm_status st = FM_OK;
+    return FM_OK;
+}
+
+fm_status fm_mask_params_default(fm_mask_params *p, fm_family f, int64_t seqlen)
+{
+    if (!p) return fm_fail(FM_ERR_INVALID, "mask params default: NULL params");
+    fm_status st = fm_mask_params_begin(p, f, seqlen, "mask params default");
+    if (st != FM_OK) return st;
     switch (f) {
     case FM_FAMILY_FULL:
     case FM_FAMILY_CAUSAL: break;

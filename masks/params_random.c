@@ -115,14 +115,8 @@ static fm_status random_spans(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
 fm_status fm_mask_params_random(fm_mask_params *p, fm_family f, int64_t seqlen, fm_rng *rng)
 {
     if (!p || !rng) return fm_fail(FM_ERR_INVALID, "mask params random: NULL argument");
-    memset(p, 0, sizeof *p);
-    p->family = f;
-    if ((unsigned)f >= FM_FAMILY_COUNT)
-        return fm_fail(FM_ERR_INVALID, "mask params random: unknown family %d", (int)f);
-    if (seqlen < 1 || seqlen > INT32_MAX)
-        return fm_fail(FM_ERR_INVALID, "mask params random: seqlen = %lld, must be in [1, %d]",
-                       (long long)seqlen, INT32_MAX);
-    fm_status st = FM_OK;
+    fm_status st = fm_mask_params_begin(p, f, seqlen, "mask params random");
+    if (st != FM_OK) return st;
     switch (f) {
     case FM_FAMILY_FULL:
     case FM_FAMILY_CAUSAL: break;
