@@ -21,8 +21,10 @@ static fm_status cpu_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_
     size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p), nl = fm_problem_lse_elems(p);
     float *q = fm_to_float(t->q, nq, "cpu q"), *k = fm_to_float(t->k, nkv, "cpu k");
     float *v = fm_to_float(t->v, nkv, "cpu v");
-    float *o = backward ? fm_to_float(t->out, nq, "cpu out") : fm_alloc(nq, sizeof(float), "cpu out");
-    float *l = backward ? fm_to_float(t->lse, nl, "cpu lse") : fm_alloc(nl, sizeof(float), "cpu lse");
+    float *o = backward ? fm_to_float(t->out, nq, "cpu out")
+                        : fm_alloc(nq, sizeof(float), "cpu out");
+    float *l = backward ? fm_to_float(t->lse, nl, "cpu lse")
+                        : fm_alloc(nl, sizeof(float), "cpu lse");
     float *d = backward ? fm_to_float(t->dout, nq, "cpu dout") : NULL;
     float *dq = backward ? fm_alloc(nq, sizeof(float), "cpu dq") : NULL;
     float *dk = backward ? fm_alloc(nkv, sizeof(float), "cpu dk") : NULL;
@@ -34,8 +36,11 @@ static fm_status cpu_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_
             if (st == FM_OK) fm_to_double(t->out, o, nq), fm_to_double(t->lse, l, nl);
         } else {
             st = fm_cpu_backward_bbm(p, m, q, k, v, o, l, d, dq, dk, dv, NULL);
-            if (st == FM_OK)
-                fm_to_double(t->dq, dq, nq), fm_to_double(t->dk, dk, nkv), fm_to_double(t->dv, dv, nkv);
+            if (st == FM_OK) {
+                fm_to_double(t->dq, dq, nq);
+                fm_to_double(t->dk, dk, nkv);
+                fm_to_double(t->dv, dv, nkv);
+            }
         }
     }
     free(q), free(k), free(v), free(o), free(l), free(d), free(dq), free(dk), free(dv);
