@@ -172,8 +172,8 @@ done:
     return st;
 }
 
-/* Reads a whole small text file. */
-static fm_status read_text(const char *path, char **text, size_t *size)
+/* Reads a whole case.json-sized text file (io_internal.h). */
+fm_status fm_io_read_text(const char *path, char **text, size_t *size)
 {
     *text = NULL;
     size_t file_size;
@@ -349,7 +349,7 @@ fm_status fm_case_load(const char *dir, fm_case *c)
     char *text = NULL;
     size_t size = 0;
     fm_status st = fm_io_join(path, sizeof path, dir, "case.json");
-    if (st == FM_OK) st = read_text(path, &text, &size);
+    if (st == FM_OK) st = fm_io_read_text(path, &text, &size);
     if (st == FM_OK) st = fm_case_parse_json(text, size, path, c);
     free(text);
     if (st != FM_OK) return st;

@@ -30,6 +30,10 @@ fm_status fm_io_join(char *out, size_t cap, const char *dir, const char *name);
  * instead of blocking the reader forever (issue 7); `size` receives the file's size. */
 FILE *fm_io_open_regular(const char *path, size_t *size);
 
+/* Reads a whole regular file of at most 64 MiB (case.json) into a NUL-terminated malloc'd
+ * buffer (free()); refuses FIFOs, devices and larger files with FM_ERR_IO naming the path. */
+fm_status fm_io_read_text(const char *path, char **text, size_t *size);
+
 /* An output directory that appears only when complete (io/outdir.c): files are written into
  * a temporary directory beside the target, which commit renames into place. */
 enum { FM_IO_MAX_FILES = 16 };

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../io/io_internal.h"
 #include "flashmask/sparse.h"
@@ -290,13 +291,14 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
 
 /* ---------------------------------------------------------------- loading */
 
+/* Is there an entry of that name? (stat, never open: a FIFO planted there must not block;
+ * the reader refuses anything that is not a regular file.) */
 static int exists(const char *dir, const char *name)
 {
     char path[PATH_MAX];
+    struct stat info;
     if (fm_io_join(path, sizeof path, dir, name) != FM_OK) return 0;
-    FILE *f = fopen(path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
+    return stat(path, &info) == 0;
 }
 
 /* Reads an integer-typed array of exactly `shape` into a new buffer of elements of `elem`
@@ -332,12 +334,9 @@ fm_status fm_dense_case_load(const char *dir, fm_dense_case *c)
     fm_status st = fm_io_join(path, sizeof path, dir, "case.json");
     if (st != FM_OK) return st;
     /* case.json through io's parser: sizes, scale, dtype, mask heads, seed */
-    FILE *f = fopen(path, "rb");
-    if (!f) return fm_fail(FM_ERR_IO, "%s: cannot open", path);
-    char *text = fm_alloc(1 << 20, 1, "case.json text");
-    size_t size = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (!text) return FM_ERR_NOMEM;
+    char *text = NULL;
+    size_t size = 0;
+    if ((st = fm_io_read_text(path, &text, &size)) != FM_OK) return st;
     fm_case meta;
     fm_case_init(&meta);
     st = fm_case_parse_json(text, size, path, &meta);

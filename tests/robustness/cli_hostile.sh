@@ -229,6 +229,15 @@ expect 2 "run on a case with a FIFO mask.npy" -- "$FM" run --impl reference \
     --case "$T/case-fifo" --out "$T/r-fifo"
 expect_msg "not a regular file"
 absent "$T/r-fifo"
+# a dense-mask case whose case.json or mask_dense.npy is a FIFO: refused at once as well
+for f in case.json mask_dense.npy; do
+    rm -rf "$T/dense-fifo" && cp -r "$T/dense" "$T/dense-fifo" && rm "$T/dense-fifo/$f" &&
+        mkfifo "$T/dense-fifo/$f"
+    expect 2 "run-dense on a dense case with a FIFO $f" -- "$FM" run-dense --impl reference \
+        --case "$T/dense-fifo" --out "$T/r-dfifo"
+    expect_msg "not a regular file"
+    absent "$T/r-dfifo"
+done
 # a case with NaN in q.npy: refused naming the file and the element
 cp -r "$T/case" "$T/case-nan"
 /usr/bin/python3 - "$T/case-nan/q.npy" <<'EOF' 2>/dev/null || cp "$T/case/q.npy" "$T/case-nan/q.npy"
