@@ -137,26 +137,11 @@ static void backward_key_tile(const bwd_args *a, int64_t b, int64_t hk, int64_t 
     memset(w->dk, 0, (size_t)(cols * D) * sizeof(float));
     memset(w->dv, 0, (size_t)(cols * D) * sizeof(float));
     for (int64_t hq = hk * group; hq < (hk + 1) * group; hq++) {
-        int64_t qb = 0;
-        while (qb < plan->n_q_blocks) {
-            fm_tile_class cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
-            fm_tile_stats_count(stats, cls);
-            if (cls == FM_TILE_MASKED) { /* the skip: no load, no arithmetic */
-                qb++;
-                continue;
-            }
-            const int64_t first = qb;
-            unsigned char partial[FM_CPU_RUN_TILES];
-            int64_t n_tiles = 0;
-            partial[n_tiles++] = cls == FM_TILE_PARTIAL;
-            for (qb++; n_tiles < FM_CPU_RUN_TILES && qb < plan->n_q_blocks; qb++) {
-                cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
-                if (cls == FM_TILE_MASKED) break; /* counted by the outer loop */
-                fm_tile_stats_count(stats, cls);
-                partial[n_tiles++] = cls == FM_TILE_PARTIAL;
-            }
+        int64_t qb = 0, first, n_tiles;
+        unsigned char partial[FM_CPU_RUN_TILES];
+        while ((n_tiles = fm_tile_plan_next_run(plan, b, hq, FM_RUN_ALONG_QUERIES, kb, &qb,
+                                                &first, partial, stats)) > 0)
             backward_run(a, b, hq, first, n_tiles, partial, hk, kb, w);
-        }
     }
     const size_t offset = (size_t)(((b * p->kv_heads + hk) * Sk + c0) * D);
     memcpy(a->dk + offset, w->dk, (size_t)(cols * D) * sizeof(float));

@@ -39,6 +39,18 @@ void fm_tile_plan_free(fm_tile_plan *plan);
 fm_tile_class fm_tile_plan_classify(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t qb,
                                     int64_t kb);
 
+/* The computed tiles of one line of tiles, gathered in runs: the line is query tile `qb` across
+ * key tiles (forward, along = FM_RUN_ALONG_KEYS) or key tile `kb` across query tiles (backward,
+ * FM_RUN_ALONG_QUERIES). From position *pos, counts and skips fully masked tiles (no load, no
+ * arithmetic), then gathers up to FM_CPU_RUN_TILES consecutive computed tiles into one run:
+ * *first is its first tile, partial[t] says whether tile first + t needs element tests.
+ * Returns the run's length, 0 once the line is done. Every tile is counted exactly once. */
+typedef enum { FM_RUN_ALONG_KEYS = 0, FM_RUN_ALONG_QUERIES = 1 } fm_run_axis;
+
+int64_t fm_tile_plan_next_run(const fm_tile_plan *plan, int64_t b, int64_t hq, fm_run_axis along,
+                              int64_t fixed, int64_t *pos, int64_t *first,
+                              unsigned char partial[FM_CPU_RUN_TILES], fm_tile_stats *stats);
+
 /* In a partial tile, overwrite the scores of masked elements with -inf. `scores` is rows
  * [r0, r0 + m) x keys [c0, c0 + n) with n <= FM_CPU_BLOCK_K (one tile wide), row stride ld.
  * Uses fm_column_masked_runs (rules.h). */

@@ -55,29 +55,13 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, in
 
     /* Walk the key tiles; consecutive computed tiles (a "run", up to FM_CPU_RUN_TILES of them)
      * share one wider sgemm pair, which runs closer to the sgemm peak than 128-wide products,
-     * while masked tiles are still skipped one 128-wide tile at a time. Each tile is classified
-     * and counted exactly once: a run stops before the first masked tile, which the outer loop
-     * then counts and skips. */
+     * while masked tiles are still skipped one 128-wide tile at a time (fm_tile_plan_next_run
+     * in tile_plan.c classifies, counts and skips; backward.c walks its lines the same way). */
     const int64_t ld = FM_CPU_RUN_TILES * Bk; /* row stride of the run's scores */
-    int64_t kb = 0;
-    while (kb < plan->n_k_blocks) {
-        fm_tile_class cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
-        fm_tile_stats_count(stats, cls);
-        if (cls == FM_TILE_MASKED) { /* the skip: no load, no arithmetic */
-            kb++;
-            continue;
-        }
-        const int64_t first = kb;
-        unsigned char partial[FM_CPU_RUN_TILES];
-        int64_t n_tiles = 0;
-        partial[n_tiles++] = cls == FM_TILE_PARTIAL;
-        for (kb++; n_tiles < FM_CPU_RUN_TILES && kb < plan->n_k_blocks; kb++) {
-            cls = fm_tile_plan_classify(plan, b, hq, qb, kb);
-            if (cls == FM_TILE_MASKED) break; /* counted by the outer loop */
-            fm_tile_stats_count(stats, cls);
-            partial[n_tiles++] = cls == FM_TILE_PARTIAL;
-        }
-
+    int64_t kb = 0, first, n_tiles;
+    unsigned char partial[FM_CPU_RUN_TILES];
+    while ((n_tiles = fm_tile_plan_next_run(plan, b, hq, FM_RUN_ALONG_KEYS, qb, &kb, &first,
+                                            partial, stats)) > 0) {
         const int64_t c0 = first * Bk;
         const int64_t c1 = (first + n_tiles) * Bk <= Sk ? (first + n_tiles) * Bk : Sk;
         const int64_t cols = c1 - c0;

@@ -34,6 +34,35 @@ fm_tile_class fm_tile_plan_classify(const fm_tile_plan *plan, int64_t b, int64_t
                                      plan->block_q, qb, kb);
 }
 
+int64_t fm_tile_plan_next_run(const fm_tile_plan *plan, int64_t b, int64_t hq, fm_run_axis along,
+                              int64_t fixed, int64_t *pos, int64_t *first,
+                              unsigned char partial[FM_CPU_RUN_TILES], fm_tile_stats *stats)
+{
+    const int64_t end = along == FM_RUN_ALONG_KEYS ? plan->n_k_blocks : plan->n_q_blocks;
+#define CLASSIFY(t) (along == FM_RUN_ALONG_KEYS ? fm_tile_plan_classify(plan, b, hq, fixed, (t)) \
+                                                : fm_tile_plan_classify(plan, b, hq, (t), fixed))
+    while (*pos < end) {
+        fm_tile_class cls = CLASSIFY(*pos);
+        fm_tile_stats_count(stats, cls);
+        if (cls == FM_TILE_MASKED) { /* the skip: no load, no arithmetic */
+            ++*pos;
+            continue;
+        }
+        int64_t n_tiles = 0;
+        *first = *pos;
+        partial[n_tiles++] = cls == FM_TILE_PARTIAL;
+        for (++*pos; n_tiles < FM_CPU_RUN_TILES && *pos < end; ++*pos) {
+            cls = CLASSIFY(*pos);
+            if (cls == FM_TILE_MASKED) break; /* counted when the next call starts there */
+            fm_tile_stats_count(stats, cls);
+            partial[n_tiles++] = cls == FM_TILE_PARTIAL;
+        }
+        return n_tiles;
+    }
+#undef CLASSIFY
+    return 0;
+}
+
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld)
 {
