@@ -19,7 +19,6 @@
 #include "softmax_online.h"
 
 #define FM_LOG2E 1.4426950408889634
-#define FM_LN2 0.6931471805599453
 
 typedef struct bbm_fwd_scratch {
     float *s, *o, *m, *l; /* scores [Bq x Bk], output accumulator [Bq x D], max, sum [Bq] */
@@ -51,25 +50,13 @@ static void forward_query_tile(const fm_problem *p, const fm_bbm_plan *plan, int
         fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_head + c0 * D, D, 0.0f, w->s, Bk);
         if (cls == FM_TILE_PARTIAL)
             fm_bbm_plan_mask_scores(plan, b, hq, qb, kb, rows, cols, w->s, Bk);
-        for (int64_t i = 0; i < rows; i++) {
-            float corr = fm_online_softmax_step(w->s + i * Bk, cols, &w->m[i], &w->l[i]);
-            if (corr != 1.0f) fm_row_scale(w->o + i * D, D, corr);
-        }
+        fm_online_softmax_tile(w->s, Bk, rows, cols, w->m, w->l, w->o, D);
         fm_tile_gemm_nn(rows, D, cols, 1.0f, w->s, Bk, v_head + c0 * D, D, 1.0f, w->o, D);
     }
 
     float *out_tile = out + ((b * p->q_heads + hq) * Sq + r0) * D;
     float *lse_tile = lse + (b * p->q_heads + hq) * Sq + r0;
-    for (int64_t i = 0; i < rows; i++) {
-        if (w->l[i] == 0.0f) { /* fully masked row: out = 0, lse = -inf (BRIEF 1) */
-            fm_row_zero(out_tile + i * D, D);
-            lse_tile[i] = -INFINITY;
-            continue;
-        }
-        const float inv = 1.0f / w->l[i];
-        for (int64_t d = 0; d < D; d++) out_tile[i * D + d] = w->o[i * D + d] * inv;
-        lse_tile[i] = (float)(FM_LN2 * ((double)w->m[i] + log2((double)w->l[i])));
-    }
+    fm_online_softmax_finish(rows, D, w->m, w->l, w->o, out_tile, lse_tile);
 }
 
 /* Runs every (b, hq, qb) task of the plan. */

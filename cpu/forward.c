@@ -23,7 +23,6 @@
 #include "softmax_online.h"
 
 #define FM_LOG2E 1.4426950408889634
-#define FM_LN2 0.6931471805599453
 
 /* Scratch of one thread: scores/probabilities, output accumulator, running max and sum. */
 typedef struct fwd_scratch {
@@ -72,29 +71,14 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, in
                 const int64_t t0 = c0 + t * Bk, tn = t0 + Bk <= c1 ? Bk : c1 - t0;
                 fm_tile_plan_mask_scores(plan, b, hq, r0, rows, t0, tn, w->s + t * Bk, ld);
             }
-        for (int64_t i = 0; i < rows; i++) {
-            float corr = fm_online_softmax_step(w->s + i * ld, cols, &w->m[i], &w->l[i]);
-            if (corr != 1.0f) fm_row_scale(w->o + i * D, D, corr);
-        }
+        fm_online_softmax_tile(w->s, ld, rows, cols, w->m, w->l, w->o, D);
         /* O += P V_run */
         fm_tile_gemm_nn(rows, D, cols, 1.0f, w->s, ld, v_head + c0 * D, D, 1.0f, w->o, D);
     }
 
     float *out_tile = out + ((b * p->q_heads + hq) * Sq + r0) * D;
     float *lse_tile = lse + (b * p->q_heads + hq) * Sq + r0;
-    for (int64_t i = 0; i < rows; i++) {
-        if (w->l[i] == 0.0f) { /* fully masked row: BRIEF 1 */
-            fm_row_zero(out_tile + i * D, D);
-            lse_tile[i] = -INFINITY;
-            continue;
-        }
-        const float inv = 1.0f / w->l[i];
-        const float *o_row = w->o + i * D;
-        float *dst = out_tile + i * D;
-#pragma omp simd
-        for (int64_t d = 0; d < D; d++) dst[d] = o_row[d] * inv;
-        lse_tile[i] = (float)(FM_LN2 * ((double)w->m[i] + log2((double)w->l[i])));
-    }
+    fm_online_softmax_finish(rows, D, w->m, w->l, w->o, out_tile, lse_tile);
 }
 
 fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *q,

@@ -19,6 +19,8 @@
 
 #include "exp_fast.h"
 
+#define FM_LN2 0.6931471805599453 /* ln 2: LSE = (m + log2 l) * ln 2 */
+
 /* Largest value of x[0..n) (-inf if all are -inf). */
 static inline float fm_row_max(const float *x, int64_t n)
 {
@@ -79,6 +81,39 @@ static inline float fm_online_softmax_step(float *s, int64_t n, float *m, float 
     *l = *l * correction + fm_row_exp2_sum(s, n, m_new);
     *m = m_new;
     return correction;
+}
+
+/* One key tile (or run of tiles) for a block of `rows` query rows: each row of scores
+ * s[i*ld .. i*ld + cols) becomes p, its running m[i], l[i] are updated, and its output
+ * accumulator o[i*D .. i*D + D) is rescaled; the caller then adds P.V. */
+static inline void fm_online_softmax_tile(float *s, int64_t ld, int64_t rows, int64_t cols,
+                                          float *m, float *l, float *o, int64_t D)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        float corr = fm_online_softmax_step(s + i * ld, cols, &m[i], &l[i]);
+        if (corr != 1.0f) fm_row_scale(o + i * D, D, corr);
+    }
+}
+
+/* The end of the forward for a block of rows: out = o / l and lse = (m + log2 l) ln 2 (natural
+ * log); a row that saw no allowed key (l = 0) gets out = 0 and lse = -inf (BRIEF 1). */
+static inline void fm_online_softmax_finish(int64_t rows, int64_t D, const float *m,
+                                            const float *l, const float *o, float *out,
+                                            float *lse)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        if (l[i] == 0.0f) { /* fully masked row */
+            fm_row_zero(out + i * D, D);
+            lse[i] = -INFINITY;
+            continue;
+        }
+        const float inv = 1.0f / l[i];
+        const float *o_row = o + i * D;
+        float *dst = out + i * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) dst[d] = o_row[d] * inv;
+        lse[i] = (float)(FM_LN2 * ((double)m[i] + log2((double)l[i])));
+    }
 }
 
 #endif
