@@ -80,7 +80,14 @@ static float decode16(uint16_t h, int mant_bits, int bias, int emin)
     return (float)(sign ? -v : v);
 }
 
-uint16_t fm_float_to_half(float x) { return encode16(fm_round_to_dtype(x, FM_FLOAT16), 10, 15, -14); }
+/* float16: 10 mantissa bits, bias 15, emin -14; bfloat16: 7 mantissa bits, bias 127, emin -126 */
+uint16_t fm_float_to_half(float x)
+{
+    return encode16(fm_round_to_dtype(x, FM_FLOAT16), 10, 15, -14);
+}
 float fm_half_to_float(uint16_t h) { return decode16(h, 10, 15, -14); }
-uint16_t fm_float_to_bf16(float x) { return encode16(fm_round_to_dtype(x, FM_BFLOAT16), 7, 127, -126); }
+uint16_t fm_float_to_bf16(float x)
+{
+    return encode16(fm_round_to_dtype(x, FM_BFLOAT16), 7, 127, -126);
+}
 float fm_bf16_to_float(uint16_t b) { return decode16(b, 7, 127, -126); }

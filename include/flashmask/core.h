@@ -27,7 +27,7 @@ typedef enum fm_status {
     FM_ERR_NOMEM = 3,             /* allocation failed */
     FM_ERR_OVERFLOW = 4,          /* sizes whose products overflow size_t or int32 limits */
     FM_ERR_IO = 5,                /* a file is missing, unreadable or unwritable */
-    FM_ERR_FORMAT = 6,            /* a file is malformed: truncated, bad header, wrong shape/dtype */
+    FM_ERR_FORMAT = 6,            /* a malformed file: truncated, bad header, wrong shape/dtype */
     FM_ERR_NONFINITE = 7,         /* NaN or Inf in an input tensor */
     FM_ERR_UNAVAILABLE = 8,       /* implementation not built here, or no device */
     FM_ERR_DEVICE = 9,            /* the GPU runtime reported an error */

@@ -178,7 +178,8 @@ fm_status fm_random_case_make(fm_random_case *c, uint64_t seed, const fm_case_li
     int64_t mask_heads = head_choices[fm_rng_below(&rng, 3)];
     int64_t seqlen_q = draw_seqlen(&rng, l.max_seqlen);
     int64_t seqlen_k = seqlen_q;
-    if (l.allow_unequal_seqlens && fm_rng_below(&rng, 2)) seqlen_k = draw_seqlen(&rng, l.max_seqlen);
+    if (l.allow_unequal_seqlens && fm_rng_below(&rng, 2))
+        seqlen_k = draw_seqlen(&rng, l.max_seqlen);
     int64_t head_dim = fm_rng_range(&rng, 1, l.max_head_dim < 1 ? 1 : l.max_head_dim);
     fm_problem_init(&c->problem, batch, q_heads, kv_heads, seqlen_q, seqlen_k, head_dim);
     if (fm_rng_below(&rng, 3) == 0) c->problem.scale = 0.05 + 2.0 * fm_rng_uniform(&rng);

@@ -46,7 +46,8 @@ typedef struct fm_random_case {
 /* Draws a case from `seed` within `limits`; deterministic in (seed, limits). */
 fm_status fm_random_case_make(fm_random_case *c, uint64_t seed, const fm_case_limits *limits);
 void fm_random_case_free(fm_random_case *c);
-void fm_random_case_print(const fm_random_case *c, FILE *out); /* seed, shape, family/params, vectors when small */
+/* Prints seed, shape, family and parameters, and the vectors when small. */
+void fm_random_case_print(const fm_random_case *c, FILE *out);
 
 uint64_t fm_test_seed(void);                 /* FM_SEED or a fixed default */
 int fm_test_trials(int default_trials);      /* FM_TRIALS or default_trials */

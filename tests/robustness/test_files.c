@@ -284,7 +284,8 @@ static void test_wrong_dtype_and_shape(void **state)
     /* a mask bound outside [0, Sq] */
     copy_case("mask-bound", dir, sizeof dir);
     int32_t mb[6 * 4];
-    for (int j = 0; j < 6; j++) mb[j * 4] = 5, mb[j * 4 + 1] = 5, mb[j * 4 + 2] = 0, mb[j * 4 + 3] = 0;
+    for (int j = 0; j < 6; j++)
+        mb[j * 4] = 5, mb[j * 4 + 1] = 5, mb[j * 4 + 2] = 0, mb[j * 4 + 3] = 0;
     mb[2 * 4 + 1] = 6; /* column 2: LTE = 6 > Sq = 5 */
     assert_int_equal(fm_npy_write(p, FM_NPY_I4, 4, mshape, mb), FM_OK);
     fm_test_path(p, sizeof p, dir, "mask.npy");
