@@ -98,12 +98,7 @@ static void backward_run(const bwd_args *a, int64_t b, int64_t hq, int64_t qb0, 
     fm_tile_gemm_tn(cols, D, rows, 1.0f, w->p, Bk, do_rows, D, 1.0f, w->dv, D);
     /* dP = dO V^T, then dS = P (dP - Delta) in place */
     fm_tile_gemm_nt(rows, cols, D, 1.0f, do_rows, D, v_tile, D, 0.0f, w->ds, Bk);
-    for (int64_t i = 0; i < rows; i++) {
-        float *ds = w->ds + i * Bk;
-        const float *pr = w->p + i * Bk, di = delta[i];
-#pragma omp simd
-        for (int64_t j = 0; j < cols; j++) ds[j] = pr[j] * (ds[j] - di);
-    }
+    fm_softmax_backward_tile(w->ds, w->p, Bk, rows, cols, delta); /* dS = P (dP - Delta) */
     /* dK += scale dS^T Q */
     fm_tile_gemm_tn(cols, D, rows, scale, w->ds, Bk, q_rows, D, 1.0f, w->dk, D);
     /* dQ rows += scale dS K, formed privately, then added tile by tile under each query tile's

@@ -60,11 +60,7 @@ static void backward_tile(const bbm_bwd_args *a, int64_t b, int64_t hq, int64_t 
     }
     fm_tile_gemm_tn(cols, D, rows, 1.0f, w->p, Bk, do_tile, D, 1.0f, w->dv, D);    /* dV */
     fm_tile_gemm_nt(rows, cols, D, 1.0f, do_tile, D, v_tile, D, 0.0f, w->ds, Bk);  /* dP */
-    for (int64_t i = 0; i < rows; i++) {
-        float *ds = w->ds + i * Bk;
-        const float *pr = w->p + i * Bk, di = delta[i];
-        for (int64_t j = 0; j < cols; j++) ds[j] = pr[j] * (ds[j] - di);         /* dS */
-    }
+    fm_softmax_backward_tile(w->ds, w->p, Bk, rows, cols, delta);             /* dS */
     fm_tile_gemm_tn(cols, D, rows, scale, w->ds, Bk, q_tile, D, 1.0f, w->dk, D);  /* dK */
     fm_tile_gemm_nn(rows, D, cols, scale, w->ds, Bk, k_tile, D, 0.0f, w->dq, D);  /* dQ part */
     omp_lock_t *lock = &a->dq_locks[(b * p->q_heads + hq) * plan->n_q_blocks + qb];

@@ -116,4 +116,17 @@ static inline void fm_online_softmax_finish(int64_t rows, int64_t D, const float
     }
 }
 
+/* The softmax backward for a block of rows: dS = P * (dP - Delta) element-wise, with dP given
+ * in ds (row stride ld) and overwritten by dS; delta[i] = rowsum(dO * O) of row i. */
+static inline void fm_softmax_backward_tile(float *ds, const float *p, int64_t ld, int64_t rows,
+                                            int64_t cols, const float *delta)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        float *ds_row = ds + i * ld;
+        const float *p_row = p + i * ld, di = delta[i];
+#pragma omp simd
+        for (int64_t j = 0; j < cols; j++) ds_row[j] = p_row[j] * (ds_row[j] - di);
+    }
+}
+
 #endif
