@@ -98,16 +98,18 @@ FM_HD int fm_column_masked_runs(const int32_t *col, fm_causal causal, int64_t of
 FM_HD fm_tile_class fm_classify_tile(const int32_t *mm, fm_causal causal, int64_t offset,
                                      int64_t r0, int64_t r1, int64_t c0, int64_t c1)
 {
+    /* The three covering ranges; without a causal rule its range is empty ([0, 0)). Named
+     * values rather than an array filled at run time: on a GPU such an array lives in local
+     * memory, and this runs once per tile in every kernel. */
+    const int64_t causal_hi = causal != FM_CAUSAL_NONE ? c0 - offset : 0; /* [0, causal_hi) */
+    const int64_t lt_lo = mm[FM_MAX_LTS], lt_hi = mm[FM_MIN_LTE];
+    const int64_t ut_lo = mm[FM_MAX_UTS], ut_hi = mm[FM_MIN_UTE];
     /* Walk up from r0 through the covering ranges; if we pass r1, everything is masked. */
-    int64_t lo[3], hi[3];
-    int n = 0;
-    if (causal != FM_CAUSAL_NONE) { lo[n] = 0; hi[n] = c0 - offset; n++; }
-    lo[n] = mm[FM_MAX_LTS]; hi[n] = mm[FM_MIN_LTE]; n++;
-    lo[n] = mm[FM_MAX_UTS]; hi[n] = mm[FM_MIN_UTE]; n++;
     int64_t reach = r0; /* rows [r0, reach) are known masked */
     for (int pass = 0; pass < 3; pass++) {
-        for (int k = 0; k < n; k++)
-            if (lo[k] <= reach && hi[k] > reach) reach = hi[k];
+        if (0 <= reach && causal_hi > reach) reach = causal_hi;
+        if (lt_lo <= reach && lt_hi > reach) reach = lt_hi;
+        if (ut_lo <= reach && ut_hi > reach) reach = ut_hi;
     }
     if (reach >= r1) return FM_TILE_MASKED;
 
@@ -116,6 +118,23 @@ FM_HD fm_tile_class fm_classify_tile(const int32_t *mm, fm_causal causal, int64_
     int causal_clear = causal == FM_CAUSAL_NONE || c1 - 1 <= r0 + offset;
     if (lt_clear && ut_clear && causal_clear) return FM_TILE_UNMASKED;
     return FM_TILE_PARTIAL;
+}
+
+/* fm_element_masked in the form a kernel's inner loop wants: 32-bit integers, no branches, the
+ * column's causal term folded into one row bound. causal_end = fm_causal_row_end_i32(...) for the
+ * column: rows i < causal_end are causally masked. Equal to fm_element_masked for every row
+ * 0 <= i < 2^31 (tests/masks checks it on random columns). */
+FM_HD int32_t fm_causal_row_end_i32(fm_causal causal, int64_t offset, int64_t j)
+{
+    /* j > i + offset  <=>  i < j - offset; clipped to [0, INT32_MAX] (rows are never negative) */
+    const int64_t e = causal != FM_CAUSAL_NONE ? j - offset : 0;
+    return (int32_t)(e < 0 ? 0 : e > INT32_MAX ? INT32_MAX : e);
+}
+
+FM_HD int fm_element_masked_i32(int32_t lts, int32_t lte, int32_t uts, int32_t ute,
+                                int32_t causal_end, int32_t i)
+{
+    return ((lts <= i) & (i < lte)) | ((uts <= i) & (i < ute)) | (i < causal_end);
 }
 
 #ifdef __cplusplus

@@ -1,7 +1,9 @@
 /* tests/cpu/test_cpu_rules.c — the by-column form of the element rule that the CPU layer masks
  * partial tiles with, fm_column_masked_runs (rules.h), agrees with fm_element_masked on every
  * element: random columns (empty, full, overlapping intervals), all three causal alignments,
- * offsets of both signs, random row windows [r0, r1). Layer: tests, on rules.h alone.
+ * offsets of both signs, random row windows [r0, r1); and so does the kernels' 32-bit
+ * branch-free form, fm_element_masked_i32 with fm_causal_row_end_i32, on small sequences and on
+ * lengths near 2^31 (where j - offset leaves int32). Layer: tests, on rules.h alone.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,10 +49,45 @@ static void test_column_runs_match_element_rule(void **state)
     }
 }
 
+static void test_i32_form_matches_element_rule(void **state)
+{
+    (void)state;
+    fm_rng rng;
+    fm_rng_seed(&rng, 0x1325);
+    for (int trial = 0; trial < 200000; trial++) {
+        const int64_t max_len = trial % 2 ? 40 : INT32_MAX;
+        const int64_t sq = fm_rng_range(&rng, 1, max_len), sk = fm_rng_range(&rng, 1, max_len);
+        const fm_causal causal = (fm_causal)fm_rng_below(&rng, 3);
+        const int64_t offset = fm_causal_offset(causal, sq, sk);
+        int32_t col[4];
+        for (int k = 0; k < 2; k++) {
+            int32_t a = (int32_t)fm_rng_range(&rng, 0, sq), b = (int32_t)fm_rng_range(&rng, 0, sq);
+            col[2 * k] = a < b ? a : b;
+            col[2 * k + 1] = a < b ? b : a;
+        }
+        const int64_t j = fm_rng_range(&rng, 0, sk - 1);
+        /* rows: uniform, and near the bounds and the causal edge where mistakes live */
+        const int64_t near[5] = {col[0], col[1], col[2], col[3], j - offset};
+        int64_t i = near[fm_rng_below(&rng, 5)] + fm_rng_range(&rng, 0, 2) - 1;
+        if (fm_rng_below(&rng, 2)) i = fm_rng_range(&rng, 0, sq - 1);
+        if (i < 0) i = 0;
+        if (i >= sq) i = sq - 1;
+        const int32_t end = fm_causal_row_end_i32(causal, offset, j);
+        const int got = fm_element_masked_i32(col[0], col[1], col[2], col[3], end, (int32_t)i);
+        const int want = fm_element_masked(col, causal, offset, i, j);
+        if (got != want)
+            fail_msg("trial %d: col {%d,%d,%d,%d} causal %d offset %lld j %lld row %lld: "
+                     "i32 form says %d, element rule says %d",
+                     trial, col[0], col[1], col[2], col[3], (int)causal, (long long)offset,
+                     (long long)j, (long long)i, got, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_column_runs_match_element_rule),
+        cmocka_unit_test(test_i32_form_matches_element_rule),
     };
     return cmocka_run_group_tests_name("cpu_rules", tests, NULL, NULL);
 }
