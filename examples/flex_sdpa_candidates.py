@@ -177,6 +177,8 @@ def main():
                     print(f"{kernel} {name}: {time.time() - t1:.2f} s")
             except Exception as e:  # reported, and the case is left out
                 failed += 1
+                if failed == 1:  # the whole traceback once per kernel, for whoever fixes it
+                    traceback.print_exc(file=sys.stdout)
                 msg = traceback.format_exception_only(type(e), e)[-1].strip()
                 print(f"{kernel} {name}: raised {msg[:300]}")
         print(f"{kernel}: {done} cases written, {failed} raised, {skipped} skipped "
