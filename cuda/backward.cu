@@ -153,29 +153,56 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
         const int32_t *summary =
             p.summary + ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
         const int32_t *bounds = p.bounds + ((size_t)b * p.mask_heads + hm) * p.seqlen_k * FM_BOUNDS;
-        fm_cp_async_wait<0>(); /* the previous head's bounds copy, if no tile waited for it */
-        __syncthreads();       /* every warp is done with the previous head's bounds */
+        fm_cp_async_wait<0>(); /* the previous head's last copies */
+        __syncthreads();       /* every warp is done with the previous head's tiles */
         fm_cuda_load_cols(sCols, bounds, kb, p.seqlen_k, tid, NT);
+        /* This key block's summary, once: classifying a query block is then arithmetic. */
+        int32_t mm[FM_SUMMARY_WIDTH];
+        {
+            const int4 a = __ldg(reinterpret_cast<const int4 *>(summary + kb * FM_SUMMARY_WIDTH));
+            const int4 c = __ldg(reinterpret_cast<const int4 *>(summary + kb * FM_SUMMARY_WIDTH + 4));
+            mm[0] = a.x, mm[1] = a.y, mm[2] = a.z, mm[3] = a.w;
+            mm[4] = c.x, mm[5] = c.y, mm[6] = c.z, mm[7] = c.w;
+        }
+        /* The next query block at or after qb whose tile is not fully masked, and its class. */
+        auto next_live = [&](int qb, fm_tile_class *cls) {
+            for (; qb < n_qblocks; qb++) {
+                *cls = fm_classify_tile(mm, (fm_causal)p.causal, p.offset, qb * BR,
+                                        min(qb * BR + BR, p.seqlen_q), c0, c1);
+                if (*cls != FM_TILE_MASKED) break;
+            }
+            return qb;
+        };
+        /* Q, dO, LSE and Delta of query block qb, asynchronously (rows past Sq: zeros). */
+        auto load_q_block = [&](int qb) {
+            const int q0 = qb * BR, rows = min(BR, p.seqlen_q - q0);
+            fm_load_tile<D, LD, NT>(sQ, static_cast<const T *>(p.q) + (row_base + q0) * D, BR,
+                                    rows, tid);
+            fm_load_tile<D, LD, NT>(sdO, static_cast<const T *>(p.dout) + (row_base + q0) * D,
+                                    BR, rows, tid);
+            for (int r = tid; r < BR; r += NT) {
+                const bool ok = r < rows;
+                fm_cp_async4(sLse + r, p.lse_in + row_base + (ok ? q0 + r : 0), ok);
+                fm_cp_async4(sDelta + r, p.delta + row_base + (ok ? q0 + r : 0), ok);
+            }
+        };
+        fm_tile_class cls;
+        int qb = next_live(0, &cls);
+        if (qb < n_qblocks) load_q_block(qb);
         fm_cp_async_commit();
 
-        for (int qb = 0; qb < n_qblocks; qb++) {
-            const int r0 = qb * BR, r1 = min(r0 + BR, p.seqlen_q);
-            const fm_tile_class cls = fm_cuda_classify(p, summary, kb, r0, r1);
-            if (cls == FM_TILE_MASKED) continue; /* no load, no arithmetic */
+        while (qb < n_qblocks) {
+            const int r0 = qb * BR;
             /* Keys past Sk (zero K rows) must get P = 0 too: through dS they reach dQ. */
             const bool partial = cls == FM_TILE_PARTIAL || c1 - c0 < BC;
-            __syncthreads(); /* every warp is done with the previous Q, dO, LSE, Delta */
-            fm_load_tile<D, LD, NT>(sQ, static_cast<const T *>(p.q) + (row_base + r0) * D, BR,
-                                    r1 - r0, tid);
-            fm_load_tile<D, LD, NT>(sdO, static_cast<const T *>(p.dout) + (row_base + r0) * D, BR,
-                                    r1 - r0, tid);
-            fm_cp_async_commit();
-            for (int r = tid; r < BR; r += NT) {
-                sLse[r] = fm_lse_log2(p, row_base, r0 + r);
-                sDelta[r] = r0 + r < p.seqlen_q ? p.delta[row_base + r0 + r] : 0.f;
-            }
             fm_cp_async_wait<0>();
-            __syncthreads();
+            /* LSE to log2 units; a fully masked row (-inf) or a row past Sq gets +inf, so that
+             * P = exp2(S s log2e - LSE) = 0 there. Each thread converts what it copied. */
+            for (int r = tid; r < BR; r += NT) {
+                const float l = sLse[r];
+                sLse[r] = r0 + r >= p.seqlen_q || l == -INFINITY ? INFINITY : l * LOG2E;
+            }
+            __syncthreads(); /* Q, dO, LSE, Delta of this block are in */
 
             /* S^T = K Q^T: this warp's 16 keys x BR queries. */
             float s[BR / 8][4];
@@ -195,21 +222,17 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
                 }
             }
             /* P^T; element (key j = row, query i = column). This thread's two keys' bounds
-             * are read once (16 bytes each) for the whole tile. */
-            int32_t kcol[2][FM_BOUNDS];
-#pragma unroll
-            for (int hr = 0; hr < 2; hr++) {
-                const int4 v = *reinterpret_cast<const int4 *>(sCols + (krow + g + hr * 8) * 4);
-                kcol[hr][0] = v.x, kcol[hr][1] = v.y, kcol[hr][2] = v.z, kcol[hr][3] = v.w;
-            }
+             * are read once for the whole tile. */
+            const fm_cuda_column kcol[2] = {
+                fm_cuda_column(p, sCols + (krow + g) * FM_BOUNDS, c0 + krow + g),
+                fm_cuda_column(p, sCols + (krow + g + 8) * FM_BOUNDS, c0 + krow + g + 8)};
 #pragma unroll
             for (int n = 0; n < BR / 8; n++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
-                    const int qc = n * 8 + 2 * t + (e & 1), kr = krow + g + (e >> 1) * 8;
+                    const int qc = n * 8 + 2 * t + (e & 1);
                     float pv = fm_exp2(fmaf(s[n][e], scale_log2, -sLse[qc]));
-                    if (partial && fm_cuda_masked(p, kcol[e >> 1], r0 + qc, c0 + kr))
-                        pv = 0.f;
+                    if (partial && kcol[e >> 1].masked(r0 + qc)) pv = 0.f;
                     s[n][e] = pv;
                 }
 
@@ -270,7 +293,7 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
                         fm_mma(acc_dk[DO_DK ? 2 * n2 + 1 : 0], a, bf[2], bf[3], T());
                     }
                 }
-                if (DO_DQ) { /* dQ += dS K, summed over the block's keys through atomics */
+                if (DO_DQ) { /* dS^T of this warp's keys to shared memory, for dQ below */
 #pragma unroll
                     for (int n = 0; n < BR / 8; n++)
 #pragma unroll
@@ -278,10 +301,17 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
                             *reinterpret_cast<uint32_t *>(
                                 sdS + (krow + g + hr * 8) * LDS + n * 8 + 2 * t) =
                                 fm_tc_type<T>::pack(s[n][2 * hr], s[n][2 * hr + 1]);
-                    __syncthreads(); /* dS^T of all BC keys is in shared memory */
-                    accumulate_dq<T, D, BC, LD, LDS>(p, sdS, sK, warp * 16, r0, row_base, lane);
                 }
             }
+            /* Every warp is done with Q, dO, LSE and Delta (and dS^T is in): fetch the next
+             * live query block's while dQ of this one is computed. */
+            __syncthreads();
+            const int next = next_live(qb + 1, &cls);
+            if (next < n_qblocks) load_q_block(next);
+            fm_cp_async_commit();
+            if (DO_DQ) /* dQ += dS K, summed over the block's keys through atomics */
+                accumulate_dq<T, D, BC, LD, LDS>(p, sdS, sK, warp * 16, r0, row_base, lane);
+            qb = next;
         }
     }
     fm_cp_async_wait<0>();
@@ -398,13 +428,12 @@ __global__ void __launch_bounds__(NW * 32) fm_dq_kernel(const fm_attn_params p)
 #pragma unroll
             for (int c = 0; c < 2; c++) {
                 const int col = n * 8 + 2 * t + c;
-                const int4 v = *reinterpret_cast<const int4 *>(sCols + col * FM_BOUNDS);
-                const int32_t cb[FM_BOUNDS] = {v.x, v.y, v.z, v.w};
+                const fm_cuda_column cm(p, sCols + col * FM_BOUNDS, c0 + col);
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     const int e = 2 * hr + c;
                     float pv = fm_exp2(fmaf(s[n][e], scale_log2, -lse[hr]));
-                    if (partial && fm_cuda_masked(p, cb, w0 + g + hr * 8, c0 + col)) pv = 0.f;
+                    if (partial && cm.masked(w0 + g + hr * 8)) pv = 0.f;
                     s[n][e] = pv * (dp[n][e] - delta[hr]);
                 }
             }

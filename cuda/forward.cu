@@ -3,9 +3,10 @@
  * batch); each warp owns 16 query rows and keeps its Q fragments, running max, running sum and
  * O accumulator (float32) in registers while it walks the key blocks:
  *
- *   for each key block kb that is not fully masked (fm_classify_tile on the summary):
+ *   for each key block kb that is not fully masked (fm_classify_tile on the summary; the live
+ *   blocks are listed ahead in shared memory, NW*32 blocks per scan, fm_cuda_list_live):
  *       S = Q K^T                       (mma.sync m16n8k16, float32 accumulation)
- *       partial tile: S = -inf where fm_element_masked (bounds staged in shared memory)
+ *       partial tile: S = -inf where masked (fm_element_masked_i32, bounds in shared memory)
  *       online softmax: m' = max(m, rowmax S), O *= exp(m - m'), l = l exp(m - m') + rowsum P
  *       O += P V                        (P packed to float16/bfloat16 straight from registers)
  *
@@ -39,6 +40,11 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
     T *sK = sQ + BR * LD;
     T *sV = sK + BC * LD;
     int32_t *sCols = reinterpret_cast<int32_t *>(sV + BC * LD);
+    int *sList = reinterpret_cast<int *>(sCols + BC * FM_BOUNDS); /* [NT] live key blocks */
+    uint32_t *sListCls = reinterpret_cast<uint32_t *>(sList + NT); /* [NT] their warp classes */
+    int *sScratch = reinterpret_cast<int *>(sListCls + NT);       /* [NW] */
+    /* [NW][WR][2]: a partial tile's mask bits, per warp (fm_cuda_row_mask_bits) */
+    uint32_t *sBits = reinterpret_cast<uint32_t *>(sScratch + NW);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -54,9 +60,15 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
     const float scale_log2 = p.scale * 1.4426950408889634f; /* exp(x) = exp2(x log2 e) */
     /* This warp's rows: [w0, w1) of the sequence (empty for a warp past the end). */
     const int wrow = warp * WR, w0 = r0 + wrow, w1 = min(w0 + WR, r1);
+    uint32_t *wbits = sBits + warp * WR * 2;
 
     fm_load_tile<D, LD, NT>(sQ, Q + (size_t)r0 * D, BR, r1 - r0, tid);
-    int kb = fm_cuda_next_block(p, summary, 0, r0, r1);
+    int scanned = 0; /* key blocks [0, scanned) have been listed */
+    int listed = fm_cuda_list_live<NW, WR>(p, summary, &scanned, r0, r1, sList, sListCls,
+                                           sScratch);
+    int at = 0; /* position of kb in the list */
+    int kb = listed ? sList[0] : p.n_kblocks;
+    uint32_t kb_cls = listed ? sListCls[0] : 0;
     if (kb < p.n_kblocks) {
         fm_load_tile<D, LD, NT>(sK, K + (size_t)kb * BC * D, BC, p.seqlen_k - kb * BC, tid);
         fm_cuda_load_cols(sCols, bounds, kb, p.seqlen_k, tid, NT);
@@ -80,14 +92,27 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
         fm_load_tile<D, LD, NT>(sV, V + (size_t)kb * BC * D, BC, p.seqlen_k - kb * BC, tid);
         fm_cp_async_commit();
 
+        /* This is the list's last block: list the next live ones now, while no S or P is held
+         * in registers (doing it later, at the K prefetch, made the compiler spill). */
+        if (at + 1 == listed) {
+            listed = fm_cuda_list_live<NW, WR>(p, summary, &scanned, r0, r1, sList, sListCls,
+                                               sScratch);
+            at = -1;
+        }
+
         const int c0 = kb * BC;
         /* The tile is live for the block; for this warp's rows it may still be fully masked
          * (skip the arithmetic) or unmasked (skip the element tests): the same sound rule on
          * a smaller row range. */
-        const fm_tile_class wcls =
-            w0 < w1 ? fm_cuda_classify(p, summary, kb, w0, w1) : FM_TILE_MASKED;
+        const fm_tile_class wcls = (fm_tile_class)((kb_cls >> (2 * warp)) & 3u);
         const bool live = wcls != FM_TILE_MASKED;
         const bool partial = wcls == FM_TILE_PARTIAL || c0 + BC > p.seqlen_k;
+
+        /* A partial tile's element rule, as bits per row of this warp, before S is held. */
+        if (live && partial) {
+            fm_cuda_row_mask_bits<WR>(p, sCols, c0, w0, wbits, lane);
+            __syncwarp();
+        }
 
         float s[MI][BC / 8][4];
         if (live) {
@@ -115,21 +140,20 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
                 }
             }
 
-            /* Partial tile: the element rule, from the bounds staged in shared memory. */
+            /* Partial tile: S = -inf where this warp's row bits (made above) say masked. */
             if (partial) {
 #pragma unroll
-                for (int n = 0; n < BC / 8; n++)
+                for (int m = 0; m < MI; m++)
 #pragma unroll
-                    for (int c = 0; c < 2; c++) {
-                        const int col = n * 8 + 2 * t + c;
-                        /* the column's four bounds: 16-byte aligned, one vector read */
-                        const int32_t *cb = static_cast<const int32_t *>(
-                            __builtin_assume_aligned(sCols + col * FM_BOUNDS, 16));
+                    for (int hr = 0; hr < 2; hr++) {
+                        const int row = m * 16 + g + hr * 8;
+                        const uint32_t lo = wbits[2 * row] >> (2 * t);
+                        const uint32_t hi = wbits[2 * row + 1] >> (2 * t);
 #pragma unroll
-                        for (int m = 0; m < MI; m++)
+                        for (int n = 0; n < BC / 8; n++)
 #pragma unroll
-                            for (int hr = 0; hr < 2; hr++)
-                                if (fm_cuda_masked(p, cb, w0 + m * 16 + g + hr * 8, c0 + col))
+                            for (int c = 0; c < 2; c++)
+                                if (((n < 4 ? lo : hi) >> ((n & 3) * 8 + c)) & 1u)
                                     s[m][n][2 * hr + c] = -INFINITY;
                     }
             }
@@ -167,7 +191,9 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
 
         fm_cp_async_wait<0>();
         __syncthreads(); /* V(kb) is in; every warp is done with K(kb) and the bounds */
-        const int next = fm_cuda_next_block(p, summary, kb + 1, r0, r1);
+        ++at;
+        const int next = at < listed ? sList[at] : p.n_kblocks;
+        kb_cls = at < listed ? sListCls[at] : 0;
         if (next < p.n_kblocks) {
             fm_load_tile<D, LD, NT>(sK, K + (size_t)next * BC * D, BC, p.seqlen_k - next * BC,
                                     tid);
@@ -228,7 +254,9 @@ static cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
 {
     constexpr int BR = 16 * MI * NW, LD = D + 8;
     const size_t smem = (size_t)(BR + 2 * FM_CUDA_BLOCK_K) * LD * sizeof(T) +
-                        FM_CUDA_BLOCK_K * FM_BOUNDS * sizeof(int32_t);
+                        FM_CUDA_BLOCK_K * FM_BOUNDS * sizeof(int32_t) +
+                        (2 * NW * 32 + NW) * sizeof(int) + /* the live list */
+                        NW * 16 * MI * 2 * sizeof(uint32_t); /* the mask bits */
     cudaError_t err = cudaFuncSetAttribute(fm_forward_kernel<T, D, NW, MI>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (err != cudaSuccess) return err;

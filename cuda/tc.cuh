@@ -97,6 +97,14 @@ __device__ __forceinline__ void fm_cp_async16(void *smem, const void *gmem, bool
                  "l"(gmem), "r"(n));
 }
 
+/* The same for one 4-byte word (cp.async.ca: 4-byte copies go through L1). */
+__device__ __forceinline__ void fm_cp_async4(void *smem, const void *gmem, bool valid)
+{
+    int n = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(fm_smem_addr(smem)),
+                 "l"(gmem), "r"(n));
+}
+
 __device__ __forceinline__ void fm_cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
 
 template <int N> __device__ __forceinline__ void fm_cp_async_wait()

@@ -1,7 +1,8 @@
 /* cuda/tile.cuh — how a kernel asks "what kind of tile is this?" on the GPU: it reads the key
  * block's eight summary values (summary.cu wrote them) and calls fm_classify_tile from
- * flashmask/rules.h, the one home of the rule; and the element test of a partial tile, which
- * calls fm_element_masked on the column's bounds staged in shared memory.
+ * flashmask/rules.h, the one home of the rule; the list of a query block's live key blocks,
+ * made ahead of the main loop; and the element test of a partial tile, rules.h's 32-bit form
+ * of fm_element_masked on the column's bounds staged in shared memory.
  * Layer: cuda (private, device code).
  */
 #ifndef FM_CUDA_TILE_CUH
@@ -42,12 +43,102 @@ __device__ __forceinline__ int fm_cuda_next_block(const fm_attn_params &p, const
     return p.n_kblocks;
 }
 
-/* Is element (row i, key j) masked? `col` = the column's 4 bounds (shared memory); keys past
- * the end of the sequence (a tile's padding) count as masked. */
-__device__ __forceinline__ bool fm_cuda_masked(const fm_attn_params &p, const int32_t *col, int i,
-                                               int j)
+/* The live key blocks of a query block, listed ahead in shared memory so that the main loop
+ * never waits on a summary load or classifies between its barriers. Each of the NT threads
+ * classifies one key block for each of the NW warps' row ranges ([r0 + w WR, + WR) clipped
+ * to r1); a block is live when some warp's tile is (a warp whose rows it fully masks skips its
+ * arithmetic). The live ones are compacted, in key order, into list_kb (block index) and
+ * list_cls (2 bits per warp: warp w's fm_tile_class at bits 2w..2w+1). Scans NT blocks at a
+ * time from *from (advanced past what was scanned) until it finds a live one or reaches the
+ * end; returns how many it listed (0: none left). Every thread of the block must call it, and
+ * every thread must be done reading the previous list. scratch: NW ints of shared memory. */
+template <int NW, int WR>
+__device__ int fm_cuda_list_live(const fm_attn_params &p, const int32_t *summary, int *from,
+                                 int r0, int r1, int *list_kb, uint32_t *list_cls, int *scratch)
 {
-    return j >= p.seqlen_k || fm_element_masked(col, (fm_causal)p.causal, p.offset, i, j);
+    constexpr int NT = NW * 32;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    while (*from < p.n_kblocks) {
+        const int kb = *from + tid;
+        uint32_t cls = 0;
+        bool live = false;
+        if (kb < p.n_kblocks) {
+#pragma unroll
+            for (int w = 0; w < NW; w++) {
+                const int w0 = r0 + w * WR, w1 = min(w0 + WR, r1);
+                const fm_tile_class c =
+                    w0 < w1 ? fm_cuda_classify(p, summary, kb, w0, w1) : FM_TILE_MASKED;
+                cls |= (uint32_t)c << (2 * w);
+                live |= c != FM_TILE_MASKED;
+            }
+        }
+        const unsigned ballot = __ballot_sync(0xffffffffu, live);
+        if (lane == 0) scratch[warp] = __popc(ballot);
+        __syncthreads();
+        int before = 0, total = 0;
+#pragma unroll
+        for (int w = 0; w < NW; w++) {
+            before += w < warp ? scratch[w] : 0;
+            total += scratch[w];
+        }
+        if (live) {
+            const int at = before + __popc(ballot & ((1u << lane) - 1u));
+            list_kb[at] = kb;
+            list_cls[at] = cls;
+        }
+        *from += NT;
+        __syncthreads(); /* the list is written; scratch may be reused */
+        if (total) return total;
+    }
+    return 0;
+}
+
+/* The element test of a partial tile for one key column in the kernels' inner loops: the
+ * column's bounds (16 bytes in shared memory) and its causal row bound are read once, then
+ * masked(i) is fm_element_masked_i32 (rules.h) per row. Keys past the end of the sequence (a
+ * tile's padding) mask every row. */
+struct fm_cuda_column {
+    int32_t lts, lte, uts, ute, causal_end;
+
+    __device__ __forceinline__ fm_cuda_column(const fm_attn_params &p, const int32_t *col, int j)
+    {
+        const int4 v = *reinterpret_cast<const int4 *>(__builtin_assume_aligned(col, 16));
+        lts = v.x, lte = v.y, uts = v.z, ute = v.w;
+        causal_end = j < p.seqlen_k ? fm_causal_row_end_i32((fm_causal)p.causal, p.offset, j)
+                                    : INT32_MAX;
+    }
+    __device__ __forceinline__ bool masked(int i) const
+    {
+        return fm_element_masked_i32(lts, lte, uts, ute, causal_end, i);
+    }
+};
+
+/* A warp's rows of a partial tile as bit masks: for each of its WR rows (w0 + r), bit c of
+ * word c / 32 of bits[2 r .. 2 r + 1] says whether key c0 + c is masked for that row (keys past
+ * Sk are). Computed with one lane per row (two lanes per row, one word each, when WR = 16),
+ * reading each column's bounds as a shared-memory broadcast; the loops are not unrolled, so it
+ * holds only a few registers while the kernel holds its accumulators. The kernel reads its own
+ * rows' words back after __syncwarp() and masks S with one bit test per element. */
+template <int WR>
+__device__ __forceinline__ void fm_cuda_row_mask_bits(const fm_attn_params &p,
+                                                      const int32_t *cols, int c0, int w0,
+                                                      uint32_t *bits, int lane)
+{
+    static_assert(WR == 16 || WR == 32, "one or two lanes per row");
+    constexpr int WORDS = WR / 16; /* words per lane: 2 at WR = 32, 1 at WR = 16 */
+    const int r = lane % WR, i = w0 + r;
+#pragma unroll 1
+    for (int w = 0; w < WORDS; w++) {
+        const int word = (lane / WR) * WORDS + w; /* 0 or 1: keys [32 word, 32 word + 32) */
+        uint32_t acc = 0u;
+#pragma unroll 4
+        for (int b = 0; b < 32; b++) {
+            const int c = word * 32 + b;
+            const fm_cuda_column cm(p, cols + c * FM_BOUNDS, c0 + c);
+            acc |= (uint32_t)cm.masked(i) << b;
+        }
+        bits[2 * r + word] = acc;
+    }
 }
 
 /* Stage the bounds of key block kb's columns (zeros past Sk) into shared memory `cols`
