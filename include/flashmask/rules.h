@@ -137,6 +137,26 @@ FM_HD int fm_element_masked_i32(int32_t lts, int32_t lte, int32_t uts, int32_t u
     return ((lts <= i) & (i < lte)) | ((uts <= i) & (i < ute)) | (i < causal_end);
 }
 
+/* Bits [a, b) of a 32-bit word, a and b clipped to [0, 32] (empty when b <= a). */
+FM_HD uint32_t fm_bit_range32(int64_t a, int64_t b)
+{
+    a = a < 0 ? 0 : a > 32 ? 32 : a;
+    b = b < 0 ? 0 : b > 32 ? 32 : b;
+    return b > a ? (uint32_t)(((1ull << b) - 1ull) & ~((1ull << a) - 1ull)) : 0u;
+}
+
+/* The same rule for 32 rows of one column at once, as a kernel masks a warp's rows of a
+ * partial tile: bit r is set iff fm_element_masked_i32(..., w0 + r), i.e. iff row w0 + r lies
+ * in [LTS, LTE), in [UTS, UTE) or below causal_end. Three interval-to-bits conversions per
+ * column instead of 32 element tests (tests/cpu checks it bit for bit). */
+FM_HD uint32_t fm_column_masked_bits32(int32_t lts, int32_t lte, int32_t uts, int32_t ute,
+                                       int32_t causal_end, int32_t w0)
+{
+    return fm_bit_range32((int64_t)lts - w0, (int64_t)lte - w0) |
+           fm_bit_range32((int64_t)uts - w0, (int64_t)ute - w0) |
+           fm_bit_range32(-1, (int64_t)causal_end - w0);
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,8 @@
  * element: random columns (empty, full, overlapping intervals), all three causal alignments,
  * offsets of both signs, random row windows [r0, r1); and so does the kernels' 32-bit
  * branch-free form, fm_element_masked_i32 with fm_causal_row_end_i32, on small sequences and on
- * lengths near 2^31 (where j - offset leaves int32). Layer: tests, on rules.h alone.
+ * lengths near 2^31 (where j - offset leaves int32); and the 32-rows-at-once bit form,
+ * fm_column_masked_bits32, bit for bit. Layer: tests, on rules.h alone.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,11 +84,49 @@ static void test_i32_form_matches_element_rule(void **state)
     }
 }
 
+static void test_bits32_form_matches_element_rule(void **state)
+{
+    (void)state;
+    fm_rng rng;
+    fm_rng_seed(&rng, 0xb175);
+    for (int trial = 0; trial < 50000; trial++) {
+        const int64_t max_len = trial % 2 ? 100 : INT32_MAX;
+        const int64_t sq = fm_rng_range(&rng, 1, max_len), sk = fm_rng_range(&rng, 1, max_len);
+        const fm_causal causal = (fm_causal)fm_rng_below(&rng, 3);
+        const int64_t offset = fm_causal_offset(causal, sq, sk);
+        int32_t col[4];
+        for (int k = 0; k < 2; k++) {
+            int32_t a = (int32_t)fm_rng_range(&rng, 0, sq), b = (int32_t)fm_rng_range(&rng, 0, sq);
+            col[2 * k] = a < b ? a : b;
+            col[2 * k + 1] = a < b ? b : a;
+        }
+        const int64_t j = fm_rng_range(&rng, 0, sk - 1);
+        const int32_t end = fm_causal_row_end_i32(causal, offset, j);
+        /* a window start near a bound or the causal edge, or uniform */
+        const int64_t near[5] = {col[0], col[1], col[2], col[3], end};
+        int64_t w0 = near[fm_rng_below(&rng, 5)] - fm_rng_range(&rng, 0, 40);
+        if (fm_rng_below(&rng, 2)) w0 = fm_rng_range(&rng, 0, sq - 1);
+        if (w0 < 0) w0 = 0;
+        if (w0 >= sq) w0 = sq - 1;
+        const uint32_t bits =
+            fm_column_masked_bits32(col[0], col[1], col[2], col[3], end, (int32_t)w0);
+        for (int r = 0; r < 32 && w0 + r <= INT32_MAX; r++) {
+            const int want = fm_element_masked(col, causal, offset, w0 + r, j);
+            if ((int)((bits >> r) & 1u) != want)
+                fail_msg("trial %d: col {%d,%d,%d,%d} causal %d offset %lld j %lld w0 %lld "
+                         "row +%d: bit %u, element rule %d",
+                         trial, col[0], col[1], col[2], col[3], (int)causal, (long long)offset,
+                         (long long)j, (long long)w0, r, (bits >> r) & 1u, want);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_column_runs_match_element_rule),
         cmocka_unit_test(test_i32_form_matches_element_rule),
+        cmocka_unit_test(test_bits32_form_matches_element_rule),
     };
     return cmocka_run_group_tests_name("cpu_rules", tests, NULL, NULL);
 }
