@@ -221,18 +221,26 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
                     fm_mma(s[2 * n2 + 1], a, bf[2], bf[3], T());
                 }
             }
-            /* P^T; element (key j = row, query i = column). This thread's two keys' bounds
-             * are read once for the whole tile. */
-            const fm_cuda_column kcol[2] = {
-                fm_cuda_column(p, sCols + (krow + g) * FM_BOUNDS, c0 + krow + g),
-                fm_cuda_column(p, sCols + (krow + g + 8) * FM_BOUNDS, c0 + krow + g + 8)};
+            /* P^T; element (key j = row, query i = column). This thread's two keys mask which
+             * of the tile's 64 queries: two 32-row words per key (fm_column_masked_bits32),
+             * pre-shifted so that query n * 8 + 2t + c is bit (n % 4) * 8 + c. */
+            uint32_t qbits[2][2] = {{0u, 0u}, {0u, 0u}}; /* [key hr][query half] */
+            if (partial) {
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const int kr = krow + g + hr * 8;
+                    const fm_cuda_column cm(p, sCols + kr * FM_BOUNDS, c0 + kr);
+                    qbits[hr][0] = cm.bits32(r0) >> (2 * t);
+                    qbits[hr][1] = cm.bits32(r0 + 32) >> (2 * t);
+                }
+            }
 #pragma unroll
             for (int n = 0; n < BR / 8; n++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int qc = n * 8 + 2 * t + (e & 1);
                     float pv = fm_exp2(fmaf(s[n][e], scale_log2, -sLse[qc]));
-                    if (partial && kcol[e >> 1].masked(r0 + qc)) pv = 0.f;
+                    if ((qbits[e >> 1][n / 4] >> ((n % 4) * 8 + (e & 1))) & 1u) pv = 0.f;
                     s[n][e] = pv;
                 }
 
@@ -422,18 +430,21 @@ __global__ void __launch_bounds__(NW * 32) fm_dq_kernel(const fm_attn_params p)
                 fm_mma(dp[2 * n2 + 1], ado, bv[2], bv[3], T());
             }
         }
-        /* dS = P (dP - Delta), with P = 0 where masked (each column's bounds read once). */
+        /* dS = P (dP - Delta), with P = 0 where masked (the columns' row bits, lane l holding
+         * keys l and l + 32). */
+        uint32_t col_bits[2] = {0u, 0u};
+        if (partial) fm_cuda_column_bits(p, sCols, c0, w0, lane, col_bits);
 #pragma unroll
         for (int n = 0; n < BC / 8; n++)
 #pragma unroll
             for (int c = 0; c < 2; c++) {
-                const int col = n * 8 + 2 * t + c;
-                const fm_cuda_column cm(p, sCols + col * FM_BOUNDS, c0 + col);
+                const uint32_t rows =
+                    __shfl_sync(0xffffffffu, col_bits[n / 4], (n % 4) * 8 + 2 * t + c) >> g;
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     const int e = 2 * hr + c;
                     float pv = fm_exp2(fmaf(s[n][e], scale_log2, -lse[hr]));
-                    if (partial && cm.masked(w0 + g + hr * 8)) pv = 0.f;
+                    if ((rows >> (hr * 8)) & 1u) pv = 0.f;
                     s[n][e] = pv * (dp[n][e] - delta[hr]);
                 }
             }

@@ -43,8 +43,6 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
     int *sList = reinterpret_cast<int *>(sCols + BC * FM_BOUNDS); /* [NT] live key blocks */
     uint32_t *sListCls = reinterpret_cast<uint32_t *>(sList + NT); /* [NT] their warp classes */
     int *sScratch = reinterpret_cast<int *>(sListCls + NT);       /* [NW] */
-    /* [NW][WR][2]: a partial tile's mask bits, per warp (fm_cuda_row_mask_bits) */
-    uint32_t *sBits = reinterpret_cast<uint32_t *>(sScratch + NW);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -60,7 +58,6 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
     const float scale_log2 = p.scale * 1.4426950408889634f; /* exp(x) = exp2(x log2 e) */
     /* This warp's rows: [w0, w1) of the sequence (empty for a warp past the end). */
     const int wrow = warp * WR, w0 = r0 + wrow, w1 = min(w0 + WR, r1);
-    uint32_t *wbits = sBits + warp * WR * 2;
 
     fm_load_tile<D, LD, NT>(sQ, Q + (size_t)r0 * D, BR, r1 - r0, tid);
     int scanned = 0; /* key blocks [0, scanned) have been listed */
@@ -108,11 +105,10 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
         const bool live = wcls != FM_TILE_MASKED;
         const bool partial = wcls == FM_TILE_PARTIAL || c0 + BC > p.seqlen_k;
 
-        /* A partial tile's element rule, as bits per row of this warp, before S is held. */
-        if (live && partial) {
-            fm_cuda_row_mask_bits<WR>(p, sCols, c0, w0, wbits, lane);
-            __syncwarp();
-        }
+        /* A partial tile's element rule for this warp's rows, as bits per column (lane l holds
+         * keys l and l + 32), made before S is held. */
+        uint32_t col_bits[2] = {0u, 0u};
+        if (live && partial) fm_cuda_column_bits(p, sCols, c0, w0, lane, col_bits);
 
         float s[MI][BC / 8][4];
         if (live) {
@@ -140,20 +136,20 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
                 }
             }
 
-            /* Partial tile: S = -inf where this warp's row bits (made above) say masked. */
+            /* Partial tile: S = -inf where the column's bit for the row is set. */
             if (partial) {
 #pragma unroll
-                for (int m = 0; m < MI; m++)
+                for (int n = 0; n < BC / 8; n++)
 #pragma unroll
-                    for (int hr = 0; hr < 2; hr++) {
-                        const int row = m * 16 + g + hr * 8;
-                        const uint32_t lo = wbits[2 * row] >> (2 * t);
-                        const uint32_t hi = wbits[2 * row + 1] >> (2 * t);
+                    for (int c = 0; c < 2; c++) {
+                        const uint32_t rows =
+                            __shfl_sync(0xffffffffu, col_bits[n / 4], (n % 4) * 8 + 2 * t + c) >>
+                            g;
 #pragma unroll
-                        for (int n = 0; n < BC / 8; n++)
+                        for (int m = 0; m < MI; m++)
 #pragma unroll
-                            for (int c = 0; c < 2; c++)
-                                if (((n < 4 ? lo : hi) >> ((n & 3) * 8 + c)) & 1u)
+                            for (int hr = 0; hr < 2; hr++)
+                                if ((rows >> (m * 16 + hr * 8)) & 1u)
                                     s[m][n][2 * hr + c] = -INFINITY;
                     }
             }
@@ -255,8 +251,7 @@ static cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
     constexpr int BR = 16 * MI * NW, LD = D + 8;
     const size_t smem = (size_t)(BR + 2 * FM_CUDA_BLOCK_K) * LD * sizeof(T) +
                         FM_CUDA_BLOCK_K * FM_BOUNDS * sizeof(int32_t) +
-                        (2 * NW * 32 + NW) * sizeof(int) + /* the live list */
-                        NW * 16 * MI * 2 * sizeof(uint32_t); /* the mask bits */
+                        (2 * NW * 32 + NW) * sizeof(int); /* the live list */
     cudaError_t err = cudaFuncSetAttribute(fm_forward_kernel<T, D, NW, MI>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (err != cudaSuccess) return err;

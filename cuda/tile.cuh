@@ -1,8 +1,9 @@
 /* cuda/tile.cuh — how a kernel asks "what kind of tile is this?" on the GPU: it reads the key
  * block's eight summary values (summary.cu wrote them) and calls fm_classify_tile from
  * flashmask/rules.h, the one home of the rule; the list of a query block's live key blocks,
- * made ahead of the main loop; and the element test of a partial tile, rules.h's 32-bit form
- * of fm_element_masked on the column's bounds staged in shared memory.
+ * made ahead of the main loop; and the element test of a partial tile, rules.h's 32-bit forms
+ * of fm_element_masked (one element, or 32 rows of a column as bits) on the column's bounds
+ * staged in shared memory.
  * Layer: cuda (private, device code).
  */
 #ifndef FM_CUDA_TILE_CUH
@@ -111,33 +112,26 @@ struct fm_cuda_column {
     {
         return fm_element_masked_i32(lts, lte, uts, ute, causal_end, i);
     }
+    /* Rows w0 .. w0 + 31 at once: bit r set iff row w0 + r is masked. */
+    __device__ __forceinline__ uint32_t bits32(int w0) const
+    {
+        return fm_column_masked_bits32(lts, lte, uts, ute, causal_end, w0);
+    }
 };
 
-/* A warp's rows of a partial tile as bit masks: for each of its WR rows (w0 + r), bit c of
- * word c / 32 of bits[2 r .. 2 r + 1] says whether key c0 + c is masked for that row (keys past
- * Sk are). Computed with one lane per row (two lanes per row, one word each, when WR = 16),
- * reading each column's bounds as a shared-memory broadcast; the loops are not unrolled, so it
- * holds only a few registers while the kernel holds its accumulators. The kernel reads its own
- * rows' words back after __syncwarp() and masks S with one bit test per element. */
-template <int WR>
-__device__ __forceinline__ void fm_cuda_row_mask_bits(const fm_attn_params &p,
-                                                      const int32_t *cols, int c0, int w0,
-                                                      uint32_t *bits, int lane)
+/* A partial tile's element rule for one warp, column by column: lane l returns in bits[k] the
+ * rows w0 .. w0 + 31 that key c0 + l + 32 k masks (bit r: row w0 + r; keys past Sk mask all),
+ * from fm_column_masked_bits32 (rules.h) on the column's bounds in shared memory. A thread
+ * then fetches the words of its own columns with __shfl_sync and tests one bit per element.
+ * Two columns per lane cover a 64-key block. */
+__device__ __forceinline__ void fm_cuda_column_bits(const fm_attn_params &p, const int32_t *cols,
+                                                    int c0, int w0, int lane, uint32_t bits[2])
 {
-    static_assert(WR == 16 || WR == 32, "one or two lanes per row");
-    constexpr int WORDS = WR / 16; /* words per lane: 2 at WR = 32, 1 at WR = 16 */
-    const int r = lane % WR, i = w0 + r;
-#pragma unroll 1
-    for (int w = 0; w < WORDS; w++) {
-        const int word = (lane / WR) * WORDS + w; /* 0 or 1: keys [32 word, 32 word + 32) */
-        uint32_t acc = 0u;
-#pragma unroll 4
-        for (int b = 0; b < 32; b++) {
-            const int c = word * 32 + b;
-            const fm_cuda_column cm(p, cols + c * FM_BOUNDS, c0 + c);
-            acc |= (uint32_t)cm.masked(i) << b;
-        }
-        bits[2 * r + word] = acc;
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        const int c = lane + 32 * k;
+        const fm_cuda_column cm(p, cols + c * FM_BOUNDS, c0 + c);
+        bits[k] = cm.bits32(w0);
     }
 }
 
