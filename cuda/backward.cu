@@ -364,7 +364,9 @@ __global__ void __launch_bounds__(NW * 32) fm_dq_kernel(const fm_attn_params p)
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int h = blockIdx.y, b = blockIdx.z;
-    const int r0 = blockIdx.x * BR, r1 = min(r0 + BR, p.seqlen_q);
+    /* Last query block first: under a causal mask the last blocks have the most live tiles,
+     * and starting them early leaves less of a tail when the grid drains. */
+    const int r0 = (gridDim.x - 1 - blockIdx.x) * BR, r1 = min(r0 + BR, p.seqlen_q);
     const int hk = h / (p.q_heads / p.kv_heads), hm = h / (p.q_heads / p.mask_heads);
     const size_t row_base = ((size_t)b * p.q_heads + h) * p.seqlen_q;
     const T *K = static_cast<const T *>(p.k) + ((size_t)b * p.kv_heads + hk) * p.seqlen_k * D;

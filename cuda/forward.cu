@@ -47,7 +47,9 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int h = blockIdx.y, b = blockIdx.z;
-    const int r0 = blockIdx.x * BR, r1 = min(r0 + BR, p.seqlen_q);
+    /* Last query block first: under a causal mask the last blocks have the most live tiles,
+     * and starting them early leaves less of a tail when the grid drains. */
+    const int r0 = (gridDim.x - 1 - blockIdx.x) * BR, r1 = min(r0 + BR, p.seqlen_q);
     const int hk = h / (p.q_heads / p.kv_heads), hm = h / (p.q_heads / p.mask_heads);
     const T *Q = static_cast<const T *>(p.q) + ((size_t)b * p.q_heads + h) * p.seqlen_q * D;
     const T *K = static_cast<const T *>(p.k) + ((size_t)b * p.kv_heads + hk) * p.seqlen_k * D;
@@ -111,6 +113,7 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
         if (live && partial) fm_cuda_column_bits(p, sCols, c0, w0, lane, col_bits);
 
         float s[MI][BC / 8][4];
+        uint32_t p_tc[MI][BC / 8][2]; /* P in T, packed for P V: [rows g | g + 8] */
         if (live) {
             /* S = Q K^T for this warp's WR rows x BC keys. */
 #pragma unroll
@@ -169,14 +172,21 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
                     const float corr = fm_exp2((row_max[m][hr] - m_use) * scale_log2);
                     row_max[m][hr] = m_new;
                     const float bias = m_use * scale_log2;
+                    /* P is rounded to T here, once: P V multiplies the rounded values, and the
+                     * row sum adds the same rounded values, so O = sum P v / sum P is an exact
+                     * weighted mean of V rows. (Summing the float32 P instead biases a row of O
+                     * by sum(round(P) - P) / sum P, and through Delta = dO . O the backward
+                     * turns that bias into dQ error: 0.080 against the oracle's bound 0.065 on
+                     * one bfloat16 case, 0.037 with this.) */
                     float sum = 0.f;
 #pragma unroll
-                    for (int n = 0; n < BC / 8; n++)
-#pragma unroll
-                        for (int e = 2 * hr; e < 2 * hr + 2; e++) {
-                            s[m][n][e] = fm_exp2(fmaf(s[m][n][e], scale_log2, -bias));
-                            sum += s[m][n][e];
-                        }
+                    for (int n = 0; n < BC / 8; n++) {
+                        p_tc[m][n][hr] = fm_tc_type<T>::pack(
+                            fm_exp2(fmaf(s[m][n][2 * hr], scale_log2, -bias)),
+                            fm_exp2(fmaf(s[m][n][2 * hr + 1], scale_log2, -bias)));
+                        const float2 pr = fm_tc_type<T>::unpack(p_tc[m][n][hr]);
+                        sum += pr.x + pr.y;
+                    }
                     row_sum[m][hr] = row_sum[m][hr] * corr + sum;
 #pragma unroll
                     for (int n = 0; n < D / 8; n++)
@@ -204,10 +214,10 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
                 uint32_t a[MI][4];
 #pragma unroll
                 for (int m = 0; m < MI; m++) {
-                    a[m][0] = fm_tc_type<T>::pack(s[m][2 * kk][0], s[m][2 * kk][1]);
-                    a[m][1] = fm_tc_type<T>::pack(s[m][2 * kk][2], s[m][2 * kk][3]);
-                    a[m][2] = fm_tc_type<T>::pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
-                    a[m][3] = fm_tc_type<T>::pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+                    a[m][0] = p_tc[m][2 * kk][0];
+                    a[m][1] = p_tc[m][2 * kk][1];
+                    a[m][2] = p_tc[m][2 * kk + 1][0];
+                    a[m][3] = p_tc[m][2 * kk + 1][1];
                 }
 #pragma unroll
                 for (int n2 = 0; n2 < D / 16; n2++) {

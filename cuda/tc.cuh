@@ -1,6 +1,7 @@
 /* cuda/tc.cuh — the tensor-core and copy primitives every kernel of the CUDA layer is built from:
  * mma.sync m16n8k16 (float16 or bfloat16 in, float32 accumulate), ldmatrix (plain and
- * transposed), cp.async 16-byte copies with zero fill, and packing two floats into a register.
+ * transposed), cp.async copies with zero fill, and packing two floats into a register (and
+ * back).
  * Layer: cuda (private header, device code only). Everything here is a thin wrapper over one PTX
  * instruction; the fragment layouts they imply are spelled out once, below, because every
  * kernel depends on them.
@@ -29,6 +30,10 @@ template <> struct fm_tc_type<__half> {
         __half2 h = __floats2half2_rn(lo, hi);
         return *reinterpret_cast<uint32_t *>(&h);
     }
+    static __device__ __forceinline__ float2 unpack(uint32_t x)
+    {
+        return __half22float2(*reinterpret_cast<const __half2 *>(&x));
+    }
     static __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
     static __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
 };
@@ -38,6 +43,10 @@ template <> struct fm_tc_type<__nv_bfloat16> {
     {
         __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
         return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ float2 unpack(uint32_t x)
+    {
+        return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&x));
     }
     static __device__ __forceinline__ float to_float(__nv_bfloat16 x)
     {
