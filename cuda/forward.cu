@@ -158,6 +158,8 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
             }
 
             /* Online softmax; rows g (e = 0, 1) and g + 8 (e = 2, 3) of each 16. */
+            float corr[MI][2];
+            bool rescale = false;
 #pragma unroll
             for (int m = 0; m < MI; m++)
 #pragma unroll
@@ -169,7 +171,8 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
                     const float m_new = fmaxf(row_max[m][hr], fm_quad_max(mx));
                     /* Nothing allowed yet in this row: subtract 0 so exp(-inf - 0) = 0. */
                     const float m_use = m_new == -INFINITY ? 0.f : m_new;
-                    const float corr = fm_exp2((row_max[m][hr] - m_use) * scale_log2);
+                    corr[m][hr] = fm_exp2((row_max[m][hr] - m_use) * scale_log2);
+                    rescale |= corr[m][hr] != 1.f;
                     row_max[m][hr] = m_new;
                     const float bias = m_use * scale_log2;
                     /* P is rounded to T here, once: P V multiplies the rounded values, and the
@@ -187,11 +190,20 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
                         const float2 pr = fm_tc_type<T>::unpack(p_tc[m][n][hr]);
                         sum += pr.x + pr.y;
                     }
-                    row_sum[m][hr] = row_sum[m][hr] * corr + sum;
-#pragma unroll
-                    for (int n = 0; n < D / 8; n++)
-                        acc_o[m][n][2 * hr] *= corr, acc_o[m][n][2 * hr + 1] *= corr;
+                    row_sum[m][hr] = row_sum[m][hr] * corr[m][hr] + sum;
                 }
+            /* O *= exp(m - m'): skipped when no row of the warp has a new maximum (corr is then
+             * exactly 1), which is most tiles once a row has seen a few key blocks. */
+            if (__any_sync(0xffffffffu, rescale)) {
+#pragma unroll
+                for (int m = 0; m < MI; m++)
+#pragma unroll
+                    for (int hr = 0; hr < 2; hr++)
+#pragma unroll
+                        for (int n = 0; n < D / 8; n++)
+                            acc_o[m][n][2 * hr] *= corr[m][hr],
+                                acc_o[m][n][2 * hr + 1] *= corr[m][hr];
+            }
         }
 
 
