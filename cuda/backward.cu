@@ -111,20 +111,26 @@ __global__ void fm_dq_convert_kernel(const float *__restrict__ acc, T *__restric
         dq[i] = fm_tc_type<T>::from_float(acc[i] * scale);
 }
 
+/* Row stride of the dK/dV kernel's tiles: unpadded (swizzled, tc.cuh) where D allows, so that
+ * two stages of Q and dO fit beside K and V with two blocks per multiprocessor at D = 128. */
+template <int D> __host__ __device__ constexpr int dkdv_ld() { return D % 64 == 0 ? D : D + 8; }
+
 template <typename T, int D, int NW, bool DO_DV, bool DO_DK, bool DO_DQ>
 __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p)
 {
-    constexpr int BC = 16 * NW, BR = 64, NT = NW * 32, LD = D + 8, LDS = BR + 8;
+    constexpr int BC = 16 * NW, BR = 64, NT = NW * 32, LD = dkdv_ld<D>(), LDS = BR + 8;
     static_assert(!DO_DQ || (DO_DK && BR == 16 * NW), "dQ needs dS and one warp per 16 rows");
     static_assert(BC == FM_CUDA_BLOCK_K, "key blocks must match the summary's width");
     extern __shared__ __align__(16) unsigned char smem[];
     T *sK = reinterpret_cast<T *>(smem);
     T *sV = sK + BC * LD;
-    T *sQ = sV + BC * LD;
-    T *sdO = sQ + BR * LD;
-    float *sLse = reinterpret_cast<float *>(sdO + BR * LD); /* [BR], log2 units */
-    float *sDelta = sLse + BR;                               /* [BR] */
-    int32_t *sCols = reinterpret_cast<int32_t *>(sDelta + BR);
+    /* Two stages of the query-side tiles: the next live query block loads into one while the
+     * other is used. [2][BR][LD] each; LSE (log2 units) and Delta [2][BR]. */
+    T *sQ2 = sV + BC * LD;
+    T *sdO2 = sQ2 + 2 * BR * LD;
+    float *sLse2 = reinterpret_cast<float *>(sdO2 + 2 * BR * LD);
+    float *sDelta2 = sLse2 + 2 * BR;
+    int32_t *sCols = reinterpret_cast<int32_t *>(sDelta2 + 2 * BR);
     T *sdS = reinterpret_cast<T *>(sCols + BC * FM_BOUNDS); /* [BC][LDS] when DO_DQ */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -159,8 +165,8 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
         /* This key block's summary, once: classifying a query block is then arithmetic. */
         int32_t mm[FM_SUMMARY_WIDTH];
         {
-            const int4 a = __ldg(reinterpret_cast<const int4 *>(summary + kb * FM_SUMMARY_WIDTH));
-            const int4 c = __ldg(reinterpret_cast<const int4 *>(summary + kb * FM_SUMMARY_WIDTH + 4));
+            const int4 *v = reinterpret_cast<const int4 *>(summary + kb * FM_SUMMARY_WIDTH);
+            const int4 a = __ldg(v), c = __ldg(v + 1);
             mm[0] = a.x, mm[1] = a.y, mm[2] = a.z, mm[3] = a.w;
             mm[4] = c.x, mm[5] = c.y, mm[6] = c.z, mm[7] = c.w;
         }
@@ -173,29 +179,38 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
             }
             return qb;
         };
-        /* Q, dO, LSE and Delta of query block qb, asynchronously (rows past Sq: zeros). */
-        auto load_q_block = [&](int qb) {
+        /* Q, dO, LSE and Delta of query block qb into stage st, asynchronously (rows past Sq:
+         * zeros). */
+        auto load_q_block = [&](int qb, int st) {
             const int q0 = qb * BR, rows = min(BR, p.seqlen_q - q0);
-            fm_load_tile<D, LD, NT>(sQ, static_cast<const T *>(p.q) + (row_base + q0) * D, BR,
+            fm_load_tile<D, LD, NT>(sQ2 + st * BR * LD,
+                                    static_cast<const T *>(p.q) + (row_base + q0) * D, BR, rows,
+                                    tid);
+            fm_load_tile<D, LD, NT>(sdO2 + st * BR * LD,
+                                    static_cast<const T *>(p.dout) + (row_base + q0) * D, BR,
                                     rows, tid);
-            fm_load_tile<D, LD, NT>(sdO, static_cast<const T *>(p.dout) + (row_base + q0) * D,
-                                    BR, rows, tid);
             for (int r = tid; r < BR; r += NT) {
                 const bool ok = r < rows;
-                fm_cp_async4(sLse + r, p.lse_in + row_base + (ok ? q0 + r : 0), ok);
-                fm_cp_async4(sDelta + r, p.delta + row_base + (ok ? q0 + r : 0), ok);
+                fm_cp_async4(sLse2 + st * BR + r, p.lse_in + row_base + (ok ? q0 + r : 0), ok);
+                fm_cp_async4(sDelta2 + st * BR + r, p.delta + row_base + (ok ? q0 + r : 0), ok);
             }
         };
-        fm_tile_class cls;
+        /* Two query blocks in flight: this one (stage st) and the next (stage st ^ 1). */
+        fm_tile_class cls, cls_next = FM_TILE_MASKED;
         int qb = next_live(0, &cls);
-        if (qb < n_qblocks) load_q_block(qb);
+        if (qb < n_qblocks) load_q_block(qb, 0);
+        fm_cp_async_commit();
+        int qb_next = qb < n_qblocks ? next_live(qb + 1, &cls_next) : n_qblocks;
+        if (qb_next < n_qblocks) load_q_block(qb_next, 1);
         fm_cp_async_commit();
 
-        while (qb < n_qblocks) {
+        for (int st = 0; qb < n_qblocks; st ^= 1) {
             const int r0 = qb * BR;
+            const T *sQ = sQ2 + st * BR * LD, *sdO = sdO2 + st * BR * LD;
+            float *sLse = sLse2 + st * BR, *sDelta = sDelta2 + st * BR;
             /* Keys past Sk (zero K rows) must get P = 0 too: through dS they reach dQ. */
             const bool partial = cls == FM_TILE_PARTIAL || c1 - c0 < BC;
-            fm_cp_async_wait<0>();
+            fm_cp_async_wait<1>(); /* this stage's copies (the next stage's may still run) */
             /* LSE to log2 units; a fully masked row (-inf) or a row past Sq gets +inf, so that
              * P = exp2(S s log2e - LSE) = 0 there. Each thread converts what it copied. */
             for (int r = tid; r < BR; r += NT) {
@@ -311,15 +326,18 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
                                 fm_tc_type<T>::pack(s[n][2 * hr], s[n][2 * hr + 1]);
                 }
             }
-            /* Every warp is done with Q, dO, LSE and Delta (and dS^T is in): fetch the next
-             * live query block's while dQ of this one is computed. */
+            /* Every warp is done with this stage (and dS^T is in): refill it with the query
+             * block after the next, while dQ of this one is computed. */
             __syncthreads();
-            const int next = next_live(qb + 1, &cls);
-            if (next < n_qblocks) load_q_block(next);
+            fm_tile_class cls_after = FM_TILE_MASKED;
+            const int qb_after =
+                qb_next < n_qblocks ? next_live(qb_next + 1, &cls_after) : n_qblocks;
+            if (qb_after < n_qblocks) load_q_block(qb_after, st);
             fm_cp_async_commit();
             if (DO_DQ) /* dQ += dS K, summed over the block's keys through atomics */
                 accumulate_dq<T, D, BC, LD, LDS>(p, sdS, sK, warp * 16, r0, row_base, lane);
-            qb = next;
+            qb = qb_next, cls = cls_next;
+            qb_next = qb_after, cls_next = cls_after;
         }
     }
     fm_cp_async_wait<0>();
@@ -491,8 +509,8 @@ template <typename K> static cudaError_t allow_smem(K kernel, size_t smem)
 template <typename T, int D, bool DO_DV, bool DO_DK, bool DO_DQ>
 static cudaError_t launch_dkdv(const fm_attn_params &p, cudaStream_t stream)
 {
-    constexpr int NW = 4, BC = 16 * NW, BR = 64, LD = D + 8;
-    const size_t smem = (size_t)(2 * BC + 2 * BR) * LD * sizeof(T) + 2 * BR * sizeof(float) +
+    constexpr int NW = 4, BC = 16 * NW, BR = 64, LD = dkdv_ld<D>();
+    const size_t smem = (size_t)(2 * BC + 4 * BR) * LD * sizeof(T) + 4 * BR * sizeof(float) +
                         BC * FM_BOUNDS * sizeof(int32_t) +
                         (DO_DQ ? (size_t)BC * (BR + 8) * sizeof(T) : 0);
     cudaError_t err = allow_smem(fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK, DO_DQ>, smem);

@@ -121,12 +121,26 @@ template <int N> __device__ __forceinline__ void fm_cp_async_wait()
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-/* ---- fragment addressing inside a padded row-major shared tile (row stride LD elements) ----
- * A operand (16 rows x 16 cols at (r0, c0)) from a [row][col] tile: */
+/* ---- addressing inside a row-major shared tile of LD elements per row ----
+ * Two layouts, chosen by LD. Padded (LD = D + 8, the default): element (r, c) at r LD + c; the
+ * 16 extra bytes per row put the 8 rows an ldmatrix reads in distinct banks. Swizzled (LD = D,
+ * a multiple of 64): no padding; the 16-byte chunk c / 8 of row r is stored at chunk
+ * (c / 8) ^ (r % 8), which spreads the same 8 rows over 8 distinct chunks, i.e. all 32 banks.
+ * It saves the padding's shared memory (6% at D = 128) where a kernel needs the room. Every
+ * access below names a whole 16-byte chunk (c a multiple of 8), as ldmatrix and cp.async do. */
+template <int LD> __device__ __forceinline__ int fm_tile_offset(int r, int c)
+{
+    if constexpr (LD % 64 == 0)
+        return r * LD + ((((c >> 3) ^ (r & 7)) << 3) | (c & 7));
+    else
+        return r * LD + c;
+}
+
+/* A operand (16 rows x 16 cols at (r0, c0)) from a [row][col] tile: */
 template <int LD, typename T>
 __device__ __forceinline__ const T *fm_a_addr(const T *tile, int r0, int c0, int lane)
 {
-    return tile + (r0 + (lane & 15)) * LD + c0 + (lane >> 4) * 8;
+    return tile + fm_tile_offset<LD>(r0 + (lane & 15), c0 + (lane >> 4) * 8);
 }
 
 /* B operand for two 8-wide n blocks (n0, n0+8) and k = k0..k0+15, where the tile is stored
@@ -134,7 +148,8 @@ __device__ __forceinline__ const T *fm_a_addr(const T *tile, int r0, int c0, int
 template <int LD, typename T>
 __device__ __forceinline__ const T *fm_bt_addr(const T *tile, int n0, int k0, int lane)
 {
-    return tile + (n0 + (lane & 7) + ((lane >> 4) << 3)) * LD + k0 + ((lane >> 3) & 1) * 8;
+    return tile +
+           fm_tile_offset<LD>(n0 + (lane & 7) + ((lane >> 4) << 3), k0 + ((lane >> 3) & 1) * 8);
 }
 
 /* B operand for two n blocks when the tile is stored [k][n] (e.g. V[key][d] for O = P V):
@@ -142,7 +157,8 @@ __device__ __forceinline__ const T *fm_bt_addr(const T *tile, int n0, int k0, in
 template <int LD, typename T>
 __device__ __forceinline__ const T *fm_b_addr(const T *tile, int k0, int n0, int lane)
 {
-    return tile + (k0 + (lane & 7) + (((lane >> 3) & 1) << 3)) * LD + n0 + (lane >> 4) * 8;
+    return tile +
+           fm_tile_offset<LD>(k0 + (lane & 7) + (((lane >> 3) & 1) << 3), n0 + (lane >> 4) * 8);
 }
 
 /* Copy `rows` x D elements (row stride D in global) into a tile of LD stride, 16 bytes per
@@ -155,7 +171,7 @@ __device__ __forceinline__ void fm_load_tile(T *tile, const T *g, int rows, int 
     for (int c = tid; c < rows * CHUNKS; c += NT) {
         int r = c / CHUNKS, k = (c % CHUNKS) * 8;
         bool ok = r < valid_rows;
-        fm_cp_async16(tile + r * LD + k, g + (ok ? (size_t)r * D + k : 0), ok);
+        fm_cp_async16(tile + fm_tile_offset<LD>(r, k), g + (ok ? (size_t)r * D + k : 0), ok);
     }
 }
 
