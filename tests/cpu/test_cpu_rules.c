@@ -14,22 +14,51 @@
 
 #include "flashmask.h"
 
+/* One random column: sequence lengths in [1, max_len], an alignment, the column's LT and UT
+ * intervals (start <= end in [0, Sq]) and its key index j. */
+typedef struct {
+    int64_t sq, sk, offset, j;
+    fm_causal causal;
+    int32_t col[4];
+} random_column;
+
+static random_column random_column_draw(fm_rng *rng, int64_t max_len)
+{
+    random_column c;
+    c.sq = fm_rng_range(rng, 1, max_len), c.sk = fm_rng_range(rng, 1, max_len);
+    c.causal = (fm_causal)fm_rng_below(rng, 3);
+    c.offset = fm_causal_offset(c.causal, c.sq, c.sk);
+    for (int k = 0; k < 2; k++) { /* LT then UT */
+        int32_t a = (int32_t)fm_rng_range(rng, 0, c.sq), b = (int32_t)fm_rng_range(rng, 0, c.sq);
+        c.col[2 * k] = a < b ? a : b;
+        c.col[2 * k + 1] = a < b ? b : a;
+    }
+    c.j = fm_rng_range(rng, 0, c.sk - 1);
+    return c;
+}
+
+/* A row of the column's sequence, drawn where mistakes live half of the time: near one of the
+ * four bounds or the causal edge (near + sign * [0, spread] + shift), else uniform; clipped to
+ * [0, Sq). */
+static int64_t random_row_near_edges(fm_rng *rng, const random_column *c, int64_t causal_edge,
+                                     int sign, int64_t spread, int64_t shift)
+{
+    const int64_t near[5] = {c->col[0], c->col[1], c->col[2], c->col[3], causal_edge};
+    int64_t i = near[fm_rng_below(rng, 5)] + sign * fm_rng_range(rng, 0, spread) + shift;
+    if (fm_rng_below(rng, 2)) i = fm_rng_range(rng, 0, c->sq - 1);
+    return i < 0 ? 0 : i >= c->sq ? c->sq - 1 : i;
+}
+
 static void test_column_runs_match_element_rule(void **state)
 {
     (void)state;
     fm_rng rng;
     fm_rng_seed(&rng, 0x5eed);
     for (int trial = 0; trial < 20000; trial++) {
-        const int64_t sq = fm_rng_range(&rng, 1, 40), sk = fm_rng_range(&rng, 1, 40);
-        const fm_causal causal = (fm_causal)fm_rng_below(&rng, 3);
-        const int64_t offset = fm_causal_offset(causal, sq, sk);
-        int32_t col[4];
-        for (int k = 0; k < 2; k++) { /* LT then UT: start <= end in [0, sq] */
-            int32_t a = (int32_t)fm_rng_range(&rng, 0, sq), b = (int32_t)fm_rng_range(&rng, 0, sq);
-            col[2 * k] = a < b ? a : b;
-            col[2 * k + 1] = a < b ? b : a;
-        }
-        const int64_t j = fm_rng_range(&rng, 0, sk - 1);
+        const random_column rc = random_column_draw(&rng, 40);
+        const int64_t sq = rc.sq, offset = rc.offset, j = rc.j;
+        const fm_causal causal = rc.causal;
+        const int32_t *col = rc.col;
         const int64_t r0 = fm_rng_range(&rng, 0, sq - 1), r1 = fm_rng_range(&rng, r0 + 1, sq);
         int64_t lo[3], hi[3];
         int runs = fm_column_masked_runs(col, causal, offset, j, r0, r1, lo, hi);
@@ -56,23 +85,11 @@ static void test_i32_form_matches_element_rule(void **state)
     fm_rng rng;
     fm_rng_seed(&rng, 0x1325);
     for (int trial = 0; trial < 200000; trial++) {
-        const int64_t max_len = trial % 2 ? 40 : INT32_MAX;
-        const int64_t sq = fm_rng_range(&rng, 1, max_len), sk = fm_rng_range(&rng, 1, max_len);
-        const fm_causal causal = (fm_causal)fm_rng_below(&rng, 3);
-        const int64_t offset = fm_causal_offset(causal, sq, sk);
-        int32_t col[4];
-        for (int k = 0; k < 2; k++) {
-            int32_t a = (int32_t)fm_rng_range(&rng, 0, sq), b = (int32_t)fm_rng_range(&rng, 0, sq);
-            col[2 * k] = a < b ? a : b;
-            col[2 * k + 1] = a < b ? b : a;
-        }
-        const int64_t j = fm_rng_range(&rng, 0, sk - 1);
-        /* rows: uniform, and near the bounds and the causal edge where mistakes live */
-        const int64_t near[5] = {col[0], col[1], col[2], col[3], j - offset};
-        int64_t i = near[fm_rng_below(&rng, 5)] + fm_rng_range(&rng, 0, 2) - 1;
-        if (fm_rng_below(&rng, 2)) i = fm_rng_range(&rng, 0, sq - 1);
-        if (i < 0) i = 0;
-        if (i >= sq) i = sq - 1;
+        const random_column rc = random_column_draw(&rng, trial % 2 ? 40 : INT32_MAX);
+        const int64_t offset = rc.offset, j = rc.j;
+        const fm_causal causal = rc.causal;
+        const int32_t *col = rc.col;
+        const int64_t i = random_row_near_edges(&rng, &rc, j - offset, 1, 2, -1);
         const int32_t end = fm_causal_row_end_i32(causal, offset, j);
         const int got = fm_element_masked_i32(col[0], col[1], col[2], col[3], end, (int32_t)i);
         const int want = fm_element_masked(col, causal, offset, i, j);
@@ -90,33 +107,20 @@ static void test_bits32_form_matches_element_rule(void **state)
     fm_rng rng;
     fm_rng_seed(&rng, 0xb175);
     for (int trial = 0; trial < 50000; trial++) {
-        const int64_t max_len = trial % 2 ? 100 : INT32_MAX;
-        const int64_t sq = fm_rng_range(&rng, 1, max_len), sk = fm_rng_range(&rng, 1, max_len);
-        const fm_causal causal = (fm_causal)fm_rng_below(&rng, 3);
-        const int64_t offset = fm_causal_offset(causal, sq, sk);
-        int32_t col[4];
-        for (int k = 0; k < 2; k++) {
-            int32_t a = (int32_t)fm_rng_range(&rng, 0, sq), b = (int32_t)fm_rng_range(&rng, 0, sq);
-            col[2 * k] = a < b ? a : b;
-            col[2 * k + 1] = a < b ? b : a;
-        }
-        const int64_t j = fm_rng_range(&rng, 0, sk - 1);
-        const int32_t end = fm_causal_row_end_i32(causal, offset, j);
-        /* a window start near a bound or the causal edge, or uniform */
-        const int64_t near[5] = {col[0], col[1], col[2], col[3], end};
-        int64_t w0 = near[fm_rng_below(&rng, 5)] - fm_rng_range(&rng, 0, 40);
-        if (fm_rng_below(&rng, 2)) w0 = fm_rng_range(&rng, 0, sq - 1);
-        if (w0 < 0) w0 = 0;
-        if (w0 >= sq) w0 = sq - 1;
+        const random_column c = random_column_draw(&rng, trial % 2 ? 100 : INT32_MAX);
+        const int32_t end = fm_causal_row_end_i32(c.causal, c.offset, c.j);
+        /* the 32-row window starts at most 40 rows before a bound or the causal edge */
+        const int64_t w0 = random_row_near_edges(&rng, &c, end, -1, 40, 0);
         const uint32_t bits =
-            fm_column_masked_bits32(col[0], col[1], col[2], col[3], end, (int32_t)w0);
+            fm_column_masked_bits32(c.col[0], c.col[1], c.col[2], c.col[3], end, (int32_t)w0);
         for (int r = 0; r < 32 && w0 + r <= INT32_MAX; r++) {
-            const int want = fm_element_masked(col, causal, offset, w0 + r, j);
+            const int want = fm_element_masked(c.col, c.causal, c.offset, w0 + r, c.j);
             if ((int)((bits >> r) & 1u) != want)
                 fail_msg("trial %d: col {%d,%d,%d,%d} causal %d offset %lld j %lld w0 %lld "
                          "row +%d: bit %u, element rule %d",
-                         trial, col[0], col[1], col[2], col[3], (int)causal, (long long)offset,
-                         (long long)j, (long long)w0, r, (bits >> r) & 1u, want);
+                         trial, c.col[0], c.col[1], c.col[2], c.col[3], (int)c.causal,
+                         (long long)c.offset, (long long)c.j, (long long)w0, r,
+                         (bits >> r) & 1u, want);
         }
     }
 }
