@@ -22,6 +22,7 @@
 #include "kernels.h"
 #include "tc.cuh"
 #include "tile.cuh"
+#include "warp_gemm.cuh"
 
 static constexpr float LOG2E = 1.4426950408889634f;
 
@@ -221,21 +222,7 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
 
             /* S^T = K Q^T: this warp's 16 keys x BR queries. */
             float s[BR / 8][4];
-#pragma unroll
-            for (int n = 0; n < BR / 8; n++)
-                for (int e = 0; e < 4; e++) s[n][e] = 0.f;
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                uint32_t a[4];
-                fm_ldsm_x4(a, fm_a_addr<LD>(sK, krow, kk * 16, lane));
-#pragma unroll
-                for (int n2 = 0; n2 < BR / 16; n2++) {
-                    uint32_t bf[4];
-                    fm_ldsm_x4(bf, fm_bt_addr<LD>(sQ, n2 * 16, kk * 16, lane));
-                    fm_mma(s[2 * n2], a, bf[0], bf[1], T());
-                    fm_mma(s[2 * n2 + 1], a, bf[2], bf[3], T());
-                }
-            }
+            fm_warp_mma_abt<T, LD, D, BR>(s, sK, krow, sQ, lane);
             /* P^T; element (key j = row, query i = column). This thread's two keys mask which
              * of the tile's 64 queries: two 32-row words per key (fm_column_masked_bits32),
              * pre-shifted so that query n * 8 + 2t + c is bit (n % 4) * 8 + c. */
@@ -259,63 +246,19 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
                     s[n][e] = pv;
                 }
 
-            if (DO_DV) { /* dV += P^T dO */
-#pragma unroll
-                for (int kk = 0; kk < BR / 16; kk++) {
-                    uint32_t a[4];
-                    a[0] = fm_tc_type<T>::pack(s[2 * kk][0], s[2 * kk][1]);
-                    a[1] = fm_tc_type<T>::pack(s[2 * kk][2], s[2 * kk][3]);
-                    a[2] = fm_tc_type<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                    a[3] = fm_tc_type<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-                    for (int n2 = 0; n2 < D / 16; n2++) {
-                        uint32_t bf[4];
-                        fm_ldsm_x4_trans(bf, fm_b_addr<LD>(sdO, kk * 16, n2 * 16, lane));
-                        fm_mma(acc_dv[DO_DV ? 2 * n2 : 0], a, bf[0], bf[1], T());
-                        fm_mma(acc_dv[DO_DV ? 2 * n2 + 1 : 0], a, bf[2], bf[3], T());
-                    }
-                }
-            }
-            if (DO_DK) {
+            if constexpr (DO_DV) /* dV += P^T dO */
+                fm_warp_mma_pb<T, LD, BR, D>(acc_dv, s, sdO, lane);
+            if constexpr (DO_DK) {
                 /* dP^T = V dO^T */
                 float dp[BR / 8][4];
-#pragma unroll
-                for (int n = 0; n < BR / 8; n++)
-                    for (int e = 0; e < 4; e++) dp[n][e] = 0.f;
-#pragma unroll
-                for (int kk = 0; kk < D / 16; kk++) {
-                    uint32_t a[4];
-                    fm_ldsm_x4(a, fm_a_addr<LD>(sV, krow, kk * 16, lane));
-#pragma unroll
-                    for (int n2 = 0; n2 < BR / 16; n2++) {
-                        uint32_t bf[4];
-                        fm_ldsm_x4(bf, fm_bt_addr<LD>(sdO, n2 * 16, kk * 16, lane));
-                        fm_mma(dp[2 * n2], a, bf[0], bf[1], T());
-                        fm_mma(dp[2 * n2 + 1], a, bf[2], bf[3], T());
-                    }
-                }
+                fm_warp_mma_abt<T, LD, D, BR>(dp, sV, krow, sdO, lane);
                 /* dS^T = P^T (dP^T - Delta), into s. */
 #pragma unroll
                 for (int n = 0; n < BR / 8; n++)
 #pragma unroll
                     for (int e = 0; e < 4; e++)
                         s[n][e] *= dp[n][e] - sDelta[n * 8 + 2 * t + (e & 1)];
-                /* dK += dS^T Q */
-#pragma unroll
-                for (int kk = 0; kk < BR / 16; kk++) {
-                    uint32_t a[4];
-                    a[0] = fm_tc_type<T>::pack(s[2 * kk][0], s[2 * kk][1]);
-                    a[1] = fm_tc_type<T>::pack(s[2 * kk][2], s[2 * kk][3]);
-                    a[2] = fm_tc_type<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                    a[3] = fm_tc_type<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-                    for (int n2 = 0; n2 < D / 16; n2++) {
-                        uint32_t bf[4];
-                        fm_ldsm_x4_trans(bf, fm_b_addr<LD>(sQ, kk * 16, n2 * 16, lane));
-                        fm_mma(acc_dk[DO_DK ? 2 * n2 : 0], a, bf[0], bf[1], T());
-                        fm_mma(acc_dk[DO_DK ? 2 * n2 + 1 : 0], a, bf[2], bf[3], T());
-                    }
-                }
+                fm_warp_mma_pb<T, LD, BR, D>(acc_dk, s, sQ, lane); /* dK += dS^T Q */
                 if (DO_DQ) { /* dS^T of this warp's keys to shared memory, for dQ below */
 #pragma unroll
                     for (int n = 0; n < BR / 8; n++)
@@ -431,25 +374,8 @@ __global__ void __launch_bounds__(NW * 32) fm_dq_kernel(const fm_attn_params p)
 
         /* S = Q K^T and dP = dO V^T, both 16 rows x BC keys per warp. */
         float s[BC / 8][4], dp[BC / 8][4];
-#pragma unroll
-        for (int n = 0; n < BC / 8; n++)
-            for (int e = 0; e < 4; e++) s[n][e] = 0.f, dp[n][e] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t aq[4], ado[4];
-            fm_ldsm_x4(aq, fm_a_addr<LD>(sQ, wrow, kk * 16, lane));
-            fm_ldsm_x4(ado, fm_a_addr<LD>(sdO, wrow, kk * 16, lane));
-#pragma unroll
-            for (int n2 = 0; n2 < BC / 16; n2++) {
-                uint32_t bk[4], bv[4];
-                fm_ldsm_x4(bk, fm_bt_addr<LD>(sK, n2 * 16, kk * 16, lane));
-                fm_ldsm_x4(bv, fm_bt_addr<LD>(sV, n2 * 16, kk * 16, lane));
-                fm_mma(s[2 * n2], aq, bk[0], bk[1], T());
-                fm_mma(s[2 * n2 + 1], aq, bk[2], bk[3], T());
-                fm_mma(dp[2 * n2], ado, bv[0], bv[1], T());
-                fm_mma(dp[2 * n2 + 1], ado, bv[2], bv[3], T());
-            }
-        }
+        fm_warp_mma_abt<T, LD, D, BC>(s, sQ, wrow, sK, lane);
+        fm_warp_mma_abt<T, LD, D, BC>(dp, sdO, wrow, sV, lane);
         /* dS = P (dP - Delta), with P = 0 where masked (the columns' row bits, lane l holding
          * keys l and l + 32). */
         uint32_t col_bits[2] = {0u, 0u};
@@ -468,22 +394,7 @@ __global__ void __launch_bounds__(NW * 32) fm_dq_kernel(const fm_attn_params p)
                     s[n][e] = pv * (dp[n][e] - delta[hr]);
                 }
             }
-        /* dQ += dS K */
-#pragma unroll
-        for (int kk = 0; kk < BC / 16; kk++) {
-            uint32_t a[4];
-            a[0] = fm_tc_type<T>::pack(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = fm_tc_type<T>::pack(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = fm_tc_type<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = fm_tc_type<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-            for (int n2 = 0; n2 < D / 16; n2++) {
-                uint32_t bf[4];
-                fm_ldsm_x4_trans(bf, fm_b_addr<LD>(sK, kk * 16, n2 * 16, lane));
-                fm_mma(acc_dq[2 * n2], a, bf[0], bf[1], T());
-                fm_mma(acc_dq[2 * n2 + 1], a, bf[2], bf[3], T());
-            }
-        }
+        fm_warp_mma_pb<T, LD, BC, D>(acc_dq, s, sK, lane); /* dQ += dS K */
     }
     fm_cp_async_wait<0>();
 

@@ -81,6 +81,26 @@ static fm_status download(double *y, staged *s, size_t rows, int64_t d, int64_t 
     return FM_OK;
 }
 
+/* Allocate and fill a staging buffer from x[rows, d] in one step. */
+static fm_status stage_in(staged *s, const double *x, size_t rows, int64_t d, int64_t dp,
+                          fm_dtype dtype, const char *what)
+{
+    fm_status st = staged_alloc(s, rows * (size_t)dp, what);
+    return st != FM_OK ? st : upload(s, x, rows, d, dp, dtype);
+}
+
+/* The float32 LSE of n rows on the host and on the device (both NULL on failure). */
+static fm_status lse_alloc(size_t n, float **dev, float **host)
+{
+    *dev = NULL;
+    *host = (float *)fm_alloc(n, sizeof(float), "cuda lse");
+    if (!*host) return FM_ERR_NOMEM;
+    cudaError_t err = cudaMalloc((void **)dev, n * sizeof(float));
+    if (err == cudaSuccess) return FM_OK;
+    *dev = NULL;
+    return fm_fail(FM_ERR_NOMEM, "cuda: cudaMalloc lse: %s", cudaGetErrorString(err));
+}
+
 /* Common checks; *padded receives the problem with the kernel's head dimension. */
 static fm_status host_prepare(const fm_problem *p, const fm_mask *mask, const fm_tensors *t,
                               fm_problem *padded)
@@ -118,21 +138,13 @@ extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *ma
     memset(&dm, 0, sizeof dm);
     cudaError_t err = cudaSuccess;
 
-    if ((st = staged_alloc(&q, q_rows * dp, "cuda q")) != FM_OK) goto done;
-    if ((st = staged_alloc(&k, kv_rows * dp, "cuda k")) != FM_OK) goto done;
-    if ((st = staged_alloc(&v, kv_rows * dp, "cuda v")) != FM_OK) goto done;
-    if ((st = staged_alloc(&o, q_rows * dp, "cuda out")) != FM_OK) goto done;
-    lse_host = (float *)fm_alloc(q_rows, sizeof(float), "cuda lse");
-    if (!lse_host) { st = FM_ERR_NOMEM; goto done; }
-    if ((err = cudaMalloc((void **)&lse_dev, q_rows * sizeof(float))) != cudaSuccess) {
-        lse_dev = NULL;
-        st = fm_fail(FM_ERR_NOMEM, "cuda: cudaMalloc lse: %s", cudaGetErrorString(err));
+    if ((st = stage_in(&q, t->q, q_rows, d, dp, p->dtype, "cuda q")) != FM_OK ||
+        (st = stage_in(&k, t->k, kv_rows, d, dp, p->dtype, "cuda k")) != FM_OK ||
+        (st = stage_in(&v, t->v, kv_rows, d, dp, p->dtype, "cuda v")) != FM_OK ||
+        (st = staged_alloc(&o, q_rows * dp, "cuda out")) != FM_OK ||
+        (st = lse_alloc(q_rows, &lse_dev, &lse_host)) != FM_OK ||
+        (st = fm_cuda_mask_upload(mask, &dm)) != FM_OK)
         goto done;
-    }
-    if ((st = upload(&q, t->q, q_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((st = upload(&k, t->k, kv_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((st = upload(&v, t->v, kv_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((st = fm_cuda_mask_upload(mask, &dm)) != FM_OK) goto done;
     if ((st = fm_cuda_forward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, NULL)) != FM_OK)
         goto done;
     if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
@@ -172,33 +184,23 @@ extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *m
     memset(&dm, 0, sizeof dm);
     cudaError_t err = cudaSuccess;
 
-    if ((st = staged_alloc(&q, q_rows * dp, "cuda q")) != FM_OK) goto done;
-    if ((st = staged_alloc(&k, kv_rows * dp, "cuda k")) != FM_OK) goto done;
-    if ((st = staged_alloc(&v, kv_rows * dp, "cuda v")) != FM_OK) goto done;
-    if ((st = staged_alloc(&o, q_rows * dp, "cuda out")) != FM_OK) goto done;
-    if ((st = staged_alloc(&dout, q_rows * dp, "cuda dout")) != FM_OK) goto done;
-    if ((st = staged_alloc(&dq, q_rows * dp, "cuda dq")) != FM_OK) goto done;
-    if ((st = staged_alloc(&dk, kv_rows * dp, "cuda dk")) != FM_OK) goto done;
-    if ((st = staged_alloc(&dv, kv_rows * dp, "cuda dv")) != FM_OK) goto done;
-    lse_host = (float *)fm_alloc(q_rows, sizeof(float), "cuda lse");
-    if (!lse_host) { st = FM_ERR_NOMEM; goto done; }
-    for (size_t i = 0; i < q_rows; i++) lse_host[i] = (float)t->lse[i]; /* -inf stays -inf */
-    if ((err = cudaMalloc((void **)&lse_dev, q_rows * sizeof(float))) != cudaSuccess) {
-        lse_dev = NULL;
-        st = fm_fail(FM_ERR_NOMEM, "cuda: cudaMalloc lse: %s", cudaGetErrorString(err));
+    if ((st = stage_in(&q, t->q, q_rows, d, dp, p->dtype, "cuda q")) != FM_OK ||
+        (st = stage_in(&k, t->k, kv_rows, d, dp, p->dtype, "cuda k")) != FM_OK ||
+        (st = stage_in(&v, t->v, kv_rows, d, dp, p->dtype, "cuda v")) != FM_OK ||
+        (st = stage_in(&o, t->out, q_rows, d, dp, p->dtype, "cuda out")) != FM_OK ||
+        (st = stage_in(&dout, t->dout, q_rows, d, dp, p->dtype, "cuda dout")) != FM_OK ||
+        (st = staged_alloc(&dq, q_rows * dp, "cuda dq")) != FM_OK ||
+        (st = staged_alloc(&dk, kv_rows * dp, "cuda dk")) != FM_OK ||
+        (st = staged_alloc(&dv, kv_rows * dp, "cuda dv")) != FM_OK ||
+        (st = lse_alloc(q_rows, &lse_dev, &lse_host)) != FM_OK ||
+        (st = fm_cuda_mask_upload(mask, &dm)) != FM_OK)
         goto done;
-    }
+    for (size_t i = 0; i < q_rows; i++) lse_host[i] = (float)t->lse[i]; /* -inf stays -inf */
     if ((err = cudaMemcpy(lse_dev, lse_host, q_rows * sizeof(float), cudaMemcpyHostToDevice)) !=
         cudaSuccess) {
         st = fm_fail(FM_ERR_DEVICE, "cuda: upload lse: %s", cudaGetErrorString(err));
         goto done;
     }
-    if ((st = upload(&q, t->q, q_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((st = upload(&k, t->k, kv_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((st = upload(&v, t->v, kv_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((st = upload(&o, t->out, q_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((st = upload(&dout, t->dout, q_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((st = fm_cuda_mask_upload(mask, &dm)) != FM_OK) goto done;
     if ((st = fm_cuda_backward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, dout.dev, dq.dev,
                                dk.dev, dv.dev, NULL)) != FM_OK)
         goto done;
