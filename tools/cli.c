@@ -48,6 +48,22 @@ int cli_option(const char *cmd, int argc, char **argv, int *i, const char *flag,
     return 1;
 }
 
+int cli_parse_string_options(const char *cmd, int argc, char **argv, const cli_string_opt *table,
+                             int n)
+{
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) return -1;
+        int r = 0;
+        for (int k = 0; k < n && r == 0; k++) r = cli_option(cmd, argc, argv, &i, table[k].flag,
+                                                             table[k].value);
+        if (r < 0) return 2;
+        if (r == 0)
+            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see %s --help)",
+                            argv[i], cmd);
+    }
+    return 0;
+}
+
 fm_status cli_int64(const char *cmd, const char *flag, const char *text, int64_t min,
                     int64_t max, int64_t *out)
 {

@@ -27,6 +27,18 @@ int cli_report(const char *cmd, fm_status st);
 int cli_option(const char *cmd, int argc, char **argv, int *i, const char *flag,
                const char **value);
 
+/* Table-driven reading of a subcommand whose options all take a value: argv[1 .. argc) must
+ * be options of `table` ("--flag VALUE" or "--flag=VALUE", the text into *value) or -h/--help.
+ * Returns 0 when everything was read, -1 when help was asked for, or the exit code 2 after
+ * printing an error naming `cmd` (an unknown argument, a missing value). */
+typedef struct cli_string_opt {
+    const char *flag;
+    const char **value;
+} cli_string_opt;
+
+int cli_parse_string_options(const char *cmd, int argc, char **argv, const cli_string_opt *table,
+                             int n);
+
 /* Strict decimal integer in [min, max]: no trailing characters, no overflow. On failure prints
  * an error naming `flag` and the text and returns FM_ERR_INVALID. */
 fm_status cli_int64(const char *cmd, const char *flag, const char *text, int64_t min,

@@ -25,19 +25,11 @@ int cmd_run(int argc, char **argv)
 {
     const char *cmd = "run";
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *dtype_name = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *val;
-        int r;
-        if (cli_is_help(argv[i])) return usage();
-        if ((r = cli_option(cmd, argc, argv, &i, "--impl", &val)) != 0) impl_name = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--case", &val)) != 0) case_dir = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--out", &val)) != 0) out_dir = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--dtype", &val)) != 0) dtype_name = val;
-        else
-            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see run --help)",
-                            argv[i]);
-        if (r < 0) return 2;
-    }
+    const cli_string_opt opts[] = {{"--impl", &impl_name}, {"--case", &case_dir},
+                                   {"--out", &out_dir}, {"--dtype", &dtype_name}};
+    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 4);
+    if (parsed < 0) return usage();
+    if (parsed > 0) return parsed;
     if (!impl_name || !case_dir || !out_dir)
         return cli_fail(cmd, FM_ERR_INVALID, "%s is required (see run --help)",
                         !impl_name ? "--impl" : !case_dir ? "--case DIR" : "--out DIR");

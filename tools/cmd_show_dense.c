@@ -30,18 +30,11 @@ int cmd_show_dense(int argc, char **argv)
 {
     const char *cmd = "show_dense";
     const char *case_dir = NULL, *bq_text = "128", *bk_text = "128";
-    for (int i = 1; i < argc; i++) {
-        const char *val;
-        int r;
-        if (cli_is_help(argv[i])) return usage();
-        if ((r = cli_option(cmd, argc, argv, &i, "--case", &val)) != 0) case_dir = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--block-q", &val)) != 0) bq_text = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--block-k", &val)) != 0) bk_text = val;
-        else
-            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see show_dense --help)",
-                            argv[i]);
-        if (r < 0) return 2;
-    }
+    const cli_string_opt opts[] = {
+        {"--case", &case_dir}, {"--block-q", &bq_text}, {"--block-k", &bk_text}};
+    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 3);
+    if (parsed < 0) return usage();
+    if (parsed > 0) return parsed;
     if (!case_dir) return cli_fail(cmd, FM_ERR_INVALID, "--case DIR is required");
     int64_t bq, bk;
     if (cli_int64(cmd, "--block-q", bq_text, 1, 1 << 20, &bq) != FM_OK ||
