@@ -1,0 +1,107 @@
+/* tests/cuda/probe_backward_inputs.c — a diagnostic, not a test: which input of the CUDA
+ * backward carries its error on one random case? Runs fm_cuda_backward_host on the case (seed
+ * from the command line, the shapes of test_cuda's long-sequence property) three times, with O
+ * and LSE from our forward, from the float64 reference (O rounded to the dtype), and mixed, in
+ * both dQ modes, and prints max|dQ, dK, dV - reference| against the oracle's bounds. This is how
+ * the forward's row-sum bias was found (docs/performance-cuda.md, "A dQ error traced to the
+ * forward"). Needs a GPU.
+ *   usage: probe_backward_inputs SEED [0|1: float16|bfloat16; default from the seed]
+ * Layer: tests of cuda/ (uses oracle/, reference/, the prop.h case generator).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flashmask/oracle.h"
+#include "prop.h"
+
+static double *rounded(const double *x, size_t n, fm_dtype dtype)
+{
+    double *y = malloc(n * sizeof *y);
+    for (size_t i = 0; y && i < n; i++) y[i] = fm_round_to_dtype(x[i], dtype);
+    return y;
+}
+
+static void alloc_outputs(fm_tensors *t, size_t nq, size_t nkv, size_t nl)
+{
+    t->out = malloc(nq * sizeof(double)), t->lse = malloc(nl * sizeof(double));
+    t->dq = malloc(nq * sizeof(double)), t->dk = malloc(nkv * sizeof(double));
+    t->dv = malloc(nkv * sizeof(double));
+}
+
+static void free_outputs(fm_tensors *t)
+{
+    free(t->out), free(t->lse), free(t->dq), free(t->dk), free(t->dv);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s SEED [0|1]\n", argv[0]);
+        return 2;
+    }
+    if (fm_cuda_available() != FM_OK) {
+        fprintf(stderr, "%s\n", fm_last_error());
+        return 77;
+    }
+    fm_case_limits l = fm_case_limits_default(); /* test_cuda's long-sequence shapes */
+    l.max_batch = 1, l.max_q_heads = 2, l.max_seqlen = 700, l.max_head_dim = 128;
+    fm_random_case c;
+    if (fm_random_case_make(&c, strtoull(argv[1], NULL, 0), &l) != FM_OK) {
+        fprintf(stderr, "case: %s\n", fm_last_error());
+        return 2;
+    }
+    fm_dtype dtype = (c.seed & 1) ? FM_BFLOAT16 : FM_FLOAT16;
+    if (argc > 2) dtype = atoi(argv[2]) ? FM_BFLOAT16 : FM_FLOAT16;
+    fm_problem p = c.problem;
+    p.dtype = dtype;
+    const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
+    const size_t nl = fm_problem_lse_elems(&p);
+    fm_tensors in = {0};
+    in.q = rounded(c.q, nq, dtype), in.k = rounded(c.k, nkv, dtype);
+    in.v = rounded(c.v, nkv, dtype), in.dout = rounded(c.dout, nq, dtype);
+    fm_problem p64 = p;
+    p64.dtype = FM_FLOAT64;
+    fm_tensors ref = in;
+    alloc_outputs(&ref, nq, nkv, nl);
+    if (fm_forward(FM_IMPL_REFERENCE, &p64, &c.mask, &ref) != FM_OK ||
+        fm_backward(FM_IMPL_REFERENCE, &p64, &c.mask, &ref) != FM_OK) {
+        fprintf(stderr, "reference: %s\n", fm_last_error());
+        return 1;
+    }
+    fm_random_case_print(&c, stdout);
+    printf("dtype %s\n", fm_dtype_name(dtype));
+    static const char *source[3] = {"O, LSE: our forward", "O: reference rounded, LSE: reference",
+                                    "O: reference rounded, LSE: ours"};
+    for (int det = 0; det < 2; det++)
+        for (int k = 0; k < 3; k++) {
+            fm_problem pp = p;
+            if (det) pp.flags |= FM_FLAG_DETERMINISTIC;
+            fm_tensors got = in;
+            alloc_outputs(&got, nq, nkv, nl);
+            if (fm_cuda_forward_host(&pp, &c.mask, &got) != FM_OK) {
+                fprintf(stderr, "cuda forward: %s\n", fm_last_error());
+                return 1;
+            }
+            if (k >= 1)
+                for (size_t i = 0; i < nq; i++) got.out[i] = fm_round_to_dtype(ref.out[i], dtype);
+            if (k == 1) memcpy(got.lse, ref.lse, nl * sizeof(double));
+            fm_check_options opt = fm_check_options_default(dtype);
+            fm_check_report rep;
+            if (fm_cuda_backward_host(&pp, &c.mask, &got) != FM_OK ||
+                fm_check_case(&pp, &c.mask, &in, &got, &opt, &rep) != FM_OK) {
+                fprintf(stderr, "cuda backward / check: %s\n", fm_last_error());
+                return 1;
+            }
+            printf("%-13s  %-37s", det ? "deterministic" : "atomic dQ", source[k]);
+            for (int i = FM_CHECK_DQ; i < rep.n_tensors; i++)
+                printf("  %s %.3g (bound %.3g)", rep.tensor[i].name, rep.tensor[i].max_abs,
+                       rep.tensor[i].bound);
+            printf("\n");
+            free_outputs(&got);
+        }
+    free_outputs(&ref);
+    free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
+    fm_random_case_free(&c);
+    return 0;
+}
