@@ -36,6 +36,10 @@ struct fm_attn_params {
 cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int batch, int heads,
                                    int seqlen_q, int seqlen_k, cudaStream_t stream);
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+#ifdef FM_CUDA_WGMMA /* forward_wgmma.cu, sm_90a, D = 128 only (else cudaErrorNotSupported) */
+cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
+                                         cudaStream_t stream);
+#endif
 cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
 
 #endif
