@@ -77,6 +77,20 @@ static void make_mask(const char *name, int64_t S, uint8_t *a, fm_rng *rng)
     }
 }
 
+/* One timed repetition: forward ran over [t0, t1), backward over [t1, t2). Keeps the best
+ * times; returns 0 (after printing the error) when the run failed. */
+static int keep_best(fm_status st, double t0, double t1, double t2, double *fwd_ms,
+                     double *bwd_ms)
+{
+    if (st != FM_OK) {
+        fprintf(stderr, "sparse_bench: %s\n", fm_last_error());
+        return 0;
+    }
+    if (1e3 * (t1 - t0) < *fwd_ms) *fwd_ms = 1e3 * (t1 - t0);
+    if (1e3 * (t2 - t1) < *bwd_ms) *bwd_ms = 1e3 * (t2 - t1);
+    return 1;
+}
+
 /* Best-of-reps forward and backward milliseconds of one path. path 0: dense baseline,
  * 1: BBM of `bbm`. */
 static int time_path(int path, const fm_problem *p, const uint8_t *dense, const fm_bbm *bbm,
@@ -96,13 +110,7 @@ static int time_path(int path, const fm_problem *p, const uint8_t *dense, const 
                                                    buf[5], buf[3], buf[6], buf[7], buf[8], NULL)
                            : fm_cpu_backward_bbm(p, bbm, buf[0], buf[1], buf[2], buf[4], buf[5],
                                                  buf[3], buf[6], buf[7], buf[8], NULL);
-        double t2 = now();
-        if (st != FM_OK) {
-            fprintf(stderr, "sparse_bench: %s\n", fm_last_error());
-            return 0;
-        }
-        if (1e3 * (t1 - t0) < *fwd_ms) *fwd_ms = 1e3 * (t1 - t0);
-        if (1e3 * (t2 - t1) < *bwd_ms) *bwd_ms = 1e3 * (t2 - t1);
+        if (!keep_best(st, t0, t1, now(), fwd_ms, bwd_ms)) return 0;
     }
     return 1;
 }
@@ -117,13 +125,7 @@ static int time_rowsplit(const fm_problem *p, const uint8_t *dense, fm_tensors *
         fm_status st = fm_rowsplit_forward(FM_IMPL_CPU, p, dense, 1, t);
         double t1 = now();
         if (st == FM_OK) st = fm_rowsplit_backward(FM_IMPL_CPU, p, dense, 1, t);
-        double t2 = now();
-        if (st != FM_OK) {
-            fprintf(stderr, "sparse_bench: %s\n", fm_last_error());
-            return 0;
-        }
-        if (1e3 * (t1 - t0) < *fwd_ms) *fwd_ms = 1e3 * (t1 - t0);
-        if (1e3 * (t2 - t1) < *bwd_ms) *bwd_ms = 1e3 * (t2 - t1);
+        if (!keep_best(st, t0, t1, now(), fwd_ms, bwd_ms)) return 0;
     }
     return 1;
 }

@@ -6,7 +6,7 @@
  *   for each key block kb that is not fully masked (fm_classify_tile on the summary; the live
  *   blocks are listed ahead in shared memory, NW*32 blocks per scan, fm_cuda_list_live):
  *       S = Q K^T                       (mma.sync m16n8k16, float32 accumulation)
- *       partial tile: S = -inf where masked (fm_element_masked_i32, bounds in shared memory)
+ *       partial tile: S = -inf where masked (fm_column_masked_bits32, bounds in shared memory)
  *       online softmax: m' = max(m, rowmax S), O *= exp(m - m'), l = l exp(m - m') + rowsum P
  *       O += P V                        (P packed to float16/bfloat16 straight from registers)
  *

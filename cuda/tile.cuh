@@ -1,9 +1,8 @@
 /* cuda/tile.cuh — how a kernel asks "what kind of tile is this?" on the GPU: it reads the key
  * block's eight summary values (summary.cu wrote them) and calls fm_classify_tile from
  * flashmask/rules.h, the one home of the rule; the list of a query block's live key blocks,
- * made ahead of the main loop; and the element test of a partial tile, rules.h's 32-bit forms
- * of fm_element_masked (one element, or 32 rows of a column as bits) on the column's bounds
- * staged in shared memory.
+ * made ahead of the main loop; and the element rule of a partial tile, rules.h's 32-rows-at-once
+ * form of fm_element_masked, on the column's bounds staged in shared memory.
  * Layer: cuda (private, device code).
  */
 #ifndef FM_CUDA_TILE_CUH
@@ -94,10 +93,10 @@ __device__ int fm_cuda_list_live(const fm_attn_params &p, const int32_t *summary
     return 0;
 }
 
-/* The element test of a partial tile for one key column in the kernels' inner loops: the
- * column's bounds (16 bytes in shared memory) and its causal row bound are read once, then
- * masked(i) is fm_element_masked_i32 (rules.h) per row. Keys past the end of the sequence (a
- * tile's padding) mask every row. */
+/* One key column of a partial tile, as the kernels' inner loops read it: its four bounds (16
+ * bytes in shared memory) and its causal row bound, read once; bits32(w0) gives the rows
+ * w0 .. w0 + 31 it masks (fm_column_masked_bits32, rules.h). Keys past the end of the sequence
+ * (a tile's padding) mask every row. */
 struct fm_cuda_column {
     int32_t lts, lte, uts, ute, causal_end;
 
@@ -107,10 +106,6 @@ struct fm_cuda_column {
         lts = v.x, lte = v.y, uts = v.z, ute = v.w;
         causal_end = j < p.seqlen_k ? fm_causal_row_end_i32((fm_causal)p.causal, p.offset, j)
                                     : INT32_MAX;
-    }
-    __device__ __forceinline__ bool masked(int i) const
-    {
-        return fm_element_masked_i32(lts, lte, uts, ute, causal_end, i);
     }
     /* Rows w0 .. w0 + 31 at once: bit r set iff row w0 + r is masked. */
     __device__ __forceinline__ uint32_t bits32(int w0) const

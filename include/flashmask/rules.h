@@ -120,21 +120,14 @@ FM_HD fm_tile_class fm_classify_tile(const int32_t *mm, fm_causal causal, int64_
     return FM_TILE_PARTIAL;
 }
 
-/* fm_element_masked in the form a kernel's inner loop wants: 32-bit integers, no branches, the
- * column's causal term folded into one row bound. causal_end = fm_causal_row_end_i32(...) for the
- * column: rows i < causal_end are causally masked. Equal to fm_element_masked for every row
- * 0 <= i < 2^31 (tests/masks checks it on random columns). */
+/* The causal part of the element rule as one row bound per column, for the kernels' 32-bit
+ * arithmetic: column j causally masks rows i < fm_causal_row_end_i32(causal, offset, j), the
+ * value clipped to [0, INT32_MAX] (rows are never negative). */
 FM_HD int32_t fm_causal_row_end_i32(fm_causal causal, int64_t offset, int64_t j)
 {
-    /* j > i + offset  <=>  i < j - offset; clipped to [0, INT32_MAX] (rows are never negative) */
+    /* j > i + offset  <=>  i < j - offset */
     const int64_t e = causal != FM_CAUSAL_NONE ? j - offset : 0;
     return (int32_t)(e < 0 ? 0 : e > INT32_MAX ? INT32_MAX : e);
-}
-
-FM_HD int fm_element_masked_i32(int32_t lts, int32_t lte, int32_t uts, int32_t ute,
-                                int32_t causal_end, int32_t i)
-{
-    return ((lts <= i) & (i < lte)) | ((uts <= i) & (i < ute)) | (i < causal_end);
 }
 
 /* Bits [a, b) of a 32-bit word, a and b clipped to [0, 32] (empty when b <= a). */
@@ -145,10 +138,11 @@ FM_HD uint32_t fm_bit_range32(int64_t a, int64_t b)
     return b > a ? (uint32_t)(((1ull << b) - 1ull) & ~((1ull << a) - 1ull)) : 0u;
 }
 
-/* The same rule for 32 rows of one column at once, as a kernel masks a warp's rows of a
- * partial tile: bit r is set iff fm_element_masked_i32(..., w0 + r), i.e. iff row w0 + r lies
- * in [LTS, LTE), in [UTS, UTE) or below causal_end. Three interval-to-bits conversions per
- * column instead of 32 element tests (tests/cpu checks it bit for bit). */
+/* The element rule for 32 rows of one column at once, as a kernel masks a warp's rows of a
+ * partial tile: bit r is set iff row w0 + r lies in [LTS, LTE), in [UTS, UTE) or below
+ * causal_end = fm_causal_row_end_i32(...), i.e. iff fm_element_masked(col, ..., w0 + r, j).
+ * Three interval-to-bits conversions per column instead of 32 element tests (tests/cpu checks
+ * it bit for bit against fm_element_masked). */
 FM_HD uint32_t fm_column_masked_bits32(int32_t lts, int32_t lte, int32_t uts, int32_t ute,
                                        int32_t causal_end, int32_t w0)
 {

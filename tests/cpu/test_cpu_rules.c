@@ -1,9 +1,9 @@
 /* tests/cpu/test_cpu_rules.c — the by-column form of the element rule that the CPU layer masks
  * partial tiles with, fm_column_masked_runs (rules.h), agrees with fm_element_masked on every
  * element: random columns (empty, full, overlapping intervals), all three causal alignments,
- * offsets of both signs, random row windows [r0, r1); and so does the kernels' 32-bit
- * branch-free form, fm_element_masked_i32 with fm_causal_row_end_i32, on small sequences and on
- * lengths near 2^31 (where j - offset leaves int32); and the 32-rows-at-once bit form,
+ * offsets of both signs, random row windows [r0, r1); the kernels' causal row bound
+ * fm_causal_row_end_i32 (rows below it are exactly the causally masked ones, also on lengths
+ * near 2^31 where j - offset leaves int32); and the 32-rows-at-once bit form
  * fm_column_masked_bits32, bit for bit. Layer: tests, on rules.h alone.
  */
 #include <stdarg.h>
@@ -79,7 +79,7 @@ static void test_column_runs_match_element_rule(void **state)
     }
 }
 
-static void test_i32_form_matches_element_rule(void **state)
+static void test_causal_row_end_matches_causal_rule(void **state)
 {
     (void)state;
     fm_rng rng;
@@ -91,13 +91,13 @@ static void test_i32_form_matches_element_rule(void **state)
         const int32_t *col = rc.col;
         const int64_t i = random_row_near_edges(&rng, &rc, j - offset, 1, 2, -1);
         const int32_t end = fm_causal_row_end_i32(causal, offset, j);
-        const int got = fm_element_masked_i32(col[0], col[1], col[2], col[3], end, (int32_t)i);
-        const int want = fm_element_masked(col, causal, offset, i, j);
+        const int got = i < end;
+        const int want = fm_causal_masked(causal, offset, i, j);
         if (got != want)
             fail_msg("trial %d: col {%d,%d,%d,%d} causal %d offset %lld j %lld row %lld: "
-                     "i32 form says %d, element rule says %d",
+                     "row < causal end %d says %d, causal rule says %d",
                      trial, col[0], col[1], col[2], col[3], (int)causal, (long long)offset,
-                     (long long)j, (long long)i, got, want);
+                     (long long)j, (long long)i, end, got, want);
     }
 }
 
@@ -129,7 +129,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_column_runs_match_element_rule),
-        cmocka_unit_test(test_i32_form_matches_element_rule),
+        cmocka_unit_test(test_causal_row_end_matches_causal_rule),
         cmocka_unit_test(test_bits32_form_matches_element_rule),
     };
     return cmocka_run_group_tests_name("cpu_rules", tests, NULL, NULL);
