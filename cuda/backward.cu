@@ -18,6 +18,10 @@
  * in every kernel before any load. Layer: cuda <- masks (rules.h).
  */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <type_traits>
 
 #include "kernels.h"
 #include "tc.cuh"
@@ -444,6 +448,18 @@ static cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
+/* The wgmma dK/dV kernel (backward_wgmma.cu) where it was built: sm_90a, D = 128; selected
+ * with FM_CUDA_WGMMA=1 in the environment. */
+template <typename T, int D> static bool use_wgmma_dkdv()
+{
+#ifdef FM_CUDA_WGMMA
+    static const bool on = getenv("FM_CUDA_WGMMA") && !strcmp(getenv("FM_CUDA_WGMMA"), "1");
+    return D == 128 && on;
+#else
+    return false;
+#endif
+}
+
 template <typename T, int D> static cudaError_t launch_all(const fm_attn_params &p, cudaStream_t s)
 {
     const size_t rows = (size_t)p.batch * p.q_heads * p.seqlen_q;
@@ -451,8 +467,14 @@ template <typename T, int D> static cudaError_t launch_all(const fm_attn_params 
         static_cast<const T *>(p.out_in), static_cast<const T *>(p.dout), p.delta, rows, D);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
+    const fm_dtype dtype = std::is_same<T, __nv_bfloat16>::value ? FM_BFLOAT16 : FM_FLOAT16;
+    (void)dtype;
     if (p.dq_accum) { /* fast path: dQ through float32 atomics inside the dK/dV kernel */
-        if constexpr (D <= 128) {
+        if (use_wgmma_dkdv<T, D>()) {
+#ifdef FM_CUDA_WGMMA
+            err = fm_cuda_launch_dkdv_wgmma(p, dtype, true, s);
+#endif
+        } else if constexpr (D <= 128) {
             err = launch_dkdv<T, D, true, true, true>(p, s);
         } else { /* D = 256: dV and dK accumulators would not both fit in registers */
             err = launch_dkdv<T, D, true, false, false>(p, s);
@@ -464,7 +486,11 @@ template <typename T, int D> static cudaError_t launch_all(const fm_attn_params 
         return cudaGetLastError();
     }
     /* deterministic path: every sum in a fixed order, dQ by its own kernel */
-    if constexpr (D <= 128) {
+    if (use_wgmma_dkdv<T, D>()) {
+#ifdef FM_CUDA_WGMMA
+        err = fm_cuda_launch_dkdv_wgmma(p, dtype, false, s);
+#endif
+    } else if constexpr (D <= 128) {
         err = launch_dkdv<T, D, true, true, false>(p, s);
     } else {
         err = launch_dkdv<T, D, true, false, false>(p, s);

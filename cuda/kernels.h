@@ -39,6 +39,9 @@ cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cuda
 #ifdef FM_CUDA_WGMMA /* forward_wgmma.cu, sm_90a, D = 128 only (else cudaErrorNotSupported) */
 cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
                                          cudaStream_t stream);
+/* backward_wgmma.cu: backward.cu's dK/dV kernel (with the atomic dQ when do_dq) on wgmma */
+cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
+                                      cudaStream_t stream);
 #endif
 cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
 

@@ -1,0 +1,147 @@
+/* cuda/wgmma.cuh — Hopper (sm_90a) warpgroup matrix products and the shared-memory layout they
+ * read, for the kernels of the CUDA layer's wgmma path (backward_wgmma.cu). Layer: cuda
+ * (private header, device code).
+ *
+ * A warpgroup is 4 consecutive warps (128 threads); `wgmma.mma_async` multiplies a 64-row A by
+ * an N-column B into float32 accumulators spread over the warpgroup: warp w holds rows
+ * 16w .. 16w + 15 exactly as mma.sync's C fragment (tc.cuh) holds a 16 x 8 block, one such block
+ * per 8 columns, so a [N/8][4] float array per thread is the same picture the mma.sync kernels
+ * use. A from registers has mma.sync's A-fragment layout per warp (two adjacent C blocks, packed).
+ *
+ * Operands in shared memory are described by a 64-bit descriptor (address, leading and stride
+ * byte offsets, swizzle). Every tile here is [rows][128] 16-bit elements in the 128-byte-swizzle
+ * layout (CUTLASS's SW128 atom): two blocks of 64 columns, each `rows` x 128 bytes, element
+ * (r, c) of a block at byte r * 128 + ((c / 8) ^ (r % 8)) * 16 + (c % 8) * 2, 1024-byte aligned.
+ * One tile serves both operand orientations, which is what the backward needs (Q is B of
+ * S^T = K Q^T and of dK += dS^T Q):
+ *   K-major (the reduction index k runs along a row): LBO unused (16), SBO = 1024 (8 rows);
+ *     step k by 16 = +32 bytes inside a 64-column block, the next block after 4 steps;
+ *   MN-major (k runs down the rows, "transposed"): LBO = rows * 128 (the next 64 columns),
+ *     SBO = 1024; step k by 16 = +16 rows = +2048 bytes.
+ * Both encodings were checked against a CPU product on an H200 (cuda/experimental/
+ * wgmma_probe.cu, 2026-11-22) and by tests/cuda through the forward that uses them.
+ */
+#ifndef FM_CUDA_WGMMA_CUH
+#define FM_CUDA_WGMMA_CUH
+
+#include <type_traits>
+
+#include "tc.cuh"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FM_WGMMA_DEVICE 1
+#endif
+
+/* Byte offset of element (r, c) in a [rows][128] SW128 tile. */
+__host__ __device__ __forceinline__ uint32_t fm_sw128(int r, int c, int rows)
+{
+    return (uint32_t)((c >> 6) * rows * 128 + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4) +
+                      (c & 7) * 2);
+}
+
+/* Copy `rows` rows of 128 elements (global row stride 128) into an SW128 tile with cp.async;
+ * rows at or past `valid` are zero-filled. NT threads cooperate. */
+template <int NT, typename T>
+__device__ __forceinline__ void fm_load_sw128(unsigned char *tile, const T *g, int rows,
+                                              int valid, int tid)
+{
+    for (int i = tid; i < rows * 16; i += NT) {
+        const int r = i >> 4, c = (i & 15) * 8;
+        const bool ok = r < valid;
+        fm_cp_async16(tile + fm_sw128(r, c, rows), g + (ok ? (size_t)r * 128 + c : 0), ok);
+    }
+}
+
+__device__ __forceinline__ uint64_t fm_wg_desc(uint32_t addr, uint32_t lbo, uint32_t sbo)
+{
+    return (uint64_t)((addr >> 4) & 0x3FFF) | (uint64_t)((lbo >> 4) & 0x3FFF) << 16 |
+           (uint64_t)((sbo >> 4) & 0x3FFF) << 32 | (uint64_t)1 << 62;
+}
+
+/* The descriptor of a 16-wide k step `kk` of an SW128 tile of `rows` rows at shared address
+ * `base`, column block `nb` (MN-major: which 64 columns of N; K-major: unused, 0). */
+__device__ __forceinline__ uint64_t fm_wg_kmajor(uint32_t base, int rows, int kk)
+{
+    return fm_wg_desc(base + (kk >> 2) * rows * 128 + (kk & 3) * 32, 16, 1024);
+}
+__device__ __forceinline__ uint64_t fm_wg_mnmajor(uint32_t base, int rows, int kk, int nb = 0)
+{
+    return fm_wg_desc(base + nb * rows * 128 + kk * 2048, rows * 128, 1024);
+}
+
+#ifdef FM_WGMMA_DEVICE
+__device__ __forceinline__ void fm_wg_fence()
+{
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void fm_wg_commit()
+{
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N> __device__ __forceinline__ void fm_wg_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* Generic-proxy writes to shared memory (st.shared, cp.async) -> visible to wgmma's reads. */
+__device__ __forceinline__ void fm_fence_async_smem()
+{
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+#define FM_WG_ACC4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+#define FM_WG_REGS32                                                                               \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,"     \
+    "%24,%25,%26,%27,%28,%29,%30,%31}"
+#define FM_WG_REGS64                                                                               \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,"     \
+    "%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,"    \
+    "%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}"
+
+/* d[64 x 64] (+)= A(desc) B(desc), m64n64k16 (fm_wg_ss64 below picks the element type);
+ * TA/TB: that operand is stored MN-major (transposed). acc = 0 overwrites d. */
+#define FM_WG_SS64(TY, NAME)                                                                       \
+    template <int TA, int TB>                                                                      \
+    __device__ __forceinline__ void fm_wg_ss64_##NAME(float (&d)[8][4], uint64_t da, uint64_t db,  \
+                                                      int acc)                                     \
+    {                                                                                              \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                  \
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32." #NAME "." #NAME " " FM_WG_REGS32 \
+                     ", %32, %33, p, 1, 1, %35, %36;\n}\n"                                         \
+                     : FM_WG_ACC4(0), FM_WG_ACC4(1), FM_WG_ACC4(2), FM_WG_ACC4(3), FM_WG_ACC4(4),  \
+                       FM_WG_ACC4(5), FM_WG_ACC4(6), FM_WG_ACC4(7)                                 \
+                     : "l"(da), "l"(db), "r"(acc), "n"(TA), "n"(TB));                              \
+    }
+FM_WG_SS64(__half, f16)
+FM_WG_SS64(__nv_bfloat16, bf16)
+template <typename T, int TA, int TB>
+__device__ __forceinline__ void fm_wg_ss64(float (&d)[8][4], uint64_t da, uint64_t db, int acc)
+{
+    if constexpr (std::is_same<T, __half>::value)
+        fm_wg_ss64_f16<TA, TB>(d, da, db, acc);
+    else
+        fm_wg_ss64_bf16<TA, TB>(d, da, db, acc);
+}
+
+/* d[64 x 128] += A(registers, a[4] per thread) B(desc, MN-major), m64n128k16. */
+template <typename T>
+__device__ __forceinline__ void fm_wg_rs128(float (&d)[16][4], const uint32_t (&a)[4],
+                                            uint64_t db);
+
+#define FM_WG_RS128(TY, NAME)                                                                      \
+    template <>                                                                                    \
+    __device__ __forceinline__ void fm_wg_rs128<TY>(float (&d)[16][4], const uint32_t (&a)[4],    \
+                                                    uint64_t db)                                   \
+    {                                                                                              \
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32." #NAME "." #NAME " "           \
+                     FM_WG_REGS64 ", {%64,%65,%66,%67}, %68, 1, 1, 1, 1;\n"                        \
+                     : FM_WG_ACC4(0), FM_WG_ACC4(1), FM_WG_ACC4(2), FM_WG_ACC4(3), FM_WG_ACC4(4),  \
+                       FM_WG_ACC4(5), FM_WG_ACC4(6), FM_WG_ACC4(7), FM_WG_ACC4(8), FM_WG_ACC4(9),  \
+                       FM_WG_ACC4(10), FM_WG_ACC4(11), FM_WG_ACC4(12), FM_WG_ACC4(13),             \
+                       FM_WG_ACC4(14), FM_WG_ACC4(15)                                              \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));                       \
+    }
+FM_WG_RS128(__half, f16)
+FM_WG_RS128(__nv_bfloat16, bf16)
+#endif /* FM_WGMMA_DEVICE */
+
+#endif
