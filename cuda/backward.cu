@@ -14,12 +14,13 @@
  *      shaped like the forward kernel: S = Q K^T, P, dP = dO V^T, dS, dQ += dS K over the live
  *      key blocks in a fixed order, float32 in registers (7 products per tile in all).
  *
+ * On Hopper at D = 128 (built with 90a), step 2 runs on wgmma instead: backward_wgmma.cu, the
+ * same function with one warpgroup per key block.
+ *
  * Fully masked rows (LSE = -inf) give P = 0 and so no gradient; fully masked tiles are skipped
  * in every kernel before any load. Layer: cuda <- masks (rules.h).
  */
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <type_traits>
 
@@ -448,18 +449,6 @@ static cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
-/* The wgmma dK/dV kernel (backward_wgmma.cu) where it was built: sm_90a, D = 128; selected
- * with FM_CUDA_WGMMA=1 in the environment. */
-template <typename T, int D> static bool use_wgmma_dkdv()
-{
-#ifdef FM_CUDA_WGMMA
-    static const bool on = getenv("FM_CUDA_WGMMA") && !strcmp(getenv("FM_CUDA_WGMMA"), "1");
-    return D == 128 && on;
-#else
-    return false;
-#endif
-}
-
 template <typename T, int D> static cudaError_t launch_all(const fm_attn_params &p, cudaStream_t s)
 {
     const size_t rows = (size_t)p.batch * p.q_heads * p.seqlen_q;
@@ -468,13 +457,20 @@ template <typename T, int D> static cudaError_t launch_all(const fm_attn_params 
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
     const fm_dtype dtype = std::is_same<T, __nv_bfloat16>::value ? FM_BFLOAT16 : FM_FLOAT16;
-    (void)dtype;
-    if (p.dq_accum) { /* fast path: dQ through float32 atomics inside the dK/dV kernel */
-        if (use_wgmma_dkdv<T, D>()) {
-#ifdef FM_CUDA_WGMMA
+    if (fm_cuda_use_wgmma(D)) { /* Hopper: backward_wgmma.cu, the same two paths */
+        if (p.dq_accum) {
             err = fm_cuda_launch_dkdv_wgmma(p, dtype, true, s);
-#endif
-        } else if constexpr (D <= 128) {
+            if (err != cudaSuccess) return err;
+            fm_dq_convert_kernel<T><<<1024, 256, 0, s>>>(p.dq_accum, static_cast<T *>(p.dq),
+                                                         rows * D, p.scale);
+            return cudaGetLastError();
+        }
+        err = fm_cuda_launch_dkdv_wgmma(p, dtype, false, s);
+        if (err != cudaSuccess) return err;
+        return fm_cuda_launch_dq_wgmma(p, dtype, s);
+    }
+    if (p.dq_accum) { /* fast path: dQ through float32 atomics inside the dK/dV kernel */
+        if constexpr (D <= 128) {
             err = launch_dkdv<T, D, true, true, true>(p, s);
         } else { /* D = 256: dV and dK accumulators would not both fit in registers */
             err = launch_dkdv<T, D, true, false, false>(p, s);
@@ -486,11 +482,7 @@ template <typename T, int D> static cudaError_t launch_all(const fm_attn_params 
         return cudaGetLastError();
     }
     /* deterministic path: every sum in a fixed order, dQ by its own kernel */
-    if (use_wgmma_dkdv<T, D>()) {
-#ifdef FM_CUDA_WGMMA
-        err = fm_cuda_launch_dkdv_wgmma(p, dtype, false, s);
-#endif
-    } else if constexpr (D <= 128) {
+    if constexpr (D <= 128) {
         err = launch_dkdv<T, D, true, true, false>(p, s);
     } else {
         err = launch_dkdv<T, D, true, false, false>(p, s);

@@ -22,6 +22,8 @@
  * 86%, tensor 35%).
  */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
 #include "tc.cuh"
@@ -134,12 +136,14 @@ __global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_para
 
             const uint32_t aK = base + OFF_K, aV = base + OFF_V;
             const uint32_t aQ = base + OFF_Q + st * TILE, adO = base + OFF_DO + st * TILE;
-            /* S^T = K Q^T and dP^T = V dO^T: 64 keys x 64 queries each, k = D. */
+            /* S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries each, k = D), two groups:
+             * P^T is computed from S^T, and dV += P^T dO issued, while dP^T still runs. */
             float s[8][4], dp[8][4];
             fm_wg_fence();
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++)
                 fm_wg_ss64<T, 0, 0>(s, fm_wg_kmajor(aK, BC, kk), fm_wg_kmajor(aQ, BR, kk), kk);
+            fm_wg_commit();
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++)
                 fm_wg_ss64<T, 0, 0>(dp, fm_wg_kmajor(aV, BC, kk), fm_wg_kmajor(adO, BR, kk), kk);
@@ -157,33 +161,44 @@ __global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_para
                     qbits[hr][1] = cm.bits32(r0 + 32) >> (2 * t);
                 }
             }
-            fm_wg_wait<0>();
+            fm_wg_wait<1>(); /* S^T is in (dP^T may still run) */
 
-            /* P^T and dS^T, packed to T as A fragments: 16 keys x 16 queries per k step. */
+            /* P^T (into s), packed to T as A fragments: C block n (queries 8n ..) is half
+             * n % 2 of k step n / 2, rows g / g + 8 its registers hr. */
             uint32_t pa[4][4], dsa[4][4];
 #pragma unroll
             for (int n = 0; n < 8; n++)
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
-                    float pv[2], dsv[2];
 #pragma unroll
                     for (int c = 0; c < 2; c++) {
-                        const int e = 2 * hr + c, qc = n * 8 + 2 * t + c;
-                        float x = fm_exp2(fmaf(s[n][e], scale_log2, -sLse[qc]));
-                        if ((qbits[hr][n / 4] >> ((n % 4) * 8 + c)) & 1u) x = 0.f;
-                        pv[c] = x;
-                        dsv[c] = x * (dp[n][e] - sDelta[qc]);
+                        const int e = 2 * hr + c;
+                        const float x =
+                            fm_exp2(fmaf(s[n][e], scale_log2, -sLse[n * 8 + 2 * t + c]));
+                        s[n][e] = (qbits[hr][n / 4] >> ((n % 4) * 8 + c)) & 1u ? 0.f : x;
                     }
-                    /* C block n (queries 8n..) is half (n % 2) of A k-step n / 2 */
-                    pa[n / 2][(n % 2) * 2 + hr] = fm_tc_type<T>::pack(pv[0], pv[1]);
-                    dsa[n / 2][(n % 2) * 2 + hr] = fm_tc_type<T>::pack(dsv[0], dsv[1]);
+                    pa[n / 2][(n % 2) * 2 + hr] =
+                        fm_tc_type<T>::pack(s[n][2 * hr], s[n][2 * hr + 1]);
                 }
-
-            /* dV += P^T dO and dK += dS^T Q: k = the 64 queries, N = D, B transposed. */
+            /* dV += P^T dO: k = the 64 queries, N = D, dO read transposed. */
             fm_wg_fence();
 #pragma unroll
             for (int kk = 0; kk < BR / 16; kk++)
                 fm_wg_rs128<T>(acc_dv, pa[kk], fm_wg_mnmajor(adO, BR, kk));
+            fm_wg_commit();
+            fm_wg_wait<1>(); /* dP^T is in (dV may still run) */
+
+            /* dS^T = P^T (dP^T - Delta), packed the same way; dK += dS^T Q. */
+#pragma unroll
+            for (int n = 0; n < 8; n++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const float d0 = sDelta[n * 8 + 2 * t], d1 = sDelta[n * 8 + 2 * t + 1];
+                    dsa[n / 2][(n % 2) * 2 + hr] =
+                        fm_tc_type<T>::pack(s[n][2 * hr] * (dp[n][2 * hr] - d0),
+                                            s[n][2 * hr + 1] * (dp[n][2 * hr + 1] - d1));
+                }
+            fm_wg_fence();
 #pragma unroll
             for (int kk = 0; kk < BR / 16; kk++)
                 fm_wg_rs128<T>(acc_dk, dsa[kk], fm_wg_mnmajor(aQ, BR, kk));
@@ -264,6 +279,181 @@ __global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_para
 #endif
 }
 
+/* ---------------------------------------------------------------- dQ, without atomics */
+
+/* dQ by query blocks, the mirror of the forward: 2 warpgroups x 64 rows per (128-row query
+ * block, head, batch), each thread's rows' LSE and Delta in registers, K and V of the live key
+ * blocks (fm_cuda_list_live, per-warp classes) two stages deep. Per live key block and
+ * warpgroup: S = Q K^T and dP = dO V^T (m64n64k16, K-major), dS = P (dP - Delta) in registers,
+ * dQ += dS K (m64n128k16, dS from registers, K read transposed). Every sum is in a fixed order:
+ * this is the deterministic dQ, and with it the dK/dV kernel needs no atomics. */
+constexpr int DQ_WGS = 2, DQ_BR = 64 * DQ_WGS, DQ_NW = 4 * DQ_WGS, DQ_NT = 32 * DQ_NW;
+constexpr int DQ_OFF_Q = 0, DQ_OFF_DO = DQ_BR * D * 2, DQ_OFF_K = 2 * DQ_BR * D * 2;
+constexpr int DQ_OFF_V = DQ_OFF_K + 2 * TILE, DQ_OFF_COLS = DQ_OFF_V + 2 * TILE;
+constexpr int DQ_OFF_LIST = DQ_OFF_COLS + 2 * BC * FM_BOUNDS * 4;
+constexpr int DQ_SMEM = 1024 + DQ_OFF_LIST + (2 * DQ_NT + DQ_NW) * 4;
+
+template <typename T>
+__global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_params p)
+{
+#ifdef FM_WGMMA_DEVICE
+    extern __shared__ unsigned char smem_raw[];
+    unsigned char *smem = reinterpret_cast<unsigned char *>(
+        (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+    int32_t *sCols2 = reinterpret_cast<int32_t *>(smem + DQ_OFF_COLS); /* [2][BC][4] */
+    int *sList = reinterpret_cast<int *>(smem + DQ_OFF_LIST);
+    uint32_t *sListCls = reinterpret_cast<uint32_t *>(sList + DQ_NT);
+    int *sScratch = reinterpret_cast<int *>(sListCls + DQ_NT);
+    const uint32_t base = (uint32_t)__cvta_generic_to_shared(smem);
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+    const int g = lane >> 2, t = lane & 3;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int r0 = (gridDim.x - 1 - blockIdx.x) * DQ_BR, r1 = min(r0 + DQ_BR, p.seqlen_q);
+    const int hk = h / (p.q_heads / p.kv_heads), hm = h / (p.q_heads / p.mask_heads);
+    const size_t row_base = ((size_t)b * p.q_heads + h) * p.seqlen_q;
+    const T *K = static_cast<const T *>(p.k) + ((size_t)b * p.kv_heads + hk) * p.seqlen_k * D;
+    const T *V = static_cast<const T *>(p.v) + ((size_t)b * p.kv_heads + hk) * p.seqlen_k * D;
+    const int32_t *bounds = p.bounds + ((size_t)b * p.mask_heads + hm) * p.seqlen_k * FM_BOUNDS;
+    const int32_t *summary =
+        p.summary + ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
+    const float scale_log2 = p.scale * LOG2E;
+    const int w0 = r0 + warp * 16; /* this warp's 16 rows */
+
+    fm_load_sw128<DQ_NT>(smem + DQ_OFF_Q, static_cast<const T *>(p.q) + (row_base + r0) * D,
+                         DQ_BR, r1 - r0, tid);
+    fm_load_sw128<DQ_NT>(smem + DQ_OFF_DO, static_cast<const T *>(p.dout) + (row_base + r0) * D,
+                         DQ_BR, r1 - r0, tid);
+    /* LSE (log2 units; +inf for a fully masked row or a row past Sq: P = 0) and Delta of this
+     * thread's rows g and g + 8. */
+    float lse[2], delta[2];
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int i = w0 + g + hr * 8;
+        const float l = i < p.seqlen_q ? p.lse_in[row_base + i] : -INFINITY;
+        lse[hr] = l == -INFINITY ? INFINITY : l * LOG2E;
+        delta[hr] = i < p.seqlen_q ? p.delta[row_base + i] : 0.f;
+    }
+    int scanned = 0;
+    int listed = fm_cuda_list_live<DQ_NW, 16>(p, summary, &scanned, r0, r1, sList, sListCls,
+                                              sScratch);
+    int at = 0, st = 0;
+    int kb = listed ? sList[0] : p.n_kblocks;
+    uint32_t kb_cls = listed ? sListCls[0] : 0;
+    if (kb < p.n_kblocks) {
+        fm_load_sw128<DQ_NT>(smem + DQ_OFF_K, K + (size_t)kb * BC * D, BC, p.seqlen_k - kb * BC,
+                             tid);
+        fm_load_sw128<DQ_NT>(smem + DQ_OFF_V, V + (size_t)kb * BC * D, BC, p.seqlen_k - kb * BC,
+                             tid);
+        fm_cuda_load_cols(sCols2, bounds, kb, p.seqlen_k, tid, DQ_NT);
+    }
+    fm_cp_async_commit();
+
+    float acc_dq[16][4];
+#pragma unroll
+    for (int n = 0; n < 16; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc_dq[n][e] = 0.f;
+    const uint32_t aQ = base + DQ_OFF_Q + wg * 64 * 128, adO = base + DQ_OFF_DO + wg * 64 * 128;
+
+    while (kb < p.n_kblocks) {
+        fm_cp_async_wait<0>();
+        fm_fence_async_smem(); /* this thread's cp.async data -> wgmma reads */
+        __syncthreads();       /* stage st is in; every warpgroup is done with stage st ^ 1 */
+        if (at + 1 == listed) { /* the list's last block: list the next live ones */
+            listed = fm_cuda_list_live<DQ_NW, 16>(p, summary, &scanned, r0, r1, sList,
+                                                  sListCls, sScratch);
+            at = -1;
+        }
+        const int next = at + 1 < listed ? sList[at + 1] : p.n_kblocks;
+        const uint32_t next_cls = at + 1 < listed ? sListCls[at + 1] : 0;
+        if (next < p.n_kblocks) {
+            fm_load_sw128<DQ_NT>(smem + DQ_OFF_K + (st ^ 1) * TILE, K + (size_t)next * BC * D,
+                                 BC, p.seqlen_k - next * BC, tid);
+            fm_load_sw128<DQ_NT>(smem + DQ_OFF_V + (st ^ 1) * TILE, V + (size_t)next * BC * D,
+                                 BC, p.seqlen_k - next * BC, tid);
+            fm_cuda_load_cols(sCols2 + (st ^ 1) * BC * FM_BOUNDS, bounds, next, p.seqlen_k, tid,
+                              DQ_NT);
+        }
+        fm_cp_async_commit();
+
+        const int c0 = kb * BC;
+        const fm_tile_class wcls = (fm_tile_class)((kb_cls >> (2 * warp)) & 3u);
+        bool wg_live = false; /* some warp of this warpgroup has a live tile */
+#pragma unroll
+        for (int w = 0; w < 4; w++)
+            wg_live |= ((kb_cls >> (2 * (4 * wg + w))) & 3u) != FM_TILE_MASKED;
+        if (wg_live) { /* uniform across the warpgroup: all of its warps run the wgmma */
+            const uint32_t aK = base + DQ_OFF_K + st * TILE, aV = base + DQ_OFF_V + st * TILE;
+            float s[8][4], dp[8][4];
+            fm_wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+                fm_wg_ss64<T, 0, 0>(s, fm_wg_kmajor(aQ, DQ_BR, kk), fm_wg_kmajor(aK, BC, kk), kk);
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+                fm_wg_ss64<T, 0, 0>(dp, fm_wg_kmajor(adO, DQ_BR, kk), fm_wg_kmajor(aV, BC, kk),
+                                    kk);
+            fm_wg_commit();
+            /* Meanwhile: a partial tile's rule for this warp's rows, as bits per column. */
+            const bool partial = wcls == FM_TILE_PARTIAL || c0 + BC > p.seqlen_k;
+            uint32_t col_bits[2] = {0u, 0u};
+            if (partial) fm_cuda_column_bits(p, sCols2 + st * BC * FM_BOUNDS, c0, w0, lane, col_bits);
+            fm_wg_wait<0>();
+
+            /* dS = P (dP - Delta), P = 0 where masked (a warp whose rows the tile fully
+             * masks contributes zeros), packed to T as A fragments of 16 keys. */
+            uint32_t dsa[4][4];
+#pragma unroll
+            for (int n = 0; n < 8; n++)
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    const uint32_t rows =
+                        partial ? __shfl_sync(0xffffffffu, col_bits[n / 4],
+                                              (n % 4) * 8 + 2 * t + c) >> g
+                                : 0u;
+#pragma unroll
+                    for (int hr = 0; hr < 2; hr++) {
+                        const int e = 2 * hr + c;
+                        float x = fm_exp2(fmaf(s[n][e], scale_log2, -lse[hr]));
+                        if (wcls == FM_TILE_MASKED || ((rows >> (hr * 8)) & 1u)) x = 0.f;
+                        s[n][e] = x * (dp[n][e] - delta[hr]);
+                    }
+                }
+#pragma unroll
+            for (int n = 0; n < 8; n++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++)
+                    dsa[n / 2][(n % 2) * 2 + hr] =
+                        fm_tc_type<T>::pack(s[n][2 * hr], s[n][2 * hr + 1]);
+            /* dQ += dS K: k = the 64 keys, K read transposed. */
+            fm_wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < BC / 16; kk++)
+                fm_wg_rs128<T>(acc_dq, dsa[kk], fm_wg_mnmajor(aK, BC, kk));
+            fm_wg_commit();
+            fm_wg_wait<0>();
+        }
+        ++at;
+        kb = next, kb_cls = next_cls, st ^= 1;
+    }
+    fm_cp_async_wait<0>();
+
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int i = w0 + g + hr * 8;
+        if (i >= p.seqlen_q) continue;
+        T *dq = static_cast<T *>(p.dq) + (row_base + i) * D + 2 * t;
+#pragma unroll
+        for (int n = 0; n < 16; n++)
+            *reinterpret_cast<uint32_t *>(dq + n * 8) =
+                fm_tc_type<T>::pack(acc_dq[n][2 * hr] * p.scale, acc_dq[n][2 * hr + 1] * p.scale);
+    }
+#else
+    __trap();
+#endif
+}
+
 template <typename T, bool DO_DQ> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
 {
     cudaError_t err = cudaFuncSetAttribute(fm_dkdv_wgmma_kernel<T, DO_DQ>,
@@ -274,7 +464,33 @@ template <typename T, bool DO_DQ> cudaError_t launch(const fm_attn_params &p, cu
     return cudaGetLastError();
 }
 
+template <typename T> cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
+{
+    cudaError_t err = cudaFuncSetAttribute(fm_dq_wgmma_kernel<T>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM);
+    if (err != cudaSuccess) return err;
+    dim3 grid((p.seqlen_q + DQ_BR - 1) / DQ_BR, p.q_heads, p.batch);
+    fm_dq_wgmma_kernel<T><<<grid, DQ_NT, DQ_SMEM, stream>>>(p);
+    return cudaGetLastError();
+}
+
 } /* namespace */
+
+bool fm_cuda_use_wgmma(int head_dim)
+{
+    static int capability[64]; /* per device: 0 unknown, 1 is 9.0, 2 is not */
+    static const bool off = getenv("FM_CUDA_WGMMA") && !strcmp(getenv("FM_CUDA_WGMMA"), "0");
+    int dev = 0;
+    if (off || head_dim != D || cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64)
+        return false;
+    if (!capability[dev]) {
+        int major = 0, minor = 0;
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+        capability[dev] = major == 9 && minor == 0 ? 1 : 2;
+    }
+    return capability[dev] == 1;
+}
 
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
                                       cudaStream_t stream)
@@ -284,4 +500,10 @@ cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, b
         return do_dq ? launch<__nv_bfloat16, true>(p, stream)
                      : launch<__nv_bfloat16, false>(p, stream);
     return do_dq ? launch<__half, true>(p, stream) : launch<__half, false>(p, stream);
+}
+
+cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
+{
+    if (p.head_dim != D) return cudaErrorNotSupported;
+    return dtype == FM_BFLOAT16 ? launch_dq<__nv_bfloat16>(p, stream) : launch_dq<__half>(p, stream);
 }

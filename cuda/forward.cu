@@ -320,10 +320,8 @@ template <typename T> static cudaError_t launch_dim(const fm_attn_params &p, cud
 
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
 {
-#ifdef FM_CUDA_WGMMA /* experiment switch: the wgmma forward (forward_wgmma.cu) at D = 128 */
-    static const bool wgmma = getenv("FM_CUDA_WGMMA") && !strcmp(getenv("FM_CUDA_WGMMA"), "1");
-    if (wgmma && p.head_dim == 128) return fm_cuda_launch_forward_wgmma(p, dtype, stream);
-#endif
+    if (fm_cuda_use_wgmma(p.head_dim)) /* Hopper: the wgmma kernel (forward_wgmma.cu) */
+        return fm_cuda_launch_forward_wgmma(p, dtype, stream);
     return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, stream)
                                 : launch_dim<__half>(p, stream);
 }

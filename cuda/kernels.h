@@ -36,12 +36,35 @@ struct fm_attn_params {
 cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int batch, int heads,
                                    int seqlen_q, int seqlen_k, cudaStream_t stream);
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
-#ifdef FM_CUDA_WGMMA /* forward_wgmma.cu, sm_90a, D = 128 only (else cudaErrorNotSupported) */
+/* The Hopper path (forward_wgmma.cu, backward_wgmma.cu: wgmma, D = 128), built when gpu_archs
+ * contains 90a (FM_CUDA_WGMMA). fm_cuda_use_wgmma says whether it serves a call: D = 128, the
+ * current device is compute capability 9.0, and FM_CUDA_WGMMA is not "0" in the environment
+ * (the switch that sends everything to the mma.sync kernels, for comparison and tests). */
+#ifdef FM_CUDA_WGMMA
+bool fm_cuda_use_wgmma(int head_dim);
 cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
                                          cudaStream_t stream);
-/* backward_wgmma.cu: backward.cu's dK/dV kernel (with the atomic dQ when do_dq) on wgmma */
+/* backward.cu's dK/dV kernel (with the atomic dQ when do_dq) */
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
                                       cudaStream_t stream);
+/* dQ by query blocks, no atomics (writes p.dq) */
+cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+#else /* not built: never used (the stubs keep the callers free of #ifdefs) */
+static inline bool fm_cuda_use_wgmma(int) { return false; }
+static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, fm_dtype,
+                                                       cudaStream_t)
+{
+    return cudaErrorNotSupported;
+}
+static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_dtype, bool,
+                                                    cudaStream_t)
+{
+    return cudaErrorNotSupported;
+}
+static inline cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &, fm_dtype, cudaStream_t)
+{
+    return cudaErrorNotSupported;
+}
 #endif
 cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
 
