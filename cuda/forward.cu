@@ -80,10 +80,13 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
 #pragma unroll
         for (int n = 0; n < D / 8; n++)
             for (int e = 0; e < 4; e++) acc_o[m][n][e] = 0.f;
-    float row_max[MI][2], row_sum[MI][2];
+    /* Per row: running max, and two running sums of P: of P rounded to T (O's divisor) and of
+     * the float32 P (the LSE's), see the softmax below. */
+    float row_max[MI][2], row_sum[MI][2], row_sum_lse[MI][2];
 #pragma unroll
     for (int m = 0; m < MI; m++)
-        for (int hr = 0; hr < 2; hr++) row_max[m][hr] = -INFINITY, row_sum[m][hr] = 0.f;
+        for (int hr = 0; hr < 2; hr++)
+            row_max[m][hr] = -INFINITY, row_sum[m][hr] = row_sum_lse[m][hr] = 0.f;
 
     while (kb < p.n_kblocks) {
         fm_cp_async_wait<0>();
@@ -180,17 +183,22 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
                      * weighted mean of V rows. (Summing the float32 P instead biases a row of O
                      * by sum(round(P) - P) / sum P, and through Delta = dO . O the backward
                      * turns that bias into dQ error: 0.080 against the oracle's bound 0.065 on
-                     * one bfloat16 case, 0.037 with this.) */
-                    float sum = 0.f;
+                     * one bfloat16 case, 0.037 with this.) The LSE, though, is a float32
+                     * output judged at float32 accuracy: it takes the sum of the float32 P
+                     * (from the rounded one it was off by up to 2.2x the oracle's bound on
+                     * rows of two or three keys in float16). */
+                    float sum = 0.f, sum_lse = 0.f;
 #pragma unroll
                     for (int n = 0; n < BC / 8; n++) {
-                        p_tc[m][n][hr] = fm_tc_type<T>::pack(
-                            fm_exp2(fmaf(s[m][n][2 * hr], scale_log2, -bias)),
-                            fm_exp2(fmaf(s[m][n][2 * hr + 1], scale_log2, -bias)));
+                        const float p0 = fm_exp2(fmaf(s[m][n][2 * hr], scale_log2, -bias));
+                        const float p1 = fm_exp2(fmaf(s[m][n][2 * hr + 1], scale_log2, -bias));
+                        p_tc[m][n][hr] = fm_tc_type<T>::pack(p0, p1);
                         const float2 pr = fm_tc_type<T>::unpack(p_tc[m][n][hr]);
                         sum += pr.x + pr.y;
+                        sum_lse += p0 + p1;
                     }
                     row_sum[m][hr] = row_sum[m][hr] * corr[m][hr] + sum;
+                    row_sum_lse[m][hr] = row_sum_lse[m][hr] * corr[m][hr] + sum_lse;
                 }
             /* O *= exp(m - m'): skipped when no row of the warp has a new maximum (corr is then
              * exactly 1), which is most tiles once a row has seen a few key blocks. */
@@ -254,6 +262,7 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
         for (int hr = 0; hr < 2; hr++) {
             const int i = w0 + m * 16 + g + hr * 8;
             const float l = fm_quad_sum(row_sum[m][hr]);
+            const float l_lse = fm_quad_sum(row_sum_lse[m][hr]);
             if (i >= p.seqlen_q) continue;
             const float inv = l > 0.f ? 1.f / l : 0.f;
             T *o = static_cast<T *>(p.out) + (((size_t)b * p.q_heads + h) * p.seqlen_q + i) * D;
@@ -263,7 +272,7 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
                     acc_o[m][n][2 * hr] * inv, acc_o[m][n][2 * hr + 1] * inv);
             if (t == 0)
                 p.lse[((size_t)b * p.q_heads + h) * p.seqlen_q + i] =
-                    l > 0.f ? row_max[m][hr] * p.scale + logf(l) : -INFINITY;
+                    l > 0.f ? row_max[m][hr] * p.scale + logf(l_lse) : -INFINITY;
         }
 }
 
@@ -320,8 +329,6 @@ template <typename T> static cudaError_t launch_dim(const fm_attn_params &p, cud
 
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
 {
-    if (fm_cuda_use_wgmma(p.head_dim)) /* Hopper: the wgmma kernel (forward_wgmma.cu) */
-        return fm_cuda_launch_forward_wgmma(p, dtype, stream);
     return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, stream)
                                 : launch_dim<__half>(p, stream);
 }
