@@ -19,7 +19,7 @@
  *   MN-major (k runs down the rows, "transposed"): LBO = rows * 128 (the next 64 columns),
  *     SBO = 1024; step k by 16 = +16 rows = +2048 bytes.
  * Both encodings were checked against a CPU product on an H200 (cuda/experimental/
- * wgmma_probe.cu, 2026-11-22) and by tests/cuda through the forward that uses them.
+ * wgmma_probe.cu, 2026-11-22) and by tests/cuda through the kernels that use them.
  */
 #ifndef FM_CUDA_WGMMA_CUH
 #define FM_CUDA_WGMMA_CUH
