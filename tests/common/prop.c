@@ -50,7 +50,7 @@ static int verbose(void)
 
 /* FM_LIMITS="batch,q_heads,seqlen,head_dim[,unequal[,families_only]]" replaces the suite's
  * limits, so that a shrunk case (drawn under smaller limits) replays exactly. */
-static void apply_env_limits(fm_case_limits *l)
+void fm_case_limits_apply_env(fm_case_limits *l)
 {
     const char *s = getenv("FM_LIMITS");
     if (!s || !*s) return;
@@ -401,7 +401,7 @@ int fm_check_property(const char *name, fm_property_fn prop, void *ctx, int defa
                       const fm_case_limits *limits)
 {
     fm_case_limits l = limits ? *limits : fm_case_limits_default();
-    apply_env_limits(&l);
+    fm_case_limits_apply_env(&l);
     const uint64_t base = fm_test_seed();
     const int trials = fm_test_trials(default_trials);
     const int loud = verbose();

@@ -51,6 +51,9 @@ void fm_random_case_print(const fm_random_case *c, FILE *out);
 
 uint64_t fm_test_seed(void);                 /* FM_SEED or a fixed default */
 int fm_test_trials(int default_trials);      /* FM_TRIALS or default_trials */
+/* FM_LIMITS (the replay line fm_check_property prints) applied over `l`; for diagnostics
+ * that replay a failing case by hand. */
+void fm_case_limits_apply_env(fm_case_limits *l);
 
 /* A property returns 1 when it holds; on failure it writes why into msg. */
 typedef int (*fm_property_fn)(const fm_random_case *c, void *ctx, char *msg, size_t msg_len);

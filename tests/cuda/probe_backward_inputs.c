@@ -5,13 +5,17 @@
  * both dQ modes, and prints max|dQ, dK, dV - reference| against the oracle's bounds. This is how
  * the forward's row-sum bias was found (docs/performance-cuda.md, "A dQ error traced to the
  * forward"). Needs a GPU.
- *   usage: probe_backward_inputs SEED [0|1: float16|bfloat16; default from the seed]
+ * With FM_LIMITS set (the replay line of a failing test_cuda property) it replays that case;
+ * it also prints where dK is worst against the naive same-precision value there.
+ *   usage: [FM_LIMITS=...] probe_backward_inputs SEED [0|1: float16|bfloat16; default from the seed]
  * Layer: tests of cuda/ (uses oracle/, reference/, the prop.h case generator).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "flashmask/io.h"
 #include "flashmask/oracle.h"
 #include "prop.h"
 
@@ -34,6 +38,62 @@ static void free_outputs(fm_tensors *t)
     free(t->out), free(t->lse), free(t->dq), free(t->dk), free(t->dv);
 }
 
+/* Where dK is worst: the key row (b, kv head, key) and dim, ours, the reference, and the naive
+ * same-precision value there, with that key row's largest error per dim range. */
+static void print_worst_dk(const fm_problem *p, const fm_mask *mask, const fm_tensors *in,
+                           const fm_tensors *got, const fm_tensors *ref, size_t nkv, fm_dtype dtype)
+{
+    const size_t nq = fm_problem_q_elems(p), nl = fm_problem_lse_elems(p);
+    double *out = malloc(nq * sizeof(double)), *lse = malloc(nl * sizeof(double));
+    double *dq = malloc(nq * sizeof(double)), *dk = malloc(nkv * sizeof(double));
+    double *dv = malloc(nkv * sizeof(double));
+    if (!out || !lse || !dq || !dk || !dv ||
+        fm_naive_forward(p, mask, dtype, in->q, in->k, in->v, out, lse) != FM_OK ||
+        fm_naive_backward(p, mask, dtype, in->q, in->k, in->v, out, lse, in->dout, dq, dk, dv) !=
+            FM_OK) {
+        fprintf(stderr, "naive: %s\n", fm_last_error());
+    } else {
+        size_t w = 0;
+        for (size_t i = 0; i < nkv; i++)
+            if (fabs(got->dk[i] - ref->dk[i]) > fabs(got->dk[w] - ref->dk[w])) w = i;
+        const size_t D = (size_t)p->head_dim, row = w / D;
+        printf("  worst dK: key row %zu (key %zu), dim %zu: ours %.6g ref %.6g naive %.6g\n",
+               row, row % (size_t)p->seqlen_k, w % D, got->dk[w], ref->dk[w], dk[w]);
+        printf("  that row, |ours - ref| / |naive - ref| by 32-dim range:");
+        for (size_t d0 = 0; d0 < D; d0 += 32) {
+            double e = 0, en = 0;
+            for (size_t d = d0; d < d0 + 32 && d < D; d++) {
+                e = fmax(e, fabs(got->dk[row * D + d] - ref->dk[row * D + d]));
+                en = fmax(en, fabs(dk[row * D + d] - ref->dk[row * D + d]));
+            }
+            printf(" %.3g/%.3g", e, en);
+        }
+        printf("\n");
+    }
+    free(out), free(lse), free(dq), free(dk), free(dv);
+}
+
+/* FM_PROBE_SAVE=DIR: the case (inputs and the reference's outputs) to DIR/case and our results
+ * to DIR/ours, for `flashmask check` and offline analysis. */
+static void save_case(const fm_random_case *rc, const fm_problem *p, const fm_tensors *in,
+                      const fm_tensors *ref, const fm_tensors *got)
+{
+    char dir[4096];
+    fm_case c;
+    fm_case_init(&c);
+    c.problem = *p, c.mask = rc->mask;
+    snprintf(c.mask_kind, sizeof c.mask_kind, "custom");
+    c.seed = rc->seed & ((1ull << 53) - 1);
+    c.q = (double *)in->q, c.k = (double *)in->k, c.v = (double *)in->v;
+    c.dout = (double *)in->dout;
+    c.out = ref->out, c.lse = ref->lse, c.dq = ref->dq, c.dk = ref->dk, c.dv = ref->dv;
+    snprintf(dir, sizeof dir, "%s/case", getenv("FM_PROBE_SAVE"));
+    if (fm_case_save(dir, &c) != FM_OK) fprintf(stderr, "save case: %s\n", fm_last_error());
+    fm_results r = {got->out, got->lse, got->dq, got->dk, got->dv};
+    snprintf(dir, sizeof dir, "%s/ours", getenv("FM_PROBE_SAVE"));
+    if (fm_results_save(dir, p, &r) != FM_OK) fprintf(stderr, "save ours: %s\n", fm_last_error());
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -46,6 +106,7 @@ int main(int argc, char **argv)
     }
     fm_case_limits l = fm_case_limits_default(); /* test_cuda's long-sequence shapes */
     l.max_batch = 1, l.max_q_heads = 2, l.max_seqlen = 700, l.max_head_dim = 128;
+    fm_case_limits_apply_env(&l); /* or a failing case's replay line */
     fm_random_case c;
     if (fm_random_case_make(&c, strtoull(argv[1], NULL, 0), &l) != FM_OK) {
         fprintf(stderr, "case: %s\n", fm_last_error());
@@ -98,6 +159,8 @@ int main(int argc, char **argv)
                 printf("  %s %.3g (bound %.3g)", rep.tensor[i].name, rep.tensor[i].max_abs,
                        rep.tensor[i].bound);
             printf("\n");
+            if (k == 0) print_worst_dk(&p, &c.mask, &in, &got, &ref, nkv, dtype);
+            if (k == 0 && !det && getenv("FM_PROBE_SAVE")) save_case(&c, &p, &in, &ref, &got);
             free_outputs(&got);
         }
     free_outputs(&ref);
