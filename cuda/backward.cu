@@ -168,19 +168,11 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
         fm_cp_async_wait<0>(); /* the previous head's last copies */
         __syncthreads();       /* every warp is done with the previous head's tiles */
         fm_cuda_load_cols(sCols, bounds, kb, p.seqlen_k, tid, NT);
-        /* This key block's summary, once: classifying a query block is then arithmetic. */
-        int32_t mm[FM_SUMMARY_WIDTH];
-        {
-            const int4 *v = reinterpret_cast<const int4 *>(summary + kb * FM_SUMMARY_WIDTH);
-            const int4 a = __ldg(v), c = __ldg(v + 1);
-            mm[0] = a.x, mm[1] = a.y, mm[2] = a.z, mm[3] = a.w;
-            mm[4] = c.x, mm[5] = c.y, mm[6] = c.z, mm[7] = c.w;
-        }
+        const fm_cuda_key_block blk(p, summary, kb); /* classifying is then arithmetic */
         /* The next query block at or after qb whose tile is not fully masked, and its class. */
         auto next_live = [&](int qb, fm_tile_class *cls) {
             for (; qb < n_qblocks; qb++) {
-                *cls = fm_classify_tile(mm, (fm_causal)p.causal, p.offset, qb * BR,
-                                        min(qb * BR + BR, p.seqlen_q), c0, c1);
+                *cls = blk.classify(p, qb * BR, min(qb * BR + BR, p.seqlen_q));
                 if (*cls != FM_TILE_MASKED) break;
             }
             return qb;

@@ -24,6 +24,34 @@ __device__ __forceinline__ fm_tile_class fm_cuda_classify(const fm_attn_params &
     return fm_classify_tile(mm, (fm_causal)p.causal, p.offset, r0, r1, c0, c1);
 }
 
+/* One key block as a dK/dV kernel sees it: its eight summary values, read once, after which
+ * classifying any query block against it is arithmetic. A block index past the last key
+ * block (the second half of a kernel's last, partial pair) classifies everything as masked. */
+struct fm_cuda_key_block {
+    int32_t mm[FM_SUMMARY_WIDTH];
+    int c0, c1; /* its columns, clipped at Sk; c0 >= c1 when it lies past the end */
+    fm_cuda_key_block() = default;
+    __device__ __forceinline__ fm_cuda_key_block(const fm_attn_params &p, const int32_t *summary,
+                                                 int kb)
+    {
+        c0 = kb * FM_CUDA_BLOCK_K, c1 = min(c0 + (int)FM_CUDA_BLOCK_K, p.seqlen_k);
+        for (int i = 0; i < FM_SUMMARY_WIDTH; i++) mm[i] = 0;
+        if (kb < p.n_kblocks) {
+            const int4 *v = reinterpret_cast<const int4 *>(summary + kb * FM_SUMMARY_WIDTH);
+            const int4 a = __ldg(v), b = __ldg(v + 1);
+            mm[0] = a.x, mm[1] = a.y, mm[2] = a.z, mm[3] = a.w;
+            mm[4] = b.x, mm[5] = b.y, mm[6] = b.z, mm[7] = b.w;
+        }
+    }
+    /* Class of query rows [r0, r1) against this block. */
+    __device__ __forceinline__ fm_tile_class classify(const fm_attn_params &p, int r0,
+                                                      int r1) const
+    {
+        if (c0 >= c1) return FM_TILE_MASKED;
+        return fm_classify_tile(mm, (fm_causal)p.causal, p.offset, r0, r1, c0, c1);
+    }
+};
+
 /* First key block at or after kb whose tile with rows [r0, r1) is not fully masked
  * (p.n_kblocks if none): fully masked tiles are skipped before anything is loaded. The 32 lanes
  * of the warp classify 32 consecutive blocks at once and a ballot picks the first live one, so
