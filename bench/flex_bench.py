@@ -49,7 +49,8 @@ class Mask(C.Structure):  # fm_mask (flashmask/masks.h)
 class CudaMask(C.Structure):  # fm_cuda_mask (flashmask/cuda.h)
     _fields_ = [("batch", C.c_int64), ("heads", C.c_int64), ("seqlen_q", C.c_int64),
                 ("seqlen_k", C.c_int64), ("causal", C.c_int), ("block_k", C.c_int64),
-                ("n_blocks", C.c_int64), ("bounds", C.c_void_p), ("summary", C.c_void_p)]
+                ("n_blocks", C.c_int64), ("bounds", C.c_void_p), ("summary", C.c_void_p),
+                ("live_per_kblock", C.c_double)]
 
 
 class Lib:
@@ -138,7 +139,7 @@ def flex_side(row, lib, mask, heads, mheads, per_head, seqlen, q, k, v, do, out,
 
 
 def run_config(lib, heads, seqlen, dim, families, dtype, do_flex, flex_compiled, results,
-               save=None):
+               save=None, flags=0):
     torch.manual_seed(0)
     tdtype = torch.bfloat16 if dtype == BFLOAT16 else torch.float16
     shape = (1, heads, seqlen, dim)
@@ -146,7 +147,7 @@ def run_config(lib, heads, seqlen, dim, families, dtype, do_flex, flex_compiled,
     out = torch.empty_like(q)
     lse = torch.empty((1, heads, seqlen), device="cuda", dtype=torch.float32)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    prob = Problem(1, heads, heads, seqlen, seqlen, dim, 1.0 / math.sqrt(dim), dtype, 0)
+    prob = Problem(1, heads, heads, seqlen, seqlen, dim, 1.0 / math.sqrt(dim), dtype, flags)
     stream = torch.cuda.current_stream().cuda_stream
     for fam in families:
         per_head = fam == "random_eviction"  # differs per (b, head)
@@ -223,6 +224,8 @@ def main():
                     help="comma list of HEADSxSEQLENxDIM")
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--no-flex", action="store_true", help="time only our kernels")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="our backward with FM_FLAG_DETERMINISTIC (dQ without atomics)")
     args = ap.parse_args()
 
     # Timing backward repeatedly needs retain_graph=True, which compiled graphs with donated
@@ -238,7 +241,7 @@ def main():
     for cfg in args.configs.split(","):
         h, s, d = (int(x) for x in cfg.split("x"))
         run_config(lib, h, s, d, args.families.split(","), BFLOAT16, not args.no_flex,
-                   flex_compiled, results, save)
+                   flex_compiled, results, save, 1 if args.deterministic else 0)
         torch.cuda.empty_cache()
     mm_after = matmul_tflops()
 

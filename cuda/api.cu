@@ -76,11 +76,20 @@ extern "C" fm_status fm_cuda_mask_upload(const fm_mask *mask, fm_cuda_mask *out)
         err = fm_cuda_launch_summary(out->bounds, out->summary, (int)mask->batch,
                                      (int)mask->heads, (int)mask->seqlen_q, (int)mask->seqlen_k,
                                      0);
+    unsigned long long *live_dev = NULL, live = 0;
+    if (err == cudaSuccess) err = cudaMalloc((void **)&live_dev, sizeof *live_dev);
+    if (err == cudaSuccess)
+        err = fm_cuda_launch_live_tiles(out->summary, (int)mask->batch, (int)mask->heads,
+                                        (int)mask->seqlen_q, (int)mask->seqlen_k,
+                                        (int)mask->causal, live_dev, 0);
+    if (err == cudaSuccess) err = cudaMemcpy(&live, live_dev, sizeof live, cudaMemcpyDeviceToHost);
+    if (live_dev) cudaFree(live_dev);
     if (err == cudaSuccess) err = cudaDeviceSynchronize();
     if (err != cudaSuccess) {
         fm_cuda_mask_free(out);
         return cuda_fail(err, "mask upload / summary pre-pass");
     }
+    out->live_per_kblock = (double)live / (double)(mask->batch * mask->heads * n_blocks);
     out->batch = mask->batch;
     out->heads = mask->heads;
     out->seqlen_q = mask->seqlen_q;
@@ -147,6 +156,7 @@ static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, fm_attn_par
     kp->n_kblocks = (int)m->n_blocks;
     kp->causal = (int)m->causal;
     kp->offset = fm_causal_offset(m->causal, p->seqlen_q, p->seqlen_k);
+    kp->live_per_kblock = (float)m->live_per_kblock;
     kp->scale = (float)p->scale;
     kp->bounds = m->bounds;
     kp->summary = m->summary;

@@ -3,20 +3,21 @@
  * which it replaces there when built (see fm_cuda_launch_dkdv_wgmma).
  * Layer: cuda <- masks (rules.h, through tile.cuh).
  *
- * One warpgroup (128 threads) per (64-key block, kv head, batch); two blocks share a
- * multiprocessor. K and V stay in shared memory; dK and dV (64 keys x 128, float32) stay in the
- * warpgroup's registers while it walks every query head of the GQA group and every query block
- * of 64 rows whose tile is not fully masked. Per query block (Q, dO, LSE, Delta two stages deep,
- * loaded by cp.async while the previous block is computed):
+ * One or two warpgroups (128 threads each, 64 keys each) per (key block, kv head, batch): see
+ * dkdv_warpgroups for which. K and V stay in shared memory; dK and dV (64 keys x 128, float32)
+ * stay in each warpgroup's registers while the block walks every query head of the GQA group and
+ * every query block of 64 rows whose tile is not fully masked for one of its warpgroups. Per
+ * query block (Q, dO, LSE, Delta two stages deep, loaded by cp.async while the previous block is
+ * computed, shared by the warpgroups), each warpgroup whose own tile is live computes
  *   S^T  = K Q^T,  dP^T = V dO^T          wgmma.m64n64k16, both operands K-major from smem
  *   P^T  = exp(S^T s - LSE), 0 where masked (per-key row bits, tile.cuh),
  *   dS^T = P^T (dP^T - Delta)             in registers (the accumulator layout is mma.sync's)
  *   dV  += P^T dO,  dK += dS^T Q           wgmma.m64n128k16, A = P^T / dS^T from registers,
  *                                           B = dO / Q read transposed (MN-major) from the same
  *                                           tiles that were K-major B above
- *   dQ  += dS K  (default mode)            dS^T to shared memory, then wgmma.m64n64k16 with
- *                                           both operands transposed, two halves of D, added to
- *                                           the float32 accumulator with atomics
+ * and then, in the default mode, dQ += dS K over all the block's keys: dS^T to shared memory,
+ * wgmma.m64n64k16 with both operands transposed, one 64-column half of D per warpgroup (both
+ * halves in turn with one), added to the float32 accumulator with atomics.
  * Per tile this reads each operand from shared memory once per warpgroup, where the mma.sync
  * kernel's four warps each read all of Q and dO twice: that traffic bound it (ncu: L1/shared
  * 86%, tensor 35%).
@@ -32,40 +33,51 @@
 
 namespace {
 
-constexpr int D = 128, BC = FM_CUDA_BLOCK_K, BR = 64, NT = 128;
+constexpr int D = 128, BC = FM_CUDA_BLOCK_K, BR = 64;
 constexpr int TILE = 64 * D * 2;             /* bytes of a 64-row tile of K, V, Q or dO */
-constexpr int TILE_DS = BC * BR * 2;         /* dS^T [keys][queries] */
 constexpr float LOG2E = 1.4426950408889634f;
 
-/* Shared memory, in bytes from a 1024-aligned base. */
-constexpr int OFF_K = 0, OFF_V = TILE, OFF_Q = 2 * TILE, OFF_DO = 4 * TILE, OFF_DS = 6 * TILE;
-constexpr int OFF_LSE = OFF_DS + TILE_DS;          /* float [2][BR] (log2 units) */
-constexpr int OFF_DELTA = OFF_LSE + 2 * BR * 4;    /* float [2][BR] */
-constexpr int OFF_COLS = OFF_DELTA + 2 * BR * 4;   /* int32 [BC][4] */
-constexpr int SMEM = 1024 + OFF_COLS + BC * FM_BOUNDS * 4;
+/* The dK/dV kernel's shared memory for WGS warpgroups (WGS * 64 keys), in bytes from a
+ * 1024-aligned base: K and V [WGS * 64][128], Q and dO [2 stages][64][128] (all SW128),
+ * dS^T [WGS * 64 keys][64 queries], LSE (log2 units) and Delta [2][64], the bounds [WGS * 64][4]. */
+template <int WGS> struct dkdv_smem {
+    static constexpr int KEYS = WGS * BC, OFF_K = 0, OFF_V = WGS * TILE, OFF_Q = 2 * WGS * TILE;
+    static constexpr int OFF_DO = OFF_Q + 2 * TILE, OFF_DS = OFF_DO + 2 * TILE;
+    static constexpr int OFF_LSE = OFF_DS + KEYS * BR * 2, OFF_DELTA = OFF_LSE + 2 * BR * 4;
+    static constexpr int OFF_COLS = OFF_DELTA + 2 * BR * 4;
+    static constexpr int BYTES = 1024 + OFF_COLS + KEYS * FM_BOUNDS * 4;
+};
 
-template <typename T, bool DO_DQ>
-__global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_params p)
+/* WGS = 2 is the default: two warpgroups share each Q and dO tile and, above all, sum their dQ
+ * contributions (dS of 128 keys times K) before the atomics, which halves the float32 atomic
+ * traffic that bounded the one-warpgroup kernel (ncu: L2 78%, tensor 29%). One block per
+ * multiprocessor, as two one-warpgroup blocks were. */
+template <typename T, bool DO_DQ, int WGS>
+__global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
+    fm_dkdv_wgmma_kernel(const fm_attn_params p)
 {
 #ifdef FM_WGMMA_DEVICE
+    using L = dkdv_smem<WGS>;
+    constexpr int NT = 128 * WGS, KEYS = L::KEYS;
     extern __shared__ unsigned char smem_raw[];
     unsigned char *smem = reinterpret_cast<unsigned char *>(
         (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
-    float *sLse2 = reinterpret_cast<float *>(smem + OFF_LSE);
-    float *sDelta2 = reinterpret_cast<float *>(smem + OFF_DELTA);
-    int32_t *sCols = reinterpret_cast<int32_t *>(smem + OFF_COLS);
+    float *sLse2 = reinterpret_cast<float *>(smem + L::OFF_LSE);
+    float *sDelta2 = reinterpret_cast<float *>(smem + L::OFF_DELTA);
+    int32_t *sCols = reinterpret_cast<int32_t *>(smem + L::OFF_COLS);
     const uint32_t base = (uint32_t)__cvta_generic_to_shared(smem);
 
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int tid = threadIdx.x, lane = tid & 31, warp = (tid >> 5) & 3, wg = tid >> 7;
     const int g = lane >> 2, t = lane & 3;
-    const int kb = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
-    const int c0 = kb * BC, c1 = min(c0 + BC, p.seqlen_k);
+    const int kb0 = blockIdx.x * WGS, hk = blockIdx.y, b = blockIdx.z;
+    const int c0 = kb0 * BC, c1 = min(c0 + KEYS, p.seqlen_k);
+    const int wk0 = wg * BC; /* this warpgroup's first key inside the block */
     const int group = p.q_heads / p.kv_heads;
     const size_t kv_off = (((size_t)b * p.kv_heads + hk) * p.seqlen_k + c0) * D;
     const float scale_log2 = p.scale * LOG2E;
 
-    fm_load_sw128<NT>(smem + OFF_K, static_cast<const T *>(p.k) + kv_off, BC, c1 - c0, tid);
-    fm_load_sw128<NT>(smem + OFF_V, static_cast<const T *>(p.v) + kv_off, BC, c1 - c0, tid);
+    fm_load_sw128<NT>(smem + L::OFF_K, static_cast<const T *>(p.k) + kv_off, KEYS, c1 - c0, tid);
+    fm_load_sw128<NT>(smem + L::OFF_V, static_cast<const T *>(p.v) + kv_off, KEYS, c1 - c0, tid);
     fm_cp_async_commit();
 
     float acc_dv[16][4], acc_dk[16][4];
@@ -75,6 +87,7 @@ __global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_para
         for (int e = 0; e < 4; e++) acc_dv[n][e] = acc_dk[n][e] = 0.f;
 
     const int n_qblocks = (p.seqlen_q + BR - 1) / BR;
+    bool ds_zero = false; /* this warpgroup's rows of dS^T hold zeros */
     for (int hq = 0; hq < group; hq++) {
         const int h = hk * group + hq, hm = h / (p.q_heads / p.mask_heads);
         const size_t row_base = ((size_t)b * p.q_heads + h) * p.seqlen_q;
@@ -83,27 +96,30 @@ __global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_para
         const int32_t *bounds = p.bounds + ((size_t)b * p.mask_heads + hm) * p.seqlen_k * FM_BOUNDS;
         fm_cp_async_wait<0>(); /* the previous head's last copies */
         __syncthreads();       /* every warp is done with the previous head's tiles */
-        fm_cuda_load_cols(sCols, bounds, kb, p.seqlen_k, tid, NT);
-        int32_t mm[FM_SUMMARY_WIDTH]; /* this key block's summary, once */
-        {
-            const int4 *v = reinterpret_cast<const int4 *>(summary + kb * FM_SUMMARY_WIDTH);
-            const int4 a = __ldg(v), c = __ldg(v + 1);
-            mm[0] = a.x, mm[1] = a.y, mm[2] = a.z, mm[3] = a.w;
-            mm[4] = c.x, mm[5] = c.y, mm[6] = c.z, mm[7] = c.w;
-        }
-        auto next_live = [&](int qb, fm_tile_class *cls) {
+        fm_cuda_load_cols(sCols + wk0 * FM_BOUNDS, bounds, kb0 + wg, p.seqlen_k, tid & 127, 128);
+        fm_cuda_key_block blk[WGS];
+#pragma unroll
+        for (int w = 0; w < WGS; w++) blk[w] = fm_cuda_key_block(p, summary, kb0 + w);
+        /* The next query block at or after qb whose tile is live for some warpgroup; bit w of
+         * *live: warpgroup w's tile is not fully masked, bit WGS + w: it is partial. */
+        auto next_live = [&](int qb, uint32_t *live) {
             for (; qb < n_qblocks; qb++) {
-                *cls = fm_classify_tile(mm, (fm_causal)p.causal, p.offset, qb * BR,
-                                        min(qb * BR + BR, p.seqlen_q), c0, c1);
-                if (*cls != FM_TILE_MASKED) break;
+                *live = 0;
+#pragma unroll
+                for (int w = 0; w < WGS; w++) {
+                    const fm_tile_class c = blk[w].classify(p, qb * BR, min(qb * BR + BR, p.seqlen_q));
+                    if (c != FM_TILE_MASKED) *live |= 1u << w;
+                    if (c == FM_TILE_PARTIAL || blk[w].c1 - blk[w].c0 < BC) *live |= 1u << (WGS + w);
+                }
+                if (*live & ((1u << WGS) - 1)) break;
             }
             return qb;
         };
         auto load_q_block = [&](int qb, int st) {
             const int q0 = qb * BR, rows = min(BR, p.seqlen_q - q0);
-            fm_load_sw128<NT>(smem + OFF_Q + st * TILE,
+            fm_load_sw128<NT>(smem + L::OFF_Q + st * TILE,
                               static_cast<const T *>(p.q) + (row_base + q0) * D, BR, rows, tid);
-            fm_load_sw128<NT>(smem + OFF_DO + st * TILE,
+            fm_load_sw128<NT>(smem + L::OFF_DO + st * TILE,
                               static_cast<const T *>(p.dout) + (row_base + q0) * D, BR, rows,
                               tid);
             for (int r = tid; r < BR; r += NT) {
@@ -112,18 +128,18 @@ __global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_para
                 fm_cp_async4(sDelta2 + st * BR + r, p.delta + row_base + (ok ? q0 + r : 0), ok);
             }
         };
-        fm_tile_class cls, cls_next = FM_TILE_MASKED;
-        int qb = next_live(0, &cls);
+        uint32_t live, live_next = 0;
+        int qb = next_live(0, &live);
         if (qb < n_qblocks) load_q_block(qb, 0);
         fm_cp_async_commit();
-        int qb_next = qb < n_qblocks ? next_live(qb + 1, &cls_next) : n_qblocks;
+        int qb_next = qb < n_qblocks ? next_live(qb + 1, &live_next) : n_qblocks;
         if (qb_next < n_qblocks) load_q_block(qb_next, 1);
         fm_cp_async_commit();
 
         for (int st = 0; qb < n_qblocks; st ^= 1) {
             const int r0 = qb * BR;
             float *sLse = sLse2 + st * BR, *sDelta = sDelta2 + st * BR;
-            const bool partial = cls == FM_TILE_PARTIAL || c1 - c0 < BC;
+            const bool mine = (live >> wg) & 1u, partial = (live >> (WGS + wg)) & 1u;
             fm_cp_async_wait<1>(); /* this stage's copies (the next stage's may still run) */
             /* LSE to log2 units; a fully masked row or a row past Sq gets +inf (P = 0). Each
              * thread converts the values it copied itself. */
@@ -134,101 +150,117 @@ __global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_para
             fm_fence_async_smem(); /* this thread's cp.async data -> wgmma reads */
             __syncthreads();       /* everyone's copies are in */
 
-            const uint32_t aK = base + OFF_K, aV = base + OFF_V;
-            const uint32_t aQ = base + OFF_Q + st * TILE, adO = base + OFF_DO + st * TILE;
-            /* S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries each, k = D), two groups:
-             * P^T is computed from S^T, and dV += P^T dO issued, while dP^T still runs. */
-            float s[8][4], dp[8][4];
-            fm_wg_fence();
+            const uint32_t aK = base + L::OFF_K, aV = base + L::OFF_V;
+            const uint32_t aKw = aK + wk0 * 128, aVw = aV + wk0 * 128; /* this warpgroup's keys */
+            const uint32_t aQ = base + L::OFF_Q + st * TILE, adO = base + L::OFF_DO + st * TILE;
+            if (mine) { /* this warpgroup's 64 keys see some of these queries */
+                /* S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries each, k = D), two groups:
+                 * P^T is computed from S^T, and dV += P^T dO issued, while dP^T still runs. */
+                float s[8][4], dp[8][4];
+                fm_wg_fence();
 #pragma unroll
-            for (int kk = 0; kk < D / 16; kk++)
-                fm_wg_ss64<T, 0, 0>(s, fm_wg_kmajor(aK, BC, kk), fm_wg_kmajor(aQ, BR, kk), kk);
-            fm_wg_commit();
+                for (int kk = 0; kk < D / 16; kk++)
+                    fm_wg_ss64<T, 0, 0>(s, fm_wg_kmajor(aKw, KEYS, kk), fm_wg_kmajor(aQ, BR, kk), kk);
+                fm_wg_commit();
 #pragma unroll
-            for (int kk = 0; kk < D / 16; kk++)
-                fm_wg_ss64<T, 0, 0>(dp, fm_wg_kmajor(aV, BC, kk), fm_wg_kmajor(adO, BR, kk), kk);
-            fm_wg_commit();
+                for (int kk = 0; kk < D / 16; kk++)
+                    fm_wg_ss64<T, 0, 0>(dp, fm_wg_kmajor(aVw, KEYS, kk), fm_wg_kmajor(adO, BR, kk), kk);
+                fm_wg_commit();
 
-            /* Meanwhile: this thread's keys (rows g, g + 8 of its warp's 16) as query bits,
-             * pre-shifted so that query n * 8 + 2t + c is bit (n % 4) * 8 + c of word n / 4. */
-            uint32_t qbits[2][2] = {{0u, 0u}, {0u, 0u}};
-            if (partial) {
+                /* Meanwhile: this thread's keys (rows g, g + 8 of its warp's 16) as query bits,
+                 * pre-shifted so that query n * 8 + 2t + c is bit (n % 4) * 8 + c of word n / 4. */
+                uint32_t qbits[2][2] = {{0u, 0u}, {0u, 0u}};
+                if (partial) {
 #pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-                    const int kr = warp * 16 + g + hr * 8;
-                    const fm_cuda_column cm(p, sCols + kr * FM_BOUNDS, c0 + kr);
-                    qbits[hr][0] = cm.bits32(r0) >> (2 * t);
-                    qbits[hr][1] = cm.bits32(r0 + 32) >> (2 * t);
+                    for (int hr = 0; hr < 2; hr++) {
+                        const int kr = wk0 + warp * 16 + g + hr * 8;
+                        const fm_cuda_column cm(p, sCols + kr * FM_BOUNDS, c0 + kr);
+                        qbits[hr][0] = cm.bits32(r0) >> (2 * t);
+                        qbits[hr][1] = cm.bits32(r0 + 32) >> (2 * t);
+                    }
+                }
+                fm_wg_wait<1>(); /* S^T is in (dP^T may still run) */
+
+                /* P^T (into s), packed to T as A fragments: C block n (queries 8n ..) is half
+                 * n % 2 of k step n / 2, rows g / g + 8 its registers hr. */
+                uint32_t pa[4][4], dsa[4][4];
+#pragma unroll
+                for (int n = 0; n < 8; n++)
+#pragma unroll
+                    for (int hr = 0; hr < 2; hr++) {
+#pragma unroll
+                        for (int c = 0; c < 2; c++) {
+                            const int e = 2 * hr + c;
+                            const float x =
+                                fm_exp2(fmaf(s[n][e], scale_log2, -sLse[n * 8 + 2 * t + c]));
+                            s[n][e] = (qbits[hr][n / 4] >> ((n % 4) * 8 + c)) & 1u ? 0.f : x;
+                        }
+                        pa[n / 2][(n % 2) * 2 + hr] =
+                            fm_tc_type<T>::pack(s[n][2 * hr], s[n][2 * hr + 1]);
+                    }
+                /* dV += P^T dO: k = the 64 queries, N = D, dO read transposed. */
+                fm_wg_fence();
+#pragma unroll
+                for (int kk = 0; kk < BR / 16; kk++)
+                    fm_wg_rs128<T>(acc_dv, pa[kk], fm_wg_mnmajor(adO, BR, kk));
+                fm_wg_commit();
+                fm_wg_wait<1>(); /* dP^T is in (dV may still run) */
+
+                /* dS^T = P^T (dP^T - Delta), packed the same way; dK += dS^T Q. */
+#pragma unroll
+                for (int n = 0; n < 8; n++)
+#pragma unroll
+                    for (int hr = 0; hr < 2; hr++) {
+                        const float d0 = sDelta[n * 8 + 2 * t], d1 = sDelta[n * 8 + 2 * t + 1];
+                        dsa[n / 2][(n % 2) * 2 + hr] =
+                            fm_tc_type<T>::pack(s[n][2 * hr] * (dp[n][2 * hr] - d0),
+                                                s[n][2 * hr + 1] * (dp[n][2 * hr + 1] - d1));
+                    }
+                fm_wg_fence();
+#pragma unroll
+                for (int kk = 0; kk < BR / 16; kk++)
+                    fm_wg_rs128<T>(acc_dk, dsa[kk], fm_wg_mnmajor(aQ, BR, kk));
+                fm_wg_commit();
+
+                if constexpr (DO_DQ) {
+                    /* dS^T to shared memory ([key][query], SW128) for dQ = dS K. The previous
+                     * block's dQ products, the only readers, completed (wait below) before the
+                     * barrier that ended that iteration. */
+                    unsigned char *sdS = smem + L::OFF_DS;
+#pragma unroll
+                    for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                        for (int j = 0; j < 4; j++) {
+                            const int kr = wk0 + warp * 16 + g + (j & 1) * 8;
+                            const int qc = kk * 16 + (j >> 1) * 8 + 2 * t;
+                            *reinterpret_cast<uint32_t *>(sdS + fm_sw128(kr, qc, KEYS)) =
+                                dsa[kk][j];
+                        }
+                    fm_fence_async_smem();
                 }
             }
-            fm_wg_wait<1>(); /* S^T is in (dP^T may still run) */
-
-            /* P^T (into s), packed to T as A fragments: C block n (queries 8n ..) is half
-             * n % 2 of k step n / 2, rows g / g + 8 its registers hr. */
-            uint32_t pa[4][4], dsa[4][4];
-#pragma unroll
-            for (int n = 0; n < 8; n++)
-#pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-#pragma unroll
-                    for (int c = 0; c < 2; c++) {
-                        const int e = 2 * hr + c;
-                        const float x =
-                            fm_exp2(fmaf(s[n][e], scale_log2, -sLse[n * 8 + 2 * t + c]));
-                        s[n][e] = (qbits[hr][n / 4] >> ((n % 4) * 8 + c)) & 1u ? 0.f : x;
-                    }
-                    pa[n / 2][(n % 2) * 2 + hr] =
-                        fm_tc_type<T>::pack(s[n][2 * hr], s[n][2 * hr + 1]);
-                }
-            /* dV += P^T dO: k = the 64 queries, N = D, dO read transposed. */
-            fm_wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < BR / 16; kk++)
-                fm_wg_rs128<T>(acc_dv, pa[kk], fm_wg_mnmajor(adO, BR, kk));
-            fm_wg_commit();
-            fm_wg_wait<1>(); /* dP^T is in (dV may still run) */
-
-            /* dS^T = P^T (dP^T - Delta), packed the same way; dK += dS^T Q. */
-#pragma unroll
-            for (int n = 0; n < 8; n++)
-#pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-                    const float d0 = sDelta[n * 8 + 2 * t], d1 = sDelta[n * 8 + 2 * t + 1];
-                    dsa[n / 2][(n % 2) * 2 + hr] =
-                        fm_tc_type<T>::pack(s[n][2 * hr] * (dp[n][2 * hr] - d0),
-                                            s[n][2 * hr + 1] * (dp[n][2 * hr + 1] - d1));
-                }
-            fm_wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < BR / 16; kk++)
-                fm_wg_rs128<T>(acc_dk, dsa[kk], fm_wg_mnmajor(aQ, BR, kk));
-            fm_wg_commit();
-
             if constexpr (DO_DQ) {
-                /* dS^T to shared memory ([key][query], SW128) for dQ = dS K. The previous
-                 * block's dQ products, the only readers, completed (wait below) before the
-                 * barrier that ended that iteration. */
-                unsigned char *sdS = smem + OFF_DS;
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        const int kr = warp * 16 + g + (j & 1) * 8, qc = kk * 16 + (j >> 1) * 8 + 2 * t;
-                        *reinterpret_cast<uint32_t *>(sdS + fm_sw128(kr, qc, BC)) = dsa[kk][j];
-                    }
-                fm_fence_async_smem();
+                if (!mine && !ds_zero) { /* a masked warpgroup's keys add nothing to dQ */
+                    uint4 *z = reinterpret_cast<uint4 *>(smem + L::OFF_DS + wk0 * 128);
+                    for (int i = tid & 127; i < BC * 128 / 16; i += 128) z[i] = make_uint4(0, 0, 0, 0);
+                    fm_fence_async_smem();
+                }
+                ds_zero = !mine;
                 __syncthreads(); /* all of dS^T is in */
-                /* dQ[64 queries x 128] = dS K in two halves of 64 columns: A = dS^T read
-                 * transposed (queries contiguous), B = K read transposed (d contiguous). */
-                const uint32_t adS = base + OFF_DS;
+                /* dQ[64 queries x 128] = dS K over the block's keys (zeros for a masked
+                 * warpgroup's: a branch between the products would make ptxas serialise them),
+                 * warpgroup w taking columns [64 w, 64 w + 64) when WGS = 2 and both halves in
+                 * turn when WGS = 1: A = dS^T read transposed (queries contiguous), B = K read
+                 * transposed (d contiguous). */
+                const uint32_t adS = base + L::OFF_DS;
 #pragma unroll
-                for (int half = 0; half < 2; half++) {
+                for (int half = WGS == 2 ? wg : 0; half < 2; half += WGS) {
                     float dq[8][4];
                     fm_wg_fence();
 #pragma unroll
-                    for (int kk = 0; kk < BC / 16; kk++)
-                        fm_wg_ss64<T, 1, 1>(dq, fm_wg_mnmajor(adS, BC, kk),
-                                            fm_wg_mnmajor(aK, BC, kk, half), kk);
+                    for (int kk = 0; kk < KEYS / 16; kk++)
+                        fm_wg_ss64<T, 1, 1>(dq, fm_wg_mnmajor(adS, KEYS, kk),
+                                            fm_wg_mnmajor(aK, KEYS, kk, half), kk);
                     fm_wg_commit();
                     fm_wg_wait<0>();
 #pragma unroll
@@ -248,13 +280,13 @@ __global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_para
             /* Everyone is done with this stage (and with dS^T): refill the stage with the query
              * block after the next. */
             __syncthreads();
-            fm_tile_class cls_after = FM_TILE_MASKED;
+            uint32_t live_after = 0;
             const int qb_after =
-                qb_next < n_qblocks ? next_live(qb_next + 1, &cls_after) : n_qblocks;
+                qb_next < n_qblocks ? next_live(qb_next + 1, &live_after) : n_qblocks;
             if (qb_after < n_qblocks) load_q_block(qb_after, st);
             fm_cp_async_commit();
-            qb = qb_next, cls = cls_next;
-            qb_next = qb_after, cls_next = cls_after;
+            qb = qb_next, live = live_next;
+            qb_next = qb_after, live_next = live_after;
         }
     }
     fm_cp_async_wait<0>();
@@ -262,7 +294,7 @@ __global__ void __launch_bounds__(NT, 2) fm_dkdv_wgmma_kernel(const fm_attn_para
     /* This thread's keys: rows g and g + 8 of its warp's 16 (those inside the sequence). */
 #pragma unroll
     for (int hr = 0; hr < 2; hr++) {
-        const int j = c0 + warp * 16 + g + hr * 8;
+        const int j = c0 + wk0 + warp * 16 + g + hr * 8;
         if (j >= p.seqlen_k) continue;
         const size_t off = (((size_t)b * p.kv_heads + hk) * p.seqlen_k + j) * D + 2 * t;
         T *dv = static_cast<T *>(p.dv) + off, *dk = static_cast<T *>(p.dk) + off;
@@ -454,14 +486,39 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
 #endif
 }
 
-template <typename T, bool DO_DQ> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
+template <typename T, bool DO_DQ, int WGS>
+cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
 {
-    cudaError_t err = cudaFuncSetAttribute(fm_dkdv_wgmma_kernel<T, DO_DQ>,
+    constexpr int SMEM = dkdv_smem<WGS>::BYTES;
+    cudaError_t err = cudaFuncSetAttribute(fm_dkdv_wgmma_kernel<T, DO_DQ, WGS>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
     if (err != cudaSuccess) return err;
-    dim3 grid(p.n_kblocks, p.kv_heads, p.batch);
-    fm_dkdv_wgmma_kernel<T, DO_DQ><<<grid, NT, SMEM, stream>>>(p);
+    dim3 grid((p.n_kblocks + WGS - 1) / WGS, p.kv_heads, p.batch);
+    fm_dkdv_wgmma_kernel<T, DO_DQ, WGS><<<grid, 128 * WGS, SMEM, stream>>>(p);
     return cudaGetLastError();
+}
+
+/* The dK/dV block shape. Two warpgroups (128 keys) halve the dQ atomics, but they leave one
+ * block per multiprocessor, whose warpgroups wait for each other at every barrier and whose
+ * prologue (K, V in) and epilogue (dK, dV out) nothing overlaps. Measured on H200, D = 128,
+ * 8K and 32K (docs/performance-cuda.md): two warpgroups win on masks that leave at least half
+ * the tiles live (full +14% / 8K, causal, prefix-LM causal, qk-sparse, random eviction), one
+ * wins on every family that leaves a fifth or less (windows, documents, shared question,
+ * blockwise: 8-25%), at 32K as at 8K even though each block's walk is then four times longer.
+ * So the rule is the mask's live-tile fraction, with the threshold between the two groups.
+ * The deterministic mode has no atomics to save: one. FM_CUDA_BWD_WGS=1 or 2 forces a shape. */
+static int dkdv_warpgroups(const fm_attn_params &p, bool do_dq)
+{
+    const char *force = getenv("FM_CUDA_BWD_WGS"); /* read per call: tests switch it */
+    if (force && (!strcmp(force, "1") || !strcmp(force, "2"))) return force[0] - '0';
+    const float live_fraction = p.live_per_kblock / (float)((p.seqlen_q + BR - 1) / BR);
+    return do_dq && live_fraction >= 0.35f ? 2 : 1;
+}
+
+template <typename T, bool DO_DQ> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
+{
+    return dkdv_warpgroups(p, DO_DQ) == 2 ? launch<T, DO_DQ, 2>(p, stream)
+                                          : launch<T, DO_DQ, 1>(p, stream);
 }
 
 template <typename T> cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)

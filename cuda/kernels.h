@@ -30,13 +30,20 @@ struct fm_attn_params {
     int causal;          /* fm_causal */
     long long offset;    /* fm_causal_offset(causal, Sq, Sk) */
     float scale;
+    float live_per_kblock; /* fm_cuda_mask.live_per_kblock: picks the backward's block shape */
 };
 
 /* dtype: FM_FLOAT16 or FM_BFLOAT16; head_dim one of 32, 64, 96, 128, 256 (checked by api.cu). */
 cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int batch, int heads,
                                    int seqlen_q, int seqlen_k, cudaStream_t stream);
+/* *count = the live tiles of FM_CUDA_LIVE_ROWS query rows x one key block, over every
+ * (b, mask head, key block) (count: device memory). */
+enum { FM_CUDA_LIVE_ROWS = 64 };
+cudaError_t fm_cuda_launch_live_tiles(const int32_t *summary, int batch, int heads, int seqlen_q,
+                                      int seqlen_k, int causal, unsigned long long *count,
+                                      cudaStream_t stream);
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
-/* The Hopper path (forward_wgmma.cu, backward_wgmma.cu: wgmma, D = 128), built when gpu_archs
+/* The Hopper path (backward_wgmma.cu: wgmma, D = 128), built when gpu_archs
  * contains 90a (FM_CUDA_WGMMA). fm_cuda_use_wgmma says whether it serves a call: D = 128, the
  * current device is compute capability 9.0, and FM_CUDA_WGMMA is not "0" in the environment
  * (the switch that sends everything to the mma.sync kernels, for comparison and tests). */

@@ -2,7 +2,9 @@
  * columns) the min and max of each of the four bound vectors, with the same definition as
  * masks/ fm_block_summary_build (empty intervals canonicalised: LT -> [Sq, Sq), UT -> [0, 0),
  * so that they never make a tile look masked). tests/cuda compares the two on every case.
- * Layer: cuda <- masks (rules.h indices). One warp per key block; lanes stride the columns.
+ * Also how much work the mask leaves: the live (not fully masked) tiles of 64 query rows x one
+ * key block, counted once at upload so that the backward can pick its block shape.
+ * Layer: cuda <- masks (rules.h). One warp per key block; lanes stride the columns.
  */
 #include "kernels.h"
 
@@ -41,5 +43,41 @@ cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int 
     const long long blocks = (warps * 32 + threads - 1) / threads;
     fm_summary_kernel<<<(unsigned)blocks, threads, 0, stream>>>(bounds, summary, batch * heads,
                                                                 seqlen_q, seqlen_k, n_kblocks);
+    return cudaGetLastError();
+}
+
+/* *count += the live tiles (64 query rows x key block) of every (b, mask head, key block), one
+ * thread per key block walking the query blocks with fm_classify_tile. */
+__global__ void fm_live_tiles_kernel(const int32_t *__restrict__ summary, long long n_kblocks_all,
+                                     int n_kblocks, int seqlen_q, int seqlen_k, int causal,
+                                     long long offset, unsigned long long *count)
+{
+    const long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned long long live = 0;
+    if (id < n_kblocks_all) {
+        int32_t mm[FM_SUMMARY_WIDTH];
+        for (int k = 0; k < FM_SUMMARY_WIDTH; k++) mm[k] = summary[id * FM_SUMMARY_WIDTH + k];
+        const int c0 = (int)(id % n_kblocks) * FM_CUDA_BLOCK_K;
+        const int c1 = min(c0 + (int)FM_CUDA_BLOCK_K, seqlen_k);
+        for (int r0 = 0; r0 < seqlen_q; r0 += FM_CUDA_LIVE_ROWS)
+            live += fm_classify_tile(mm, (fm_causal)causal, offset, r0,
+                                     min(r0 + FM_CUDA_LIVE_ROWS, seqlen_q), c0, c1) !=
+                    FM_TILE_MASKED;
+    }
+    for (int off = 16; off > 0; off >>= 1) live += __shfl_down_sync(0xffffffffu, live, off);
+    if ((threadIdx.x & 31) == 0 && live) atomicAdd(count, live);
+}
+
+cudaError_t fm_cuda_launch_live_tiles(const int32_t *summary, int batch, int heads, int seqlen_q,
+                                      int seqlen_k, int causal, unsigned long long *count,
+                                      cudaStream_t stream)
+{
+    const int n_kblocks = (seqlen_k + FM_CUDA_BLOCK_K - 1) / FM_CUDA_BLOCK_K;
+    const long long all = (long long)batch * heads * n_kblocks;
+    const long long offset = fm_causal_offset((fm_causal)causal, seqlen_q, seqlen_k);
+    cudaError_t err = cudaMemsetAsync(count, 0, sizeof *count, stream);
+    if (err != cudaSuccess) return err;
+    fm_live_tiles_kernel<<<(unsigned)((all + 255) / 256), 256, 0, stream>>>(
+        summary, all, n_kblocks, seqlen_q, seqlen_k, causal, offset, count);
     return cudaGetLastError();
 }

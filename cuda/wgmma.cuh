@@ -99,7 +99,7 @@ __device__ __forceinline__ void fm_fence_async_smem()
 
 /* d[64 x 64] (+)= A(desc) B(desc), m64n64k16 (fm_wg_ss64 below picks the element type);
  * TA/TB: that operand is stored MN-major (transposed). acc = 0 overwrites d. */
-#define FM_WG_SS64(TY, NAME)                                                                       \
+#define FM_WG_SS64(NAME)                                                                       \
     template <int TA, int TB>                                                                      \
     __device__ __forceinline__ void fm_wg_ss64_##NAME(float (&d)[8][4], uint64_t da, uint64_t db,  \
                                                       int acc)                                     \
@@ -111,8 +111,8 @@ __device__ __forceinline__ void fm_fence_async_smem()
                        FM_WG_ACC4(5), FM_WG_ACC4(6), FM_WG_ACC4(7)                                 \
                      : "l"(da), "l"(db), "r"(acc), "n"(TA), "n"(TB));                              \
     }
-FM_WG_SS64(__half, f16)
-FM_WG_SS64(__nv_bfloat16, bf16)
+FM_WG_SS64(f16)
+FM_WG_SS64(bf16)
 template <typename T, int TA, int TB>
 __device__ __forceinline__ void fm_wg_ss64(float (&d)[8][4], uint64_t da, uint64_t db, int acc)
 {

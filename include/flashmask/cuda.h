@@ -34,10 +34,14 @@ typedef struct fm_cuda_mask {
     int64_t block_k, n_blocks; /* the summary's key-block width and count */
     int32_t *bounds;           /* device */
     int32_t *summary;          /* device [B, Hm, n_blocks, FM_SUMMARY_WIDTH] */
+    double live_per_kblock;    /* mean live (not fully masked) tiles of 64 query rows per key
+                                  block, counted at upload: over ceil(Sq / 64), the live-tile
+                                  fraction that picks the backward's block shape on Hopper
+                                  (docs/performance-cuda.md) */
 } fm_cuda_mask;
 
 /* Validates the host mask (fm_mask_validate), copies it to the current device and runs the
- * summary pre-pass. Synchronous. */
+ * summary pre-pass (and counts the live tiles). Synchronous. */
 fm_status fm_cuda_mask_upload(const fm_mask *mask, fm_cuda_mask *out);
 void fm_cuda_mask_free(fm_cuda_mask *m); /* safe on a zeroed or already freed mask */
 

@@ -1,6 +1,5 @@
 /* tests/cuda/test_cuda.c — the CUDA layer against the oracle (BRIEF 5) on a GPU; every test
  * skips cleanly (cmocka skip) where fm_cuda_available() says no device or no CUDA build.
- *   - the GPU summary pre-pass equals masks/ fm_block_summary_build, value for value;
  *   - >= 200 random cases per dtype (float16, bfloat16) over every family and random bounds,
  *     GQA/MQA, mask heads, Sq != Sk with both alignments, fully masked rows, head dims 1..256
  *     (padded to the kernels' 32/64/96/128/256): O, LSE, dQ, dK, dV pass fm_check_case;
@@ -8,7 +7,9 @@
  *   - fully masked tiles are never loaded: NaN in K/V of a key block that every row masks
  *     leaves every output finite and equal to the run with zeros there;
  *   - both dQ paths (float32 atomics; FM_FLAG_DETERMINISTIC) pass, and the deterministic one
- *     gives identical bits on two runs;
+ *     gives identical bits on two runs; on Hopper both dK/dV block shapes run (the random
+ *     properties set FM_CUDA_BWD_WGS per case);
+ *   - the GPU summary and live-tile count equal masks/;
  *   - bad arguments (float32 dtype, head_dim 300) are errors naming the value.
  * Environment: FM_TRIALS, FM_SEED (tests/common/prop.h); FM_LIMITS overrides the shapes.
  * Layer: tests of cuda/ (uses oracle/, masks/, core/).
@@ -49,6 +50,9 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     fm_problem p = c->problem;
     p.dtype = dtype;
     if (c->seed & 2) p.flags |= FM_FLAG_DETERMINISTIC; /* both dQ paths, one case in two */
+    /* Both shapes of the Hopper dK/dV kernel (one or two warpgroups per block), whatever the
+     * case's size would pick (small cases pick one). */
+    setenv("FM_CUDA_BWD_WGS", (c->seed & 4) ? "2" : "1", 1);
     size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     size_t nl = fm_problem_lse_elems(&p);
     fm_tensors in = {0}, got = {0};
@@ -160,6 +164,17 @@ static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t le
             ok = 0;
         }
     if (!ok && !msg[0]) snprintf(msg, len, "summary copy failed: %s", fm_last_error());
+    /* The live-tile count behind the backward's block shape: masks/ at 64 x 64 tiles. */
+    fm_tile_stats ts;
+    if (ok && fm_mask_tile_stats(&c->mask, 64, dm.block_k, &ts) == FM_OK) {
+        const double live = (double)(ts.partial + ts.unmasked) /
+                            (double)(ref.batch * ref.heads * ref.n_blocks);
+        if (live != dm.live_per_kblock) {
+            snprintf(msg, len, "live tiles per key block: gpu %.17g, masks/ %.17g",
+                     dm.live_per_kblock, live);
+            ok = 0;
+        }
+    }
     free(got);
     fm_block_summary_free(&ref);
     fm_cuda_mask_free(&dm);
