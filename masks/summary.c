@@ -98,17 +98,28 @@ fm_status fm_mask_tile_stats(const fm_mask *m, int64_t block_q, int64_t block_k,
     fm_status st = fm_block_summary_build(m, block_k, &s);
     if (st != FM_OK) return st;
     const int64_t n_q_blocks = (m->seqlen_q - 1) / block_q + 1; /* no overflow for huge blocks */
+    const int64_t offset = fm_causal_offset(s.causal, s.seqlen_q, s.seqlen_k);
+    /* Down each key block's column of tiles, live tiles only (fm_next_live_qblock jumps over
+     * masked runs, as the dK/dV kernels walk): the rest are masked. */
     for (int64_t b = 0; b < m->batch; b++)
         for (int64_t h = 0; h < m->heads; h++)
-            for (int64_t qb = 0; qb < n_q_blocks; qb++)
-                for (int64_t kb = 0; kb < s.n_blocks; kb++) {
-                    out->total++;
-                    switch (fm_block_summary_classify(&s, b, h, block_q, qb, kb)) {
-                    case FM_TILE_MASKED: out->masked++; break;
-                    case FM_TILE_PARTIAL: out->partial++; break;
-                    case FM_TILE_UNMASKED: out->unmasked++; break;
-                    }
+            for (int64_t kb = 0; kb < s.n_blocks; kb++) {
+                const int32_t *mm = fm_block_summary_at(&s, b, h, kb);
+                const int64_t c0 = kb * s.block_k;
+                const int64_t c1 = s.block_k < s.seqlen_k - c0 ? c0 + s.block_k : s.seqlen_k;
+                fm_tile_class cls = FM_TILE_MASKED;
+                int64_t live = 0;
+                for (int64_t qb = fm_next_live_qblock(mm, s.causal, offset, 0, block_q,
+                                                      s.seqlen_q, c0, c1, &cls);
+                     qb < n_q_blocks; qb = fm_next_live_qblock(mm, s.causal, offset, qb + 1,
+                                                               block_q, s.seqlen_q, c0, c1, &cls)) {
+                    live++;
+                    if (cls == FM_TILE_PARTIAL) out->partial++;
+                    else out->unmasked++;
                 }
+                out->total += n_q_blocks;
+                out->masked += n_q_blocks - live;
+            }
     fm_block_summary_free(&s);
     return FM_OK;
 }

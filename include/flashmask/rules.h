@@ -85,39 +85,72 @@ FM_HD int fm_column_masked_runs(const int32_t *col, fm_causal causal, int64_t of
     return n;
 }
 
-/* Classify the tile rows [r0, r1) x key columns [c0, c1) from the key block's summary `mm`
- * (FM_SUMMARY_WIDTH values, empty intervals canonicalised as fm_block_summary documents).
- *
- * Fully masked (sound and a little tighter than the paper's three separate tests): every row
- * of the tile lies in the union of three row ranges masked for *every* column of the tile —
+/* Rows [r0, reach) are masked in every column of the key block that starts at column c0, from
+ * its summary `mm` (FM_SUMMARY_WIDTH values, empty intervals canonicalised as
+ * fm_block_summary documents): reach >= r0 is where a walk up from r0 through three row ranges
+ * masked for *every* column of the block stops —
  *   the causal prefix [0, c0 - offset)        (column j masks rows i < j - offset),
  *   [max LTS, min LTE)                         (the intersection of the columns' LT intervals),
  *   [max UTS, min UTE)                         (the intersection of the columns' UT intervals).
- * Unmasked: the tile's rows miss every column's LT and UT interval, and the causal rule
- * masks no element (c1 - 1 <= r0 + offset).                                                  */
-FM_HD fm_tile_class fm_classify_tile(const int32_t *mm, fm_causal causal, int64_t offset,
-                                     int64_t r0, int64_t r1, int64_t c0, int64_t c1)
+ * Each range can move the walk once, so three passes reach the end of any chain of them. */
+FM_HD int64_t fm_masked_reach(const int32_t *mm, fm_causal causal, int64_t offset, int64_t r0,
+                              int64_t c0)
 {
-    /* The three covering ranges; without a causal rule its range is empty ([0, 0)). Named
-     * values rather than an array filled at run time: on a GPU such an array lives in local
-     * memory, and this runs once per tile in every kernel. */
+    /* Named values rather than an array filled at run time: on a GPU such an array lives in
+     * local memory, and this runs once per tile in every kernel. Without a causal rule its
+     * range is empty ([0, 0)). */
     const int64_t causal_hi = causal != FM_CAUSAL_NONE ? c0 - offset : 0; /* [0, causal_hi) */
     const int64_t lt_lo = mm[FM_MAX_LTS], lt_hi = mm[FM_MIN_LTE];
     const int64_t ut_lo = mm[FM_MAX_UTS], ut_hi = mm[FM_MIN_UTE];
-    /* Walk up from r0 through the covering ranges; if we pass r1, everything is masked. */
-    int64_t reach = r0; /* rows [r0, reach) are known masked */
+    int64_t reach = r0;
     for (int pass = 0; pass < 3; pass++) {
         if (0 <= reach && causal_hi > reach) reach = causal_hi;
         if (lt_lo <= reach && lt_hi > reach) reach = lt_hi;
         if (ut_lo <= reach && ut_hi > reach) reach = ut_hi;
     }
-    if (reach >= r1) return FM_TILE_MASKED;
+    return reach;
+}
 
+/* Classify the tile rows [r0, r1) x key columns [c0, c1) from the key block's summary `mm`.
+ * Fully masked (sound and a little tighter than the paper's three separate tests): every row
+ * of the tile lies in the union of the three ranges of fm_masked_reach. Unmasked: the tile's
+ * rows miss every column's LT and UT interval, and the causal rule masks no element
+ * (c1 - 1 <= r0 + offset). */
+FM_HD fm_tile_class fm_classify_tile(const int32_t *mm, fm_causal causal, int64_t offset,
+                                     int64_t r0, int64_t r1, int64_t c0, int64_t c1)
+{
+    if (fm_masked_reach(mm, causal, offset, r0, c0) >= r1) return FM_TILE_MASKED;
     int lt_clear = r1 <= mm[FM_MIN_LTS] || r0 >= mm[FM_MAX_LTE];
     int ut_clear = r1 <= mm[FM_MIN_UTS] || r0 >= mm[FM_MAX_UTE];
     int causal_clear = causal == FM_CAUSAL_NONE || c1 - 1 <= r0 + offset;
     if (lt_clear && ut_clear && causal_clear) return FM_TILE_UNMASKED;
     return FM_TILE_PARTIAL;
+}
+
+/* The first query block at or after qb (blocks of block_q rows over seqlen_q rows) whose tile
+ * with the key block [c0, c1) is not fully masked, and its class in *cls; the number of query
+ * blocks when there is none. A walk down one key block's column of tiles, as a dK/dV kernel
+ * makes it: instead of classifying every block of a masked run it jumps to the block holding
+ * the run's end (fm_masked_reach), so a key block costs a few steps whatever the length. It
+ * finds exactly the blocks, and classes, that fm_classify_tile on each block in turn would:
+ * every block it jumps over ends at or before the reach, and a walk from a row inside the
+ * masked run reaches at least as far. */
+FM_HD int64_t fm_next_live_qblock(const int32_t *mm, fm_causal causal, int64_t offset,
+                                  int64_t qb, int64_t block_q, int64_t seqlen_q, int64_t c0,
+                                  int64_t c1, fm_tile_class *cls)
+{
+    /* Written so that a block_q near INT64_MAX cannot overflow (r0 stays below seqlen_q). */
+    const int64_t n = (seqlen_q - 1) / block_q + 1;
+    while (qb < n) {
+        const int64_t r0 = qb * block_q, r1 = block_q < seqlen_q - r0 ? r0 + block_q : seqlen_q;
+        const int64_t reach = fm_masked_reach(mm, causal, offset, r0, c0);
+        if (reach < r1) {
+            *cls = fm_classify_tile(mm, causal, offset, r0, r1, c0, c1);
+            return qb;
+        }
+        qb = reach / block_q > qb ? reach / block_q : qb + 1;
+    }
+    return n;
 }
 
 /* The causal part of the element rule as one row bound per column, for the kernels' 32-bit

@@ -206,6 +206,33 @@ static int prop_tiles_sound(const fm_random_case *c, void *ctx, char *msg, size_
                         ok = 0;
                     }
                 }
+    /* The dK/dV kernels' walk down a key block's tiles (fm_next_live_qblock, which jumps over
+     * masked runs) visits exactly the live tiles, with the same classes, in order. */
+    const int64_t offset = fm_causal_offset(s.causal, sq, sk);
+    for (int64_t b = 0; b < m->batch && ok; b++)
+        for (int64_t h = 0; h < m->heads && ok; h++)
+            for (int64_t kb = 0; kb < s.n_blocks && ok; kb++) {
+                const int32_t *mm = fm_block_summary_at(&s, b, h, kb);
+                const int64_t c0 = kb * bk, c1 = c0 + bk < sk ? c0 + bk : sk;
+                fm_tile_class jcls = FM_TILE_MASKED;
+                int64_t next = fm_next_live_qblock(mm, s.causal, offset, 0, bq, sq, c0, c1, &jcls);
+                for (int64_t qb = 0; qb <= nq && ok; qb++) {
+                    const fm_tile_class cls =
+                        qb < nq ? fm_block_summary_classify(&s, b, h, bq, qb, kb) : FM_TILE_PARTIAL;
+                    if (qb < nq && cls == FM_TILE_MASKED) continue;
+                    if (next != qb || (qb < nq && jcls != cls)) {
+                        snprintf(msg, len, "block %lldx%lld, b=%lld head=%lld kb=%lld: the walk "
+                                 "gives query block %lld (class %d), the scan %lld (class %d)",
+                                 (long long)bq, (long long)bk, (long long)b, (long long)h,
+                                 (long long)kb, (long long)next, (int)jcls, (long long)qb,
+                                 (int)cls);
+                        ok = 0;
+                    } else if (qb < nq) {
+                        next = fm_next_live_qblock(mm, s.causal, offset, qb + 1, bq, sq, c0, c1,
+                                                   &jcls);
+                    }
+                }
+            }
     if (ok && (seen.total != stats.total || seen.masked != stats.masked ||
                seen.partial != stats.partial || seen.unmasked != stats.unmasked)) {
         snprintf(msg, len, "fm_mask_tile_stats disagrees with the per-tile classification");
