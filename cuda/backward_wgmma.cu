@@ -48,10 +48,11 @@ template <int WGS> struct dkdv_smem {
     static constexpr int BYTES = 1024 + OFF_COLS + KEYS * FM_BOUNDS * 4;
 };
 
-/* WGS = 2 is the default: two warpgroups share each Q and dO tile and, above all, sum their dQ
- * contributions (dS of 128 keys times K) before the atomics, which halves the float32 atomic
- * traffic that bounded the one-warpgroup kernel (ncu: L2 78%, tensor 29%). One block per
- * multiprocessor, as two one-warpgroup blocks were. */
+/* WGS = 1: one warpgroup per 64 keys, two blocks per multiprocessor. WGS = 2: two warpgroups
+ * share each Q and dO tile and, above all, sum their dQ contributions (dS of 128 keys times K)
+ * before the atomics, which halves the float32 atomic traffic that bounded the one-warpgroup
+ * kernel on dense masks (ncu: L2 78%, tensor 29%); one block per multiprocessor. Which one runs:
+ * dkdv_warpgroups below. */
 template <typename T, bool DO_DQ, int WGS>
 __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     fm_dkdv_wgmma_kernel(const fm_attn_params p)
