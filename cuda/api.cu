@@ -54,6 +54,12 @@ extern "C" fm_status fm_cuda_mask_upload(const fm_mask *mask, fm_cuda_mask *out)
     memset(out, 0, sizeof *out);
     fm_status st = fm_mask_validate(mask);
     if (st != FM_OK) return st;
+    /* The kernels walk rows and columns in 32-bit arithmetic with a block of headroom; prepare()
+     * refuses such problems too, and the pre-pass kernels must never see them. */
+    if (mask->seqlen_q > INT32_MAX - 256 || mask->seqlen_k > INT32_MAX - 256)
+        return fm_fail(FM_ERR_OVERFLOW, "cuda mask: Sq = %lld, Sk = %lld; the CUDA layer takes "
+                       "sequences up to %d", (long long)mask->seqlen_q,
+                       (long long)mask->seqlen_k, INT32_MAX - 256);
     if ((st = fm_cuda_available()) != FM_OK) return st;
     const int64_t n_blocks = (mask->seqlen_k + FM_CUDA_BLOCK_K - 1) / FM_CUDA_BLOCK_K;
     size_t n_bounds, n_summary;

@@ -312,6 +312,24 @@ static void test_size_overflow(void **state)
     fm_mask_free(&m);
 }
 
+/* The CUDA layer's mask upload refuses sequence lengths its kernels' 32-bit row walks could
+ * overflow, before it looks for a device (so this runs on every build): a build without the
+ * layer says so instead. */
+static void test_cuda_upload_refuses_huge_sequences(void **state)
+{
+    (void)state;
+    fm_mask m;
+    assert_int_equal(fm_mask_init(&m, 1, 1, INT32_MAX, 4, FM_CAUSAL_NONE), FM_OK);
+    fm_cuda_mask dm;
+    const fm_status st = fm_cuda_mask_upload(&m, &dm);
+    if (!(st == FM_ERR_UNAVAILABLE && strstr(fm_last_error(), "no CUDA layer"))) {
+        assert_int_equal(st, FM_ERR_OVERFLOW);
+        assert_non_null(strstr(fm_last_error(), "Sq = 2147483647"));
+    }
+    assert_null(dm.bounds);
+    fm_mask_free(&m);
+}
+
 /* ------------------------------------------------------------ block sizes */
 
 /* Block and tile sizes near INT64_MAX: a block wider than the sequence is one block. Without
@@ -474,6 +492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mismatched_problem_and_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_block_sizes, setup, teardown),
+        cmocka_unit_test(test_cuda_upload_refuses_huge_sequences),
         cmocka_unit_test(test_conversions_refuse),
         cmocka_unit_test_setup_teardown(test_nonfinite_inputs, setup, teardown),
         cmocka_unit_test(test_exit_codes),
