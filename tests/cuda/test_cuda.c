@@ -14,6 +14,7 @@
  * Environment: FM_TRIALS, FM_SEED (tests/common/prop.h); FM_LIMITS overrides the shapes.
  * Layer: tests of cuda/ (uses oracle/, masks/, core/).
  */
+#include <inttypes.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,6 +81,13 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
             snprintf(msg, len, "%s %s: max|err| %.3g > bound %.3g (naive %.3g): %s",
                      fm_dtype_name(dtype), rep.tensor[w].name, rep.tensor[w].max_abs,
                      rep.tensor[w].bound, rep.tensor[w].naive_max_abs, rep.tensor[w].why);
+            /* Tiny cases can fail by the rule's statistics rather than a defect
+             * (docs/performance-cuda.md): the probe tells the two apart. */
+            const size_t used = strlen(msg);
+            snprintf(msg + used, len - used,
+                     " [dissect: FM_CUDA_BWD_WGS=%s FM_LIMITS=<the replay line's> "
+                     "probe_backward_inputs %" PRIu64 " %d]",
+                     getenv("FM_CUDA_BWD_WGS"), c->seed, dtype == FM_BFLOAT16);
             if (getenv("FM_VERBOSE")) fm_check_report_print(&rep, stderr);
         } else {
             ok = 1;
