@@ -49,8 +49,6 @@ cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cuda
  * (the switch that sends everything to the mma.sync kernels, for comparison and tests). */
 #ifdef FM_CUDA_WGMMA
 bool fm_cuda_use_wgmma(int head_dim);
-cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
-                                         cudaStream_t stream);
 /* backward.cu's dK/dV kernel (with the atomic dQ when do_dq) */
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
                                       cudaStream_t stream);
@@ -58,11 +56,6 @@ cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, b
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
 #else /* not built: never used (the stubs keep the callers free of #ifdefs) */
 static inline bool fm_cuda_use_wgmma(int) { return false; }
-static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, fm_dtype,
-                                                       cudaStream_t)
-{
-    return cudaErrorNotSupported;
-}
 static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_dtype, bool,
                                                     cudaStream_t)
 {
