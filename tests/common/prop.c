@@ -453,6 +453,13 @@ int fm_check_property(const char *name, fm_property_fn prop, void *ctx, int defa
 
 /* ---------------------------------------------------------------- comparison helpers */
 
+double *fm_rounded_copy(const double *x, size_t n, fm_dtype dtype)
+{
+    double *y = malloc(n * sizeof *y);
+    for (size_t i = 0; y && i < n; i++) y[i] = fm_round_to_dtype(x[i], dtype);
+    return y;
+}
+
 /* Largest |a - b|; equal infinities count as 0, a NaN anywhere gives NaN (fails every <=). */
 double fm_max_abs_diff(const double *a, const double *b, size_t n)
 {

@@ -65,6 +65,10 @@ typedef int (*fm_property_fn)(const fm_random_case *c, void *ctx, char *msg, siz
 int fm_check_property(const char *name, fm_property_fn prop, void *ctx, int default_trials,
                       const fm_case_limits *limits);
 
+/* A malloc'd copy of x[n] with every value rounded to dtype (fm_round_to_dtype): the inputs
+ * as a candidate computing in dtype sees them. NULL when out of memory. */
+double *fm_rounded_copy(const double *x, size_t n, fm_dtype dtype);
+
 /* Dense-comparison helpers for properties. */
 double fm_max_abs_diff(const double *a, const double *b, size_t n);
 double fm_max_abs(const double *a, size_t n);

@@ -19,13 +19,6 @@
 #include "flashmask/oracle.h"
 #include "prop.h"
 
-static double *rounded(const double *x, size_t n, fm_dtype dtype)
-{
-    double *y = malloc(n * sizeof *y);
-    for (size_t i = 0; y && i < n; i++) y[i] = fm_round_to_dtype(x[i], dtype);
-    return y;
-}
-
 static void alloc_outputs(fm_tensors *t, size_t nq, size_t nkv, size_t nl)
 {
     t->out = malloc(nq * sizeof(double)), t->lse = malloc(nl * sizeof(double));
@@ -119,8 +112,8 @@ int main(int argc, char **argv)
     const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     const size_t nl = fm_problem_lse_elems(&p);
     fm_tensors in = {0};
-    in.q = rounded(c.q, nq, dtype), in.k = rounded(c.k, nkv, dtype);
-    in.v = rounded(c.v, nkv, dtype), in.dout = rounded(c.dout, nq, dtype);
+    in.q = fm_rounded_copy(c.q, nq, dtype), in.k = fm_rounded_copy(c.k, nkv, dtype);
+    in.v = fm_rounded_copy(c.v, nkv, dtype), in.dout = fm_rounded_copy(c.dout, nq, dtype);
     fm_problem p64 = p;
     p64.dtype = FM_FLOAT64;
     fm_tensors ref = in;

@@ -36,14 +36,6 @@ static void skip_without_gpu(void)
     }
 }
 
-static double *rounded(const double *x, size_t n, fm_dtype dtype)
-{
-    double *y = malloc(n * sizeof *y);
-    assert_non_null(y);
-    for (size_t i = 0; i < n; i++) y[i] = fm_round_to_dtype(x[i], dtype);
-    return y;
-}
-
 /* Runs the CUDA forward and backward on the case (inputs rounded to `dtype`) and judges all
  * five tensors with the oracle. Returns 1 on pass; msg says why not. */
 static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_t len)
@@ -57,8 +49,9 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     size_t nl = fm_problem_lse_elems(&p);
     fm_tensors in = {0}, got = {0};
-    in.q = rounded(c->q, nq, dtype), in.k = rounded(c->k, nkv, dtype);
-    in.v = rounded(c->v, nkv, dtype), in.dout = rounded(c->dout, nq, dtype);
+    in.q = fm_rounded_copy(c->q, nq, dtype), in.k = fm_rounded_copy(c->k, nkv, dtype);
+    in.v = fm_rounded_copy(c->v, nkv, dtype), in.dout = fm_rounded_copy(c->dout, nq, dtype);
+    assert_true(in.q && in.k && in.v && in.dout);
     got = in;
     got.out = malloc(nq * sizeof(double)), got.lse = malloc(nl * sizeof(double));
     got.dq = malloc(nq * sizeof(double)), got.dk = malloc(nkv * sizeof(double));

@@ -22,13 +22,6 @@
 #include "flashmask/reference.h"
 #include "prop.h"
 
-static double *rounded(const double *x, size_t n, fm_dtype dtype)
-{
-    double *y = malloc(n * sizeof *y);
-    for (size_t i = 0; y && i < n; i++) y[i] = fm_round_to_dtype(x[i], dtype);
-    return y;
-}
-
 /* Judges the candidate whose backward read `out_for_delta`; 1 pass, 0 fail, -1 error. The
  * failing tensors are counted in fails[]. */
 static int judge(const fm_random_case *c, const fm_problem *p, const fm_tensors *in,
@@ -39,7 +32,7 @@ static int judge(const fm_random_case *c, const fm_problem *p, const fm_tensors 
     fm_problem p64 = *p;
     p64.dtype = FM_FLOAT64;
     fm_tensors cand = *in;
-    cand.out = rounded(ref->out, nq, p->dtype);
+    cand.out = fm_rounded_copy(ref->out, nq, p->dtype);
     cand.lse = malloc(nl * sizeof(double));
     cand.dq = malloc(nq * sizeof(double)), cand.dk = malloc(nkv * sizeof(double));
     cand.dv = malloc(nkv * sizeof(double));
@@ -85,8 +78,8 @@ int main(int argc, char **argv)
         fm_problem p64 = p;
         p64.dtype = FM_FLOAT64;
         fm_tensors in = {0};
-        in.q = rounded(c.q, nq, dtype), in.k = rounded(c.k, nkv, dtype);
-        in.v = rounded(c.v, nkv, dtype), in.dout = rounded(c.dout, nq, dtype);
+        in.q = fm_rounded_copy(c.q, nq, dtype), in.k = fm_rounded_copy(c.k, nkv, dtype);
+        in.v = fm_rounded_copy(c.v, nkv, dtype), in.dout = fm_rounded_copy(c.dout, nq, dtype);
         fm_tensors ref = in;
         ref.out = malloc(nq * sizeof(double)), ref.lse = malloc(nl * sizeof(double));
         ref.dq = malloc(nq * sizeof(double)), ref.dk = malloc(nkv * sizeof(double));
@@ -94,7 +87,7 @@ int main(int argc, char **argv)
         double *o16 = NULL;
         if (fm_forward(FM_IMPL_REFERENCE, &p64, &c.mask, &ref) == FM_OK &&
             fm_backward(FM_IMPL_REFERENCE, &p64, &c.mask, &ref) == FM_OK &&
-            (o16 = rounded(ref.out, nq, dtype)) != NULL) {
+            (o16 = fm_rounded_copy(ref.out, nq, dtype)) != NULL) {
             const int exact = judge(&c, &p, &in, &ref, ref.out, fails[0]);
             const int ideal = judge(&c, &p, &in, &ref, o16, fails[1]);
             if (exact >= 0 && ideal >= 0) {

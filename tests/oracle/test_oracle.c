@@ -35,20 +35,13 @@ static void results_free(results *r)
     memset(r, 0, sizeof *r);
 }
 
-static double *rounded(const double *x, size_t n, fm_dtype dtype)
-{
-    double *y = malloc(n * sizeof *y);
-    for (size_t i = 0; i < n; i++) y[i] = fm_round_to_dtype(x[i], dtype);
-    return y;
-}
-
 static fm_status reference_of(const fm_problem *p, const fm_mask *m, const double *q,
                               const double *k, const double *v, const double *dout,
                               fm_dtype dtype, results *r)
 {
     size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    r->q = rounded(q, nq, dtype), r->k = rounded(k, nkv, dtype), r->v = rounded(v, nkv, dtype);
-    r->dout = rounded(dout, nq, dtype);
+    r->q = fm_rounded_copy(q, nq, dtype), r->k = fm_rounded_copy(k, nkv, dtype), r->v = fm_rounded_copy(v, nkv, dtype);
+    r->dout = fm_rounded_copy(dout, nq, dtype);
     r->out = malloc(nq * sizeof(double)), r->lse = malloc(fm_problem_lse_elems(p) * sizeof(double));
     r->dq = malloc(nq * sizeof(double));
     r->dk = malloc(nkv * sizeof(double)), r->dv = malloc(nkv * sizeof(double));
