@@ -39,6 +39,9 @@ extern "C" fm_status fm_cuda_available(void)
     return FM_OK;
 }
 
+/* The longest sequence the kernels take: rows and columns are 32-bit with a block of headroom. */
+enum { FM_CUDA_MAX_SEQLEN = INT32_MAX - 256 };
+
 extern "C" void fm_cuda_mask_free(fm_cuda_mask *m)
 {
     if (!m) return;
@@ -56,10 +59,10 @@ extern "C" fm_status fm_cuda_mask_upload(const fm_mask *mask, fm_cuda_mask *out)
     if (st != FM_OK) return st;
     /* The kernels walk rows and columns in 32-bit arithmetic with a block of headroom; prepare()
      * refuses such problems too, and the pre-pass kernels must never see them. */
-    if (mask->seqlen_q > INT32_MAX - 256 || mask->seqlen_k > INT32_MAX - 256)
+    if (mask->seqlen_q > FM_CUDA_MAX_SEQLEN || mask->seqlen_k > FM_CUDA_MAX_SEQLEN)
         return fm_fail(FM_ERR_OVERFLOW, "cuda mask: Sq = %lld, Sk = %lld; the CUDA layer takes "
                        "sequences up to %d", (long long)mask->seqlen_q,
-                       (long long)mask->seqlen_k, INT32_MAX - 256);
+                       (long long)mask->seqlen_k, FM_CUDA_MAX_SEQLEN);
     if ((st = fm_cuda_available()) != FM_OK) return st;
     const int64_t n_blocks = (mask->seqlen_k + FM_CUDA_BLOCK_K - 1) / FM_CUDA_BLOCK_K;
     size_t n_bounds, n_summary;
@@ -146,8 +149,8 @@ static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, fm_attn_par
                        "bfloat16", fm_dtype_name(p->dtype));
     if (!(p->scale > 0) || p->scale > 3.0e38)
         return fm_fail(FM_ERR_INVALID, "cuda: scale = %g must be finite and > 0", p->scale);
-    if (p->seqlen_q > INT32_MAX - 256 || p->seqlen_k > INT32_MAX - 256 || p->q_heads > 65535 ||
-        p->batch > 65535)
+    if (p->seqlen_q > FM_CUDA_MAX_SEQLEN || p->seqlen_k > FM_CUDA_MAX_SEQLEN ||
+        p->q_heads > 65535 || p->batch > 65535)
         return fm_fail(FM_ERR_OVERFLOW, "cuda: Sq, Sk must fit int32 and Hq, B <= 65535 "
                        "(Sq=%lld Sk=%lld Hq=%lld B=%lld)", (long long)p->seqlen_q,
                        (long long)p->seqlen_k, (long long)p->q_heads, (long long)p->batch);
