@@ -47,7 +47,8 @@ cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int 
 }
 
 /* *count += the live tiles (64 query rows x key block) of every (b, mask head, key block), one
- * thread per key block walking the query blocks with fm_classify_tile. */
+ * thread per key block walking down its tiles with fm_next_live_qblock (rules.h: masked runs
+ * cost one step), as masks/ fm_mask_tile_stats counts them. */
 __global__ void fm_live_tiles_kernel(const int32_t *__restrict__ summary, long long n_kblocks_all,
                                      int n_kblocks, int seqlen_q, int seqlen_k, int causal,
                                      long long offset, unsigned long long *count)
@@ -59,10 +60,13 @@ __global__ void fm_live_tiles_kernel(const int32_t *__restrict__ summary, long l
         for (int k = 0; k < FM_SUMMARY_WIDTH; k++) mm[k] = summary[id * FM_SUMMARY_WIDTH + k];
         const int c0 = (int)(id % n_kblocks) * FM_CUDA_BLOCK_K;
         const int c1 = min(c0 + (int)FM_CUDA_BLOCK_K, seqlen_k);
-        for (int r0 = 0; r0 < seqlen_q; r0 += FM_CUDA_LIVE_ROWS)
-            live += fm_classify_tile(mm, (fm_causal)causal, offset, r0,
-                                     min(r0 + FM_CUDA_LIVE_ROWS, seqlen_q), c0, c1) !=
-                    FM_TILE_MASKED;
+        const int64_t n = (seqlen_q - 1) / FM_CUDA_LIVE_ROWS + 1;
+        fm_tile_class cls;
+        for (int64_t qb = fm_next_live_qblock(mm, (fm_causal)causal, offset, 0, FM_CUDA_LIVE_ROWS,
+                                              seqlen_q, c0, c1, &cls);
+             qb < n; qb = fm_next_live_qblock(mm, (fm_causal)causal, offset, qb + 1,
+                                              FM_CUDA_LIVE_ROWS, seqlen_q, c0, c1, &cls))
+            live++;
     }
     for (int off = 16; off > 0; off >>= 1) live += __shfl_down_sync(0xffffffffu, live, off);
     if ((threadIdx.x & 31) == 0 && live) atomicAdd(count, live);
