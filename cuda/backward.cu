@@ -170,13 +170,7 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
         fm_cuda_load_cols(sCols, bounds, kb, p.seqlen_k, tid, NT);
         const fm_cuda_key_block blk(p, summary, kb); /* classifying is then arithmetic */
         /* The next query block at or after qb whose tile is not fully masked, and its class. */
-        auto next_live = [&](int qb, fm_tile_class *cls) {
-            for (; qb < n_qblocks; qb++) {
-                *cls = blk.classify(p, qb * BR, min(qb * BR + BR, p.seqlen_q));
-                if (*cls != FM_TILE_MASKED) break;
-            }
-            return qb;
-        };
+        auto next_live = [&](int qb, fm_tile_class *cls) { return blk.next_live(p, qb, BR, cls); };
         /* Q, dO, LSE and Delta of query block qb into stage st, asynchronously (rows past Sq:
          * zeros). */
         auto load_q_block = [&](int qb, int st) {

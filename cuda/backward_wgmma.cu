@@ -104,17 +104,22 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
         /* The next query block at or after qb whose tile is live for some warpgroup; bit w of
          * *live: warpgroup w's tile is not fully masked, bit WGS + w: it is partial. */
         auto next_live = [&](int qb, uint32_t *live) {
-            for (; qb < n_qblocks; qb++) {
-                *live = 0;
+            fm_tile_class c[WGS];
+            int q[WGS], first = n_qblocks;
 #pragma unroll
-                for (int w = 0; w < WGS; w++) {
-                    const fm_tile_class c = blk[w].classify(p, qb * BR, min(qb * BR + BR, p.seqlen_q));
-                    if (c != FM_TILE_MASKED) *live |= 1u << w;
-                    if (c == FM_TILE_PARTIAL || blk[w].c1 - blk[w].c0 < BC) *live |= 1u << (WGS + w);
-                }
-                if (*live & ((1u << WGS) - 1)) break;
+            for (int w = 0; w < WGS; w++) {
+                q[w] = blk[w].next_live(p, qb, BR, &c[w]);
+                first = min(first, q[w]);
             }
-            return qb;
+            /* A warpgroup whose walk went past `first` has a fully masked tile there. */
+            *live = 0;
+#pragma unroll
+            for (int w = 0; w < WGS; w++) {
+                if (q[w] != first || first >= n_qblocks) continue;
+                *live |= 1u << w;
+                if (c[w] == FM_TILE_PARTIAL || blk[w].c1 - blk[w].c0 < BC) *live |= 1u << (WGS + w);
+            }
+            return first;
         };
         auto load_q_block = [&](int qb, int st) {
             const int q0 = qb * BR, rows = min(BR, p.seqlen_q - q0);

@@ -24,6 +24,7 @@
 
 #include "kernels.h"
 #include "tc.cuh"
+#include "softmax.cuh"
 #include "tile.cuh"
 
 /* The default block shape of the fast head dimensions (see launch_fast). */
@@ -143,77 +144,16 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
             }
 
             /* Partial tile: S = -inf where the column's bit for the row is set. */
-            if (partial) {
-#pragma unroll
-                for (int n = 0; n < BC / 8; n++)
-#pragma unroll
-                    for (int c = 0; c < 2; c++) {
-                        const uint32_t rows =
-                            __shfl_sync(0xffffffffu, col_bits[n / 4], (n % 4) * 8 + 2 * t + c) >>
-                            g;
-#pragma unroll
-                        for (int m = 0; m < MI; m++)
-#pragma unroll
-                            for (int hr = 0; hr < 2; hr++)
-                                if ((rows >> (m * 16 + hr * 8)) & 1u)
-                                    s[m][n][2 * hr + c] = -INFINITY;
-                    }
-            }
+            if (partial) fm_mask_tile<MI, BC / 8>(s, col_bits, g, t);
 
-            /* Online softmax; rows g (e = 0, 1) and g + 8 (e = 2, 3) of each 16. */
+            /* Online softmax; O *= exp(m - m') is skipped when no row of the warp has a new
+             * maximum (corr is then exactly 1), which is most tiles once a row has seen a few
+             * key blocks. */
             float corr[MI][2];
-            bool rescale = false;
-#pragma unroll
-            for (int m = 0; m < MI; m++)
-#pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-                    float mx = -INFINITY;
-#pragma unroll
-                    for (int n = 0; n < BC / 8; n++)
-                        mx = fmaxf(mx, fmaxf(s[m][n][2 * hr], s[m][n][2 * hr + 1]));
-                    const float m_new = fmaxf(row_max[m][hr], fm_quad_max(mx));
-                    /* Nothing allowed yet in this row: subtract 0 so exp(-inf - 0) = 0. */
-                    const float m_use = m_new == -INFINITY ? 0.f : m_new;
-                    corr[m][hr] = fm_exp2((row_max[m][hr] - m_use) * scale_log2);
-                    rescale |= corr[m][hr] != 1.f;
-                    row_max[m][hr] = m_new;
-                    const float bias = m_use * scale_log2;
-                    /* P is rounded to T here, once: P V multiplies the rounded values, and the
-                     * row sum adds the same rounded values, so O = sum P v / sum P is an exact
-                     * weighted mean of V rows. (Summing the float32 P instead biases a row of O
-                     * by sum(round(P) - P) / sum P, and through Delta = dO . O the backward
-                     * turns that bias into dQ error: 0.080 against the oracle's bound 0.065 on
-                     * one bfloat16 case, 0.037 with this.) The LSE, though, is a float32
-                     * output judged at float32 accuracy: it takes the sum of the float32 P
-                     * (from the rounded one it was off by up to 2.2x the oracle's bound on
-                     * rows of two or three keys in float16). */
-                    float sum = 0.f, sum_lse = 0.f;
-#pragma unroll
-                    for (int n = 0; n < BC / 8; n++) {
-                        const float p0 = fm_exp2(fmaf(s[m][n][2 * hr], scale_log2, -bias));
-                        const float p1 = fm_exp2(fmaf(s[m][n][2 * hr + 1], scale_log2, -bias));
-                        p_tc[m][n][hr] = fm_tc_type<T>::pack(p0, p1);
-                        const float2 pr = fm_tc_type<T>::unpack(p_tc[m][n][hr]);
-                        sum += pr.x + pr.y;
-                        sum_lse += p0 + p1;
-                    }
-                    row_sum[m][hr] = row_sum[m][hr] * corr[m][hr] + sum;
-                    row_sum_lse[m][hr] = row_sum_lse[m][hr] * corr[m][hr] + sum_lse;
-                }
-            /* O *= exp(m - m'): skipped when no row of the warp has a new maximum (corr is then
-             * exactly 1), which is most tiles once a row has seen a few key blocks. */
-            if (__any_sync(0xffffffffu, rescale)) {
-#pragma unroll
-                for (int m = 0; m < MI; m++)
-#pragma unroll
-                    for (int hr = 0; hr < 2; hr++)
-#pragma unroll
-                        for (int n = 0; n < D / 8; n++)
-                            acc_o[m][n][2 * hr] *= corr[m][hr],
-                                acc_o[m][n][2 * hr + 1] *= corr[m][hr];
-            }
+            const bool rescale = fm_online_softmax<T, MI, BC / 8>(s, p_tc, row_max, row_sum,
+                                                                  row_sum_lse, corr, scale_log2);
+            if (__any_sync(0xffffffffu, rescale)) fm_rescale_o<MI, D / 8>(acc_o, corr);
         }
-
 
         fm_cp_async_wait<0>();
         __syncthreads(); /* V(kb) is in; every warp is done with K(kb) and the bounds */
@@ -255,25 +195,7 @@ __global__ void __launch_bounds__(NW * 32) fm_forward_kernel(const fm_attn_param
     }
     fm_cp_async_wait<0>();
 
-    /* Epilogue: O / l and LSE = m * scale + log l; a row with l = 0 has nothing allowed. */
-#pragma unroll
-    for (int m = 0; m < MI; m++)
-#pragma unroll
-        for (int hr = 0; hr < 2; hr++) {
-            const int i = w0 + m * 16 + g + hr * 8;
-            const float l = fm_quad_sum(row_sum[m][hr]);
-            const float l_lse = fm_quad_sum(row_sum_lse[m][hr]);
-            if (i >= p.seqlen_q) continue;
-            const float inv = l > 0.f ? 1.f / l : 0.f;
-            T *o = static_cast<T *>(p.out) + (((size_t)b * p.q_heads + h) * p.seqlen_q + i) * D;
-#pragma unroll
-            for (int n = 0; n < D / 8; n++)
-                *reinterpret_cast<uint32_t *>(o + n * 8 + 2 * t) = fm_tc_type<T>::pack(
-                    acc_o[m][n][2 * hr] * inv, acc_o[m][n][2 * hr + 1] * inv);
-            if (t == 0)
-                p.lse[((size_t)b * p.q_heads + h) * p.seqlen_q + i] =
-                    l > 0.f ? row_max[m][hr] * p.scale + logf(l_lse) : -INFINITY;
-        }
+    fm_store_o_lse<T, MI, D>(p, acc_o, row_max, row_sum, row_sum_lse, b, h, w0, g, t);
 }
 
 template <typename T, int D, int NW, int MI>

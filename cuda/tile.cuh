@@ -50,6 +50,17 @@ struct fm_cuda_key_block {
         if (c0 >= c1) return FM_TILE_MASKED;
         return fm_classify_tile(mm, (fm_causal)p.causal, p.offset, r0, r1, c0, c1);
     }
+    /* The first query block at or after qb (blocks of block_q rows) whose tile with this
+     * block is not fully masked, and its class in *cls; ceil(Sq / block_q) if none. Jumps
+     * over masked runs (fm_next_live_qblock, rules.h) instead of classifying each block. */
+    __device__ __forceinline__ int next_live(const fm_attn_params &p, int qb, int block_q,
+                                             fm_tile_class *cls) const
+    {
+        *cls = FM_TILE_MASKED;
+        if (c0 >= c1) return (p.seqlen_q + block_q - 1) / block_q;
+        return (int)fm_next_live_qblock(mm, (fm_causal)p.causal, p.offset, qb, block_q,
+                                        p.seqlen_q, c0, c1, cls);
+    }
 };
 
 /* First key block at or after kb whose tile with rows [r0, r1) is not fully masked

@@ -143,11 +143,11 @@ FM_HD int64_t fm_next_live_qblock(const int32_t *mm, fm_causal causal, int64_t o
     const int64_t n = (seqlen_q - 1) / block_q + 1;
     while (qb < n) {
         const int64_t r0 = qb * block_q, r1 = block_q < seqlen_q - r0 ? r0 + block_q : seqlen_q;
+        /* Classify first: a live block (every block of a dense mask) then costs one reach, as
+         * classifying it alone would; only a masked one pays a second for the jump. */
+        *cls = fm_classify_tile(mm, causal, offset, r0, r1, c0, c1);
+        if (*cls != FM_TILE_MASKED) return qb;
         const int64_t reach = fm_masked_reach(mm, causal, offset, r0, c0);
-        if (reach < r1) {
-            *cls = fm_classify_tile(mm, causal, offset, r0, r1, c0, c1);
-            return qb;
-        }
         qb = reach / block_q > qb ? reach / block_q : qb + 1;
     }
     return n;
