@@ -43,7 +43,7 @@ cudaError_t fm_cuda_launch_live_tiles(const int32_t *summary, int batch, int hea
                                       int seqlen_k, int causal, unsigned long long *count,
                                       cudaStream_t stream);
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
-/* The Hopper path (backward_wgmma.cu: wgmma, D = 128), built when gpu_archs
+/* The Hopper path (forward_wgmma.cu, backward_wgmma.cu: wgmma, D = 128), built when gpu_archs
  * contains 90a (FM_CUDA_WGMMA). fm_cuda_use_wgmma says whether it serves a call: D = 128, the
  * current device is compute capability 9.0, and FM_CUDA_WGMMA is not "0" in the environment
  * (the switch that sends everything to the mma.sync kernels, for comparison and tests). */
@@ -54,6 +54,11 @@ cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, b
                                       cudaStream_t stream);
 /* dQ by query blocks, no atomics (writes p.dq) */
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+/* forward_wgmma.cu: the warp-specialised forward (TMA + wgmma). cudaErrorNotSupported when it
+ * cannot serve the call (D != 128, FM_CUDA_FWD_WGMMA=0, a tensor the copy engine cannot
+ * describe, e.g. not 16-byte aligned): the caller then runs forward.cu's kernel. */
+cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
+                                         cudaStream_t stream);
 #else /* not built: never used (the stubs keep the callers free of #ifdefs) */
 static inline bool fm_cuda_use_wgmma(int) { return false; }
 static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_dtype, bool,
@@ -62,6 +67,11 @@ static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_d
     return cudaErrorNotSupported;
 }
 static inline cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &, fm_dtype, cudaStream_t)
+{
+    return cudaErrorNotSupported;
+}
+static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, fm_dtype,
+                                                       cudaStream_t)
 {
     return cudaErrorNotSupported;
 }

@@ -7,8 +7,8 @@
  *   - fully masked tiles are never loaded: NaN in K/V of a key block that every row masks
  *     leaves every output finite and equal to the run with zeros there;
  *   - both dQ paths (float32 atomics; FM_FLAG_DETERMINISTIC) pass, and the deterministic one
- *     gives identical bits on two runs; on Hopper both dK/dV block shapes run (the random
- *     properties set FM_CUDA_BWD_WGS per case);
+ *     gives identical bits on two runs; on Hopper both dK/dV block shapes and both D = 128
+ *     forwards run (the random properties set FM_CUDA_BWD_WGS and FM_CUDA_FWD_WGMMA per case);
  *   - the GPU summary and live-tile count equal masks/;
  *   - bad arguments (float32 dtype, head_dim 300) are errors naming the value.
  * Environment: FM_TRIALS, FM_SEED (tests/common/prop.h); FM_LIMITS overrides the shapes.
@@ -46,6 +46,8 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     /* Both shapes of the Hopper dK/dV kernel (one or two warpgroups per block), whatever the
      * case's size would pick (small cases pick one). */
     setenv("FM_CUDA_BWD_WGS", (c->seed & 4) ? "2" : "1", 1);
+    /* Both Hopper forwards at D = 128: the warp-specialised wgmma one and forward.cu's. */
+    setenv("FM_CUDA_FWD_WGMMA", (c->seed & 8) ? "0" : "1", 1);
     size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     size_t nl = fm_problem_lse_elems(&p);
     fm_tensors in = {0}, got = {0};
@@ -78,9 +80,10 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
              * (docs/performance-cuda.md): the probe tells the two apart. */
             const size_t used = strlen(msg);
             snprintf(msg + used, len - used,
-                     " [dissect: FM_CUDA_BWD_WGS=%s FM_LIMITS=<the replay line's> "
-                     "probe_backward_inputs %" PRIu64 " %d]",
-                     getenv("FM_CUDA_BWD_WGS"), c->seed, dtype == FM_BFLOAT16);
+                     " [dissect: FM_CUDA_BWD_WGS=%s FM_CUDA_FWD_WGMMA=%s FM_LIMITS=<the "
+                     "replay line's> probe_backward_inputs %" PRIu64 " %d]",
+                     getenv("FM_CUDA_BWD_WGS"), getenv("FM_CUDA_FWD_WGMMA"), c->seed,
+                     dtype == FM_BFLOAT16);
             if (getenv("FM_VERBOSE")) fm_check_report_print(&rep, stderr);
         } else {
             ok = 1;
@@ -88,6 +91,7 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     }
     free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
     free(got.out), free(got.lse), free(got.dq), free(got.dk), free(got.dv);
+    unsetenv("FM_CUDA_BWD_WGS"), unsetenv("FM_CUDA_FWD_WGMMA"); /* later tests: the defaults */
     return ok;
 }
 

@@ -1,0 +1,92 @@
+/* cuda/tma.cuh — Hopper's asynchronous copy engine (TMA) and the shared-memory barriers
+ * (mbarrier) that say when its copies have landed, for warp-specialised kernels where one warp
+ * loads and the others compute (forward_wgmma.cu). Layer: cuda (private header).
+ *
+ * Host side: fm_tma_map_3d describes a [n2][n1][n0] tensor in global memory (n0 contiguous) to
+ * the copy engine, with a box of [1][box1][box0] elements per copy; rows past n1 read as zeros,
+ * so a key block that runs past the end of a head is zero-filled, never the next head's data.
+ * The encoder is the driver's cuTensorMapEncodeTiled, reached through the runtime
+ * (cudaGetDriverEntryPointByVersion) so that libflashmask does not link libcuda.
+ *
+ * Device side: an mbarrier is a 64-bit shared-memory counter with a phase bit. A producer
+ * announces how many bytes a stage will receive (arrive.expect_tx) and issues the copies, which
+ * count those bytes down as they land; the phase flips when both the arrivals and the bytes are
+ * complete, and a consumer waits for the flip by its parity. TMA writes through the async proxy,
+ * the proxy wgmma reads through, so no proxy fence is needed between them.
+ */
+#ifndef FM_CUDA_TMA_CUH
+#define FM_CUDA_TMA_CUH
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+/* Element types the maps here carry. */
+enum fm_tma_elem { FM_TMA_F16, FM_TMA_BF16, FM_TMA_I32 };
+
+/* Fill *map for base [n2][n1][n0] (elements of `elem`, contiguous), boxes of box1 x box0,
+ * swizzled in 128-byte rows (the SW128 layout of wgmma.cuh) when swizzle128. Returns
+ * cudaErrorNotSupported when the driver lacks the encoder or refuses the description (e.g. a
+ * base not 16-byte aligned): the caller then uses a kernel that does not need TMA. */
+cudaError_t fm_tma_map_3d(CUtensorMap *map, const void *base, fm_tma_elem elem, uint64_t n0,
+                          uint64_t n1, uint64_t n2, uint32_t box0, uint32_t box1,
+                          bool swizzle128);
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void fm_mbar_init(uint32_t bar, uint32_t count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+/* Make the initialised barriers visible to the copy engine (then __syncthreads). */
+__device__ __forceinline__ void fm_mbar_init_fence()
+{
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void fm_mbar_arrive(uint32_t bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void fm_mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar),
+                 "r"(bytes)
+                 : "memory");
+}
+/* Wait until the phase with this parity has completed. */
+__device__ __forceinline__ void fm_mbar_wait(uint32_t bar, uint32_t parity)
+{
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+/* One box at element coordinates (x0, x1, x2) into shared memory at dst; its bytes count down
+ * barrier bar. */
+__device__ __forceinline__ void fm_tma_load_3d(uint32_t dst, const CUtensorMap *map, uint32_t bar,
+                                               int x0, int x1, int x2)
+{
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%3, %4, %5}], [%2];\n" ::"r"(dst),
+                 "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(x0), "r"(x1), "r"(x2)
+                 : "memory");
+}
+__device__ __forceinline__ void fm_tma_prefetch_map(const CUtensorMap *map)
+{
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+/* Named barriers for a subset of the block's warps (id 1..15; 0 is __syncthreads). */
+__device__ __forceinline__ void fm_named_sync(int id, int threads)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void fm_named_arrive(int id, int threads)
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+#endif
+
+#endif
