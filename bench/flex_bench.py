@@ -173,6 +173,9 @@ def run_config(lib, heads, seqlen, dim, families, dtype, do_flex, flex_compiled,
         torch.cuda.synchronize()
         row = {"family": fam, "heads": heads, "seqlen": seqlen, "head_dim": dim,
                "fwd_flops": fwd_flops, "bwd_flops": bwd_flops}
+        # The fraction of 64 x 64 tiles not fully masked (counted at upload), which picks the
+        # Hopper backward's block shape (docs/performance-cuda.md).
+        row["live_tile_fraction"] = dmask.live_per_kblock / ((seqlen + 63) // 64)
         row["ours_fwd_ms"] = bench_ms(ours_fwd)
         row["ours_bwd_ms"] = bench_ms(ours_bwd)
         row["ours_fwd_tflops"] = fwd_flops / row["ours_fwd_ms"] / 1e9
