@@ -6,10 +6,10 @@
  * batch), 288 threads:
  *   - warp 8, the producer, walks the key blocks, classifies each against the rows of both
  *     consumer warpgroups (fm_classify_tile on the summary, 32 blocks per ballot), and for each
- *     block live for one of them waits for a free stage, writes the block's index and classes
- *     into the stage and has the copy engine (TMA, tma.cuh) bring in K, V (64 keys x 128,
- *     SW128) and the 64 columns' bounds; the stage's mbarrier completes when the bytes land.
- *     Fully masked tiles are never loaded. A stage index of -1 ends the walk.
+ *     block live for one of them waits for a free stage and has the copy engine (TMA, tma.cuh)
+ *     bring in K, V (64 keys x 128, SW128) and the 64 columns' bounds; the stage's mbarrier
+ *     completes when the bytes land. Fully masked tiles are never loaded. Every consumer warp
+ *     makes the same walk (live_blocks32), so no list passes between them.
  *   - warps 0-3 and 4-7, the consumers, one warpgroup per 64 query rows, keep Q in shared
  *     memory and O, the row maxima and sums in registers, and per stage compute
  *       S = Q K^T                          wgmma.m64n64k16, both operands from shared memory
@@ -39,15 +39,38 @@ constexpr int COLS = BC * FM_BOUNDS * 4;             /* bytes of a key block's b
 constexpr int STAGE_BYTES = 2 * TILE + COLS;         /* what one stage's copies deliver */
 
 /* Shared memory, in bytes from a 1024-aligned base: Q [2 warpgroups][64][128], K and V
- * [NSTAGE][64][128] (all SW128), bounds [NSTAGE][64][4], the stages' (key block, classes), and
- * the mbarriers: full[NSTAGE] (the stage's data is in), empty[NSTAGE] (both warpgroups are done
- * with it), q_full[2]. */
+ * [NSTAGE][64][128] (all SW128), bounds [NSTAGE][64][4], and the mbarriers: full[NSTAGE] (the
+ * stage's data is in), empty[NSTAGE] (all eight consumer warps are done with it), q_full[2]. */
 struct fwd_smem {
     static constexpr int OFF_Q = 0, OFF_K = 2 * TILE, OFF_V = OFF_K + NSTAGE * TILE;
-    static constexpr int OFF_COLS = OFF_V + NSTAGE * TILE, OFF_META = OFF_COLS + NSTAGE * COLS;
-    static constexpr int OFF_BAR = OFF_META + NSTAGE * 8;
+    static constexpr int OFF_COLS = OFF_V + NSTAGE * TILE, OFF_BAR = OFF_COLS + NSTAGE * COLS;
     static constexpr int BYTES = 1024 + OFF_BAR + (2 * NSTAGE + 2) * 8;
 };
+
+/* Which of the key blocks first .. first + 31 are live for this block's rows [r0, r1): lane l
+ * classifies block first + l against each warpgroup's 64 rows (fm_classify_tile on the
+ * summary) and keeps the two classes in *cls (bits 2w, 2w + 1: warpgroup w); bit l of the
+ * result says that block is live for one of them. The producer and every consumer warp call
+ * it on the same blocks, so they walk the same list without passing it through shared memory.
+ * Every lane of the warp must call it. */
+__device__ __forceinline__ unsigned live_blocks32(const fm_attn_params &p, const int32_t *summary,
+                                                  int first, int r0, int r1, uint32_t *cls)
+{
+    const int kb = first + (threadIdx.x & 31);
+    *cls = 0;
+    if (kb < p.n_kblocks) {
+        const fm_cuda_key_block blk(p, summary, kb);
+#pragma unroll
+        for (int w = 0; w < 2; w++) {
+            const int w0 = r0 + w * WG_ROWS, w1 = min(w0 + WG_ROWS, r1);
+            const fm_tile_class c = w0 < w1 ? blk.classify(p, w0, w1) : FM_TILE_MASKED;
+            *cls |= (uint32_t)c << (2 * w);
+        }
+    }
+    const bool live = kb < p.n_kblocks && ((*cls & 3u) != FM_TILE_MASKED ||
+                                           (*cls >> 2) != FM_TILE_MASKED);
+    return __ballot_sync(0xffffffffu, live);
+}
 
 template <typename T>
 __global__ void __launch_bounds__(NT, 1)
@@ -62,7 +85,6 @@ __global__ void __launch_bounds__(NT, 1)
     unsigned char *smem = reinterpret_cast<unsigned char *>(
         (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
     const uint32_t base = (uint32_t)__cvta_generic_to_shared(smem);
-    int2 *meta = reinterpret_cast<int2 *>(smem + L::OFF_META);
     auto full = [&](int s) { return base + L::OFF_BAR + 8 * s; };
     auto empty = [&](int s) { return base + L::OFF_BAR + 8 * (NSTAGE + s); };
     auto q_full = [&](int w) { return base + L::OFF_BAR + 8 * (2 * NSTAGE + w); };
@@ -80,9 +102,9 @@ __global__ void __launch_bounds__(NT, 1)
     }
     __syncthreads();
 
+    const int32_t *summary =
+        p.summary + ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
     if (warp == 8) { /* the producer */
-        const int32_t *summary =
-            p.summary + ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
         const int head_q = b * p.q_heads + h, head_k = b * p.kv_heads + hk;
         const int head_m = b * p.mask_heads + hm;
         if (lane == 0) {
@@ -99,28 +121,14 @@ __global__ void __launch_bounds__(NT, 1)
         int stage = 0;
         uint32_t phase = 0;
         for (int first = 0; first < p.n_kblocks; first += 32) {
-            /* Lane l classifies key block first + l for each warpgroup's rows. */
-            const int kb = first + lane;
-            uint32_t cls = 0;
-            if (kb < p.n_kblocks) {
-                const fm_cuda_key_block blk(p, summary, kb);
-#pragma unroll
-                for (int w = 0; w < 2; w++) {
-                    const int w0 = r0 + w * WG_ROWS, w1 = min(w0 + WG_ROWS, r1);
-                    const fm_tile_class c = w0 < w1 ? blk.classify(p, w0, w1) : FM_TILE_MASKED;
-                    cls |= (uint32_t)c << (2 * w);
-                }
-            }
-            const bool live = (cls & 3u) != FM_TILE_MASKED || (cls >> 2) != FM_TILE_MASKED;
-            for (unsigned todo = __ballot_sync(0xffffffffu, live); todo; todo &= todo - 1) {
-                const int j = __ffs(todo) - 1;
-                const uint32_t cj = __shfl_sync(0xffffffffu, cls, j);
+            uint32_t cls;
+            for (unsigned todo = live_blocks32(p, summary, first, r0, r1, &cls); todo;
+                 todo &= todo - 1) {
                 if (lane == 0) {
-                    fm_mbar_wait(empty(stage), phase ^ 1u);
-                    meta[stage] = make_int2(first + j, (int)cj);
-                    const int c0 = (first + j) * BC;
+                    const int c0 = (first + __ffs(todo) - 1) * BC;
                     const uint32_t k = base + L::OFF_K + stage * TILE;
                     const uint32_t v = base + L::OFF_V + stage * TILE;
+                    fm_mbar_wait(empty(stage), phase ^ 1u);
                     fm_mbar_arrive_expect_tx(full(stage), STAGE_BYTES);
                     fm_tma_load_3d(k, &map_k, full(stage), 0, c0, head_k);
                     fm_tma_load_3d(k + TILE / 2, &map_k, full(stage), 64, c0, head_k);
@@ -132,11 +140,6 @@ __global__ void __launch_bounds__(NT, 1)
                 __syncwarp();
                 if (++stage == NSTAGE) stage = 0, phase ^= 1u;
             }
-        }
-        if (lane == 0) { /* the end of the walk */
-            fm_mbar_wait(empty(stage), phase ^ 1u);
-            meta[stage] = make_int2(-1, 0);
-            fm_mbar_arrive(full(stage));
         }
         return;
     }
@@ -158,55 +161,59 @@ __global__ void __launch_bounds__(NT, 1)
     fm_mbar_wait(q_full(wg), 0);
     int stage = 0;
     uint32_t phase = 0;
-    for (;;) {
-        fm_mbar_wait(full(stage), phase);
-        const int2 m = meta[stage];
-        if (m.x < 0) break;
-        const int c0 = m.x * BC;
-        const fm_tile_class cls = (fm_tile_class)(((uint32_t)m.y >> (2 * wg)) & 3u);
-        if (cls != FM_TILE_MASKED) {
-            /* Keys past Sk (zero-filled K rows) must get P = 0: their columns mask every row. */
-            const bool partial = cls == FM_TILE_PARTIAL || c0 + BC > p.seqlen_k;
-            uint32_t col_bits[2] = {0u, 0u};
-            if (partial)
-                fm_cuda_column_bits(p, reinterpret_cast<const int32_t *>(
-                                           smem + L::OFF_COLS + stage * COLS),
-                                    c0, w0, lane, col_bits);
-            const uint32_t aK = base + L::OFF_K + stage * TILE;
-            const uint32_t aV = base + L::OFF_V + stage * TILE;
+    for (int first = 0; first < p.n_kblocks; first += 32) {
+        uint32_t cls_all;
+        for (unsigned todo = live_blocks32(p, summary, first, r0, r1, &cls_all); todo;
+             todo &= todo - 1) {
+            const int j = __ffs(todo) - 1, c0 = (first + j) * BC;
+            const fm_tile_class cls =
+                (fm_tile_class)((__shfl_sync(0xffffffffu, cls_all, j) >> (2 * wg)) & 3u);
+            fm_mbar_wait(full(stage), phase);
+            if (cls != FM_TILE_MASKED) {
+                /* Keys past Sk (zero-filled K rows) must get P = 0: their columns mask all rows. */
+                const bool partial = cls == FM_TILE_PARTIAL || c0 + BC > p.seqlen_k;
+                uint32_t col_bits[2] = {0u, 0u};
+                if (partial)
+                    fm_cuda_column_bits(p, reinterpret_cast<const int32_t *>(
+                                               smem + L::OFF_COLS + stage * COLS),
+                                        c0, w0, lane, col_bits);
+                const uint32_t aK = base + L::OFF_K + stage * TILE;
+                const uint32_t aV = base + L::OFF_V + stage * TILE;
 
-            float s[1][BC / 8][4];
+                float s[1][BC / 8][4];
 #pragma unroll
-            for (int n = 0; n < BC / 8; n++)
+                for (int n = 0; n < BC / 8; n++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) s[0][n][e] = 0.f;
-            fm_wg_fence();
+                    for (int e = 0; e < 4; e++) s[0][n][e] = 0.f;
+                fm_wg_fence();
 #pragma unroll
-            for (int kk = 0; kk < D / 16; kk++)
-                fm_wg_ss64<T, 0, 0>(s[0], fm_wg_kmajor(aQ, 64, kk), fm_wg_kmajor(aK, 64, kk), 1);
-            fm_wg_commit();
-            fm_wg_wait<0>();
+                for (int kk = 0; kk < D / 16; kk++)
+                    fm_wg_ss64<T, 0, 0>(s[0], fm_wg_kmajor(aQ, 64, kk), fm_wg_kmajor(aK, 64, kk),
+                                        1);
+                fm_wg_commit();
+                fm_wg_wait<0>();
 
-            if (partial) fm_mask_tile<1, BC / 8>(s, col_bits, g, t);
-            uint32_t p_tc[1][BC / 8][2];
-            float corr[1][2];
-            const bool rescale = fm_online_softmax<T, 1, BC / 8>(s, p_tc, row_max, row_sum,
-                                                                 row_sum_lse, corr, scale_log2);
-            if (__any_sync(0xffffffffu, rescale)) fm_rescale_o<1, D / 8>(acc_o, corr);
+                if (partial) fm_mask_tile<1, BC / 8>(s, col_bits, g, t);
+                uint32_t p_tc[1][BC / 8][2];
+                float corr[1][2];
+                const bool rescale = fm_online_softmax<T, 1, BC / 8>(
+                    s, p_tc, row_max, row_sum, row_sum_lse, corr, scale_log2);
+                if (__any_sync(0xffffffffu, rescale)) fm_rescale_o<1, D / 8>(acc_o, corr);
 
-            fm_wg_fence();
+                fm_wg_fence();
 #pragma unroll
-            for (int kk = 0; kk < BC / 16; kk++) {
-                const uint32_t a[4] = {p_tc[0][2 * kk][0], p_tc[0][2 * kk][1],
-                                       p_tc[0][2 * kk + 1][0], p_tc[0][2 * kk + 1][1]};
-                fm_wg_rs128<T>(acc_o[0], a, fm_wg_mnmajor(aV, 64, kk));
+                for (int kk = 0; kk < BC / 16; kk++) {
+                    const uint32_t a[4] = {p_tc[0][2 * kk][0], p_tc[0][2 * kk][1],
+                                           p_tc[0][2 * kk + 1][0], p_tc[0][2 * kk + 1][1]};
+                    fm_wg_rs128<T>(acc_o[0], a, fm_wg_mnmajor(aV, 64, kk));
+                }
+                fm_wg_commit();
+                fm_wg_wait<0>();
             }
-            fm_wg_commit();
-            fm_wg_wait<0>();
+            __syncwarp();
+            if (lane == 0) fm_mbar_arrive(empty(stage)); /* this warp is done with the stage */
+            if (++stage == NSTAGE) stage = 0, phase ^= 1u;
         }
-        __syncwarp();
-        if (lane == 0) fm_mbar_arrive(empty(stage)); /* this warp is done with the stage */
-        if (++stage == NSTAGE) stage = 0, phase ^= 1u;
     }
     fm_store_o_lse<T, 1, D>(p, acc_o, row_max, row_sum, row_sum_lse, b, h, w0, g, t);
 #endif
