@@ -172,6 +172,24 @@ static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, fm_attn_par
     return FM_OK;
 }
 
+/* The kernels copy element tensors 16 bytes at a time (cp.async, TMA) and float32 ones 4 at a
+ * time: a pointer off those boundaries would fault on the device (a sticky error that ends the
+ * process's CUDA context), so it is refused here. cudaMalloc's pointers are 256-byte aligned;
+ * an offset view into a tensor must keep the alignment. n element tensors, then the float32
+ * ones (lse last). */
+static fm_status check_alignment(const char *who, const char *const names[],
+                                 const void *const ptrs[], int n_elem, int n_all)
+{
+    for (int i = 0; i < n_all; i++) {
+        const uintptr_t a = i < n_elem ? 16 : 4;
+        if ((uintptr_t)ptrs[i] & (a - 1))
+            return fm_fail(FM_ERR_INVALID, "cuda %s: %s = %p is not %d-byte aligned (the kernels "
+                           "copy %d bytes at a time; cudaMalloc's pointers are aligned)", who,
+                           names[i], ptrs[i], (int)a, (int)a);
+    }
+    return FM_OK;
+}
+
 extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
                                      const void *k, const void *v, void *out, float *lse,
                                      void *stream)
@@ -181,6 +199,10 @@ extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *ma
     if (st != FM_OK) return st;
     if (!q || !k || !v || !out || !lse)
         return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
+    static const char *const names[] = {"q", "k", "v", "out", "lse"};
+    const void *const ptrs[] = {q, k, v, out, lse};
+    st = check_alignment("forward", names, ptrs, 4, 5);
+    if (st != FM_OK) return st;
     kp.q = q, kp.k = k, kp.v = v, kp.out = out, kp.lse = lse;
     cudaError_t err = fm_cuda_launch_forward(kp, p->dtype, (cudaStream_t)stream);
     return err == cudaSuccess ? FM_OK : cuda_fail(err, "forward kernel launch");
@@ -196,6 +218,10 @@ extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *m
     if (st != FM_OK) return st;
     if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
         return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor pointer");
+    static const char *const names[] = {"q", "k", "v", "out", "dout", "dq", "dk", "dv", "lse"};
+    const void *const ptrs[] = {q, k, v, out, dout, dq, dk, dv, lse};
+    st = check_alignment("backward", names, ptrs, 8, 9);
+    if (st != FM_OK) return st;
     kp.q = q, kp.k = k, kp.v = v, kp.out_in = out, kp.lse_in = lse, kp.dout = dout;
     kp.dq = dq, kp.dk = dk, kp.dv = dv;
     cudaStream_t s = (cudaStream_t)stream;

@@ -330,6 +330,37 @@ static void test_cuda_upload_refuses_huge_sequences(void **state)
     fm_mask_free(&m);
 }
 
+/* Device tensors off a 16-byte boundary (an offset view into a tensor) are refused before any
+ * launch: the kernels' 16-byte copies would fault on the device. The check comes before the
+ * device is touched, so it runs on every CUDA build; the mask here is a stand-in with the
+ * problem's shape (its pointers are never read). */
+static void test_cuda_refuses_misaligned_tensors(void **state)
+{
+    (void)state;
+    fm_problem p;
+    fm_problem_init(&p, 1, 1, 1, 8, 8, 64);
+    p.dtype = FM_BFLOAT16;
+    fm_cuda_mask dm = {0};
+    dm.batch = 1, dm.heads = 1, dm.seqlen_q = 8, dm.seqlen_k = 8, dm.block_k = 64;
+    dm.n_blocks = 1;
+    static _Alignas(16) unsigned char fake[1024];
+    dm.bounds = (int32_t *)fake, dm.summary = (int32_t *)fake;
+    const void *ok = fake, *off = fake + 2; /* one bfloat16 element past a 16-byte boundary */
+    float *lse = (float *)(fake + 16);
+    fm_status st = fm_cuda_forward(&p, &dm, ok, off, ok, (void *)ok, lse, NULL);
+    if (st == FM_ERR_UNAVAILABLE && strstr(fm_last_error(), "no CUDA layer")) return;
+    assert_int_equal(st, FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "k = "));
+    assert_non_null(strstr(fm_last_error(), "16-byte aligned"));
+    st = fm_cuda_backward(&p, &dm, ok, ok, ok, ok, lse, ok, (void *)ok, (void *)ok, (void *)off,
+                          NULL);
+    assert_int_equal(st, FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "dv = "));
+    st = fm_cuda_forward(&p, &dm, ok, ok, ok, (void *)ok, (float *)(fake + 2), NULL);
+    assert_int_equal(st, FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "lse = "));
+}
+
 /* ------------------------------------------------------------ block sizes */
 
 /* Block and tile sizes near INT64_MAX: a block wider than the sequence is one block. Without
@@ -493,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_size_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_block_sizes, setup, teardown),
         cmocka_unit_test(test_cuda_upload_refuses_huge_sequences),
+        cmocka_unit_test(test_cuda_refuses_misaligned_tensors),
         cmocka_unit_test(test_conversions_refuse),
         cmocka_unit_test_setup_teardown(test_nonfinite_inputs, setup, teardown),
         cmocka_unit_test(test_exit_codes),
