@@ -51,7 +51,9 @@ fm_status fm_cuda_copy_summary(const fm_cuda_mask *m, int32_t *out);
 
 /* The same calling shape as the other layers, on device pointers: q, k, v, out, dout, dq, dk,
  * dv hold p->dtype elements (float16 or bfloat16, contiguous [B,H,S,D]); lse is float32
- * [B,Hq,Sq]. head_dim must be 32, 64, 96, 128 or 256. `stream` is a cudaStream_t (NULL: the
+ * [B,Hq,Sq]. Element tensors must start on a 16-byte boundary and lse on a 4-byte one (as
+ * cudaMalloc's pointers do; FM_ERR_INVALID otherwise, before any launch).
+ * head_dim must be 32, 64, 96, 128 or 256. `stream` is a cudaStream_t (NULL: the
  * default stream); the calls are asynchronous on it and do not check input finiteness.
  * Backward reads out and lse as fm_cuda_forward wrote them. dK and dV are always summed in a
  * fixed order; dQ is summed in float32 with atomics (order varies run to run) unless
