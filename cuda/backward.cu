@@ -121,7 +121,7 @@ __global__ void fm_dq_convert_kernel(const float *__restrict__ acc, T *__restric
  * two stages of Q and dO fit beside K and V with two blocks per multiprocessor at D = 128. */
 template <int D> __host__ __device__ constexpr int dkdv_ld() { return D % 64 == 0 ? D : D + 8; }
 
-template <typename T, int D, int NW, bool DO_DV, bool DO_DK, bool DO_DQ>
+template <typename T, int D, int NW, bool DO_DV, bool DO_DK, bool DO_DQ, bool JUMP>
 __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p)
 {
     constexpr int BC = 16 * NW, BR = 64, NT = NW * 32, LD = dkdv_ld<D>(), LDS = BR + 8;
@@ -169,8 +169,18 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
         __syncthreads();       /* every warp is done with the previous head's tiles */
         fm_cuda_load_cols(sCols, bounds, kb, p.seqlen_k, tid, NT);
         const fm_cuda_key_block blk(p, summary, kb); /* classifying is then arithmetic */
-        /* The next query block at or after qb whose tile is not fully masked, and its class. */
-        auto next_live = [&](int qb, fm_tile_class *cls) { return blk.next_live(p, qb, BR, cls); };
+        /* The next query block at or after qb whose tile is not fully masked, and its class.
+         * JUMP (sparse masks): jump over masked runs (fm_next_live_qblock). Otherwise block by
+         * block: with the jumping walk compiled in, dense masks measured 10% slower (D = 64,
+         * full: 183 against 204 TFLOP/s), sparse ones 16-42% faster. */
+        auto next_live = [&](int qb, fm_tile_class *cls) {
+            if constexpr (JUMP) return blk.next_live(p, qb, BR, cls);
+            for (; qb < n_qblocks; qb++) {
+                *cls = blk.classify(p, qb * BR, min(qb * BR + BR, p.seqlen_q));
+                if (*cls != FM_TILE_MASKED) break;
+            }
+            return qb;
+        };
         /* Q, dO, LSE and Delta of query block qb into stage st, asynchronously (rows past Sq:
          * zeros). */
         auto load_q_block = [&](int qb, int st) {
@@ -408,18 +418,29 @@ template <typename K> static cudaError_t allow_smem(K kernel, size_t smem)
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
 }
 
-template <typename T, int D, bool DO_DV, bool DO_DK, bool DO_DQ>
-static cudaError_t launch_dkdv(const fm_attn_params &p, cudaStream_t stream)
+template <typename T, int D, bool DO_DV, bool DO_DK, bool DO_DQ, bool JUMP>
+static cudaError_t launch_dkdv_walk(const fm_attn_params &p, cudaStream_t stream)
 {
     constexpr int NW = 4, BC = 16 * NW, BR = 64, LD = dkdv_ld<D>();
     const size_t smem = (size_t)(2 * BC + 4 * BR) * LD * sizeof(T) + 4 * BR * sizeof(float) +
                         BC * FM_BOUNDS * sizeof(int32_t) +
                         (DO_DQ ? (size_t)BC * (BR + 8) * sizeof(T) : 0);
-    cudaError_t err = allow_smem(fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK, DO_DQ>, smem);
+    cudaError_t err = allow_smem(fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK, DO_DQ, JUMP>, smem);
     if (err != cudaSuccess) return err;
     dim3 grid(p.n_kblocks, p.kv_heads, p.batch);
-    fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK, DO_DQ><<<grid, NW * 32, smem, stream>>>(p);
+    fm_dkdv_kernel<T, D, NW, DO_DV, DO_DK, DO_DQ, JUMP><<<grid, NW * 32, smem, stream>>>(p);
     return cudaGetLastError();
+}
+
+/* The jumping walk for sparse masks at the fast head dimensions (64, 128; the others keep one
+ * kernel each, to bound the build's time). */
+template <typename T, int D, bool DO_DV, bool DO_DK, bool DO_DQ>
+static cudaError_t launch_dkdv(const fm_attn_params &p, cudaStream_t stream)
+{
+    if constexpr (D == 64 || D == 128)
+        if (fm_cuda_sparse_mask(p))
+            return launch_dkdv_walk<T, D, DO_DV, DO_DK, DO_DQ, true>(p, stream);
+    return launch_dkdv_walk<T, D, DO_DV, DO_DK, DO_DQ, false>(p, stream);
 }
 
 template <typename T, int D, int NW>

@@ -527,8 +527,7 @@ static int dkdv_warpgroups(const fm_attn_params &p, bool do_dq)
 {
     const char *force = getenv("FM_CUDA_BWD_WGS"); /* read per call: tests switch it */
     if (force && (!strcmp(force, "1") || !strcmp(force, "2"))) return force[0] - '0';
-    const float live_fraction = p.live_per_kblock / (float)((p.seqlen_q + BR - 1) / BR);
-    return do_dq && live_fraction >= 0.35f ? 2 : 1;
+    return do_dq && !fm_cuda_sparse_mask(p) ? 2 : 1;
 }
 
 template <typename T, bool DO_DQ> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)

@@ -39,6 +39,20 @@ cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int 
 /* *count = the live tiles of FM_CUDA_LIVE_ROWS query rows x one key block, over every
  * (b, mask head, key block) (count: device memory). */
 enum { FM_CUDA_LIVE_ROWS = 64 };
+
+/* The fraction of 64-row x key-block tiles the mask leaves live; below FM_CUDA_SPARSE_BELOW the
+ * backward takes its sparse-mask forms (one-warpgroup dK/dV blocks on Hopper, the jumping walk
+ * over query blocks): every family measured at <= 22% live gained from them, every one at
+ * >= 50% lost (docs/performance-cuda.md). */
+#define FM_CUDA_SPARSE_BELOW 0.35f
+static inline float fm_cuda_live_fraction(const fm_attn_params &p)
+{
+    return p.live_per_kblock / (float)((p.seqlen_q + FM_CUDA_LIVE_ROWS - 1) / FM_CUDA_LIVE_ROWS);
+}
+static inline bool fm_cuda_sparse_mask(const fm_attn_params &p)
+{
+    return fm_cuda_live_fraction(p) < FM_CUDA_SPARSE_BELOW;
+}
 cudaError_t fm_cuda_launch_live_tiles(const int32_t *summary, int batch, int heads, int seqlen_q,
                                       int seqlen_k, int causal, unsigned long long *count,
                                       cudaStream_t stream);

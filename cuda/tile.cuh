@@ -51,14 +51,19 @@ struct fm_cuda_key_block {
         return fm_classify_tile(mm, (fm_causal)p.causal, p.offset, r0, r1, c0, c1);
     }
     /* The first query block at or after qb (blocks of block_q rows) whose tile with this
-     * block is not fully masked, and its class in *cls; ceil(Sq / block_q) if none. Jumps
-     * over masked runs (fm_next_live_qblock, rules.h) instead of classifying each block. */
+     * block is not fully masked, and its class in *cls; ceil(Sq / block_q) if none. Block qb
+     * itself is classified first, as a block-by-block walk would (on dense masks it is live,
+     * and this is all the walk costs); past a masked one, fm_next_live_qblock (rules.h) jumps
+     * over the rest of the masked run instead of classifying each block. */
     __device__ __forceinline__ int next_live(const fm_attn_params &p, int qb, int block_q,
                                              fm_tile_class *cls) const
     {
+        const int n = (p.seqlen_q + block_q - 1) / block_q;
         *cls = FM_TILE_MASKED;
-        if (c0 >= c1) return (p.seqlen_q + block_q - 1) / block_q;
-        return (int)fm_next_live_qblock(mm, (fm_causal)p.causal, p.offset, qb, block_q,
+        if (qb >= n || c0 >= c1) return n;
+        *cls = classify(p, qb * block_q, min(qb * block_q + block_q, p.seqlen_q));
+        if (*cls != FM_TILE_MASKED) return qb;
+        return (int)fm_next_live_qblock(mm, (fm_causal)p.causal, p.offset, qb + 1, block_q,
                                         p.seqlen_q, c0, c1, cls);
     }
 };
