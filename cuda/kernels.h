@@ -63,7 +63,7 @@ cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cuda
  * (the switch that sends everything to the mma.sync kernels, for comparison and tests). */
 #ifdef FM_CUDA_WGMMA
 bool fm_cuda_use_wgmma(int head_dim);
-/* backward.cu's dK/dV kernel (with the atomic dQ when do_dq) */
+/* backward_wgmma.cu's dK/dV kernel (with the atomic dQ when do_dq) */
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
                                       cudaStream_t stream);
 /* dQ by query blocks, no atomics (writes p.dq) */

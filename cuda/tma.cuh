@@ -78,15 +78,6 @@ __device__ __forceinline__ void fm_tma_prefetch_map(const CUtensorMap *map)
 {
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
 }
-/* Named barriers for a subset of the block's warps (id 1..15; 0 is __syncthreads). */
-__device__ __forceinline__ void fm_named_sync(int id, int threads)
-{
-    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-__device__ __forceinline__ void fm_named_arrive(int id, int threads)
-{
-    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
 #endif
 
 #endif
