@@ -159,8 +159,12 @@ void fm_flex_block_mask_free(fm_flex_block_mask *fb);
 /* ---------------------------------------------------------------- summaries and tiles */
 
 /* Per (b, h, key block of width block_k) the min and max of each bound, in the order of
- * FM_MIN_LTS .. FM_MAX_UTE (flashmask/rules.h). Empty intervals are canonicalised first
- * (LT -> [Sq, Sq), UT -> [0, 0)) so that they never make a tile look masked. */
+ * FM_MIN_LTS .. FM_MAX_UTE (flashmask/rules.h). Empty intervals (start >= end) count as
+ * [Sq, Sq) (LT) and [0, 0) (UT) in the values the fully-masked test reads (max LTS, min LTE,
+ * max UTS, min UTE), so that they never make a tile look masked, and are left out of the values
+ * only the unmasked test reads (min LTS, max LTE, min UTS, max UTE), so that they never cost a
+ * tile its unmasked call. A block whose columns' LT (UT) intervals are all empty has min LTS
+ * (min UTS) = Sq and max LTE (max UTE) = 0. */
 typedef struct fm_block_summary {
     int64_t batch, heads, seqlen_q, seqlen_k, block_k, n_blocks;
     fm_causal causal;
