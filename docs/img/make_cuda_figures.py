@@ -1,18 +1,21 @@
 #!/usr/bin/python3
 """docs/img/make_cuda_figures.py — draws the diagrams of docs/cuda.md with matplotlib:
 
-    cuda-roofline.svg      the H200's memory hierarchy and a roofline with its figures
-    cuda-mma-fragments.svg which lane holds which element of mma.sync m16n8k16's A, B and C
-    cuda-sw128.svg         the 128-byte swizzle of a [rows][64] 16-bit tile (wgmma.cuh)
-    cuda-pipeline.svg      forward_wgmma.cu's producer / consumer timeline with its mbarriers
-    cuda-tile-walk.svg     the tile classes of a mask and a dK/dV block's jumping walk
+    roofline.svg      the H200's memory hierarchy and a roofline with its figures
+    mma-fragments.svg which lane holds which element of mma.sync m16n8k16's A, B and C
+    sw128.svg         the 128-byte swizzle of a [rows][64] 16-bit tile (wgmma.cuh)
+    pipeline.svg      forward_wgmma.cu's producer / consumer timeline with its mbarriers
+    tile-walk.svg     the tile classes of a mask and a dK/dV block's jumping walk
 
 The fragment and swizzle pictures are computed from the same formulas as cuda/tc.cuh and
 cuda/wgmma.cuh (fm_sw128); the tile picture from the library (Mask.tile_classes) and a NumPy
 restatement of rules.h's fm_next_live_qblock, checked against it before drawing.
 
     FLASHMASK_LIB=build/libflashmask.so PYTHONPATH=python /usr/bin/python3 \
-        docs/img/make_cuda_figures.py [OUTDIR]          (default OUTDIR: docs/img)
+        docs/img/make_cuda_figures.py [OUTDIR]          (default OUTDIR: docs/img/cuda)
+
+(docs/img/cuda/, not docs/img/: tests/show checks that docs/img/*.svg are exactly what
+docs/img/make.sh draws with the CLI.)
 
 Layer: documentation.
 """
@@ -28,7 +31,8 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "libflashmask", "font.size": 9})
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                         "cuda")
 COLORS = {"masked": "#d9d9d9", "partial": "#f4a582", "unmasked": "#4393c3"}
 
 
@@ -90,7 +94,7 @@ def roofline():
     ax.set_ylim(1, 2500)
     ax.set_title("Roofline (attention: 4 D flops per key per query row)")
     ax.legend(loc="lower right", fontsize=7.5)
-    save(fig, "cuda-roofline.svg")
+    save(fig, "roofline.svg")
 
 
 # ---------------------------------------------------------------- mma.sync fragments
@@ -132,7 +136,7 @@ def fragments():
          "c2 c3 row g+8, columns 2t, 2t+1", "n", "row m")
     fig.suptitle("mma.sync.m16n8k16: the number in a cell is the lane (0-31) holding it; "
                  "colour = register (g = lane / 4, t = lane % 4)", fontsize=10, y=1.05)
-    save(fig, "cuda-mma-fragments.svg")
+    save(fig, "mma-fragments.svg")
 
 
 # ---------------------------------------------------------------- SW128
@@ -162,7 +166,7 @@ def sw128():
     ax.set_title("SW128: row r of a 64-column block is 128 bytes; logical chunk k (columns 8k..8k+7)"
                  "\nis stored in slot k XOR (r mod 8). Rows 8..15 repeat the pattern (1024-byte "
                  "atom)", fontsize=9)
-    save(fig, "cuda-sw128.svg")
+    save(fig, "sw128.svg")
 
 
 # ---------------------------------------------------------------- pipeline
@@ -214,7 +218,7 @@ def pipeline():
                   "against each other.", fontsize=8)
     ax.set_title("forward_wgmma.cu: one producer warp, two consumer warpgroups, NSTAGE = 4 "
                  "stages of K, V and bounds (64 keys each)")
-    save(fig, "cuda-pipeline.svg")
+    save(fig, "pipeline.svg")
 
 
 # ---------------------------------------------------------------- tile classes and the walk
@@ -299,7 +303,7 @@ def tile_walk():
                  f"key block {kb}: the dK/dV walk classifies {len(classified)} of {nq} query "
                  f"blocks (dots),\njumping over masked runs (arrows) to its {len(live)} live "
                  "ones", fontsize=8.5)
-    save(fig, "cuda-tile-walk.svg")
+    save(fig, "tile-walk.svg")
     return len(classified), nq, len(live)
 
 
