@@ -139,7 +139,7 @@ const char cli_problem_usage[] =
     "  --seqlen S         both\n"
     "  --head-dim D       head dimension\n"
     "  --causal A         bottom_right (default) or top_left: alignment of causal families\n"
-    "  --dtype T          float64, float32 (default), float16 or bfloat16\n"
+    "  --dtype T          float64, float32, float16 or bfloat16 (default: above)\n"
     "  --seed N           seed of the inputs (0 .. 2^53)\n";
 
 int cli_problem_option(const char *cmd, int argc, char **argv, int *i, cli_problem_opts *o)

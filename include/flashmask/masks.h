@@ -137,7 +137,9 @@ fm_status fm_mask_from_dense(fm_mask *out, const uint8_t *allowed, int64_t batch
 fm_status fm_mask_from_startend(fm_mask *out, const int32_t *startend, int64_t batch,
                                 int64_t heads, int64_t seqlen_q, int64_t seqlen_k, int columns,
                                 fm_causal causal);
-/* Fails with FM_ERR_NOT_REPRESENTABLE if the mask does not fit the C-column form. */
+/* Fails with FM_ERR_NOT_REPRESENTABLE if the mask does not fit the C-column form, and for what
+ * Paddle would read differently or refuse: causal top_left with Sq != Sk (Paddle's causal is
+ * bottom-right) and causal with C = 4 (Paddle raises). The message says how to convert. */
 fm_status fm_mask_to_startend(const fm_mask *m, int columns, int32_t *startend);
 
 /* FlexAttention's BlockMask arrays for q_block x kv_block tiles: per (b, h, query block) the

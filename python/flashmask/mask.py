@@ -111,7 +111,10 @@ class Mask:
         return cls._adopt(m)
 
     def to_startend(self, columns):
-        """Paddle's form with `columns` in {1, 2, 4}; raises when the mask does not fit it."""
+        """Paddle's form with `columns` in {1, 2, 4}; raises when the mask does not fit it, and
+        when Paddle would read the vectors as another mask (causal 'top_left' with Sq != Sk:
+        Paddle's causal is bottom-right) or refuse them (causal with C = 4). The message says how
+        to convert; docs/masks.md §6."""
         out = np.zeros((self.batch, self.heads, self.seqlen_k, columns), dtype=np.int32)
         _lib.check(lib.fm_mask_to_startend(ctypes.byref(self.c()), columns,
                                            _lib.ptr(out, ctypes.c_int32)), "to_startend")

@@ -297,13 +297,16 @@ static void test_tiles_sound(void **state)
 /* ---------------------------------------------------------------- Paddle startend */
 
 /* Independent of masks/startend.c: can the C-column form (with the mask's causal flag) express
- * this dense mask? Read each column's masked runs below the causal part from the dense mask. */
+ * this dense mask as Paddle reads it? Paddle's causal=True is bottom-right (a top_left mask
+ * with Sq != Sk would mean another mask) and has no C = 4 form. Otherwise read each column's
+ * masked runs below the causal part from the dense mask. */
 static int dense_fits_startend(const fm_mask *m, const uint8_t *d, int columns)
 {
     const int64_t sq = m->seqlen_q, sk = m->seqlen_k;
     const int64_t off = fm_causal_offset(m->causal, sq, sk);
     const int causal = m->causal != FM_CAUSAL_NONE;
-    if (columns == 4) return 1;
+    if (m->causal == FM_CAUSAL_TOP_LEFT && sq != sk) return 0;
+    if (columns == 4) return !causal;
     for (int64_t bh = 0; bh < m->batch * m->heads; bh++)
         for (int64_t j = 0; j < sk; j++) {
             int64_t first = causal ? j - off : 0;
