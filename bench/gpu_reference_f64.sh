@@ -3,7 +3,8 @@
 # run meant to stay under 8 minutes on an H200 (estimated, not yet measured), logs and JSON
 # under $OUT. Phases, in this order by default:
 #   test      tests/cuda/test_cuda_reference (GPU float64 against the CPU float64 reference;
-#             FM_REF_CUDA_BIG=1: tensors past 2^31 elements)                  test.log
+#             FM_REF_CUDA_LONG=16384: one head at 16K; FM_REF_CUDA_BIG=1: tensors past 2^31
+#             elements)                                                        test.log
 #   example   the worked 128K example: `flashmask gen --reference cuda` (causal_document,
 #             bfloat16), the CLI's `run --impl reference-cuda` reproducing it bit for bit,
 #             FlexAttention on it (flex.json), then `flashmask check` on one CPU thread in the
@@ -66,7 +67,8 @@ for phase in $PHASES; do
     over_budget "$phase" && continue
     case $phase in
     test)
-        step "test_cuda_reference" test.log env FM_REF_CUDA_BIG=1 timeout 300 "$T"
+        step "test_cuda_reference" test.log env FM_REF_CUDA_BIG=1 FM_REF_CUDA_LONG=16384 \
+            timeout 300 "$T"
         ;;
     sanitize)
         step "memcheck" memcheck.log env FM_TRIALS=3 FM_LIMITS=2,4,200,128 FM_REF_CUDA_GRID_STEP=6 \

@@ -1,16 +1,18 @@
 /* tests/cuda/test_cuda_reference.c — the GPU float64 oracle (fm_cuda_reference_*) against the
- * CPU float64 reference (fm_ref_forward / fm_ref_backward) on a GPU; skips cleanly without one.
+ * CPU float64 reference (fm_forward / fm_backward with FM_IMPL_REFERENCE) on a GPU; skips
+ * cleanly without one.
  * Agreement: per tensor, rel = max|gpu - cpu| / max(max|cpu|, DBL_MIN) <= 1e-12, and the
  * non-finite values (the -inf LSE of fully masked rows) equal, bit for bit (FM_REF_CUDA_TOL
  * overrides the bound, to probe how far below it the kernels are).
  *   - random cases (tests/common/prop.h: every family and random bounds, GQA/MQA, mask heads,
  *     Sq != Sk with both alignments, fully masked rows, odd lengths, D up to 256);
  *   - a fixed grid: every family x (Sq, Sk) in {1x1, 63x65, 65x63, 129x129} x D in
- *     {1, 8, 64, 100, 128, 256}, GQA, both alignments;
+ *     {1, 8, 64, 100, 128, 256}, GQA, both alignments, both tile tiers (FM_REF_CUDA_SMALL);
  *   - through fm_forward / fm_backward (the `reference-cuda` implementation);
  *   - fully masked tiles are never loaded (NaN there changes nothing), two runs give the same
  *     bits, an LSE that does not fit its row and bad arguments are errors naming the culprit;
  *   - FM_REF_CUDA_GRID_STEP=k runs every k-th case of the grid (sanitizer runs);
+ *   - FM_REF_CUDA_LONG=S: one head at S x S (full, causal_document) against the CPU;
  *   - FM_REF_CUDA_BIG=1 (about 70 GB of device memory): tensors past 2^31 elements, the last
  *     heads equal bit for bit a run of those heads alone (64-bit offsets).
  * Environment: FM_TRIALS, FM_SEED, FM_LIMITS (tests/common/prop.h).
@@ -59,6 +61,9 @@ static double rel_err(const double *a, const double *b, size_t n)
     return diff / fmax(ref, DBL_MIN);
 }
 
+/* The relative errors of the last comparison (out, lse, dq, dk, dv), for the long test's log. */
+static double last_rel[5];
+
 typedef struct outs {
     double *out, *lse, *dq, *dk, *dv;
 } outs;
@@ -84,9 +89,10 @@ static int agrees(const fm_problem *p, const fm_mask *m, const double *q, const 
     outs cpu, gpu;
     outs_alloc(&cpu, p), outs_alloc(&gpu, p);
     int ok = 0;
-    fm_status st = fm_ref_forward(p, m, q, k, v, cpu.out, cpu.lse);
-    if (st == FM_OK)
-        st = fm_ref_backward(p, m, q, k, v, cpu.out, cpu.lse, dout, cpu.dq, cpu.dk, cpu.dv);
+    /* the CPU reference as fm_forward runs it (whichever form the library picks for the size) */
+    fm_tensors tc = {q, k, v, dout, cpu.out, cpu.lse, cpu.dq, cpu.dk, cpu.dv};
+    fm_status st = fm_forward(FM_IMPL_REFERENCE, p, m, &tc);
+    if (st == FM_OK) st = fm_backward(FM_IMPL_REFERENCE, p, m, &tc);
     if (st != FM_OK) {
         snprintf(msg, len, "cpu reference failed: %s", fm_last_error());
         goto done;
@@ -107,6 +113,7 @@ static int agrees(const fm_problem *p, const fm_mask *m, const double *q, const 
     ok = 1;
     for (int i = 0; i < 5 && ok; i++) {
         double r = rel_err(g[i], c[i], n[i]);
+        last_rel[i] = r;
         if (!(r <= tol)) {
             snprintf(msg, len, "%s: relative error %.3g > %.3g (B=%lld Hq=%lld Hk=%lld "
                      "Sq=%lld Sk=%lld D=%lld)", names[i], r, tol, (long long)p->batch,
@@ -120,10 +127,19 @@ done:
     return ok;
 }
 
+/* One case in two runs the small tiles (the instances a device with less shared memory per
+ * block than Hopper runs), whatever this device would pick. */
 static int prop_agrees(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
     (void)ctx;
-    return agrees(&c->problem, &c->mask, c->q, c->k, c->v, c->dout, msg, len);
+    setenv("FM_REF_CUDA_SMALL", (c->seed & 1) ? "1" : "0", 1);
+    int ok = agrees(&c->problem, &c->mask, c->q, c->k, c->v, c->dout, msg, len);
+    if (!ok) {
+        const size_t used = strlen(msg);
+        snprintf(msg + used, len - used, " [FM_REF_CUDA_SMALL=%d]", (int)(c->seed & 1));
+    }
+    unsetenv("FM_REF_CUDA_SMALL");
+    return ok;
 }
 
 static void test_random(void **state)
@@ -151,6 +167,47 @@ static void test_random_long(void **state)
 static void fill_normal(double *x, size_t n, fm_rng *rng)
 {
     for (size_t i = 0; i < n; i++) x[i] = fm_rng_normal(rng);
+}
+
+/* Opt-in (FM_REF_CUDA_LONG=S): one head, D = 128, S x S, full and causal_document (8
+ * documents) against the CPU reference: thousands of tiles per row, the online softmax's
+ * rescaling over all of them. */
+static void test_long_opt_in(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    const char *env = getenv("FM_REF_CUDA_LONG");
+    const int64_t S = env ? atoll(env) : 0;
+    if (S < 1) {
+        print_message("[  SKIP    ] set FM_REF_CUDA_LONG=S to compare at S x S\n");
+        skip();
+    }
+    const int64_t D = 128;
+    fm_problem p;
+    fm_problem_init(&p, 1, 1, 1, S, S, D);
+    size_t nq = fm_problem_q_elems(&p);
+    double *q = malloc(nq * 8), *k = malloc(nq * 8), *v = malloc(nq * 8), *dout = malloc(nq * 8);
+    assert_true(q && k && v && dout);
+    fm_rng rng;
+    fm_rng_seed(&rng, fm_test_seed() ^ (uint64_t)S);
+    fill_normal(q, nq, &rng), fill_normal(k, nq, &rng), fill_normal(v, nq, &rng);
+    fill_normal(dout, nq, &rng);
+    const fm_family fams[2] = {FM_FAMILY_FULL, FM_FAMILY_CAUSAL_DOCUMENT};
+    for (int f = 0; f < 2; f++) {
+        fm_mask_params mp;
+        fm_mask m;
+        assert_int_equal(fm_mask_params_default(&mp, fams[f], S), FM_OK);
+        assert_int_equal(fm_mask_build(&m, &mp, 1, 1, S, S, FM_CAUSAL_BOTTOM_RIGHT), FM_OK);
+        fm_mask_params_free(&mp);
+        char msg[512] = "";
+        if (!agrees(&p, &m, q, k, v, dout, msg, sizeof msg))
+            fail_msg("%s at S = %lld: %s", fm_family_name(fams[f]), (long long)S, msg);
+        print_message("%s at S = %lld: relative errors out %.2g lse %.2g dq %.2g dk %.2g "
+                      "dv %.2g\n", fm_family_name(fams[f]), (long long)S, last_rel[0],
+                      last_rel[1], last_rel[2], last_rel[3], last_rel[4]);
+        fm_mask_free(&m);
+    }
+    free(q), free(k), free(v), free(dout);
 }
 
 /* Every family on the sizes where tiles begin and end (1, 63, 65, 129) and the head
@@ -189,10 +246,15 @@ static void test_grid(void **state)
             fill_normal(q, nq, &rng), fill_normal(k, nkv, &rng), fill_normal(v, nkv, &rng);
             fill_normal(dout, nq, &rng);
             char msg[512] = "";
-            if (!agrees(&p, &m, q, k, v, dout, msg, sizeof msg)) {
-                print_error("%s %s: %s\n", fm_family_name((fm_family)f), fm_causal_name(al), msg);
-                failed++;
+            for (int small = 0; small < 2; small++) { /* both tile tiers */
+                setenv("FM_REF_CUDA_SMALL", small ? "1" : "0", 1);
+                if (!agrees(&p, &m, q, k, v, dout, msg, sizeof msg)) {
+                    print_error("%s %s (FM_REF_CUDA_SMALL=%d): %s\n",
+                                fm_family_name((fm_family)f), fm_causal_name(al), small, msg);
+                    failed++;
+                }
             }
+            unsetenv("FM_REF_CUDA_SMALL");
             n++;
             free(q), free(k), free(v), free(dout);
             fm_mask_free(&m);
@@ -437,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_grid),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_random_long),
+        cmocka_unit_test(test_long_opt_in),
         cmocka_unit_test(test_offsets_past_2g),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
