@@ -85,12 +85,12 @@ for phase in $PHASES; do
         LENS=$(python3 -c "n=$DOCS; S=131072; l=[S//n]*n; l[-1]+=S-sum(l); print(','.join(map(str,l)))")
         {
             echo "== gen: causal_document, $DOCS documents, S = 131072, D = 128, bfloat16, GPU reference"
-            "${TV[@]}" "$FM" gen --mask causal_document --param doc_lens="$LENS" \
+            timeout 150 "${TV[@]}" "$FM" gen --mask causal_document --param doc_lens="$LENS" \
                 --seqlen 131072 --head-dim 128 --q-heads 1 --dtype bfloat16 --seed 1 \
                 --reference cuda --out "$CASE" 2>&1
             du -sh "$CASE"; ls -l "$CASE"
             echo "== run --impl reference-cuda on the case: the same bits as gen's expected files"
-            "$FM" run --impl reference-cuda --case "$CASE" --out "$RUN"
+            timeout 120 "$FM" run --impl reference-cuda --case "$CASE" --out "$RUN"
             for f in out lse dq dk dv; do
                 cmp "$CASE/$f.npy" "$RUN/$f.npy" && echo "$f.npy identical"
             done
@@ -103,7 +103,7 @@ for phase in $PHASES; do
         # the GPU phases that follow run, and is waited for at the end.
         (
             t0=$(date +%s)
-            timeout 420 "$FM" check --case "$CASE" --candidate "$CAND" --json "$OUT/check.json" \
+            timeout 330 "$FM" check --case "$CASE" --candidate "$CAND" --json "$OUT/check.json" \
                 >"$OUT/check.log" 2>&1
             echo "rc=$? $(($(date +%s) - t0)) s" >"$OUT/check.rc"
         ) &
