@@ -8,7 +8,8 @@
 #include "flashmask.h"
 #include "fm_internal.h"
 
-static const char *const impl_names[FM_IMPL_COUNT] = {"reference", "cpu", "cuda"};
+static const char *const impl_names[FM_IMPL_COUNT] = {"reference", "cpu", "cuda",
+                                                      "reference-cuda"};
 
 const char *fm_impl_name(fm_impl impl)
 {
@@ -23,7 +24,8 @@ fm_status fm_impl_from_name(const char *name, fm_impl *out)
             return FM_OK;
         }
     }
-    return fm_fail(FM_ERR_INVALID, "unknown implementation '%s' (expected reference, cpu or cuda)",
+    return fm_fail(FM_ERR_INVALID, "unknown implementation '%s' (expected reference, cpu, cuda or "
+                   "reference-cuda)",
                    name ? name : "(null)");
 }
 
@@ -32,7 +34,8 @@ fm_status fm_impl_available(fm_impl impl)
     switch (impl) {
     case FM_IMPL_REFERENCE:
     case FM_IMPL_CPU: return FM_OK;
-    case FM_IMPL_CUDA: return fm_cuda_available();
+    case FM_IMPL_CUDA:
+    case FM_IMPL_REFERENCE_CUDA: return fm_cuda_available();
     default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
     }
 }
@@ -40,7 +43,8 @@ fm_status fm_impl_available(fm_impl impl)
 fm_dtype fm_impl_dtype(fm_impl impl, const fm_problem *p)
 {
     switch (impl) {
-    case FM_IMPL_REFERENCE: return FM_FLOAT64;
+    case FM_IMPL_REFERENCE:
+    case FM_IMPL_REFERENCE_CUDA: return FM_FLOAT64;
     case FM_IMPL_CPU: return FM_FLOAT32;
     default: return p ? p->dtype : FM_FLOAT16; /* no problem: cuda's default precision */
     }
@@ -147,6 +151,7 @@ fm_status fm_forward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_
     case FM_IMPL_REFERENCE: return fm_ref_forward(p, mask, t->q, t->k, t->v, t->out, t->lse);
     case FM_IMPL_CPU: return cpu_forward(p, mask, t);
     case FM_IMPL_CUDA: return fm_cuda_forward_host(p, mask, t);
+    case FM_IMPL_REFERENCE_CUDA: return fm_cuda_reference_forward_host(p, mask, t);
     default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
     }
 }
@@ -161,6 +166,7 @@ fm_status fm_backward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm
                                t->dv);
     case FM_IMPL_CPU: return cpu_backward(p, mask, t);
     case FM_IMPL_CUDA: return fm_cuda_backward_host(p, mask, t);
+    case FM_IMPL_REFERENCE_CUDA: return fm_cuda_reference_backward_host(p, mask, t);
     default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
     }
 }

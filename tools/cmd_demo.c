@@ -288,7 +288,7 @@ int cmd_demo(int argc, char **argv)
            (long long)o.head_dim, (unsigned long long)o.seed);
     if (!impl_given) {
         for (int impl = 0; impl < FM_IMPL_COUNT; impl++) {
-            if (impl == FM_IMPL_REFERENCE) continue;
+            if (impl == FM_IMPL_REFERENCE || impl == FM_IMPL_REFERENCE_CUDA) continue; /* oracles */
             if (fm_impl_available((fm_impl)impl) == FM_OK) impls[n_impls++] = (fm_impl)impl;
             else printf("(%s skipped: %s)\n", fm_impl_name((fm_impl)impl), fm_last_error());
         }

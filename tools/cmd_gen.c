@@ -1,6 +1,7 @@
 /* tools/cmd_gen.c — `flashmask gen`: writes a case directory (BRIEF 6) — a mask from a family's
  * documented defaults overridden by --param, standard normal inputs rounded to --dtype, and the
- * float64 reference's expected out, lse, dq, dk, dv. Layer: tools CLI (masks, reference, io). */
+ * float64 reference's expected out, lse, dq, dk, dv (on the CPU, or on the GPU with
+ * --reference cuda). Layer: tools CLI (masks, reference, cuda, io). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,10 @@ static int usage(void)
            "complete. `flashmask masks` lists the families and their parameters; a list value\n"
            "is comma-separated (--param doc_lens=4,3,3).\n"
            "problem options (defaults: B=1, Hq=2, Sq=Sk=128, D=32, float32, seed 0):\n%s"
-           "  --scale s          softmax scale (default 1/sqrt(D))\n",
+           "  --scale s          softmax scale (default 1/sqrt(D))\n"
+           "  --reference cuda   compute the expected outputs with the float64 reference on\n"
+           "                     the GPU (reference-cuda: tiled, for long contexts); 'dense'\n"
+           "                     is the CPU reference (the default)\n",
            cli_problem_usage);
     return 0;
 }
@@ -26,6 +30,7 @@ int cmd_gen(int argc, char **argv)
     const char *cmd = "gen";
     cli_problem_opts o = {0};
     const char *family_name = NULL, *out_dir = NULL, *scale_text = NULL;
+    fm_impl ref_impl = FM_IMPL_REFERENCE; /* what computes the expected outputs */
     const char **assignments = calloc((size_t)argc, sizeof *assignments);
     int n_assign = 0, rc = 2;
     fm_case c;
@@ -55,6 +60,14 @@ int cmd_gen(int argc, char **argv)
         } else if ((r = cli_option(cmd, argc, argv, &i, "--scale", &val)) != 0) {
             if (r < 0) goto done;
             scale_text = val;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--reference", &val)) != 0) {
+            if (r < 0) goto done;
+            if (strcmp(val, "cuda") == 0) {
+                ref_impl = FM_IMPL_REFERENCE_CUDA;
+            } else if (strcmp(val, "dense") != 0) {
+                rc = cli_fail(cmd, FM_ERR_INVALID, "--reference '%s': expected dense or cuda", val);
+                goto done;
+            }
         } else {
             rc = cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see gen --help)",
                           argv[i]);
@@ -105,6 +118,12 @@ int cmd_gen(int argc, char **argv)
         goto done;
     }
 
+    /* unavailable (no CUDA build, no device): exit 3 before allocating or drawing anything */
+    if ((st = fm_impl_available(ref_impl)) != FM_OK) {
+        rc = cli_report(cmd, st);
+        goto done;
+    }
+
     /* inputs, then the reference's expected outputs */
     size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
     size_t nl = fm_problem_lse_elems(p);
@@ -117,8 +136,8 @@ int cmd_gen(int argc, char **argv)
         }
     cli_random_inputs(p, o.seed, c.q, c.k, c.v, c.dout);
     fm_tensors t = {c.q, c.k, c.v, c.dout, c.out, c.lse, c.dq, c.dk, c.dv};
-    st = fm_forward(FM_IMPL_REFERENCE, p, &c.mask, &t);
-    if (st == FM_OK) st = fm_backward(FM_IMPL_REFERENCE, p, &c.mask, &t);
+    st = fm_forward(ref_impl, p, &c.mask, &t);
+    if (st == FM_OK) st = fm_backward(ref_impl, p, &c.mask, &t);
     if (st == FM_OK) st = fm_case_save(out_dir, &c);
     if (st != FM_OK) {
         rc = cli_report(cmd, st);

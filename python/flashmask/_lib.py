@@ -86,7 +86,8 @@ DTYPES = {"float64": 0, "float32": 1, "float16": 2, "bfloat16": 3}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 CAUSAL = {"none": 0, "bottom_right": 1, "top_left": 2}
 CAUSAL_NAMES = {v: k for k, v in CAUSAL.items()}
-IMPLS = {"reference": 0, "cpu": 1, "cuda": 2}
+# reference-cuda: the reference's float64 function on the GPU (fm_cuda_reference_*, cuda.h)
+IMPLS = {"reference": 0, "cpu": 1, "cuda": 2, "reference-cuda": 3}
 TILE_CLASSES = {0: "unmasked", 1: "partial", 2: "masked"}
 
 # ------------------------------------------------------------------ struct mirrors

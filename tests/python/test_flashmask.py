@@ -209,6 +209,38 @@ class AttentionTests(unittest.TestCase):
         rep = fm.check_arrays(q, k, v, dout, m, cand, "float16", scale)
         self.assertTrue(rep.passed, rep.table())
 
+    @SETTINGS
+    @given(problems())
+    def test_reference_cuda_equals_reference_or_is_unavailable(self, prob):
+        # the float64 oracle on the GPU (impl 'reference-cuda'): the reference's function to
+        # 1e-12 of each tensor's largest value where a GPU is present, Unavailable elsewhere
+        q, k, v, dout, m, scale = prob
+        if not fm.available("reference-cuda"):
+            with self.assertRaises(fm.Unavailable):
+                fm.reference(q, k, v, dout, m, scale, impl="reference-cuda")
+            return
+        got = fm.reference(q, k, v, dout, m, scale, impl="reference-cuda")
+        want = fm.reference(q, k, v, dout, m, scale)
+        # relative to the tensor's largest value, or to one term of its sums where the whole
+        # tensor is cancellation noise (one key per row: dq = dk = 0 up to rounding), as
+        # tests/cuda/test_cuda_reference.c defines it
+        s = scale if scale is not None else 1.0 / np.sqrt(q.shape[-1])
+        mx = {n: np.max(np.abs(x)) for n, x in dict(q=q, k=k, v=v, do=dout).items()}
+        term = {"out": mx["v"], "lse": 1.0, "dv": mx["do"],
+                "dq": s * mx["k"] * mx["do"] * mx["v"], "dk": s * mx["q"] * mx["do"] * mx["v"]}
+        for t in ("out", "lse", "dq", "dk", "dv"):
+            live = np.isfinite(want[t])
+            np.testing.assert_array_equal(got[t][~live], want[t][~live], err_msg=t)
+            err = np.max(np.abs(got[t][live] - want[t][live]), initial=0.0)
+            ref = max(np.max(np.abs(want[t][live]), initial=0.0), term[t], 1e-300)
+            self.assertLessEqual(err, 1e-12 * ref, t)
+
+    def test_reference_impl_names_are_checked(self):
+        q = np.zeros((1, 1, 4, 2))
+        m = fm.build("causal", seqlen_q=4)
+        with self.assertRaises(fm.InvalidInput):
+            fm.reference(q, q, q, q, m, impl="cpu")
+
     def test_round_to_matches_numpy(self):
         x = np.random.default_rng(0).standard_normal(10000) * 100
         np.testing.assert_array_equal(fm.round_to(x, "float16"),
