@@ -29,7 +29,7 @@ static int usage(void)
 
 int cmd_gen_dense(int argc, char **argv)
 {
-    const char *cmd = "gen_dense";
+    const char *cmd = argv[0]; /* as typed: run-dense, or run when run hands over */
     cli_problem_opts o = {0};
     const char *pattern_name = NULL, *out_dir = NULL, *density_text = "0.1";
     const char *band_text = "3", *buckets_text = "4", *align_name = "top_left";

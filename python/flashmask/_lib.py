@@ -152,7 +152,7 @@ class TensorCheck(ctypes.Structure):  # fm_tensor_check (oracle.h)
 
 class CheckOptions(ctypes.Structure):  # fm_check_options (oracle.h)
     _fields_ = [("dtype", ctypes.c_int), ("allow_fa2_inf_lse", ctypes.c_int),
-                ("forward_only", ctypes.c_int)]
+                ("forward_only", ctypes.c_int), ("recompute", ctypes.c_int)]
 
 
 class CheckReport(ctypes.Structure):  # fm_check_report (oracle.h)
