@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <signal.h>
@@ -326,25 +327,50 @@ double cli_now(void)
 
 /* ---------------------------------------------------------------- start-up */
 
-/* OpenBLAS 0.3.21 (Debian 12) loops forever in blas_memory_alloc when mmap of its work buffer
- * fails, which happens under an address-space limit (ulimit -v) once the case's tensors have
- * used the room (fixed upstream after 0.3.21). Under such a limit the CLI makes OpenBLAS
- * single-threaded (the oracle calls BLAS from one thread, so one buffer serves every call) and
- * maps that buffer now, with a first small product, while memory is still free; later calls
- * reuse it and a memory shortage then shows as malloc failing (out of memory, exit 1). */
-static void blas_guard(void)
+/* OpenBLAS 0.3.21 (Debian 12) loops forever in blas_memory_alloc when it cannot map its work
+ * buffer (128 MiB here), which happens under an address-space limit (ulimit -v) once the
+ * process has used the room (fixed upstream after 0.3.21). Two steps keep the CLI out of it:
+ * cli_blas_reexec runs the tool again with OPENBLAS_NUM_THREADS=1 under such a limit (read
+ * when OpenBLAS loads: no worker threads, their stacks and malloc arenas, and one buffer serves
+ * every call, since the oracle calls BLAS from one thread), and blas_guard, for the commands
+ * that compute, checks that the buffer fits and maps it at once with a first small product;
+ * later calls reuse it, so a shortage shows as malloc failing (out of memory, exit 1). */
+static int memory_limited(void)
 {
     struct rlimit as, data;
-    int limited = (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) ||
-                  (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY);
-    if (!limited) return;
+    return (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) ||
+           (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY);
+}
+
+void cli_blas_reexec(char **argv)
+{
+    const char *threads = getenv("OPENBLAS_NUM_THREADS");
+    if (!memory_limited() || (threads && strcmp(threads, "1") == 0)) return;
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0) return;
+    execv("/proc/self/exe", argv); /* on failure: carry on, as before */
+}
+
+enum { BLAS_BUFFER_BYTES = 128 << 20 }; /* OpenBLAS's BUFFER_SIZE in Debian's build */
+
+static int blas_guard(const char *cmd)
+{
+    if (!memory_limited()) return 0;
+    /* room for the buffer (and a little more), or a clear error now */
+    size_t probe = (size_t)BLAS_BUFFER_BYTES + (8u << 20);
+    void *room = mmap(NULL, probe, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (room == MAP_FAILED)
+        return cli_fail(cmd, FM_ERR_NOMEM, "the memory limit (ulimit -v) leaves less than %d MiB "
+                        "of address space: OpenBLAS needs a %d MiB work buffer (and would wait "
+                        "forever for it)", (int)(probe >> 20), BLAS_BUFFER_BYTES >> 20);
+    munmap(room, probe);
     openblas_set_num_threads(1);
     enum { N = 192 }; /* above OpenBLAS's small-matrix path: the packing buffer is mapped */
     double *a = calloc((size_t)3 * N * N, sizeof(double));
-    if (!a) return; /* no room even for this: the command's own allocations will say so */
+    if (!a) return cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate 1 MiB");
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0, a, N, a + N * N, N, 0.0,
                 a + 2 * N * N, N);
     free(a);
+    return 0;
 }
 
 int cli_startup(const char *cmd, int argc, char **argv)
@@ -366,6 +392,12 @@ int cli_startup(const char *cmd, int argc, char **argv)
                 return cli_fail(cmd, FM_ERR_INVALID, "option %.*s is given twice", (int)n,
                                 argv[i]);
     }
-    blas_guard();
+    /* the commands that compute (the others never call BLAS) */
+    static const char *const computing[] = {"gen", "gen-suite", "gen_suite", "gen-dense",
+                                            "gen_dense", "run", "run-dense", "run_dense",
+                                            "check", "check-suite", "check_suite", "demo",
+                                            "bench"};
+    for (size_t k = 0; k < sizeof computing / sizeof computing[0]; k++)
+        if (strcmp(cmd, computing[k]) == 0) return blas_guard(cmd);
     return 0;
 }

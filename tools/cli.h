@@ -94,6 +94,10 @@ void cli_random_inputs(const fm_problem *p, uint64_t seed, double *q, double *k,
  * success, 0 when one could not be allocated; either way fm_results_free(r) releases them. */
 int cli_results_alloc(const fm_problem *p, fm_results *r);
 
+/* Under a memory limit (ulimit -v / -d), runs the tool again (execv of /proc/self/exe with the
+ * same argv) with OPENBLAS_NUM_THREADS=1, unless it already is; tools/main.c calls it first. */
+void cli_blas_reexec(char **argv);
+
 /* What every subcommand does first (tools/main.c): ignores SIGXFSZ (a write past ulimit -f
  * becomes an error), refuses an option given twice (exit 2; --param may repeat) and, under a
  * memory limit, keeps OpenBLAS from spinning forever on a failed buffer allocation. Returns 0,

@@ -48,6 +48,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    cli_blas_reexec(argv); /* OpenBLAS under ulimit -v (tools/cli.c) */
     if (argc < 2) {
         usage(stderr);
         return 2;
