@@ -1,7 +1,7 @@
 /* io/sha256.c — SHA-256 (FIPS 180-4), a small self-contained implementation for the case digest
  * (io/case_digest.c): a case records the hash of its parameters and of every file so that a
- * changed case is refused. Written from the standard; checked against its test vectors in
- * tests/robustness/test_digest.c. Layer: io (no dependency above libc).
+ * changed case is refused. Written from the standard; tests/robustness/cli_cases.sh compares the
+ * digests it writes with coreutils' sha256sum. Layer: io (no dependency above libc).
  */
 #include "io_internal.h"
 

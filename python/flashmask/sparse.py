@@ -88,11 +88,7 @@ def _u8(a, name, ndim):
     a = np.asarray(a)
     if a.dtype == np.bool_:
         a = a.view(np.uint8)
-    a = _lib.as_c(a, np.uint8, name, ndim)
-    if a.size and a.max() > 1:  # flags and dense masks are 0/1: 2 or 255 is not "allowed"
-        at = np.unravel_index(int(np.argmax(a > 1)), a.shape)
-        raise _lib.InvalidInput(1, f"{name}{list(at)} = {a[at]}; expected 0/1 or booleans", name)
-    return a
+    return _lib.as_c(a, np.uint8, name, ndim)  # values other than 0/1: C names the element
 
 
 def _check_mask_shape(p, allowed):

@@ -57,6 +57,14 @@ EOF
 grep -q '"digest"' "$T/case/case.json" && ok || bad "gen wrote no digest"
 grep -q '"digest"' "$T/dense/case.json" && ok || bad "gen-dense wrote no digest"
 [ ! -e "$T/dense/mask.npy" ] && ok || bad "gen-dense wrote a second mask file"
+# io/sha256.c against coreutils: every file's digest is its sha256sum
+for f in mask.npy q.npy k.npy v.npy do.npy out.npy lse.npy dq.npy dk.npy dv.npy; do
+    want=$(sha256sum "$T/case/$f" | cut -d' ' -f1)
+    grep -q "\"$f\":[[:space:]]*\"$want\"" "$T/case/case.json" && ok || bad "digest of $f"
+done
+want=$(sha256sum "$T/dense/mask_dense.npy" | cut -d' ' -f1)
+grep -q "\"mask_dense.npy\":[[:space:]]*\"$want\"" "$T/dense/case.json" && ok ||
+    bad "digest of mask_dense.npy"
 expect 0 "check on the reference's results" -- "$FM" check --case "$T/case" --candidate "$T/cand"
 
 # --- 1. a case cannot lie to check -----------------------------------------------------------
