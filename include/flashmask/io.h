@@ -147,7 +147,8 @@ fm_status fm_case_load(const char *dir, fm_case *c);
 
 /* Writes a case directory atomically (case.json, mask.npy, q/k/v/do.npy and whichever expected
  * outputs are non-NULL). Inputs are written as float64 for dtype float64, else float32; every
- * number of case.json exactly (the scale with 17 digits). Refuses inputs not representable in
+ * number of case.json exactly (the scale with 17 digits), case.json last with the digest of its
+ * parameters and of every file written (see above). Refuses inputs not representable in
  * the dtype, integers above 2^53 (seed, mask_params) and a target that exists and is not an
  * empty directory. */
 fm_status fm_case_save(const char *dir, const fm_case *c);
