@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "flashmask/io.h"
 #include "fm_internal.h"
 #include "io_internal.h"
 
@@ -172,5 +173,20 @@ fm_status fm_io_digest_verify(const char *dir, const char *json, size_t size, in
     }
 done:
     cJSON_Delete(root);
+    return st;
+}
+
+fm_status fm_case_verify_digest(const char *dir, int *has_digest)
+{
+    int sealed = 0;
+    if (has_digest) *has_digest = 0;
+    if (!dir) return fm_fail(FM_ERR_INVALID, "case digest: NULL directory");
+    char path[PATH_MAX], *text = NULL;
+    size_t size = 0;
+    fm_status st = fm_io_join(path, sizeof path, dir, "case.json");
+    if (st == FM_OK) st = fm_io_read_text(path, &text, &size);
+    if (st == FM_OK) st = fm_io_digest_verify(dir, text, size, &sealed);
+    free(text);
+    if (has_digest) *has_digest = sealed;
     return st;
 }

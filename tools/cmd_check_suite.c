@@ -20,12 +20,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: flashmask check-suite --suite DIR --candidates DIR [--dtype X]\n"
-            "                             [--allow-fa2-inf-lse] [--forward-only] [--verbose]\n"
+            "                             [--allow-fa2-inf-lse] [--forward-only] [--recompute]\n"
+            "                             [--verbose]\n"
             "                             [--json FILE]\n"
             "Judges CANDIDATES/<name>/{out,lse,dq,dk,dv}.npy for every case <name> listed in\n"
             "SUITE/manifest.json (flashmask gen-suite). --dtype overrides every case's dtype;\n"
             "--verbose prints each case's full table; --json FILE writes every verdict as JSON.\n"
-            "exit: 0 all pass, 1 a case failed or has missing/invalid results, 2 bad suite\n");
+            "exit: 0 all pass, 1 a case failed or has missing/invalid results, 2 bad suite\n"
+            "(a manifest that is not a regular file or lists no case, or a case changed after\n"
+            "it was written)\n");
 }
 
 /* The tensor with the largest max_abs / bound: how close the case came to failing. */
@@ -95,7 +98,7 @@ int cmd_check_suite(int argc, char **argv)
                         "\"flashmask-suite\" and a non-empty \"cases\" array)", path);
     }
 
-    int passed = 0, failed = 0, invalid = 0;
+    int passed = 0, failed = 0, invalid = 0, changed = 0;
     cJSON *out_json = cJSON_CreateObject(); /* what --json writes */
     cJSON_AddStringToObject(out_json, "suite", suite);
     cJSON_AddStringToObject(out_json, "candidates", cands);
@@ -131,6 +134,7 @@ int cmd_check_suite(int argc, char **argv)
             invalid++;
             printf("%-40s %-9s %-7s %-6s %10s  %s: %s\n", name->valuestring, "-", "INVALID", "-",
                    "-", fm_status_string(st), fm_last_error());
+            changed += fm_case_verify_digest(case_dir, NULL) != FM_OK; /* a broken suite */
             continue;
         }
         const char *wname;
@@ -170,7 +174,10 @@ int cmd_check_suite(int argc, char **argv)
     cJSON_AddNumberToObject(out_json, "pass", passed);
     cJSON_AddNumberToObject(out_json, "fail", failed);
     cJSON_AddNumberToObject(out_json, "invalid", invalid);
-    int rc = (failed || invalid) ? 1 : 0;
+    int rc = changed ? 2 : (failed || invalid) ? 1 : 0; /* a changed case: exit 2 */
+    if (changed)
+        fprintf(stderr, "flashmask check-suite: malformed file: %d case(s) of %s changed after "
+                "they were written (see above)\n", changed, suite);
     if (json_path) {
         char *text = cJSON_Print(out_json);
         int ok = cli_write_text(json_path, text);

@@ -131,6 +131,10 @@ typedef struct fm_case {
 #define FM_CASE_SMALL_WORK (1ll << 28)
 int fm_case_is_small(const fm_problem *p);
 
+/* Verifies only the digest of the case directory `dir` (FM_OK when it matches or the case has
+ * none, then *has_digest = 0; FM_ERR_FORMAT naming what changed). has_digest may be NULL. */
+fm_status fm_case_verify_digest(const char *dir, int *has_digest);
+
 /* Zeroes a case (everything NULL) so that fm_case_free is safe. */
 void fm_case_init(fm_case *c);
 void fm_case_free(fm_case *c);

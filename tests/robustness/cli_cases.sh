@@ -94,7 +94,7 @@ cp -r "$T/dense" "$T/d-both" && cp "$T/case/mask.npy" "$T/d-both/"
 expect 2 "run-dense, dense case plus mask.npy" -- "$FM" run-dense --impl reference \
     --case "$T/d-both" --out "$T/r3"
 expect_msg "holds both"
-# check-suite refuses a changed case too (reported invalid: exit 1, never a pass)
+# check-suite refuses a changed case too (reported invalid; the suite is broken: exit 2)
 "$FM" gen-suite --out "$T/suite" >/dev/null || bad "gen-suite"
 first=$(ls "$T/suite" | grep -v manifest | head -1)
 mkdir -p "$T/cands"
@@ -102,7 +102,7 @@ mkdir -p "$T/cands"
 # one byte of the expected out.npy changed (its last element's lowest byte)
 size=$(stat -c %s "$T/suite/$first/out.npy")
 printf '\001' | dd of="$T/suite/$first/out.npy" bs=1 seek=$((size - 8)) conv=notrunc 2>/dev/null
-expect 1 "check-suite with a changed case" -- "$FM" check-suite --suite "$T/suite" \
+expect 2 "check-suite with a changed case" -- "$FM" check-suite --suite "$T/suite" \
     --candidates "$T/cands"
 grep -q "changed after the case was written" "$T/stdout" && ok || bad "check-suite did not name the change"
 
