@@ -61,6 +61,10 @@ void fm_io_outdir_abort(fm_io_outdir *o);
 fm_status fm_io_check_input(const char *path, const double *x, size_t n, fm_dtype dtype);
 fm_status fm_io_check_output(const char *path, const double *x, size_t n, int is_lse);
 
+/* case.json's text before parsing (io/json_prescan.c): refuses a \u0000 escape, an integer
+ * literal beyond 2^53 and more than max_values JSON values, naming `name` and the byte. */
+fm_status fm_io_json_prescan(const char *text, size_t size, const char *name, size_t max_values);
+
 /* SHA-256 (io/sha256.c), for the case digest. */
 typedef struct fm_sha256 {
     uint32_t h[8];
