@@ -46,8 +46,10 @@ static inline float fm_exp2f_fast(float x)
     p = p * f + 2.4022650695910071e-01f; /* ln2^2 / 2! */
     p = p * f + 6.9314718055994531e-01f; /* ln2 */
     p = p * f + 1.0f;
-    /* 2^n with n in [-127, 127]: biased exponent n + 127 in bits 23..30; n = -127 gives +0. */
-    int32_t scale_bits = (ni + 127) << 23;
+    /* 2^n with n in [-127, 127]: biased exponent n + 127 in bits 23..30; n = -127 gives +0.
+     * Shifted as unsigned: a NaN x escapes the clamps above and gives any ni (then p is NaN,
+     * and so is the result), and a signed shift of a negative value would be undefined. */
+    uint32_t scale_bits = (uint32_t)(ni + 127) << 23;
     float scale;
     memcpy(&scale, &scale_bits, sizeof scale);
     return p * scale;

@@ -2,6 +2,7 @@
  * documented defaults overridden by --param, standard normal inputs rounded to --dtype, and the
  * float64 reference's expected out, lse, dq, dk, dv (on the CPU, or on the GPU with
  * --reference cuda). Layer: tools CLI (masks, reference, cuda, io). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +109,8 @@ int cmd_gen(int argc, char **argv)
     if (scale_text) {
         char *end;
         p->scale = strtod(scale_text, &end);
-        if (*scale_text == '\0' || *end != '\0') {
+        /* strtod skips leading blanks: refuse them, as the integer options do */
+        if (*scale_text == '\0' || isspace((unsigned char)*scale_text) || *end != '\0') {
             rc = cli_fail(cmd, FM_ERR_INVALID, "--scale '%s' is not a number", scale_text);
             goto done;
         }
