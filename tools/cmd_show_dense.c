@@ -28,7 +28,7 @@ static void print_stats(const char *what, const fm_tile_stats *s)
 
 int cmd_show_dense(int argc, char **argv)
 {
-    const char *cmd = argv[0]; /* the subcommand as typed (show-dense, or show handing over) */
+    const char *cmd = argv[0]; /* the subcommand as typed */
     const char *case_dir = NULL, *bq_text = "128", *bk_text = "128";
     const cli_string_opt opts[] = {
         {"--case", &case_dir}, {"--block-q", &bq_text}, {"--block-k", &bk_text}};
