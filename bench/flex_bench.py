@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """bench/flex_bench.py — libflashmask's CUDA kernels against PyTorch FlexAttention, in one
-process, on the same masks and the same card (issue 4, BRIEF 7).
+process, on the same masks and the same card (docs/spec.md §7).
 
 Masks come from OUR builders (libflashmask through ctypes: fm_mask_params_default +
 fm_mask_build); FlexAttention receives them as a mask_mod over the same bounds tensor (element
-rule of BRIEF 2) and a block mask from create_block_mask. Both sides run bf16 (or fp16) on the
+rule of docs/spec.md §2) and a block mask from create_block_mask. Both sides run bf16 (or fp16) on the
 same q, k, v, dO tensors; times are medians of triton.testing.do_bench (CUDA events). TFLOP/s
 count allowed pairs only (fm_problem_flops: 4*D per allowed pair forward, 2.5x backward). A bf16
 matmul (8192^3) is timed in the same run as the card's ceiling.

@@ -36,7 +36,7 @@ fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask)
                        "sequence lengths must be <= %d",
                        (long long)p->seqlen_q, (long long)p->seqlen_k, INT32_MAX);
     /* Every implementation hands D to BLAS (or to GPU kernels) as an int: refuse D > INT32_MAX
-     * here, before any layer truncates it (issue 7: the cpu layer used to cast it silently). */
+     * here, before any layer truncates it (the cpu layer once cast it silently). */
     if (p->head_dim > INT32_MAX)
         return fm_fail(FM_ERR_OVERFLOW, "problem: head_dim = %lld exceeds the BLAS int limit %d",
                        (long long)p->head_dim, INT32_MAX);

@@ -3,7 +3,7 @@
  *
  * Work split: OpenMP over (batch, kv head, key tile), dynamic schedule. A task owns the rows of
  * dK and dV of its key tile and accumulates them privately over every query head that reads
- * this kv head (GQA: the sum BRIEF 1 asks for) and every query tile:
+ * this kv head (GQA: the sum docs/spec.md §1 asks for) and every query tile:
  *   masked tile   -> counted and skipped: no load, no arithmetic;
  *   otherwise     -> S = (scale log2 e) Q K^T, masked scores -> -inf in a partial tile,
  *                    P = 2^(S - LSE log2 e)            (recomputed from the forward's LSE)

@@ -4,7 +4,7 @@
  * global_sliding_window, prefix_lm_causal). Document families are in builders_document.c,
  * qk_sparse and random_eviction in builders_sparse.c.
  *
- * Every builder follows the table of BRIEF 4, written in key positions (families_internal.h):
+ * Every builder follows the table of docs/spec.md §4, written in key positions (families_internal.h):
  * row i stands at position i + off, and bounds are shifted by off and clipped to [0, Sq].
  *
  * Layer: masks <- core.

@@ -1,4 +1,4 @@
-/* masks/families.c — the twelve mask families of BRIEF 4 by name: their names, whether they use
+/* masks/families.c — the twelve mask families of docs/spec.md §4 by name: their names, whether they use
  * the causal rule, and a one-line description of their parameters (what `flashmask masks`
  * prints). The builders are in masks/builders*.c, the parameters in masks/params*.c.
  *
@@ -12,7 +12,7 @@
 /* One row per family, in the order of enum fm_family. */
 static const struct {
     const char *name;
-    int causal; /* BRIEF 4's "causal" column */
+    int causal; /* docs/spec.md §4's "causal" column */
     const char *help;
 } families[FM_FAMILY_COUNT] = {
     [FM_FAMILY_FULL] = {"full", 0, "no parameters; every key visible to every row"},

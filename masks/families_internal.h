@@ -4,9 +4,9 @@
  *
  * Positions. Every builder describes its intervals in *key positions*: row i of the mask stands
  * at position x = i + off (off = Sk - Sq for a causal family under bottom_right, else 0), so
- * that the vectors of BRIEF 4 (written for Sq = Sk) hold unchanged. A bound is converted to a
+ * that the vectors of docs/spec.md §4 (written for Sq = Sk) hold unchanged. A bound is converted to a
  * row bound by subtracting off and clipping to [0, Sq]. Two sentinels stand for "before every
- * row" and "after every row" (BRIEF 4's N when it means "to the end"), so that they clip to 0 and
+ * row" and "after every row" (docs/spec.md §4's N when it means "to the end"), so that they clip to 0 and
  * Sq whatever the offset.
  */
 #ifndef FM_FAMILIES_INTERNAL_H

@@ -1,6 +1,6 @@
 /* masks/params.c — parameters of the mask families (flashmask/masks.h, fm_mask_params): the
  * documented default instance of each family at a sequence length S (the masks of the
- * benchmarks, BRIEF 7) and ownership (copy, free). Random instances are in
+ * benchmarks, docs/spec.md §7) and ownership (copy, free). Random instances are in
  * masks/params_random.c. Validation is in masks/params_validate.c.
  *
  * Layer: masks <- core. Arrays are allocated with malloc (fm_alloc), so a caller that fills a

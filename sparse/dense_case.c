@@ -1,4 +1,4 @@
-/* sparse/dense_case.c — the case format extended to dense masks (docs/sparse.md): a BRIEF 6 case
+/* sparse/dense_case.c — the case format extended to dense masks (docs/sparse.md): a docs/spec.md §6 case
  * directory whose mask is mask_dense.npy (uint8 [B, Hm, Sq, Sk], 1 = allowed) instead of, or
  * besides, mask.npy; for QK-sparse and Hash-sparse cases also the keep flags (q_keep.npy,
  * k_keep.npy) or bucket ids (q_buckets.npy, k_buckets.npy) the dense mask was made from.
@@ -130,7 +130,7 @@ fm_status fm_dense_case_generate(fm_dense_case *c, const fm_problem *p, int64_t 
     if (mask_heads < 1)
         return fm_fail(FM_ERR_INVALID, "dense case: mask heads %lld (must be >= 1)",
                        (long long)mask_heads);
-    if (fm_mul_sizes(&n, 4, dims)) /* named as what it is (issue 7: it said "mask heads") */
+    if (fm_mul_sizes(&n, 4, dims)) /* named as what it is (once: it said "mask heads") */
         return fm_fail(p->batch < 1 || p->seqlen_q < 1 || p->seqlen_k < 1 ? FM_ERR_INVALID
                                                                           : FM_ERR_OVERFLOW,
                        "dense case: B*Hm*Sq*Sk = %lld*%lld*%lld*%lld is negative or overflows "
@@ -242,7 +242,7 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
         fm_mask_free(&columns);
     }
     fm_clear_error();
-    /* inputs: float64 for a float64 case, else float32 holding the dtype's values (BRIEF 6) */
+    /* inputs: float64 for a float64 case, else float32 holding the dtype's values (docs/spec.md §6) */
     const struct {
         const char *file;
         const double *x;

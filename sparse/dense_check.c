@@ -1,4 +1,4 @@
-/* sparse/dense_check.c — the oracle's pass rule (BRIEF 5) for dense-mask cases: a candidate's
+/* sparse/dense_check.c — the oracle's pass rule (docs/spec.md §5) for dense-mask cases: a candidate's
  * out/lse/dq/dk/dv judged tensor by tensor with oracle/'s fm_check_tensor, against the dense
  * oracle's results and the naive same-precision computation under the dense mask.
  * Layer: oracle level (uses oracle/ and io/) <- sparse (row splitting) <- masks <- core;

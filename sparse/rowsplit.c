@@ -8,7 +8,7 @@
  * A block fits the column form when, restricted to its rows, every key column has at most two
  * masked runs. The split is greedy: grow the block row by row while that holds (one pass over
  * the mask, counting runs per column). One row always fits (a column of one row has at most
- * one run), so the split always exists — BRIEF 2's one-row observation, used a block at a time.
+ * one run), so the split always exists — docs/spec.md §2's one-row observation, used a block at a time.
  * Structured masks give few, tall blocks (four interleaved documents of 64 rows at S = 2048:
  * rows split where a column would get its third run); an i.i.d. random mask gives blocks of
  * two or three rows, correct but slow: BBM (cpu) or RCM are the tools for those.

@@ -11,7 +11,7 @@
 static int usage(void)
 {
     printf("usage: flashmask run --impl reference|cpu|cuda --case DIR --out DIR [--dtype T]\n"
-           "Runs the implementation on the case DIR (BRIEF 6; mask.npy as [B,Hm,Sk,4] or\n"
+           "Runs the implementation on the case DIR (docs/spec.md §6; mask.npy as [B,Hm,Sk,4] or\n"
            "Paddle's [B,Hm,Sk,C], C in {1,2,4}) and writes out/lse/dq/dk/dv.npy (float64) to\n"
            "the --out directory, which must not exist (or be empty).\n"
            "  --dtype T   what cuda computes in (float16 or bfloat16; default: the case's dtype);\n"

@@ -116,7 +116,7 @@ size_t fm_problem_q_elems(const fm_problem *p);   /* B*Hq*Sq*D: q, out, dout, dq
 size_t fm_problem_kv_elems(const fm_problem *p);  /* B*Hk*Sk*D: k, v, dk, dv */
 size_t fm_problem_lse_elems(const fm_problem *p); /* B*Hq*Sq: lse */
 
-/* FLOPs counted from allowed pairs only (BRIEF 3): 4*D per allowed (i, j) pair and query
+/* FLOPs counted from allowed pairs only (docs/spec.md §3): 4*D per allowed (i, j) pair and query
  * head forward; 2.5 times that backward. */
 double fm_problem_flops(const fm_problem *p, const fm_mask *mask, int backward);
 

@@ -1,5 +1,5 @@
 /* flashmask/io.h — files: a strict NumPy .npy reader/writer, mask parameters as JSON, and the
- * case directory of BRIEF 6 (case.json + .npy tensors) that third parties use to run the oracle.
+ * case directory of docs/spec.md §6 (case.json + .npy tensors) that third parties use to run the oracle.
  * Layer: io <- masks <- core (io sits beside oracle/, below the tools CLI and python).
  *
  * Everything here refuses malformed input with FM_ERR_FORMAT / FM_ERR_INVALID / FM_ERR_IO and a
@@ -101,7 +101,7 @@ fm_status fm_mask_params_from_json(fm_mask_params *p, fm_family f, const char *j
  * span_offset/span_len) must agree afterwards. On failure p is unchanged. */
 fm_status fm_mask_params_apply(fm_mask_params *p, int n, const char *const *assignments);
 
-/* ---------------------------------------------------------------- cases (BRIEF 6) */
+/* ---------------------------------------------------------------- cases (docs/spec.md §6) */
 
 /* A case: the problem, its mask and inputs, and the reference's expected outputs when the case
  * carries them. Tensors are float64 holding values exactly representable in problem.dtype. */

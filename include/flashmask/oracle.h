@@ -1,4 +1,4 @@
-/* flashmask/oracle.h — the oracle's verdict on a third party's attention results (BRIEF 5).
+/* flashmask/oracle.h — the oracle's verdict on a third party's attention results (docs/spec.md §5).
  *
  * A candidate computed in dtype X (float16, bfloat16, float32) passes on a tensor T (out, the
  * finite lse entries, dq, dk, dv) iff
@@ -137,7 +137,7 @@ fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tenso
 
 /* ---------------------------------------------------------------- case directories */
 
-/* The rule on files (BRIEF 6): loads the case directory `case_dir` and the candidate's results
+/* The rule on files (docs/spec.md §6): loads the case directory `case_dir` and the candidate's results
  * in `candidate_dir` (out.npy, lse.npy and, unless forward-only, dq/dk/dv.npy), and judges.
  * opt->dtype == FM_FLOAT64 means "the case's dtype" (a float64 case then needs an explicit
  * dtype). Expected outputs missing from the case are computed by the reference. `summary`

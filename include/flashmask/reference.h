@@ -1,5 +1,5 @@
 /* flashmask/reference.h — the oracle: naive dense O(Sq*Sk) attention in float64, forward and
- * backward, exactly as BRIEF 1 states it (GQA/MQA, mask heads, any scale, fully masked rows give
+ * backward, exactly as docs/spec.md §1 states it (GQA/MQA, mask heads, any scale, fully masked rows give
  * out = 0, lse = -inf and no gradient). Clarity and exactness over speed.
  * Layer: reference <- masks <- core. The native calls below do not check finiteness;
  * fm_forward/fm_backward (core.h) do.

@@ -4,7 +4,7 @@
  * Attention's QK-sparse and Hash-sparse (Pagliardini et al., arXiv 2306.01160) as
  * gather -> FlashMask -> scatter pipelines.
  * Layer: reference/dense_mask.c, cpu/bbm_*.c, masks/rcm.c and sparse/ <- masks <- core.
- * Tensors and conventions are those of flashmask/core.h (BRIEF 1): a fully masked row has
+ * Tensors and conventions are those of flashmask/core.h (docs/spec.md §1): a fully masked row has
  * out = 0, lse = -inf and passes no gradient.
  */
 #ifndef FLASHMASK_SPARSE_H
@@ -207,7 +207,7 @@ fm_status fm_dense_case_run(fm_impl impl, const fm_dense_case *c, fm_dense_metho
 
 /* ---------------------------------------------------------------- the pass rule, dense */
 
-/* BRIEF 5's rule with a dense mask [B, mask_heads, Sq, Sk]: fm_check_case's contract (ref holds
+/* docs/spec.md §5's rule with a dense mask [B, mask_heads, Sq, Sk]: fm_check_case's contract (ref holds
  * the inputs as the candidate saw them and optionally the reference results, computed here by
  * the dense oracle when NULL), with the naive same-precision computation run on the row blocks
  * of fm_rowsplit (exact for out, lse, dq; dk and dv sum the blocks' rounded results: see

@@ -250,7 +250,7 @@ def check(status, call=""):
 def as_c(array, dtype, name, ndim=None):
     """A C-contiguous copy-if-needed of `array` in `dtype`, shape checked. Integer targets refuse
     values a cast would change (fractions, values outside the type's range) instead of letting
-    NumPy wrap or truncate them silently (issue 7: a bound 2**32 + 3 became 3)."""
+    NumPy wrap or truncate them silently (once: a bound 2**32 + 3 became 3)."""
     src = np.asarray(array)
     target = np.dtype(dtype)
     if target.kind in "iu" and src.dtype != target and src.size:
@@ -274,7 +274,7 @@ def as_c(array, dtype, name, ndim=None):
 
 def check_shapes(p, **arrays):
     """Every tensor handed to C must have its problem's shape: the C side trusts the pointers
-    (issue 7: a short v was read past its end). q/out/dout/dq: [B, Hq, Sq, D]; k/v/dk/dv:
+    (once: a short v was read past its end). q/out/dout/dq: [B, Hq, Sq, D]; k/v/dk/dv:
     [B, Hk, Sk, D]; lse: [B, Hq, Sq]. None entries are skipped; names may carry a prefix
     ("candidate out")."""
     q_shape = (p.batch, p.q_heads, p.seqlen_q, p.head_dim)

@@ -3,7 +3,7 @@ one calling shape (fm_forward / fm_backward, core.h): the float64 reference (the
 float32 tiled cpu layer, the cuda layer where built, and the oracle's naive same-precision
 computation (fm_naive_forward / fm_naive_backward, oracle.h).
 
-Shapes follow BRIEF 1: q [B, Hq, Sq, D], k and v [B, Hk, Sk, D], out [B, Hq, Sq, D],
+Shapes follow docs/spec.md §1: q [B, Hq, Sq, D], k and v [B, Hk, Sk, D], out [B, Hq, Sq, D],
 lse [B, Hq, Sq]. Arrays are converted to float64 C order; results are new float64 arrays.
 Layer: python, over core/, reference/, cpu/, cuda/ and oracle/.
 """

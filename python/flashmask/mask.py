@@ -1,4 +1,4 @@
-"""flashmask.mask — the column-wise FlashMask mask (BRIEF 2) as a Python object over a NumPy
+"""flashmask.mask — the column-wise FlashMask mask (docs/spec.md §2) as a Python object over a NumPy
 int32 array [B, Hm, Sk, 4] (LTS, LTE, UTS, UTE): the twelve family builders, conversions to and
 from dense boolean masks and Paddle's startend_row_indices, exact allowed-pair counts, per-tile
 classification and tile statistics. Every rule is the C library's (masks/, rules.h), reached
@@ -161,7 +161,7 @@ def _assignment(key, value):
 
 def build(family, batch=1, heads=1, seqlen_q=None, seqlen_k=None, alignment="bottom_right",
           **params):
-    """A family's mask (BRIEF 4): its documented default parameters for Sk, overridden by
+    """A family's mask (docs/spec.md §4): its documented default parameters for Sk, overridden by
     `params` (the fm_mask_params field names: window=, doc_lens=[..], prefix=, ...).
     `alignment` is the causal alignment causal families use when Sq != Sk."""
     if family not in FAMILIES:

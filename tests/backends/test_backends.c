@@ -44,7 +44,7 @@ static const backend backends[] = {
      * eps_32 * (a few) * log(Sk), far below these bounds at the harness's sizes. */
     {FM_IMPL_CPU, FM_FLOAT32, 1e-5, 5e-5, 400},
     /* cuda: a loose sanity bound only (half precision inputs and P, float32 accumulation):
-     * the cuda suite applies BRIEF 5's pass rule against a naive same-precision computation. */
+     * the cuda suite applies docs/spec.md §5's pass rule against a naive same-precision computation. */
     {FM_IMPL_CUDA, FM_FLOAT16, 1e-2, 3e-2, 200},
     {FM_IMPL_CUDA, FM_BFLOAT16, 6e-2, 2e-1, 200},
 };

@@ -1,4 +1,4 @@
-/* tests/cuda/test_cuda.c — the CUDA layer against the oracle (BRIEF 5) on a GPU; every test
+/* tests/cuda/test_cuda.c — the CUDA layer against the oracle (docs/spec.md §5) on a GPU; every test
  * skips cleanly (cmocka skip) where fm_cuda_available() says no device or no CUDA build.
  *   - >= 200 random cases per dtype (float16, bfloat16) over every family and random bounds,
  *     GQA/MQA, mask heads, Sq != Sk with both alignments, fully masked rows, head dims 1..256

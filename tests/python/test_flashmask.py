@@ -1,6 +1,6 @@
 """tests/python/test_flashmask.py — property tests of the Python binding (python/flashmask) with
 Hypothesis: the dense round trip and the element rule against an independent NumPy reading of
-BRIEF 2, the reference forward/backward against a NumPy float64 attention, Paddle's startend
+docs/spec.md §2, the reference forward/backward against a NumPy float64 attention, Paddle's startend
 form, the cpu layer and the naive computation through the check, the check passing the reference
 and catching perturbations and planted bugs, case and result files round-tripping, and errors
 raised as Python exceptions carrying the library's message.
@@ -30,7 +30,7 @@ CAUSALS = ["none", "bottom_right", "top_left"]
 # ------------------------------------------------------------------ independent NumPy model
 
 def dense_numpy(bounds, sq, causal):
-    """BRIEF 2 read independently: row i masked from key j iff LTS<=i<LTE or UTS<=i<UTE or
+    """docs/spec.md §2 read independently: row i masked from key j iff LTS<=i<LTE or UTS<=i<UTE or
     causal(i, j). Returns allowed [B, Hm, Sq, Sk]."""
     B, Hm, Sk, _ = bounds.shape
     i = np.arange(sq)[:, None]
@@ -45,7 +45,7 @@ def dense_numpy(bounds, sq, causal):
 
 
 def attention_numpy(q, k, v, dout, allowed, scale):
-    """Float64 attention and its gradient with a dense mask (BRIEF 1), GQA and mask heads by
+    """Float64 attention and its gradient with a dense mask (docs/spec.md §1), GQA and mask heads by
     repetition; fully masked rows give out 0, lse -inf, no gradient."""
     B, Hq, Sq, D = q.shape
     Hk, Hm = k.shape[1], allowed.shape[1]

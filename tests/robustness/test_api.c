@@ -1,4 +1,4 @@
-/* tests/robustness/test_api.c — hostile input at the C API (suite 'robustness', issue 7):
+/* tests/robustness/test_api.c — hostile input at the C API (suite 'robustness'):
  * NULL pointers, a mask that does not belong to the problem, heads that do not divide, sizes
  * whose products overflow size_t or the int32/BLAS index limits, NaN/Inf inputs, out-of-range
  * enums, and block sizes near INT64_MAX. Every call must return the documented status with a
