@@ -2,8 +2,8 @@
 """tests/tree/check_self_contained.py — suite 'tree': the repository stands on its own.
 
 Fails when any tracked text file cites a document outside the repository (the old design brief,
-a path into ../shared) or a tracker's issue number ("issue 7"): a reader of a clone cannot follow
-such a reference. The specification the code cites is docs/spec.md; cite it as "docs/spec.md §N"
+a path into the shared folder beside the checkout) or a tracker's issue number: a reader of a
+clone cannot follow such a reference. The specification the code cites is docs/spec.md; cite it as "docs/spec.md §N"
 in code and as a relative link to its section anchor in markdown.
 
 Usage: check_self_contained.py SOURCE_ROOT   (files: `git ls-files` there, else every file below
@@ -16,7 +16,7 @@ import sys
 # Written in pieces so that this file does not match itself.
 PATTERNS = [
     (re.compile("BRI" + "EF"), "cites the design brief outside the repo: cite docs/spec.md §N"),
-    (re.compile(r"\.\./" + "shared"), "points outside the repository (../shared)"),
+    (re.compile(r"\.\./" + "shared"), "points outside the repository (the shared folder)"),
     (re.compile(r"\b[Ii]ssues? #?[0-9]+\b"),
      "cites an issue number: say what the issue was instead"),
 ]
