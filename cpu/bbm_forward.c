@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "bbm_plan.h"
-#include "flashmask/sparse.h"
+#include "flashmask/cpu.h"
 #include "fm_internal.h"
 #include "softmax_online.h"
 

@@ -1,5 +1,5 @@
 /* cuda/host.cu — the CUDA layer from host memory (fm_cuda_forward_host / _backward_host): the
- * path core/dispatch.c and `flashmask run --impl cuda` take. float64 host tensors are rounded
+ * path api/dispatch.c and `flashmask run --impl cuda` take. float64 host tensors are rounded
  * to p->dtype (fm_round_to_dtype, then the exact bit conversion of core), padded with zeros to
  * a head dimension the kernels are built for, copied to the current device, run through the
  * device-pointer API (api.cu), and copied back to float64. Synchronous.

@@ -1,6 +1,6 @@
 /* masks/builders.c — fm_mask_build: validates a family's parameters, allocates the mask with the
- * right causal tag and runs the family's builder; plus the shared column writer and the
- * builders of the families without documents (full, causal, sliding_window,
+ * right causal tag and runs the family's builder; plus the builders of the families without
+ * documents (full, causal, sliding_window,
  * global_sliding_window, prefix_lm_causal). Document families are in builders_document.c,
  * qk_sparse and random_eviction in builders_sparse.c.
  *
@@ -14,34 +14,6 @@
 
 #include "families_internal.h"
 #include "fm_internal.h"
-
-/* ---------------------------------------------------------------- shared helpers */
-
-void fm_build_set_column(const fm_build_ctx *c, int64_t b, int64_t h, int64_t j, int64_t lts,
-                         int64_t lte, int64_t uts, int64_t ute)
-{
-    int32_t *col = fm_mask_column(c->mask, b, h, j);
-    int32_t sq = (int32_t)c->seqlen_q;
-    int32_t r0 = fm_pos_to_row(c, lts), r1 = fm_pos_to_row(c, lte);
-    /* An empty interval gets the canonical form, so that equal masks have equal vectors. */
-    col[FM_LTS] = r1 > r0 ? r0 : sq;
-    col[FM_LTE] = r1 > r0 ? r1 : sq;
-    r0 = fm_pos_to_row(c, uts);
-    r1 = fm_pos_to_row(c, ute);
-    col[FM_UTS] = r1 > r0 ? r0 : 0;
-    col[FM_UTE] = r1 > r0 ? r1 : 0;
-}
-
-void fm_build_broadcast(const fm_build_ctx *c)
-{
-    const fm_mask *m = c->mask;
-    size_t column_values = (size_t)m->seqlen_k * FM_BOUNDS;
-    for (int64_t b = 0; b < m->batch; b++)
-        for (int64_t h = 0; h < m->heads; h++)
-            if (b || h)
-                memcpy(fm_mask_column(m, b, h, 0), fm_mask_column(m, 0, 0, 0),
-                       column_values * sizeof(int32_t));
-}
 
 /* ---------------------------------------------------------------- simple families */
 

@@ -15,7 +15,6 @@
 
 #include "flashmask/bbm.h"
 #include "flashmask/reference.h"
-#include "flashmask/sparse.h"
 #include "fm_internal.h"
 
 /* The problem restricted to one query row. */

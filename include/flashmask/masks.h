@@ -57,6 +57,17 @@ int64_t fm_mask_allowed_pairs(const fm_mask *m, int64_t b, int64_t h);
 /* Sum over every (b, h) of the mask. */
 int64_t fm_mask_total_allowed_pairs(const fm_mask *m);
 
+/* ---------------------------------------------------------------- a problem and its mask */
+
+/* fm_problem_check (core.h), then the mask against the problem: mask batch and sequence lengths
+ * equal to the problem's, mask heads dividing the query heads, and the mask itself valid
+ * (fm_mask_validate). The message names the value at fault. */
+fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask);
+
+/* FLOPs counted from allowed pairs only (docs/spec.md §3): 4*D per allowed (i, j) pair and query
+ * head forward; 2.5 times that backward. */
+double fm_problem_flops(const fm_problem *p, const fm_mask *mask, int backward);
+
 /* ---------------------------------------------------------------- mask families (docs/spec.md §4) */
 
 typedef enum fm_family {

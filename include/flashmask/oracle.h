@@ -157,6 +157,21 @@ void fm_check_report_print(const fm_check_report *report, FILE *out);
  * pass, why. Non-finite numbers are written as the strings "inf", "-inf", "nan". */
 fm_status fm_check_report_to_json(const fm_check_report *report, char **json);
 
+/* ---------------------------------------------------------------- the pass rule, dense */
+
+/* docs/spec.md §5's rule with a dense mask [B, mask_heads, Sq, Sk]: fm_check_case's contract (ref holds
+ * the inputs as the candidate saw them and optionally the reference results, computed here by
+ * the dense oracle when NULL), with the naive same-precision computation run on the row blocks
+ * of fm_rowsplit (exact for out, lse, dq; dk and dv sum the blocks' rounded results: see
+ * oracle/dense_check.c). */
+fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                         const fm_tensors *ref, const fm_tensors *cand,
+                         const fm_check_options *opt, fm_check_report *report);
+/* fm_check_dirs for a dense-mask case directory (docs/sparse.md §5). */
+fm_status fm_dense_check_dirs(const char *case_dir, const char *candidate_dir,
+                              const fm_check_options *opt, fm_check_report *report,
+                              char *summary, size_t summary_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,12 +1,14 @@
-/* sparse/any_mask.c — fm_forward / fm_backward over either mask form (flashmask/bbm.h's
- * fm_any_mask): the column form goes to core's dispatch unchanged; the BBM form to the dense
- * oracle (reference), the CPU layer's BBM kernels (float64 <-> float32 around them) or, on
- * cuda, row splitting (sparse/rowsplit.c) of its dense form.
- * Layer: sparse <- reference, cpu <- masks <- core.
+/* api/any_mask.c — fm_forward / fm_backward over either mask form (flashmask/bbm.h's
+ * fm_any_mask): the column form goes to fm_forward (api/dispatch.c) unchanged; the BBM form is
+ * validated here (problem against mask, tensors) and goes to the dense oracle (reference), the
+ * CPU layer's BBM kernels (float64 <-> float32 around them) or, on cuda, row splitting
+ * (sparse/rowsplit.c) of its dense form.
+ * Layer: api <- reference, cpu, sparse <- masks <- core.
  */
 #include <stdlib.h>
 
-#include "flashmask/sparse.h"
+#include "../sparse/sparse_run.h"
+#include "flashmask.h"
 #include "fm_internal.h"
 
 static fm_status check_bbm_inputs(const fm_problem *p, const fm_bbm *m, const fm_tensors *t,
@@ -47,8 +49,18 @@ static fm_status cpu_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_
     return st;
 }
 
+static fm_status run_any(int backward, fm_impl impl, const fm_problem *p,
+                         const fm_any_mask *mask, fm_tensors *t);
+
+static fm_status attend_any(fm_impl impl, int backward, const fm_problem *p,
+                            const fm_any_mask *mask, fm_tensors *t)
+{
+    return run_any(backward, impl, p, mask, t);
+}
+
 /* The CUDA kernels take the column form only: run a BBM mask there by row splitting its
- * dense form (sparse/rowsplit.c), blocks of rows over which it is column-wise. */
+ * dense form (sparse/rowsplit.c), blocks of rows over which it is column-wise; each block comes
+ * back here in the column form. */
 static fm_status cuda_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_tensors *t)
 {
     fm_status st = fm_impl_available(FM_IMPL_CUDA);
@@ -58,8 +70,8 @@ static fm_status cuda_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm
     if (!dense) return FM_ERR_NOMEM;
     st = fm_bbm_to_dense(m, dense);
     if (st == FM_OK)
-        st = backward ? fm_rowsplit_backward(FM_IMPL_CUDA, p, dense, m->heads, t)
-                      : fm_rowsplit_forward(FM_IMPL_CUDA, p, dense, m->heads, t);
+        st = fm_rowsplit_run(&(const fm_attend){.run = attend_any, .impl = FM_IMPL_CUDA},
+                             backward, p, dense, m->heads, t);
     free(dense);
     return st;
 }

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""tests/tree/check_layering.py — suite 'tree': the layering of the library, checked from the code.
+
+The library's folders form layers (docs/architecture.md). A layer may use only the layers listed
+for it in ALLOWED below — never one above it — and this script checks that two ways:
+
+1. includes (from the sources): every `#include "..."` in a library folder resolves to a file;
+   the file's layer must be the includer's own or an allowed one. Public headers belong to the
+   layer named in HEADER_LAYER; a private header (one outside include/) may be included only from
+   its own folder, except where PRIVATE_EXPORTS names it. No cycle of includes between files.
+2. calls (from the objects, when a build directory is given): every symbol an object of
+   libflashmask uses comes from its own layer or an allowed one, and no cycle of calls runs
+   between source files (a file that calls a file that ... calls it back).
+
+Usage: check_layering.py SOURCE_ROOT [BUILD_DIR] [--dot FILE]
+Exit 0 clean; 1 with one line per violation. --dot writes the folder dependency graph as
+Graphviz text (docs/img/layers.dot is this output, kept true by the suite: see --check-dot)."""
+import os
+import re
+import subprocess
+import sys
+
+# Which layers each library folder may use (besides itself). Top-level consumers (tools, tests,
+# bench, fuzz, python, examples, notebooks) may use everything and are not checked.
+ALLOWED = {
+    "core": set(),
+    "masks": {"core"},
+    "reference": {"core", "masks"},
+    "cpu": {"core", "masks"},
+    "cuda": {"core", "masks"},
+    "sparse": {"core", "masks"},
+    "io": {"core", "masks", "reference", "sparse"},
+    "oracle": {"core", "masks", "reference", "sparse", "io"},
+    "api": {"core", "masks", "reference", "cpu", "cuda", "sparse", "io", "oracle"},
+}
+LIBRARY = set(ALLOWED)
+
+HEADER_LAYER = {
+    "include/flashmask.h": "api",
+    "include/flashmask/core.h": "core",
+    "include/flashmask/masks.h": "masks",
+    "include/flashmask/rules.h": "masks",
+    "include/flashmask/bbm.h": "masks",
+    "include/flashmask/reference.h": "reference",
+    "include/flashmask/cpu.h": "cpu",
+    "include/flashmask/cuda.h": "cuda",
+    "include/flashmask/sparse.h": "sparse",
+    "include/flashmask/io.h": "io",
+    "include/flashmask/oracle.h": "oracle",
+    "include/flashmask/api.h": "api",
+}
+# Private headers that a higher layer may include (the internal entry points it binds).
+PRIVATE_EXPORTS = {
+    "core/fm_internal.h": set(ALLOWED),      # error reporting and checked allocation, everywhere
+    "sparse/sparse_run.h": {"api"},          # the pipelines' entry points that api/ binds
+    "sparse/gather.h": {"oracle"},           # row blocks: the dense pass rule's naive runs
+}
+SOURCE_EXT = (".c", ".h", ".cu", ".cuh")
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+
+
+def layer_of(rel):
+    if rel in HEADER_LAYER:
+        return HEADER_LAYER[rel]
+    top = rel.split("/", 1)[0]
+    return top if top in LIBRARY else None
+
+
+def library_files(root):
+    out = []
+    for top in sorted(LIBRARY) + ["include"]:
+        for d, dirs, names in os.walk(os.path.join(root, top)):
+            dirs[:] = [x for x in dirs if x != "experimental"]  # standalone probes, not linked
+            out += [os.path.relpath(os.path.join(d, n), root) for n in sorted(names)
+                    if n.endswith(SOURCE_EXT)]
+    return out
+
+
+def resolve(root, rel, name):
+    for base in (os.path.dirname(rel), "include", "core"):
+        cand = os.path.normpath(os.path.join(base, name))
+        if os.path.isfile(os.path.join(root, cand)):
+            return cand
+    return None
+
+
+def find_cycles(graph):
+    """Strongly connected components of more than one node (Tarjan, iterative)."""
+    index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph.get(start, ()))))]
+        index[start] = low[start] = counter[0]; counter[0] += 1
+        stack.append(start); on.add(start)
+        while work:
+            v, it = work[-1]
+            nxt = next(it, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter[0]; counter[0] += 1
+                    stack.append(nxt); on.add(nxt)
+                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
+                elif nxt in on:
+                    low[v] = min(low[v], index[nxt])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop(); on.discard(w); comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def check_includes(root, errors, edges):
+    graph = {}
+    for rel in library_files(root):
+        me = layer_of(rel)
+        with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        for name in INCLUDE_RE.findall(text):
+            target = resolve(root, rel, name)
+            if target is None:
+                errors.append(f"{rel}: #include \"{name}\" resolves to no file of the tree")
+                continue
+            graph.setdefault(rel, set()).add(target)
+            them = layer_of(target)
+            if me is None or them is None or them == me:
+                continue
+            if not target.startswith("include/") and me not in PRIVATE_EXPORTS.get(target, ()):
+                errors.append(f"{rel}: includes {target}, a private header of {them}/")
+                continue
+            if them not in ALLOWED.get(me, set()):
+                errors.append(f"{rel}: includes {target}: layer {me} may not use {them}")
+            elif me != "api" or rel != "include/flashmask.h":
+                edges.add((me, them))
+    for comp in find_cycles(graph):
+        errors.append("include cycle between files: " + " -> ".join(comp))
+
+
+def object_source(name):
+    """core_dispatch.c.o -> core/dispatch.c (library folders hold no underscore)."""
+    base = name[:-2] if name.endswith(".o") else name
+    top, _, rest = base.partition("_")
+    return f"{top}/{rest}" if top in LIBRARY and rest else None
+
+
+def check_calls(build, errors, edges):
+    objects = []
+    for d, dirs, names in os.walk(build):
+        if not d.endswith(".p") or "tests" in d.split(os.sep) or "fuzz" in d.split(os.sep):
+            continue
+        if not (os.path.basename(d).startswith("libflashmask") or
+                os.path.basename(d).startswith("libfm_")):
+            continue
+        for n in names:
+            src = object_source(n) if n.endswith(".o") else None
+            if src:
+                objects.append((src, os.path.join(d, n)))
+    if not objects:
+        errors.append(f"{build}: no object of libflashmask found (build it first)")
+        return
+    defined, used = {}, {}
+    for src, path in objects:
+        out = subprocess.run(["nm", "-P", path], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            sym, kind = parts[0], parts[1]
+            if kind == "U":
+                used.setdefault(src, set()).add(sym)
+            elif kind in "TDBRVW" and kind.isupper():
+                defined.setdefault(sym, src)
+    graph = {}
+    for src, syms in sorted(used.items()):
+        me = layer_of(src)
+        for sym in sorted(syms):
+            owner = defined.get(sym)
+            if owner is None or owner == src:
+                continue
+            graph.setdefault(src, set()).add(owner)
+            them = layer_of(owner)
+            if them != me and them not in ALLOWED[me]:
+                errors.append(f"{src}: calls {sym} of {owner}: layer {me} may not use {them}")
+            elif them != me:
+                edges.add((me, them))
+    for comp in find_cycles(graph):
+        errors.append("call cycle between files: " + " -> ".join(comp))
+
+
+def dot_text(edges):
+    lines = ["// the library's layers and which uses which, from tests/tree/check_layering.py",
+             "digraph layers {", "  rankdir=BT; node [shape=box];"]
+    lines += [f"  {a} -> {b};" for a, b in sorted(edges)]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    args = [a for a in argv if not a.startswith("--")]
+    dot = argv[argv.index("--dot") + 1] if "--dot" in argv else None
+    if dot in args:
+        args.remove(dot)
+    root = args[0] if args else "."
+    errors, edges = [], set()
+    check_includes(root, errors, edges)
+    if len(args) > 1:
+        check_calls(args[1], errors, edges)
+    for e in errors:
+        print(e)
+    if dot:
+        with open(dot, "w") as f:
+            f.write(dot_text(edges))
+    if errors:
+        print(f"{len(errors)} layering violation(s); the table is ALLOWED in "
+              "tests/tree/check_layering.py, the picture docs/architecture.md", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
