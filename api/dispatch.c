@@ -98,28 +98,52 @@ static fm_status cpu_backward(const fm_problem *p, const fm_mask *mask, fm_tenso
     return st;
 }
 
-fm_status fm_forward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+/* Kernel options choose CUDA kernels; the other implementations have one kernel each. */
+static fm_status check_options(fm_impl impl, const fm_kernel_options *opt)
+{
+    if (impl == FM_IMPL_CUDA || fm_kernel_options_is_default(opt)) return FM_OK;
+    char spec[128];
+    fm_kernel_options_format(opt, spec, sizeof spec);
+    return fm_fail(FM_ERR_INVALID, "kernel options '%s' choose CUDA kernels; implementation %s "
+                   "has one kernel (pass NULL or \"auto\")", spec, fm_impl_name(impl));
+}
+
+fm_status fm_forward_opts(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                          const fm_kernel_options *opt)
 {
     fm_status st = check_inputs(p, mask, t, 0);
+    if (st == FM_OK) st = check_options(impl, opt);
     if (st != FM_OK) return st;
     switch (impl) {
     case FM_IMPL_REFERENCE: return fm_ref_forward(p, mask, t->q, t->k, t->v, t->out, t->lse);
     case FM_IMPL_CPU: return cpu_forward(p, mask, t);
-    case FM_IMPL_CUDA: return fm_cuda_forward_host(p, mask, t);
+    case FM_IMPL_CUDA: return fm_cuda_forward_host(p, mask, t, opt);
     default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
     }
 }
 
-fm_status fm_backward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+fm_status fm_backward_opts(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                           const fm_kernel_options *opt)
 {
     fm_status st = check_inputs(p, mask, t, 1);
+    if (st == FM_OK) st = check_options(impl, opt);
     if (st != FM_OK) return st;
     switch (impl) {
     case FM_IMPL_REFERENCE:
         return fm_ref_backward(p, mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq, t->dk,
                                t->dv);
     case FM_IMPL_CPU: return cpu_backward(p, mask, t);
-    case FM_IMPL_CUDA: return fm_cuda_backward_host(p, mask, t);
+    case FM_IMPL_CUDA: return fm_cuda_backward_host(p, mask, t, opt);
     default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
     }
+}
+
+fm_status fm_forward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    return fm_forward_opts(impl, p, mask, t, NULL);
+}
+
+fm_status fm_backward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    return fm_backward_opts(impl, p, mask, t, NULL);
 }

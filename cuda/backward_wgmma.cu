@@ -514,26 +514,11 @@ cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
-/* The dK/dV block shape. Two warpgroups (128 keys) halve the dQ atomics, but they leave one
- * block per multiprocessor, whose warpgroups wait for each other at every barrier and whose
- * prologue (K, V in) and epilogue (dK, dV out) nothing overlaps. Measured on H200, D = 128,
- * 8K and 32K (docs/performance-cuda.md): two warpgroups win on masks that leave at least half
- * the tiles live (full +14% / 8K, causal, prefix-LM causal, qk-sparse, random eviction), one
- * wins on every family that leaves a fifth or less (windows, documents, shared question,
- * blockwise: 8-25%), at 32K as at 8K even though each block's walk is then four times longer.
- * So the rule is the mask's live-tile fraction, with the threshold between the two groups.
- * The deterministic mode has no atomics to save: one. FM_CUDA_BWD_WGS=1 or 2 forces a shape. */
-static int dkdv_warpgroups(const fm_attn_params &p, bool do_dq)
+/* The dK/dV block shape (one or two warpgroups) is the plan's (cuda/heuristics.cu). */
+template <typename T, bool DO_DQ>
+cudaError_t launch(const fm_attn_params &p, int warpgroups, cudaStream_t stream)
 {
-    const char *force = getenv("FM_CUDA_BWD_WGS"); /* read per call: tests switch it */
-    if (force && (!strcmp(force, "1") || !strcmp(force, "2"))) return force[0] - '0';
-    return do_dq && !fm_cuda_sparse_mask(p) ? 2 : 1;
-}
-
-template <typename T, bool DO_DQ> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
-{
-    return dkdv_warpgroups(p, DO_DQ) == 2 ? launch<T, DO_DQ, 2>(p, stream)
-                                          : launch<T, DO_DQ, 1>(p, stream);
+    return warpgroups == 2 ? launch<T, DO_DQ, 2>(p, stream) : launch<T, DO_DQ, 1>(p, stream);
 }
 
 template <typename T> cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
@@ -548,30 +533,15 @@ template <typename T> cudaError_t launch_dq(const fm_attn_params &p, cudaStream_
 
 } /* namespace */
 
-bool fm_cuda_use_wgmma(int head_dim)
-{
-    static int capability[64]; /* per device: 0 unknown, 1 is 9.0, 2 is not */
-    static const bool off = getenv("FM_CUDA_WGMMA") && !strcmp(getenv("FM_CUDA_WGMMA"), "0");
-    int dev = 0;
-    if (off || head_dim != D || cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64)
-        return false;
-    if (!capability[dev]) {
-        int major = 0, minor = 0;
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-        capability[dev] = major == 9 && minor == 0 ? 1 : 2;
-    }
-    return capability[dev] == 1;
-}
-
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
-                                      cudaStream_t stream)
+                                      int warpgroups, cudaStream_t stream)
 {
     if (p.head_dim != D) return cudaErrorNotSupported;
     if (dtype == FM_BFLOAT16)
-        return do_dq ? launch<__nv_bfloat16, true>(p, stream)
-                     : launch<__nv_bfloat16, false>(p, stream);
-    return do_dq ? launch<__half, true>(p, stream) : launch<__half, false>(p, stream);
+        return do_dq ? launch<__nv_bfloat16, true>(p, warpgroups, stream)
+                     : launch<__nv_bfloat16, false>(p, warpgroups, stream);
+    return do_dq ? launch<__half, true>(p, warpgroups, stream)
+                 : launch<__half, false>(p, warpgroups, stream);
 }
 
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)

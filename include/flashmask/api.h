@@ -10,6 +10,7 @@
 
 #include "flashmask/bbm.h"
 #include "flashmask/core.h"
+#include "flashmask/cuda.h"
 #include "flashmask/io.h"
 #include "flashmask/masks.h"
 
@@ -32,6 +33,14 @@ fm_dtype fm_impl_dtype(fm_impl impl, const fm_problem *p);
  * inputs: FM_ERR_NONFINITE names the tensor and index), convert, run, convert back. */
 fm_status fm_forward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t);
 fm_status fm_backward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t);
+
+/* The same with the kernels chosen by `opt` (flashmask/cuda.h; NULL or all auto: the
+ * heuristics of cuda/heuristics.cu decide). Options other than auto apply to FM_IMPL_CUDA
+ * only; with another implementation they are refused (FM_ERR_INVALID), not ignored. */
+fm_status fm_forward_opts(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                          const fm_kernel_options *opt);
+fm_status fm_backward_opts(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                           const fm_kernel_options *opt);
 
 /* ---------------------------------------------------------------- either mask form */
 

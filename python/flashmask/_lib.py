@@ -168,6 +168,12 @@ class Case(ctypes.Structure):  # fm_case (io.h)
                [(n, c_double_p) for n in ("q", "k", "v", "dout", "out", "lse", "dq", "dk", "dv")]
 
 
+class KernelOptions(ctypes.Structure):  # fm_kernel_options (cuda.h)
+    _fields_ = [("forward", ctypes.c_int32), ("backward", ctypes.c_int32),
+                ("fwd_shape", ctypes.c_int32), ("bwd_warpgroups", ctypes.c_int32),
+                ("deterministic", ctypes.c_int32)]
+
+
 class Results(ctypes.Structure):  # fm_results (io.h)
     _fields_ = [(n, c_double_p) for n in ("out", "lse", "dq", "dk", "dv")]
 
@@ -185,6 +191,11 @@ _SIGNATURES = {
     "fm_impl_available": (ctypes.c_int, [ctypes.c_int]),
     "fm_forward": (ctypes.c_int, [ctypes.c_int, P(Problem), P(CMask), P(Tensors)]),
     "fm_backward": (ctypes.c_int, [ctypes.c_int, P(Problem), P(CMask), P(Tensors)]),
+    "fm_forward_opts": (ctypes.c_int, [ctypes.c_int, P(Problem), P(CMask), P(Tensors),
+                                       P(KernelOptions)]),
+    "fm_backward_opts": (ctypes.c_int, [ctypes.c_int, P(Problem), P(CMask), P(Tensors),
+                                        P(KernelOptions)]),
+    "fm_kernel_options_parse": (ctypes.c_int, [ctypes.c_char_p, P(KernelOptions)]),
     # masks
     "fm_mask_init": (ctypes.c_int, [P(CMask)] + [ctypes.c_int64] * 4 + [ctypes.c_int]),
     "fm_mask_free": (None, [P(CMask)]),

@@ -205,6 +205,20 @@ class AttentionTests(unittest.TestCase):
         rep = fm.check_arrays(q, k, v, dout, m, cand, "float16", scale)
         self.assertTrue(rep.passed, rep.table())
 
+    def test_kernel_option_is_checked(self):
+        # kernel= is read by the library; a spec naming CUDA kernels is refused for the cpu
+        # layer, a malformed one for any implementation, and "auto" is accepted everywhere.
+        m = fm.build("causal", seqlen_q=8)
+        x = np.random.default_rng(1).standard_normal((1, 1, 8, 16))
+        out, lse = fm.forward(x, x, x, m, impl="cpu", kernel="auto")
+        self.assertEqual(out.shape, x.shape)
+        with self.assertRaises(fm.InvalidInput) as ctx:
+            fm.forward(x, x, x, m, impl="cpu", kernel="wgmma")
+        self.assertIn("CUDA kernels", str(ctx.exception))
+        with self.assertRaises(fm.InvalidInput) as ctx:
+            fm.forward(x, x, x, m, impl="reference", kernel="fwd=fast")
+        self.assertIn("fwd=fast", str(ctx.exception))
+
     def test_round_to_matches_numpy(self):
         x = np.random.default_rng(0).standard_normal(10000) * 100
         np.testing.assert_array_equal(fm.round_to(x, "float16"),

@@ -8,6 +8,7 @@ for it in ALLOWED below — never one above it — and this script checks that t
    the file's layer must be the includer's own or an allowed one. Public headers belong to the
    layer named in HEADER_LAYER; a private header (one outside include/) may be included only from
    its own folder, except where PRIVATE_EXPORTS names it. No cycle of includes between files.
+   No library source reads the environment (getenv): choices are arguments.
 2. calls (from the objects, when a build directory is given): every symbol an object of
    libflashmask uses comes from its own layer or an allowed one, and no cycle of calls runs
    between source files (a file that calls a file that ... calls it back).
@@ -57,6 +58,7 @@ PRIVATE_EXPORTS = {
 }
 SOURCE_EXT = (".c", ".h", ".cu", ".cuh")
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+GETENV_RE = re.compile(r"\b(?:secure_)?getenv\s*\(")
 
 
 def layer_of(rel):
@@ -124,6 +126,9 @@ def check_includes(root, errors, edges):
         me = layer_of(rel)
         with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as f:
             text = f.read()
+        if GETENV_RE.search(text):
+            errors.append(f"{rel}: reads the environment (getenv); the library takes its choices "
+                          "as arguments (e.g. fm_kernel_options)")
         for name in INCLUDE_RE.findall(text):
             target = resolve(root, rel, name)
             if target is None:
@@ -152,15 +157,20 @@ def object_source(name):
 
 
 def check_calls(build, errors, edges):
+    """Objects of libflashmask: build/libflashmask.so.p/<folder>_<file>.o, and the static
+    libraries a layer links in whole (build/<folder>/lib*.a.p/<file>.o)."""
     objects = []
     for d, dirs, names in os.walk(build):
-        if not d.endswith(".p") or "tests" in d.split(os.sep) or "fuzz" in d.split(os.sep):
+        base = os.path.basename(d)
+        if not (base.endswith(".p") and base.startswith("lib")):
             continue
-        if not (os.path.basename(d).startswith("libflashmask") or
-                os.path.basename(d).startswith("libfm_")):
-            continue
-        for n in names:
-            src = object_source(n) if n.endswith(".o") else None
+        folder = os.path.relpath(os.path.dirname(d), build)
+        if folder != "." and folder not in LIBRARY:
+            continue  # tests', tools', bench's own libraries
+        for n in sorted(names):
+            if not n.endswith(".o"):
+                continue
+            src = object_source(n) if folder == "." else f"{folder}/{n[:-2]}"
             if src:
                 objects.append((src, os.path.join(d, n)))
     if not objects:
