@@ -1,7 +1,7 @@
-/* masks/builders.c — fm_mask_build: validates a family's parameters, allocates the mask with the
- * right causal tag and runs the family's builder; plus the builders of the families without
- * documents (full, causal, sliding_window,
- * global_sliding_window, prefix_lm_causal). Document families are in builders_document.c,
+/* masks/builders.c — the builders of the families without documents (full, causal,
+ * sliding_window, global_sliding_window, prefix_lm_causal), each named by its row in
+ * masks/families.c (whose fm_mask_build validates the parameters, allocates the mask with the
+ * right causal tag and runs the builder). Document families are in builders_document.c,
  * qk_sparse and random_eviction in builders_sparse.c.
  *
  * Every builder follows the table of docs/spec.md §4, written in key positions (families_internal.h):
@@ -74,64 +74,4 @@ fm_status fm_build_prefix_lm_causal(const fm_build_ctx *c)
     }
     fm_build_broadcast(c);
     return FM_OK;
-}
-
-/* ---------------------------------------------------------------- fm_mask_build */
-
-typedef fm_status (*fm_builder_fn)(const fm_build_ctx *c);
-
-static const fm_builder_fn builders[FM_FAMILY_COUNT] = {
-    [FM_FAMILY_FULL] = fm_build_full,
-    [FM_FAMILY_CAUSAL] = fm_build_causal,
-    [FM_FAMILY_SLIDING_WINDOW] = fm_build_sliding_window,
-    [FM_FAMILY_CAUSAL_DOCUMENT] = fm_build_causal_document,
-    [FM_FAMILY_DOCUMENT] = fm_build_document,
-    [FM_FAMILY_SHARED_QUESTION] = fm_build_shared_question,
-    [FM_FAMILY_GLOBAL_SLIDING_WINDOW] = fm_build_global_sliding_window,
-    [FM_FAMILY_CAUSAL_BLOCKWISE] = fm_build_causal_blockwise,
-    [FM_FAMILY_PREFIX_LM_CAUSAL] = fm_build_prefix_lm_causal,
-    [FM_FAMILY_PREFIX_LM_DOCUMENT] = fm_build_prefix_lm_document,
-    [FM_FAMILY_QK_SPARSE] = fm_build_qk_sparse,
-    [FM_FAMILY_RANDOM_EVICTION] = fm_build_random_eviction,
-};
-
-fm_status fm_mask_build(fm_mask *out, const fm_mask_params *p, int64_t batch, int64_t heads,
-                        int64_t seqlen_q, int64_t seqlen_k, fm_causal alignment)
-{
-    if (!out) return fm_fail(FM_ERR_INVALID, "mask build: NULL output mask");
-    memset(out, 0, sizeof *out); /* fm_mask_free-safe whatever happens below */
-    if (!p) return fm_fail(FM_ERR_INVALID, "mask build: NULL params");
-    if ((unsigned)p->family >= FM_FAMILY_COUNT)
-        return fm_fail(FM_ERR_INVALID, "mask build: unknown family %d", (int)p->family);
-    const char *name = fm_family_name(p->family);
-    fm_causal causal = FM_CAUSAL_NONE;
-    if (fm_family_is_causal(p->family)) {
-        if (alignment != FM_CAUSAL_BOTTOM_RIGHT && alignment != FM_CAUSAL_TOP_LEFT)
-            return fm_fail(FM_ERR_INVALID,
-                           "%s is a causal family: alignment '%s' refused, use bottom_right or "
-                           "top_left",
-                           name, fm_causal_name(alignment));
-        causal = alignment;
-    }
-    /* Sizes first (fm_mask_init's words), then the parameters against them. */
-    fm_status st = fm_mask_init(out, batch, heads, seqlen_q, seqlen_k, causal);
-    if (st) return st;
-    st = fm_mask_params_validate(p, seqlen_q, seqlen_k);
-    if (st) {
-        fm_mask_free(out);
-        return st;
-    }
-    fm_build_ctx ctx = {
-        .mask = out, .p = p, .seqlen_q = seqlen_q, .seqlen_k = seqlen_k,
-        .off = causal == FM_CAUSAL_NONE ? 0 : fm_causal_offset(causal, seqlen_q, seqlen_k),
-    };
-    st = builders[p->family](&ctx);
-    /* The builders clip every bound, so this cannot fail unless a builder has a bug. */
-    if (!st && fm_mask_validate(out) != FM_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", fm_last_error()); /* fm_fail rewrites that buffer */
-        st = fm_fail(FM_ERR_INTERNAL, "mask build: %s produced an invalid mask: %s", name, why);
-    }
-    if (st) fm_mask_free(out);
-    return st;
 }

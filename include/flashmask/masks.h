@@ -116,6 +116,21 @@ typedef struct fm_mask_params {
     uint64_t seed;         /* random_eviction: generator seed (different per (b, head)) */
 } fm_mask_params;
 
+/* The parameters a family reads, as data: each one's name (the same word in case.json's
+ * mask_params, in `flashmask gen --param`, and as the fm_mask_params field), its kind and where
+ * it lives in fm_mask_params (for a list, also where its element count lives). */
+typedef enum fm_param_kind { FM_PARAM_I64 = 0, FM_PARAM_U64 = 1, FM_PARAM_LIST = 2 } fm_param_kind;
+typedef struct fm_param_field {
+    const char *key;
+    fm_param_kind kind;
+    size_t value_offset; /* int64_t, uint64_t, or int64_t * for lists */
+    size_t count_offset; /* int64_t element count, lists only */
+} fm_param_field;
+
+int fm_family_count(void); /* FM_FAMILY_COUNT, for bindings that do not see the enum */
+/* Family f's parameters (NULL and *n = 0 for none, or for an unknown f). */
+const fm_param_field *fm_family_fields(fm_family f, int *n);
+
 /* A documented default instance of the family for sequence length `seqlen` (Sk). */
 fm_status fm_mask_params_default(fm_mask_params *p, fm_family f, int64_t seqlen);
 /* A random valid instance, for property tests. */

@@ -202,6 +202,7 @@ _SIGNATURES = {
     "fm_mask_validate": (ctypes.c_int, [P(CMask)]),
     "fm_mask_allowed_pairs": (ctypes.c_int64, [P(CMask), ctypes.c_int64, ctypes.c_int64]),
     "fm_mask_total_allowed_pairs": (ctypes.c_int64, [P(CMask)]),
+    "fm_family_count": (ctypes.c_int, []),
     "fm_family_name": (ctypes.c_char_p, [ctypes.c_int]),
     "fm_family_is_causal": (ctypes.c_int, [ctypes.c_int]),
     "fm_family_help": (ctypes.c_char_p, [ctypes.c_int]),

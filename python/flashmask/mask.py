@@ -14,7 +14,8 @@ import numpy as np
 from . import _lib
 from ._lib import CAUSAL, CAUSAL_NAMES, TILE_CLASSES, lib
 
-FAMILIES = [lib.fm_family_name(i).decode() for i in range(12)]
+# The library says which families it has (masks/families.c); nothing here lists them.
+FAMILIES = [lib.fm_family_name(i).decode() for i in range(lib.fm_family_count())]
 
 
 def family_help(family):
