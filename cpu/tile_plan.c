@@ -72,9 +72,9 @@ void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, i
      *     arrays, empty runs as [0, 0));
      *  2. row by row, a branch-free membership test over contiguous columns (vectorised) sets
      *     masked scores to -inf.
-     * Measured: calling fm_element_masked per element cost ~50 us per 128 x 128 causal diagonal
-     * tile, about as long as the tile's two sgemms; writing -inf down columns was cheaper but
-     * strided; this form is a few vector operations per 16 elements. */
+     * Calling fm_element_masked per element cost about as much as the tile's two sgemms, and
+     * writing -inf down columns was strided; this form is a few vector operations per 16
+     * elements (docs/measurement-notes.md). */
     const fm_mask *mask = plan->mask;
     const int32_t *cols = fm_mask_column(mask, b, hq / plan->q_per_mask_head, c0);
     int32_t lo[3][FM_CPU_TILE_K], hi[3][FM_CPU_TILE_K];

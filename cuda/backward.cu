@@ -171,8 +171,8 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
         const fm_cuda_key_block blk(p, summary, kb); /* classifying is then arithmetic */
         /* The next query block at or after qb whose tile is not fully masked, and its class.
          * JUMP (sparse masks): jump over masked runs (fm_next_live_qblock). Otherwise block by
-         * block: with the jumping walk compiled in, dense masks measured 10% slower (D = 64,
-         * full: 183 against 204 TFLOP/s), sparse ones 16-42% faster. */
+         * block: the jumping walk slows dense masks and speeds sparse ones up, so the plan
+         * picks it by the mask's live fraction (docs/measurement-notes.md). */
         auto next_live = [&](int qb, fm_tile_class *cls) {
             if constexpr (JUMP) return blk.next_live(p, qb, BR, cls);
             for (; qb < n_qblocks; qb++) {

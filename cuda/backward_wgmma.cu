@@ -19,8 +19,8 @@
  * wgmma.m64n64k16 with both operands transposed, one 64-column half of D per warpgroup (both
  * halves in turn with one), added to the float32 accumulator with atomics.
  * Per tile this reads each operand from shared memory once per warpgroup, where the mma.sync
- * kernel's four warps each read all of Q and dO twice: that traffic bound it (ncu: L1/shared
- * 86%, tensor 35%).
+ * kernel's four warps each read all of Q and dO twice: that traffic bound it (the profile:
+ * docs/measurement-notes.md).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -51,8 +51,8 @@ template <int WGS> struct dkdv_smem {
 /* WGS = 1: one warpgroup per 64 keys, two blocks per multiprocessor. WGS = 2: two warpgroups
  * share each Q and dO tile and, above all, sum their dQ contributions (dS of 128 keys times K)
  * before the atomics, which halves the float32 atomic traffic that bounded the one-warpgroup
- * kernel on dense masks (ncu: L2 78%, tensor 29%); one block per multiprocessor. Which one runs:
- * dkdv_warpgroups below. */
+ * kernel on dense masks (docs/measurement-notes.md); one block per multiprocessor. Which one runs:
+ * the plan's bwd_warpgroups (cuda/heuristics.cu). */
 template <typename T, bool DO_DQ, int WGS>
 __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     fm_dkdv_wgmma_kernel(const fm_attn_params p)
@@ -104,10 +104,10 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
         /* The next query block at or after qb whose tile is live for some warpgroup; bit w of
          * *live: warpgroup w's tile is not fully masked, bit WGS + w: it is partial. One
          * warpgroup (the shape for sparse masks) jumps over masked runs (fm_next_live_qblock):
-         * a key block of a 32K document mask then costs a few steps, not 512 classifications
-         * (backward at 32K, sliding window 229 -> 279 TFLOP/s). Two warpgroups (the shape for
-         * dense masks, where nearly every block is live) classify block by block: the jumping
-         * walk of both blocks measured 10% slower there (full mask 8K: 289 against 319). */
+         * a key block of a 32K document mask then costs a few steps, not 512 classifications.
+         * Two warpgroups (the shape for dense masks, where nearly every block is live)
+         * classify block by block, where the jumping walk of both blocks was slower (both
+         * measurements: docs/measurement-notes.md). */
         auto next_live = [&](int qb, uint32_t *live) {
             if constexpr (WGS == 1) {
                 fm_tile_class c;

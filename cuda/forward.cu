@@ -14,8 +14,8 @@
  * test. Each warp also classifies its own rows of a live tile (the same rule on fewer rows):
  * a warp whose rows the tile fully masks skips the arithmetic, one it leaves unmasked skips
  * the element tests. K of the next live block is fetched (cp.async) while P V of this one
- * runs, and V while S is computed. (A two-stage K/V buffer with one barrier per tile measured
- * slower at D = 128: 239 against 260 TFLOP/s on full masks, from register spills.) A row with
+ * runs, and V while S is computed. (A two-stage K/V buffer with one barrier per tile was slower
+ * here, from register spills: docs/measurement-notes.md.) A row with
  * no allowed key ends with l = 0: O = 0 and LSE = -inf (docs/spec.md §1).
  */
 #include <math.h>

@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "flashmask/cuda.h" /* fm_fwd_shape, fm_kernel_options */
 #include "flashmask/masks.h"
 
 /* Every kernel walks keys in blocks of this many columns, so one per-key-block summary (the
