@@ -108,34 +108,36 @@ static fm_status check_options(fm_impl impl, const fm_kernel_options *opt)
                    "has one kernel (pass NULL or \"auto\")", spec, fm_impl_name(impl));
 }
 
-fm_status fm_forward_opts(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
-                          const fm_kernel_options *opt)
+/* Forward (backward = 0) or backward of `impl`, inputs checked here once. */
+static fm_status run(int backward, fm_impl impl, const fm_problem *p, const fm_mask *mask,
+                     fm_tensors *t, const fm_kernel_options *opt)
 {
-    fm_status st = check_inputs(p, mask, t, 0);
+    fm_status st = check_inputs(p, mask, t, backward);
     if (st == FM_OK) st = check_options(impl, opt);
     if (st != FM_OK) return st;
     switch (impl) {
-    case FM_IMPL_REFERENCE: return fm_ref_forward(p, mask, t->q, t->k, t->v, t->out, t->lse);
-    case FM_IMPL_CPU: return cpu_forward(p, mask, t);
-    case FM_IMPL_CUDA: return fm_cuda_forward_host(p, mask, t, opt);
+    case FM_IMPL_REFERENCE:
+        return backward ? fm_ref_backward(p, mask, t->q, t->k, t->v, t->out, t->lse, t->dout,
+                                          t->dq, t->dk, t->dv)
+                        : fm_ref_forward(p, mask, t->q, t->k, t->v, t->out, t->lse);
+    case FM_IMPL_CPU: return backward ? cpu_backward(p, mask, t) : cpu_forward(p, mask, t);
+    case FM_IMPL_CUDA:
+        return backward ? fm_cuda_backward_host(p, mask, t, opt)
+                        : fm_cuda_forward_host(p, mask, t, opt);
     default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
     }
+}
+
+fm_status fm_forward_opts(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                          const fm_kernel_options *opt)
+{
+    return run(0, impl, p, mask, t, opt);
 }
 
 fm_status fm_backward_opts(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
                            const fm_kernel_options *opt)
 {
-    fm_status st = check_inputs(p, mask, t, 1);
-    if (st == FM_OK) st = check_options(impl, opt);
-    if (st != FM_OK) return st;
-    switch (impl) {
-    case FM_IMPL_REFERENCE:
-        return fm_ref_backward(p, mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq, t->dk,
-                               t->dv);
-    case FM_IMPL_CPU: return cpu_backward(p, mask, t);
-    case FM_IMPL_CUDA: return fm_cuda_backward_host(p, mask, t, opt);
-    default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
-    }
+    return run(1, impl, p, mask, t, opt);
 }
 
 fm_status fm_forward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t)

@@ -119,8 +119,18 @@ extern "C" fm_status fm_cuda_copy_summary(const fm_cuda_mask *m, int32_t *out)
     return err == cudaSuccess ? FM_OK : cuda_fail(err, "summary download");
 }
 
-/* The problem against itself and the device mask; fills the kernels' parameter block. */
-static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, fm_attn_params *kp)
+static fm_status check_and_fill(const fm_problem *p, const fm_cuda_mask *m, fm_attn_params *kp);
+
+/* The problem against itself and the device mask, then the kernel plan (cuda/heuristics.cu):
+ * fills the kernels' parameter block and says which kernels run. */
+static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, const fm_kernel_options *opt,
+                         bool backward, fm_attn_params *kp, fm_kernel_plan *plan)
+{
+    fm_status st = check_and_fill(p, m, kp);
+    return st != FM_OK ? st : fm_cuda_plan_kernels(p, *kp, opt, backward, plan);
+}
+
+static fm_status check_and_fill(const fm_problem *p, const fm_cuda_mask *m, fm_attn_params *kp)
 {
     fm_clear_error();
     if (!p || !m) return fm_fail(FM_ERR_INVALID, "cuda: NULL problem or mask");
@@ -197,8 +207,7 @@ extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *ma
 {
     fm_attn_params kp;
     fm_kernel_plan plan;
-    fm_status st = prepare(p, mask, &kp);
-    if (st == FM_OK) st = fm_cuda_plan_kernels(p, kp, opt, false, &plan);
+    fm_status st = prepare(p, mask, opt, false, &kp, &plan);
     if (st != FM_OK) return st;
     if (!q || !k || !v || !out || !lse)
         return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
@@ -219,8 +228,7 @@ extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *m
 {
     fm_attn_params kp;
     fm_kernel_plan plan;
-    fm_status st = prepare(p, mask, &kp);
-    if (st == FM_OK) st = fm_cuda_plan_kernels(p, kp, opt, true, &plan);
+    fm_status st = prepare(p, mask, opt, true, &kp, &plan);
     if (st != FM_OK) return st;
     if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
         return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor pointer");
