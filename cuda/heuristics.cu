@@ -18,8 +18,10 @@
  */
 #include <cuda_runtime.h>
 
-#include "fm_internal.h" /* a C header without C++ guards */
 #include "heuristics.h"
+extern "C" {
+#include "fm_internal.h" /* a C header without C++ guards */
+}
 
 #define FM_CUDA_SPARSE_BELOW 0.35f
 
