@@ -78,6 +78,11 @@ class CudaMask(C.Structure):  # fm_cuda_mask (flashmask/cuda.h)
                 ("live_per_kblock", C.c_double)]
 
 
+class KernelOptions(C.Structure):  # fm_kernel_options (flashmask/cuda.h)
+    _fields_ = [("forward", C.c_int32), ("backward", C.c_int32), ("fwd_shape", C.c_int32),
+                ("bwd_warpgroups", C.c_int32), ("deterministic", C.c_int32)]
+
+
 class Lib:
     """The few libflashmask calls the benchmark needs."""
 
@@ -90,9 +95,16 @@ class Lib:
         so.fm_mask_build.argtypes = [C.POINTER(Mask), C.c_void_p, C.c_int64, C.c_int64,
                                      C.c_int64, C.c_int64, C.c_int]
         so.fm_cuda_forward.argtypes = [C.POINTER(Problem), C.POINTER(CudaMask)] + \
-            [C.c_void_p] * 6
+            [C.c_void_p] * 5 + [C.POINTER(KernelOptions), C.c_void_p]
         so.fm_cuda_backward.argtypes = [C.POINTER(Problem), C.POINTER(CudaMask)] + \
-            [C.c_void_p] * 10
+            [C.c_void_p] * 9 + [C.POINTER(KernelOptions), C.c_void_p]
+        so.fm_kernel_options_parse.argtypes = [C.c_char_p, C.POINTER(KernelOptions)]
+
+    def kernel_options(self, spec):
+        """fm_kernel_options from a --kernel spec (cuda/options.c reads it)."""
+        o = KernelOptions()
+        self.check(self.so.fm_kernel_options_parse(spec.encode(), C.byref(o)), "--kernel")
+        return o
 
     def check(self, status, what):
         if status != 0:
@@ -273,7 +285,7 @@ def sdpa_side(row, q, k, v, do, fwd_flops, bwd_flops):
 
 
 def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex_compiled,
-               results, save=None, flags=0):
+               results, save=None, flags=0, kernel="auto"):
     torch.manual_seed(0)
     tdtype = torch.bfloat16 if dtype == BFLOAT16 else torch.float16
     qshape, kshape = (1, heads, seqlen, dim), (1, kv_heads, seqlen, dim)
@@ -284,6 +296,7 @@ def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     prob = Problem(1, heads, kv_heads, seqlen, seqlen, dim, 1.0 / math.sqrt(dim), dtype, flags)
     stream = torch.cuda.current_stream().cuda_stream
+    kopt = lib.kernel_options(kernel)
     for fam in families:
         per_head = fam == "random_eviction"  # differs per (b, head)
         mheads = heads if per_head else 1
@@ -296,19 +309,19 @@ def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex
 
         def ours_fwd():
             lib.check(lib.so.fm_cuda_forward(C.byref(prob), C.byref(dmask), ptr(q), ptr(k),
-                                             ptr(v), ptr(out), ptr(lse), C.c_void_p(stream)),
-                      "forward")
+                                             ptr(v), ptr(out), ptr(lse), C.byref(kopt),
+                                             C.c_void_p(stream)), "forward")
 
         def ours_bwd():
             lib.check(lib.so.fm_cuda_backward(C.byref(prob), C.byref(dmask), ptr(q), ptr(k),
                                               ptr(v), ptr(out), ptr(lse), ptr(do), ptr(dq),
-                                              ptr(dk), ptr(dv), C.c_void_p(stream)), "backward")
+                                              ptr(dk), ptr(dv), C.byref(kopt), C.c_void_p(stream)),
+                      "backward")
 
         ours_fwd()
         torch.cuda.synchronize()
         row = {"family": fam, "heads": heads, "kv_heads": kv_heads, "seqlen": seqlen,
-               "head_dim": dim,
-               "fwd_flops": fwd_flops, "bwd_flops": bwd_flops}
+               "head_dim": dim, "fwd_flops": fwd_flops, "bwd_flops": bwd_flops, "kernel": kernel}
         # The fraction of 64 x 64 tiles not fully masked (counted at upload), which picks the
         # Hopper backward's block shape (docs/performance-cuda.md).
         row["live_tile_fraction"] = dmask.live_per_kblock / ((seqlen + 63) // 64)
@@ -380,6 +393,9 @@ def main():
     ap.add_argument("--no-flex", action="store_true", help="time only our kernels")
     ap.add_argument("--deterministic", action="store_true",
                     help="our backward with FM_FLAG_DETERMINISTIC (dQ without atomics)")
+    ap.add_argument("--kernel", default="auto",
+                    help="our kernels: auto (the heuristics), mma, wgmma, or a comma list of "
+                         "fwd=..., bwd=..., shape=8x1|4x2|8x2, wgs=1|2 (fm_kernel_options)")
     args = ap.parse_args()
 
     # Timing backward repeatedly needs retain_graph=True, which compiled graphs with donated
@@ -399,7 +415,7 @@ def main():
     for cfg in args.configs.split(","):
         h, hk, s, d = parse_config(cfg)
         run_config(lib, h, hk, s, d, args.families.split(","), BFLOAT16, not args.no_flex,
-                   flex_compiled, results, save, 1 if args.deterministic else 0)
+                   flex_compiled, results, save, 1 if args.deterministic else 0, args.kernel)
         torch.cuda.empty_cache()
     mm_after = matmul_tflops()
 

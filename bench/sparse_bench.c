@@ -4,7 +4,7 @@
  * skipped, full tiles unmasked), BBM after Reverse Cuthill-McKee reordering, and row splitting
  * (sparse/rowsplit.c: row blocks run by the CPU layer's own FlashMask kernels under the column
  * form; float64 in and out, so its times include the conversions). Prints tile counts,
- * milliseconds (best of --reps) and GFLOP/s counted from allowed pairs (BRIEF 3).
+ * milliseconds (best of --reps) and GFLOP/s counted from allowed pairs (docs/spec.md §3).
  * Layer: bench, on the library's public API (flashmask/sparse.h).
  *
  * usage: sparse_bench [--seqlen S] [--head-dim D] [--heads H] [--reps R] [--block B]

@@ -1,6 +1,6 @@
 /* core/fm_internal.h — helpers private to the library's C sources: setting the thread's error
  * message, checked size arithmetic, allocation that reports through fm_status, and the tensor
- * checks and float32 conversions that fm_forward and fm_forward_any share.
+ * checks and float32 conversions that the API layer (api/) applies to every call.
  * Not installed; public code includes flashmask.h instead.
  */
 #ifndef FM_INTERNAL_H
@@ -40,11 +40,11 @@ void *fm_calloc(size_t count, size_t size, const char *what);
 
 /* The tensor bundle of fm_forward (backward = 0) or fm_backward (1) for problem p: inputs
  * present and finite (lse may hold -inf), outputs present; the message names the tensor and
- * the element. The problem and mask are checked by the caller. (core/dispatch.c) */
+ * the element. The problem and mask are checked by the caller. (core/tensors.c) */
 fm_status fm_check_tensors(const fm_problem *p, const fm_tensors *t, int backward);
 
 /* A new float32 copy of n doubles (NULL with FM_ERR_NOMEM recorded), and the way back: the
- * conversions around the cpu layer's float32 kernels. (core/dispatch.c) */
+ * conversions around the cpu layer's float32 kernels. (core/tensors.c) */
 float *fm_to_float(const double *x, size_t n, const char *what);
 void fm_to_double(double *y, const float *x, size_t n);
 

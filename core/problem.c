@@ -1,8 +1,10 @@
-/* core/problem.c — the problem descriptor: defaults, validation against the mask (the message
- * names the dimension at fault), tensor sizes and FLOP counts from allowed pairs. */
+/* core/problem.c — the problem descriptor: defaults, validation of the problem on its own (the
+ * message names the dimension at fault) and tensor sizes. The check against a mask, and the FLOP
+ * count from allowed pairs, need the mask: they are masks/problem_mask.c's.
+ * Layer: core.
+ */
 #include <math.h>
 
-#include "flashmask/masks.h"
 #include "fm_internal.h"
 
 void fm_problem_init(fm_problem *p, int64_t batch, int64_t q_heads, int64_t kv_heads,
@@ -19,7 +21,7 @@ void fm_problem_init(fm_problem *p, int64_t batch, int64_t q_heads, int64_t kv_h
     p->flags = 0;
 }
 
-fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask)
+fm_status fm_problem_check(const fm_problem *p)
 {
     if (!p) return fm_fail(FM_ERR_INVALID, "problem: NULL descriptor");
     const struct { const char *name; int64_t value; } dims[] = {
@@ -36,7 +38,7 @@ fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask)
                        "sequence lengths must be <= %d",
                        (long long)p->seqlen_q, (long long)p->seqlen_k, INT32_MAX);
     /* Every implementation hands D to BLAS (or to GPU kernels) as an int: refuse D > INT32_MAX
-     * here, before any layer truncates it (issue 7: the cpu layer used to cast it silently). */
+     * here, before any layer truncates it (the cpu layer once cast it silently). */
     if (p->head_dim > INT32_MAX)
         return fm_fail(FM_ERR_OVERFLOW, "problem: head_dim = %lld exceeds the BLAS int limit %d",
                        (long long)p->head_dim, INT32_MAX);
@@ -58,19 +60,7 @@ fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask)
         return fm_fail(FM_ERR_OVERFLOW, "problem: B*Hk*Sk*D = %lld*%lld*%lld*%lld overflows",
                        (long long)p->batch, (long long)p->kv_heads, (long long)p->seqlen_k,
                        (long long)p->head_dim);
-    if (!mask) return fm_fail(FM_ERR_INVALID, "problem: NULL mask");
-    if (mask->batch != p->batch)
-        return fm_fail(FM_ERR_INVALID, "mask batch = %lld differs from problem batch = %lld",
-                       (long long)mask->batch, (long long)p->batch);
-    if (mask->seqlen_q != p->seqlen_q || mask->seqlen_k != p->seqlen_k)
-        return fm_fail(FM_ERR_INVALID,
-                       "mask is %lld x %lld (Sq x Sk) but the problem is %lld x %lld",
-                       (long long)mask->seqlen_q, (long long)mask->seqlen_k,
-                       (long long)p->seqlen_q, (long long)p->seqlen_k);
-    if (mask->heads < 1 || p->q_heads % mask->heads != 0)
-        return fm_fail(FM_ERR_INVALID, "mask heads = %lld does not divide q_heads = %lld",
-                       (long long)mask->heads, (long long)p->q_heads);
-    return fm_mask_validate(mask);
+    return FM_OK;
 }
 
 size_t fm_problem_q_elems(const fm_problem *p)
@@ -86,13 +76,4 @@ size_t fm_problem_kv_elems(const fm_problem *p)
 size_t fm_problem_lse_elems(const fm_problem *p)
 {
     return (size_t)p->batch * (size_t)p->q_heads * (size_t)p->seqlen_q;
-}
-
-double fm_problem_flops(const fm_problem *p, const fm_mask *mask, int backward)
-{
-    if (fm_problem_validate(p, mask) != FM_OK) return 0.0; /* no division by zero heads */
-    double pairs = (double)fm_mask_total_allowed_pairs(mask);
-    double per_mask_head = (double)(p->q_heads / mask->heads); /* query heads per mask head */
-    double flops = 4.0 * (double)p->head_dim * pairs * per_mask_head;
-    return backward ? 2.5 * flops : flops;
 }

@@ -1,9 +1,12 @@
-/* cpu/backward.c — FlashAttention-2 backward on the CPU in float32, with FlashMask tile skipping.
+/* cpu/backward.c — FlashAttention-2 backward on the CPU in float32, with FlashMask tile skipping,
+ * for every mask form: the column form (fm_cpu_backward), Binary Block Masking
+ * (fm_cpu_backward_bbm) and the dense baseline (fm_cpu_backward_dense) run the same loop; only
+ * the tile plan (cpu_internal.h, the tile contract) differs.
  * Layer: cpu <- masks <- core.
  *
  * Work split: OpenMP over (batch, kv head, key tile), dynamic schedule. A task owns the rows of
  * dK and dV of its key tile and accumulates them privately over every query head that reads
- * this kv head (GQA: the sum BRIEF 1 asks for) and every query tile:
+ * this kv head (GQA: the sum docs/spec.md §1 asks for) and every query tile:
  *   masked tile   -> counted and skipped: no load, no arithmetic;
  *   otherwise     -> S = (scale log2 e) Q K^T, masked scores -> -inf in a partial tile,
  *                    P = 2^(S - LSE log2 e)            (recomputed from the forward's LSE)
@@ -143,34 +146,23 @@ static void backward_key_tile(const bwd_args *a, int64_t b, int64_t hk, int64_t 
     memcpy(a->dv + offset, w->dv, (size_t)(cols * D) * sizeof(float));
 }
 
-fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float *q,
-                          const float *k, const float *v, const float *out, const float *lse,
-                          const float *dout, float *dq, float *dk, float *dv,
-                          fm_tile_stats *stats)
+/* Every (b, kv head, kb) task of the plan, whatever the mask's form: the one backward loop. */
+static fm_status backward_plan(const fm_problem *p, const fm_tile_plan *plan, const float *q,
+                               const float *k, const float *v, const float *out,
+                               const float *lse, const float *dout, float *dq, float *dk,
+                               float *dv, fm_tile_stats *stats)
 {
-    fm_clear_error();
-    fm_status st = fm_problem_validate(p, mask);
-    if (st != FM_OK) return st;
-    if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
-        return fm_fail(FM_ERR_INVALID,
-                       "cpu backward: NULL tensor (q, k, v, out, lse, dout, dq, dk or dv)");
-
-    fm_tile_plan plan;
-    if ((st = fm_tile_plan_init(&plan, p, mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K)) != FM_OK)
-        return st;
-
     const int threads = (p->flags & FM_FLAG_DETERMINISTIC) ? 1 : omp_get_max_threads();
-    const int64_t Bq = plan.block_q, Bk = plan.block_k, D = p->head_dim;
+    const int64_t Bq = plan->block_q, Bk = plan->block_k, D = p->head_dim;
     const int64_t Rq = FM_CPU_RUN_TILES * Bq; /* rows of one run */
     const size_t per_thread = (size_t)(2 * Rq * Bk + Rq * D + 2 * Bk * D);
     const size_t n_rows = fm_problem_lse_elems(p);
-    const size_t n_locks = (size_t)(p->batch * p->q_heads * plan.n_q_blocks);
+    const size_t n_locks = (size_t)(p->batch * p->q_heads * plan->n_q_blocks);
     float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu backward scratch");
     float *delta = fm_alloc(n_rows, sizeof(float), "cpu backward Delta");
     omp_lock_t *locks = fm_alloc(n_locks, sizeof(omp_lock_t), "cpu backward dQ locks");
     if (!scratch || !delta || !locks) {
         free(scratch), free(delta), free(locks);
-        fm_tile_plan_free(&plan);
         return FM_ERR_NOMEM;
     }
     for (size_t i = 0; i < n_locks; i++) omp_init_lock(&locks[i]);
@@ -178,8 +170,8 @@ fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float 
     memset(dq, 0, fm_problem_q_elems(p) * sizeof(float));
     compute_delta(p, out, dout, delta);
 
-    bwd_args args = {p, &plan, q, k, v, lse, dout, delta, dq, dk, dv, locks};
-    const int64_t n_tasks = p->batch * p->kv_heads * plan.n_k_blocks;
+    bwd_args args = {p, plan, q, k, v, lse, dout, delta, dq, dk, dv, locks};
+    const int64_t n_tasks = p->batch * p->kv_heads * plan->n_k_blocks;
     int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
     const int blas_threads = fm_blas_threads_begin_single();
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
@@ -190,8 +182,8 @@ fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float 
         fm_tile_stats local = {0, 0, 0, 0};
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; task++) {
-            const int64_t kb = task % plan.n_k_blocks;
-            const int64_t bh = task / plan.n_k_blocks;
+            const int64_t kb = task % plan->n_k_blocks;
+            const int64_t bh = task / plan->n_k_blocks;
             backward_key_tile(&args, bh / p->kv_heads, bh % p->kv_heads, kb, &w, &local);
         }
         total += local.total;
@@ -204,6 +196,60 @@ fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float 
     if (stats) *stats = (fm_tile_stats){total, masked, partial, unmasked};
     for (size_t i = 0; i < n_locks; i++) omp_destroy_lock(&locks[i]);
     free(scratch), free(delta), free(locks);
-    fm_tile_plan_free(&plan);
     return FM_OK;
+}
+
+static fm_status check_tensors(const float *q, const float *k, const float *v, const float *out,
+                               const float *lse, const float *dout, const float *dq,
+                               const float *dk, const float *dv)
+{
+    if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
+        return fm_fail(FM_ERR_INVALID,
+                       "cpu backward: NULL tensor (q, k, v, out, lse, dout, dq, dk or dv)");
+    return FM_OK;
+}
+
+fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float *q,
+                          const float *k, const float *v, const float *out, const float *lse,
+                          const float *dout, float *dq, float *dk, float *dv,
+                          fm_tile_stats *stats)
+{
+    fm_clear_error();
+    fm_status st = fm_problem_validate(p, mask);
+    if (st == FM_OK) st = check_tensors(q, k, v, out, lse, dout, dq, dk, dv);
+    if (st != FM_OK) return st;
+    fm_tile_plan plan;
+    if ((st = fm_tile_plan_init(&plan, p, mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K)) != FM_OK)
+        return st;
+    st = backward_plan(p, &plan, q, k, v, out, lse, dout, dq, dk, dv, stats);
+    fm_tile_plan_free(&plan);
+    return st;
+}
+
+fm_status fm_cpu_backward_bbm(const fm_problem *p, const fm_bbm *mask, const float *q,
+                              const float *k, const float *v, const float *out,
+                              const float *lse, const float *dout, float *dq, float *dk,
+                              float *dv, fm_tile_stats *stats)
+{
+    fm_clear_error();
+    fm_status st = fm_bbm_check_problem(p, mask);
+    if (st == FM_OK) st = check_tensors(q, k, v, out, lse, dout, dq, dk, dv);
+    if (st != FM_OK) return st;
+    fm_tile_plan plan;
+    fm_tile_plan_init_bbm(&plan, p, mask);
+    return backward_plan(p, &plan, q, k, v, out, lse, dout, dq, dk, dv, stats);
+}
+
+fm_status fm_cpu_backward_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                                const float *q, const float *k, const float *v,
+                                const float *out, const float *lse, const float *dout,
+                                float *dq, float *dk, float *dv, fm_tile_stats *stats)
+{
+    fm_clear_error();
+    fm_status st = fm_dense_check_problem(p, allowed, mask_heads);
+    if (st == FM_OK) st = check_tensors(q, k, v, out, lse, dout, dq, dk, dv);
+    if (st != FM_OK) return st;
+    fm_tile_plan plan;
+    fm_tile_plan_init_dense(&plan, p, allowed, mask_heads, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K);
+    return backward_plan(p, &plan, q, k, v, out, lse, dout, dq, dk, dv, stats);
 }

@@ -1,5 +1,6 @@
-/* cpu/cpu_internal.h — what the CPU layer's files share: the tile plan (masks/ summaries ->
- * per-tile decisions), the tile matmuls and the per-thread scratch layout.
+/* cpu/cpu_internal.h — what the CPU layer's files share: the tile plan (the one tile contract:
+ * column summaries, BBM codes or a dense mask -> per-tile decisions), the tile matmuls and the
+ * per-thread scratch layout.
  * Layer: cpu (private header) <- masks <- core. Nothing here restates a mask rule: tile classes
  * come from fm_block_summary_classify and element tests from fm_column_masked_runs (rules.h:
  * fm_element_masked read down a column).
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "flashmask/bbm.h"
 #include "flashmask/cpu.h"
 
 /* ---------------------------------------------------------------- the tile plan */
@@ -21,18 +23,33 @@
 #define FM_CPU_RUN_TILES 4 /* build-time override (-DFM_CPU_RUN_TILES=...) for studies */
 #endif
 
-/* Everything a worker needs to decide what to do with tile (b, query head, qb, kb). */
+/* The tile contract: everything a worker needs to decide what to do with tile (b, query head,
+ * qb, kb) — its class (skip, run unmasked, or run with element tests) and how to mask a partial
+ * one — whatever form the mask is held in. Exactly one form is set:
+ *   mask:  the column form, classified by its per-key-block summaries (fm_block_summary);
+ *   bbm:   Binary Block Masking codes (empty / partial / full) and packed bits per tile, with
+ *          the query tile's contiguous run of full tiles answered without reading codes;
+ *   dense: a dense boolean mask [B, Hm, Sq, Sk], every tile partial (the baseline that skips
+ *          nothing, what a mask-unaware kernel costs).
+ * forward.c and backward.c run one loop for all three. */
 typedef struct fm_tile_plan {
-    fm_block_summary summary; /* per (b, mask head, key block) min/max of the bounds */
     const fm_mask *mask;
+    fm_block_summary summary; /* column form: per (b, mask head, key block) min/max of bounds */
+    const fm_bbm *bbm;
+    const uint8_t *dense;
+    int64_t mask_heads, seqlen_q, seqlen_k;
     int64_t block_q, block_k;
     int64_t n_q_blocks, n_k_blocks;
     int64_t q_per_mask_head;  /* Hq / Hm: query head h uses mask head h / q_per_mask_head */
-    int64_t offset;           /* fm_causal_offset of the mask */
+    int64_t offset;           /* column form: fm_causal_offset of the mask */
 } fm_tile_plan;
 
+/* The three forms; the caller has validated the problem against the mask. */
 fm_status fm_tile_plan_init(fm_tile_plan *plan, const fm_problem *p, const fm_mask *mask,
                             int64_t block_q, int64_t block_k);
+void fm_tile_plan_init_bbm(fm_tile_plan *plan, const fm_problem *p, const fm_bbm *bbm);
+void fm_tile_plan_init_dense(fm_tile_plan *plan, const fm_problem *p, const uint8_t *allowed,
+                             int64_t mask_heads, int64_t block_q, int64_t block_k);
 void fm_tile_plan_free(fm_tile_plan *plan);
 
 /* Class of the tile (query rows of block qb) x (keys of block kb) for query head hq. */
@@ -52,8 +69,9 @@ int64_t fm_tile_plan_next_run(const fm_tile_plan *plan, int64_t b, int64_t hq, f
                               unsigned char partial[FM_CPU_RUN_TILES], fm_tile_stats *stats);
 
 /* In a partial tile, overwrite the scores of masked elements with -inf. `scores` is rows
- * [r0, r0 + m) x keys [c0, c0 + n) with n <= FM_CPU_BLOCK_K (one tile wide), row stride ld.
- * Uses fm_column_masked_runs (rules.h). */
+ * [r0, r0 + m) x keys [c0, c0 + n) of one tile (r0, c0 on tile boundaries, m <= block_q,
+ * n <= block_k), row stride ld. Column form: fm_column_masked_runs (rules.h); BBM: the tile's
+ * packed bits; dense: the mask's bytes. */
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld);
 

@@ -1,4 +1,7 @@
-/* cpu/forward.c — FlashAttention-2 forward on the CPU in float32, with FlashMask tile skipping.
+/* cpu/forward.c — FlashAttention-2 forward on the CPU in float32, with FlashMask tile skipping,
+ * for every mask form: the column form (fm_cpu_forward), Binary Block Masking
+ * (fm_cpu_forward_bbm) and the dense baseline that skips nothing (fm_cpu_forward_dense) run the
+ * same loop; only the tile plan (cpu_internal.h, the tile contract) differs.
  * Layer: cpu <- masks <- core.
  *
  * Work split: OpenMP over (batch, query head, query tile), dynamic schedule (causal and
@@ -81,32 +84,20 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, in
     fm_online_softmax_finish(rows, D, w->m, w->l, w->o, out_tile, lse_tile);
 }
 
-fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *q,
-                         const float *k, const float *v, float *out, float *lse,
-                         fm_tile_stats *stats)
+/* Every (b, hq, qb) task of the plan, whatever the mask's form: the one forward loop. */
+static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, const float *q,
+                              const float *k, const float *v, float *out, float *lse,
+                              fm_tile_stats *stats)
 {
-    fm_clear_error();
-    fm_status st = fm_problem_validate(p, mask);
-    if (st != FM_OK) return st;
-    if (!q || !k || !v || !out || !lse)
-        return fm_fail(FM_ERR_INVALID, "cpu forward: NULL tensor (q, k, v, out or lse)");
-
-    fm_tile_plan plan;
-    if ((st = fm_tile_plan_init(&plan, p, mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K)) != FM_OK)
-        return st;
-
     /* Per-thread scratch, allocated once: S [Bq x run width], O [Bq x D], m and l [Bq]. */
     const int threads = omp_get_max_threads();
-    const int64_t Bq = plan.block_q, Bk = plan.block_k, D = p->head_dim;
+    const int64_t Bq = plan->block_q, Bk = plan->block_k, D = p->head_dim;
     const int64_t Bs = Bq * FM_CPU_RUN_TILES * Bk; /* scores of one run */
     const size_t per_thread = (size_t)(Bs + Bq * D + 2 * Bq);
     float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu forward scratch");
-    if (!scratch) {
-        fm_tile_plan_free(&plan);
-        return FM_ERR_NOMEM;
-    }
+    if (!scratch) return FM_ERR_NOMEM;
 
-    const int64_t n_tasks = p->batch * p->q_heads * plan.n_q_blocks;
+    const int64_t n_tasks = p->batch * p->q_heads * plan->n_q_blocks;
     int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
     const int blas_threads = fm_blas_threads_begin_single();
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
@@ -116,9 +107,9 @@ fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *
         fm_tile_stats local = {0, 0, 0, 0};
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; task++) {
-            const int64_t qb = task % plan.n_q_blocks;
-            const int64_t bh = task / plan.n_q_blocks;
-            forward_query_tile(p, &plan, bh / p->q_heads, bh % p->q_heads, qb, q, k, v, out,
+            const int64_t qb = task % plan->n_q_blocks;
+            const int64_t bh = task / plan->n_q_blocks;
+            forward_query_tile(p, plan, bh / p->q_heads, bh % p->q_heads, qb, q, k, v, out,
                                lse, &w, &local);
         }
         total += local.total;
@@ -130,6 +121,55 @@ fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *
 
     if (stats) *stats = (fm_tile_stats){total, masked, partial, unmasked};
     free(scratch);
-    fm_tile_plan_free(&plan);
     return FM_OK;
+}
+
+static fm_status check_tensors(const float *q, const float *k, const float *v, const float *out,
+                               const float *lse)
+{
+    if (!q || !k || !v || !out || !lse)
+        return fm_fail(FM_ERR_INVALID, "cpu forward: NULL tensor (q, k, v, out or lse)");
+    return FM_OK;
+}
+
+fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *q,
+                         const float *k, const float *v, float *out, float *lse,
+                         fm_tile_stats *stats)
+{
+    fm_clear_error();
+    fm_status st = fm_problem_validate(p, mask);
+    if (st == FM_OK) st = check_tensors(q, k, v, out, lse);
+    if (st != FM_OK) return st;
+    fm_tile_plan plan;
+    if ((st = fm_tile_plan_init(&plan, p, mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K)) != FM_OK)
+        return st;
+    st = forward_plan(p, &plan, q, k, v, out, lse, stats);
+    fm_tile_plan_free(&plan);
+    return st;
+}
+
+fm_status fm_cpu_forward_bbm(const fm_problem *p, const fm_bbm *mask, const float *q,
+                             const float *k, const float *v, float *out, float *lse,
+                             fm_tile_stats *stats)
+{
+    fm_clear_error();
+    fm_status st = fm_bbm_check_problem(p, mask);
+    if (st == FM_OK) st = check_tensors(q, k, v, out, lse);
+    if (st != FM_OK) return st;
+    fm_tile_plan plan;
+    fm_tile_plan_init_bbm(&plan, p, mask);
+    return forward_plan(p, &plan, q, k, v, out, lse, stats);
+}
+
+fm_status fm_cpu_forward_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                               const float *q, const float *k, const float *v, float *out,
+                               float *lse, fm_tile_stats *stats)
+{
+    fm_clear_error();
+    fm_status st = fm_dense_check_problem(p, allowed, mask_heads);
+    if (st == FM_OK) st = check_tensors(q, k, v, out, lse);
+    if (st != FM_OK) return st;
+    fm_tile_plan plan;
+    fm_tile_plan_init_dense(&plan, p, allowed, mask_heads, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K);
+    return forward_plan(p, &plan, q, k, v, out, lse, stats);
 }

@@ -1,12 +1,10 @@
 /* cpu/matmul_tile.c — the tile matrix products of the CPU layer, through OpenBLAS sgemm.
  * Layer: cpu <- OpenBLAS.
  *
- * Why OpenBLAS and not a hand-written micro-kernel (measured, bench/gemm_kernel.c, the
- * meson benchmark cpu_gemm_kernel_choice): on the 2-core build machine (AMD EPYC, Zen 4,
- * 2026-11-22), single-threaded cblas_sgemm on 128x128x128 tiles runs at 89-95 GFLOP/s (94-99% of
- * its own 2048^3 rate), and on the forward's P V shape (128 x 512 -> 128 x 128) a vectorised
- * i-k-j loop kernel reached 0.24x and a 4-row register-blocked one 0.32x of sgemm, measured
- * interleaved in one process. So every tile product is one sgemm call.
+ * Why OpenBLAS and not a hand-written micro-kernel: on the tile shapes the layer uses, single-
+ * threaded sgemm runs near its large-matrix rate and well ahead of the loop kernels we tried
+ * (bench/gemm_kernel.c, the meson benchmark cpu_gemm_kernel_choice; the figures:
+ * docs/measurement-notes.md). So every tile product is one sgemm call.
  *
  * Threads: the callers (forward.c, backward.c) run these inside OpenMP regions, one tile per
  * thread, with OpenBLAS set to one thread for the duration of the call (fm_blas_threads_*),

@@ -8,7 +8,7 @@
  *     p_j = 2^(s_j - m_t)                        this tile's unnormalised probabilities
  *     l_t = l_{t-1} * 2^(m_{t-1} - m_t) + sum_j p_j
  *     o_t = o_{t-1} * 2^(m_{t-1} - m_t) + sum_j p_j v_j
- * and at the end O = o / l, LSE = (m + log2 l) * ln 2 (natural log, as BRIEF 1 defines it).
+ * and at the end O = o / l, LSE = (m + log2 l) * ln 2 (natural log, as docs/spec.md §1 defines it).
  * A row whose scores are all -inf so far keeps m = -inf, l = 0, o = 0 (no NaN from -inf - -inf).
  */
 #ifndef FM_CPU_SOFTMAX_ONLINE_H
@@ -96,7 +96,7 @@ static inline void fm_online_softmax_tile(float *s, int64_t ld, int64_t rows, in
 }
 
 /* The end of the forward for a block of rows: out = o / l and lse = (m + log2 l) ln 2 (natural
- * log); a row that saw no allowed key (l = 0) gets out = 0 and lse = -inf (BRIEF 1). */
+ * log); a row that saw no allowed key (l = 0) gets out = 0 and lse = -inf (docs/spec.md §1). */
 static inline void fm_online_softmax_finish(int64_t rows, int64_t D, const float *m,
                                             const float *l, const float *o, float *out,
                                             float *lse)

@@ -1,37 +1,111 @@
-/* cpu/tile_plan.c — from masks/ block summaries to per-tile decisions for the CPU kernels.
- * Layer: cpu <- masks. The decisions themselves are fm_block_summary_classify (masks/) and
- * fm_element_masked (rules.h); this file only maps query heads to mask heads, sizes the tile
- * grid and applies the element rule (in its by-column form, fm_column_masked_runs) to a partial
- * tile's scores.
+/* cpu/tile_plan.c — the tile contract (cpu_internal.h): from a mask in any of its forms to
+ * per-tile decisions for the CPU kernels. Layer: cpu <- masks. The decisions themselves are
+ * masks/'s: fm_block_summary_classify and fm_element_masked (rules.h) for the column form,
+ * fm_bbm_tile and the tile bits for Binary Block Masking; this file maps query heads to mask
+ * heads, sizes the tile grid and applies the element rule to a partial tile's scores.
  */
 #include <math.h>
+#include <string.h>
 
 #include "cpu_internal.h"
 #include "fm_internal.h"
 
-fm_status fm_tile_plan_init(fm_tile_plan *plan, const fm_problem *p, const fm_mask *mask,
-                            int64_t block_q, int64_t block_k)
+/* The grid of block_q x block_k tiles over the problem, no mask form yet. */
+static void plan_grid(fm_tile_plan *plan, const fm_problem *p, int64_t mask_heads,
+                      int64_t block_q, int64_t block_k)
 {
-    plan->mask = mask;
+    memset(plan, 0, sizeof *plan);
+    plan->mask_heads = mask_heads;
+    plan->seqlen_q = p->seqlen_q;
+    plan->seqlen_k = p->seqlen_k;
     plan->block_q = block_q;
     plan->block_k = block_k;
     plan->n_q_blocks = (p->seqlen_q + block_q - 1) / block_q;
     plan->n_k_blocks = (p->seqlen_k + block_k - 1) / block_k;
-    plan->q_per_mask_head = p->q_heads / mask->heads;
+    plan->q_per_mask_head = p->q_heads / mask_heads;
+}
+
+void fm_tile_plan_init_bbm(fm_tile_plan *plan, const fm_problem *p, const fm_bbm *bbm)
+{
+    plan_grid(plan, p, bbm->heads, bbm->block_q, bbm->block_k);
+    plan->bbm = bbm;
+}
+
+void fm_tile_plan_init_dense(fm_tile_plan *plan, const fm_problem *p, const uint8_t *allowed,
+                             int64_t mask_heads, int64_t block_q, int64_t block_k)
+{
+    plan_grid(plan, p, mask_heads, block_q, block_k);
+    plan->dense = allowed;
+}
+
+fm_status fm_tile_plan_init(fm_tile_plan *plan, const fm_problem *p, const fm_mask *mask,
+                            int64_t block_q, int64_t block_k)
+{
+    plan_grid(plan, p, mask->heads, block_q, block_k);
+    plan->mask = mask;
     plan->offset = fm_causal_offset(mask->causal, mask->seqlen_q, mask->seqlen_k);
     return fm_block_summary_build(mask, block_k, &plan->summary);
 }
 
 void fm_tile_plan_free(fm_tile_plan *plan)
 {
-    fm_block_summary_free(&plan->summary);
+    if (plan->mask) fm_block_summary_free(&plan->summary);
 }
 
 fm_tile_class fm_tile_plan_classify(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t qb,
                                     int64_t kb)
 {
-    return fm_block_summary_classify(&plan->summary, b, hq / plan->q_per_mask_head,
-                                     plan->block_q, qb, kb);
+    const int64_t h = hq / plan->q_per_mask_head;
+    if (plan->mask) return fm_block_summary_classify(&plan->summary, b, h, plan->block_q, qb, kb);
+    if (!plan->bbm) return FM_TILE_PARTIAL; /* the dense baseline decides per element */
+    /* Inside the query tile's contiguous run of full tiles the codes are not read at all (the
+     * paper's contiguous-run optimisation). */
+    const fm_bbm *m = plan->bbm;
+    const int64_t row = (b * m->heads + h) * m->n_q_blocks + qb;
+    if (kb >= m->run_start[row] && kb < m->run_end[row]) return FM_TILE_UNMASKED;
+    return fm_bbm_tile(m, b, h, qb, kb);
+}
+
+/* mask_scores for a dense mask: its bytes, row by row. */
+static void dense_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t h, int64_t r0,
+                              int64_t rows, int64_t c0, int64_t cols, float *scores, int64_t ld)
+{
+    const uint8_t *base = plan->dense + ((size_t)(b * plan->mask_heads + h) *
+                                         (size_t)plan->seqlen_q + (size_t)r0) *
+                                            (size_t)plan->seqlen_k + (size_t)c0;
+    for (int64_t i = 0; i < rows; i++) {
+        const uint8_t *allowed = base + (size_t)i * (size_t)plan->seqlen_k;
+        float *s = scores + i * ld;
+        for (int64_t j = 0; j < cols; j++)
+            if (!allowed[j]) s[j] = -INFINITY;
+    }
+}
+
+/* mask_scores for Binary Block Masking: the tile's packed bits. Row i's bits start at bit
+ * i * block_k of the tile (fm_bbm_tile_bit's layout); take them up to 64 at a time and visit
+ * only the zero (masked) bits: one store per masked element, not one extraction per element. */
+static void bbm_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t h, int64_t r0,
+                            int64_t rows, int64_t c0, int64_t cols, float *scores, int64_t ld)
+{
+    const fm_bbm *m = plan->bbm;
+    const int64_t qb = r0 / m->block_q, kb = c0 / m->block_k;
+    const size_t t = (size_t)(((b * m->heads + h) * m->n_q_blocks + qb) * m->n_k_blocks + kb);
+    const uint64_t *bits = m->bits + m->bits_offset[t];
+    for (int64_t i = 0; i < rows; i++) {
+        float *s = scores + i * ld;
+        for (int64_t j0 = 0; j0 < cols;) {
+            const int64_t bit = i * m->block_k + j0, shift = bit & 63;
+            int64_t take = 64 - shift;
+            if (take > cols - j0) take = cols - j0;
+            const uint64_t valid = take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1);
+            uint64_t masked = ~(bits[bit >> 6] >> shift) & valid;
+            while (masked) {
+                s[j0 + __builtin_ctzll(masked)] = -INFINITY;
+                masked &= masked - 1; /* clear the lowest masked bit */
+            }
+            j0 += take;
+        }
+    }
 }
 
 int64_t fm_tile_plan_next_run(const fm_tile_plan *plan, int64_t b, int64_t hq, fm_run_axis along,
@@ -66,15 +140,23 @@ int64_t fm_tile_plan_next_run(const fm_tile_plan *plan, int64_t b, int64_t hq, f
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld)
 {
+    if (plan->dense) {
+        dense_mask_scores(plan, b, hq / plan->q_per_mask_head, r0, m, c0, n, scores, ld);
+        return;
+    }
+    if (plan->bbm) {
+        bbm_mask_scores(plan, b, hq / plan->q_per_mask_head, r0, m, c0, n, scores, ld);
+        return;
+    }
     /* Two steps, both fast:
      *  1. per column, fm_column_masked_runs (rules.h, the element rule read down a column) gives
      *     the masked rows as at most three runs; they go into small per-run arrays (structure of
      *     arrays, empty runs as [0, 0));
      *  2. row by row, a branch-free membership test over contiguous columns (vectorised) sets
      *     masked scores to -inf.
-     * Measured: calling fm_element_masked per element cost ~50 us per 128 x 128 causal diagonal
-     * tile, about as long as the tile's two sgemms; writing -inf down columns was cheaper but
-     * strided; this form is a few vector operations per 16 elements. */
+     * Calling fm_element_masked per element cost about as much as the tile's two sgemms, and
+     * writing -inf down columns was strided; this form is a few vector operations per 16
+     * elements (docs/measurement-notes.md). */
     const fm_mask *mask = plan->mask;
     const int32_t *cols = fm_mask_column(mask, b, hq / plan->q_per_mask_head, c0);
     int32_t lo[3][FM_CPU_TILE_K], hi[3][FM_CPU_TILE_K];

@@ -11,6 +11,7 @@
 extern "C" {
 #include "fm_internal.h" /* a C header without C++ guards */
 }
+#include "heuristics.h"
 #include "kernels.h"
 
 /* Turn a CUDA error into FM_ERR_DEVICE with the call that failed. */
@@ -118,8 +119,18 @@ extern "C" fm_status fm_cuda_copy_summary(const fm_cuda_mask *m, int32_t *out)
     return err == cudaSuccess ? FM_OK : cuda_fail(err, "summary download");
 }
 
-/* The problem against itself and the device mask; fills the kernels' parameter block. */
-static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, fm_attn_params *kp)
+static fm_status check_and_fill(const fm_problem *p, const fm_cuda_mask *m, fm_attn_params *kp);
+
+/* The problem against itself and the device mask, then the kernel plan (cuda/heuristics.cu):
+ * fills the kernels' parameter block and says which kernels run. */
+static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, const fm_kernel_options *opt,
+                         bool backward, fm_attn_params *kp, fm_kernel_plan *plan)
+{
+    fm_status st = check_and_fill(p, m, kp);
+    return st != FM_OK ? st : fm_cuda_plan_kernels(p, *kp, opt, backward, plan);
+}
+
+static fm_status check_and_fill(const fm_problem *p, const fm_cuda_mask *m, fm_attn_params *kp)
 {
     fm_clear_error();
     if (!p || !m) return fm_fail(FM_ERR_INVALID, "cuda: NULL problem or mask");
@@ -192,10 +203,11 @@ static fm_status check_alignment(const char *who, const char *const names[],
 
 extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
                                      const void *k, const void *v, void *out, float *lse,
-                                     void *stream)
+                                     const fm_kernel_options *opt, void *stream)
 {
     fm_attn_params kp;
-    fm_status st = prepare(p, mask, &kp);
+    fm_kernel_plan plan;
+    fm_status st = prepare(p, mask, opt, false, &kp, &plan);
     if (st != FM_OK) return st;
     if (!q || !k || !v || !out || !lse)
         return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
@@ -204,17 +216,19 @@ extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *ma
     st = check_alignment("forward", names, ptrs, 4, 5);
     if (st != FM_OK) return st;
     kp.q = q, kp.k = k, kp.v = v, kp.out = out, kp.lse = lse;
-    cudaError_t err = fm_cuda_launch_forward(kp, p->dtype, (cudaStream_t)stream);
+    cudaError_t err = fm_cuda_launch_forward(kp, p->dtype, plan, (cudaStream_t)stream);
     return err == cudaSuccess ? FM_OK : cuda_fail(err, "forward kernel launch");
 }
 
 extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask,
                                       const void *q, const void *k, const void *v,
                                       const void *out, const float *lse, const void *dout,
-                                      void *dq, void *dk, void *dv, void *stream)
+                                      void *dq, void *dk, void *dv,
+                                      const fm_kernel_options *opt, void *stream)
 {
     fm_attn_params kp;
-    fm_status st = prepare(p, mask, &kp);
+    fm_kernel_plan plan;
+    fm_status st = prepare(p, mask, opt, true, &kp, &plan);
     if (st != FM_OK) return st;
     if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
         return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor pointer");
@@ -231,9 +245,10 @@ extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *m
     if (err != cudaSuccess)
         return fm_fail(FM_ERR_NOMEM, "cuda backward: %zu-row Delta workspace: %s", rows,
                        cudaGetErrorString(err));
-    /* Without FM_FLAG_DETERMINISTIC, dQ is summed in float32 with atomics (fewer matrix
-     * products); with it, by a separate kernel in a fixed order. */
-    if (!(p->flags & FM_FLAG_DETERMINISTIC)) {
+    /* Unless the plan is deterministic (FM_FLAG_DETERMINISTIC or opt->deterministic), dQ is
+     * summed in float32 with atomics (fewer matrix products); else by a separate kernel in a
+     * fixed order. */
+    if (!plan.deterministic) {
         const size_t n = fm_problem_q_elems(p);
         err = cudaMallocAsync((void **)&kp.dq_accum, n * sizeof(float), s);
         if (err == cudaSuccess) err = cudaMemsetAsync(kp.dq_accum, 0, n * sizeof(float), s);
@@ -243,7 +258,7 @@ extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *m
                            cudaGetErrorString(err));
         }
     }
-    err = fm_cuda_launch_backward(kp, p->dtype, s);
+    err = fm_cuda_launch_backward(kp, p->dtype, plan, s);
     cudaError_t err_free = cudaFreeAsync(kp.delta, s);
     if (kp.dq_accum && err_free == cudaSuccess) err_free = cudaFreeAsync(kp.dq_accum, s);
     if (err != cudaSuccess) return cuda_fail(err, "backward kernel launch");

@@ -171,8 +171,8 @@ __global__ void __launch_bounds__(NW * 32) fm_dkdv_kernel(const fm_attn_params p
         const fm_cuda_key_block blk(p, summary, kb); /* classifying is then arithmetic */
         /* The next query block at or after qb whose tile is not fully masked, and its class.
          * JUMP (sparse masks): jump over masked runs (fm_next_live_qblock). Otherwise block by
-         * block: with the jumping walk compiled in, dense masks measured 10% slower (D = 64,
-         * full: 183 against 204 TFLOP/s), sparse ones 16-42% faster. */
+         * block: the jumping walk slows dense masks and speeds sparse ones up, so the plan
+         * picks it by the mask's live fraction (docs/measurement-notes.md). */
         auto next_live = [&](int qb, fm_tile_class *cls) {
             if constexpr (JUMP) return blk.next_live(p, qb, BR, cls);
             for (; qb < n_qblocks; qb++) {
@@ -432,13 +432,13 @@ static cudaError_t launch_dkdv_walk(const fm_attn_params &p, cudaStream_t stream
     return cudaGetLastError();
 }
 
-/* The jumping walk for sparse masks at the fast head dimensions (64, 128; the others keep one
- * kernel each, to bound the build's time). */
+/* The jumping walk for sparse masks (the plan's bwd_jump) at the fast head dimensions (64, 128;
+ * the others keep one kernel each, to bound the build's time). */
 template <typename T, int D, bool DO_DV, bool DO_DK, bool DO_DQ>
-static cudaError_t launch_dkdv(const fm_attn_params &p, cudaStream_t stream)
+static cudaError_t launch_dkdv(const fm_attn_params &p, bool jump, cudaStream_t stream)
 {
     if constexpr (D == 64 || D == 128)
-        if (fm_cuda_sparse_mask(p))
+        if (jump)
             return launch_dkdv_walk<T, D, DO_DV, DO_DK, DO_DQ, true>(p, stream);
     return launch_dkdv_walk<T, D, DO_DV, DO_DK, DO_DQ, false>(p, stream);
 }
@@ -456,7 +456,9 @@ static cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
-template <typename T, int D> static cudaError_t launch_all(const fm_attn_params &p, cudaStream_t s)
+template <typename T, int D>
+static cudaError_t launch_all(const fm_attn_params &p, const fm_kernel_plan &plan,
+                              cudaStream_t s)
 {
     const size_t rows = (size_t)p.batch * p.q_heads * p.seqlen_q;
     fm_delta_kernel<T><<<(unsigned)((rows * 32 + 255) / 256), 256, 0, s>>>(
@@ -464,24 +466,25 @@ template <typename T, int D> static cudaError_t launch_all(const fm_attn_params 
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
     const fm_dtype dtype = std::is_same<T, __nv_bfloat16>::value ? FM_BFLOAT16 : FM_FLOAT16;
-    if (fm_cuda_use_wgmma(D)) { /* Hopper: backward_wgmma.cu, the same two paths */
+    if (plan.bwd_wgmma) { /* Hopper: backward_wgmma.cu, the same two paths */
         if (p.dq_accum) {
-            err = fm_cuda_launch_dkdv_wgmma(p, dtype, true, s);
+            err = fm_cuda_launch_dkdv_wgmma(p, dtype, true, plan.bwd_warpgroups, s);
             if (err != cudaSuccess) return err;
             fm_dq_convert_kernel<T><<<1024, 256, 0, s>>>(p.dq_accum, static_cast<T *>(p.dq),
                                                          rows * D, p.scale);
             return cudaGetLastError();
         }
-        err = fm_cuda_launch_dkdv_wgmma(p, dtype, false, s);
+        err = fm_cuda_launch_dkdv_wgmma(p, dtype, false, plan.bwd_warpgroups, s);
         if (err != cudaSuccess) return err;
         return fm_cuda_launch_dq_wgmma(p, dtype, s);
     }
     if (p.dq_accum) { /* fast path: dQ through float32 atomics inside the dK/dV kernel */
         if constexpr (D <= 128) {
-            err = launch_dkdv<T, D, true, true, true>(p, s);
+            err = launch_dkdv<T, D, true, true, true>(p, plan.bwd_jump, s);
         } else { /* D = 256: dV and dK accumulators would not both fit in registers */
-            err = launch_dkdv<T, D, true, false, false>(p, s);
-            if (err == cudaSuccess) err = launch_dkdv<T, D, false, true, true>(p, s);
+            err = launch_dkdv<T, D, true, false, false>(p, plan.bwd_jump, s);
+            if (err == cudaSuccess)
+                err = launch_dkdv<T, D, false, true, true>(p, plan.bwd_jump, s);
         }
         if (err != cudaSuccess) return err;
         fm_dq_convert_kernel<T><<<1024, 256, 0, s>>>(p.dq_accum, static_cast<T *>(p.dq),
@@ -490,29 +493,33 @@ template <typename T, int D> static cudaError_t launch_all(const fm_attn_params 
     }
     /* deterministic path: every sum in a fixed order, dQ by its own kernel */
     if constexpr (D <= 128) {
-        err = launch_dkdv<T, D, true, true, false>(p, s);
+        err = launch_dkdv<T, D, true, true, false>(p, plan.bwd_jump, s);
     } else {
-        err = launch_dkdv<T, D, true, false, false>(p, s);
-        if (err == cudaSuccess) err = launch_dkdv<T, D, false, true, false>(p, s);
+        err = launch_dkdv<T, D, true, false, false>(p, plan.bwd_jump, s);
+        if (err == cudaSuccess)
+            err = launch_dkdv<T, D, false, true, false>(p, plan.bwd_jump, s);
     }
     if (err != cudaSuccess) return err;
     return launch_dq<T, D, 4>(p, s);
 }
 
-template <typename T> static cudaError_t launch_dim(const fm_attn_params &p, cudaStream_t stream)
+template <typename T>
+static cudaError_t launch_dim(const fm_attn_params &p, const fm_kernel_plan &plan,
+                              cudaStream_t stream)
 {
     switch (p.head_dim) {
-    case 32: return launch_all<T, 32>(p, stream);
-    case 64: return launch_all<T, 64>(p, stream);
-    case 96: return launch_all<T, 96>(p, stream);
-    case 128: return launch_all<T, 128>(p, stream);
-    case 256: return launch_all<T, 256>(p, stream);
+    case 32: return launch_all<T, 32>(p, plan, stream);
+    case 64: return launch_all<T, 64>(p, plan, stream);
+    case 96: return launch_all<T, 96>(p, plan, stream);
+    case 128: return launch_all<T, 128>(p, plan, stream);
+    case 256: return launch_all<T, 256>(p, plan, stream);
     default: return cudaErrorInvalidValue;
     }
 }
 
-cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
+cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype,
+                                    const fm_kernel_plan &plan, cudaStream_t stream)
 {
-    return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, stream)
-                                : launch_dim<__half>(p, stream);
+    return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, plan, stream)
+                                : launch_dim<__half>(p, plan, stream);
 }

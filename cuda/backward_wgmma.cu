@@ -19,8 +19,8 @@
  * wgmma.m64n64k16 with both operands transposed, one 64-column half of D per warpgroup (both
  * halves in turn with one), added to the float32 accumulator with atomics.
  * Per tile this reads each operand from shared memory once per warpgroup, where the mma.sync
- * kernel's four warps each read all of Q and dO twice: that traffic bound it (ncu: L1/shared
- * 86%, tensor 35%).
+ * kernel's four warps each read all of Q and dO twice: that traffic bound it (the profile:
+ * docs/measurement-notes.md).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -51,8 +51,8 @@ template <int WGS> struct dkdv_smem {
 /* WGS = 1: one warpgroup per 64 keys, two blocks per multiprocessor. WGS = 2: two warpgroups
  * share each Q and dO tile and, above all, sum their dQ contributions (dS of 128 keys times K)
  * before the atomics, which halves the float32 atomic traffic that bounded the one-warpgroup
- * kernel on dense masks (ncu: L2 78%, tensor 29%); one block per multiprocessor. Which one runs:
- * dkdv_warpgroups below. */
+ * kernel on dense masks (docs/measurement-notes.md); one block per multiprocessor. Which one runs:
+ * the plan's bwd_warpgroups (cuda/heuristics.cu). */
 template <typename T, bool DO_DQ, int WGS>
 __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     fm_dkdv_wgmma_kernel(const fm_attn_params p)
@@ -104,10 +104,10 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
         /* The next query block at or after qb whose tile is live for some warpgroup; bit w of
          * *live: warpgroup w's tile is not fully masked, bit WGS + w: it is partial. One
          * warpgroup (the shape for sparse masks) jumps over masked runs (fm_next_live_qblock):
-         * a key block of a 32K document mask then costs a few steps, not 512 classifications
-         * (backward at 32K, sliding window 229 -> 279 TFLOP/s). Two warpgroups (the shape for
-         * dense masks, where nearly every block is live) classify block by block: the jumping
-         * walk of both blocks measured 10% slower there (full mask 8K: 289 against 319). */
+         * a key block of a 32K document mask then costs a few steps, not 512 classifications.
+         * Two warpgroups (the shape for dense masks, where nearly every block is live)
+         * classify block by block, where the jumping walk of both blocks was slower (both
+         * measurements: docs/measurement-notes.md). */
         auto next_live = [&](int qb, uint32_t *live) {
             if constexpr (WGS == 1) {
                 fm_tile_class c;
@@ -514,26 +514,11 @@ cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
-/* The dK/dV block shape. Two warpgroups (128 keys) halve the dQ atomics, but they leave one
- * block per multiprocessor, whose warpgroups wait for each other at every barrier and whose
- * prologue (K, V in) and epilogue (dK, dV out) nothing overlaps. Measured on H200, D = 128,
- * 8K and 32K (docs/performance-cuda-history.md, fourth session): two warpgroups win on masks
- * that leave at least half the tiles live (full +14% / 8K, causal, prefix-LM causal, qk-sparse, random eviction), one
- * wins on every family that leaves a fifth or less (windows, documents, shared question,
- * blockwise: 8-25%), at 32K as at 8K even though each block's walk is then four times longer.
- * So the rule is the mask's live-tile fraction, with the threshold between the two groups.
- * The deterministic mode has no atomics to save: one. FM_CUDA_BWD_WGS=1 or 2 forces a shape. */
-static int dkdv_warpgroups(const fm_attn_params &p, bool do_dq)
+/* The dK/dV block shape (one or two warpgroups) is the plan's (cuda/heuristics.cu). */
+template <typename T, bool DO_DQ>
+cudaError_t launch(const fm_attn_params &p, int warpgroups, cudaStream_t stream)
 {
-    const char *force = getenv("FM_CUDA_BWD_WGS"); /* read per call: tests switch it */
-    if (force && (!strcmp(force, "1") || !strcmp(force, "2"))) return force[0] - '0';
-    return do_dq && !fm_cuda_sparse_mask(p) ? 2 : 1;
-}
-
-template <typename T, bool DO_DQ> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
-{
-    return dkdv_warpgroups(p, DO_DQ) == 2 ? launch<T, DO_DQ, 2>(p, stream)
-                                          : launch<T, DO_DQ, 1>(p, stream);
+    return warpgroups == 2 ? launch<T, DO_DQ, 2>(p, stream) : launch<T, DO_DQ, 1>(p, stream);
 }
 
 template <typename T> cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
@@ -548,30 +533,15 @@ template <typename T> cudaError_t launch_dq(const fm_attn_params &p, cudaStream_
 
 } /* namespace */
 
-bool fm_cuda_use_wgmma(int head_dim)
-{
-    static int capability[64]; /* per device: 0 unknown, 1 is 9.0, 2 is not */
-    static const bool off = getenv("FM_CUDA_WGMMA") && !strcmp(getenv("FM_CUDA_WGMMA"), "0");
-    int dev = 0;
-    if (off || head_dim != D || cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64)
-        return false;
-    if (!capability[dev]) {
-        int major = 0, minor = 0;
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-        capability[dev] = major == 9 && minor == 0 ? 1 : 2;
-    }
-    return capability[dev] == 1;
-}
-
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
-                                      cudaStream_t stream)
+                                      int warpgroups, cudaStream_t stream)
 {
     if (p.head_dim != D) return cudaErrorNotSupported;
     if (dtype == FM_BFLOAT16)
-        return do_dq ? launch<__nv_bfloat16, true>(p, stream)
-                     : launch<__nv_bfloat16, false>(p, stream);
-    return do_dq ? launch<__half, true>(p, stream) : launch<__half, false>(p, stream);
+        return do_dq ? launch<__nv_bfloat16, true>(p, warpgroups, stream)
+                     : launch<__nv_bfloat16, false>(p, warpgroups, stream);
+    return do_dq ? launch<__half, true>(p, warpgroups, stream)
+                 : launch<__half, false>(p, warpgroups, stream);
 }
 
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)

@@ -16,10 +16,10 @@
  * test. Each warp also classifies its own rows of a live tile (the same rule on fewer rows):
  * a warp whose rows the tile fully masks skips the arithmetic, one it leaves unmasked skips
  * the element tests. K of the next live block is fetched (cp.async) while P V of this one
- * runs, and V while S is computed (a two-stage K/V buffer was measured slower: the history is
- * in docs/performance-cuda-history.md). A row with no allowed key ends with l = 0: O = 0 and
- * LSE = -inf (BRIEF 1). On Hopper at D = 128, forward_wgmma.cu replaces this kernel when built
- * (fm_cuda_launch_forward); docs/cuda.md walks through both.
+ * runs, and V while S is computed. (A two-stage K/V buffer with one barrier per tile was slower
+ * here, from register spills: docs/measurement-notes.md.) A row with no allowed key ends with
+ * l = 0: O = 0 and LSE = -inf (docs/spec.md §1). On Hopper at D = 128, forward_wgmma.cu
+ * replaces this kernel when built (cuda/heuristics.cu decides); docs/cuda.md walks through both.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -30,7 +30,7 @@
 #include "softmax.cuh"
 #include "tile.cuh"
 
-/* The default block shape of the fast head dimensions (see launch_fast). */
+/* The default block shape of the fast head dimensions (FM_FWD_SHAPE_AUTO, see launch_fast). */
 #define FM_FWD_NW 4
 #define FM_FWD_MI 2
 
@@ -216,48 +216,40 @@ static cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
-/* Block shapes: NW warps of MI x 16 rows. Two warps' worth of rows per 16-row block share each
- * K/V fragment read from shared memory, halving that traffic; FM_CUDA_FWD_SHAPE=<NW>x<MI>
- * (an experiment switch for the benchmark) overrides the choice for head dims 64 and 128. */
-static int shape_override()
-{
-    static int cached = -1;
-    if (cached < 0) {
-        const char *e = getenv("FM_CUDA_FWD_SHAPE");
-        cached = !e ? 0 : !strcmp(e, "8x1") ? 1 : !strcmp(e, "4x2") ? 2 : !strcmp(e, "8x2") ? 3 : 0;
-    }
-    return cached;
-}
-
+/* Block shapes at the fast head dimensions: NW warps of MI x 16 rows, as the plan says
+ * (cuda/heuristics.cu; fm_fwd_shape). Two 16-row halves of a warp share each K/V fragment read
+ * from shared memory, halving that traffic. */
 template <typename T, int D>
-static cudaError_t launch_fast(const fm_attn_params &p, cudaStream_t stream)
+static cudaError_t launch_fast(const fm_attn_params &p, int shape, cudaStream_t stream)
 {
-    switch (shape_override()) {
-    case 1: return launch<T, D, 8, 1>(p, stream);
-    case 2: return launch<T, D, 4, 2>(p, stream);
-    case 3: return launch<T, D, 8, 2>(p, stream);
+    switch (shape) {
+    case FM_FWD_SHAPE_8X1: return launch<T, D, 8, 1>(p, stream);
+    case FM_FWD_SHAPE_4X2: return launch<T, D, 4, 2>(p, stream);
+    case FM_FWD_SHAPE_8X2: return launch<T, D, 8, 2>(p, stream);
     default: return launch<T, D, FM_FWD_NW, FM_FWD_MI>(p, stream);
     }
 }
 
-template <typename T> static cudaError_t launch_dim(const fm_attn_params &p, cudaStream_t stream)
+template <typename T>
+static cudaError_t launch_dim(const fm_attn_params &p, int shape, cudaStream_t stream)
 {
     switch (p.head_dim) {
     case 32: return launch<T, 32, 8, 1>(p, stream);
-    case 64: return launch_fast<T, 64>(p, stream);
+    case 64: return launch_fast<T, 64>(p, shape, stream);
     case 96: return launch<T, 96, 8, 1>(p, stream);
-    case 128: return launch_fast<T, 128>(p, stream);
+    case 128: return launch_fast<T, 128>(p, shape, stream);
     case 256: return launch<T, 256, 4, 1>(p, stream);
     default: return cudaErrorInvalidValue;
     }
 }
 
-cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
+cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
+                                   const fm_kernel_plan &plan, cudaStream_t stream)
 {
-    if (fm_cuda_use_wgmma(p.head_dim)) { /* Hopper, D = 128: forward_wgmma.cu when it can */
+    if (plan.fwd_wgmma) { /* Hopper, D = 128: forward_wgmma.cu when it can */
         const cudaError_t err = fm_cuda_launch_forward_wgmma(p, dtype, stream);
         if (err != cudaErrorNotSupported) return err;
     }
-    return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, stream)
-                                : launch_dim<__half>(p, stream);
+    return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, plan.fwd_shape, stream)
+                                : launch_dim<__half>(p, plan.fwd_shape, stream);
 }

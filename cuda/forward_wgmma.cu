@@ -1,5 +1,6 @@
 /* cuda/forward_wgmma.cu — the FlashMask forward on Hopper (sm_90a), D = 128: the same function
- * as forward.cu's mma.sync kernel, which it replaces there when built (fm_cuda_use_wgmma).
+ * as forward.cu's mma.sync kernel, which it replaces there when built and the plan says so
+ * (cuda/heuristics.cu).
  * Layer: cuda <- masks (rules.h, through tile.cuh).
  *
  * Warp-specialised, in FlashAttention-3's manner. One block per (128 query rows, query head,
@@ -249,9 +250,5 @@ cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype
                                          cudaStream_t stream)
 {
     if (p.head_dim != D) return cudaErrorNotSupported;
-    /* FM_CUDA_FWD_WGMMA=0 (read per call: tests and the benchmark switch it) keeps the
-     * mma.sync forward for comparison. */
-    const char *off = getenv("FM_CUDA_FWD_WGMMA");
-    if (off && !strcmp(off, "0")) return cudaErrorNotSupported;
     return dtype == FM_BFLOAT16 ? launch<__nv_bfloat16>(p, stream) : launch<__half>(p, stream);
 }

@@ -1,5 +1,5 @@
 /* cuda/host.cu — the CUDA layer from host memory (fm_cuda_forward_host / _backward_host): the
- * path core/dispatch.c and `flashmask run --impl cuda` take. float64 host tensors are rounded
+ * path api/dispatch.c and `flashmask run --impl cuda` take. float64 host tensors are rounded
  * to p->dtype (fm_round_to_dtype, then the exact bit conversion of core), padded with zeros to
  * a head dimension the kernels are built for, copied to the current device, run through the
  * device-pointer API (api.cu), and copied back to float64. Synchronous.
@@ -120,7 +120,8 @@ static fm_status host_prepare(const fm_problem *p, const fm_mask *mask, const fm
     return fm_cuda_available();
 }
 
-extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                                          const fm_kernel_options *opt)
 {
     fm_problem pp;
     fm_status st = host_prepare(p, mask, t, &pp);
@@ -145,7 +146,7 @@ extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *ma
         (st = lse_alloc(q_rows, &lse_dev, &lse_host)) != FM_OK ||
         (st = fm_cuda_mask_upload(mask, &dm)) != FM_OK)
         goto done;
-    if ((st = fm_cuda_forward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, NULL)) != FM_OK)
+    if ((st = fm_cuda_forward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, opt, NULL)) != FM_OK)
         goto done;
     if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
         st = fm_fail(FM_ERR_DEVICE, "cuda forward: %s", cudaGetErrorString(err));
@@ -166,7 +167,8 @@ done:
     return st;
 }
 
-extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                                           const fm_kernel_options *opt)
 {
     fm_problem pp;
     fm_status st = host_prepare(p, mask, t, &pp);
@@ -202,7 +204,7 @@ extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *m
         goto done;
     }
     if ((st = fm_cuda_backward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, dout.dev, dq.dev,
-                               dk.dev, dv.dev, NULL)) != FM_OK)
+                               dk.dev, dv.dev, opt, NULL)) != FM_OK)
         goto done;
     if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
         st = fm_fail(FM_ERR_DEVICE, "cuda backward: %s", cudaGetErrorString(err));

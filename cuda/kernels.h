@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "flashmask/cuda.h" /* fm_fwd_shape, fm_kernel_options */
 #include "flashmask/masks.h"
 
 /* Every kernel walks keys in blocks of this many columns, so one per-key-block summary (the
@@ -30,7 +31,7 @@ struct fm_attn_params {
     int causal;          /* fm_causal */
     long long offset;    /* fm_causal_offset(causal, Sq, Sk) */
     float scale;
-    float live_per_kblock; /* fm_cuda_mask.live_per_kblock: picks the backward's block shape */
+    float live_per_kblock; /* fm_cuda_mask.live_per_kblock: what the heuristics read */
 };
 
 /* dtype: FM_FLOAT16 or FM_BFLOAT16; head_dim one of 32, 64, 96, 128, 256 (checked by api.cu). */
@@ -40,42 +41,39 @@ cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int 
  * (b, mask head, key block) (count: device memory). */
 enum { FM_CUDA_LIVE_ROWS = 64 };
 
-/* The fraction of 64-row x key-block tiles the mask leaves live; below FM_CUDA_SPARSE_BELOW the
- * backward takes its sparse-mask forms (one-warpgroup dK/dV blocks on Hopper, the jumping walk
- * over query blocks): every family measured at <= 22% live gained from them, every one at
- * >= 50% lost (docs/performance-cuda.md). */
-#define FM_CUDA_SPARSE_BELOW 0.35f
-static inline float fm_cuda_live_fraction(const fm_attn_params &p)
-{
-    return p.live_per_kblock / (float)((p.seqlen_q + FM_CUDA_LIVE_ROWS - 1) / FM_CUDA_LIVE_ROWS);
-}
-static inline bool fm_cuda_sparse_mask(const fm_attn_params &p)
-{
-    return fm_cuda_live_fraction(p) < FM_CUDA_SPARSE_BELOW;
-}
 cudaError_t fm_cuda_launch_live_tiles(const int32_t *summary, int batch, int heads, int seqlen_q,
                                       int seqlen_k, int causal, unsigned long long *count,
                                       cudaStream_t stream);
-cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+
+/* Which kernels one call runs: cuda/heuristics.cu decides (fm_cuda_plan_kernels, from the
+ * caller's fm_kernel_options, the build, the device and the mask); the launchers below only
+ * follow the plan. */
+struct fm_kernel_plan {
+    bool fwd_wgmma;     /* forward_wgmma.cu (which may still decline: see below) */
+    int fwd_shape;      /* fm_fwd_shape of forward.cu's kernel at D = 64 and 128 */
+    bool bwd_wgmma;     /* backward_wgmma.cu */
+    int bwd_warpgroups; /* 1 or 2: the wgmma dK/dV block (64 or 128 keys) */
+    bool bwd_jump;      /* backward.cu's dK/dV walk jumps over fully masked query blocks */
+    bool deterministic; /* dQ in a fixed order by its own kernel (no dq_accum) */
+};
+
+cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
+                                   const fm_kernel_plan &plan, cudaStream_t stream);
 /* The Hopper path (forward_wgmma.cu, backward_wgmma.cu: wgmma, D = 128), built when gpu_archs
- * contains 90a (FM_CUDA_WGMMA). fm_cuda_use_wgmma says whether it serves a call: D = 128, the
- * current device is compute capability 9.0, and FM_CUDA_WGMMA is not "0" in the environment
- * (the switch that sends everything to the mma.sync kernels, for comparison and tests). */
+ * contains 90a (FM_CUDA_WGMMA); the plan says whether it serves a call. */
 #ifdef FM_CUDA_WGMMA
-bool fm_cuda_use_wgmma(int head_dim);
-/* backward_wgmma.cu's dK/dV kernel (with the atomic dQ when do_dq) */
+/* backward_wgmma.cu's dK/dV kernel (with the atomic dQ when do_dq), `warpgroups` 1 or 2 */
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
-                                      cudaStream_t stream);
+                                      int warpgroups, cudaStream_t stream);
 /* dQ by query blocks, no atomics (writes p.dq) */
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
 /* forward_wgmma.cu: the warp-specialised forward (TMA + wgmma). cudaErrorNotSupported when it
- * cannot serve the call (D != 128, FM_CUDA_FWD_WGMMA=0, a tensor the copy engine cannot
- * describe, e.g. not 16-byte aligned): the caller then runs forward.cu's kernel. */
+ * cannot serve the call (D != 128, a tensor the copy engine cannot describe, e.g. not 16-byte
+ * aligned): the caller then runs forward.cu's kernel. */
 cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
                                          cudaStream_t stream);
 #else /* not built: never used (the stubs keep the callers free of #ifdefs) */
-static inline bool fm_cuda_use_wgmma(int) { return false; }
-static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_dtype, bool,
+static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_dtype, bool, int,
                                                     cudaStream_t)
 {
     return cudaErrorNotSupported;
@@ -90,6 +88,7 @@ static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, f
     return cudaErrorNotSupported;
 }
 #endif
-cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype,
+                                    const fm_kernel_plan &plan, cudaStream_t stream);
 
 #endif

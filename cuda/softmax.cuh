@@ -102,7 +102,7 @@ __device__ __forceinline__ void fm_rescale_o(float (&acc_o)[MI][ND][4], const fl
 }
 
 /* Epilogue of rows w0 .. w0 + 16 MI - 1 of (b, h): O / l and LSE = m * scale + log l; a row
- * with l = 0 has nothing allowed (O = 0, LSE = -inf, BRIEF 1); rows past Sq are not written. */
+ * with l = 0 has nothing allowed (O = 0, LSE = -inf, docs/spec.md §1); rows past Sq are not written. */
 template <typename T, int MI, int D>
 __device__ __forceinline__ void fm_store_o_lse(const fm_attn_params &p, const float (&acc_o)[MI][D / 8][4],
                                                const float (&row_max)[MI][2],

@@ -14,15 +14,17 @@ static fm_status not_built(void)
 
 fm_status fm_cuda_available(void) { return not_built(); }
 
-fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                               const fm_kernel_options *opt)
 {
-    (void)p, (void)mask, (void)t;
+    (void)p, (void)mask, (void)t, (void)opt;
     return not_built();
 }
 
-fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                                const fm_kernel_options *opt)
 {
-    (void)p, (void)mask, (void)t;
+    (void)p, (void)mask, (void)t, (void)opt;
     return not_built();
 }
 
@@ -42,18 +44,20 @@ fm_status fm_cuda_copy_summary(const fm_cuda_mask *m, int32_t *out)
 }
 
 fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
-                          const void *k, const void *v, void *out, float *lse, void *stream)
+                          const void *k, const void *v, void *out, float *lse,
+                          const fm_kernel_options *opt, void *stream)
 {
-    (void)p, (void)mask, (void)q, (void)k, (void)v, (void)out, (void)lse, (void)stream;
+    (void)p, (void)mask, (void)q, (void)k, (void)v, (void)out, (void)lse, (void)opt, (void)stream;
     return not_built();
 }
 
 fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
                            const void *k, const void *v, const void *out, const float *lse,
-                           const void *dout, void *dq, void *dk, void *dv, void *stream)
+                           const void *dout, void *dq, void *dk, void *dv,
+                           const fm_kernel_options *opt, void *stream)
 {
     (void)p, (void)mask, (void)q, (void)k, (void)v, (void)out, (void)lse, (void)dout;
-    (void)dq, (void)dk, (void)dv, (void)stream;
+    (void)dq, (void)dk, (void)dv, (void)opt, (void)stream;
     return not_built();
 }
 

@@ -5,11 +5,11 @@ on every case of a suite made by `flashmask gen-suite`, their results written as
 directories, to be judged by `flashmask check-suite`.
 
 Only NumPy and PyTorch are needed here (no libflashmask in this process): the case format of
-BRIEF 6 is plain .npy + JSON, which is the point. Per case:
+docs/spec.md §6 is plain .npy + JSON, which is the point. Per case:
   - inputs q, k, v, do are read and cast to the case's dtype on the GPU (they hold values
     already rounded to it, so the cast is exact);
   - the mask is turned into a dense boolean [B, Hq, Sq, Sk] from mask.npy with the element rule
-    of BRIEF 2 (a third party's own reading of it: this is what is being validated);
+    of docs/spec.md §2 (a third party's own reading of it: this is what is being validated);
   - FlexAttention: create_block_mask(mask_mod looking the dense mask up), flex_attention with
     enable_gqa, its logsumexp, and out.backward(do) for dq, dk, dv;
   - SDPA: the memory-efficient kernel with the mask as an additive -inf bias (what
@@ -53,7 +53,7 @@ def load_case(path, device):
 
 
 def dense_allowed(bounds, meta, device):
-    """Allowed [B, Hq, Sq, Sk] from the [B, Hm, Sk, 4] column bounds (BRIEF 2)."""
+    """Allowed [B, Hq, Sq, Sk] from the [B, Hm, Sk, 4] column bounds (docs/spec.md §2)."""
     sq, sk = meta["seqlen_q"], meta["seqlen_k"]
     b = torch.from_numpy(bounds).to(device).long()             # [B, Hm, Sk, 4]
     i = torch.arange(sq, device=device).view(1, 1, sq, 1)

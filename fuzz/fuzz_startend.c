@@ -1,7 +1,7 @@
 /* fuzz/fuzz_startend.c — libFuzzer target for Paddle's compact mask form (masks/startend.c):
  * raw int32 startend_row_indices [B, Hm, Sk, C] (often hostile: negative, > Sq, INT32_MIN/MAX,
  * start > end) with every C in {1, 2, 4} and every causal flag. A refusal must carry a message;
- * an accepted array must give a valid mask whose every element agrees with BRIEF 2's table read
+ * an accepted array must give a valid mask whose every element agrees with docs/spec.md §2's table read
  * directly from the array (an oracle independent of the converter), and converting back to the
  * same C must reproduce a mask with the same dense image. Any disagreement aborts. */
 #include <stdlib.h>
@@ -27,7 +27,7 @@ static int32_t next_value(const uint8_t **data, size_t *size, int raw, int64_t s
     return v;
 }
 
-/* BRIEF 2's table, straight from the compact values v[0..C-1] of column j. */
+/* docs/spec.md §2's table, straight from the compact values v[0..C-1] of column j. */
 static int table_masked(const int32_t *v, int columns, fm_causal causal, int64_t sq, int64_t sk,
                         int64_t i, int64_t j)
 {

@@ -1,7 +1,8 @@
 /* flashmask.h — the public C API of libflashmask, one include for everything.
- * core.h: status, dtypes, problem, tensors, dispatch. masks.h + rules.h: the mask module.
+ * core.h: status, dtypes, problem, tensors. masks.h + rules.h + bbm.h: the mask module.
  * reference.h, cpu.h, cuda.h: the implementations, each with the same calling shape.
- * io.h: .npy files and case directories.
+ * sparse.h: transforms beyond column masks. io.h: .npy files and case directories.
+ * oracle.h: the pass rule. api.h: fm_forward / fm_backward and every other dispatch.
  */
 #ifndef FLASHMASK_H
 #define FLASHMASK_H
@@ -13,5 +14,7 @@
 #include "flashmask/cuda.h"
 #include "flashmask/io.h"
 #include "flashmask/sparse.h" /* bbm.h: Binary Block Masking, RCM; QK-/Hash-sparse */
+#include "flashmask/oracle.h"
+#include "flashmask/api.h"
 
 #endif

@@ -1,4 +1,4 @@
-/* io/case.c — the case directory of BRIEF 6: case.json (through cJSON) plus .npy tensors, and an
+/* io/case.c — the case directory of docs/spec.md §6: case.json (through cJSON) plus .npy tensors, and an
  * implementation's result files. Loading checks everything a third party can get wrong (keys,
  * types, sizes, shapes, dtypes, mask bounds, heads, finiteness, inputs not rounded to the case's
  * dtype) and names the file, field and value; saving is atomic (io/outdir.c).
@@ -236,7 +236,7 @@ fm_status fm_io_join(char *out, size_t cap, const char *dir, const char *name)
     return FM_OK;
 }
 
-/* Inputs must be finite and already rounded to the case's dtype (BRIEF 6). */
+/* Inputs must be finite and already rounded to the case's dtype (docs/spec.md §6). */
 fm_status fm_io_check_input(const char *path, const double *x, size_t n, fm_dtype dtype)
 {
     for (size_t i = 0; i < n; i++) {

@@ -28,7 +28,7 @@ fm_status fm_io_join(char *out, size_t cap, const char *dir, const char *name);
 
 /* Opens `path` for reading only if it is a regular file; NULL with FM_ERR_IO recorded otherwise.
  * The open is non-blocking, so a FIFO or a device planted where a case file belongs is refused
- * instead of blocking the reader forever (issue 7); `size` receives the file's size. */
+ * instead of blocking the reader forever; `size` receives the file's size. */
 FILE *fm_io_open_regular(const char *path, size_t *size);
 
 /* Reads a whole regular file of at most 64 MiB (case.json) into a NUL-terminated malloc'd

@@ -1,8 +1,9 @@
 /* io/params_json.c — mask family parameters (fm_mask_params) to and from JSON, through cJSON,
  * and the "key=value" overrides of `flashmask gen --param`. Layer: io <- masks <- core.
  *
- * One table says which fields each family has; to_json, from_json and set all walk it, so the
- * JSON keys, the CLI keys and the struct field names are the same words.
+ * The mask family table (masks/families.c, fm_family_fields) says which fields each family has;
+ * to_json, from_json and set all walk it, so the JSON keys, the CLI keys and the struct field
+ * names are the same words, and a new family needs nothing here.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -19,52 +20,17 @@
 /* Integers are carried as JSON numbers (doubles): only |v| <= 2^53 is exact. */
 #define JSON_INT_MAX 9007199254740992.0
 
-typedef enum field_kind { SCALAR_I64, SCALAR_U64, LIST } field_kind;
-
-/* A parameter: its key (= struct field name), where the value lives and, for lists, where the
- * shared element count lives (doc_lens and doc_prefix share n_docs). */
-typedef struct param_field {
-    const char *key;
-    field_kind kind;
-    size_t value_offset; /* int64_t, uint64_t, or int64_t * for lists */
-    size_t count_offset; /* int64_t count, lists only */
-} param_field;
-
-#define SCALAR(name) {#name, SCALAR_I64, offsetof(fm_mask_params, name), 0}
-#define LISTF(name, count) {#name, LIST, offsetof(fm_mask_params, name), \
-                            offsetof(fm_mask_params, count)}
-
-static const param_field f_window[] = {SCALAR(window)};
-static const param_field f_docs[] = {LISTF(doc_lens, n_docs)};
-static const param_field f_shared_q[] = {LISTF(doc_lens, n_docs),
-                                         LISTF(sample_segments, n_samples)};
-static const param_field f_gsw[] = {SCALAR(global_tokens), SCALAR(left_window),
-                                    SCALAR(right_window)};
-static const param_field f_prefix[] = {SCALAR(prefix)};
-static const param_field f_prefix_doc[] = {LISTF(doc_lens, n_docs), LISTF(doc_prefix, n_docs)};
-static const param_field f_spans[] = {LISTF(span_offset, n_spans), LISTF(span_len, n_spans)};
-static const param_field f_evict[] = {SCALAR(evict_start),
-                                      {"seed", SCALAR_U64, offsetof(fm_mask_params, seed), 0}};
-
-static const struct {
-    const param_field *fields;
-    int n;
-} family_fields[FM_FAMILY_COUNT] = {
-    [FM_FAMILY_FULL] = {NULL, 0},
-    [FM_FAMILY_CAUSAL] = {NULL, 0},
-    [FM_FAMILY_SLIDING_WINDOW] = {f_window, 1},
-    [FM_FAMILY_CAUSAL_DOCUMENT] = {f_docs, 1},
-    [FM_FAMILY_DOCUMENT] = {f_docs, 1},
-    [FM_FAMILY_SHARED_QUESTION] = {f_shared_q, 2},
-    [FM_FAMILY_GLOBAL_SLIDING_WINDOW] = {f_gsw, 3},
-    [FM_FAMILY_CAUSAL_BLOCKWISE] = {f_docs, 1},
-    [FM_FAMILY_PREFIX_LM_CAUSAL] = {f_prefix, 1},
-    [FM_FAMILY_PREFIX_LM_DOCUMENT] = {f_prefix_doc, 2},
-    [FM_FAMILY_QK_SPARSE] = {f_spans, 2},
-    [FM_FAMILY_RANDOM_EVICTION] = {f_evict, 2},
-};
+/* The fields of a family come from its row in the mask family table (fm_family_fields). */
+typedef fm_param_field param_field;
 
 #define AT(p, off, type) ((type *)((char *)(p) + (off)))
+
+static int n_fields_of(fm_family f)
+{
+    int n;
+    fm_family_fields(f, &n);
+    return n;
+}
 
 /* ---------------------------------------------------------------- to JSON */
 
@@ -88,12 +54,12 @@ fm_status fm_io_params_to_cjson(const fm_mask_params *p, cJSON **out)
     cJSON *obj = cJSON_CreateObject();
     if (!obj) return fm_fail(FM_ERR_NOMEM, "mask_params: out of memory building JSON");
     fm_status st = FM_OK;
-    for (int i = 0; i < family_fields[p->family].n && st == FM_OK; i++) {
-        const param_field *f = &family_fields[p->family].fields[i];
+    for (int i = 0; i < n_fields_of(p->family) && st == FM_OK; i++) {
+        const param_field *f = &fm_family_fields(p->family, NULL)[i];
         cJSON *v = NULL;
-        if (f->kind == SCALAR_I64) {
+        if (f->kind == FM_PARAM_I64) {
             st = int_item((double)*AT(p, f->value_offset, const int64_t), f->key, &v);
-        } else if (f->kind == SCALAR_U64) {
+        } else if (f->kind == FM_PARAM_U64) {
             uint64_t u = *AT(p, f->value_offset, const uint64_t);
             if (u > (1ull << 53)) /* checked before the conversion to double rounds it */
                 st = fm_fail(FM_ERR_INVALID, "mask_params: '%s' = %llu is outside [0, 2^53], "
@@ -180,8 +146,9 @@ fm_status fm_io_json_count(const cJSON *v, const char *where, const char *key, i
 
 static const param_field *find_field(fm_family f, const char *key)
 {
-    for (int i = 0; i < family_fields[f].n; i++)
-        if (strcmp(family_fields[f].fields[i].key, key) == 0) return &family_fields[f].fields[i];
+    const param_field *fields = fm_family_fields(f, NULL);
+    for (int i = 0; i < n_fields_of(f); i++)
+        if (strcmp(fields[i].key, key) == 0) return &fields[i];
     return NULL;
 }
 
@@ -190,10 +157,10 @@ static const char *family_keys(fm_family f, char *buf, size_t cap)
 {
     buf[0] = '\0';
     size_t n = 0;
-    for (int i = 0; i < family_fields[f].n && n < cap; i++)
+    for (int i = 0; i < n_fields_of(f) && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "",
-                              family_fields[f].fields[i].key);
-    return family_fields[f].n ? buf : "(none)";
+                              fm_family_fields(f, NULL)[i].key);
+    return n_fields_of(f) ? buf : "(none)";
 }
 
 fm_status fm_io_params_from_cjson(fm_mask_params *p, fm_family f, const cJSON *obj,
@@ -223,8 +190,8 @@ fm_status fm_io_params_from_cjson(fm_mask_params *p, fm_family f, const cJSON *o
     const char *count_owner[4] = {0}; /* the first list that set each shared count */
     size_t count_offsets[4] = {0};
     int n_counts = 0;
-    for (int i = 0; i < family_fields[f].n && st == FM_OK; i++) {
-        const param_field *fd = &family_fields[f].fields[i];
+    for (int i = 0; i < n_fields_of(f) && st == FM_OK; i++) {
+        const param_field *fd = &fm_family_fields(f, NULL)[i];
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, fd->key);
         if (!v) {
             st = fm_fail(FM_ERR_FORMAT, "%s: %s needs '%s' (its parameters: %s)", where,
@@ -232,9 +199,9 @@ fm_status fm_io_params_from_cjson(fm_mask_params *p, fm_family f, const cJSON *o
             break;
         }
         int64_t x;
-        if (fd->kind != LIST) {
+        if (fd->kind != FM_PARAM_LIST) {
             if ((st = fm_io_json_count(v, where, fd->key, &x)) != FM_OK) break;
-            if (fd->kind == SCALAR_I64) *AT(p, fd->value_offset, int64_t) = x;
+            if (fd->kind == FM_PARAM_I64) *AT(p, fd->value_offset, int64_t) = x;
             else *AT(p, fd->value_offset, uint64_t) = (uint64_t)x;
             continue;
         }
@@ -355,7 +322,7 @@ fm_status fm_mask_params_apply(fm_mask_params *p, int n, const char *const *assi
                          family_keys(p->family, keys, sizeof keys));
             break;
         }
-        cJSON *v = parse_value(key, eq + 1, fd->kind == LIST);
+        cJSON *v = parse_value(key, eq + 1, fd->kind == FM_PARAM_LIST);
         if (!v) st = FM_ERR_INVALID;
         else cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v);
     }

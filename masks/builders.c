@@ -1,10 +1,10 @@
-/* masks/builders.c — fm_mask_build: validates a family's parameters, allocates the mask with the
- * right causal tag and runs the family's builder; plus the shared column writer and the
- * builders of the families without documents (full, causal, sliding_window,
- * global_sliding_window, prefix_lm_causal). Document families are in builders_document.c,
+/* masks/builders.c — the builders of the families without documents (full, causal,
+ * sliding_window, global_sliding_window, prefix_lm_causal), each named by its row in
+ * masks/families.c (whose fm_mask_build validates the parameters, allocates the mask with the
+ * right causal tag and runs the builder). Document families are in builders_document.c,
  * qk_sparse and random_eviction in builders_sparse.c.
  *
- * Every builder follows the table of BRIEF 4, written in key positions (families_internal.h):
+ * Every builder follows the table of docs/spec.md §4, written in key positions (families_internal.h):
  * row i stands at position i + off, and bounds are shifted by off and clipped to [0, Sq].
  *
  * Layer: masks <- core.
@@ -14,34 +14,6 @@
 
 #include "families_internal.h"
 #include "fm_internal.h"
-
-/* ---------------------------------------------------------------- shared helpers */
-
-void fm_build_set_column(const fm_build_ctx *c, int64_t b, int64_t h, int64_t j, int64_t lts,
-                         int64_t lte, int64_t uts, int64_t ute)
-{
-    int32_t *col = fm_mask_column(c->mask, b, h, j);
-    int32_t sq = (int32_t)c->seqlen_q;
-    int32_t r0 = fm_pos_to_row(c, lts), r1 = fm_pos_to_row(c, lte);
-    /* An empty interval gets the canonical form, so that equal masks have equal vectors. */
-    col[FM_LTS] = r1 > r0 ? r0 : sq;
-    col[FM_LTE] = r1 > r0 ? r1 : sq;
-    r0 = fm_pos_to_row(c, uts);
-    r1 = fm_pos_to_row(c, ute);
-    col[FM_UTS] = r1 > r0 ? r0 : 0;
-    col[FM_UTE] = r1 > r0 ? r1 : 0;
-}
-
-void fm_build_broadcast(const fm_build_ctx *c)
-{
-    const fm_mask *m = c->mask;
-    size_t column_values = (size_t)m->seqlen_k * FM_BOUNDS;
-    for (int64_t b = 0; b < m->batch; b++)
-        for (int64_t h = 0; h < m->heads; h++)
-            if (b || h)
-                memcpy(fm_mask_column(m, b, h, 0), fm_mask_column(m, 0, 0, 0),
-                       column_values * sizeof(int32_t));
-}
 
 /* ---------------------------------------------------------------- simple families */
 
@@ -102,64 +74,4 @@ fm_status fm_build_prefix_lm_causal(const fm_build_ctx *c)
     }
     fm_build_broadcast(c);
     return FM_OK;
-}
-
-/* ---------------------------------------------------------------- fm_mask_build */
-
-typedef fm_status (*fm_builder_fn)(const fm_build_ctx *c);
-
-static const fm_builder_fn builders[FM_FAMILY_COUNT] = {
-    [FM_FAMILY_FULL] = fm_build_full,
-    [FM_FAMILY_CAUSAL] = fm_build_causal,
-    [FM_FAMILY_SLIDING_WINDOW] = fm_build_sliding_window,
-    [FM_FAMILY_CAUSAL_DOCUMENT] = fm_build_causal_document,
-    [FM_FAMILY_DOCUMENT] = fm_build_document,
-    [FM_FAMILY_SHARED_QUESTION] = fm_build_shared_question,
-    [FM_FAMILY_GLOBAL_SLIDING_WINDOW] = fm_build_global_sliding_window,
-    [FM_FAMILY_CAUSAL_BLOCKWISE] = fm_build_causal_blockwise,
-    [FM_FAMILY_PREFIX_LM_CAUSAL] = fm_build_prefix_lm_causal,
-    [FM_FAMILY_PREFIX_LM_DOCUMENT] = fm_build_prefix_lm_document,
-    [FM_FAMILY_QK_SPARSE] = fm_build_qk_sparse,
-    [FM_FAMILY_RANDOM_EVICTION] = fm_build_random_eviction,
-};
-
-fm_status fm_mask_build(fm_mask *out, const fm_mask_params *p, int64_t batch, int64_t heads,
-                        int64_t seqlen_q, int64_t seqlen_k, fm_causal alignment)
-{
-    if (!out) return fm_fail(FM_ERR_INVALID, "mask build: NULL output mask");
-    memset(out, 0, sizeof *out); /* fm_mask_free-safe whatever happens below */
-    if (!p) return fm_fail(FM_ERR_INVALID, "mask build: NULL params");
-    if ((unsigned)p->family >= FM_FAMILY_COUNT)
-        return fm_fail(FM_ERR_INVALID, "mask build: unknown family %d", (int)p->family);
-    const char *name = fm_family_name(p->family);
-    fm_causal causal = FM_CAUSAL_NONE;
-    if (fm_family_is_causal(p->family)) {
-        if (alignment != FM_CAUSAL_BOTTOM_RIGHT && alignment != FM_CAUSAL_TOP_LEFT)
-            return fm_fail(FM_ERR_INVALID,
-                           "%s is a causal family: alignment '%s' refused, use bottom_right or "
-                           "top_left",
-                           name, fm_causal_name(alignment));
-        causal = alignment;
-    }
-    /* Sizes first (fm_mask_init's words), then the parameters against them. */
-    fm_status st = fm_mask_init(out, batch, heads, seqlen_q, seqlen_k, causal);
-    if (st) return st;
-    st = fm_mask_params_validate(p, seqlen_q, seqlen_k);
-    if (st) {
-        fm_mask_free(out);
-        return st;
-    }
-    fm_build_ctx ctx = {
-        .mask = out, .p = p, .seqlen_q = seqlen_q, .seqlen_k = seqlen_k,
-        .off = causal == FM_CAUSAL_NONE ? 0 : fm_causal_offset(causal, seqlen_q, seqlen_k),
-    };
-    st = builders[p->family](&ctx);
-    /* The builders clip every bound, so this cannot fail unless a builder has a bug. */
-    if (!st && fm_mask_validate(out) != FM_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", fm_last_error()); /* fm_fail rewrites that buffer */
-        st = fm_fail(FM_ERR_INTERNAL, "mask build: %s produced an invalid mask: %s", name, why);
-    }
-    if (st) fm_mask_free(out);
-    return st;
 }

@@ -1,4 +1,4 @@
-/* masks/builders_document.c — the builders of the families made of documents (BRIEF 4):
+/* masks/builders_document.c — the builders of the families made of documents (docs/spec.md §4):
  * causal_document, document, causal_blockwise, prefix_lm_document and shared_question, and the
  * document table they share (first key, end and owner of every key).
  *

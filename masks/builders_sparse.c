@@ -1,5 +1,5 @@
 /* masks/builders_sparse.c — the builders of the two families that hide scattered keys
- * (BRIEF 4): qk_sparse (spans of keys hidden from the rows of the same span) and
+ * (docs/spec.md §4): qk_sparse (spans of keys hidden from the rows of the same span) and
  * random_eviction (a KV cache of fixed size that evicts one random key per row, different for
  * every (batch, head)).
  *

@@ -99,7 +99,7 @@ fm_status fm_mask_from_dense(fm_mask *out, const uint8_t *allowed, int64_t batch
     memset(out, 0, sizeof *out);
     if (!allowed) return fm_fail(FM_ERR_INVALID, "from_dense: NULL dense mask");
     /* The dense size is checked before the column mask is allocated: a huge batch with a
-     * modest Sk would otherwise ask for the mask's memory first (issue 7). */
+     * modest Sk would otherwise ask for the mask's memory first. */
     int64_t shape[] = {batch, heads, seqlen_q, seqlen_k};
     size_t n_elems;
     if (batch >= 1 && heads >= 1 && seqlen_q >= 1 && seqlen_k >= 1 &&

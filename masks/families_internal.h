@@ -4,9 +4,9 @@
  *
  * Positions. Every builder describes its intervals in *key positions*: row i of the mask stands
  * at position x = i + off (off = Sk - Sq for a causal family under bottom_right, else 0), so
- * that the vectors of BRIEF 4 (written for Sq = Sk) hold unchanged. A bound is converted to a
+ * that the vectors of docs/spec.md §4 (written for Sq = Sk) hold unchanged. A bound is converted to a
  * row bound by subtracting off and clipping to [0, Sq]. Two sentinels stand for "before every
- * row" and "after every row" (BRIEF 4's N when it means "to the end"), so that they clip to 0 and
+ * row" and "after every row" (docs/spec.md §4's N when it means "to the end"), so that they clip to 0 and
  * Sq whatever the offset.
  */
 #ifndef FM_FAMILIES_INTERNAL_H
@@ -64,6 +64,58 @@ fm_status fm_mask_params_validate(const fm_mask_params *p, int64_t seqlen_q, int
 /* The common start of fm_mask_params_default and fm_mask_params_random (masks/params.c):
  * zeroes p, sets its family, then checks f and seqlen; `what` names the caller in messages. */
 fm_status fm_mask_params_begin(fm_mask_params *p, fm_family f, int64_t seqlen, const char *what);
+
+/* ---------------------------------------------------------------- the family table */
+
+/* One row per family (masks/families.c): everything the library knows about it. Adding a
+ * family = its enum value (masks.h), its row, its builder (and, where no existing one fits, its
+ * defaults / random / validate functions beside the builder), and its docs. */
+typedef struct fm_family_row {
+    const char *name;
+    int causal;                  /* docs/spec.md §4's "causal" column */
+    const char *help;            /* its parameters, one line (`flashmask masks`) */
+    const fm_param_field *fields; /* the parameters it reads: JSON and CLI names, struct fields */
+    int n_fields;
+    fm_status (*defaults)(fm_mask_params *p, int64_t seqlen);             /* documented default */
+    fm_status (*random)(fm_mask_params *p, int64_t seqlen, fm_rng *rng);  /* property tests */
+    fm_status (*validate)(const char *name, const fm_mask_params *p, int64_t seqlen_k);
+    fm_status (*build)(const fm_build_ctx *c);                            /* p validated */
+} fm_family_row;
+
+/* Defaults (masks/params.c), random draws (masks/params_random.c) and checks
+ * (masks/params_validate.c) that the rows share; _none: a family without parameters. */
+fm_status fm_defaults_none(fm_mask_params *p, int64_t seqlen);
+fm_status fm_defaults_sliding_window(fm_mask_params *p, int64_t seqlen);
+fm_status fm_defaults_docs(fm_mask_params *p, int64_t seqlen);
+fm_status fm_defaults_prefix_lm_document(fm_mask_params *p, int64_t seqlen);
+fm_status fm_defaults_shared_question(fm_mask_params *p, int64_t seqlen);
+fm_status fm_defaults_global_sliding_window(fm_mask_params *p, int64_t seqlen);
+fm_status fm_defaults_prefix_lm_causal(fm_mask_params *p, int64_t seqlen);
+fm_status fm_defaults_qk_sparse(fm_mask_params *p, int64_t seqlen);
+fm_status fm_defaults_random_eviction(fm_mask_params *p, int64_t seqlen);
+
+fm_status fm_random_none(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+fm_status fm_random_sliding_window(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+fm_status fm_random_docs(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+fm_status fm_random_prefix_lm_document(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+fm_status fm_random_shared_question(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+fm_status fm_random_global_sliding_window(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+fm_status fm_random_prefix_lm_causal(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+fm_status fm_random_qk_sparse(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+fm_status fm_random_random_eviction(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+
+#define FM_VALIDATE_FN(name) \
+    fm_status name(const char *family, const fm_mask_params *p, int64_t seqlen_k)
+FM_VALIDATE_FN(fm_validate_none);
+FM_VALIDATE_FN(fm_validate_sliding_window);
+FM_VALIDATE_FN(fm_validate_docs);
+FM_VALIDATE_FN(fm_validate_prefix_lm_document);
+FM_VALIDATE_FN(fm_validate_shared_question);
+FM_VALIDATE_FN(fm_validate_global_sliding_window);
+FM_VALIDATE_FN(fm_validate_prefix_lm_causal);
+FM_VALIDATE_FN(fm_validate_qk_sparse);
+FM_VALIDATE_FN(fm_validate_random_eviction);
+#undef FM_VALIDATE_FN
 
 /* The builders, one per family (p validated, mask initialised with the right causal tag). */
 fm_status fm_build_full(const fm_build_ctx *c);

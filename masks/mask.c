@@ -1,4 +1,4 @@
-/* masks/mask.c — the column-wise FlashMask mask itself (BRIEF 2): allocation, copy, validation
+/* masks/mask.c — the column-wise FlashMask mask itself (docs/spec.md §2): allocation, copy, validation
  * with messages that name the offending (b, head, column, bound, value), the element query and
  * the exact allowed-pair count in O(Sk).
  *

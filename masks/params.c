@@ -1,6 +1,7 @@
 /* masks/params.c — parameters of the mask families (flashmask/masks.h, fm_mask_params): the
  * documented default instance of each family at a sequence length S (the masks of the
- * benchmarks, BRIEF 7) and ownership (copy, free). Random instances are in
+ * benchmarks, docs/spec.md §7; one function per family, named by its row in masks/families.c)
+ * and ownership (copy, free). Random instances are in
  * masks/params_random.c. Validation is in masks/params_validate.c.
  *
  * Layer: masks <- core. Arrays are allocated with malloc (fm_alloc), so a caller that fills a
@@ -80,7 +81,7 @@ static fm_status default_docs(fm_mask_params *p, int64_t seqlen)
 
 /* Two samples (one if S = 1); each of length L has a question of ceil(L/2) keys followed by
  * min(3, floor(L/2)) near-equal answers sharing the other floor(L/2) keys. */
-static fm_status default_shared_question(fm_mask_params *p, int64_t seqlen)
+fm_status fm_defaults_shared_question(fm_mask_params *p, int64_t seqlen)
 {
     int64_t samples = seqlen < 2 ? 1 : 2, sample_len[2];
     split_even(seqlen, samples, sample_len);
@@ -102,7 +103,7 @@ static fm_status default_shared_question(fm_mask_params *p, int64_t seqlen)
 
 /* max(1, S/16) single-key spans at distinct positions drawn from a fixed seed (1), sorted:
  * "random single-column drops". */
-static fm_status default_qk_sparse(fm_mask_params *p, int64_t seqlen)
+fm_status fm_defaults_qk_sparse(fm_mask_params *p, int64_t seqlen)
 {
     int64_t n = seqlen / 16 > 1 ? seqlen / 16 : 1;
     uint8_t *chosen = fm_calloc((size_t)seqlen, 1, "qk_sparse default");
@@ -140,36 +141,48 @@ fm_status fm_mask_params_begin(fm_mask_params *p, fm_family f, int64_t seqlen, c
     return FM_OK;
 }
 
-fm_status fm_mask_params_default(fm_mask_params *p, fm_family f, int64_t seqlen)
+/* The defaults of each family (its row in masks/families.c names the function). */
+fm_status fm_defaults_none(fm_mask_params *p, int64_t seqlen)
 {
-    if (!p) return fm_fail(FM_ERR_INVALID, "mask params default: NULL params");
-    fm_status st = fm_mask_params_begin(p, f, seqlen, "mask params default");
-    if (st != FM_OK) return st;
-    switch (f) {
-    case FM_FAMILY_FULL:
-    case FM_FAMILY_CAUSAL: break;
-    case FM_FAMILY_SLIDING_WINDOW: p->window = seqlen / 8 > 1 ? seqlen / 8 : 1; break;
-    case FM_FAMILY_CAUSAL_DOCUMENT:
-    case FM_FAMILY_DOCUMENT:
-    case FM_FAMILY_CAUSAL_BLOCKWISE: st = default_docs(p, seqlen); break;
-    case FM_FAMILY_PREFIX_LM_DOCUMENT:
-        st = default_docs(p, seqlen);
-        if (!st) st = alloc_array(&p->doc_prefix, p->n_docs, "doc_prefix");
-        for (int64_t d = 0; !st && d < p->n_docs; d++) p->doc_prefix[d] = p->doc_lens[d] / 4;
-        break;
-    case FM_FAMILY_SHARED_QUESTION: st = default_shared_question(p, seqlen); break;
-    case FM_FAMILY_GLOBAL_SLIDING_WINDOW:
-        p->global_tokens = seqlen / 64 > 1 ? seqlen / 64 : 1;
-        p->left_window = p->right_window = seqlen / 16;
-        break;
-    case FM_FAMILY_PREFIX_LM_CAUSAL: p->prefix = seqlen / 4; break;
-    case FM_FAMILY_QK_SPARSE: st = default_qk_sparse(p, seqlen); break;
-    case FM_FAMILY_RANDOM_EVICTION:
-        p->evict_start = seqlen / 2 > 1 ? seqlen / 2 : 1;
-        p->seed = 1;
-        break;
-    default: break;
-    }
-    if (st) fm_mask_params_free(p);
+    (void)p, (void)seqlen;
+    return FM_OK;
+}
+
+fm_status fm_defaults_sliding_window(fm_mask_params *p, int64_t seqlen)
+{
+    p->window = seqlen / 8 > 1 ? seqlen / 8 : 1;
+    return FM_OK;
+}
+
+fm_status fm_defaults_docs(fm_mask_params *p, int64_t seqlen)
+{
+    return default_docs(p, seqlen);
+}
+
+fm_status fm_defaults_prefix_lm_document(fm_mask_params *p, int64_t seqlen)
+{
+    fm_status st = default_docs(p, seqlen);
+    if (!st) st = alloc_array(&p->doc_prefix, p->n_docs, "doc_prefix");
+    for (int64_t d = 0; !st && d < p->n_docs; d++) p->doc_prefix[d] = p->doc_lens[d] / 4;
     return st;
+}
+
+fm_status fm_defaults_global_sliding_window(fm_mask_params *p, int64_t seqlen)
+{
+    p->global_tokens = seqlen / 64 > 1 ? seqlen / 64 : 1;
+    p->left_window = p->right_window = seqlen / 16;
+    return FM_OK;
+}
+
+fm_status fm_defaults_prefix_lm_causal(fm_mask_params *p, int64_t seqlen)
+{
+    p->prefix = seqlen / 4;
+    return FM_OK;
+}
+
+fm_status fm_defaults_random_eviction(fm_mask_params *p, int64_t seqlen)
+{
+    p->evict_start = seqlen / 2 > 1 ? seqlen / 2 : 1;
+    p->seed = 1;
+    return FM_OK;
 }

@@ -1,5 +1,5 @@
 /* masks/params_random.c — random valid parameters of every mask family, for the property tests
- * (fm_mask_params_random). Each parameter is drawn so that its edge values come up often:
+ * (fm_mask_params_random, masks/families.c, calls the family's function here). Each parameter is drawn so that its edge values come up often:
  * window 1 and >= S, a single document, documents of length 1, an empty or whole prefix, spans
  * touching the first and the last key, no span at all, eviction from row 1 or never.
  *
@@ -53,7 +53,7 @@ static int64_t random_partition(fm_rng *rng, int64_t seqlen, int64_t *lens)
     return n;
 }
 
-static fm_status random_docs(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+fm_status fm_random_docs(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
 {
     p->doc_lens = fm_alloc((size_t)seqlen, sizeof *p->doc_lens, "doc_lens");
     if (!p->doc_lens) return FM_ERR_NOMEM;
@@ -63,9 +63,9 @@ static fm_status random_docs(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
 
 /* Segments as documents, then grouped into samples: each sample starts with its question and
  * takes a random number of the following segments as answers (possibly none). */
-static fm_status random_shared_question(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+fm_status fm_random_shared_question(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
 {
-    fm_status st = random_docs(p, seqlen, rng);
+    fm_status st = fm_random_docs(p, seqlen, rng);
     if (st) return st;
     p->sample_segments = fm_alloc((size_t)p->n_docs, sizeof *p->sample_segments,
                                   "sample_segments");
@@ -81,7 +81,7 @@ static fm_status random_shared_question(fm_mask_params *p, int64_t seqlen, fm_rn
 
 /* Disjoint spans walked left to right: random gaps and lengths (the first span often at key 0,
  * the last often truncated to end at key S-1), sometimes none, sometimes shuffled. */
-static fm_status random_spans(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+fm_status fm_random_qk_sparse(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
 {
     p->span_offset = fm_alloc((size_t)seqlen, sizeof *p->span_offset, "span_offset");
     p->span_len = fm_alloc((size_t)seqlen, sizeof *p->span_len, "span_len");
@@ -112,46 +112,50 @@ static fm_status random_spans(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
     return FM_OK;
 }
 
-fm_status fm_mask_params_random(fm_mask_params *p, fm_family f, int64_t seqlen, fm_rng *rng)
+/* The random draw of each family (its row in masks/families.c names the function). */
+fm_status fm_random_none(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
 {
-    if (!p || !rng) return fm_fail(FM_ERR_INVALID, "mask params random: NULL argument");
-    fm_status st = fm_mask_params_begin(p, f, seqlen, "mask params random");
-    if (st != FM_OK) return st;
-    switch (f) {
-    case FM_FAMILY_FULL:
-    case FM_FAMILY_CAUSAL: break;
-    case FM_FAMILY_SLIDING_WINDOW: p->window = edgy_length(rng, 1, seqlen); break;
-    case FM_FAMILY_CAUSAL_DOCUMENT:
-    case FM_FAMILY_DOCUMENT:
-    case FM_FAMILY_CAUSAL_BLOCKWISE: st = random_docs(p, seqlen, rng); break;
-    case FM_FAMILY_PREFIX_LM_DOCUMENT:
-        st = random_docs(p, seqlen, rng);
-        if (st) break;
-        p->doc_prefix = fm_alloc((size_t)p->n_docs, sizeof *p->doc_prefix, "doc_prefix");
-        if (!p->doc_prefix) {
-            st = FM_ERR_NOMEM;
-            break;
-        }
-        for (int64_t d = 0; d < p->n_docs; d++) {
-            uint64_t pick = fm_rng_below(rng, 4); /* empty, whole, or anything between */
-            int64_t len = p->doc_lens[d];
-            p->doc_prefix[d] = pick == 0 ? 0 : pick == 1 ? len : fm_rng_range(rng, 0, len);
-        }
-        break;
-    case FM_FAMILY_SHARED_QUESTION: st = random_shared_question(p, seqlen, rng); break;
-    case FM_FAMILY_GLOBAL_SLIDING_WINDOW:
-        p->global_tokens = edgy_length(rng, 0, seqlen);
-        p->left_window = edgy_length(rng, 0, seqlen);
-        p->right_window = edgy_length(rng, 0, seqlen);
-        break;
-    case FM_FAMILY_PREFIX_LM_CAUSAL: p->prefix = edgy_length(rng, 0, seqlen); break;
-    case FM_FAMILY_QK_SPARSE: st = random_spans(p, seqlen, rng); break;
-    case FM_FAMILY_RANDOM_EVICTION:
-        p->evict_start = edgy_length(rng, 1, seqlen);
-        p->seed = fm_rng_u64(rng) >> 11; /* < 2^53: exact in case.json (io/params_json.c) */
-        break;
-    default: break;
+    (void)p, (void)seqlen, (void)rng;
+    return FM_OK;
+}
+
+fm_status fm_random_sliding_window(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+{
+    p->window = edgy_length(rng, 1, seqlen);
+    return FM_OK;
+}
+
+fm_status fm_random_prefix_lm_document(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+{
+    fm_status st = fm_random_docs(p, seqlen, rng);
+    if (st) return st;
+    p->doc_prefix = fm_alloc((size_t)p->n_docs, sizeof *p->doc_prefix, "doc_prefix");
+    if (!p->doc_prefix) return FM_ERR_NOMEM;
+    for (int64_t d = 0; d < p->n_docs; d++) {
+        uint64_t pick = fm_rng_below(rng, 4); /* empty, whole, or anything between */
+        int64_t len = p->doc_lens[d];
+        p->doc_prefix[d] = pick == 0 ? 0 : pick == 1 ? len : fm_rng_range(rng, 0, len);
     }
-    if (st) fm_mask_params_free(p);
-    return st;
+    return FM_OK;
+}
+
+fm_status fm_random_global_sliding_window(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+{
+    p->global_tokens = edgy_length(rng, 0, seqlen);
+    p->left_window = edgy_length(rng, 0, seqlen);
+    p->right_window = edgy_length(rng, 0, seqlen);
+    return FM_OK;
+}
+
+fm_status fm_random_prefix_lm_causal(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+{
+    p->prefix = edgy_length(rng, 0, seqlen);
+    return FM_OK;
+}
+
+fm_status fm_random_random_eviction(fm_mask_params *p, int64_t seqlen, fm_rng *rng)
+{
+    p->evict_start = edgy_length(rng, 1, seqlen);
+    p->seed = fm_rng_u64(rng) >> 11; /* < 2^53: exact in case.json (io/params_json.c) */
+    return FM_OK;
 }

@@ -1,5 +1,6 @@
 /* masks/params_validate.c — checks the parameters of a mask family against the sequence
- * lengths before a builder runs (fm_mask_build calls it). Every refusal names the family, the
+ * lengths before a builder runs (fm_mask_params_validate, masks/families.c, calls the family's
+ * function here). Every refusal names the family, the
  * field, the index within the field and the value: "document: doc_lens sum to 9, not
  * seqlen_k = 10", "qk_sparse: span 2 [5, 9) overlaps span 1 [3, 6)".
  *
@@ -128,40 +129,63 @@ static fm_status check_spans(const char *family, const fm_mask_params *p, int64_
     return st;
 }
 
-fm_status fm_mask_params_validate(const fm_mask_params *p, int64_t seqlen_q, int64_t seqlen_k)
+/* The checks of each family (its row in masks/families.c names the function). */
+fm_status fm_validate_none(const char *name, const fm_mask_params *p, int64_t seqlen_k)
 {
-    (void)seqlen_q; /* every parameter is in key positions */
-    if (!p) return fm_fail(FM_ERR_INVALID, "mask params: NULL");
-    if ((unsigned)p->family >= FM_FAMILY_COUNT)
-        return fm_fail(FM_ERR_INVALID, "mask params: unknown family %d", (int)p->family);
-    const char *name = fm_family_name(p->family);
-    fm_status st = FM_OK;
-    switch (p->family) {
-    case FM_FAMILY_FULL:
-    case FM_FAMILY_CAUSAL: break;
-    case FM_FAMILY_SLIDING_WINDOW: st = check_nonneg(name, "window", p->window, 1); break;
-    case FM_FAMILY_CAUSAL_DOCUMENT:
-    case FM_FAMILY_DOCUMENT:
-    case FM_FAMILY_CAUSAL_BLOCKWISE: st = check_docs(name, p, seqlen_k); break;
-    case FM_FAMILY_PREFIX_LM_DOCUMENT:
-        st = check_docs(name, p, seqlen_k);
-        if (!st) st = check_doc_prefix(name, p);
-        break;
-    case FM_FAMILY_SHARED_QUESTION:
-        st = check_docs(name, p, seqlen_k);
-        if (!st) st = check_samples(name, p);
-        break;
-    case FM_FAMILY_GLOBAL_SLIDING_WINDOW:
-        st = check_nonneg(name, "global_tokens", p->global_tokens, 0);
-        if (!st) st = check_nonneg(name, "left_window", p->left_window, 0);
-        if (!st) st = check_nonneg(name, "right_window", p->right_window, 0);
-        break;
-    case FM_FAMILY_PREFIX_LM_CAUSAL: st = check_nonneg(name, "prefix", p->prefix, 0); break;
-    case FM_FAMILY_QK_SPARSE: st = check_spans(name, p, seqlen_k); break;
-    case FM_FAMILY_RANDOM_EVICTION:
-        st = check_nonneg(name, "evict_start", p->evict_start, 1);
-        break;
-    default: break;
-    }
+    (void)name, (void)p, (void)seqlen_k;
+    return FM_OK;
+}
+
+fm_status fm_validate_sliding_window(const char *name, const fm_mask_params *p, int64_t seqlen_k)
+{
+    (void)seqlen_k;
+    return check_nonneg(name, "window", p->window, 1);
+}
+
+fm_status fm_validate_docs(const char *name, const fm_mask_params *p, int64_t seqlen_k)
+{
+    return check_docs(name, p, seqlen_k);
+}
+
+fm_status fm_validate_prefix_lm_document(const char *name, const fm_mask_params *p,
+                                         int64_t seqlen_k)
+{
+    fm_status st = check_docs(name, p, seqlen_k);
+    return st ? st : check_doc_prefix(name, p);
+}
+
+fm_status fm_validate_shared_question(const char *name, const fm_mask_params *p,
+                                      int64_t seqlen_k)
+{
+    fm_status st = check_docs(name, p, seqlen_k);
+    return st ? st : check_samples(name, p);
+}
+
+fm_status fm_validate_global_sliding_window(const char *name, const fm_mask_params *p,
+                                            int64_t seqlen_k)
+{
+    (void)seqlen_k;
+    fm_status st = check_nonneg(name, "global_tokens", p->global_tokens, 0);
+    if (!st) st = check_nonneg(name, "left_window", p->left_window, 0);
+    if (!st) st = check_nonneg(name, "right_window", p->right_window, 0);
     return st;
+}
+
+fm_status fm_validate_prefix_lm_causal(const char *name, const fm_mask_params *p,
+                                       int64_t seqlen_k)
+{
+    (void)seqlen_k;
+    return check_nonneg(name, "prefix", p->prefix, 0);
+}
+
+fm_status fm_validate_qk_sparse(const char *name, const fm_mask_params *p, int64_t seqlen_k)
+{
+    return check_spans(name, p, seqlen_k);
+}
+
+fm_status fm_validate_random_eviction(const char *name, const fm_mask_params *p,
+                                      int64_t seqlen_k)
+{
+    (void)seqlen_k;
+    return check_nonneg(name, "evict_start", p->evict_start, 1);
 }

@@ -1,5 +1,5 @@
 /* masks/startend.c — Paddle's compact mask form, flashmask_attention(startend_row_indices=...):
- * int32 [B, Hm, Sk, C], C in {1, 2, 4}, read together with a causal flag (BRIEF 2 table):
+ * int32 [B, Hm, Sk, C], C in {1, 2, 4}, read together with a causal flag (docs/spec.md §2 table):
  *
  *   causal  C  columns             implied
  *   yes     1  LTS                 LTE = Sq, no UT

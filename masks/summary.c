@@ -1,5 +1,5 @@
 /* masks/summary.c — per-key-block min/max summaries of the four bound vectors and the tile
- * statistics built on them (BRIEF 3): the data a block-sparse kernel reads to decide, per tile,
+ * statistics built on them (docs/spec.md §3): the data a block-sparse kernel reads to decide, per tile,
  * skip / run without element tests / run with element tests.
  *
  * Layer: masks <- core. The tile rule itself is fm_classify_tile (flashmask/rules.h); this file
@@ -53,7 +53,7 @@ fm_status fm_block_summary_build(const fm_mask *m, int64_t block_k, fm_block_sum
         return fm_fail(FM_ERR_INVALID, "block summary: block_k = %lld, must be >= 1",
                        (long long)block_k);
     const int64_t sq = m->seqlen_q, sk = m->seqlen_k;
-    /* ceil(Sk / block_k), written so that a huge block_k cannot overflow int64 (issue 7);
+    /* ceil(Sk / block_k), written so that a huge block_k cannot overflow int64;
      * the last block may be narrower */
     const int64_t n_blocks = (sk - 1) / block_k + 1;
     int64_t shape[] = {m->batch, m->heads, n_blocks, FM_SUMMARY_WIDTH};

@@ -1,4 +1,4 @@
-/* oracle/check.c — the pass rule of BRIEF 5, per tensor and per case:
+/* oracle/check.c — the pass rule of docs/spec.md §5, per tensor and per case:
  *     max|cand - ref| <= 2 * max|naive_X - ref| + atol_X,
  *     atol_X = max|round_X(round_X(ref + 0.3) - 0.3) - ref|,
  * NaN anywhere fails, fully masked rows hold exactly 0 (out) and -inf (lse).

@@ -1,4 +1,4 @@
-/* oracle/check_dir.c — the pass rule on files: a case directory (BRIEF 6, read by io/) and a
+/* oracle/check_dir.c — the pass rule on files: a case directory (docs/spec.md §6, read by io/) and a
  * candidate's result directory, judged by fm_check_case. This is what `flashmask check`,
  * `flashmask check-suite` and the Python binding call.
  * Layer: oracle <- io, reference, masks <- core.

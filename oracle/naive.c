@@ -1,4 +1,4 @@
-/* oracle/naive.c — the naive same-precision attention of BRIEF 5, emulated on the CPU: what a
+/* oracle/naive.c — the naive same-precision attention of docs/spec.md §5, emulated on the CPU: what a
  * straightforward PyTorch implementation in dtype X (float16, bfloat16, float32) would compute,
  * with the scores and the softmax in float32. Its distance to the float64 reference sets the
  * error budget a real kernel in X is allowed (oracle/check.c). Dense, O(Sq*Sk*D), no tiling.
@@ -53,7 +53,7 @@ static inline float dot_f(const float *a, const float *b, int64_t d)
     return acc;
 }
 
-/* Which heads a query head reads (BRIEF 1 and 2): kv head and mask head. */
+/* Which heads a query head reads (docs/spec.md §1 and 2): kv head and mask head. */
 static inline int64_t kv_head_of(const fm_problem *p, int64_t h)
 {
     return h / (p->q_heads / p->kv_heads);

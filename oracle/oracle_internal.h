@@ -1,5 +1,5 @@
 /* oracle/oracle_internal.h — what the column-mask oracle (oracle/check.c) shares with the
- * dense-mask oracle (sparse/dense_check.c): the last step of a verdict. Not installed.
+ * dense-mask oracle (oracle/dense_check.c): the last step of a verdict. Not installed.
  * Layer: oracle <- reference, masks <- core.
  */
 #ifndef FM_ORACLE_INTERNAL_H

@@ -1,5 +1,5 @@
 /* oracle/report.c — the check's table as a person reads it: one line per tensor with the
- * statistics of BRIEF 5 (max abs, mean abs, relative Frobenius error) beside the bound that
+ * statistics of docs/spec.md §5 (max abs, mean abs, relative Frobenius error) beside the bound that
  * decides, then the reason of each failure and the overall verdict.
  * Layer: oracle (used by tools/cmd_check.c and tests/cuda).
  */

@@ -1,5 +1,5 @@
 /* reference/backward.c — the oracle's backward pass: dense O(Sq*Sk) gradients in float64 of
- * L = sum(O * dO), exactly BRIEF 1. Layer: reference <- masks <- core;
+ * L = sum(O * dO), exactly docs/spec.md §1. Layer: reference <- masks <- core;
  * fm_backward(FM_IMPL_REFERENCE, ...) calls it with the out and lse of fm_ref_forward.
  *
  * For every batch b and query head h (kv head h/(Hq/Hk), mask head h/(Hq/Hm)):

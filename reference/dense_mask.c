@@ -1,5 +1,5 @@
 /* reference/dense_mask.c — the float64 oracle for an arbitrary dense boolean mask (and hence for
- * Binary Block Masking): forward and backward of BRIEF 1 where "allowed" is read from a dense
+ * Binary Block Masking): forward and backward of docs/spec.md §1 where "allowed" is read from a dense
  * [B, Hm, Sq, Sk] mask instead of column bounds.
  * Layer: reference <- masks <- core. Declared in flashmask/sparse.h.
  *
@@ -15,7 +15,6 @@
 
 #include "flashmask/bbm.h"
 #include "flashmask/reference.h"
-#include "flashmask/sparse.h"
 #include "fm_internal.h"
 
 /* The problem restricted to one query row. */

@@ -1,5 +1,5 @@
 /* reference/forward.c — the oracle's forward pass: dense O(Sq*Sk) attention in float64, exactly
- * BRIEF 1. Layer: reference <- masks <- core; fm_forward(FM_IMPL_REFERENCE, ...) calls it.
+ * docs/spec.md §1. Layer: reference <- masks <- core; fm_forward(FM_IMPL_REFERENCE, ...) calls it.
  *
  * For every batch b and query head h (kv head h/(Hq/Hk), mask head h/(Hq/Hm)):
  *     S      = s * Q K^T                              (cblas_dgemm, Sq x Sk)

@@ -25,7 +25,7 @@
  * of 7 s with 2 threads on the 2-core build machine under load). */
 #define FM_REF_PARALLEL_MIN_ELEMS ((int64_t)1 << 16)
 
-/* Which key/value head and which mask head query head h reads (BRIEF 1 and 2):
+/* Which key/value head and which mask head query head h reads (docs/spec.md §1 and 2):
  * kv head = h / (Hq/Hk), mask head = h / (Hq/Hm). One rule for MHA, GQA and MQA. */
 typedef struct fm_ref_heads {
     int64_t kv_head;

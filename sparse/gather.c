@@ -1,7 +1,7 @@
 /* sparse/gather.c — gather -> attend -> scatter, the execution half of QK-sparse and
- * Hash-sparse, and of RCM reordering (sparse/gather.h). The attention itself is fm_forward_any /
- * fm_backward_any of any implementation on the compact problem; nothing here computes it.
- * Layer: sparse <- core dispatch (reference, cpu, cuda) <- masks <- core.
+ * Hash-sparse, and of RCM reordering (sparse/gather.h). The attention itself is the fm_attend the
+ * caller passes (the API layer's fm_forward_any / fm_backward_any on the compact problem);
+ * nothing here computes it. Layer: sparse <- masks <- core.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -140,7 +140,7 @@ static void gather_inputs(compact_buffers *c, const fm_problem *p, const fm_gath
     gather_rows(c->dout, t->dout, g->q_index, bq, cp->seqlen_q, p->seqlen_q, D, 0.0);
 }
 
-fm_status fm_gather_forward(fm_impl impl, const fm_problem *p, const fm_gather_plan *g,
+fm_status fm_gather_forward(const fm_attend *a, const fm_problem *p, const fm_gather_plan *g,
                             fm_tensors *t)
 {
     compact_buffers c;
@@ -148,7 +148,7 @@ fm_status fm_gather_forward(fm_impl impl, const fm_problem *p, const fm_gather_p
     if (st != FM_OK) return st;
     gather_inputs(&c, p, g, t, 0);
     fm_tensors ct = {.q = c.q, .k = c.k, .v = c.v, .out = c.out, .lse = c.lse};
-    st = fm_forward_any(impl, &g->compact, &g->mask, &ct);
+    st = a->run(a->impl, 0, &g->compact, &g->mask, &ct);
     if (st == FM_OK) {
         /* dropped queries: out 0 and lse -inf, as a row with no allowed key */
         const int64_t bq = p->batch * p->q_heads;
@@ -161,7 +161,7 @@ fm_status fm_gather_forward(fm_impl impl, const fm_problem *p, const fm_gather_p
     return st;
 }
 
-fm_status fm_gather_backward(fm_impl impl, const fm_problem *p, const fm_gather_plan *g,
+fm_status fm_gather_backward(const fm_attend *a, const fm_problem *p, const fm_gather_plan *g,
                              fm_tensors *t)
 {
     compact_buffers c;
@@ -170,7 +170,7 @@ fm_status fm_gather_backward(fm_impl impl, const fm_problem *p, const fm_gather_
     gather_inputs(&c, p, g, t, 1);
     fm_tensors ct = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout, .out = c.out,
                      .lse = c.lse, .dq = c.dq, .dk = c.dk, .dv = c.dv};
-    st = fm_backward_any(impl, &g->compact, &g->mask, &ct);
+    st = a->run(a->impl, 1, &g->compact, &g->mask, &ct);
     if (st == FM_OK) {
         /* dropped queries and keys receive no gradient: 0 */
         const int64_t bq = p->batch * p->q_heads, bk = p->batch * p->kv_heads;

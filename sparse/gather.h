@@ -1,7 +1,8 @@
 /* sparse/gather.h — the pipeline shared by QK-sparse and Hash-sparse (arXiv 2306.01160):
  * gather each (batch, head)'s query and key rows into a new order, attend there under a
  * column-wise FlashMask mask with any implementation, scatter the results back.
- * Layer: sparse (private header) <- reference/cpu/cuda via fm_forward <- masks <- core.
+ * Layer: sparse (private header) <- masks <- core; the attention is called back through an
+ * fm_attend (sparse_run.h) that the API layer provides.
  *
  * Per (b, query head) a list maps compact query row i' to its original row (-1: padding, a
  * row that attends nothing); per (b, kv head) a list does the same for keys. Original rows
@@ -11,6 +12,7 @@
 #define FM_SPARSE_GATHER_H
 
 #include "flashmask/sparse.h"
+#include "sparse_run.h"
 
 typedef struct fm_gather_plan {
     fm_problem compact;  /* the problem in the compact order (seqlen_q, seqlen_k replaced) */
@@ -36,10 +38,11 @@ static inline int32_t *fm_gather_k_list(const fm_gather_plan *g, int64_t b, int6
     return g->k_index + (b * g->compact.kv_heads + hk) * g->compact.seqlen_k;
 }
 
-/* Forward/backward of `impl` in the compact order, results scattered to t (original order). */
-fm_status fm_gather_forward(fm_impl impl, const fm_problem *p, const fm_gather_plan *g,
+/* Forward/backward of the attention `a` in the compact order, results scattered to t
+ * (original order). */
+fm_status fm_gather_forward(const fm_attend *a, const fm_problem *p, const fm_gather_plan *g,
                             fm_tensors *t);
-fm_status fm_gather_backward(fm_impl impl, const fm_problem *p, const fm_gather_plan *g,
+fm_status fm_gather_backward(const fm_attend *a, const fm_problem *p, const fm_gather_plan *g,
                              fm_tensors *t);
 
 /* Row splitting (sparse/rowsplit.c): the greedy block ends (ends[n_blocks - 1] = Sq; `ends`

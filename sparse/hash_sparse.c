@@ -3,7 +3,7 @@
  * angular LSH); each (batch, head) is stable-sorted by bucket; a query attends a key iff both
  * are in the same bucket and (with a causal alignment) original q index + offset >= original
  * k index; results are scattered back to the original order.
- * Layer: sparse <- core dispatch <- masks <- core.
+ * Layer: sparse <- masks <- core; the attention is called back (sparse_run.h, bound by api/).
  *
  * Why this is exact with FlashMask: after the stable sort, the queries of bucket c occupy one
  * contiguous range [qs_c, qe_c) of sorted rows, in increasing original order. For a sorted key
@@ -159,9 +159,11 @@ static fm_status hash_plan(fm_gather_plan *g, const fm_problem *p, fm_causal ali
     return FM_OK;
 }
 
-static fm_status hash_run(int backward, fm_impl impl, const fm_problem *p, fm_causal alignment,
-                          const int32_t *q_buckets, const int32_t *k_buckets,
-                          int64_t n_buckets, fm_tensors *t)
+/* Internal entry point (sparse_run.h): checks the problem and the buckets; the tensors are
+ * checked by the attention `a` on the sorted problem. */
+fm_status fm_hash_sparse_run(const fm_attend *a, int backward, const fm_problem *p,
+                             fm_causal alignment, const int32_t *q_buckets,
+                             const int32_t *k_buckets, int64_t n_buckets, fm_tensors *t)
 {
     fm_clear_error();
     fm_status st = fm_sparse_check_problem(p);
@@ -169,23 +171,9 @@ static fm_status hash_run(int backward, fm_impl impl, const fm_problem *p, fm_ca
     if (!t) return fm_fail(FM_ERR_INVALID, "hash-sparse: NULL tensors");
     fm_gather_plan g;
     if ((st = hash_plan(&g, p, alignment, q_buckets, k_buckets, n_buckets)) != FM_OK) return st;
-    st = backward ? fm_gather_backward(impl, p, &g, t) : fm_gather_forward(impl, p, &g, t);
+    st = backward ? fm_gather_backward(a, p, &g, t) : fm_gather_forward(a, p, &g, t);
     fm_gather_plan_free(&g);
     return st;
-}
-
-fm_status fm_hash_sparse_forward(fm_impl impl, const fm_problem *p, fm_causal alignment,
-                                 const int32_t *q_buckets, const int32_t *k_buckets,
-                                 int64_t n_buckets, fm_tensors *t)
-{
-    return hash_run(0, impl, p, alignment, q_buckets, k_buckets, n_buckets, t);
-}
-
-fm_status fm_hash_sparse_backward(fm_impl impl, const fm_problem *p, fm_causal alignment,
-                                  const int32_t *q_buckets, const int32_t *k_buckets,
-                                  int64_t n_buckets, fm_tensors *t)
-{
-    return hash_run(1, impl, p, alignment, q_buckets, k_buckets, n_buckets, t);
 }
 
 fm_status fm_hash_sparse_dense_mask(const fm_problem *p, fm_causal alignment,

@@ -3,7 +3,7 @@
  * compacted, attend iff original query index (+ causal offset) >= original key index, and the
  * results are scattered back. Dropped queries output 0 (lse -inf) and get no gradient; dropped
  * keys get no gradient.
- * Layer: sparse <- core dispatch <- masks <- core.
+ * Layer: sparse <- masks <- core; the attention is called back (sparse_run.h, bound by api/).
  *
  * Why this is exact with FlashMask: the kept indices are increasing, so for compact key j'
  * (original kj) the compact rows it must not see — original qi with qi + off < kj — are a
@@ -98,8 +98,11 @@ static fm_status qk_plan(fm_gather_plan *g, const fm_problem *p, fm_causal align
     return FM_OK;
 }
 
-static fm_status qk_run(int backward, fm_impl impl, const fm_problem *p, fm_causal alignment,
-                        const uint8_t *q_keep, const uint8_t *k_keep, fm_tensors *t)
+/* Internal entry point (sparse_run.h): checks the problem and the keep flags; the tensors are
+ * checked by the attention `a` on the compact problem. */
+fm_status fm_qk_sparse_run(const fm_attend *a, int backward, const fm_problem *p,
+                           fm_causal alignment, const uint8_t *q_keep, const uint8_t *k_keep,
+                           fm_tensors *t)
 {
     fm_clear_error();
     fm_status st = fm_sparse_check_problem(p);
@@ -108,21 +111,9 @@ static fm_status qk_run(int backward, fm_impl impl, const fm_problem *p, fm_caus
     fm_gather_plan g;
     st = qk_plan(&g, p, alignment, q_keep, k_keep);
     if (st != FM_OK) return st;
-    st = backward ? fm_gather_backward(impl, p, &g, t) : fm_gather_forward(impl, p, &g, t);
+    st = backward ? fm_gather_backward(a, p, &g, t) : fm_gather_forward(a, p, &g, t);
     fm_gather_plan_free(&g);
     return st;
-}
-
-fm_status fm_qk_sparse_forward(fm_impl impl, const fm_problem *p, fm_causal alignment,
-                               const uint8_t *q_keep, const uint8_t *k_keep, fm_tensors *t)
-{
-    return qk_run(0, impl, p, alignment, q_keep, k_keep, t);
-}
-
-fm_status fm_qk_sparse_backward(fm_impl impl, const fm_problem *p, fm_causal alignment,
-                                const uint8_t *q_keep, const uint8_t *k_keep, fm_tensors *t)
-{
-    return qk_run(1, impl, p, alignment, q_keep, k_keep, t);
 }
 
 fm_status fm_qk_sparse_dense_mask(const fm_problem *p, fm_causal alignment,

@@ -74,28 +74,18 @@ static fm_status rcm_plan(fm_gather_plan *g, const fm_problem *p, const uint8_t 
     return st;
 }
 
-static fm_status rcm_run(int backward, fm_impl impl, const fm_problem *p,
-                         const uint8_t *allowed, int64_t mask_heads, int64_t block_q,
-                         int64_t block_k, fm_tensors *t)
+/* Internal entry point (sparse_run.h): checks the problem against the dense mask; the tensors
+ * are checked by the attention `a` on the reordered problem. */
+fm_status fm_rcm_run(const fm_attend *a, int backward, const fm_problem *p,
+                     const uint8_t *allowed, int64_t mask_heads, int64_t block_q,
+                     int64_t block_k, fm_tensors *t)
 {
     fm_clear_error();
     if (!t) return fm_fail(FM_ERR_INVALID, "rcm: NULL tensors");
     fm_gather_plan g;
     fm_status st = rcm_plan(&g, p, allowed, mask_heads, block_q, block_k);
     if (st != FM_OK) return st;
-    st = backward ? fm_gather_backward(impl, p, &g, t) : fm_gather_forward(impl, p, &g, t);
+    st = backward ? fm_gather_backward(a, p, &g, t) : fm_gather_forward(a, p, &g, t);
     fm_gather_plan_free(&g);
     return st;
-}
-
-fm_status fm_rcm_forward(fm_impl impl, const fm_problem *p, const uint8_t *allowed,
-                         int64_t mask_heads, int64_t block_q, int64_t block_k, fm_tensors *t)
-{
-    return rcm_run(0, impl, p, allowed, mask_heads, block_q, block_k, t);
-}
-
-fm_status fm_rcm_backward(fm_impl impl, const fm_problem *p, const uint8_t *allowed,
-                          int64_t mask_heads, int64_t block_q, int64_t block_k, fm_tensors *t)
-{
-    return rcm_run(1, impl, p, allowed, mask_heads, block_q, block_k, t);
 }

@@ -1,6 +1,6 @@
 /* sparse/rowsplit.c — any dense mask on any FlashMask implementation (the CUDA kernels
  * included), by splitting the query rows into blocks over which the mask *is* column-wise.
- * Layer: sparse <- core dispatch (reference, cpu, cuda) <- masks <- core.
+ * Layer: sparse <- masks <- core; the attention is called back (sparse_run.h, bound by api/).
  *
  * Rows are independent in attention: row i's output needs only row i of the mask. So the rows
  * can be cut into blocks [r0, r1) and each block run as its own problem (Sq = r1 - r0, the
@@ -8,7 +8,7 @@
  * A block fits the column form when, restricted to its rows, every key column has at most two
  * masked runs. The split is greedy: grow the block row by row while that holds (one pass over
  * the mask, counting runs per column). One row always fits (a column of one row has at most
- * one run), so the split always exists — BRIEF 2's one-row observation, used a block at a time.
+ * one run), so the split always exists — docs/spec.md §2's one-row observation, used a block at a time.
  * Structured masks give few, tall blocks (four interleaved documents of 64 rows at S = 2048:
  * rows split where a column would get its third run); an i.i.d. random mask gives blocks of
  * two or three rows, correct but slow: BBM (cpu) or RCM are the tools for those.
@@ -116,8 +116,10 @@ fm_status fm_rowsplit_block_plan(fm_gather_plan *g, const fm_problem *p, const u
     return FM_OK;
 }
 
-static fm_status rowsplit_run(int backward, fm_impl impl, const fm_problem *p,
-                              const uint8_t *allowed, int64_t mask_heads, fm_tensors *t)
+/* Internal entry point (sparse_run.h): checks the problem against the dense mask; the tensors
+ * are checked by the attention `a` on each block's problem. */
+fm_status fm_rowsplit_run(const fm_attend *a, int backward, const fm_problem *p,
+                          const uint8_t *allowed, int64_t mask_heads, fm_tensors *t)
 {
     fm_clear_error();
     fm_status st = fm_dense_check_problem(p, allowed, mask_heads);
@@ -147,11 +149,11 @@ static fm_status rowsplit_run(int backward, fm_impl impl, const fm_problem *p,
         fm_tensors bt = *t;
         if (backward) {
             bt.dq = dq, bt.dk = t->dk, bt.dv = t->dv; /* block's dk/dv, summed below */
-            st = fm_gather_backward(impl, p, &g, &bt);
+            st = fm_gather_backward(a, p, &g, &bt);
             for (size_t e = 0; st == FM_OK && e < nkv; e++) dk[e] += t->dk[e], dv[e] += t->dv[e];
         } else {
             bt.out = out, bt.lse = lse;
-            st = fm_gather_forward(impl, p, &g, &bt);
+            st = fm_gather_forward(a, p, &g, &bt);
         }
         fm_gather_plan_free(&g);
         if (st != FM_OK) break;
@@ -172,16 +174,4 @@ static fm_status rowsplit_run(int backward, fm_impl impl, const fm_problem *p,
     }
     free(ends), free(dk), free(dv), free(out), free(lse), free(dq);
     return st;
-}
-
-fm_status fm_rowsplit_forward(fm_impl impl, const fm_problem *p, const uint8_t *allowed,
-                              int64_t mask_heads, fm_tensors *t)
-{
-    return rowsplit_run(0, impl, p, allowed, mask_heads, t);
-}
-
-fm_status fm_rowsplit_backward(fm_impl impl, const fm_problem *p, const uint8_t *allowed,
-                               int64_t mask_heads, fm_tensors *t)
-{
-    return rowsplit_run(1, impl, p, allowed, mask_heads, t);
 }

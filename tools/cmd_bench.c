@@ -2,7 +2,7 @@
  * cpu/ (and reference/ for the naive column). Also built into the meson benchmark target
  * (bench/meson.build), so there is one benchmark implementation.
  *
- * For each mask family (BRIEF 4, default parameters of masks/params.c) at one shape it measures,
+ * For each mask family (docs/spec.md §4, default parameters of masks/params.c) at one shape it measures,
  * in the same process and at the same thread count:
  *   - OpenBLAS sgemm (N x N x N, default N = 2048) right before and right after each family's
  *     repetition (their mean is that repetition's rate), so the ratio compares kernels measured

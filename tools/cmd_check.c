@@ -1,5 +1,5 @@
 /* tools/cmd_check.c — `flashmask check --case DIR --candidate DIR`: the oracle's verdict on a
- * third party's results for one case (BRIEF 5 and 6), a table per tensor, exit 0 pass, 1 fail,
+ * third party's results for one case (docs/spec.md §5 and 6), a table per tensor, exit 0 pass, 1 fail,
  * 2 invalid input (missing file, wrong shape or dtype, broken case).
  * Layer: tools CLI over oracle/ (fm_check_dirs).
  */

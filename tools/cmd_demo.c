@@ -2,7 +2,7 @@
  * reference against every other implementation available here. Per family: the allowed-pair
  * density, the tile classification at the CPU layer's tile size (what a FlashMask kernel skips),
  * and per implementation its forward/backward times, the max abs error of O, LSE, dQ, dK, dV
- * and the oracle's verdict (BRIEF 5, fm_check_case). Layer: tools CLI (masks, implementations,
+ * and the oracle's verdict (docs/spec.md §5, fm_check_case). Layer: tools CLI (masks, implementations,
  * oracle).
  *
  * Default problem: B=1, Hq=Hk=4, Hm=1, S=1024, D=64, causal families bottom-right aligned,
@@ -27,7 +27,7 @@ static int usage(void)
            "implementation forward/backward times (through fm_forward/fm_backward, float64\n"
            "conversions and host<->device copies included, after one untimed warm-up run),\n"
            "max abs errors against the reference (err(X) = max |X - X_ref|) and the oracle's\n"
-           "verdict (BRIEF 5).\n"
+           "verdict (docs/spec.md §5).\n"
            "problem options (defaults: B=1, Hq=Hk=4, Hm=1, S=1024, D=64, bottom_right, seed 0,\n"
            "bfloat16; --dtype sets what cuda computes in: cpu always computes in float32):\n%s"
            "exit: 0 all pass, 1 an implementation failed or missed the bound, 2 invalid input\n",
@@ -293,7 +293,7 @@ int cmd_demo(int argc, char **argv)
             else printf("(%s skipped: %s)\n", fm_impl_name((fm_impl)impl), fm_last_error());
         }
     }
-    printf("errors: max |impl - reference| over the compared elements; verdict: BRIEF 5's bound "
+    printf("errors: max |impl - reference| over the compared elements; verdict: docs/spec.md §5's bound "
            "2*max|naive_X - ref| + atol_X\n");
 
     warm_up(impls, n_impls);

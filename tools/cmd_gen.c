@@ -1,4 +1,4 @@
-/* tools/cmd_gen.c — `flashmask gen`: writes a case directory (BRIEF 6) — a mask from a family's
+/* tools/cmd_gen.c — `flashmask gen`: writes a case directory (docs/spec.md §6) — a mask from a family's
  * documented defaults overridden by --param, standard normal inputs rounded to --dtype, and the
  * float64 reference's expected out, lse, dq, dk, dv (on the CPU, or on the GPU with
  * --reference cuda). Layer: tools CLI (masks, reference, cuda, io). */

@@ -1,13 +1,13 @@
 /* tools/cmd_gen_dense.c — `flashmask gen_dense`: writes a case whose mask is dense
  * (mask_dense.npy; docs/sparse.md): a random, scrambled-band, QK-sparse or Hash-sparse
  * pattern, inputs drawn as `gen` draws them, and the dense oracle's expected outputs.
- * Layer: tools CLI (sparse/dense_case.c). */
+ * Layer: tools CLI (io/dense_case.c, api/dense_run.c). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
-#include "flashmask/sparse.h"
+#include "flashmask.h"
 
 static int usage(void)
 {

@@ -1,8 +1,8 @@
 /* tools/cmd_gen_suite.c — `flashmask gen-suite --out DIR`: the standard suite of cases a
- * kernel author runs their kernel on: every mask family of BRIEF 4 in float16, bfloat16 and
+ * kernel author runs their kernel on: every mask family of docs/spec.md §4 in float16, bfloat16 and
  * float32, odd sequence lengths, MHA/GQA/MQA, mask heads 1/Hk/Hq, Sq != Sk under both causal
  * alignments, and fully masked rows; plus manifest.json listing them. Each case directory
- * (BRIEF 6) holds the inputs rounded to its dtype and the float64 reference's outputs.
+ * (docs/spec.md §6) holds the inputs rounded to its dtype and the float64 reference's outputs.
  * Sizes are small (Sq, Sk <= 109, D <= 64): the whole suite generates in seconds.
  * Layer: tools CLI over io/ (fm_case_save), masks/ (builders) and reference/.
  */
@@ -238,7 +238,7 @@ int cmd_gen_suite(int argc, char **argv)
     if (base_seed > (UINT64_C(1) << 53) - 64)
         return cli_fail(cmd, FM_ERR_INVALID, "--seed %s: must be <= 2^53 - 64 (JSON integers)",
                         seed_text);
-    /* DIR must be new or empty (issue 7: an old manifest.json beside a half-rewritten suite
+    /* DIR must be new or empty (an old manifest.json beside a half-rewritten suite
      * would look complete); the manifest is written last, so a failed run leaves none. */
     if (mkdir(out, 0777) != 0) {
         int err = errno;

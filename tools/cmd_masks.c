@@ -1,4 +1,4 @@
-/* tools/cmd_masks.c — `flashmask masks`: the twelve mask families (BRIEF 4), whether each uses
+/* tools/cmd_masks.c — `flashmask masks`: the twelve mask families (docs/spec.md §4), whether each uses
  * the causal rule, its parameters (fm_family_help) and, with --seqlen, its default parameters
  * as the JSON that case.json's mask_params and `gen --param` use. Layer: tools CLI. */
 #include <stdio.h>
@@ -26,7 +26,7 @@ int cmd_masks(int argc, char **argv)
         if ((r = cli_option(cmd, argc, argv, &i, "--seqlen", &val)) != 0) {
             if (r < 0) return 2;
             /* capped: the defaults are printed as JSON, and qk_sparse's hold S/16 spans (at
-             * S = 2^31 that was minutes of work and gigabytes of text; issue 7) */
+             * S = 2^31 that was minutes of work and gigabytes of text) */
             if (cli_int64(cmd, "--seqlen", val, 1, 1 << 20, &seqlen) != FM_OK) return 2;
             continue;
         }

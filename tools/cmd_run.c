@@ -11,14 +11,18 @@
 static int usage(void)
 {
     printf("usage: flashmask run --impl reference|cpu|cuda|reference-cuda --case DIR --out DIR\n"
-           "                     [--dtype T]\n"
-           "Runs the implementation on the case DIR (BRIEF 6; mask.npy as [B,Hm,Sk,4] or\n"
+           "                     [--dtype T] [--kernel SPEC]\n"
+           "Runs the implementation on the case DIR (docs/spec.md §6; mask.npy as [B,Hm,Sk,4] or\n"
            "Paddle's [B,Hm,Sk,C], C in {1,2,4}) and writes out/lse/dq/dk/dv.npy (float64) to\n"
            "the --out directory, which must not exist (or be empty).\n"
            "  --dtype T   what cuda computes in (float16 or bfloat16; default: the case's dtype);\n"
            "              the reference always computes in float64 and cpu in float32\n"
            "reference-cuda is the reference's float64 function on the GPU, tiled (for long\n"
            "contexts; its results are expected outputs, not a candidate's)\n"
+           "  --kernel SPEC  which CUDA kernels run (--impl cuda only): auto (default: the\n"
+           "              heuristics of cuda/heuristics.cu), mma, wgmma, or a comma list of\n"
+           "              fwd=auto|mma|wgmma, bwd=auto|mma|wgmma, shape=8x1|4x2|8x2, wgs=1|2,\n"
+           "              deterministic\n"
            "exit: 0 ok, 2 invalid input (malformed or mismatched case), 3 implementation\n"
            "unavailable here\n");
     return 0;
@@ -28,9 +32,11 @@ int cmd_run(int argc, char **argv)
 {
     const char *cmd = "run";
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *dtype_name = NULL;
+    const char *kernel = NULL;
     const cli_string_opt opts[] = {{"--impl", &impl_name}, {"--case", &case_dir},
-                                   {"--out", &out_dir}, {"--dtype", &dtype_name}};
-    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 4);
+                                   {"--out", &out_dir}, {"--dtype", &dtype_name},
+                                   {"--kernel", &kernel}};
+    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 5);
     if (parsed < 0) return usage();
     if (parsed > 0) return parsed;
     if (!impl_name || !case_dir || !out_dir)
@@ -38,9 +44,14 @@ int cmd_run(int argc, char **argv)
                         !impl_name ? "--impl" : !case_dir ? "--case DIR" : "--out DIR");
     fm_impl impl;
     fm_dtype dtype = FM_FLOAT32;
+    fm_kernel_options kopt;
     fm_status st = fm_impl_from_name(impl_name, &impl);
     if (st == FM_OK && dtype_name) st = fm_dtype_from_name(dtype_name, &dtype);
+    if (st == FM_OK) st = fm_kernel_options_parse(kernel ? kernel : "auto", &kopt);
     if (st != FM_OK) return cli_report(cmd, st);
+    if (impl != FM_IMPL_CUDA && !fm_kernel_options_is_default(&kopt))
+        return cli_fail(cmd, FM_ERR_INVALID, "--kernel %s chooses CUDA kernels; --impl %s has "
+                        "one kernel", kernel, impl_name);
     /* unavailable (not built, no device): exit 3 before reading anything */
     if ((st = fm_impl_available(impl)) != FM_OK) return cli_report(cmd, st);
 
@@ -60,9 +71,9 @@ int cmd_run(int argc, char **argv)
     }
     fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
     t0 = cli_now();
-    st = fm_forward(impl, p, &c.mask, &t);
+    st = fm_forward_opts(impl, p, &c.mask, &t, &kopt);
     t1 = cli_now();
-    if (st == FM_OK) st = fm_backward(impl, p, &c.mask, &t);
+    if (st == FM_OK) st = fm_backward_opts(impl, p, &c.mask, &t, &kopt);
     t2 = cli_now();
     if (st == FM_OK) st = fm_results_save(out_dir, p, &r);
     rc = cli_report(cmd, st);

@@ -1,12 +1,12 @@
 /* tools/cmd_run_dense.c — `flashmask run_dense`: runs one implementation on a dense-mask case
  * (docs/sparse.md) with a chosen method — the column form or Binary Block Masking (auto), BBM
  * always, RCM reordering, the QK-sparse / Hash-sparse gather pipelines — and writes
- * out/lse/dq/dk/dv.npy like `run`. Layer: tools CLI (sparse/dense_case.c, io). */
+ * out/lse/dq/dk/dv.npy like `run`. Layer: tools CLI (io/dense_case.c, api/dense_run.c). */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
-#include "flashmask/sparse.h"
+#include "flashmask.h"
 
 static int usage(void)
 {

@@ -1,7 +1,7 @@
 /* tools/cmd_show.c — `flashmask show`: draws one (batch, mask head) of a mask as an SVG picture:
  * the tiles of a block_q x block_k tiling coloured by their classification (masked = skipped,
  * partial = element rule applied, unmasked = no element test; fm_block_summary_classify, the
- * rule of BRIEF 3), the allowed elements on top when the picture is fine enough to show them,
+ * rule of docs/spec.md §3), the allowed elements on top when the picture is fine enough to show them,
  * and a legend with the tile counts, the element density (allowed pairs / Sq*Sk, exact from the
  * vectors) and the tile density ((partial + unmasked) / tiles).
  * The mask comes from a family (defaults overridden by --param, as `flashmask gen` takes them)

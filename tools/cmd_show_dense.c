@@ -2,12 +2,12 @@
  * like to the kernels: its shape and allowed pairs, which form the front door picks (column
  * form or Binary Block Masking), the BBM tile counts and full runs, the tile counts after
  * Reverse Cuthill-McKee, and a picture of the tile codes of (b=0, head 0).
- * Layer: tools CLI (sparse/dense_case.c, masks/bbm.c, masks/rcm.c). */
+ * Layer: tools CLI (io/dense_case.c, masks/bbm.c, masks/rcm.c). */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
-#include "flashmask/sparse.h"
+#include "flashmask.h"
 
 static int usage(void)
 {

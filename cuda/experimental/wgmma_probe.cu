@@ -1,5 +1,5 @@
 /* cuda/experimental/wgmma_probe.cu — UNVALIDATED (written without a GPU, 2026-11-22): the first
- * step of a Hopper (sm_90a) path for issue 4. A standalone program that checks, on one
+ * step of a Hopper (sm_90a) path for the CUDA layer. A standalone program that checks, on one
  * warpgroup, the two wgmma products a FlashAttention-3 style forward needs, against a CPU
  * reference, for each candidate encoding of the shared-memory descriptors:
  *

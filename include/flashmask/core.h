@@ -1,8 +1,9 @@
 /* flashmask/core.h — the vocabulary every layer shares: status codes and error messages,
- * element types, the problem descriptor, the tensor bundle, the seeded random generator and
- * the dispatch over implementations (reference, cpu, cuda).
+ * element types, the problem descriptor, the tensor bundle, the names of the implementations
+ * and the seeded random generator. The calls that run an implementation are flashmask/api.h's.
  *
- * Layering: core <- masks <- reference, cpu, cuda <- io, oracle <- tools (CLI), python.
+ * Layering (docs/architecture.md, checked by tests/tree/check_layering.py):
+ * core <- masks <- reference, cpu, cuda, sparse <- io <- oracle <- api <- tools (CLI), python.
  * Every function returns an fm_status; on failure fm_last_error() holds a message that names
  * the offending value (which column, which bound, which dimension).
  */
@@ -106,21 +107,17 @@ typedef struct fm_problem {
 void fm_problem_init(fm_problem *p, int64_t batch, int64_t q_heads, int64_t kv_heads,
                      int64_t seqlen_q, int64_t seqlen_k, int64_t head_dim);
 
-/* Checks the problem against itself and the mask: positive sizes, Hk | Hq, mask heads | Hq,
- * mask batch and sequence lengths equal to the problem's, finite positive scale, and that
- * every tensor's element count fits size_t and every sequence length and head_dim fits int32. */
-fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask);
+/* Checks the problem on its own: positive sizes, Hk | Hq, finite positive scale, a known dtype,
+ * and that every tensor's element count fits size_t and every sequence length and head_dim fits
+ * int32. fm_problem_validate (flashmask/masks.h) adds the checks against a mask. */
+fm_status fm_problem_check(const fm_problem *p);
 
-/* Element counts of the tensors (no overflow once fm_problem_validate passed). */
+/* Element counts of the tensors (no overflow once fm_problem_check passed). */
 size_t fm_problem_q_elems(const fm_problem *p);   /* B*Hq*Sq*D: q, out, dout, dq */
 size_t fm_problem_kv_elems(const fm_problem *p);  /* B*Hk*Sk*D: k, v, dk, dv */
 size_t fm_problem_lse_elems(const fm_problem *p); /* B*Hq*Sq: lse */
 
-/* FLOPs counted from allowed pairs only (BRIEF 3): 4*D per allowed (i, j) pair and query
- * head forward; 2.5 times that backward. */
-double fm_problem_flops(const fm_problem *p, const fm_mask *mask, int backward);
-
-/* ---------------------------------------------------------------- tensors and dispatch */
+/* ---------------------------------------------------------------- tensors and implementations */
 
 /* Host tensors in float64 holding values an implementation converts to its own dtype.
  * Forward reads q, k, v and writes out, lse. Backward reads q, k, v, out, lse, dout (out and
@@ -143,21 +140,6 @@ typedef enum fm_impl {
                                    (flashmask/cuda.h fm_cuda_reference_*): long contexts */
     FM_IMPL_COUNT = 4
 } fm_impl;
-
-/* "reference", "cpu", "cuda", "reference-cuda" */
-const char *fm_impl_name(fm_impl impl);
-fm_status fm_impl_from_name(const char *name, fm_impl *out);
-
-/* FM_OK, or FM_ERR_UNAVAILABLE with a message saying why (not built, no device). */
-fm_status fm_impl_available(fm_impl impl);
-
-/* The dtype the implementation computes in for this problem. */
-fm_dtype fm_impl_dtype(fm_impl impl, const fm_problem *p);
-
-/* The same calling shape for every implementation: validate (problem, mask, finiteness of the
- * inputs: FM_ERR_NONFINITE names the tensor and index), convert, run, convert back. */
-fm_status fm_forward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t);
-fm_status fm_backward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #define FLASHMASK_CPU_H
 
 #include "flashmask/masks.h"
+#include "flashmask/bbm.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +33,31 @@ fm_status fm_cpu_backward(const fm_problem *p, const fm_mask *mask, const float 
                           const float *k, const float *v, const float *out, const float *lse,
                           const float *dout, float *dq, float *dk, float *dv,
                           fm_tile_stats *stats);
+
+/* ---------------------------------------------------------------- BBM and dense masks */
+
+/* The CPU layer on a BBM mask, in float32, tiles of the BBM's block_q x block_k: empty tiles are
+ * skipped (no loads, no arithmetic), full tiles run without element tests (the contiguous run
+ * of full tiles without even reading codes), partial tiles test their packed bits. `stats`
+ * (may be NULL) receives the tiles visited and skipped, as fm_cpu_forward does. */
+fm_status fm_cpu_forward_bbm(const fm_problem *p, const fm_bbm *mask, const float *q,
+                             const float *k, const float *v, float *out, float *lse,
+                             fm_tile_stats *stats);
+fm_status fm_cpu_backward_bbm(const fm_problem *p, const fm_bbm *mask, const float *q,
+                              const float *k, const float *v, const float *out,
+                              const float *lse, const float *dout, float *dq, float *dk,
+                              float *dv, fm_tile_stats *stats);
+
+/* The plain dense-mask CPU path, the baseline BBM is measured against: tiles of
+ * FM_CPU_BLOCK_Q x FM_CPU_BLOCK_K, none skipped, every element tested in the dense mask
+ * [B, mask_heads, Sq, Sk] (what a dense boolean attn_mask costs a mask-unaware kernel). */
+fm_status fm_cpu_forward_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                               const float *q, const float *k, const float *v, float *out,
+                               float *lse, fm_tile_stats *stats);
+fm_status fm_cpu_backward_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                                const float *q, const float *k, const float *v,
+                                const float *out, const float *lse, const float *dout,
+                                float *dq, float *dk, float *dv, fm_tile_stats *stats);
 
 #ifdef __cplusplus
 }

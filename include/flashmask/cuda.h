@@ -15,14 +15,59 @@
 extern "C" {
 #endif
 
+/* ---------------------------------------------------------------- kernel choice */
+
+/* Which kernels a call runs. All zero (fm_kernel_options_default, or NULL where a pointer is
+ * taken) lets cuda/heuristics.cu decide, which is what every caller should do unless it
+ * measures or tests one variant; the decision and the measurements behind it are
+ * cuda/heuristics.cu's and docs/performance-cuda.md's. Nothing in the library reads the
+ * environment: tests, the CLI (`--kernel`), Python (`kernel=`) and the benchmark choose here. */
+typedef enum fm_kernel_choice {
+    FM_KERNEL_AUTO = 0,  /* the heuristics decide */
+    FM_KERNEL_MMA = 1,   /* the mma.sync kernels (forward.cu, backward.cu): every GPU, every D */
+    FM_KERNEL_WGMMA = 2  /* the Hopper kernels (forward_wgmma.cu, backward_wgmma.cu): a build
+                            with 90a in gpu_archs, a compute capability 9.0 device, D = 128 */
+} fm_kernel_choice;
+
+typedef enum fm_fwd_shape {
+    FM_FWD_SHAPE_AUTO = 0, /* 4 warps of 2 x 16 rows */
+    FM_FWD_SHAPE_8X1 = 1,  /* 8 warps of 16 rows */
+    FM_FWD_SHAPE_4X2 = 2,  /* 4 warps of 2 x 16 rows */
+    FM_FWD_SHAPE_8X2 = 3   /* 8 warps of 2 x 16 rows */
+} fm_fwd_shape;
+
+typedef struct fm_kernel_options {
+    int32_t forward;        /* fm_kernel_choice of the forward pass */
+    int32_t backward;       /* fm_kernel_choice of the backward pass */
+    int32_t fwd_shape;      /* fm_fwd_shape of the mma.sync forward at D = 64 and 128 (other
+                               head dims and the wgmma forward have one shape each) */
+    int32_t bwd_warpgroups; /* 0 auto, 1 or 2: the wgmma dK/dV kernel's warpgroups (64 or 128
+                               keys per block) when that kernel runs */
+    int32_t deterministic;  /* 1: dQ in a fixed order by its own kernel, as p->flags'
+                               FM_FLAG_DETERMINISTIC asks; 0: as p->flags says */
+} fm_kernel_options;
+
+void fm_kernel_options_default(fm_kernel_options *o); /* every field auto / 0 */
+int fm_kernel_options_is_default(const fm_kernel_options *o); /* 1 if NULL or all auto */
+
+/* Reads a spec such as "auto", "mma", "wgmma", or a comma list of fwd=auto|mma|wgmma,
+ * bwd=auto|mma|wgmma, shape=8x1|4x2|8x2, wgs=1|2, deterministic (a bare "mma" / "wgmma" sets
+ * both passes). FM_ERR_INVALID names the item it cannot read. */
+fm_status fm_kernel_options_parse(const char *spec, fm_kernel_options *o);
+/* The spec that fm_kernel_options_parse reads back into *o ("auto" for the default). */
+void fm_kernel_options_format(const fm_kernel_options *o, char *buf, size_t len);
+
 /* FM_OK if the layer was built and a CUDA device of compute capability >= 8.0 is present. */
 fm_status fm_cuda_available(void);
 
 /* Host memory: float64 tensors in and out (fm_tensors); inputs are rounded to p->dtype, which
  * must be FM_FLOAT16 or FM_BFLOAT16. Any head dimension 1..256 (padded with zeros up to the
  * next of 32, 64, 96, 128, 256, which changes no dot product). Synchronous. */
-fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t);
-fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t);
+/* `opt` (NULL: auto) chooses the kernels; inputs are validated by the caller (fm_forward). */
+fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                               const fm_kernel_options *opt);
+fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                                const fm_kernel_options *opt);
 
 /* ---------------------------------------------------------------- device memory */
 
@@ -58,12 +103,17 @@ fm_status fm_cuda_copy_summary(const fm_cuda_mask *m, int32_t *out);
  * default stream); the calls are asynchronous on it and do not check input finiteness.
  * Backward reads out and lse as fm_cuda_forward wrote them. dK and dV are always summed in a
  * fixed order; dQ is summed in float32 with atomics (order varies run to run) unless
- * p->flags has FM_FLAG_DETERMINISTIC, which computes it in a fixed order by a second kernel. */
+ * p->flags has FM_FLAG_DETERMINISTIC (or opt->deterministic), which computes it in a fixed
+ * order by a second kernel. `opt` (NULL: auto) chooses the kernels; a choice the build or the
+ * device cannot run is refused (FM_ERR_UNAVAILABLE, or FM_ERR_INVALID for a head dimension the
+ * variant does not serve) before any launch. */
 fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
-                          const void *k, const void *v, void *out, float *lse, void *stream);
+                          const void *k, const void *v, void *out, float *lse,
+                          const fm_kernel_options *opt, void *stream);
 fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
                            const void *k, const void *v, const void *out, const float *lse,
-                           const void *dout, void *dq, void *dk, void *dv, void *stream);
+                           const void *dout, void *dq, void *dk, void *dv,
+                           const fm_kernel_options *opt, void *stream);
 
 /* ---------------------------------------------------------------- the float64 oracle on the GPU */
 

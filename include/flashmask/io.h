@@ -1,5 +1,5 @@
 /* flashmask/io.h — files: a strict NumPy .npy reader/writer, mask parameters as JSON, and the
- * case directory of BRIEF 6 (case.json + .npy tensors) that third parties use to run the oracle.
+ * case directory of docs/spec.md §6 (case.json + .npy tensors) that third parties use to run the oracle.
  * Layer: io <- masks <- core (io sits beside oracle/, below the tools CLI and python).
  *
  * Everything here refuses malformed input with FM_ERR_FORMAT / FM_ERR_INVALID / FM_ERR_IO and a
@@ -101,7 +101,7 @@ fm_status fm_mask_params_from_json(fm_mask_params *p, fm_family f, const char *j
  * span_offset/span_len) must agree afterwards. On failure p is unchanged. */
 fm_status fm_mask_params_apply(fm_mask_params *p, int n, const char *const *assignments);
 
-/* ---------------------------------------------------------------- cases (BRIEF 6) */
+/* ---------------------------------------------------------------- cases (docs/spec.md §6) */
 
 /* A case: the problem, its mask and inputs, and the reference's expected outputs when the case
  * carries them. Tensors are float64 holding values exactly representable in problem.dtype. */
@@ -168,6 +168,53 @@ fm_status fm_results_save(const char *dir, const fm_problem *p, const fm_results
  * p; a directory holding none of them is FM_ERR_IO. */
 fm_status fm_results_load(const char *dir, const fm_problem *p, fm_results *r);
 void fm_results_free(fm_results *r);
+
+/* ---------------------------------------------------------------- dense-mask cases */
+
+/* The case format extended to dense masks (docs/sparse.md): case.json (mask_kind "custom",
+ * mask_params {"dense": pattern, ...}, causal "none"), mask_dense.npy uint8 [B, Hm, Sq, Sk],
+ * mask.npy as well when the mask is column-representable, q/k/v/do.npy, the dense oracle's
+ * out/lse/dq/dk/dv.npy, and q_keep/k_keep.npy (uint8 [B, Hq, Sq], [B, Hk, Sk]) for QK-sparse or
+ * q_buckets/k_buckets.npy (int32) for Hash-sparse. Saved atomically like every case. */
+typedef enum fm_dense_pattern {
+    FM_DENSE_RANDOM = 0,     /* i.i.d. cells, P(allowed) = density */
+    FM_DENSE_SCRAMBLED_BAND, /* |perm(i) - perm(j)| < band, a random perm per (b, head) */
+    FM_DENSE_QK_SPARSE,      /* keep flags with P(keep) = density; mask heads = Hq */
+    FM_DENSE_HASH_SPARSE,    /* buckets of fm_hash_buckets(n_buckets, seed); mask heads = Hq */
+    FM_DENSE_CUSTOM,         /* loaded from a case that names no pattern */
+    FM_DENSE_PATTERN_COUNT
+} fm_dense_pattern;
+
+const char *fm_dense_pattern_name(fm_dense_pattern pattern);
+fm_status fm_dense_pattern_from_name(const char *name, fm_dense_pattern *out);
+
+typedef struct fm_dense_case {
+    fm_problem problem;
+    int64_t mask_heads;
+    fm_dense_pattern pattern;
+    double density;                 /* random, qk_sparse */
+    int64_t band;                   /* scrambled_band */
+    int64_t n_buckets;              /* hash_sparse */
+    fm_causal alignment;            /* qk_sparse, hash_sparse: the causal rule they apply */
+    uint64_t seed;
+    uint8_t *allowed;               /* [B, Hm, Sq, Sk] */
+    uint8_t *q_keep, *k_keep;       /* qk_sparse, else NULL */
+    int32_t *q_buckets, *k_buckets; /* hash_sparse, else NULL */
+    double *q, *k, *v, *dout;       /* inputs */
+    double *out, *lse, *dq, *dk, *dv; /* expected (dense oracle), NULL when absent */
+} fm_dense_case;
+
+/* Inputs drawn as `flashmask gen` draws them (normal from fm_rng(seed), rounded to p->dtype),
+ * the pattern's mask, and the dense oracle's expected outputs. */
+fm_status fm_dense_case_generate(fm_dense_case *c, const fm_problem *p, int64_t mask_heads,
+                                 fm_dense_pattern pattern, double density, int64_t band,
+                                 int64_t n_buckets, fm_causal alignment, uint64_t seed);
+fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c);
+fm_status fm_dense_case_load(const char *dir, fm_dense_case *c);
+void fm_dense_case_free(fm_dense_case *c);
+/* 1 when `dir` holds mask_dense.npy and no mask.npy: a case only the dense-mask tools read
+ * (`flashmask run` hands such a case to run_dense). */
+int fm_dense_case_detect(const char *dir);
 
 #ifdef __cplusplus
 }

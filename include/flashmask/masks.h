@@ -1,7 +1,7 @@
-/* flashmask/masks.h — the column-wise FlashMask representation (BRIEF 2) and everything built on
- * it: validation, the builders of the twelve mask families (BRIEF 4), conversions (dense,
+/* flashmask/masks.h — the column-wise FlashMask representation (docs/spec.md §2) and everything built on
+ * it: validation, the builders of the twelve mask families (docs/spec.md §4), conversions (dense,
  * Paddle's startend_row_indices, FlexAttention block masks), the exact allowed-pair count,
- * per-key-block min/max summaries and tile statistics (BRIEF 3).
+ * per-key-block min/max summaries and tile statistics (docs/spec.md §3).
  *
  * Every other layer takes its masks and tile decisions from here (and from flashmask/rules.h,
  * which holds the element and tile rules as inline functions usable on a GPU).
@@ -57,7 +57,18 @@ int64_t fm_mask_allowed_pairs(const fm_mask *m, int64_t b, int64_t h);
 /* Sum over every (b, h) of the mask. */
 int64_t fm_mask_total_allowed_pairs(const fm_mask *m);
 
-/* ---------------------------------------------------------------- mask families (BRIEF 4) */
+/* ---------------------------------------------------------------- a problem and its mask */
+
+/* fm_problem_check (core.h), then the mask against the problem: mask batch and sequence lengths
+ * equal to the problem's, mask heads dividing the query heads, and the mask itself valid
+ * (fm_mask_validate). The message names the value at fault. */
+fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask);
+
+/* FLOPs counted from allowed pairs only (docs/spec.md §3): 4*D per allowed (i, j) pair and query
+ * head forward; 2.5 times that backward. */
+double fm_problem_flops(const fm_problem *p, const fm_mask *mask, int backward);
+
+/* ---------------------------------------------------------------- mask families (docs/spec.md §4) */
 
 typedef enum fm_family {
     FM_FAMILY_FULL = 0,
@@ -77,7 +88,7 @@ typedef enum fm_family {
 
 const char *fm_family_name(fm_family f); /* "full", "causal", "sliding_window", ... */
 fm_status fm_family_from_name(const char *name, fm_family *out);
-int fm_family_is_causal(fm_family f);    /* the "causal" column of BRIEF 4 */
+int fm_family_is_causal(fm_family f);    /* the "causal" column of docs/spec.md §4 */
 const char *fm_family_help(fm_family f); /* its parameters, one line, for `flashmask masks` */
 
 /* Parameters of a family; only the fields of the chosen family are read. Arrays are owned by
@@ -105,6 +116,21 @@ typedef struct fm_mask_params {
     uint64_t seed;         /* random_eviction: generator seed (different per (b, head)) */
 } fm_mask_params;
 
+/* The parameters a family reads, as data: each one's name (the same word in case.json's
+ * mask_params, in `flashmask gen --param`, and as the fm_mask_params field), its kind and where
+ * it lives in fm_mask_params (for a list, also where its element count lives). */
+typedef enum fm_param_kind { FM_PARAM_I64 = 0, FM_PARAM_U64 = 1, FM_PARAM_LIST = 2 } fm_param_kind;
+typedef struct fm_param_field {
+    const char *key;
+    fm_param_kind kind;
+    size_t value_offset; /* int64_t, uint64_t, or int64_t * for lists */
+    size_t count_offset; /* int64_t element count, lists only */
+} fm_param_field;
+
+int fm_family_count(void); /* FM_FAMILY_COUNT, for bindings that do not see the enum */
+/* Family f's parameters (NULL and *n = 0 for none, or for an unknown f). */
+const fm_param_field *fm_family_fields(fm_family f, int *n);
+
 /* A documented default instance of the family for sequence length `seqlen` (Sk). */
 fm_status fm_mask_params_default(fm_mask_params *p, fm_family f, int64_t seqlen);
 /* A random valid instance, for property tests. */
@@ -115,7 +141,7 @@ fm_status fm_mask_params_copy(fm_mask_params *dst, const fm_mask_params *src);
 /* Build the family's mask over [batch, heads, Sk]. `alignment` is the causal alignment that
  * causal families use (bottom_right or top_left; none is refused for them) and is ignored by
  * the others, which get causal = none. When Sq != Sk, row r stands at key position r + off
- * (off = Sk - Sq for bottom_right, 0 otherwise) and the vectors of BRIEF 4 are shifted by
+ * (off = Sk - Sq for bottom_right, 0 otherwise) and the vectors of docs/spec.md §4 are shifted by
  * it and clipped to [0, Sq]. */
 fm_status fm_mask_build(fm_mask *out, const fm_mask_params *p, int64_t batch, int64_t heads,
                         int64_t seqlen_q, int64_t seqlen_k, fm_causal alignment);
@@ -132,7 +158,7 @@ fm_status fm_mask_to_dense(const fm_mask *m, uint8_t *allowed);
 fm_status fm_mask_from_dense(fm_mask *out, const uint8_t *allowed, int64_t batch, int64_t heads,
                              int64_t seqlen_q, int64_t seqlen_k, fm_causal causal);
 
-/* Paddle's startend_row_indices [B, Hm, Sk, C] (BRIEF 2 table). `causal` is the mask's causal
+/* Paddle's startend_row_indices [B, Hm, Sk, C] (docs/spec.md §2 table). `causal` is the mask's causal
  * alignment: none means Paddle's causal=False. */
 fm_status fm_mask_from_startend(fm_mask *out, const int32_t *startend, int64_t batch,
                                 int64_t heads, int64_t seqlen_q, int64_t seqlen_k, int columns,

@@ -1,4 +1,4 @@
-/* flashmask/oracle.h — the oracle's verdict on a third party's attention results (BRIEF 5).
+/* flashmask/oracle.h — the oracle's verdict on a third party's attention results (docs/spec.md §5).
  *
  * A candidate computed in dtype X (float16, bfloat16, float32) passes on a tensor T (out, the
  * finite lse entries, dq, dk, dv) iff
@@ -140,7 +140,7 @@ fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tenso
 
 /* ---------------------------------------------------------------- case directories */
 
-/* The rule on files (BRIEF 6): loads the case directory `case_dir` and the candidate's results
+/* The rule on files (docs/spec.md §6): loads the case directory `case_dir` and the candidate's results
  * in `candidate_dir` (out.npy, lse.npy and, unless forward-only, dq/dk/dv.npy), and judges.
  * opt->dtype == FM_FLOAT64 means "the case's dtype" (a float64 case then needs an explicit
  * dtype). Expected outputs missing from the case are computed by the reference. `summary`
@@ -159,6 +159,21 @@ void fm_check_report_print(const fm_check_report *report, FILE *out);
  * per tensor max_abs, mean_abs, rel_fro, naive_max_abs, atol, bound, nan_count, masked_bad,
  * pass, why. Non-finite numbers are written as the strings "inf", "-inf", "nan". */
 fm_status fm_check_report_to_json(const fm_check_report *report, char **json);
+
+/* ---------------------------------------------------------------- the pass rule, dense */
+
+/* docs/spec.md §5's rule with a dense mask [B, mask_heads, Sq, Sk]: fm_check_case's contract (ref holds
+ * the inputs as the candidate saw them and optionally the reference results, computed here by
+ * the dense oracle when NULL), with the naive same-precision computation run on the row blocks
+ * of fm_rowsplit (exact for out, lse, dq; dk and dv sum the blocks' rounded results: see
+ * oracle/dense_check.c). */
+fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
+                         const fm_tensors *ref, const fm_tensors *cand,
+                         const fm_check_options *opt, fm_check_report *report);
+/* fm_check_dirs for a dense-mask case directory (docs/sparse.md §5). */
+fm_status fm_dense_check_dirs(const char *case_dir, const char *candidate_dir,
+                              const fm_check_options *opt, fm_check_report *report,
+                              char *summary, size_t summary_len);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /* flashmask/rules.h — the mask rules themselves, as inline functions that compile for the host
- * (C11) and for CUDA devices: the element rule of BRIEF 2 and the tile classification of
- * BRIEF 3. This header is the one home of these rules; masks/ (summaries, tile statistics),
+ * (C11) and for CUDA devices: the element rule of docs/spec.md §2 and the tile classification of
+ * docs/spec.md §3. This header is the one home of these rules; masks/ (summaries, tile statistics),
  * reference/, cpu/ and cuda/ all call it and never restate them.
  */
 #ifndef FLASHMASK_RULES_H
@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-/* Causal alignment (BRIEF 2). With offset off = Sk - Sq (bottom_right) or 0 (top_left),
+/* Causal alignment (docs/spec.md §2). With offset off = Sk - Sq (bottom_right) or 0 (top_left),
  * element (i, j) is causally masked iff j > i + off. */
 typedef enum fm_causal {
     FM_CAUSAL_NONE = 0,
@@ -48,7 +48,7 @@ FM_HD int64_t fm_causal_offset(fm_causal causal, int64_t seqlen_q, int64_t seqle
     return causal == FM_CAUSAL_BOTTOM_RIGHT ? seqlen_k - seqlen_q : 0;
 }
 
-/* The causal part of BRIEF 2 alone, for masks that pair it with another rule than column
+/* The causal part of docs/spec.md §2 alone, for masks that pair it with another rule than column
  * bounds (sparse/qk_sparse.c, sparse/hash_sparse.c). (fm_element_masked below states it
  * inline, as the CUDA kernels compile it.) */
 FM_HD int fm_causal_masked(fm_causal causal, int64_t offset, int64_t i, int64_t j)
@@ -56,7 +56,7 @@ FM_HD int fm_causal_masked(fm_causal causal, int64_t offset, int64_t i, int64_t 
     return causal != FM_CAUSAL_NONE && j > i + offset;
 }
 
-/* BRIEF 2: row i is masked from key j iff LTS <= i < LTE, or UTS <= i < UTE, or causal(i, j).
+/* docs/spec.md §2: row i is masked from key j iff LTS <= i < LTE, or UTS <= i < UTE, or causal(i, j).
  * `col` points at the column's four bounds; `offset` is fm_causal_offset(...). */
 FM_HD int fm_element_masked(const int32_t *col, fm_causal causal, int64_t offset, int64_t i,
                             int64_t j)

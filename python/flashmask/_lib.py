@@ -169,6 +169,12 @@ class Case(ctypes.Structure):  # fm_case (io.h)
                [(n, c_double_p) for n in ("q", "k", "v", "dout", "out", "lse", "dq", "dk", "dv")]
 
 
+class KernelOptions(ctypes.Structure):  # fm_kernel_options (cuda.h)
+    _fields_ = [("forward", ctypes.c_int32), ("backward", ctypes.c_int32),
+                ("fwd_shape", ctypes.c_int32), ("bwd_warpgroups", ctypes.c_int32),
+                ("deterministic", ctypes.c_int32)]
+
+
 class Results(ctypes.Structure):  # fm_results (io.h)
     _fields_ = [(n, c_double_p) for n in ("out", "lse", "dq", "dk", "dv")]
 
@@ -186,12 +192,18 @@ _SIGNATURES = {
     "fm_impl_available": (ctypes.c_int, [ctypes.c_int]),
     "fm_forward": (ctypes.c_int, [ctypes.c_int, P(Problem), P(CMask), P(Tensors)]),
     "fm_backward": (ctypes.c_int, [ctypes.c_int, P(Problem), P(CMask), P(Tensors)]),
+    "fm_forward_opts": (ctypes.c_int, [ctypes.c_int, P(Problem), P(CMask), P(Tensors),
+                                       P(KernelOptions)]),
+    "fm_backward_opts": (ctypes.c_int, [ctypes.c_int, P(Problem), P(CMask), P(Tensors),
+                                        P(KernelOptions)]),
+    "fm_kernel_options_parse": (ctypes.c_int, [ctypes.c_char_p, P(KernelOptions)]),
     # masks
     "fm_mask_init": (ctypes.c_int, [P(CMask)] + [ctypes.c_int64] * 4 + [ctypes.c_int]),
     "fm_mask_free": (None, [P(CMask)]),
     "fm_mask_validate": (ctypes.c_int, [P(CMask)]),
     "fm_mask_allowed_pairs": (ctypes.c_int64, [P(CMask), ctypes.c_int64, ctypes.c_int64]),
     "fm_mask_total_allowed_pairs": (ctypes.c_int64, [P(CMask)]),
+    "fm_family_count": (ctypes.c_int, []),
     "fm_family_name": (ctypes.c_char_p, [ctypes.c_int]),
     "fm_family_is_causal": (ctypes.c_int, [ctypes.c_int]),
     "fm_family_help": (ctypes.c_char_p, [ctypes.c_int]),
@@ -251,7 +263,7 @@ def check(status, call=""):
 def as_c(array, dtype, name, ndim=None):
     """A C-contiguous copy-if-needed of `array` in `dtype`, shape checked. Integer targets refuse
     values a cast would change (fractions, values outside the type's range) instead of letting
-    NumPy wrap or truncate them silently (issue 7: a bound 2**32 + 3 became 3)."""
+    NumPy wrap or truncate them silently (once: a bound 2**32 + 3 became 3)."""
     src = np.asarray(array)
     target = np.dtype(dtype)
     if src.dtype.kind == "c":  # NumPy would drop the imaginary part with a mere warning
@@ -299,7 +311,7 @@ def as_index(value, name, lo, hi):
 
 def check_shapes(p, **arrays):
     """Every tensor handed to C must have its problem's shape: the C side trusts the pointers
-    (issue 7: a short v was read past its end). q/out/dout/dq: [B, Hq, Sq, D]; k/v/dk/dv:
+    (once: a short v was read past its end). q/out/dout/dq: [B, Hq, Sq, D]; k/v/dk/dv:
     [B, Hk, Sk, D]; lse: [B, Hq, Sq]. None entries are skipped; names may carry a prefix
     ("candidate out")."""
     q_shape = (p.batch, p.q_heads, p.seqlen_q, p.head_dim)

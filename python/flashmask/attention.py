@@ -3,7 +3,7 @@ one calling shape (fm_forward / fm_backward, core.h): the float64 reference (the
 float32 tiled cpu layer, the cuda layer where built, and the oracle's naive same-precision
 computation (fm_naive_forward / fm_naive_backward, oracle.h).
 
-Shapes follow BRIEF 1: q [B, Hq, Sq, D], k and v [B, Hk, Sk, D], out [B, Hq, Sq, D],
+Shapes follow docs/spec.md §1: q [B, Hq, Sq, D], k and v [B, Hk, Sk, D], out [B, Hq, Sq, D],
 lse [B, Hq, Sq]. Arrays are converted to float64 C order; results are new float64 arrays.
 Layer: python, over core/, reference/, cpu/, cuda/ and oracle/.
 """
@@ -49,15 +49,26 @@ def _impl(impl):
     return IMPLS[impl]
 
 
+def _kernel(kernel, impl):
+    """fm_kernel_options from a spec ("auto", "mma", "wgmma", "fwd=mma,wgs=1", ...; the
+    library reads it, cuda/options.c); None is auto."""
+    o = _lib.KernelOptions()
+    _lib.check(lib.fm_kernel_options_parse(str(kernel or "auto").encode(), ctypes.byref(o)),
+               f"kernel[{impl}]")
+    return o
+
+
 def available(impl):
     """True if the implementation can run here."""
     return lib.fm_impl_available(_impl(impl)) == 0
 
 
-def forward(q, k, v, mask, scale=None, impl="reference", dtype="float16"):
+def forward(q, k, v, mask, scale=None, impl="reference", dtype="float16", kernel=None):
     """(out, lse). impl 'reference' (float64), 'cpu' (float32), 'cuda' (dtype float16 or
     bfloat16) or 'reference-cuda' (the reference's float64 function on the GPU, for long
-    contexts; dtype ignored). Fully masked rows give out = 0, lse = -inf."""
+    contexts; dtype ignored). Fully masked rows give out = 0, lse = -inf. kernel: which CUDA
+    kernels run (impl 'cuda' only): None or "auto" (the library's heuristics), "mma", "wgmma",
+    or a spec such as "fwd=mma,bwd=wgmma,wgs=1" (the CLI's --kernel)."""
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
     p = problem_for(q, k, mask, scale, dtype)
     _lib.check_shapes(p, v=v)
@@ -66,13 +77,16 @@ def forward(q, k, v, mask, scale=None, impl="reference", dtype="float16"):
     t = _lib.Tensors(q=_lib.dptr(q), k=_lib.dptr(k), v=_lib.dptr(v), out=_lib.dptr(out),
                      lse=_lib.dptr(lse))
     cm = mask.c()
-    _lib.check(lib.fm_forward(_impl(impl), ctypes.byref(p), ctypes.byref(cm), ctypes.byref(t)),
-               f"forward[{impl}]")
+    ko = _kernel(kernel, impl)
+    _lib.check(lib.fm_forward_opts(_impl(impl), ctypes.byref(p), ctypes.byref(cm),
+                                   ctypes.byref(t), ctypes.byref(ko)), f"forward[{impl}]")
     return out, lse
 
 
-def backward(q, k, v, out, lse, dout, mask, scale=None, impl="reference", dtype="float16"):
-    """(dq, dk, dv) of L = sum(out * dout), from the same implementation's out and lse."""
+def backward(q, k, v, out, lse, dout, mask, scale=None, impl="reference", dtype="float16",
+             kernel=None):
+    """(dq, dk, dv) of L = sum(out * dout), from the same implementation's out and lse.
+    kernel: as forward's."""
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
     out, lse, dout = _f64(out, "out"), _f64(lse, "lse"), _f64(dout, "dout")
     p = problem_for(q, k, mask, scale, dtype)
@@ -82,8 +96,9 @@ def backward(q, k, v, out, lse, dout, mask, scale=None, impl="reference", dtype=
                      out=_lib.dptr(out), lse=_lib.dptr(lse), dq=_lib.dptr(dq), dk=_lib.dptr(dk),
                      dv=_lib.dptr(dv))
     cm = mask.c()
-    _lib.check(lib.fm_backward(_impl(impl), ctypes.byref(p), ctypes.byref(cm), ctypes.byref(t)),
-               f"backward[{impl}]")
+    ko = _kernel(kernel, impl)
+    _lib.check(lib.fm_backward_opts(_impl(impl), ctypes.byref(p), ctypes.byref(cm),
+                                    ctypes.byref(t), ctypes.byref(ko)), f"backward[{impl}]")
     return dq, dk, dv
 
 

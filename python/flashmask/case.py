@@ -1,4 +1,4 @@
-"""flashmask.case — case directories (BRIEF 6) and result directories from Python, through the
+"""flashmask.case — case directories (docs/spec.md §6) and result directories from Python, through the
 C reader/writer of io/ (strict .npy parsing, every shape, bound and dtype checked, atomic writes).
 
 A case is returned as a `Case`: `problem` (dict of sizes, scale, dtype), `mask` (flashmask.Mask),
@@ -117,7 +117,7 @@ def save_case(directory, q, k, v, dout, mask, dtype="float16", scale=None, expec
 
 def save_results(directory, case, out=None, lse=None, dq=None, dk=None, dv=None):
     """Write a candidate's results for `case` (a Case) atomically as float64 .npy files, the
-    five names of BRIEF 6; any may be None (forward-only)."""
+    five names of docs/spec.md §6; any may be None (forward-only)."""
     pr = case.problem
     p = _lib.Problem()
     lib.fm_problem_init(ctypes.byref(p), pr["batch"], pr["q_heads"], pr["kv_heads"],

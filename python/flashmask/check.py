@@ -1,4 +1,4 @@
-"""flashmask.check — the oracle's verdict (BRIEF 5) from Python: on a case directory and a
+"""flashmask.check — the oracle's verdict (docs/spec.md §5) from Python: on a case directory and a
 candidate's result directory (fm_check_dirs), or on arrays in memory (fm_check_case). The rule is
 the C library's (oracle/); this module only converts.
 
@@ -211,7 +211,7 @@ def check_arrays(q, k, v, dout, mask, candidate, dtype, scale=None, reference=No
 
 
 def atol(ref, dtype):
-    """atol_X of BRIEF 5 for these reference values (floor included, see oracle.h)."""
+    """atol_X of docs/spec.md §5 for these reference values (floor included, see oracle.h)."""
     a = _lib.as_c(ref, np.float64, "ref")
     return lib.fm_oracle_atol(DTYPES[dtype], _lib.dptr(a), a.size)
 

@@ -1,4 +1,4 @@
-"""flashmask.mask — the column-wise FlashMask mask (BRIEF 2) as a Python object over a NumPy
+"""flashmask.mask — the column-wise FlashMask mask (docs/spec.md §2) as a Python object over a NumPy
 int32 array [B, Hm, Sk, 4] (LTS, LTE, UTS, UTE): the twelve family builders, conversions to and
 from dense boolean masks and Paddle's startend_row_indices, exact allowed-pair counts, per-tile
 classification and tile statistics. Every rule is the C library's (masks/, rules.h), reached
@@ -14,7 +14,8 @@ import numpy as np
 from . import _lib
 from ._lib import CAUSAL, CAUSAL_NAMES, TILE_CLASSES, lib
 
-FAMILIES = [lib.fm_family_name(i).decode() for i in range(12)]
+# The library says which families it has (masks/families.c); nothing here lists them.
+FAMILIES = [lib.fm_family_name(i).decode() for i in range(lib.fm_family_count())]
 
 
 def family_help(family):
@@ -221,7 +222,7 @@ def _assignment(key, value):
 
 def build(family, batch=1, heads=1, seqlen_q=None, seqlen_k=None, alignment="bottom_right",
           **params):
-    """A family's mask (BRIEF 4): its documented default parameters for Sk, overridden by
+    """A family's mask (docs/spec.md §4): its documented default parameters for Sk, overridden by
     `params` (the fm_mask_params field names: window=, doc_lens=[..], prefix=, ...).
     `alignment` is the causal alignment causal families use when Sq != Sk."""
     if family not in FAMILIES:

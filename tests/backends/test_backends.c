@@ -15,6 +15,7 @@
  * matters where the exact value cancels to ~0 and the floor 1 makes the bound absolute: with
  * Sk = 1, dK is exactly 0 but float32 leaves dS ~ eps * |dO| |v| per row, summed over Sq * Hq/Hk
  * rows (measured 7.2e-5 at Sq = 142, Hq/Hk = 3, D = 61, s = 2: seed 1162450386954773700).
+ * Also: the kernel options of fm_forward_opts (test_kernel_options).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -44,7 +45,7 @@ static const backend backends[] = {
      * eps_32 * (a few) * log(Sk), far below these bounds at the harness's sizes. */
     {FM_IMPL_CPU, FM_FLOAT32, 1e-5, 5e-5, 400},
     /* cuda: a loose sanity bound only (half precision inputs and P, float32 accumulation):
-     * the cuda suite applies BRIEF 5's pass rule against a naive same-precision computation. */
+     * the cuda suite applies docs/spec.md §5's pass rule against a naive same-precision computation. */
     {FM_IMPL_CUDA, FM_FLOAT16, 1e-2, 3e-2, 200},
     {FM_IMPL_CUDA, FM_BFLOAT16, 6e-2, 2e-1, 200},
 };
@@ -188,6 +189,47 @@ static void run_backend(size_t index)
            ctx.worst[T_DK], ctx.worst[T_DV], be->tol_backward);
 }
 
+/* Kernel options (flashmask/cuda.h): specs read and written back, bad ones refused naming the
+ * item, and options that choose CUDA kernels refused for an implementation that has one kernel
+ * (not silently ignored). Needs no GPU. */
+static void test_kernel_options(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {"auto", "fwd=mma,bwd=mma", "fwd=wgmma,bwd=wgmma",
+                                        "fwd=mma,shape=8x2", "bwd=wgmma,wgs=1,deterministic",
+                                        "shape=8x1", "wgs=2"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        fm_kernel_options o;
+        char back[128];
+        assert_int_equal(fm_kernel_options_parse(specs[i], &o), FM_OK);
+        fm_kernel_options_format(&o, back, sizeof back);
+        assert_string_equal(back, specs[i]);
+    }
+    fm_kernel_options o;
+    assert_int_equal(fm_kernel_options_parse("wgmma", &o), FM_OK);
+    assert_int_equal(o.forward, FM_KERNEL_WGMMA);
+    assert_int_equal(o.backward, FM_KERNEL_WGMMA);
+    assert_int_equal(fm_kernel_options_parse("fwd=mma,wgs=3", &o), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "'wgs=3'"));
+    assert_int_equal(fm_kernel_options_parse("fast", &o), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "'fast'"));
+    assert_true(fm_kernel_options_is_default(NULL));
+
+    fm_random_case c;
+    fm_case_limits lim = fm_case_limits_default();
+    assert_int_equal(fm_random_case_make(&c, 7, &lim), FM_OK);
+    size_t nq = fm_problem_q_elems(&c.problem), nl = fm_problem_lse_elems(&c.problem);
+    double *out = malloc(nq * 8), *lse = malloc(nl * 8);
+    fm_tensors t = {c.q, c.k, c.v, c.dout, out, lse, NULL, NULL, NULL};
+    assert_int_equal(fm_kernel_options_parse("fwd=mma", &o), FM_OK);
+    assert_int_equal(fm_forward_opts(FM_IMPL_CPU, &c.problem, &c.mask, &t, &o), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "fwd=mma"));
+    fm_kernel_options_default(&o); /* all auto: the same as NULL for every implementation */
+    assert_int_equal(fm_forward_opts(FM_IMPL_CPU, &c.problem, &c.mask, &t, &o), FM_OK);
+    free(out), free(lse);
+    fm_random_case_free(&c);
+}
+
 static void test_cpu_float32(void **state) { (void)state; run_backend(0); }
 static void test_cuda_float16(void **state) { (void)state; run_backend(1); }
 static void test_cuda_bfloat16(void **state) { (void)state; run_backend(2); }
@@ -195,6 +237,7 @@ static void test_cuda_bfloat16(void **state) { (void)state; run_backend(2); }
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernel_options),
         cmocka_unit_test(test_cpu_float32),
         cmocka_unit_test(test_cuda_float16),
         cmocka_unit_test(test_cuda_bfloat16),

@@ -1,4 +1,4 @@
-/* tests/cli/test_case.c — case directories (io/case.c, BRIEF 6) and mask parameters as JSON
+/* tests/cli/test_case.c — case directories (io/case.c, docs/spec.md §6) and mask parameters as JSON
  * (io/params_json.c), suite 'cli': save/load round trips, Paddle's [B,Hm,Sk,C] masks, every
  * family's parameters through JSON and --param overrides, and hostile cases — case.json with
  * missing, unknown, repeated or mistyped keys, mismatched or truncated tensors, inputs not

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """tests/cli/third_party_case.py — what a third party does with NumPy alone, used by
-cli_e2e.sh: `write DIR` writes a case directory by hand (BRIEF 6: float32 inputs, GQA 4:2, two
+cli_e2e.sh: `write DIR` writes a case directory by hand (docs/spec.md §6: float32 inputs, GQA 4:2, two
 mask heads, Sq != Sk, and mask.npy in Paddle's compact [B, Hm, Sk, 2] form with causal = none,
 i.e. columns LTS and UTE); `compare CASE RESULTS` recomputes attention densely in NumPy from
 the Paddle semantics and compares it with `flashmask run --impl reference`'s out.npy and lse.npy.

@@ -8,6 +8,7 @@
  * With FM_LIMITS set (the replay line of a failing test_cuda property) it replays that case;
  * it also prints where dK is worst against the naive same-precision value there.
  *   usage: [FM_LIMITS=...] probe_backward_inputs SEED [0|1: float16|bfloat16; default from the seed]
+ *          [KERNEL: a --kernel spec, fm_kernel_options_parse; default auto]
  * Layer: tests of cuda/ (uses oracle/, reference/, the prop.h case generator).
  */
 #include <math.h>
@@ -90,7 +91,7 @@ static void save_case(const fm_random_case *rc, const fm_problem *p, const fm_te
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s SEED [0|1]\n", argv[0]);
+        fprintf(stderr, "usage: %s SEED [0|1] [KERNEL]\n", argv[0]);
         return 2;
     }
     if (fm_cuda_available() != FM_OK) {
@@ -107,6 +108,11 @@ int main(int argc, char **argv)
     }
     fm_dtype dtype = (c.seed & 1) ? FM_BFLOAT16 : FM_FLOAT16;
     if (argc > 2) dtype = atoi(argv[2]) ? FM_BFLOAT16 : FM_FLOAT16;
+    fm_kernel_options kopt;
+    if (fm_kernel_options_parse(argc > 3 ? argv[3] : "auto", &kopt) != FM_OK) {
+        fprintf(stderr, "%s\n", fm_last_error());
+        return 2;
+    }
     fm_problem p = c.problem;
     p.dtype = dtype;
     const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
@@ -133,7 +139,7 @@ int main(int argc, char **argv)
             if (det) pp.flags |= FM_FLAG_DETERMINISTIC;
             fm_tensors got = in;
             alloc_outputs(&got, nq, nkv, nl);
-            if (fm_cuda_forward_host(&pp, &c.mask, &got) != FM_OK) {
+            if (fm_cuda_forward_host(&pp, &c.mask, &got, &kopt) != FM_OK) {
                 fprintf(stderr, "cuda forward: %s\n", fm_last_error());
                 return 1;
             }
@@ -142,7 +148,7 @@ int main(int argc, char **argv)
             if (k == 1) memcpy(got.lse, ref.lse, nl * sizeof(double));
             fm_check_options opt = fm_check_options_default(dtype);
             fm_check_report rep;
-            if (fm_cuda_backward_host(&pp, &c.mask, &got) != FM_OK ||
+            if (fm_cuda_backward_host(&pp, &c.mask, &got, &kopt) != FM_OK ||
                 fm_check_case(&pp, &c.mask, &in, &got, &opt, &rep) != FM_OK) {
                 fprintf(stderr, "cuda backward / check: %s\n", fm_last_error());
                 return 1;

@@ -1,4 +1,4 @@
-/* tests/cuda/test_cuda.c — the CUDA layer against the oracle (BRIEF 5) on a GPU; every test
+/* tests/cuda/test_cuda.c — the CUDA layer against the oracle (docs/spec.md §5) on a GPU; every test
  * skips cleanly (cmocka skip) where fm_cuda_available() says no device or no CUDA build.
  *   - >= 200 random cases per dtype (float16, bfloat16) over every family and random bounds,
  *     GQA/MQA, mask heads, Sq != Sk with both alignments, fully masked rows, head dims 1..256
@@ -8,7 +8,9 @@
  *     leaves every output finite and equal to the run with zeros there;
  *   - both dQ paths (float32 atomics; FM_FLAG_DETERMINISTIC) pass, and the deterministic one
  *     gives identical bits on two runs; on Hopper both dK/dV block shapes and both D = 128
- *     forwards run (the random properties set FM_CUDA_BWD_WGS and FM_CUDA_FWD_WGMMA per case);
+ *     forwards run (the random properties choose them per case through fm_kernel_options);
+ *   - kernel options: specs read and written back, bad ones refused by name, a choice the
+ *     call cannot run refused before any launch (these run without a GPU too);
  *   - the GPU summary and live-tile count equal masks/;
  *   - bad arguments (float32 dtype, head_dim 300) are errors naming the value.
  * Environment: FM_TRIALS, FM_SEED (tests/common/prop.h); FM_LIMITS overrides the shapes.
@@ -44,10 +46,12 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     p.dtype = dtype;
     if (c->seed & 2) p.flags |= FM_FLAG_DETERMINISTIC; /* both dQ paths, one case in two */
     /* Both shapes of the Hopper dK/dV kernel (one or two warpgroups per block), whatever the
-     * case's size would pick (small cases pick one). */
-    setenv("FM_CUDA_BWD_WGS", (c->seed & 4) ? "2" : "1", 1);
-    /* Both Hopper forwards at D = 128: the warp-specialised wgmma one and forward.cu's. */
-    setenv("FM_CUDA_FWD_WGMMA", (c->seed & 8) ? "0" : "1", 1);
+     * case's size would pick (small cases pick one), and both Hopper forwards at D = 128: the
+     * warp-specialised wgmma one (auto) and forward.cu's (mma). */
+    fm_kernel_options kopt;
+    fm_kernel_options_default(&kopt);
+    kopt.bwd_warpgroups = (c->seed & 4) ? 2 : 1;
+    kopt.forward = (c->seed & 8) ? FM_KERNEL_MMA : FM_KERNEL_AUTO;
     size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     size_t nl = fm_problem_lse_elems(&p);
     fm_tensors in = {0}, got = {0};
@@ -59,8 +63,8 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     got.dq = malloc(nq * sizeof(double)), got.dk = malloc(nkv * sizeof(double));
     got.dv = malloc(nkv * sizeof(double));
     int ok = 0;
-    fm_status st = fm_cuda_forward_host(&p, &c->mask, &got);
-    if (st == FM_OK) st = fm_cuda_backward_host(&p, &c->mask, &got);
+    fm_status st = fm_cuda_forward_host(&p, &c->mask, &got, &kopt);
+    if (st == FM_OK) st = fm_cuda_backward_host(&p, &c->mask, &got, &kopt);
     if (st != FM_OK) {
         snprintf(msg, len, "cuda %s failed: %s", fm_dtype_name(dtype), fm_last_error());
     } else {
@@ -78,12 +82,13 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
                      rep.tensor[w].bound, rep.tensor[w].naive_max_abs, rep.tensor[w].why);
             /* Tiny cases can fail by the rule's statistics rather than a defect
              * (docs/performance-cuda.md): the probe tells the two apart. */
+            char spec[96];
+            fm_kernel_options_format(&kopt, spec, sizeof spec);
             const size_t used = strlen(msg);
             snprintf(msg + used, len - used,
-                     " [dissect: FM_CUDA_BWD_WGS=%s FM_CUDA_FWD_WGMMA=%s FM_LIMITS=<the "
-                     "replay line's> probe_backward_inputs %" PRIu64 " %d]",
-                     getenv("FM_CUDA_BWD_WGS"), getenv("FM_CUDA_FWD_WGMMA"), c->seed,
-                     dtype == FM_BFLOAT16);
+                     " [dissect: FM_LIMITS=<the replay line's> probe_backward_inputs "
+                     "%" PRIu64 " %d %s]",
+                     c->seed, dtype == FM_BFLOAT16, spec);
             if (getenv("FM_VERBOSE")) fm_check_report_print(&rep, stderr);
         } else {
             ok = 1;
@@ -91,7 +96,6 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     }
     free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
     free(got.out), free(got.lse), free(got.dq), free(got.dk), free(got.dv);
-    unsetenv("FM_CUDA_BWD_WGS"), unsetenv("FM_CUDA_FWD_WGMMA"); /* later tests: the defaults */
     return ok;
 }
 
@@ -212,8 +216,8 @@ static void run_both(const fm_problem *p, const fm_mask *m, const double *q, con
     r->out = malloc(nq * 8), r->lse = malloc(fm_problem_lse_elems(p) * 8);
     r->dq = malloc(nq * 8), r->dk = malloc(nkv * 8), r->dv = malloc(nkv * 8);
     fm_tensors t = {q, k, v, dout, r->out, r->lse, r->dq, r->dk, r->dv};
-    assert_int_equal(fm_cuda_forward_host(p, m, &t), FM_OK);
-    assert_int_equal(fm_cuda_backward_host(p, m, &t), FM_OK);
+    assert_int_equal(fm_cuda_forward_host(p, m, &t, NULL), FM_OK);
+    assert_int_equal(fm_cuda_backward_host(p, m, &t, NULL), FM_OK);
 }
 
 /* A key block that every row masks is never loaded: NaN there changes nothing. */
@@ -296,16 +300,24 @@ static void test_bad_arguments(void **state)
     fm_tensors t = {c.q, c.k, c.v, c.dout, out, lse, NULL, NULL, NULL};
     fm_problem p = c.problem;
     p.dtype = FM_FLOAT32;
-    assert_int_equal(fm_cuda_forward_host(&p, &c.mask, &t), FM_ERR_INVALID);
+    assert_int_equal(fm_cuda_forward_host(&p, &c.mask, &t, NULL), FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "float32"));
     /* Device API: head_dim outside the built set is refused, naming the value. */
     fm_cuda_mask dm;
     assert_int_equal(fm_cuda_mask_upload(&c.mask, &dm), FM_OK);
     p.dtype = FM_FLOAT16;
     p.head_dim = 48;
-    assert_int_equal(fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, NULL),
+    assert_int_equal(fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, NULL, NULL),
                      FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "48"));
+    /* The wgmma kernels serve D = 128 only: forcing them elsewhere is refused before a launch
+     * (or, where they cannot run at all, reported unavailable). */
+    fm_kernel_options wg;
+    assert_int_equal(fm_kernel_options_parse("wgmma", &wg), FM_OK);
+    p.head_dim = 64;
+    fm_status st = fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, &wg, NULL);
+    assert_true(st == FM_ERR_INVALID || st == FM_ERR_UNAVAILABLE);
+    assert_non_null(strstr(fm_last_error(), "wgmma"));
     fm_cuda_mask_free(&dm);
     free(out), free(lse);
     fm_random_case_free(&c);

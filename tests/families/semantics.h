@@ -1,4 +1,4 @@
-/* tests/families/semantics.h — the mask families of BRIEF 4 written a second time, as plain
+/* tests/families/semantics.h — the mask families of docs/spec.md §4 written a second time, as plain
  * "may row i attend to key j?" predicates, without any row-bound vectors. The families suite
  * checks that the builders' column-wise masks (masks/builders*.c) agree with them element by
  * element. Keep these definitions independent of masks/: they restate the *meaning* of each

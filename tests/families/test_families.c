@@ -1,4 +1,4 @@
-/* tests/families/test_families.c — suite 'families': the twelve mask-family builders of BRIEF 4
+/* tests/families/test_families.c — suite 'families': the twelve mask-family builders of docs/spec.md §4
  * (masks/builders*.c, masks/params*.c, masks/families.c).
  *   (a) Paddle's documented N = 10 examples, vector by vector;
  *   (b) on random parameters (fm_mask_params_random), random Sq/Sk and both causal alignments,
@@ -144,7 +144,7 @@ static void test_paddle_prefix_lm_document(void **state)
     check_example(&p, FM_CAUSAL_NONE, lts, all10, all0, ute);
 }
 
-/* The other rows of BRIEF 4's table at N = 10, from its formulas. */
+/* The other rows of docs/spec.md §4's table at N = 10, from its formulas. */
 static void test_brief_table_rest(void **state)
 {
     (void)state;
@@ -215,7 +215,7 @@ static void test_unequal_lengths_shift(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    const int causal[FM_FAMILY_COUNT] = {0, 1, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1}; /* BRIEF 4 */
+    const int causal[FM_FAMILY_COUNT] = {0, 1, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1}; /* docs/spec.md §4 */
     for (int f = 0; f < FM_FAMILY_COUNT; f++) {
         fm_family back;
         assert_int_equal(fm_family_from_name(fm_family_name((fm_family)f), &back), FM_OK);
@@ -429,7 +429,7 @@ static void test_random_large(void **state)
     run_random_cases(trials > 0 ? trials : 1, 160);
 }
 
-/* BRIEF 4's table taken literally at N = Sq = Sk (random_eviction aside), empty intervals then
+/* docs/spec.md §4's table taken literally at N = Sq = Sk (random_eviction aside), empty intervals then
  * written canonically: the builder's vectors must equal it, not only its dense mask. */
 static void brief_vectors(const fm_mask_params *p, int64_t n, int32_t *v)
 {
@@ -527,7 +527,7 @@ static void test_brief_table_literal(void **state)
             if (memcmp(col, want + j * 4, 4 * sizeof *col) != 0) {
                 print_params(&p, stderr);
                 fail_msg("%s, N = %" PRId64 ", column %" PRId64 ": builder (%d,%d,%d,%d), "
-                         "BRIEF 4 table (%d,%d,%d,%d)", fm_family_name(f), n, j, col[0], col[1],
+                         "docs/spec.md §4 table (%d,%d,%d,%d)", fm_family_name(f), n, j, col[0], col[1],
                          col[2], col[3], want[j * 4], want[j * 4 + 1], want[j * 4 + 2],
                          want[j * 4 + 3]);
             }

@@ -1,5 +1,5 @@
 /* tests/masks/test_mask_fixed.c — fixed tests of the mask module (suite 'masks'): every invalid
- * input of BRIEF 2 is refused with FM_ERR_INVALID (or OVERFLOW for sizes) and a message that
+ * input of docs/spec.md §2 is refused with FM_ERR_INVALID (or OVERFLOW for sizes) and a message that
  * names it; conversions refuse what they cannot express and say which column; small worked
  * examples of the pair count, the canonical dense form, Paddle's forms and tile statistics.
  *
@@ -162,7 +162,7 @@ static void test_causal_names(void **state)
     assert_int_equal(fm_causal_from_name(NULL, &out), FM_ERR_INVALID);
 }
 
-/* Sq = 2, Sk = 4: the two alignments disagree (BRIEF 2). bottom_right: row i sees j <= i + 2;
+/* Sq = 2, Sk = 4: the two alignments disagree (docs/spec.md §2). bottom_right: row i sees j <= i + 2;
  * top_left: row i sees j <= i. */
 static void test_causal_alignments_unequal(void **state)
 {
@@ -252,7 +252,7 @@ static void test_dense_not_representable(void **state)
     EXPECT_MESSAGE("row=0", "column=0", "value 2");
 }
 
-/* BRIEF 2's table on Sq = Sk = 4. */
+/* docs/spec.md §2's table on Sq = Sk = 4. */
 static void test_startend_forms(void **state)
 {
     (void)state;

@@ -1,5 +1,5 @@
 /* tests/oracle/rule_statistics.c — a diagnostic, not a test: how often does an *ideal* 16-bit
- * implementation fail the oracle's rule (BRIEF 5)? On random cases drawn like test_cuda's, two
+ * implementation fail the oracle's rule (docs/spec.md §5)? On random cases drawn like test_cuda's, two
  * candidates are judged with fm_check_case:
  *   exact:   every output the float64 reference's, rounded once to the dtype (LSE: to float32);
  *   ideal16: the same, except that the backward takes Delta = dO . O from O rounded to the

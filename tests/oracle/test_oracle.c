@@ -1,4 +1,4 @@
-/* tests/oracle/test_oracle.c — the oracle's pass rule (BRIEF 5): the reference and the naive
+/* tests/oracle/test_oracle.c — the oracle's pass rule (docs/spec.md §5): the reference and the naive
  * same-precision result pass on random problems (every family, GQA, mask heads, Sq != Sk), a
  * result pushed past the bound fails, a real semantic bug (wrong scale, wrong causal alignment)
  * fails, NaN fails anywhere, fully masked rows must be exactly 0 / -inf (+inf only on request),

@@ -1,6 +1,6 @@
 """tests/python/test_flashmask.py — property tests of the Python binding (python/flashmask) with
 Hypothesis: the dense round trip and the element rule against an independent NumPy reading of
-BRIEF 2, the reference forward/backward against a NumPy float64 attention, Paddle's startend
+docs/spec.md §2, the reference forward/backward against a NumPy float64 attention, Paddle's startend
 form, the cpu layer and the naive computation through the check, the check passing the reference
 and catching perturbations and planted bugs, case and result files round-tripping, and errors
 raised as Python exceptions carrying the library's message.
@@ -30,7 +30,7 @@ CAUSALS = ["none", "bottom_right", "top_left"]
 # ------------------------------------------------------------------ independent NumPy model
 
 def dense_numpy(bounds, sq, causal):
-    """BRIEF 2 read independently: row i masked from key j iff LTS<=i<LTE or UTS<=i<UTE or
+    """docs/spec.md §2 read independently: row i masked from key j iff LTS<=i<LTE or UTS<=i<UTE or
     causal(i, j). Returns allowed [B, Hm, Sq, Sk]."""
     B, Hm, Sk, _ = bounds.shape
     i = np.arange(sq)[:, None]
@@ -45,7 +45,7 @@ def dense_numpy(bounds, sq, causal):
 
 
 def attention_numpy(q, k, v, dout, allowed, scale):
-    """Float64 attention and its gradient with a dense mask (BRIEF 1), GQA and mask heads by
+    """Float64 attention and its gradient with a dense mask (docs/spec.md §1), GQA and mask heads by
     repetition; fully masked rows give out 0, lse -inf, no gradient."""
     B, Hq, Sq, D = q.shape
     Hk, Hm = k.shape[1], allowed.shape[1]
@@ -240,6 +240,20 @@ class AttentionTests(unittest.TestCase):
         m = fm.build("causal", seqlen_q=4)
         with self.assertRaises(fm.InvalidInput):
             fm.reference(q, q, q, q, m, impl="cpu")
+
+    def test_kernel_option_is_checked(self):
+        # kernel= is read by the library; a spec naming CUDA kernels is refused for the cpu
+        # layer, a malformed one for any implementation, and "auto" is accepted everywhere.
+        m = fm.build("causal", seqlen_q=8)
+        x = np.random.default_rng(1).standard_normal((1, 1, 8, 16))
+        out, lse = fm.forward(x, x, x, m, impl="cpu", kernel="auto")
+        self.assertEqual(out.shape, x.shape)
+        with self.assertRaises(fm.InvalidInput) as ctx:
+            fm.forward(x, x, x, m, impl="cpu", kernel="wgmma")
+        self.assertIn("CUDA kernels", str(ctx.exception))
+        with self.assertRaises(fm.InvalidInput) as ctx:
+            fm.forward(x, x, x, m, impl="reference", kernel="fwd=fast")
+        self.assertIn("fwd=fast", str(ctx.exception))
 
     def test_round_to_matches_numpy(self):
         x = np.random.default_rng(0).standard_normal(10000) * 100

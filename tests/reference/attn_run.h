@@ -23,7 +23,7 @@ static inline void fm_attn_result_free(fm_attn_result *r)
 }
 
 /* Forward then backward of `impl` (backward reads the same implementation's out and lse, as
- * BRIEF 1 says). On failure returns the status with fm_last_error() set and r freed. */
+ * docs/spec.md §1 says). On failure returns the status with fm_last_error() set and r freed. */
 static inline fm_status fm_attn_run(fm_impl impl, const fm_problem *p, const fm_mask *m,
                                     const double *q, const double *k, const double *v,
                                     const double *dout, fm_attn_result *r)

@@ -1,5 +1,5 @@
 /* tests/reference/test_reference.c — suite 'reference': the properties that pin the float64
- * oracle (reference/) to BRIEF 1, on random cases of the shared harness (tests/common/prop.h),
+ * oracle (reference/) to docs/spec.md §1, on random cases of the shared harness (tests/common/prop.h),
  * plus hand-computed closed-form cases and the oracle's refusals. docs/reference.md explains
  * which property pins which formula.
  *
@@ -77,7 +77,7 @@ static int check_small_and_large(const char *name, fm_property_fn prop, void *ct
 
 /* ------------------------------------------------------------------ naive_forward */
 
-/* An independent forward, written as BRIEF 1 reads, element by element in long double with no
+/* An independent forward, written as docs/spec.md §1 reads, element by element in long double with no
  * BLAS and no shared helper: for each (b, h, i), the allowed j come from fm_mask_is_masked
  * (the masks/ module's public query), LSE = log sum exp(S_ij), O_i = sum P_ij v_j. It pins
  * the oracle's offsets, transposes and head mapping, which the other properties only compare

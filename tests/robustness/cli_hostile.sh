@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/robustness/cli_hostile.sh — every `flashmask` subcommand against hostile command lines
-# and hostile directories (suite 'robustness', issue 7), run by meson as
+# and hostile directories (suite 'robustness'), run by meson as
 #   cli_hostile.sh /path/to/flashmask
 # For each: the exit code must be the documented one (2 invalid input, 3 unavailable; never a
 # signal, a sanitizer report or a time-out), a refusal must print one "flashmask <cmd>: ..."

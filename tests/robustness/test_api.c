@@ -1,4 +1,4 @@
-/* tests/robustness/test_api.c — hostile input at the C API (suite 'robustness', issue 7):
+/* tests/robustness/test_api.c — hostile input at the C API (suite 'robustness'):
  * NULL pointers, a mask that does not belong to the problem, heads that do not divide, sizes
  * whose products overflow size_t or the int32/BLAS index limits, NaN/Inf inputs, out-of-range
  * enums, and block sizes near INT64_MAX. Every call must return the documented status with a
@@ -347,16 +347,16 @@ static void test_cuda_refuses_misaligned_tensors(void **state)
     dm.bounds = (int32_t *)fake, dm.summary = (int32_t *)fake;
     const void *ok = fake, *off = fake + 2; /* one bfloat16 element past a 16-byte boundary */
     float *lse = (float *)(fake + 16);
-    fm_status st = fm_cuda_forward(&p, &dm, ok, off, ok, (void *)ok, lse, NULL);
+    fm_status st = fm_cuda_forward(&p, &dm, ok, off, ok, (void *)ok, lse, NULL, NULL);
     if (st == FM_ERR_UNAVAILABLE && strstr(fm_last_error(), "no CUDA layer")) return;
     assert_int_equal(st, FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "k = "));
     assert_non_null(strstr(fm_last_error(), "16-byte aligned"));
     st = fm_cuda_backward(&p, &dm, ok, ok, ok, ok, lse, ok, (void *)ok, (void *)ok, (void *)off,
-                          NULL);
+                          NULL, NULL);
     assert_int_equal(st, FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "dv = "));
-    st = fm_cuda_forward(&p, &dm, ok, ok, ok, (void *)ok, (float *)(fake + 2), NULL);
+    st = fm_cuda_forward(&p, &dm, ok, ok, ok, (void *)ok, (float *)(fake + 2), NULL, NULL);
     assert_int_equal(st, FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "lse = "));
 }

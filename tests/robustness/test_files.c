@@ -1,5 +1,5 @@
 /* tests/robustness/test_files.c — hostile files at the io/ entry points (suite 'robustness',
- * issue 7): case directories with missing, truncated, mistyped, mis-shaped, lying or special
+ * docs/robustness.md): case directories with missing, truncated, mistyped, mis-shaped, lying or special
  * files (a FIFO, a directory, a device planted where a .npy belongs), NaN/Inf tensors, case.json
  * sizes that overflow or heads that do not divide, and result directories that cannot be
  * written. Each must be refused with the documented status and a message naming the file (and

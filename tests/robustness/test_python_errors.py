@@ -1,5 +1,5 @@
 """tests/robustness/test_python_errors.py — the Python binding's error path under hostile input
-(suite 'robustness' and 'python', issue 7): arrays whose shapes disagree with the problem (the C
+(suite 'robustness' and 'python'): arrays whose shapes disagree with the problem (the C
 side trusts its pointers, so a short v used to be read past its end), integer arrays whose values
 a cast would change (a bound 2**32 + 3 used to wrap to 3, 2.7 to 2), NaN/Inf inputs, names that do
 not exist, and missing or special files. Every one must raise a flashmask.FlashMaskError subclass

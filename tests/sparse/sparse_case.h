@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "flashmask/sparse.h"
+#include "flashmask.h"
 #include "prop.h"
 
 static inline int sp_fail(char *msg, size_t len, const char *fmt, ...)

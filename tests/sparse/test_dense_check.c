@@ -1,4 +1,4 @@
-/* tests/sparse/test_dense_check.c — the pass rule on dense masks (sparse/dense_check.c): on a
+/* tests/sparse/test_dense_check.c — the pass rule on dense masks (oracle/dense_check.c): on a
  * column mask made dense it reproduces fm_check_case (the oracle's own judgement) — verdicts,
  * and naive errors and bounds to the references' last bits — and it fails a candidate with one
  * planted error, naming the element. Layer: tests, suite 'sparse'.

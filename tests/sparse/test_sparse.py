@@ -1,6 +1,6 @@
 """tests/sparse/test_sparse.py — the Python binding of the sparse layer
 (python/flashmask/sparse.py) against an independent NumPy float64 attention with a dense mask
-(BRIEF 1): BBM round trip and codes, attention under dense masks through auto / bbm / rcm on the
+(docs/spec.md §1): BBM round trip and codes, attention under dense masks through auto / bbm / rcm on the
 reference and the cpu layer,
 QK-sparse and Hash-sparse against their dense-mask equivalents computed in NumPy, dropped
 queries, and errors raised with the library's message.
@@ -24,7 +24,7 @@ TRIALS = int(os.environ.get("FM_TRIALS", "12"))
 
 
 def np_attention(q, k, v, dout, allowed, scale=None):
-    """Dense-mask attention and its gradients in float64, straight from BRIEF 1."""
+    """Dense-mask attention and its gradients in float64, straight from docs/spec.md §1."""
     B, Hq, Sq, D = q.shape
     Hk, Hm = k.shape[1], allowed.shape[1]
     s = 1 / np.sqrt(D) if scale is None else scale

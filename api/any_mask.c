@@ -1,12 +1,15 @@
-/* sparse/any_mask.c — fm_forward / fm_backward over either mask form (flashmask/bbm.h's
- * fm_any_mask): the column form goes to core's dispatch unchanged; the BBM form to the dense
- * oracle (reference), the CPU layer's BBM kernels (float64 <-> float32 around them) or, on
- * cuda, row splitting (sparse/rowsplit.c) of its dense form.
- * Layer: sparse <- reference, cpu <- masks <- core.
+/* api/any_mask.c — fm_forward / fm_backward over either mask form (flashmask/bbm.h's
+ * fm_any_mask): the column form goes to fm_forward (api/dispatch.c) unchanged; the BBM form is
+ * validated here (problem against mask, tensors) and goes to the dense oracle (reference), the
+ * CPU layer (float64 <-> float32 around it, api/cpu_bridge.c) or, on cuda, row splitting
+ * (sparse/rowsplit.c) of its dense form.
+ * Layer: api <- reference, cpu, sparse <- masks <- core.
  */
 #include <stdlib.h>
 
-#include "flashmask/sparse.h"
+#include "../sparse/sparse_run.h"
+#include "flashmask.h"
+#include "api_internal.h"
 #include "fm_internal.h"
 
 static fm_status check_bbm_inputs(const fm_problem *p, const fm_bbm *m, const fm_tensors *t,
@@ -16,39 +19,18 @@ static fm_status check_bbm_inputs(const fm_problem *p, const fm_bbm *m, const fm
     return st != FM_OK ? st : fm_check_tensors(p, t, backward); /* fm_forward's refusals */
 }
 
-static fm_status cpu_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_tensors *t)
+static fm_status run_any(int backward, fm_impl impl, const fm_problem *p,
+                         const fm_any_mask *mask, fm_tensors *t);
+
+static fm_status attend_any(fm_impl impl, int backward, const fm_problem *p,
+                            const fm_any_mask *mask, fm_tensors *t)
 {
-    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p), nl = fm_problem_lse_elems(p);
-    float *q = fm_to_float(t->q, nq, "cpu q"), *k = fm_to_float(t->k, nkv, "cpu k");
-    float *v = fm_to_float(t->v, nkv, "cpu v");
-    float *o = backward ? fm_to_float(t->out, nq, "cpu out")
-                        : fm_alloc(nq, sizeof(float), "cpu out");
-    float *l = backward ? fm_to_float(t->lse, nl, "cpu lse")
-                        : fm_alloc(nl, sizeof(float), "cpu lse");
-    float *d = backward ? fm_to_float(t->dout, nq, "cpu dout") : NULL;
-    float *dq = backward ? fm_alloc(nq, sizeof(float), "cpu dq") : NULL;
-    float *dk = backward ? fm_alloc(nkv, sizeof(float), "cpu dk") : NULL;
-    float *dv = backward ? fm_alloc(nkv, sizeof(float), "cpu dv") : NULL;
-    fm_status st = FM_ERR_NOMEM;
-    if (q && k && v && o && l && (!backward || (d && dq && dk && dv))) {
-        if (!backward) {
-            st = fm_cpu_forward_bbm(p, m, q, k, v, o, l, NULL);
-            if (st == FM_OK) fm_to_double(t->out, o, nq), fm_to_double(t->lse, l, nl);
-        } else {
-            st = fm_cpu_backward_bbm(p, m, q, k, v, o, l, d, dq, dk, dv, NULL);
-            if (st == FM_OK) {
-                fm_to_double(t->dq, dq, nq);
-                fm_to_double(t->dk, dk, nkv);
-                fm_to_double(t->dv, dv, nkv);
-            }
-        }
-    }
-    free(q), free(k), free(v), free(o), free(l), free(d), free(dq), free(dk), free(dv);
-    return st;
+    return run_any(backward, impl, p, mask, t);
 }
 
 /* The CUDA kernels take the column form only: run a BBM mask there by row splitting its
- * dense form (sparse/rowsplit.c), blocks of rows over which it is column-wise. */
+ * dense form (sparse/rowsplit.c), blocks of rows over which it is column-wise; each block comes
+ * back here in the column form. */
 static fm_status cuda_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm_tensors *t)
 {
     fm_status st = fm_impl_available(FM_IMPL_CUDA);
@@ -58,8 +40,8 @@ static fm_status cuda_bbm(int backward, const fm_problem *p, const fm_bbm *m, fm
     if (!dense) return FM_ERR_NOMEM;
     st = fm_bbm_to_dense(m, dense);
     if (st == FM_OK)
-        st = backward ? fm_rowsplit_backward(FM_IMPL_CUDA, p, dense, m->heads, t)
-                      : fm_rowsplit_forward(FM_IMPL_CUDA, p, dense, m->heads, t);
+        st = fm_rowsplit_run(&(const fm_attend){.run = attend_any, .impl = FM_IMPL_CUDA},
+                             backward, p, dense, m->heads, t);
     free(dense);
     return st;
 }
@@ -81,7 +63,7 @@ static fm_status run_any(int backward, fm_impl impl, const fm_problem *p,
         return backward ? fm_ref_backward_bbm(p, &mask->bbm, t->q, t->k, t->v, t->out, t->lse,
                                               t->dout, t->dq, t->dk, t->dv)
                         : fm_ref_forward_bbm(p, &mask->bbm, t->q, t->k, t->v, t->out, t->lse);
-    case FM_IMPL_CPU: return cpu_bbm(backward, p, &mask->bbm, t);
+    case FM_IMPL_CPU: return fm_api_cpu(backward, p, NULL, &mask->bbm, t);
     case FM_IMPL_CUDA: return cuda_bbm(backward, p, &mask->bbm, t);
     default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
     }

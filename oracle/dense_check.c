@@ -1,7 +1,7 @@
-/* sparse/dense_check.c — the oracle's pass rule (BRIEF 5) for dense-mask cases: a candidate's
+/* oracle/dense_check.c — the oracle's pass rule (docs/spec.md §5) for dense-mask cases: a candidate's
  * out/lse/dq/dk/dv judged tensor by tensor with oracle/'s fm_check_tensor, against the dense
  * oracle's results and the naive same-precision computation under the dense mask.
- * Layer: oracle level (uses oracle/ and io/) <- sparse (row splitting) <- masks <- core;
+ * Layer: oracle <- io, reference, sparse (row splitting) <- masks <- core;
  * `flashmask check` hands dense-only cases here (fm_dense_check_dirs).
  *
  * The naive computation is oracle/'s own (fm_naive_forward / fm_naive_backward), run on the
@@ -17,11 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../sparse/gather.h"
 #include "flashmask/io.h"
 #include "flashmask/oracle.h"
+#include "flashmask/reference.h"
 #include "fm_internal.h"
-#include "gather.h"
-#include "../oracle/oracle_internal.h"
+#include "oracle_internal.h"
 
 /* Rows [r0, r1) of every (b, head) of a [B*H, S, W] tensor into a [B*H, r1 - r0, W] block,
  * and back. */

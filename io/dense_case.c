@@ -1,10 +1,11 @@
-/* sparse/dense_case.c — the case format extended to dense masks (docs/sparse.md): a BRIEF 6 case
+/* io/dense_case.c — the case format extended to dense masks (docs/sparse.md): a docs/spec.md §6 case
  * directory whose mask is mask_dense.npy (uint8 [B, Hm, Sq, Sk], 1 = allowed) instead of, or
  * besides, mask.npy; for QK-sparse and Hash-sparse cases also the keep flags (q_keep.npy,
  * k_keep.npy) or bucket ids (q_buckets.npy, k_buckets.npy) the dense mask was made from.
- * Generation of the patterns, saving, loading and running with any method.
- * Layer: io level (uses io's .npy files and atomic directories) <- sparse, masks, core; the
- * CLI's gen_dense / run_dense / show_dense and python/flashmask/sparse.py call it.
+ * Generation of the patterns (with the dense oracle's expected outputs), saving and loading;
+ * running a case is api/dense_run.c's.
+ * Layer: io <- reference (dense oracle), sparse (QK-/Hash-sparse masks), masks, core; the CLI's
+ * gen_dense / run_dense / show_dense and python/flashmask/sparse.py call it.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -13,8 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../io/io_internal.h"
+#include "flashmask/io.h"
+#include "flashmask/reference.h"
 #include "flashmask/sparse.h"
+#include "io_internal.h"
 #include "fm_internal.h"
 
 static const char *const pattern_names[FM_DENSE_PATTERN_COUNT] = {
@@ -130,7 +133,7 @@ fm_status fm_dense_case_generate(fm_dense_case *c, const fm_problem *p, int64_t 
     if (mask_heads < 1)
         return fm_fail(FM_ERR_INVALID, "dense case: mask heads %lld (must be >= 1)",
                        (long long)mask_heads);
-    if (fm_mul_sizes(&n, 4, dims)) /* named as what it is (issue 7: it said "mask heads") */
+    if (fm_mul_sizes(&n, 4, dims)) /* named as what it is (once: it said "mask heads") */
         return fm_fail(p->batch < 1 || p->seqlen_q < 1 || p->seqlen_k < 1 ? FM_ERR_INVALID
                                                                           : FM_ERR_OVERFLOW,
                        "dense case: B*Hm*Sq*Sk = %lld*%lld*%lld*%lld is negative or overflows "
@@ -232,7 +235,7 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
     if (st == FM_OK) st = fm_npy_write(path, FM_NPY_U1, 4, ms, c->allowed);
     /* mask_dense.npy only: a case has one mask file (a column-form mask.npy beside it could
      * say something else, and `run` and `run-dense` would then disagree) */
-    /* inputs: float64 for a float64 case, else float32 holding the dtype's values (BRIEF 6) */
+    /* inputs: float64 for a float64 case, else float32 holding the dtype's values (docs/spec.md §6) */
     const struct {
         const char *file;
         const double *x;
@@ -424,82 +427,4 @@ fm_status fm_dense_case_load(const char *dir, fm_dense_case *c)
 int fm_dense_case_detect(const char *dir)
 {
     return dir && exists(dir, "mask_dense.npy") && !exists(dir, "mask.npy");
-}
-
-/* ---------------------------------------------------------------- running */
-
-static const char *const method_names[FM_DENSE_METHOD_COUNT] = {
-    "auto", "bbm", "rcm", "qk_sparse", "hash_sparse", "dense", "rowsplit"};
-
-const char *fm_dense_method_name(fm_dense_method m)
-{
-    return (unsigned)m < FM_DENSE_METHOD_COUNT ? method_names[m] : "unknown";
-}
-
-fm_status fm_dense_method_from_name(const char *name, fm_dense_method *out)
-{
-    for (int i = 0; i < FM_DENSE_METHOD_COUNT; i++)
-        if (name && strcmp(name, method_names[i]) == 0) {
-            *out = (fm_dense_method)i;
-            return FM_OK;
-        }
-    return fm_fail(FM_ERR_INVALID,
-                   "unknown method '%s' (expected auto, bbm, rcm, qk_sparse, hash_sparse, dense "
-                   "or rowsplit)",
-                   name ? name : "(null)");
-}
-
-fm_status fm_dense_case_run(fm_impl impl, const fm_dense_case *c, fm_dense_method method,
-                            int64_t block_q, int64_t block_k, int backward, fm_tensors *t)
-{
-    fm_clear_error();
-    if (!c || !t) return fm_fail(FM_ERR_INVALID, "dense case run: NULL argument");
-    const fm_problem *p = &c->problem;
-    fm_status st;
-    switch (method) {
-    case FM_DENSE_AUTO:
-    case FM_DENSE_BBM: {
-        fm_any_mask any = {0};
-        if (method == FM_DENSE_AUTO)
-            st = fm_mask_from_dense_auto(&any, c->allowed, p->batch, c->mask_heads, p->seqlen_q,
-                                         p->seqlen_k, FM_CAUSAL_NONE, block_q, block_k);
-        else {
-            any.form = FM_FORM_BBM;
-            st = fm_bbm_from_dense(&any.bbm, c->allowed, p->batch, c->mask_heads, p->seqlen_q,
-                                   p->seqlen_k, block_q, block_k);
-        }
-        if (st == FM_OK)
-            st = backward ? fm_backward_any(impl, p, &any, t) : fm_forward_any(impl, p, &any, t);
-        fm_any_mask_free(&any);
-        return st;
-    }
-    case FM_DENSE_RCM:
-        return backward ? fm_rcm_backward(impl, p, c->allowed, c->mask_heads, block_q, block_k, t)
-                        : fm_rcm_forward(impl, p, c->allowed, c->mask_heads, block_q, block_k, t);
-    case FM_DENSE_QK:
-        if (!c->q_keep || !c->k_keep)
-            return fm_fail(FM_ERR_INVALID, "method qk_sparse needs q_keep.npy and k_keep.npy");
-        return backward ? fm_qk_sparse_backward(impl, p, c->alignment, c->q_keep, c->k_keep, t)
-                        : fm_qk_sparse_forward(impl, p, c->alignment, c->q_keep, c->k_keep, t);
-    case FM_DENSE_HASH:
-        if (!c->q_buckets || !c->k_buckets)
-            return fm_fail(FM_ERR_INVALID,
-                           "method hash_sparse needs q_buckets.npy and k_buckets.npy");
-        return backward ? fm_hash_sparse_backward(impl, p, c->alignment, c->q_buckets,
-                                                  c->k_buckets, c->n_buckets, t)
-                        : fm_hash_sparse_forward(impl, p, c->alignment, c->q_buckets, c->k_buckets,
-                                                 c->n_buckets, t);
-    case FM_DENSE_PLAIN:
-        if (impl != FM_IMPL_REFERENCE)
-            return fm_fail(FM_ERR_INVALID, "method dense runs the reference only (the CPU "
-                           "baseline is fm_cpu_forward_dense, in bench/sparse_bench)");
-        return backward ? fm_ref_backward_dense(p, c->allowed, c->mask_heads, t->q, t->k, t->v,
-                                                t->out, t->lse, t->dout, t->dq, t->dk, t->dv)
-                        : fm_ref_forward_dense(p, c->allowed, c->mask_heads, t->q, t->k, t->v,
-                                               t->out, t->lse);
-    case FM_DENSE_ROWSPLIT:
-        return backward ? fm_rowsplit_backward(impl, p, c->allowed, c->mask_heads, t)
-                        : fm_rowsplit_forward(impl, p, c->allowed, c->mask_heads, t);
-    default: return fm_fail(FM_ERR_INVALID, "unknown method %d", (int)method);
-    }
 }

@@ -1,0 +1,103 @@
+/* cuda/heuristics.cu — which kernels run, decided in one place (heuristics.h). The launchers in
+ * forward.cu, backward.cu, forward_wgmma.cu and backward_wgmma.cu follow the plan made here and
+ * read nothing else; nothing here reads the environment: callers choose through
+ * fm_kernel_options (the CLI's --kernel, Python's kernel=, the benchmark, the tests).
+ *
+ * The rules, each measured on an H200 (the numbers and their history: docs/performance-cuda.md):
+ * - wgmma (Hopper, D = 128) when built (gpu_archs has 90a) and the device is 9.0: both passes
+ *   beat the mma.sync kernels there on every family.
+ * - mma.sync forward at D = 64 and 128: 4 warps of 2 x 16 rows, the two 16-row halves of a warp
+ *   sharing each K/V fragment read from shared memory.
+ * - sparse masks (fewer than FM_CUDA_SPARSE_BELOW of the 64-row x key-block tiles live): the
+ *   backward takes its sparse forms — one-warpgroup wgmma dK/dV blocks (every family measured
+ *   at <= 22% live gained, every one at >= 50% lost), and on the mma.sync path the walk that
+ *   jumps over fully masked query blocks.
+ * - the wgmma dK/dV kernel with two warpgroups (128 keys) halves the dQ atomics; the
+ *   deterministic mode has no atomics to save and takes one.
+ * Layer: cuda <- masks <- core.
+ */
+#include <cuda_runtime.h>
+
+#include "heuristics.h"
+extern "C" {
+#include "fm_internal.h" /* a C header without C++ guards */
+}
+
+#define FM_CUDA_SPARSE_BELOW 0.35f
+
+/* The fraction of 64-row x key-block tiles the mask leaves live (counted at upload). */
+static bool sparse_mask(const fm_attn_params &p)
+{
+    const float qblocks = (float)((p.seqlen_q + FM_CUDA_LIVE_ROWS - 1) / FM_CUDA_LIVE_ROWS);
+    return p.live_per_kblock / qblocks < FM_CUDA_SPARSE_BELOW;
+}
+
+/* FM_OK when the wgmma kernels can run on the current device; else the reason. */
+static fm_status wgmma_runs(void)
+{
+#ifdef FM_CUDA_WGMMA
+    static int capability[64]; /* per device: 0 unknown, 1 is 9.0, 2 is not */
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64)
+        return fm_fail(FM_ERR_UNAVAILABLE, "cuda: no current device for the wgmma kernels");
+    if (!capability[dev]) {
+        int major = 0, minor = 0;
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+        capability[dev] = major == 9 && minor == 0 ? 1 : 2;
+    }
+    if (capability[dev] == 1) return FM_OK;
+    return fm_fail(FM_ERR_UNAVAILABLE, "cuda: the wgmma kernels need a compute capability 9.0 "
+                   "device (device %d is not)", dev);
+#else
+    return fm_fail(FM_ERR_UNAVAILABLE, "cuda: the wgmma kernels were not built (gpu_archs "
+                   "lacks 90a)");
+#endif
+}
+
+/* Whether a pass runs the wgmma kernels: forced, refused, or decided. */
+static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *use)
+{
+    *use = false;
+    if (choice == FM_KERNEL_MMA) return FM_OK;
+    if (choice == FM_KERNEL_AUTO) {
+        *use = head_dim == 128 && wgmma_runs() == FM_OK;
+        fm_clear_error(); /* auto: a device without wgmma is no error */
+        return FM_OK;
+    }
+    if (choice != FM_KERNEL_WGMMA)
+        return fm_fail(FM_ERR_INVALID, "kernel options: unknown %s kernel %d", pass, choice);
+    if (head_dim != 128)
+        return fm_fail(FM_ERR_INVALID, "kernel options: the wgmma %s serves head_dim 128 only "
+                       "(this call: %d)", pass, head_dim);
+    fm_status st = wgmma_runs();
+    *use = st == FM_OK;
+    return st;
+}
+
+fm_status fm_cuda_plan_kernels(const fm_problem *p, const fm_attn_params &kp,
+                               const fm_kernel_options *opt, bool backward, fm_kernel_plan *plan)
+{
+    fm_kernel_options o;
+    if (opt) o = *opt;
+    else fm_kernel_options_default(&o);
+    *plan = fm_kernel_plan{};
+    if ((unsigned)o.fwd_shape > FM_FWD_SHAPE_8X2)
+        return fm_fail(FM_ERR_INVALID, "kernel options: unknown forward shape %d",
+                       (int)o.fwd_shape);
+    if (o.bwd_warpgroups < 0 || o.bwd_warpgroups > 2)
+        return fm_fail(FM_ERR_INVALID, "kernel options: bwd_warpgroups = %d, must be 0, 1 or 2",
+                       (int)o.bwd_warpgroups);
+    plan->deterministic = (p->flags & FM_FLAG_DETERMINISTIC) || o.deterministic;
+    if (!backward) {
+        plan->fwd_shape = o.fwd_shape;
+        return choose_wgmma(o.forward, kp.head_dim, "forward", &plan->fwd_wgmma);
+    }
+    fm_status st = choose_wgmma(o.backward, kp.head_dim, "backward", &plan->bwd_wgmma);
+    if (st != FM_OK) return st;
+    const bool sparse = sparse_mask(kp);
+    plan->bwd_jump = sparse;
+    plan->bwd_warpgroups = o.bwd_warpgroups ? o.bwd_warpgroups
+                                            : (!plan->deterministic && !sparse ? 2 : 1);
+    return FM_OK;
+}
