@@ -12,6 +12,7 @@
  *   the result at all (bitwise); the fraction caught, for cases of < 64 and >= 64 query rows.
  *
  * usage: oracle_rates [--alarm N] [--power N] [--first I] [--seed S] [--max-seqlen M]
+ *                     [--case SEED]  (one alarm case, as printed by an alarm-case line)
  *   cases I .. I+N-1 of the seed (chunks of one run add up). Output: one line per count,
  *   "alarm CAND DTYPE RULE JUDGED FAILED" and "power BUG ROWS RULE EFFECTIVE CAUGHT"
  *   (tools/oracle_rates_table.py turns the lines of all chunks into the tables), and
@@ -238,12 +239,14 @@ int main(int argc, char **argv)
     long alarm = 200, power = 40, first = 0;
     uint64_t seed = 20261202;
     int64_t max_seqlen = 4096;
+    uint64_t one_case = 0; /* --case SEED: replay the alarm case of that seed alone */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--alarm")) alarm = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--power")) power = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--first")) first = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--max-seqlen")) max_seqlen = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--case")) one_case = strtoull(argv[i + 1], NULL, 0);
         else {
             fprintf(stderr, "oracle_rates: unknown option %s\n", argv[i]);
             return 2;
@@ -251,6 +254,7 @@ int main(int argc, char **argv)
     }
     tallies *T = calloc(1, sizeof *T);
     if (!T) return 2;
+    if (one_case) alarm = power = 0, run_case(one_case, 0, max_seqlen, T);
     for (long t = first; t < first + alarm; t++)
         run_case(seed * 1000003ull + (uint64_t)t * 2654435761ull, 0, max_seqlen, T);
     for (long t = first; t < first + power; t++)

@@ -45,6 +45,10 @@ static double eta_of(fm_dtype dtype)
     return dtype == FM_FLOAT16 ? 0x1p-25 : 0x1p-126;
 }
 
+/* Absolute error of a float32 exp whose exact value is below the normal range: kernels flush
+ * (the cpu layer's exp2 returns 0 below 2^-126) or lose bits there; any P_ij may be off by it. */
+#define ETA32 0x1p-126
+
 /* Everything below is multiplied by this: it covers the float64 rounding of the reference and
  * of this computation (relative 2^-53 per operation, n < 2^30 operations per value). */
 #define SLACK (1.0 + 0x1p-20)
@@ -145,11 +149,13 @@ static void bounds_group(const fm_oracle_bound_args *g, int64_t b, int64_t hk, r
                 double dp = 0.0, c = 0.0;
                 for (int64_t d = 0; d < D; d++) dp += dO[d] * vj[d], c += fabs(dO[d] * vj[d]);
                 const double ds = pij * (dp - delta);
-                const double w = e_pi2 * fabs(ds) + pi2 * pij * (gam_d * c + ddelta);  /* B3 */
+                const double w = e_pi2 * fabs(ds) + pi2 * pij * (gam_d * c + ddelta)  /* B3 */
+                                 + ETA32 * (1.0 + gamma_n(2.0)) *
+                                       (fabs(dp - delta) + gam_d * c + ddelta);
                 const double W = (1.0 + u) * w + u * fabs(ds) + eta;
                 const double wq = s * ((1.0 + gam_q) * W + gam_q * fabs(ds));      /* B4 */
                 const double wk = s * ((1.0 + gam_k) * W + gam_k * fabs(ds));
-                const double wv = pv * pij + eta;
+                const double wv = pv * pij + (1.0 + gam_k) * ETA32 + eta;
                 double *dkj = rb->dkh + j * D, *dvj = rb->dvh + j * D;
                 double *bkj = bdk + j * D, *bvj = bdv + j * D;
                 for (int64_t d = 0; d < D; d++) {
