@@ -14,7 +14,7 @@
  * usage: oracle_rates [--alarm N] [--power N] [--first I] [--seed S] [--max-seqlen M]
  *                     [--case SEED]  (one alarm case, as printed by an alarm-case line)
  *   cases I .. I+N-1 of the seed (chunks of one run add up). Output: one line per count,
- *   "alarm CAND DTYPE RULE JUDGED FAILED" and "power BUG ROWS RULE EFFECTIVE CAUGHT"
+ *   "alarm CAND DTYPE RULE JUDGED FAILED WORST_ERROR/BOUND" and "power BUG ROWS RULE EFFECTIVE CAUGHT"
  *   (tools/oracle_rates_table.py turns the lines of all chunks into the tables), and
  *   "alarm-case ..." naming each derived-rule false alarm's seed (there should be none).
  * Layer: bench, above oracle/, reference/, cpu/ (public API) and the tests' case generator.
@@ -35,6 +35,7 @@ static const fm_dtype dtypes[3] = {FM_FLOAT16, FM_BFLOAT16, FM_FLOAT32};
 
 typedef struct tallies {
     long judged[CANDS][3][2], failed[CANDS][3][2];   /* [cand][dtype][rule] */
+    double worst[CANDS][3][2];                       /* largest error/bound of a candidate */
     long effective[BUG_COUNT][2][2], caught[BUG_COUNT][2][2]; /* [bug][rows>=64][rule] */
 } tallies;
 
@@ -83,8 +84,10 @@ static fm_status judge_prepare(judge_ctx *j, const fm_random_case *c, const fm_p
     return st;
 }
 
-/* 1 pass, 0 fail under `rule` (FM_RULE_*); -1 error. `why` gets the first failure. */
-static int judge(const judge_ctx *j, double *const cand[5], int rule, char *why, size_t len)
+/* 1 pass, 0 fail under `rule` (FM_RULE_*); -1 error. `why` gets the first failure, `worst`
+ * (may be NULL) the largest error/bound over the tensors. */
+static int judge(const judge_ctx *j, double *const cand[5], int rule, char *why, size_t len,
+                 double *worst)
 {
     static const fm_masked_rule masked[5] = {FM_MASKED_ZERO, FM_MASKED_NEG_INF, FM_MASKED_FREE,
                                              FM_MASKED_FREE, FM_MASKED_FREE};
@@ -98,6 +101,7 @@ static int judge(const judge_ctx *j, double *const cand[5], int rule, char *why,
                                     t < 3 ? j->rows : NULL, len_row[t], masked[t], &tc) != FM_OK)
             return -1;
         if (!tc.pass && pass && why) snprintf(why, len, "%s: %s", names[t], tc.why);
+        if (worst && isfinite(tc.ratio)) *worst = fmax(*worst, tc.ratio);
         pass &= tc.pass;
     }
     return pass;
@@ -190,8 +194,10 @@ static void run_case(uint64_t seed, int power, int64_t max_seqlen, tallies *T)
         }
         for (int k = 0; k < ncand; k++)
             for (int rule = 0; rule < 2; rule++) {
-                int v = judge(&J, cand[k], rule, why, sizeof why);
+                double w = 0.0;
+                int v = judge(&J, cand[k], rule, why, sizeof why, &w);
                 if (v < 0) continue;
+                T->worst[k][xi][rule] = fmax(T->worst[k][xi][rule], w);
                 T->judged[k][xi][rule]++;
                 T->failed[k][xi][rule] += !v;
                 if (!v && rule == FM_RULE_DERIVED)
@@ -218,7 +224,7 @@ static void run_case(uint64_t seed, int power, int64_t max_seqlen, tallies *T)
                               !(m[t][i] == e[t][i]);
             if (!differs) continue;
             for (int rule = 0; rule < 2; rule++) {
-                int v = judge(&J, m, rule, NULL, 0);
+                int v = judge(&J, m, rule, NULL, 0, NULL);
                 if (v < 0) continue;
                 T->effective[bug][big][rule]++;
                 T->caught[bug][big][rule] += !v;
@@ -265,8 +271,9 @@ int main(int argc, char **argv)
         for (int xi = 0; xi < 3; xi++)
             for (int r = 0; r < 2; r++)
                 if (T->judged[k][xi][r]) {
-                    printf("alarm %s %s %s %ld %ld\n", cand_names[k], fm_dtype_name(dtypes[xi]),
-                           rules[r], T->judged[k][xi][r], T->failed[k][xi][r]);
+                    printf("alarm %s %s %s %ld %ld %.4g\n", cand_names[k],
+                           fm_dtype_name(dtypes[xi]), rules[r], T->judged[k][xi][r],
+                           T->failed[k][xi][r], T->worst[k][xi][r]);
                     if (r == 0) derived_alarms += T->failed[k][xi][r];
                 }
     for (int bug = 1; bug < BUG_COUNT; bug++)

@@ -30,16 +30,17 @@ done | OMP_NUM_THREADS=1 xargs -P "$JOBS" -I{} sh -c \
 cat "$TMP"/chunk*.txt > "$TMP/all.txt"
 grep '^alarm-case' "$TMP/all.txt" || true
 awk '
-$1 == "alarm" { key = $2 " " $3; n[key] += $5; f[key, $4] += $6; keys[key] = 1 }
+$1 == "alarm" { key = $2 " " $3; n[key] += $5; f[key, $4] += $6; keys[key] = 1
+                if ($7 > w[key, $4]) w[key, $4] = $7 }
 $1 == "power" { k = $2; e[k, $3, $4] += $5; c[k, $3, $4] += $6; bugs[k] = 1 }
 function pct(x, y) { return y ? sprintf("%.1f%%", 100.0 * x / y) : "-" }
 END {
     print "false alarms (correct candidates failed / judged):"
-    printf "%-8s %-9s %9s %14s %14s\n", "cand", "dtype", "judged", "derived", "fa"
+    printf "%-8s %-9s %9s %14s %14s %12s %12s\n", "cand", "dtype", "judged", "derived", "fa", "worst(der)", "worst(fa)"
     tot = 0; td = 0; tf = 0
     for (k in keys) {
         split(k, a, " ")
-        printf "%-8s %-9s %9d %14s %14s\n", a[1], a[2], n[k], f[k, "derived"] " (" pct(f[k, "derived"], n[k]) ")", f[k, "fa"] " (" pct(f[k, "fa"], n[k]) ")"
+        printf "%-8s %-9s %9d %14s %14s %12.3g %12.3g\n", a[1], a[2], n[k], f[k, "derived"] " (" pct(f[k, "derived"], n[k]) ")", f[k, "fa"] " (" pct(f[k, "fa"], n[k]) ")", w[k, "derived"], w[k, "fa"]
         tot += n[k]; td += f[k, "derived"]; tf += f[k, "fa"]
     }
     printf "%-18s %9d %14d %14d\n", "total", tot, td, tf
