@@ -7,7 +7,9 @@ backend can express, GQA, both causal alignments. Every candidate is judged in-p
 flashmask.check_arrays (the C rule of `flashmask check`) under both rules against the float64
 reference; the first failures of each backend are also written as case + candidate directories
 and judged by the `flashmask check` CLI, to show the command agrees. Writes OUT/oracle_gpu_rates.json
-(counts per backend, dtype, rule and size class: 1-8 rows, 9-200, > 200) and prints a table.
+(counts per backend, dtype, rule and size class: 1-8 rows, 9-200, 201-512) and prints a table.
+Failures whose only reason is a fully masked row's convention (SDPA's finite lse there) are
+counted apart as "masked conv.", not as accuracy false alarms.
 
 Backends and what they are given (a backend is used only where it can express the mask):
   ours    fm.forward/fm.backward(impl="cuda"): every family, GQA
@@ -45,17 +47,18 @@ def size_class(sq):
 
 def draw_problem(rng):
     r = rng.random()
+    big = False
     if r < 0.5:
         sq, sk = int(rng.integers(1, 9)), int(rng.integers(1, 9))
-    elif r < 0.88:
+    elif r < 0.94:
         sq, sk = int(rng.integers(9, 201)), int(rng.integers(9, 201))
-    else:
-        sq, sk = int(rng.integers(201, 1025)), int(rng.integers(201, 1025))
+    else:  # the CPU side (reference, naive, bounds) is O(Sq Sk D) per check: keep these lean
+        sq, sk, big = int(rng.integers(201, 513)), int(rng.integers(201, 513)), True
     if rng.random() < 0.5:
         sk = sq
-    d = int(rng.choice([64, 128, 256] if sq <= 200 else [64, 128]))
-    hk = int(rng.choice([1, 2]))
-    hq = hk * int(rng.choice([1, 2]))
+    d = int(rng.choice([64, 128, 256] if not big else [64]))
+    hk = 1 if big else int(rng.choice([1, 2]))
+    hq = hk * (1 if big else int(rng.choice([1, 2])))
     b = 1 if sq > 200 else int(rng.integers(1, 3))
     family = str(rng.choice(fm.FAMILIES))
     align = str(rng.choice(["bottom_right", "top_left"]))
@@ -97,7 +100,7 @@ _flex = {}
 
 
 def run_flex(pr, q, k, v, dout, mask, scale, ref):
-    from torch.nn.attention.flex_attention import AuxRequest, create_block_mask, flex_attention
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     if "fn" not in _flex:
         for knob in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
                      "accumulated_recompile_limit"):
@@ -113,9 +116,13 @@ def run_flex(pr, q, k, v, dout, mask, scale, ref):
     tq, tk, tv, tdo = torch_inputs(q, k, v, dout, pr["dtype"])
     for t in (tq, tk, tv):
         t.requires_grad_(True)
-    out, aux = _flex["fn"](tq, tk, tv, block_mask=bm, scale=scale, enable_gqa=True,
-                           return_aux=AuxRequest(lse=True))
-    lse = as_np(aux.lse)
+    try:  # PyTorch >= 2.9 returns auxiliary outputs through AuxRequest
+        from torch.nn.attention.flex_attention import AuxRequest
+        extra = {"return_aux": AuxRequest(lse=True)}
+    except ImportError:
+        extra = {"return_lse": True}
+    out, aux = _flex["fn"](tq, tk, tv, block_mask=bm, scale=scale, enable_gqa=True, **extra)
+    lse = as_np(aux.lse if hasattr(aux, "lse") else aux)
     dq, dk, dv = grads(out, tq, tk, tv, tdo)
     return dict(out=as_np(out), lse=lse, dq=dq, dk=dk, dv=dv), True
 
@@ -176,7 +183,18 @@ def sdpa_runner(backend):
     return run
 
 
-BACKENDS = {"ours": run_ours, "flex": run_flex, "sdpa-flash": sdpa_runner("flash"),
+def run_cpu(pr, q, k, v, dout, mask, scale, ref):
+    """libflashmask's float32 cpu layer judged as X: a dry run of this script without a GPU
+    (--backends cpu)."""
+    out, lse = fm.forward(q, k, v, mask, scale, impl="cpu", dtype="float32")
+    dq, dk, dv = fm.backward(q, k, v, out, lse, dout, mask, scale, impl="cpu", dtype="float32")
+    cand = {"out": out, "lse": lse, "dq": dq, "dk": dk, "dv": dv}
+    for t in ("out", "dq", "dk", "dv"):
+        cand[t] = fm.round_to(cand[t], pr["dtype"])
+    return cand, True
+
+
+BACKENDS = {"cpu": run_cpu, "ours": run_ours, "flex": run_flex, "sdpa-flash": sdpa_runner("flash"),
             "sdpa-efficient": sdpa_runner("efficient"), "sdpa-cudnn": sdpa_runner("cudnn")}
 
 
@@ -185,6 +203,7 @@ BACKENDS = {"ours": run_ours, "flex": run_flex, "sdpa-flash": sdpa_runner("flash
 def cli_check(cli, tmp, tag, q, k, v, dout, mask, pr, scale, ref, cand):
     """The same judgement through `flashmask check` (files), both rules: exit codes."""
     cdir, rdir = os.path.join(tmp, tag, "case"), os.path.join(tmp, tag, "cand")
+    os.makedirs(os.path.join(tmp, tag), exist_ok=True)
     fm.save_case(cdir, q, k, v, dout, mask, pr["dtype"], scale, expected=ref)
     fm.save_results(rdir, fm.load_case(cdir), **cand)
     return {rule: subprocess.run([cli, "check", "--case", cdir, "--candidate", rdir, "--rule", rule],
@@ -198,18 +217,21 @@ def main():
     ap.add_argument("--cli", default=None, help="flashmask CLI, to judge a few cases as files")
     ap.add_argument("--budget", type=float, default=300.0, help="seconds of drawing problems")
     ap.add_argument("--seed", type=int, default=int(time.time()))
-    ap.add_argument("--backends", default=",".join(BACKENDS))
+    ap.add_argument("--backends", default="ours,flex,sdpa-flash,sdpa-efficient,sdpa-cudnn")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    print(f"seed {args.seed}; torch {torch.__version__}, {torch.cuda.get_device_name(0)}",
-          flush=True)
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    print(f"seed {args.seed}; torch {torch.__version__}, {device}", flush=True)
     counts, errors, examples, cli_runs = {}, {}, [], []
     disabled = set()
     t0, problems = time.time(), 0
     while time.time() - t0 < args.budget:
         pr = draw_problem(rng)
-        q, k, v, dout, mask = make_inputs(pr, rng)
+        try:  # a family's default parameters may not fit a tiny Sk: draw again
+            q, k, v, dout, mask = make_inputs(pr, rng)
+        except fm.FlashMaskError:
+            continue
         scale = 1.0 / np.sqrt(pr["d"])
         ref = fm.reference(q, k, v, dout, mask, scale)
         problems += 1
@@ -218,7 +240,8 @@ def main():
                 continue
             try:
                 cand, own_lse = BACKENDS[name](pr, q, k, v, dout, mask, scale, ref)
-                torch.cuda.synchronize()
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
             except Exception as e:
                 n = errors.setdefault(name, {"count": 0, "first": None})
                 n["count"] += 1
@@ -233,7 +256,7 @@ def main():
                 cand["lse"] = ref["lse"].astype(np.float32).astype(np.float64)
             key = (name, pr["dtype"], size_class(pr["sq"]))
             c = counts.setdefault(key, {"judged": 0, "derived": 0, "fa": 0, "own_lse": 0,
-                                        "worst_derived": 0.0})
+                                        "masked_rows_convention": 0, "worst_derived": 0.0})
             c["judged"] += 1
             c["own_lse"] += int(own_lse)
             verdict = {}
@@ -241,6 +264,14 @@ def main():
                 rep = fm.check_arrays(q, k, v, dout, mask, cand, pr["dtype"], scale, ref,
                                       rule=rule)
                 verdict[rule] = rep.passed
+                whys = [t["why"] for t in rep.tensors.values() if not t["passed"]]
+                if whys and all("fully masked rows" in w for w in whys):
+                    # a convention (finite lse or nonzero out on empty rows), not accuracy:
+                    # counted apart (docs/oracle.md section 5 discusses SDPA's finite lse)
+                    if rule == "derived":
+                        c["masked_rows_convention"] += 1
+                    verdict[rule] = True
+                    continue
                 c[rule] += int(not rep.passed)
                 if rule == "derived":
                     c["worst_derived"] = max(c["worst_derived"],
@@ -250,24 +281,29 @@ def main():
                     examples.append({"backend": name, "rule": rule, "problem": pr, "why": bad})
             if args.cli and not verdict["fa"] and \
                     sum(1 for r in cli_runs if r["backend"] == name) < 3:
-                rc = cli_check(args.cli, os.path.join(args.out, "cli_cases"),
-                               f"{name}-{problems}", q, k, v, dout, mask, pr, scale, ref, cand)
+                try:
+                    rc = cli_check(args.cli, os.path.join(args.out, "cli_cases"),
+                                   f"{name}-{problems}", q, k, v, dout, mask, pr, scale, ref,
+                                   cand)
+                except Exception as e:  # the measurement goes on; the reason is kept
+                    rc = f"error: {e}"
                 cli_runs.append({"backend": name, "problem": pr, "exit": rc,
                                  "in_process": verdict})
     table = [{"backend": b, "dtype": d, "rows": s, **c} for (b, d, s), c in sorted(counts.items())]
     total = sum(c["judged"] for c in counts.values())
     res = {"seed": args.seed, "problems": problems, "candidates": total,
            "seconds": time.time() - t0, "torch": torch.__version__,
-           "device": torch.cuda.get_device_name(0), "table": table, "errors": errors,
+           "device": device, "table": table, "errors": errors,
            "disabled": sorted(disabled), "failures": examples, "cli": cli_runs}
     with open(os.path.join(args.out, "oracle_gpu_rates.json"), "w") as f:
         json.dump(res, f, indent=1, default=str)
     print(f"{problems} problems, {total} candidates, {res['seconds']:.0f} s")
     print(f"{'backend':15} {'dtype':9} {'rows':6} {'judged':>7} {'derived':>8} {'fa':>6} "
-          f"{'own lse':>8} {'worst err/bound (derived)':>26}")
+          f"{'own lse':>8} {'masked conv.':>12} {'worst err/bound (derived)':>26}")
     for r in table:
         print(f"{r['backend']:15} {r['dtype']:9} {r['rows']:6} {r['judged']:7d} {r['derived']:8d} "
-              f"{r['fa']:6d} {r['own_lse']:8d} {r['worst_derived']:26.3g}")
+              f"{r['fa']:6d} {r['own_lse']:8d} {r['masked_rows_convention']:12d} "
+              f"{r['worst_derived']:26.3g}")
     for name, e in errors.items():
         print(f"{name}: {e['count']} raised; first:\n{e['first']}")
     for r in cli_runs:

@@ -15,7 +15,8 @@ BUILD=${1:?usage: seed_sweep.sh BUILD_DIR N [TEST...]}
 N=${2:?usage: seed_sweep.sh BUILD_DIR N [TEST...]}
 shift 2
 if [ "$#" -eq 0 ]; then
-    set -- masks_props reference test_cpu_props test_cpu_skip test_cpu_rules oracle families \
+    set -- masks_props reference test_cpu_props test_cpu_skip test_cpu_rules oracle rule_power \
+        families \
         test_bbm test_sparse_attn test_dense_check backends
 fi
 base=${FM_SEED_BASE:-$(date +%s)}
