@@ -11,12 +11,14 @@
  * power: the emulation with each planted bug (oracle_emul.h), on cases where the bug changes
  *   the result at all (bitwise); the fraction caught, for cases of < 64 and >= 64 query rows.
  *
- * usage: oracle_rates [--alarm N] [--power N] [--first I] [--seed S] [--max-seqlen M]
+ * usage: oracle_rates [--alarm N] [--power N] [--first I] [--power-first I (= --first)]
+ *                     [--seed S] [--max-seqlen M]
  *                     [--case SEED]  (one alarm case, as printed by an alarm-case line)
  *   cases I .. I+N-1 of the seed (chunks of one run add up). Output: one line per count,
  *   "alarm CAND DTYPE RULE JUDGED FAILED WORST_ERROR/BOUND" and "power BUG ROWS RULE EFFECTIVE CAUGHT"
  *   (tools/oracle_rates_table.py turns the lines of all chunks into the tables), and
- *   "alarm-case ..." naming each derived-rule false alarm's seed (there should be none).
+ *   "alarm-case ..." naming each derived-rule false alarm's seed (there should be none),
+ *   "miss ..." naming each bug a rule missed on a case of >= 64 rows.
  * Layer: bench, above oracle/, reference/, cpu/ (public API) and the tests' case generator.
  */
 #include <math.h>
@@ -228,6 +230,13 @@ static void run_case(uint64_t seed, int power, int64_t max_seqlen, tallies *T)
                 if (v < 0) continue;
                 T->effective[bug][big][rule]++;
                 T->caught[bug][big][rule] += !v;
+                if (v && big)
+                    printf("miss %s %s seed %llu Sq=%lld Sk=%lld D=%lld Hq=%lld Hk=%lld "
+                           "scale=%.4g %s\n", emul_bug_name((emul_bug)bug),
+                           rule ? "fa" : "derived", (unsigned long long)seed,
+                           (long long)p.seqlen_q, (long long)p.seqlen_k, (long long)p.head_dim,
+                           (long long)p.q_heads, (long long)p.kv_heads, p.scale,
+                           fm_dtype_name(x));
             }
         }
         for (int t = 0; t < 5; t++) free(m[t]);
@@ -242,7 +251,7 @@ done:
 
 int main(int argc, char **argv)
 {
-    long alarm = 200, power = 40, first = 0;
+    long alarm = 200, power = 40, first = 0, power_first = -1;
     uint64_t seed = 20261202;
     int64_t max_seqlen = 4096;
     uint64_t one_case = 0; /* --case SEED: replay the alarm case of that seed alone */
@@ -250,6 +259,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--alarm")) alarm = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--power")) power = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--first")) first = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--power-first")) power_first = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--max-seqlen")) max_seqlen = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--case")) one_case = strtoull(argv[i + 1], NULL, 0);
@@ -263,7 +273,8 @@ int main(int argc, char **argv)
     if (one_case) alarm = power = 0, run_case(one_case, 0, max_seqlen, T);
     for (long t = first; t < first + alarm; t++)
         run_case(seed * 1000003ull + (uint64_t)t * 2654435761ull, 0, max_seqlen, T);
-    for (long t = first; t < first + power; t++)
+    if (power_first < 0) power_first = first;
+    for (long t = power_first; t < power_first + power; t++)
         run_case((seed ^ 0x5eedull) * 1000003ull + (uint64_t)t * 2654435761ull, 1, max_seqlen, T);
     static const char *const rules[2] = {"derived", "fa"};
     long derived_alarms = 0;

@@ -23,12 +23,12 @@ while [ "$i" -lt "$CHUNKS" ]; do
     echo "$i"
     i=$((i + 1))
 done | OMP_NUM_THREADS=1 xargs -P "$JOBS" -I{} sh -c \
-    "'$EXE' --alarm $a --power $p --first \$(( {} * $a )) --seed $SEED --max-seqlen $MAXS \
+    "'$EXE' --alarm $a --power $p --first \$(( {} * $a )) --power-first \$(( {} * $p )) \
+     --seed $SEED --max-seqlen $MAXS \
      > '$TMP/chunk{}.txt' 2>&1 || true"
-# power chunks start at the same --first offsets: make their case indices disjoint by
-# construction (power seeds differ from alarm seeds; each chunk's power cases are first..first+p)
 cat "$TMP"/chunk*.txt > "$TMP/all.txt"
 grep '^alarm-case' "$TMP/all.txt" || true
+grep '^miss' "$TMP/all.txt" || true
 awk '
 $1 == "alarm" { key = $2 " " $3; n[key] += $5; f[key, $4] += $6; keys[key] = 1
                 if ($7 > w[key, $4]) w[key, $4] = $7 }
@@ -53,5 +53,5 @@ END {
             c[k, "lt64", "fa"] "/" e[k, "lt64", "fa"] " " pct(c[k, "lt64", "fa"], e[k, "lt64", "fa"]),
             c[k, "ge64", "derived"] "/" e[k, "ge64", "derived"] " " pct(c[k, "ge64", "derived"], e[k, "ge64", "derived"]),
             c[k, "ge64", "fa"] "/" e[k, "ge64", "fa"] " " pct(c[k, "ge64", "fa"], e[k, "ge64", "fa"])
-    exit td ? 1 : 0
+    if (td > 0) exit 1
 }' "$TMP/all.txt"

@@ -189,7 +189,11 @@ fm_status fm_oracle_bounds_with(const fm_oracle_bound_args *g)
     const int64_t Sk = p->seqlen_k, D = p->head_dim;
     const int64_t groups = p->batch * p->kv_heads;
     fm_status st = FM_OK;
-#pragma omp parallel
+    /* threads only when there is work for them: on small cases the fork/join costs more, and
+     * on a loaded machine a descheduled thread stalls the barrier (reference/ says the same) */
+    const double work = (double)groups * (double)(p->q_heads / p->kv_heads) *
+                        (double)p->seqlen_q * (double)Sk * (double)D;
+#pragma omp parallel if (groups > 1 && work >= 1e6)
     {
         rowbuf rb = {0};
         rb.s = malloc((size_t)Sk * sizeof(double));
