@@ -4,7 +4,8 @@
 #   1. bench/oracle_gpu_rates.py: false alarms of the derived and fa rules on our CUDA kernels,
 #      FlexAttention and SDPA's flash / memory-efficient / cuDNN backends (float16, bfloat16,
 #      shapes from 1 row up), with a few failures judged again through `flashmask check`;
-#   2. tools/seed_sweep.sh: test_cuda at consecutive fresh seeds (the seeds are printed).
+#   2. test_cuda at the four seeds that failed under the FA rule (0x2026120201, 0x51-0x53), then
+#      tools/seed_sweep.sh: test_cuda at consecutive fresh seeds (the seeds are printed).
 # Prerequisites (docs/performance-cuda.md, "Reproduce"): on the build machine
 #   meson setup build-gpu -Dgpu_archs=90a -Dnative_cpu=false -Dbuildtype=release -Dcuda=enabled
 #   ninja -C build-gpu
@@ -25,6 +26,11 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu
 timeout $((SECS + 120)) python3 bench/oracle_gpu_rates.py --out "$OUT" --cli "$BUILD/tools/flashmask" \
     --budget "$SECS" 2>&1 | tee "$OUT/oracle_gpu_rates.log"
 echo "oracle_gpu_rates exit ${PIPESTATUS[0]}"
+# the four seeds at which test_cuda failed under the FA rule (float16 dK on 1-2 row problems)
+for seed in 0x2026120201 0x51 0x52 0x53; do
+    FM_SEED=$seed timeout 120 "$BUILD/tests/cuda/test_cuda" > "$OUT/test_cuda_$seed.log" 2>&1
+    echo "test_cuda FM_SEED=$seed: exit $?" | tee -a "$OUT/test_cuda_seeds.txt"
+done
 # test_cuda at fresh seeds: small trials so that 20 seeds fit in about a minute
 FM_TRIALS=${FM_TRIALS:-4} timeout 200 bash tools/seed_sweep.sh "$BUILD" "$SEEDS" \
     "$BUILD/tests/cuda/test_cuda" 2>&1 | tee "$OUT/seed_sweep_cuda.log"
