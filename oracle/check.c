@@ -1,7 +1,8 @@
-/* oracle/check.c — the pass rule of docs/spec.md §5, per tensor and per case:
- *     max|cand - ref| <= 2 * max|naive_X - ref| + atol_X,
- *     atol_X = max|round_X(round_X(ref + 0.3) - 0.3) - ref|,
- * NaN anywhere fails, fully masked rows hold exactly 0 (out) and -inf (lse).
+/* oracle/check.c — the pass rules (flashmask/oracle.h), per tensor and per case:
+ *   derived (default): |cand - ref| <= B[e] element by element, B from oracle/bound.c;
+ *   fa:  max|cand - ref| <= 2 * max|naive_X - ref| + atol_X,
+ *        atol_X = max|round_X(round_X(ref + 0.3) - 0.3) - ref|;
+ * under both NaN anywhere fails, fully masked rows hold exactly 0 (out) and -inf (lse).
  * The float64 reference comes from reference/ (or the case files), the naive same-precision
  * result from oracle/naive.c, the rounding from fm_round_to_dtype.
  *
@@ -27,8 +28,21 @@ const char *fm_check_tensor_name(int which)
 fm_check_options fm_check_options_default(fm_dtype dtype)
 {
     fm_check_options o = {.dtype = dtype, .allow_fa2_inf_lse = 0, .forward_only = 0,
-                          .recompute = 0};
+                          .recompute = 0, .rule = FM_RULE_DERIVED};
     return o;
+}
+
+const char *fm_check_rule_name(fm_check_rule rule)
+{
+    return rule == FM_RULE_FA ? "fa" : rule == FM_RULE_DERIVED ? "derived" : "unknown";
+}
+
+fm_status fm_check_rule_from_name(const char *name, fm_check_rule *rule)
+{
+    if (name && rule && strcmp(name, "derived") == 0) return *rule = FM_RULE_DERIVED, FM_OK;
+    if (name && rule && (strcmp(name, "fa") == 0 || strcmp(name, "flashattention") == 0))
+        return *rule = FM_RULE_FA, FM_OK;
+    return fm_fail(FM_ERR_INVALID, "rule '%s': expected derived or fa", name ? name : "(null)");
 }
 
 /* The rounding error of X at the magnitude of r: two roundings to X around a shift by 0.3,
@@ -73,6 +87,15 @@ fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const doub
                           const double *ref, const double *naive, const uint8_t *row_masked,
                           size_t row_len, fm_masked_rule rule, fm_tensor_check *out)
 {
+    return fm_check_tensor_bounded(name, dtype, n, cand, ref, naive, NULL, row_masked, row_len,
+                                   rule, out);
+}
+
+fm_status fm_check_tensor_bounded(const char *name, fm_dtype dtype, size_t n, const double *cand,
+                                  const double *ref, const double *naive,
+                                  const double *elem_bound, const uint8_t *row_masked,
+                                  size_t row_len, fm_masked_rule rule, fm_tensor_check *out)
+{
     fm_clear_error();
     if (!out) return fm_fail(FM_ERR_INVALID, "check: NULL result");
     memset(out, 0, sizeof *out);
@@ -80,7 +103,7 @@ fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const doub
     if (dtype != FM_FLOAT32 && dtype != FM_FLOAT16 && dtype != FM_BFLOAT16)
         return fm_fail(FM_ERR_INVALID, "check %s: dtype %s is not a candidate precision",
                        out->name, fm_dtype_name(dtype));
-    if (n > 0 && (!cand || !ref || !naive))
+    if (n > 0 && (!cand || !ref || (!naive && !elem_bound)))
         return fm_fail(FM_ERR_INVALID, "check %s: NULL candidate, reference or naive tensor",
                        out->name);
     if (row_masked && row_len == 0)
@@ -89,7 +112,7 @@ fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const doub
     out->elements = n;
 
     double sum_abs = 0.0, sum_sq = 0.0, ref_sq = 0.0;
-    size_t first_nan = 0, first_bad = 0;
+    size_t first_nan = 0, first_bad = 0, over = 0;
     for (size_t i = 0; i < n; i++) {
         const double c = cand[i], r = ref[i];
         if (isnan(c) && out->nan_count++ == 0) first_nan = i;
@@ -110,7 +133,7 @@ fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const doub
             if (!ok && out->masked_bad++ == 0) first_bad = i;
             continue;
         }
-        const double nv = naive[i];
+        const double nv = naive ? naive[i] : r;
         if (!isfinite(nv))
             return fm_fail(FM_ERR_NONFINITE,
                            "check %s: the naive %s computation gives %g at index %zu (the "
@@ -128,13 +151,37 @@ fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const doub
         }
         sum_abs += diff;
         sum_sq += diff * diff;
+        if (elem_bound) {
+            /* derived rule: this element against its own bound */
+            const double b = elem_bound[i];
+            const double ratio = diff == 0.0 ? 0.0 : b > 0.0 ? diff / b : INFINITY;
+            if (diff > b) over++;
+            if (ratio > out->ratio || out->compared == 1) {
+                out->ratio = ratio;
+                out->ratio_at = i;
+                out->bound = b;
+            }
+        }
     }
     out->mean_abs = out->compared ? sum_abs / (double)out->compared : 0.0;
     out->rel_fro = ref_sq > 0.0 ? sqrt(sum_sq) / sqrt(ref_sq) : (sum_sq > 0.0 ? INFINITY : 0.0);
-    out->bound = 2.0 * out->naive_max_abs + out->atol;
+    int within;
+    size_t judged_at;
+    if (elem_bound) {
+        within = over == 0;
+        judged_at = out->ratio_at;
+    } else {
+        out->bound = 2.0 * out->naive_max_abs + out->atol;
+        out->ratio = out->max_abs == 0.0 ? 0.0
+                     : out->bound > 0.0  ? out->max_abs / out->bound
+                                         : INFINITY;
+        out->ratio_at = out->worst;
+        within = out->max_abs <= out->bound;
+        judged_at = out->worst;
+    }
 
-    out->pass = out->nan_count == 0 && out->masked_bad == 0 && out->max_abs <= out->bound;
-    out->where = out->nan_count ? first_nan : out->masked_bad ? first_bad : out->worst;
+    out->pass = out->nan_count == 0 && out->masked_bad == 0 && within;
+    out->where = out->nan_count ? first_nan : out->masked_bad ? first_bad : judged_at;
     if (out->nan_count)
         snprintf(out->why, sizeof out->why, "%zu NaN, first at index %zu", out->nan_count,
                  first_nan);
@@ -144,6 +191,12 @@ fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const doub
                  out->masked_bad, masked_rule_text(rule == FM_MASKED_FREE ? FM_MASKED_NEG_INF
                                                                           : rule),
                  first_bad, cand[first_bad]);
+    else if (!out->pass && elem_bound)
+        snprintf(out->why, sizeof out->why,
+                 "%zu element(s) over their bound; worst: error %.3e > bound %.3e (%.3g x) at "
+                 "index %zu (candidate %.9g, reference %.9g)",
+                 over, fabs(cand[judged_at] - ref[judged_at]), out->bound, out->ratio, judged_at,
+                 cand[judged_at], ref[judged_at]);
     else if (!out->pass)
         snprintf(out->why, sizeof out->why,
                  "max abs error %.3e > bound %.3e at index %zu (candidate %.9g, reference %.9g)",
@@ -172,6 +225,7 @@ typedef struct work {
     double *rq, *rk, *rv, *rdo;              /* inputs rounded to X (for a computed reference) */
     double *ref_out, *ref_lse, *ref_dq, *ref_dk, *ref_dv; /* computed reference */
     double *nv_out, *nv_lse, *nv_dq, *nv_dk, *nv_dv;      /* naive X */
+    double *b_out, *b_lse, *b_dq, *b_dk, *b_dv;           /* derived bounds */
     uint8_t *rows;
 } work;
 
@@ -180,6 +234,7 @@ static void work_free(work *w)
     free(w->rq), free(w->rk), free(w->rv), free(w->rdo);
     free(w->ref_out), free(w->ref_lse), free(w->ref_dq), free(w->ref_dk), free(w->ref_dv);
     free(w->nv_out), free(w->nv_lse), free(w->nv_dq), free(w->nv_dk), free(w->nv_dv);
+    free(w->b_out), free(w->b_lse), free(w->b_dq), free(w->b_dk), free(w->b_dv);
     free(w->rows);
 }
 
@@ -202,6 +257,9 @@ static fm_status validate_case(const fm_problem *p, const fm_mask *mask, const f
         return fm_fail(FM_ERR_INVALID,
                        "check: candidate dtype %s; expected float32, float16 or bfloat16",
                        fm_dtype_name(opt->dtype));
+    if (opt->rule != FM_RULE_DERIVED && opt->rule != FM_RULE_FA)
+        return fm_fail(FM_ERR_INVALID, "check: rule %d; expected FM_RULE_DERIVED or FM_RULE_FA",
+                       opt->rule);
     const int bwd = !opt->forward_only;
     const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
     if ((st = require(ref->q, "q")) || (st = require(ref->k, "k")) || (st = require(ref->v, "v")))
@@ -336,24 +394,38 @@ fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tenso
             goto done;
     }
     if ((st = fm_oracle_masked_rows(p, mask, w.rows))) goto done;
+    if (opt->rule == FM_RULE_DERIVED) {
+        st = FM_ERR_NOMEM;
+        if (!(w.b_out = fm_alloc(nq, sizeof(double), "bound out")) ||
+            !(w.b_lse = fm_alloc(nl, sizeof(double), "bound lse")))
+            goto done;
+        if (bwd && (!(w.b_dq = fm_alloc(nq, sizeof(double), "bound dq")) ||
+                    !(w.b_dk = fm_alloc(nkv, sizeof(double), "bound dk")) ||
+                    !(w.b_dv = fm_alloc(nkv, sizeof(double), "bound dv"))))
+            goto done;
+        fm_tensors bt = r;
+        bt.q = ref->q, bt.k = ref->k, bt.v = ref->v, bt.dout = ref->dout;
+        if ((st = fm_oracle_bounds(p, mask, x, &bt, w.b_out, w.b_lse, w.b_dq, w.b_dk, w.b_dv)))
+            goto done;
+    }
     for (size_t i = 0; i < nl; i++) report->masked_rows += w.rows[i];
 
     /* out: masked rows exactly 0; lse: exactly -inf (or +inf on request); gradients: bound */
     const fm_masked_rule lse_rule = opt->allow_fa2_inf_lse ? FM_MASKED_ANY_INF : FM_MASKED_NEG_INF;
     fm_tensor_check *t = report->tensor;
-    if ((st = fm_check_tensor("out", x, nq, cand->out, r.out, w.nv_out, w.rows, d,
-                              FM_MASKED_ZERO, &t[FM_CHECK_OUT])) ||
-        (st = fm_check_tensor("lse", x, nl, cand->lse, r.lse, w.nv_lse, w.rows, 1, lse_rule,
-                              &t[FM_CHECK_LSE])))
+    if ((st = fm_check_tensor_bounded("out", x, nq, cand->out, r.out, w.nv_out, w.b_out, w.rows,
+                                      d, FM_MASKED_ZERO, &t[FM_CHECK_OUT])) ||
+        (st = fm_check_tensor_bounded("lse", x, nl, cand->lse, r.lse, w.nv_lse, w.b_lse, w.rows,
+                                      1, lse_rule, &t[FM_CHECK_LSE])))
         goto done;
     report->n_tensors = 2;
     if (bwd) {
-        if ((st = fm_check_tensor("dq", x, nq, cand->dq, r.dq, w.nv_dq, w.rows, d,
-                                  FM_MASKED_FREE, &t[FM_CHECK_DQ])) ||
-            (st = fm_check_tensor("dk", x, nkv, cand->dk, r.dk, w.nv_dk, NULL, 0,
-                                  FM_MASKED_FREE, &t[FM_CHECK_DK])) ||
-            (st = fm_check_tensor("dv", x, nkv, cand->dv, r.dv, w.nv_dv, NULL, 0,
-                                  FM_MASKED_FREE, &t[FM_CHECK_DV])))
+        if ((st = fm_check_tensor_bounded("dq", x, nq, cand->dq, r.dq, w.nv_dq, w.b_dq, w.rows,
+                                          d, FM_MASKED_FREE, &t[FM_CHECK_DQ])) ||
+            (st = fm_check_tensor_bounded("dk", x, nkv, cand->dk, r.dk, w.nv_dk, w.b_dk, NULL, 0,
+                                          FM_MASKED_FREE, &t[FM_CHECK_DK])) ||
+            (st = fm_check_tensor_bounded("dv", x, nkv, cand->dv, r.dv, w.nv_dv, w.b_dv, NULL, 0,
+                                          FM_MASKED_FREE, &t[FM_CHECK_DV])))
             goto done;
         report->n_tensors = 5;
     }

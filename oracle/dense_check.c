@@ -96,6 +96,22 @@ static fm_status naive_dense(const fm_problem *p, const uint8_t *allowed, int64_
     return st;
 }
 
+/* The dense mask as the derived rule's predicate (oracle/bound.c). */
+typedef struct dense_ctx {
+    const fm_problem *p;
+    const uint8_t *allowed;
+    int64_t mask_heads;
+} dense_ctx;
+
+static int dense_allowed(const void *ctx, int64_t b, int64_t h, int64_t i, int64_t j)
+{
+    const dense_ctx *c = ctx;
+    const int64_t Sq = c->p->seqlen_q, Sk = c->p->seqlen_k;
+    const int64_t m = h / (c->p->q_heads / c->mask_heads);
+    return c->allowed[(((size_t)b * (size_t)c->mask_heads + (size_t)m) * (size_t)Sq +
+                       (size_t)i) * (size_t)Sk + (size_t)j] != 0;
+}
+
 fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
                          const fm_tensors *ref, const fm_tensors *cand,
                          const fm_check_options *opt, fm_check_report *report)
@@ -119,11 +135,12 @@ fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t ma
     const size_t nl = fm_problem_lse_elems(p), D = (size_t)p->head_dim;
 
     /* reference: the case's, or the dense oracle's on the inputs as given */
-    double *buf[10] = {0}; /* ref out lse dq dk dv, naive out lse dq dk dv */
-    const size_t sizes[10] = {nq, nl, nq, nkv, nkv, nq, nl, nq, nkv, nkv};
+    double *buf[15] = {0}; /* ref out lse dq dk dv, naive out lse dq dk dv, bounds (same) */
+    const size_t sizes[15] = {nq, nl, nq, nkv, nkv, nq, nl, nq, nkv, nkv,
+                              nq, nl, nq, nkv, nkv};
     uint8_t *rows = fm_alloc(nl, 1, "check masked rows");
     st = rows ? FM_OK : FM_ERR_NOMEM;
-    for (int i = 0; i < 10 && st == FM_OK; i++)
+    for (int i = 0; i < 15 && st == FM_OK; i++)
         if (!(buf[i] = fm_alloc(sizes[i], sizeof(double), "check scratch"))) st = FM_ERR_NOMEM;
     fm_tensors r = *ref;
     if (st == FM_OK && !(ref->out && ref->lse)) {
@@ -138,6 +155,18 @@ fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t ma
     if (st == FM_OK)
         st = naive_dense(p, allowed, mask_heads, x, ref, bwd, buf[5], buf[6], buf[7], buf[8],
                          buf[9]);
+    /* the derived rule's per-element bounds (flashmask/oracle.h); NULL under the FA rule */
+    double *bd[5] = {NULL, NULL, NULL, NULL, NULL};
+    if (st == FM_OK && opt->rule == FM_RULE_DERIVED) {
+        dense_ctx dc = {p, allowed, mask_heads};
+        fm_tensors bt = r;
+        bt.q = ref->q, bt.k = ref->k, bt.v = ref->v, bt.dout = ref->dout;
+        for (int i = 0; i < 5; i++) bd[i] = buf[10 + i];
+        fm_oracle_bound_args g = {.p = p, .dtype = x, .t = &bt, .allowed = dense_allowed,
+                                  .ctx = &dc, .b_out = bd[0], .b_lse = bd[1],
+                                  .b_dq = bwd ? bd[2] : NULL, .b_dk = bd[3], .b_dv = bd[4]};
+        st = fm_oracle_bounds_with(&g);
+    }
     /* fully masked rows (b, query head, i): no allowed key in the row of its mask head */
     if (st == FM_OK) {
         const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, g = p->q_heads / mask_heads;
@@ -153,25 +182,25 @@ fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t ma
     const fm_masked_rule lse_rule = opt->allow_fa2_inf_lse ? FM_MASKED_ANY_INF : FM_MASKED_NEG_INF;
     fm_tensor_check *t = report->tensor;
     if (st == FM_OK)
-        st = fm_check_tensor("out", x, nq, cand->out, r.out, buf[5], rows, D, FM_MASKED_ZERO,
+        st = fm_check_tensor_bounded("out", x, nq, cand->out, r.out, buf[5], bd[0], rows, D, FM_MASKED_ZERO,
                              &t[FM_CHECK_OUT]);
     if (st == FM_OK)
-        st = fm_check_tensor("lse", x, nl, cand->lse, r.lse, buf[6], rows, 1, lse_rule,
+        st = fm_check_tensor_bounded("lse", x, nl, cand->lse, r.lse, buf[6], bd[1], rows, 1, lse_rule,
                              &t[FM_CHECK_LSE]);
     report->n_tensors = 2;
     if (st == FM_OK && bwd) {
-        st = fm_check_tensor("dq", x, nq, cand->dq, r.dq, buf[7], rows, D, FM_MASKED_FREE,
+        st = fm_check_tensor_bounded("dq", x, nq, cand->dq, r.dq, buf[7], bd[2], rows, D, FM_MASKED_FREE,
                              &t[FM_CHECK_DQ]);
         if (st == FM_OK)
-            st = fm_check_tensor("dk", x, nkv, cand->dk, r.dk, buf[8], NULL, 0, FM_MASKED_FREE,
+            st = fm_check_tensor_bounded("dk", x, nkv, cand->dk, r.dk, buf[8], bd[3], NULL, 0, FM_MASKED_FREE,
                                  &t[FM_CHECK_DK]);
         if (st == FM_OK)
-            st = fm_check_tensor("dv", x, nkv, cand->dv, r.dv, buf[9], NULL, 0, FM_MASKED_FREE,
+            st = fm_check_tensor_bounded("dv", x, nkv, cand->dv, r.dv, buf[9], bd[4], NULL, 0, FM_MASKED_FREE,
                                  &t[FM_CHECK_DV]);
         report->n_tensors = 5;
     }
     if (st == FM_OK) fm_check_report_finish(p, bwd, report);
-    for (int i = 0; i < 10; i++) free(buf[i]);
+    for (int i = 0; i < 15; i++) free(buf[i]);
     free(rows);
     return st;
 }

@@ -10,17 +10,20 @@
 void fm_check_report_print(const fm_check_report *report, FILE *out)
 {
     const fm_check_options *o = &report->options;
-    fprintf(out, "candidate dtype %s%s%s; fully masked rows: %lld\n", fm_dtype_name(o->dtype),
+    fprintf(out, "candidate dtype %s, rule %s%s%s; fully masked rows: %lld\n",
+            fm_dtype_name(o->dtype), fm_check_rule_name((fm_check_rule)o->rule),
             o->forward_only ? ", forward only" : "",
             o->allow_fa2_inf_lse ? ", +inf lse accepted for fully masked rows" : "",
             (long long)report->masked_rows);
-    fprintf(out, "%-6s %10s %10s %10s %10s %10s %10s  %s\n", "tensor", "max_abs", "mean_abs",
-            "rel_fro", "naive_err", "atol", "bound", "verdict");
+    /* bound: the FA rule's bound, or under the derived rule the bound of the element with the
+     * largest err/bound (that ratio must stay <= 1) */
+    fprintf(out, "%-6s %10s %10s %10s %10s %10s %10s %9s  %s\n", "tensor", "max_abs", "mean_abs",
+            "rel_fro", "naive_err", "atol", "bound", "err/bound", "verdict");
     for (int i = 0; i < report->n_tensors; i++) {
         const fm_tensor_check *t = &report->tensor[i];
-        fprintf(out, "%-6s %10.3e %10.3e %10.3e %10.3e %10.3e %10.3e  %s\n", t->name,
+        fprintf(out, "%-6s %10.3e %10.3e %10.3e %10.3e %10.3e %10.3e %9.3g  %s\n", t->name,
                 t->max_abs, t->mean_abs, t->rel_fro, t->naive_max_abs, t->atol, t->bound,
-                t->pass ? "pass" : "FAIL");
+                t->ratio, t->pass ? "pass" : "FAIL");
     }
     for (int i = 0; i < report->n_tensors; i++) {
         const fm_tensor_check *t = &report->tensor[i];

@@ -24,6 +24,7 @@ fm_status fm_check_report_to_json(const fm_check_report *report, char **json)
     cJSON *root = cJSON_CreateObject();
     if (!root) return fm_fail(FM_ERR_NOMEM, "report to json: out of memory");
     cJSON_AddStringToObject(root, "dtype", fm_dtype_name(report->options.dtype));
+    cJSON_AddStringToObject(root, "rule", fm_check_rule_name((fm_check_rule)report->options.rule));
     cJSON_AddBoolToObject(root, "forward_only", report->options.forward_only);
     cJSON_AddBoolToObject(root, "allow_fa2_inf_lse", report->options.allow_fa2_inf_lse);
     cJSON_AddNumberToObject(root, "masked_rows", (double)report->masked_rows);
@@ -39,6 +40,7 @@ fm_status fm_check_report_to_json(const fm_check_report *report, char **json)
         add_number(o, "naive_max_abs", t->naive_max_abs);
         add_number(o, "atol", t->atol);
         add_number(o, "bound", t->bound);
+        add_number(o, "ratio", t->ratio);
         cJSON_AddNumberToObject(o, "nan_count", (double)t->nan_count);
         cJSON_AddNumberToObject(o, "masked_bad", (double)t->masked_bad);
         cJSON_AddBoolToObject(o, "pass", t->pass);

@@ -56,7 +56,7 @@ static void softmax_backward(const fm_problem *p, const double *prob, double *dp
     }
 }
 
-fm_status fm_ref_backward(const fm_problem *p, const fm_mask *mask, const double *q,
+static fm_status backward_body(const fm_problem *p, const fm_mask *mask, const double *q,
                           const double *k, const double *v, const double *out,
                           const double *lse, const double *dout, double *dq, double *dk,
                           double *dv)
@@ -139,5 +139,17 @@ fm_status fm_ref_backward(const fm_problem *p, const fm_mask *mask, const double
     st = fm_ref_check_result("dq", dq, fm_problem_q_elems(p), 0);
     if (st == FM_OK) st = fm_ref_check_result("dk", dk, fm_problem_kv_elems(p), 0);
     if (st == FM_OK) st = fm_ref_check_result("dv", dv, fm_problem_kv_elems(p), 0);
+    return st;
+}
+
+/* The entry point: the body above with one BLAS thread (ref_internal.h says why). */
+fm_status fm_ref_backward(const fm_problem *p, const fm_mask *mask, const double *q,
+                          const double *k, const double *v, const double *out,
+                          const double *lse, const double *dout, double *dq, double *dk,
+                          double *dv)
+{
+    const int threads = fm_ref_blas_serial_begin();
+    fm_status st = backward_body(p, mask, q, k, v, out, lse, dout, dq, dk, dv);
+    fm_ref_blas_serial_end(threads);
     return st;
 }

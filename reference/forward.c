@@ -46,7 +46,7 @@ static double softmax_row(double *row, const fm_mask *mask, int64_t b, int64_t m
     return row_max + log(sum);
 }
 
-fm_status fm_ref_forward(const fm_problem *p, const fm_mask *mask, const double *q,
+static fm_status forward_body(const fm_problem *p, const fm_mask *mask, const double *q,
                          const double *k, const double *v, double *out, double *lse)
 {
     fm_clear_error();
@@ -90,5 +90,15 @@ fm_status fm_ref_forward(const fm_problem *p, const fm_mask *mask, const double 
     free(scores);
     st = fm_ref_check_result("lse", lse, fm_problem_lse_elems(p), 1);
     if (st == FM_OK) st = fm_ref_check_result("out", out, fm_problem_q_elems(p), 0);
+    return st;
+}
+
+/* The entry point: the body above with one BLAS thread (ref_internal.h says why). */
+fm_status fm_ref_forward(const fm_problem *p, const fm_mask *mask, const double *q,
+                         const double *k, const double *v, double *out, double *lse)
+{
+    const int threads = fm_ref_blas_serial_begin();
+    fm_status st = forward_body(p, mask, q, k, v, out, lse);
+    fm_ref_blas_serial_end(threads);
     return st;
 }

@@ -25,6 +25,23 @@
  * of 7 s with 2 threads on the 2-core build machine under load). */
 #define FM_REF_PARALLEL_MIN_ELEMS ((int64_t)1 << 16)
 
+/* OpenBLAS splits a dgemm differently for different thread counts, and the split changes the
+ * order of the sums: with OMP_NUM_THREADS=1 and =2 the same case's expected outputs differed
+ * in the last bits (up to 8.9e-16). The reference's results must not depend on the machine's
+ * thread count (a suite written on two machines must be bit-identical), so every reference
+ * entry point runs its dgemms on one BLAS thread (its own row loops stay OpenMP-parallel: each
+ * row is one thread's, in a fixed order) and restores the caller's setting afterwards. */
+static inline int fm_ref_blas_serial_begin(void)
+{
+    int n = openblas_get_num_threads();
+    if (n != 1) openblas_set_num_threads(1);
+    return n;
+}
+static inline void fm_ref_blas_serial_end(int n)
+{
+    if (n != 1) openblas_set_num_threads(n);
+}
+
 /* Which key/value head and which mask head query head h reads (docs/spec.md §1 and 2):
  * kv head = h / (Hq/Hk), mask head = h / (Hq/Hm). One rule for MHA, GQA and MQA. */
 typedef struct fm_ref_heads {

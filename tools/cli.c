@@ -129,6 +129,17 @@ int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_op
         return 1;
     }
     if ((m = cli_option(cmd, argc, argv, i, "--json", json_path)) != 0) return m;
+    const char *rule = NULL;
+    if ((m = cli_option(cmd, argc, argv, i, "--rule", &rule)) != 0) {
+        fm_check_rule r;
+        if (m < 0) return m;
+        if (fm_check_rule_from_name(rule, &r) != FM_OK) {
+            cli_fail(cmd, FM_ERR_INVALID, "--rule %s: expected derived (default) or fa", rule);
+            return -1;
+        }
+        opt->rule = (int)r;
+        return 1;
+    }
     if (strcmp(argv[*i], "--allow-fa2-inf-lse") == 0) {
         opt->allow_fa2_inf_lse = 1;
         return 1;

@@ -15,13 +15,16 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: flashmask check --case DIR --candidate DIR [--dtype X]\n"
+            "usage: flashmask check --case DIR --candidate DIR [--dtype X] [--rule R]\n"
             "                       [--allow-fa2-inf-lse] [--forward-only] [--recompute]\n"
             "                       [--json FILE]\n"
             "\n"
-            "Judges a candidate's out/lse/dq/dk/dv.npy against a case directory by the rule\n"
-            "  max|cand - ref| <= 2 * max|naive_X - ref| + atol_X\n"
-            "(naive_X: naive attention in the candidate's precision X, emulated here).\n"
+            "Judges a candidate's out/lse/dq/dk/dv.npy against a case directory.\n"
+            "  --rule derived        (default) |cand - ref| <= B[e] at every element, B the\n"
+            "                        error any FlashAttention-style kernel in X can make\n"
+            "                        (forward error analysis; docs/oracle.md section 2)\n"
+            "  --rule fa             FlashAttention's test rule, per tensor:\n"
+            "                        max|cand - ref| <= 2 * max|naive_X - ref| + atol_X\n"
             "  --dtype X             precision the candidate computed in: float16, bfloat16,\n"
             "                        float32 (default: the case's dtype)\n"
             "  --allow-fa2-inf-lse   accept +inf lse on fully masked rows (FlashAttention-2)\n"

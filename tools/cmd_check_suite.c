@@ -2,11 +2,15 @@
  * verdict on every case of a suite (manifest.json from gen-suite), reading the candidate's
  * results from CANDIDATES/<case name>/. One line per case (verdict, the tensor closest to or
  * furthest past its bound as max_abs/bound, failing tensors and why) and the totals.
- * Exit: 0 every case passed; 1 a case failed or its results were missing or invalid;
- * 2 the suite itself is unreadable.
+ * --only/--skip PATTERN (shell globs, repeatable) select the cases a kernel supports: a pattern
+ * matches a case when it matches its name, its mask kind or its dtype, so `--only causal`
+ * judges the causal cases alone and `--skip '*-f32'` leaves the float32 ones out.
+ * Exit: 0 every selected case passed; 1 a case failed or its results were missing or invalid;
+ * 2 the suite itself is unreadable, or no case was selected.
  * Layer: tools CLI over oracle/ (fm_check_dirs).
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,29 +23,45 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: flashmask check-suite --suite DIR --candidates DIR [--dtype X]\n"
+            "usage: flashmask check-suite --suite DIR --candidates DIR [--dtype X] [--rule R]\n"
+            "                             [--only PATTERN]... [--skip PATTERN]...\n"
             "                             [--allow-fa2-inf-lse] [--forward-only] [--recompute]\n"
             "                             [--verbose]\n"
             "                             [--json FILE]\n"
             "Judges CANDIDATES/<name>/{out,lse,dq,dk,dv}.npy for every case <name> listed in\n"
             "SUITE/manifest.json (flashmask gen-suite). --dtype overrides every case's dtype;\n"
+            "--rule derived (default) or fa (see `flashmask check --help`);\n"
+            "--only/--skip PATTERN: shell globs matched against each case's name, mask kind\n"
+            "and dtype (--only causal: the causal cases; --skip '*-f32'); repeatable;\n"
             "--verbose prints each case's full table; --json FILE writes every verdict as JSON.\n"
-            "exit: 0 all pass, 1 a case failed or has missing/invalid results, 2 bad suite\n"
-            "(a manifest that is not a regular file or lists no case, or a case changed after\n"
-            "it was written)\n");
+            "exit: 0 every selected case passes, 1 a case failed or has missing/invalid\n"
+            "results, 2 bad suite (a manifest that is not a regular file or lists no case, a\n"
+            "case changed after it was written) or no case selected\n");
 }
 
-/* The tensor with the largest max_abs / bound: how close the case came to failing. */
+/* The tensor with the largest error / bound: how close the case came to failing. */
 static void worst_tensor(const fm_check_report *r, const char **name, double *ratio)
 {
     *name = "-";
     *ratio = 0.0;
     for (int t = 0; t < r->n_tensors; t++) {
         const fm_tensor_check *c = &r->tensor[t];
-        double q = c->bound > 0 ? c->max_abs / c->bound : (c->max_abs > 0 ? 1e300 : 0.0);
+        double q = c->ratio;
         if (c->nan_count) q = 1e300;
         if (q >= *ratio) *ratio = q, *name = c->name;
     }
+}
+
+/* Does any of the n patterns match the case's name, mask kind or dtype? */
+static int matches(const char *const *pat, int n, const cJSON *entry)
+{
+    static const char *const fields[3] = {"name", "mask_kind", "dtype"};
+    for (int p = 0; p < n; p++)
+        for (int f = 0; f < 3; f++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(entry, fields[f]);
+            if (cJSON_IsString(v) && fnmatch(pat[p], v->valuestring, 0) == 0) return 1;
+        }
+    return 0;
 }
 
 int cmd_check_suite(int argc, char **argv)
@@ -49,7 +69,9 @@ int cmd_check_suite(int argc, char **argv)
     const char *cmd = "check-suite", *suite = NULL, *cands = NULL, *dtype_name = NULL;
     const char *json_path = NULL;
     fm_check_options opt = fm_check_options_default(FM_FLOAT64); /* float64: each case's */
-    int verbose = 0;
+    int verbose = 0, n_only = 0, n_skip = 0;
+    enum { MAX_PATTERNS = 64 };
+    const char *only[MAX_PATTERNS], *skip[MAX_PATTERNS];
     for (int i = 1; i < argc; i++) {
         int m;
         if (cli_is_help(argv[i])) {
@@ -65,6 +87,16 @@ int cmd_check_suite(int argc, char **argv)
             if (m < 0) return 2;
         } else if (strcmp(argv[i], "--verbose") == 0) {
             verbose = 1;
+        } else if (!strcmp(argv[i], "--only") || !strcmp(argv[i], "--skip")) {
+            const int is_only = argv[i][2] == 'o';
+            const char *pat = NULL;
+            if ((m = cli_option(cmd, argc, argv, &i, is_only ? "--only" : "--skip", &pat)) < 0)
+                return 2;
+            if ((is_only ? n_only : n_skip) >= MAX_PATTERNS)
+                return cli_fail(cmd, FM_ERR_INVALID, "more than %d --only/--skip patterns",
+                                MAX_PATTERNS);
+            if (is_only) only[n_only++] = pat;
+            else skip[n_skip++] = pat;
         } else {
             usage(stderr);
             return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
@@ -98,16 +130,20 @@ int cmd_check_suite(int argc, char **argv)
                         "\"flashmask-suite\" and a non-empty \"cases\" array)", path);
     }
 
-    int passed = 0, failed = 0, invalid = 0, changed = 0;
+    int passed = 0, failed = 0, invalid = 0, changed = 0, skipped = 0;
     cJSON *out_json = cJSON_CreateObject(); /* what --json writes */
     cJSON_AddStringToObject(out_json, "suite", suite);
     cJSON_AddStringToObject(out_json, "candidates", cands);
     cJSON *out_cases = cJSON_AddArrayToObject(out_json, "cases");
     printf("%-40s %-9s %-7s %-6s %10s  %s\n", "case", "dtype", "verdict", "worst",
-           "abs/bound", "details");
+           "err/bound", "details");
     const cJSON *entry;
     cJSON_ArrayForEach(entry, cases) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(entry, "name");
+        if ((n_only && !matches(only, n_only, entry)) || matches(skip, n_skip, entry)) {
+            skipped++;
+            continue;
+        }
         char case_dir[4096], cand_dir[4096], summary[256];
         int rc_bad = 0; /* a manifest entry this command cannot use: the suite is broken */
         if (!cJSON_IsString(name) || strchr(name->valuestring, '/') ||
@@ -169,15 +205,20 @@ int cmd_check_suite(int argc, char **argv)
         }
     }
     cJSON_Delete(root);
-    printf("suite %s, candidates %s: %d cases: %d pass, %d FAIL, %d invalid or missing\n", suite,
-           cands, passed + failed + invalid, passed, failed, invalid);
+    printf("suite %s, candidates %s: %d cases: %d pass, %d FAIL, %d invalid or missing"
+           "%s%d skipped by --only/--skip\n", suite, cands, passed + failed + invalid, passed,
+           failed, invalid, ", ", skipped);
     cJSON_AddNumberToObject(out_json, "pass", passed);
     cJSON_AddNumberToObject(out_json, "fail", failed);
     cJSON_AddNumberToObject(out_json, "invalid", invalid);
+    cJSON_AddNumberToObject(out_json, "skipped", skipped);
+    cJSON_AddStringToObject(out_json, "rule", fm_check_rule_name((fm_check_rule)opt.rule));
     int rc = changed ? 2 : (failed || invalid) ? 1 : 0; /* a changed case: exit 2 */
     if (changed)
         fprintf(stderr, "flashmask check-suite: malformed file: %d case(s) of %s changed after "
                 "they were written (see above)\n", changed, suite);
+    else if (passed + failed + invalid == 0)
+        rc = cli_fail(cmd, FM_ERR_INVALID, "no case of %s selected by --only/--skip", suite);
     if (json_path) {
         char *text = cJSON_Print(out_json);
         int ok = cli_write_text(json_path, text);

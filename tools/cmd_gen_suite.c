@@ -4,6 +4,9 @@
  * alignments, and fully masked rows; plus manifest.json listing them. Each case directory
  * (docs/spec.md §6) holds the inputs rounded to its dtype and the float64 reference's outputs.
  * Sizes are small (Sq, Sk <= 109, D <= 64): the whole suite generates in seconds.
+ * Shaped suites: --families, --dtypes, --head-dims, --seqlens, --batch, --q-heads,
+ * --kv-heads, --alignment and --count replace the standard list by their grid (a CI picks the
+ * subset its kernel supports, up to long sequences and D = 256).
  * Layer: tools CLI over io/ (fm_case_save), masks/ (builders) and reference/.
  */
 #include <dirent.h>
@@ -101,6 +104,115 @@ static int build_specs(suite_spec *specs, int cap)
                      (long long)s->seqlen_q, (long long)s->seqlen_k, al, dtype_short[d]);
         }
     }
+    return n;
+}
+
+/* ---------------------------------------------------------------- shaped suites */
+
+typedef struct shape_opts {
+    const char *families, *dtypes, *head_dims, *seqlens, *alignment;
+    int64_t batch, q_heads, kv_heads, count;
+} shape_opts;
+
+/* Splits a comma list into at most `cap` items of at most 63 characters. */
+static int split_list(const char *text, char items[][64], int cap)
+{
+    int n = 0;
+    while (text && *text && n < cap) {
+        const char *comma = strchr(text, ',');
+        size_t len = comma ? (size_t)(comma - text) : strlen(text);
+        if (len > 0 && len < 64) {
+            memcpy(items[n], text, len);
+            items[n++][len] = '\0';
+        } else if (len >= 64) {
+            return -1;
+        }
+        text = comma ? comma + 1 : NULL;
+    }
+    return text && *text ? -1 : n;
+}
+
+/* The grid families x dtypes x head dims x lengths x alignments (alignments only for causal
+ * families), spread evenly down to --count entries. Returns the number of specs or -1 after
+ * printing an error. */
+static int build_shaped(suite_spec **out, const shape_opts *o)
+{
+    const char *cmd = "gen-suite";
+    char fam[32][64], dt[8][64], hd[16][64], sl[32][64];
+    int nf = o->families ? split_list(o->families, fam, 32) : 0;
+    int nd = split_list(o->dtypes ? o->dtypes : "float16,bfloat16,float32", dt, 8);
+    int nh = split_list(o->head_dims ? o->head_dims : "64", hd, 16);
+    int ns = split_list(o->seqlens ? o->seqlens : "77", sl, 32);
+    if (!o->families)
+        for (nf = 0; nf < FM_FAMILY_COUNT; nf++)
+            snprintf(fam[nf], sizeof fam[nf], "%s", fm_family_name((fm_family)nf));
+    if (nf <= 0 || nd <= 0 || nh <= 0 || ns <= 0) {
+        cli_fail(cmd, FM_ERR_INVALID, "empty or overlong list in --families, --dtypes, "
+                 "--head-dims or --seqlens");
+        return -1;
+    }
+    int fams[32], nal = 1;
+    fm_dtype dts[8];
+    int64_t hds[16], sq[32], sk[32];
+    fm_causal als[2] = {FM_CAUSAL_BOTTOM_RIGHT, FM_CAUSAL_TOP_LEFT};
+    for (int i = 0; i < nf; i++) {
+        fm_family f;
+        if (!strcmp(fam[i], "custom")) fams[i] = -1;
+        else if (fm_family_from_name(fam[i], &f) == FM_OK) fams[i] = (int)f;
+        else return cli_fail(cmd, FM_ERR_INVALID, "--families: unknown family '%s' (see "
+                             "`flashmask masks`; or custom)", fam[i]), -1;
+    }
+    for (int i = 0; i < nd; i++)
+        if (fm_dtype_from_name(dt[i], &dts[i]) != FM_OK || dts[i] == FM_FLOAT64)
+            return cli_fail(cmd, FM_ERR_INVALID, "--dtypes: '%s' is not float16, bfloat16 or "
+                            "float32", dt[i]), -1;
+    for (int i = 0; i < nh; i++)
+        if (cli_int64(cmd, "--head-dims", hd[i], 1, 1024, &hds[i]) != FM_OK) return -1;
+    for (int i = 0; i < ns; i++) { /* S or SQxSK */
+        char *x = strchr(sl[i], 'x');
+        if (x) *x = '\0';
+        if (cli_int64(cmd, "--seqlens", sl[i], 1, 1 << 20, &sq[i]) != FM_OK) return -1;
+        sk[i] = sq[i];
+        if (x && cli_int64(cmd, "--seqlens", x + 1, 1, 1 << 20, &sk[i]) != FM_OK) return -1;
+    }
+    if (o->alignment && !strcmp(o->alignment, "both")) nal = 2;
+    else if (o->alignment && fm_causal_from_name(o->alignment, &als[0]) != FM_OK)
+        return cli_fail(cmd, FM_ERR_INVALID, "--alignment %s: expected bottom_right, top_left "
+                        "or both", o->alignment), -1;
+    const int64_t hq = o->q_heads, hk = o->kv_heads ? o->kv_heads : o->q_heads;
+    if (hq % hk)
+        return cli_fail(cmd, FM_ERR_INVALID, "--kv-heads %lld must divide --q-heads %lld",
+                        (long long)hk, (long long)hq), -1;
+    const int total = nf * nd * nh * ns * nal;
+    suite_spec *all = calloc((size_t)total, sizeof *all);
+    if (!all) return cli_fail(cmd, FM_ERR_NOMEM, "out of memory"), -1;
+    int n = 0;
+    for (int d = 0; d < nd; d++)
+        for (int f = 0; f < nf; f++)
+            for (int s = 0; s < ns; s++)
+                for (int h = 0; h < nh; h++)
+                    for (int a = 0; a < nal; a++) {
+                        const int causal = fams[f] >= 0 && fm_family_is_causal((fm_family)fams[f]);
+                        if (a > 0 && !causal) continue; /* one alignment is enough */
+                        suite_spec *sp = &all[n++];
+                        sp->family = fams[f], sp->dtype = dts[d];
+                        sp->batch = o->batch, sp->q_heads = hq, sp->kv_heads = hk;
+                        sp->mask_heads = hk;
+                        sp->seqlen_q = sq[s], sp->seqlen_k = sk[s], sp->head_dim = hds[h];
+                        sp->alignment = causal ? als[a] : FM_CAUSAL_NONE;
+                        sp->feature = hk == hq ? "MHA" : hk == 1 ? "MQA" : "GQA";
+                        const char *al = !causal ? "" : als[a] == FM_CAUSAL_TOP_LEFT ? "-tl"
+                                                                                     : "-br";
+                        snprintf(sp->name, sizeof sp->name, "%s-s%lldx%lld-d%lld%s-%s",
+                                 fams[f] < 0 ? "custom" : fm_family_name((fm_family)fams[f]),
+                                 (long long)sq[s], (long long)sk[s], (long long)hds[h], al,
+                                 dts[d] == FM_BFLOAT16 ? "bf16" : dts[d] == FM_FLOAT16 ? "f16" : "f32");
+                    }
+    if (o->count > 0 && o->count < n) { /* evenly spread, deterministic */
+        for (int64_t i = 0; i < o->count; i++) all[i] = all[(int)(i * n / o->count)];
+        n = (int)o->count;
+    }
+    *out = all;
     return n;
 }
 
@@ -213,16 +325,42 @@ static fm_status write_manifest(const char *out, cJSON *root)
 int cmd_gen_suite(int argc, char **argv)
 {
     const char *cmd = "gen-suite", *out = NULL, *seed_text = NULL;
+    shape_opts so = {.batch = 1, .q_heads = 4, .kv_heads = 0, .count = 0};
+    const char *batch_t = NULL, *hq_t = NULL, *hk_t = NULL, *count_t = NULL;
+    int shaped = 0;
     for (int i = 1; i < argc; i++) {
         int m;
         if (cli_is_help(argv[i])) {
-            printf("usage: flashmask gen-suite --out DIR [--seed N]\n"
+            printf("usage: flashmask gen-suite --out DIR [--seed N] [shape options]\n"
                    "Writes the standard suite: every mask family x float16/bfloat16/float32, "
                    "odd lengths,\nMHA/GQA/MQA, mask heads, Sq != Sk with both causal "
                    "alignments, fully masked rows;\none case directory per case and "
-                   "DIR/manifest.json. DIR must not exist or be empty.\n");
+                   "DIR/manifest.json. DIR must not exist or be empty.\n"
+                   "Shape options (any of them replaces the standard list by the grid):\n"
+                   "  --families F,...   mask families (`flashmask masks`) or custom "
+                   "(default: all 12)\n"
+                   "  --dtypes X,...     float16,bfloat16,float32 (default: all three)\n"
+                   "  --head-dims D,...  e.g. 64,128,256 (default 64)\n"
+                   "  --seqlens S,...    S (Sq = Sk) or SQxSK, e.g. 128,1000x4096,8192 "
+                   "(default 77)\n"
+                   "  --batch B  --q-heads H  --kv-heads H   (default 1, 4, = q-heads)\n"
+                   "  --alignment A      bottom_right (default), top_left or both (causal "
+                   "families)\n"
+                   "  --count N          at most N cases, spread evenly over the grid\n");
             return 0;
         }
+        const struct { const char *flag; const char **dst; } opts[] = {
+            {"--families", &so.families}, {"--dtypes", &so.dtypes},
+            {"--head-dims", &so.head_dims}, {"--seqlens", &so.seqlens},
+            {"--alignment", &so.alignment}, {"--batch", &batch_t}, {"--q-heads", &hq_t},
+            {"--kv-heads", &hk_t}, {"--count", &count_t}};
+        int matched = 0;
+        for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !matched; k++)
+            if ((m = cli_option(cmd, argc, argv, &i, opts[k].flag, opts[k].dst)) != 0) {
+                if (m < 0) return 2;
+                matched = shaped = 1;
+            }
+        if (matched) continue;
         if ((m = cli_option(cmd, argc, argv, &i, "--out", &out)) != 0) {
             if (m < 0) return 2;
         } else if ((m = cli_option(cmd, argc, argv, &i, "--seed", &seed_text)) != 0) {
@@ -231,6 +369,11 @@ int cmd_gen_suite(int argc, char **argv)
             return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
         }
     }
+    if ((batch_t && cli_int64(cmd, "--batch", batch_t, 1, 1 << 16, &so.batch)) ||
+        (hq_t && cli_int64(cmd, "--q-heads", hq_t, 1, 1 << 16, &so.q_heads)) ||
+        (hk_t && cli_int64(cmd, "--kv-heads", hk_t, 1, 1 << 16, &so.kv_heads)) ||
+        (count_t && cli_int64(cmd, "--count", count_t, 1, 1 << 20, &so.count)))
+        return 2;
     if (!out) return cli_fail(cmd, FM_ERR_INVALID, "--out DIR is required");
     uint64_t base_seed = 2024;
     if (seed_text && cli_uint64(cmd, "--seed", seed_text, &base_seed) != FM_OK) return 2;
@@ -254,8 +397,14 @@ int cmd_gen_suite(int argc, char **argv)
                             "directory; remove it or choose another", out);
     }
 
-    suite_spec specs[64];
-    int n = build_specs(specs, 64);
+    suite_spec standard[64], *specs = standard, *grid = NULL;
+    int n;
+    if (shaped) {
+        if ((n = build_shaped(&grid, &so)) < 0) return 2;
+        specs = grid;
+    } else {
+        n = build_specs(standard, 64);
+    }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "format", "flashmask-suite");
     cJSON_AddNumberToObject(root, "version", 1);
@@ -288,5 +437,6 @@ int cmd_gen_suite(int argc, char **argv)
     if (rc == 0 && write_manifest(out, root) != FM_OK) rc = 2;
     if (rc == 0) printf("wrote %d cases and %s/manifest.json\n", n, out);
     cJSON_Delete(root);
+    free(grid);
     return rc;
 }

@@ -1,18 +1,28 @@
 /* flashmask/oracle.h — the oracle's verdict on a third party's attention results (docs/spec.md §5).
  *
- * A candidate computed in dtype X (float16, bfloat16, float32) passes on a tensor T (out, the
- * finite lse entries, dq, dk, dv) iff
+ * Two pass rules, chosen by fm_check_options.rule; both judge out, the finite lse entries, dq,
+ * dk, dv of a candidate computed in dtype X (float16, bfloat16, float32):
  *
+ * FM_RULE_DERIVED (the default): element by element,
+ *     |T_cand[e] - T_ref[e]| <= B_T[e]
+ *   where B_T[e] is an upper bound, from forward error analysis, on the error of any
+ *   implementation with FlashAttention's rounding points in X (inputs in X, float32 scores,
+ *   softmax and accumulation in any order, P and dS rounded to X before their products, O
+ *   stored in X and read back for Delta = dO.O, results rounded to X, a float32 lse). It is
+ *   built from the unit roundoffs of X and float32 and |.| products such as sum_j P_ij |V_jd|,
+ *   computed in float64 next to the reference (fm_oracle_bounds; every term is derived in
+ *   docs/oracle.md). A correct implementation cannot exceed it; a bug that changes a value by
+ *   more than the rounding could is caught at that element.
+ *
+ * FM_RULE_FA (FlashAttention's and Paddle FlashMask's own test rule), per tensor:
  *     max|T_cand - T_ref| <= bound = 2 * max|T_naive_X - T_ref| + atol_X
  *     atol_X = max|round_X(round_X(ref + 0.3) - 0.3) - ref|
+ *   where T_naive_X is a naive computation in X (fm_naive_forward). It is statistical: on
+ *   tiny problems and cancelling gradients a correct kernel can exceed twice the naive
+ *   computation's one draw of rounding error (docs/oracle.md measures how often).
  *
- * where T_ref is the float64 reference and T_naive_X a naive computation in the candidate's own
- * precision (emulated here in C, see fm_naive_forward). The rule is strict on degenerate
- * tensors (a few values that round-trip exactly through X, gradients that vanish by exact
- * cancellation): there the bound can be 0 or tiny; docs/oracle.md discusses it.
- * NaN anywhere fails; a fully masked row must hold exactly 0 in out and -inf in lse (+inf
- * accepted on request, as FlashAttention-2 writes it). This is the rule of FlashAttention's and
- * Paddle FlashMask's own test suites.
+ * Under both: NaN anywhere fails; a fully masked row must hold exactly 0 in out and -inf in lse
+ * (+inf accepted on request, as FlashAttention-2 writes it).
  *
  * Layer: oracle <- reference, masks <- core. Masked/allowed decisions come from
  * flashmask/rules.h; rounding from fm_round_to_dtype (core).
@@ -50,6 +60,19 @@ fm_status fm_naive_backward(const fm_problem *p, const fm_mask *mask, fm_dtype d
                             const double *lse, const double *dout, double *dq, double *dk,
                             double *dv);
 
+/* The unit roundoff of X: 2^-11 (float16), 2^-8 (bfloat16), 2^-24 (float32), 2^-53 else. */
+double fm_oracle_unit_roundoff(fm_dtype dtype);
+
+/* The derived rule's per-element bounds (see the top of this file). `ref` holds the inputs the
+ * candidate saw (q, k, v, dout, already in X) and the float64 reference's out and lse (and dq
+ * for the backward). b_out [B,Hq,Sq,D] and b_lse [B,Hq,Sq] are always written; b_dq, b_dk, b_dv
+ * (all three or none: b_dq == NULL means forward only) bound dq, dk, dv. Elements of fully
+ * masked rows get bound 0 (they are held to exact values). Cost O(B*Hq*Sq*Sk*D), like the
+ * reference; OpenMP over (batch, kv head), deterministic. */
+fm_status fm_oracle_bounds(const fm_problem *p, const fm_mask *mask, fm_dtype dtype,
+                           const fm_tensors *ref, double *b_out, double *b_lse, double *b_dq,
+                           double *b_dk, double *b_dv);
+
 /* Rounds n values in place to dtype with fm_round_to_dtype (for bindings: one call, not n). */
 void fm_oracle_round_array(double *x, size_t n, fm_dtype dtype);
 
@@ -78,7 +101,11 @@ typedef struct fm_tensor_check {
     double rel_fro;        /* ||cand - ref||_F / ||ref||_F (0 if both are 0) */
     double naive_max_abs;  /* max |naive - ref| */
     double atol;           /* atol_X at the reference's magnitude */
-    double bound;          /* 2 * naive_max_abs + atol */
+    double bound;          /* FM_RULE_FA: 2 * naive_max_abs + atol. FM_RULE_DERIVED: the bound
+                              of the element with the largest error/bound ratio */
+    double ratio;          /* the largest |cand - ref| / bound over compared elements (pass
+                              needs <= 1; under FM_RULE_FA max_abs / bound) */
+    size_t ratio_at;       /* flat index of that element */
     size_t worst;          /* flat index of max_abs */
     size_t nan_count;      /* NaN in the candidate (anywhere) */
     size_t masked_bad;     /* exact-value elements that differ */
@@ -88,6 +115,16 @@ typedef struct fm_tensor_check {
     char why[240];         /* the first reason for a failure; "" on pass. fm_check_case appends
                               the index as coordinates, e.g. "[b=0, h=3, i=17, d=5]" */
 } fm_tensor_check;
+
+/* The pass rules (see the top of this file). */
+typedef enum fm_check_rule {
+    FM_RULE_DERIVED = 0, /* per-element bound from forward error analysis (default) */
+    FM_RULE_FA = 1       /* 2 * naive error + atol, per tensor (FlashAttention's tests) */
+} fm_check_rule;
+
+const char *fm_check_rule_name(fm_check_rule rule); /* "derived", "fa" */
+/* "derived" or "fa" (also "flashattention"); FM_ERR_INVALID naming the text otherwise. */
+fm_status fm_check_rule_from_name(const char *name, fm_check_rule *rule);
 
 /* atol_X over n reference values (non-finite ones are skipped). */
 double fm_oracle_atol(fm_dtype dtype, const double *ref, size_t n);
@@ -102,6 +139,14 @@ fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const doub
                           const double *ref, const double *naive, const uint8_t *row_masked,
                           size_t row_len, fm_masked_rule rule, fm_tensor_check *out);
 
+/* The same judgement under the derived rule: `elem_bound` (n values, from fm_oracle_bounds)
+ * replaces the FA bound element by element (naive, atol and naive_max_abs are still reported
+ * when `naive` is non-NULL). elem_bound == NULL is exactly fm_check_tensor. */
+fm_status fm_check_tensor_bounded(const char *name, fm_dtype dtype, size_t n, const double *cand,
+                                  const double *ref, const double *naive,
+                                  const double *elem_bound, const uint8_t *row_masked,
+                                  size_t row_len, fm_masked_rule rule, fm_tensor_check *out);
+
 /* ---------------------------------------------------------------- one case */
 
 enum { FM_CHECK_OUT = 0, FM_CHECK_LSE, FM_CHECK_DQ, FM_CHECK_DK, FM_CHECK_DV, FM_CHECK_TENSORS };
@@ -115,9 +160,10 @@ typedef struct fm_check_options {
     int recompute;          /* fm_check_dirs: judge against the reference recomputed from the
                                case's inputs, not its stored expected outputs (done anyway for
                                a small case, fm_case_is_small, and one without a digest) */
+    int rule;               /* fm_check_rule: FM_RULE_DERIVED (0, the default) or FM_RULE_FA */
 } fm_check_options;
 
-/* dtype = X, both flags off. */
+/* dtype = X, both flags off, the derived rule. */
 fm_check_options fm_check_options_default(fm_dtype dtype);
 
 typedef struct fm_check_report {

@@ -145,7 +145,8 @@ class TensorCheck(ctypes.Structure):  # fm_tensor_check (oracle.h)
                 ("masked_checked", ctypes.c_size_t), ("max_abs", ctypes.c_double),
                 ("mean_abs", ctypes.c_double), ("rel_fro", ctypes.c_double),
                 ("naive_max_abs", ctypes.c_double), ("atol", ctypes.c_double),
-                ("bound", ctypes.c_double), ("worst", ctypes.c_size_t),
+                ("bound", ctypes.c_double), ("ratio", ctypes.c_double),
+                ("ratio_at", ctypes.c_size_t), ("worst", ctypes.c_size_t),
                 ("nan_count", ctypes.c_size_t), ("masked_bad", ctypes.c_size_t),
                 ("pass_", ctypes.c_int), ("where", ctypes.c_size_t),
                 ("why", ctypes.c_char * 240)]
@@ -153,7 +154,8 @@ class TensorCheck(ctypes.Structure):  # fm_tensor_check (oracle.h)
 
 class CheckOptions(ctypes.Structure):  # fm_check_options (oracle.h)
     _fields_ = [("dtype", ctypes.c_int), ("allow_fa2_inf_lse", ctypes.c_int),
-                ("forward_only", ctypes.c_int), ("recompute", ctypes.c_int)]
+                ("forward_only", ctypes.c_int), ("recompute", ctypes.c_int),
+                ("rule", ctypes.c_int)]
 
 
 class CheckReport(ctypes.Structure):  # fm_check_report (oracle.h)

@@ -1,9 +1,12 @@
 """flashmask.check — the oracle's verdict (docs/spec.md §5) from Python: on a case directory and a
 candidate's result directory (fm_check_dirs), or on arrays in memory (fm_check_case). The rule is
-the C library's (oracle/); this module only converts.
+the C library's (oracle/); this module only converts. rule="derived" (default: the per-element
+bound of forward error analysis) or rule="fa" (FlashAttention's 2 * naive + atol rule); see
+docs/oracle.md.
 
-A Report has `passed`, `tensors` (name -> dict of max_abs, mean_abs, rel_fro, naive_max_abs,
-atol, bound, passed, why, nan_count, masked_bad), `masked_rows` and a printable table.
+A Report has `passed`, `rule`, `tensors` (name -> dict of max_abs, mean_abs, rel_fro,
+naive_max_abs, atol, bound, ratio, passed, why, nan_count, masked_bad), `masked_rows` and a
+printable table.
 Layer: python, over oracle/ of libflashmask.
 """
 
@@ -22,6 +25,7 @@ class Report:
         self.passed = bool(rep.pass_)
         self.dtype = DTYPE_NAMES[rep.options.dtype]
         self.forward_only = bool(rep.options.forward_only)
+        self.rule = RULES_BY_CODE.get(rep.options.rule, "unknown")
         self.masked_rows = rep.masked_rows
         self.summary = summary
         self.tensors = {}
@@ -29,7 +33,7 @@ class Report:
             t = rep.tensor[i]
             self.tensors[t.name.decode()] = {
                 "max_abs": t.max_abs, "mean_abs": t.mean_abs, "rel_fro": t.rel_fro,
-                "naive_max_abs": t.naive_max_abs, "atol": t.atol, "bound": t.bound,
+                "naive_max_abs": t.naive_max_abs, "atol": t.atol, "bound": t.bound, "ratio": t.ratio,
                 "passed": bool(t.pass_), "why": t.why.decode(), "nan_count": t.nan_count,
                 "masked_bad": t.masked_bad, "compared": t.compared, "where": t.where}
 
@@ -38,10 +42,11 @@ class Report:
 
     def table(self):
         lines = [f"{'tensor':6} {'max_abs':>10} {'mean_abs':>10} {'rel_fro':>10} "
-                 f"{'naive_err':>10} {'bound':>10}  verdict"]
+                 f"{'naive_err':>10} {'bound':>10} {'err/bound':>9}  verdict"]
         for name, t in self.tensors.items():
             lines.append(f"{name:6} {t['max_abs']:10.3e} {t['mean_abs']:10.3e} "
-                         f"{t['rel_fro']:10.3e} {t['naive_max_abs']:10.3e} {t['bound']:10.3e}  "
+                         f"{t['rel_fro']:10.3e} {t['naive_max_abs']:10.3e} {t['bound']:10.3e} "
+                         f"{t['ratio']:9.3g}  "
                          f"{'pass' if t['passed'] else 'FAIL'}")
             if not t["passed"]:
                 lines.append(f"  {name}: {t['why']}")
@@ -52,20 +57,26 @@ class Report:
         return f"Report(passed={self.passed}, dtype={self.dtype!r})"
 
 
-def _options(dtype, allow_fa2_inf_lse, forward_only, recompute=False):
+RULES = {"derived": 0, "fa": 1}  # fm_check_rule (oracle.h)
+RULES_BY_CODE = {v: k for k, v in RULES.items()}
+
+
+def _options(dtype, allow_fa2_inf_lse, forward_only, recompute=False, rule="derived"):
     code = 0 if dtype is None else DTYPES.get(dtype)
     if code is None or dtype == "float64":  # as the CLI's check: X is the candidate's precision
         raise _lib.InvalidInput(1, f"dtype {dtype!r}; expected float16, bfloat16 or float32",
                                 "check")
+    if rule not in RULES:
+        raise _lib.InvalidInput(1, f"rule {rule!r}; expected 'derived' or 'fa'", "check")
     return _lib.CheckOptions(code, int(bool(allow_fa2_inf_lse)), int(bool(forward_only)),
-                             int(bool(recompute)))
+                             int(bool(recompute)), RULES[rule])
 
 
-def _array_options(dtype, allow_fa2_inf_lse, forward_only, where):
+def _array_options(dtype, allow_fa2_inf_lse, forward_only, where, rule="derived"):
     """_options for judging arrays, where the candidate's precision must be named."""
     if dtype is None or dtype == "float64":
         raise _lib.InvalidInput(1, "dtype: say float16, bfloat16 or float32", where)
-    return _options(dtype, allow_fa2_inf_lse, forward_only)
+    return _options(dtype, allow_fa2_inf_lse, forward_only, rule=rule)
 
 
 def _judged_tensors(p, q, k, v, dout, candidate, reference):
@@ -92,12 +103,12 @@ def _judged_tensors(p, q, k, v, dout, candidate, reference):
 
 
 def check_dirs(case_dir, candidate_dir, dtype=None, allow_fa2_inf_lse=False,
-               forward_only=False, recompute=False):
+               forward_only=False, recompute=False, rule="derived"):
     """Judge candidate_dir's out/lse/dq/dk/dv.npy against case_dir. dtype None = the case's.
     recompute: judge against the reference recomputed from the case's inputs (done anyway
     for small cases and cases without a digest). Raises FileError / InvalidInput for missing
     files, wrong shapes or broken (or changed) cases."""
-    opt = _options(dtype, allow_fa2_inf_lse, forward_only, recompute)
+    opt = _options(dtype, allow_fa2_inf_lse, forward_only, recompute, rule)
     rep = _lib.CheckReport()
     summary = ctypes.create_string_buffer(256)
     _lib.check(lib.fm_check_dirs(_lib.path_arg(case_dir, "case_dir"),
@@ -174,30 +185,30 @@ def _read_manifest(suite_dir):
 
 
 def check_suite(suite_dir, candidates_dir, dtype=None, allow_fa2_inf_lse=False,
-                forward_only=False, recompute=False):
+                forward_only=False, recompute=False, rule="derived"):
     """Judge CANDIDATES/<name>/ for every case of SUITE/manifest.json (flashmask gen-suite):
     {name: Report, or a CaseError (falsy) holding the FlashMaskError raised for that case}.
     A manifest that is missing, not a regular file, malformed, empty or names a case outside
     the suite raises."""
     names = _read_manifest(suite_dir)
-    _options(dtype, allow_fa2_inf_lse, forward_only, recompute)  # bad options raise once
+    _options(dtype, allow_fa2_inf_lse, forward_only, recompute, rule)  # bad options raise once
     results = {}
     for name in names:
         try:
             results[name] = check_dirs(os.path.join(suite_dir, name),
                                        os.path.join(candidates_dir, name), dtype,
-                                       allow_fa2_inf_lse, forward_only, recompute)
+                                       allow_fa2_inf_lse, forward_only, recompute, rule)
         except _lib.FlashMaskError as e:
             results[name] = CaseError(e)
     return results
 
 
 def check_arrays(q, k, v, dout, mask, candidate, dtype, scale=None, reference=None,
-                 allow_fa2_inf_lse=False, forward_only=False):
+                 allow_fa2_inf_lse=False, forward_only=False, rule="derived"):
     """Judge `candidate` (dict out, lse[, dq, dk, dv]) computed in `dtype` from these inputs.
     `reference` (dict, optional) holds the float64 expected outputs; without it the oracle
     computes them from the inputs rounded to dtype."""
-    opt = _array_options(dtype, allow_fa2_inf_lse, forward_only, "check_arrays")
+    opt = _array_options(dtype, allow_fa2_inf_lse, forward_only, "check_arrays", rule)
     q64 = _lib.as_c(q, np.float64, "q", 4)
     k64 = _lib.as_c(k, np.float64, "k", 4)
     p = problem_for(q64, k64, mask, scale, dtype)

@@ -64,5 +64,45 @@ M=$TMP/suite/causal-sq80-sk48-br-f16     # 32 fully masked rows per head
 expect 0 "check: masked rows" "$FM" check --case "$M" --candidate "$M"
 grep -q "fully masked rows: 128" "$TMP/out.txt" || { echo "FAILED: masked row count"; fails=$((fails + 1)); }
 
+# --rule: the FA rule is selectable, a bad name is invalid input
+expect 0 "check --rule fa" "$FM" check --case "$C" --candidate "$C" --rule fa
+grep -q "rule fa" "$TMP/out.txt" || { echo "FAILED: rule fa not reported"; fails=$((fails + 1)); }
+expect 2 "check --rule bogus" "$FM" check --case "$C" --candidate "$C" --rule bogus
+
+# a causal-only kernel (the cpu layer run on the causal cases alone, nothing for the others)
+# is judged on its subset: check-suite --only causal exits 0, without --only it fails
+mkdir "$TMP/causal-only"
+for d in "$TMP"/suite/causal-*; do
+    case $(basename "$d") in causal_document*) continue ;; esac
+    "$FM" run --impl cpu --case "$d" --out "$TMP/causal-only/$(basename "$d")" > /dev/null
+done
+expect 1 "check-suite: a causal-only kernel fails the whole suite" \
+    "$FM" check-suite --suite "$TMP/suite" --candidates "$TMP/causal-only"
+expect 0 "check-suite --only causal: the causal-only kernel passes its subset" \
+    "$FM" check-suite --suite "$TMP/suite" --candidates "$TMP/causal-only" --only causal
+grep -q "12 cases: 12 pass, 0 FAIL, 0 invalid or missing, $((n - 12)) skipped" "$TMP/out.txt" ||
+    { echo "FAILED: --only causal totals"; cat "$TMP/out.txt"; fails=$((fails + 1)); }
+expect 0 "check-suite --only causal --skip '*-f32'" "$FM" check-suite --suite "$TMP/suite" \
+    --candidates "$TMP/causal-only" --only causal --skip '*-f32'
+grep -q "8 cases: 8 pass" "$TMP/out.txt" || { echo "FAILED: --skip totals"; fails=$((fails + 1)); }
+expect 2 "check-suite: nothing selected" "$FM" check-suite --suite "$TMP/suite" \
+    --candidates "$TMP/causal-only" --only no_such_kind
+
+# a shaped suite: families, dtypes, head dims up to 256, Sq != Sk, both alignments, count
+expect 0 "gen-suite shaped" "$FM" gen-suite --out "$TMP/shaped" --families causal,full \
+    --dtypes bfloat16 --head-dims 128,256 --seqlens 3,40x70 --alignment both --q-heads 2 \
+    --kv-heads 1 --count 5
+[ "$(ls -d "$TMP"/shaped/*/ | wc -l)" -eq 5 ] || { echo "FAILED: shaped count"; fails=$((fails + 1)); }
+expect 0 "check-suite on the shaped suite" "$FM" check-suite --suite "$TMP/shaped" \
+    --candidates "$TMP/shaped"
+expect 2 "gen-suite: unknown family" "$FM" gen-suite --out "$TMP/bad" --families nope
+
+# the files a suite writes do not depend on the thread count (OpenBLAS splits sums by thread)
+OMP_NUM_THREADS=1 "$FM" gen-suite --out "$TMP/t1" > /dev/null
+OMP_NUM_THREADS=2 "$FM" gen-suite --out "$TMP/t2" > /dev/null
+if diff -r "$TMP/t1" "$TMP/t2" > /dev/null; then echo "ok: suite bit-identical with 1 and 2 threads"
+else echo "FAILED: suite depends on OMP_NUM_THREADS: $(diff -rq "$TMP/t1" "$TMP/t2" | wc -l) files differ"
+    fails=$((fails + 1)); fi
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -289,7 +289,9 @@ class CheckTests(unittest.TestCase):
             live = [i for i in live if rows_live[i // q.shape[-1]]]
         if len(live) == 0:
             return
-        bound = fm.check_arrays(q, k, v, dout, m, ref, dtype, scale).tensors[tensor]["bound"]
+        # the FA rule's per-tensor bound (the derived rule's bounds are per element)
+        bound = fm.check_arrays(q, k, v, dout, m, ref, dtype, scale,
+                                rule="fa").tensors[tensor]["bound"]
         cand = {t: a.copy() for t, a in ref.items()}
         where = live[data.draw(st.integers(0, len(live) - 1))]
         sign = data.draw(st.sampled_from([-1.0, 1.0]))
@@ -298,7 +300,7 @@ class CheckTests(unittest.TestCase):
         if moved == old:  # a degenerate bound of 0 (values that round-trip exactly)
             moved = np.nextafter(old, sign * np.inf)
         cand[tensor].ravel()[where] = moved
-        rep = fm.check_arrays(q, k, v, dout, m, cand, dtype, scale, ref)
+        rep = fm.check_arrays(q, k, v, dout, m, cand, dtype, scale, ref, rule="fa")
         self.assertFalse(rep.passed)
         self.assertFalse(rep.tensors[tensor]["passed"])
         cand[tensor].ravel()[where] = np.nan
@@ -320,6 +322,39 @@ class CheckTests(unittest.TestCase):
         self.assertFalse(fm.check_arrays(q, k, v, dout, m, bad, "bfloat16").passed)
         unscaled = fm.reference(q, k, v, dout, m, scale=1.0)
         self.assertFalse(fm.check_arrays(q, k, v, dout, m, unscaled, "bfloat16").passed)
+
+    def test_rules(self):
+        """Both rules are selectable and reported; bugs fail both; a bad rule is an error; the
+        derived rule passes the cancelling 1x1 float16 gradient the FA rule may not."""
+        rng = np.random.default_rng(11)
+        B, H, Sq, Sk, D = 1, 2, 24, 40, 16
+        q, k, v, dout = rounded([rng.standard_normal((B, H, Sq, D)),
+                                 rng.standard_normal((B, H, Sk, D)),
+                                 rng.standard_normal((B, H, Sk, D)),
+                                 rng.standard_normal((B, H, Sq, D))], "float16")
+        m = fm.build("causal", 1, 1, Sq, Sk, alignment="bottom_right")
+        ref = fm.reference(q, k, v, dout, m)
+        for rule in ("derived", "fa"):
+            rep = fm.check_arrays(q, k, v, dout, m, ref, "float16", rule=rule)
+            self.assertTrue(rep.passed)
+            self.assertEqual(rep.rule, rule)
+            self.assertLessEqual(max(t["ratio"] for t in rep.tensors.values()), 1.0)
+            bad = fm.reference(q, k, v, dout, m, scale=1.0)
+            self.assertFalse(fm.check_arrays(q, k, v, dout, m, bad, "float16", rule=rule).passed)
+        with self.assertRaises(fm.InvalidInput):
+            fm.check_arrays(q, k, v, dout, m, ref, "float16", rule="loose")
+        # ideal16 on 1x1 problems: Delta from O rounded to float16; the exact dq, dk are 0
+        for seed in range(20):
+            r = np.random.default_rng(seed)
+            q1, k1, v1, d1 = rounded([r.standard_normal((1, 1, 1, 64)) for _ in range(4)],
+                                     "float16")
+            m1 = fm.build("full", 1, 1, 1, 1)
+            ref1 = fm.reference(q1, k1, v1, d1, m1)
+            o16 = fm.round_to(ref1["out"], "float16")
+            dq, dk, dv = fm.backward(q1, k1, v1, o16, ref1["lse"], d1, m1, impl="reference")
+            cand = {"out": o16, "lse": ref1["lse"], "dq": fm.round_to(dq, "float16"),
+                    "dk": fm.round_to(dk, "float16"), "dv": fm.round_to(dv, "float16")}
+            self.assertTrue(fm.check_arrays(q1, k1, v1, d1, m1, cand, "float16").passed)
 
     def test_fa2_inf_lse_option(self):
         rng = np.random.default_rng(3)
