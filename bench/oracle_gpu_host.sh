@@ -9,7 +9,7 @@
 # Prerequisites (docs/performance-cuda.md, "Reproduce"): on the build machine
 #   meson setup build-gpu -Dgpu_archs=90a -Dnative_cpu=false -Dbuildtype=release -Dcuda=enabled
 #   ninja -C build-gpu
-#   mkdir -p .gpu && cp -r ../shared/gpu-host/* .gpu/ && (cd .gpu/debs && apt-get download libcjson1)
+#   .gpu/ with the Debian packages the GPU host lacks and its env.sh (docs/performance-cuda.md)
 # then carry .gpu and build-gpu. Usage on the GPU host, from the repository root:
 #   bash bench/oracle_gpu_host.sh [BUILD (build-gpu)] [RATES_SECONDS (240)] [SEEDS (20)] [PART]
 # PART: all (default), rates (1 only, about 5 min) or seeds (2 only): two calls fit a 10-minute
