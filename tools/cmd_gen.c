@@ -1,11 +1,14 @@
 /* tools/cmd_gen.c — `flashmask gen`: writes a case directory (BRIEF 6) — a mask from a family's
  * documented defaults overridden by --param, standard normal inputs rounded to --dtype, and the
- * float64 reference's expected out, lse, dq, dk, dv. Layer: tools CLI (masks, reference, io). */
+ * float64 reference's expected out, lse, dq, dk, dv (backend --reference; split across ranks
+ * under mpirun in the MPI build, rank 0 writing: tools/ref_compute.c).
+ * Layer: tools CLI (masks, reference, io). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "ref_compute.h"
 
 static int usage(void)
 {
@@ -16,18 +19,33 @@ static int usage(void)
            "complete. `flashmask masks` lists the families and their parameters; a list value\n"
            "is comma-separated (--param doc_lens=4,3,3).\n"
            "problem options (defaults: B=1, Hq=2, Sq=Sk=128, D=32, float32, seed 0):\n%s"
-           "  --scale s          softmax scale (default 1/sqrt(D))\n",
+           "  --scale s          softmax scale (default 1/sqrt(D))\n"
+           CLI_REFERENCE_USAGE
+           "Under `mpirun -np N` (tool built with -Dmpi=enabled) every rank draws the same\n"
+           "inputs, computes its share of the reference, and rank 0 writes the case: the\n"
+           "files are bit for bit those of a one-process `--reference tiled` run.\n",
            cli_problem_usage);
     return 0;
 }
 
+static int gen_main(int argc, char **argv);
+
 int cmd_gen(int argc, char **argv)
+{
+    cli_mpi_begin(&argc, &argv);
+    int rc = cli_mpi_agree(gen_main(argc, argv));
+    cli_mpi_end();
+    return rc;
+}
+
+static int gen_main(int argc, char **argv)
 {
     const char *cmd = "gen";
     cli_problem_opts o = {0};
     const char *family_name = NULL, *out_dir = NULL, *scale_text = NULL;
     const char **assignments = calloc((size_t)argc, sizeof *assignments);
     int n_assign = 0, rc = 2;
+    fm_ref_backend backend = FM_REF_AUTO;
     fm_case c;
     fm_case_init(&c);
     if (!assignments) return cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate");
@@ -43,7 +61,9 @@ int cmd_gen(int argc, char **argv)
             if (r < 0) goto done;
             continue;
         }
-        if ((r = cli_option(cmd, argc, argv, &i, "--mask", &val)) != 0) {
+        if ((r = cli_reference_option(cmd, argc, argv, &i, &backend)) != 0) {
+            if (r < 0) goto done;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--mask", &val)) != 0) {
             if (r < 0) goto done;
             family_name = val;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--param", &val)) != 0) {
@@ -117,19 +137,19 @@ int cmd_gen(int argc, char **argv)
         }
     cli_random_inputs(p, o.seed, c.q, c.k, c.v, c.dout);
     fm_tensors t = {c.q, c.k, c.v, c.dout, c.out, c.lse, c.dq, c.dk, c.dv};
-    st = fm_forward(FM_IMPL_REFERENCE, p, &c.mask, &t);
-    if (st == FM_OK) st = fm_backward(FM_IMPL_REFERENCE, p, &c.mask, &t);
-    if (st == FM_OK) st = fm_case_save(out_dir, &c);
+    st = cli_reference_compute(p, &c.mask, backend, &t);
+    if (st == FM_OK && cli_mpi_rank() == 0) st = fm_case_save(out_dir, &c);
     if (st != FM_OK) {
         rc = cli_report(cmd, st);
         goto done;
     }
-    printf("wrote %s: %s, B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld, causal %s, "
-           "%s, %lld allowed pairs\n",
-           out_dir, c.mask_kind, (long long)p->batch, (long long)p->q_heads,
-           (long long)p->kv_heads, (long long)c.mask.heads, (long long)p->seqlen_q,
-           (long long)p->seqlen_k, (long long)p->head_dim, fm_causal_name(c.mask.causal),
-           fm_dtype_name(p->dtype), (long long)fm_mask_total_allowed_pairs(&c.mask));
+    if (cli_mpi_rank() == 0)
+        printf("wrote %s: %s, B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld, causal %s, "
+               "%s, %lld allowed pairs\n",
+               out_dir, c.mask_kind, (long long)p->batch, (long long)p->q_heads,
+               (long long)p->kv_heads, (long long)c.mask.heads, (long long)p->seqlen_q,
+               (long long)p->seqlen_k, (long long)p->head_dim, fm_causal_name(c.mask.causal),
+               fm_dtype_name(p->dtype), (long long)fm_mask_total_allowed_pairs(&c.mask));
     rc = 0;
 done:
     free(assignments);
