@@ -1,6 +1,7 @@
 /* reference/ref_internal.h — pieces shared by the oracle's backends, dense (forward.c,
- * backward.c) and tiled (tiled_*.c): head mapping (GQA/MQA and mask heads), tensor offsets, the O(Sq*Sk) scratch
- * allocation with its size limit, and the score matrix S = s * Q K^T through OpenBLAS.
+ * backward.c) and tiled (tiled_*.c): head mapping (GQA/MQA and mask heads), tensor offsets,
+ * the dense O(Sq*Sk) scratch allocation with its size limit, the score matrix S = s * Q K^T
+ * through OpenBLAS, and the result checks.
  * Layer: reference <- masks <- core. Private to reference/; not installed.
  */
 #ifndef FM_REF_INTERNAL_H

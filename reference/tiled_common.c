@@ -38,7 +38,8 @@ static int64_t q_task_weight(const fm_ref_tiling *t, int64_t task)
     const int64_t b = bh / t->p->q_heads, h = bh % t->p->q_heads;
     const int64_t mh = h / (t->p->q_heads / t->mask->heads);
     int64_t w = 1;
-    for (int64_t kb = 0; kb < t->nkb; kb++) w += fm_ref_tile_class(t, b, mh, qb, kb) != FM_TILE_MASKED;
+    for (int64_t kb = 0; kb < t->nkb; kb++)
+        w += fm_ref_tile_class(t, b, mh, qb, kb) != FM_TILE_MASKED;
     return w;
 }
 

@@ -95,19 +95,23 @@ static int term_scales(const fm_random_case *c, const result *ref, scales *sc)
     memset(sc, 0, sizeof *sc);
     for (int64_t b = 0; b < p->batch; b++)
         for (int64_t h = 0; h < p->q_heads; h++) {
-            const int64_t hk = h / (p->q_heads / p->kv_heads), mh = h / (p->q_heads / c->mask.heads);
+            const int64_t hk = h / (p->q_heads / p->kv_heads);
+            const int64_t mh = h / (p->q_heads / c->mask.heads);
             const double *K = c->k + (b * p->kv_heads + hk) * Sk * D;
             const double *V = c->v + (b * p->kv_heads + hk) * Sk * D;
             for (int64_t i = 0; i < Sq; i++) {
                 const size_t row = (size_t)((b * p->q_heads + h) * Sq + i);
-                const double *qi = c->q + row * D, *doi = c->dout + row * D, *oi = ref->out + row * D;
+                const double *qi = c->q + row * D, *doi = c->dout + row * D;
+                const double *oi = ref->out + row * D;
                 if (!isfinite(ref->lse[row])) continue;
                 double delta = 0;
                 for (int64_t d = 0; d < D; d++) delta += doi[d] * oi[d];
                 for (int64_t j = 0; j < Sk; j++) {
                     double dot = 0, dp = 0;
-                    for (int64_t d = 0; d < D; d++) dot += qi[d] * K[j * D + d], dp += doi[d] * V[j * D + d];
-                    double P = fm_mask_is_masked(&c->mask, b, mh, i, j) ? 0 : exp(p->scale * dot - ref->lse[row]);
+                    for (int64_t d = 0; d < D; d++)
+                        dot += qi[d] * K[j * D + d], dp += doi[d] * V[j * D + d];
+                    double P = fm_mask_is_masked(&c->mask, b, mh, i, j)
+                                   ? 0 : exp(p->scale * dot - ref->lse[row]);
                     pa[2 * j] = P, pa[2 * j + 1] = P * (fabs(dp) + fabs(delta));
                 }
                 for (int64_t d = 0; d < D; d++) {
@@ -168,7 +172,8 @@ static int masked_rows_exact(const fm_problem *p, const result *t, const result 
     const size_t rows = fm_problem_lse_elems(p), D = (size_t)p->head_dim;
     for (size_t r = 0; r < rows; r++) {
         if (d->lse[r] != -INFINITY) continue;
-        if (t->lse[r] != -INFINITY) return FAIL("row %zu: tiled LSE %g, expected -inf", r, t->lse[r]);
+        if (t->lse[r] != -INFINITY)
+            return FAIL("row %zu: tiled LSE %g, expected -inf", r, t->lse[r]);
         for (size_t x = r * D; x < (r + 1) * D; x++)
             if (t->out[x] != 0 || signbit(t->out[x]) || t->dq[x] != 0 || signbit(t->dq[x]) ||
                 signbit(d->out[x]) || signbit(d->dq[x]))
@@ -275,14 +280,16 @@ static int prop_shares_assemble(const fm_random_case *c, void *vctx, char *msg, 
     int64_t q_next = 0, kv_next = 0;
     for (int r = 0; ok && r < parts; r++) {
         o.part = r, o.parts = parts;
-        if (fm_ref_share_of(p, &c->mask, &o, &s[r]) != FM_OK) ok = FAIL("share: %s", fm_last_error());
+        if (fm_ref_share_of(p, &c->mask, &o, &s[r]) != FM_OK)
+            ok = FAIL("share: %s", fm_last_error());
         if (ok && (s[r].q_lo != q_next || s[r].kv_lo != kv_next || s[r].q_hi < s[r].q_lo ||
                    s[r].kv_hi < s[r].kv_lo))
             ok = FAIL("share %d: rows [%lld, %lld) / [%lld, %lld) do not follow the last", r,
                       (long long)s[r].q_lo, (long long)s[r].q_hi, (long long)s[r].kv_lo,
                       (long long)s[r].kv_hi);
         if (ok) q_next = s[r].q_hi, kv_next = s[r].kv_hi;
-        if (ok && fm_ref_forward_opts(p, &c->mask, &o, c->q, c->k, c->v, part.out, part.lse) != FM_OK)
+        if (ok &&
+            fm_ref_forward_opts(p, &c->mask, &o, c->q, c->k, c->v, part.out, part.lse) != FM_OK)
             ok = FAIL("forward share %d: %s", r, fm_last_error());
         if (ok) {
             memcpy(asm_.out + s[r].q_lo * D, part.out + s[r].q_lo * D,
@@ -395,7 +402,8 @@ static void test_beyond_dense(void **state)
     assert_int_equal(fm_mask_params_default(&mp, FM_FAMILY_SLIDING_WINDOW, S), FM_OK);
     mp.window = W;
     assert_int_equal(fm_mask_build(&m, &mp, 1, 1, S, S, FM_CAUSAL_BOTTOM_RIGHT), FM_OK);
-    double *x = malloc((size_t)(S * D) * sizeof(double) * 3), *out = malloc((size_t)(S * D) * sizeof(double));
+    double *x = malloc((size_t)(S * D) * sizeof(double) * 3);
+    double *out = malloc((size_t)(S * D) * sizeof(double));
     double *lse = malloc((size_t)S * sizeof(double));
     assert_non_null(x), assert_non_null(out), assert_non_null(lse);
     fm_rng rng;
