@@ -51,9 +51,16 @@ fm_ref_backend fm_ref_pick_backend(const fm_problem *p, fm_ref_backend requested
     return fm_ref_pick_backend_for(p, requested, memory);
 }
 
-/* Checks shared by both passes: the problem against the mask, the options and head_dim. */
-static fm_status check_common(const char *pass, const fm_problem *p, const fm_mask *mask,
-                              const fm_ref_options *o)
+/* The backend a call with options o runs: shares (parts > 1) exist only in the tiled one. */
+static fm_ref_backend backend_of(const fm_problem *p, const fm_ref_options *o)
+{
+    if (o->parts > 1 && o->backend == FM_REF_AUTO) return FM_REF_TILED;
+    return fm_ref_pick_backend(p, o->backend);
+}
+
+/* Checks shared by every entry point: the problem against the mask, head_dim, the options. */
+fm_status fm_ref_check_options(const char *pass, const fm_problem *p, const fm_mask *mask,
+                               const fm_ref_options *o)
 {
     fm_status st = fm_problem_validate(p, mask);
     if (st != FM_OK) return st;
@@ -70,7 +77,7 @@ static fm_status check_common(const char *pass, const fm_problem *p, const fm_ma
     if (o->parts > 1 && (o->part < 0 || o->part >= o->parts))
         return fm_fail(FM_ERR_INVALID, "reference %s: share %d of %d does not exist", pass,
                        o->part, o->parts);
-    if (o->parts > 1 && fm_ref_pick_backend(p, o->backend) != FM_REF_TILED)
+    if (o->parts > 1 && backend_of(p, o) != FM_REF_TILED)
         return fm_fail(FM_ERR_INVALID,
                        "reference %s: shares (parts = %d) need the tiled backend; the dense one "
                        "computes whole heads", pass, o->parts);
@@ -84,11 +91,11 @@ fm_status fm_ref_forward_opts(const fm_problem *p, const fm_mask *mask, const fm
     fm_clear_error();
     const fm_ref_options defaults = {0};
     if (!o) o = &defaults;
-    fm_status st = check_common("forward", p, mask, o);
+    fm_status st = fm_ref_check_options("forward", p, mask, o);
     if (st != FM_OK) return st;
     if (!q || !k || !v || !out || !lse)
         return fm_fail(FM_ERR_INVALID, "reference forward: NULL tensor (q, k, v, out or lse)");
-    if (fm_ref_pick_backend(p, o->backend) == FM_REF_DENSE)
+    if (backend_of(p, o) == FM_REF_DENSE)
         return fm_ref_dense_forward(p, mask, q, k, v, out, lse);
     return fm_ref_tiled_forward(p, mask, o, q, k, v, out, lse);
 }
@@ -101,12 +108,12 @@ fm_status fm_ref_backward_opts(const fm_problem *p, const fm_mask *mask,
     fm_clear_error();
     const fm_ref_options defaults = {0};
     if (!o) o = &defaults;
-    fm_status st = check_common("backward", p, mask, o);
+    fm_status st = fm_ref_check_options("backward", p, mask, o);
     if (st != FM_OK) return st;
     if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
         return fm_fail(FM_ERR_INVALID,
                        "reference backward: NULL tensor (q, k, v, out, lse, dout, dq, dk or dv)");
-    if (fm_ref_pick_backend(p, o->backend) == FM_REF_DENSE)
+    if (backend_of(p, o) == FM_REF_DENSE)
         return fm_ref_dense_backward(p, mask, q, k, v, out, lse, dout, dq, dk, dv);
     return fm_ref_tiled_backward(p, mask, o, q, k, v, out, lse, dout, dq, dk, dv);
 }

@@ -105,6 +105,11 @@ static inline fm_status fm_ref_check_result(const char *what, const double *x, s
     return fm_ref_check_range(what, x, 0, n, allow_neg_inf);
 }
 
+/* Checks the problem against the mask, head_dim and the options; `pass` names the caller in
+ * the message (choose.c). */
+fm_status fm_ref_check_options(const char *pass, const fm_problem *p, const fm_mask *mask,
+                               const fm_ref_options *o);
+
 /* The dense backend (forward.c, backward.c); the problem, mask and pointers already checked. */
 fm_status fm_ref_dense_forward(const fm_problem *p, const fm_mask *mask, const double *q,
                                const double *k, const double *v, double *out, double *lse);

@@ -123,11 +123,8 @@ fm_status fm_ref_share_of(const fm_problem *p, const fm_mask *mask, const fm_ref
     const fm_ref_options defaults = {0};
     if (!o) o = &defaults;
     if (!out) return fm_fail(FM_ERR_INVALID, "reference share: NULL result");
-    fm_status st = fm_problem_validate(p, mask);
+    fm_status st = fm_ref_check_options("share", p, mask, o);
     if (st != FM_OK) return st;
-    if (o->parts > 1 && (o->part < 0 || o->part >= o->parts))
-        return fm_fail(FM_ERR_INVALID, "reference share %d of %d does not exist", o->part,
-                       o->parts);
     fm_ref_tiling t;
     if ((st = fm_ref_tiling_init(&t, p, mask, o)) != FM_OK) return st;
     out->q_lo = fm_ref_q_task_row(&t, t.q_task_lo);

@@ -42,8 +42,9 @@ typedef struct fm_ref_options {
     fm_ref_backend backend; /* FM_REF_AUTO by default (a zeroed struct) */
     int64_t block_q;        /* tiled: query rows per tile, 0 = FM_REF_TILE */
     int64_t block_k;        /* tiled: keys per tile, 0 = FM_REF_TILE */
-    int part, parts;        /* tiled: compute only share `part` of `parts` (parts <= 1: all);
-                               rows outside the share (fm_ref_share_of) are left untouched */
+    int part, parts;        /* tiled: compute only share `part` of `parts` (parts <= 1: all;
+                               auto then means tiled, dense is refused); rows outside the
+                               share (fm_ref_share_of) are left untouched */
     /* tiled: called now and then (from one thread at a time) with the tasks done out of
        `total` in this pass ("forward", "backward dK dV", "backward dQ"); NULL: none */
     void (*progress)(void *ctx, const char *pass, int64_t done, int64_t total);

@@ -13,7 +13,7 @@
  *   shares_assemble     3 shares (fm_ref_options.parts), each computing its rows of
  *                       fm_ref_share_of, assemble into the same bits as one call
  * plus the automatic choice (picks tiled for sizes the dense scratch cannot hold, without
- * allocating it) and a tiled run at Sq = Sk = 70000, beyond the dense limit.
+ * allocating it), refused options, and a tiled run at Sq = Sk = 70000, beyond the dense limit.
  */
 #include <math.h>
 #include <omp.h>
@@ -431,10 +431,42 @@ static void test_beyond_dense(void **state)
     fm_mask_params_free(&mp);
 }
 
+/* Options that make no sense are refused with a message naming them; auto with shares runs
+ * the tiled backend. */
+static void test_option_errors(void **state)
+{
+    (void)state;
+    fm_problem p;
+    fm_problem_init(&p, 1, 1, 1, 4, 4, 2);
+    fm_mask m = {0};
+    assert_int_equal(fm_mask_init(&m, 1, 1, 4, 4, FM_CAUSAL_NONE), FM_OK);
+    double x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8], lse[4];
+    fm_ref_options o = {.backend = FM_REF_DENSE, .part = 0, .parts = 2};
+    assert_int_equal(fm_ref_forward_opts(&p, &m, &o, x, x, x, out, lse), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "tiled"));
+    o.backend = FM_REF_AUTO, o.part = 2;
+    assert_int_equal(fm_ref_forward_opts(&p, &m, &o, x, x, x, out, lse), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "share 2 of 2"));
+    fm_ref_share sh;
+    assert_int_equal(fm_ref_share_of(&p, &m, &o, &sh), FM_ERR_INVALID);
+    o.part = 1; /* auto with shares: tiled, the second share's rows */
+    assert_int_equal(fm_ref_forward_opts(&p, &m, &o, x, x, x, out, lse), FM_OK);
+    assert_int_equal(fm_ref_share_of(&p, &m, &o, &sh), FM_OK);
+    assert_true(sh.q_hi == 4 && sh.kv_hi == 4);
+    o = (fm_ref_options){.block_q = -1};
+    assert_int_equal(fm_ref_forward_opts(&p, &m, &o, x, x, x, out, lse), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "tile"));
+    o = (fm_ref_options){.backend = (fm_ref_backend)7};
+    assert_int_equal(fm_ref_forward_opts(&p, &m, &o, x, x, x, out, lse), FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "backend 7"));
+    fm_mask_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auto_choice),
+        cmocka_unit_test(test_option_errors),
         cmocka_unit_test(test_beyond_dense),
         cmocka_unit_test(test_agrees_with_dense),
         cmocka_unit_test(test_thread_invariant),
