@@ -1,20 +1,32 @@
 #!/usr/bin/env python3
-"""bench/flex_bench.py — libflashmask's CUDA kernels against PyTorch FlexAttention, in one
-process, on the same masks and the same card (issue 4, BRIEF 7).
+"""bench/flex_bench.py — libflashmask's CUDA kernels against PyTorch FlexAttention at its best,
+cuDNN and FlashAttention-2, in one process, on the same masks and the same card (docs/spec.md
+§7).
 
-Masks come from OUR builders (libflashmask through ctypes: fm_mask_params_default +
-fm_mask_build); FlexAttention receives them as a mask_mod over the same bounds tensor (element
-rule of BRIEF 2) and a block mask from create_block_mask. Both sides run bf16 (or fp16) on the
-same q, k, v, dO tensors; times are medians of triton.testing.do_bench (CUDA events). TFLOP/s
-count allowed pairs only (fm_problem_flops: 4*D per allowed pair forward, 2.5x backward). A bf16
-matmul (8192^3) is timed in the same run as the card's ceiling.
+Masks come from our builders (libflashmask through ctypes: fm_mask_params_default +
+fm_mask_build). FlexAttention gets each family in two forms, both timed and recorded:
+  * "user": the mask_mod a FlexAttention user writes for the family (`q >= k` for causal,
+    document ids for the document families, `q - k < w` for the sliding window, ...; no block
+    mask at all for the full mask), built from the family's parameters, and checked element by
+    element against our bounds before it is timed (a benchmark of a different mask would
+    measure nothing);
+  * "lookup": a mask_mod reading our four bound vectors (the element rule of docs/spec.md §2),
+    the only form for qk_sparse and random_eviction, whose masks have no simpler expression.
+The ratios compare us with the faster of the two ("Flex at its best"). On the full and causal
+masks SDPA's cuDNN and FlashAttention-2 backends run beside them. Every side runs bf16 on the
+same q, k, v, dO; times are medians of triton.testing.do_bench (CUDA events). TFLOP/s count
+allowed pairs only (fm_problem_flops: 4*D per allowed pair forward, 2.5x backward). A bf16
+matmul (8192^3) is timed in the same run, before and after, as the card's ceiling.
 
-Layer: tools (benchmark), on top of the cuda layer. Run on a GPU host, e.g.
+Configs are HQxSxD or HQ:HKxSxD (GQA, e.g. 32:8x8192x128). Run on a GPU host, e.g.
     python3 bench/flex_bench.py --lib build/libflashmask.so --out bench/results/x.json
+
+Layer: tools (benchmark), on top of the cuda layer.
 """
 import argparse
 import ctypes as C
 import datetime
+import itertools
 import json
 import math
 import platform
@@ -26,7 +38,10 @@ import torch
 import torch._functorch.config
 import numpy as np
 import triton
-from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+import torch._dynamo
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention.flex_attention import create_block_mask, create_mask, flex_attention
 
 FAMILIES = ["full", "causal", "sliding_window", "causal_document", "document",
             "shared_question", "global_sliding_window", "causal_blockwise", "prefix_lm_causal",
@@ -44,6 +59,16 @@ class Problem(C.Structure):  # fm_problem (flashmask/core.h)
 class Mask(C.Structure):  # fm_mask (flashmask/masks.h)
     _fields_ = [("batch", C.c_int64), ("heads", C.c_int64), ("seqlen_q", C.c_int64),
                 ("seqlen_k", C.c_int64), ("causal", C.c_int), ("bounds", C.POINTER(C.c_int32))]
+
+
+class Params(C.Structure):  # fm_mask_params (flashmask/masks.h)
+    _fields_ = [("family", C.c_int), ("window", C.c_int64), ("global_tokens", C.c_int64),
+                ("left_window", C.c_int64), ("right_window", C.c_int64), ("prefix", C.c_int64),
+                ("n_docs", C.c_int64), ("doc_lens", C.POINTER(C.c_int64)),
+                ("doc_prefix", C.POINTER(C.c_int64)), ("n_samples", C.c_int64),
+                ("sample_segments", C.POINTER(C.c_int64)), ("n_spans", C.c_int64),
+                ("span_offset", C.POINTER(C.c_int64)), ("span_len", C.POINTER(C.c_int64)),
+                ("evict_start", C.c_int64), ("seed", C.c_uint64)]
 
 
 class CudaMask(C.Structure):  # fm_cuda_mask (flashmask/cuda.h)
@@ -74,15 +99,26 @@ class Lib:
             raise RuntimeError(f"{what}: {self.so.fm_last_error().decode()}")
 
     def build_mask(self, family, batch, heads, seqlen):
+        """Our mask for the family's default parameters, and those parameters (as Python
+        values, for the mask_mod a FlexAttention user would write)."""
         fam = C.c_int()
         self.check(self.so.fm_family_from_name(family.encode(), C.byref(fam)), family)
-        params = C.create_string_buffer(1024)  # fm_mask_params, generously sized
-        self.check(self.so.fm_mask_params_default(params, fam, C.c_int64(seqlen)), "params")
+        # fm_mask_params in a generously sized buffer, read through the Params mirror
+        buf = C.create_string_buffer(max(1024, C.sizeof(Params)))
+        self.check(self.so.fm_mask_params_default(buf, fam, C.c_int64(seqlen)), "params")
+        p = Params.from_buffer(buf)
+        arr = lambda ptr, n: [ptr[i] for i in range(n)] if n > 0 and ptr else []
+        params = {"window": p.window, "global_tokens": p.global_tokens,
+                  "left_window": p.left_window, "right_window": p.right_window,
+                  "prefix": p.prefix, "doc_lens": arr(p.doc_lens, p.n_docs),
+                  "doc_prefix": arr(p.doc_prefix, p.n_docs) if family == "prefix_lm_document"
+                  else [], "sample_segments": arr(p.sample_segments, p.n_samples)
+                  if family == "shared_question" else []}
         mask = Mask()
-        self.check(self.so.fm_mask_build(C.byref(mask), params, batch, heads, seqlen, seqlen,
+        self.check(self.so.fm_mask_build(C.byref(mask), buf, batch, heads, seqlen, seqlen,
                                          CAUSAL_BOTTOM_RIGHT), "build " + family)
-        self.so.fm_mask_params_free(params)
-        return mask
+        self.so.fm_mask_params_free(buf)
+        return mask, params
 
 
 def bench_ms(fn):
@@ -97,12 +133,12 @@ def matmul_tflops():
     return 2 * n ** 3 / ms / 1e9
 
 
-# FlexAttention's mask_mod reads these module-level tensors, so one compiled kernel serves
+# The bounds-lookup mask_mod reads these module-level tensors, so one compiled kernel serves
 # every family of a shape (dynamo guards on shapes, not values).
 G = {}
 
 
-def mask_mod(b, h, q_idx, kv_idx):
+def lookup_mask_mod(b, h, q_idx, kv_idx):
     hm = h // G["hdiv"]
     lts = G["bounds"][b, hm, kv_idx, 0]
     lte = G["bounds"][b, hm, kv_idx, 1]
@@ -113,46 +149,145 @@ def mask_mod(b, h, q_idx, kv_idx):
     return ~masked
 
 
-def flex_side(row, lib, mask, heads, mheads, per_head, seqlen, q, k, v, do, out, fwd_flops,
+def ids_of(lengths, n):
+    """Segment id of every position, from segment lengths that sum to n."""
+    t = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+    assert t.numel() == n, (t.numel(), n)
+    return t.to("cuda")
+
+
+def user_mask_mod(fam, p, n):
+    """The mask_mod a FlexAttention user writes for the family (docs/spec.md §4, Sq = Sk = n),
+    None for the full mask (no block mask at all), or "lookup" where no simpler form than
+    reading the bounds exists."""
+    if fam == "full":
+        return None
+    if fam == "causal":
+        return lambda b, h, q, k: q >= k
+    if fam == "sliding_window":
+        w = p["window"]
+        return lambda b, h, q, k: (q >= k) & (q - k < w)
+    if fam in ("causal_document", "document", "causal_blockwise", "prefix_lm_document"):
+        doc = ids_of(p["doc_lens"], n)
+        if fam == "causal_document":
+            return lambda b, h, q, k: (doc[q] == doc[k]) & (q >= k)
+        if fam == "document":
+            return lambda b, h, q, k: doc[q] == doc[k]
+        if fam == "causal_blockwise":
+            last = len(p["doc_lens"]) - 1
+            return lambda b, h, q, k: (q >= k) & ((doc[q] == doc[k]) | (doc[q] == last))
+        starts = torch.tensor([0] + list(itertools.accumulate(p["doc_lens"]))[:-1])
+        prefix_end = (starts + torch.tensor(p["doc_prefix"])).to("cuda")
+        return lambda b, h, q, k: (doc[q] == doc[k]) & ((k < prefix_end[doc[k]]) | (q >= k))
+    if fam == "shared_question":
+        seg = ids_of(p["doc_lens"], n)
+        sample_of_seg = torch.repeat_interleave(torch.arange(len(p["sample_segments"])),
+                                                torch.tensor(p["sample_segments"]))
+        first = torch.tensor([0] + list(itertools.accumulate(p["sample_segments"]))[:-1])
+        is_question_seg = torch.zeros(len(p["doc_lens"]), dtype=torch.bool)
+        is_question_seg[first] = True
+        sample = sample_of_seg.to("cuda")[seg]
+        question = is_question_seg.to("cuda")[seg]
+        return lambda b, h, q, k: (q >= k) & (sample[q] == sample[k]) & \
+            (question[k] | (seg[q] == seg[k]))
+    if fam == "global_sliding_window":
+        g, wl, wr = p["global_tokens"], p["left_window"], p["right_window"]
+        return lambda b, h, q, k: (k < g) | (q < g) | ((q - k <= wl) & (k - q <= wr))
+    if fam == "prefix_lm_causal":
+        pre = p["prefix"]
+        return lambda b, h, q, k: (k < pre) | (q >= k)
+    return "lookup"  # qk_sparse, random_eviction
+
+
+def same_mask(mod, heads, n):
+    """The user mask_mod allows exactly what our bounds allow (compared with the lookup form,
+    on every head that differs, in chunks of query rows)."""
+    rows = 1024
+    for h in range(heads):
+        for q0 in range(0, n, rows):
+            q = torch.arange(q0, min(q0 + rows, n), device="cuda").view(-1, 1)
+            k = torch.arange(n, device="cuda").view(1, -1)
+            z = torch.zeros((), dtype=torch.int64, device="cuda")
+            hh = torch.full((), h, dtype=torch.int64, device="cuda")
+            if not torch.equal(mod(z, hh, q, k), lookup_mask_mod(z, hh, q, k)):
+                return False
+    return True
+
+
+def flex_side(row, mask, params, heads, mheads, per_head, seqlen, q, k, v, do, out, fwd_flops,
               bwd_flops, flex_compiled):
-    """FlexAttention on the same mask (mask_mod over our bounds) and the same tensors."""
+    """FlexAttention on the same mask and the same tensors, in its user form and in the bounds
+    lookup form; ratios against the faster."""
     nb = mask.batch * mask.heads * seqlen * 4
     host = np.ctypeslib.as_array(mask.bounds, shape=(nb,)).copy()
     G["bounds"] = torch.from_numpy(host).to("cuda").view(1, mheads, seqlen, 4)
     G["hdiv"] = heads // mheads
     G["causal"] = torch.tensor(int(mask.causal != CAUSAL_NONE), device="cuda")
     G["offset"] = torch.tensor(0, device="cuda")  # Sq == Sk: both alignments agree
-    # _compile=True: the mask is reduced to blocks without materialising B*H*S*S
-    # (the eager path needs 128 GiB for 16 per-head masks at S = 32K).
-    bm = create_block_mask(mask_mod, 1, heads if per_head else None, seqlen, seqlen,
-                           device="cuda", BLOCK_SIZE=128, _compile=True)
-    qf, kf, vf = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
-    fo = flex_compiled(qf, kf, vf, block_mask=bm)
-    # Same function: our forward against FlexAttention's, on identical inputs.
-    row["max_abs_diff_vs_flex"] = (fo.float() - out.float()).abs().max().item()
-    row["flex_fwd_ms"] = bench_ms(lambda: flex_compiled(qf, kf, vf, block_mask=bm))
-    row["flex_bwd_ms"] = bench_ms(lambda: fo.backward(do, retain_graph=True))
-    row["flex_fwd_tflops"] = fwd_flops / row["flex_fwd_ms"] / 1e9
-    row["flex_bwd_tflops"] = bwd_flops / row["flex_bwd_ms"] / 1e9
+    gqa = q.shape[1] != k.shape[1]
+    forms = {"lookup": lookup_mask_mod}
+    user = user_mask_mod(row["family"], params, seqlen)
+    if user != "lookup":
+        if user is not None and not same_mask(user, mheads, seqlen):
+            raise RuntimeError(f"{row['family']}: the user mask_mod differs from our mask")
+        forms["user"] = user
+    for form, mod in forms.items():
+        qf, kf, vf = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+        # _compile=True: the mask is reduced to blocks without materialising B*H*S*S
+        bm = None if mod is None else create_block_mask(
+            mod, 1, heads if per_head else None, seqlen, seqlen, device="cuda",
+            BLOCK_SIZE=128, _compile=True)
+        fo = flex_compiled(qf, kf, vf, block_mask=bm, enable_gqa=gqa)
+        # Same function: our forward against FlexAttention's, on identical inputs.
+        row[f"max_abs_diff_vs_flex_{form}"] = (fo.float() - out.float()).abs().max().item()
+        fwd_ms = bench_ms(lambda: flex_compiled(qf, kf, vf, block_mask=bm, enable_gqa=gqa))
+        bwd_ms = bench_ms(lambda: fo.backward(do, retain_graph=True))
+        row[f"flex_{form}_fwd_tflops"] = fwd_flops / fwd_ms / 1e9
+        row[f"flex_{form}_bwd_tflops"] = bwd_flops / bwd_ms / 1e9
+        del fo, qf, kf, vf
+    row["flex_fwd_tflops"] = max(row[f"flex_{f}_fwd_tflops"] for f in forms)
+    row["flex_bwd_tflops"] = max(row[f"flex_{f}_bwd_tflops"] for f in forms)
     row["ratio_fwd"] = row["ours_fwd_tflops"] / row["flex_fwd_tflops"]
     row["ratio_bwd"] = row["ours_bwd_tflops"] / row["flex_bwd_tflops"]
 
 
-def run_config(lib, heads, seqlen, dim, families, dtype, do_flex, flex_compiled, results,
-               save=None, flags=0):
+def sdpa_side(row, q, k, v, do, fwd_flops, bwd_flops):
+    """SDPA's cuDNN and FlashAttention-2 backends on the full and causal masks (Sq = Sk, so
+    is_causal's top-left alignment is ours)."""
+    causal = row["family"] == "causal"
+    gqa = q.shape[1] != k.shape[1]
+    for name, backend in (("cudnn", SDPBackend.CUDNN_ATTENTION),
+                          ("fa2", SDPBackend.FLASH_ATTENTION)):
+        try:
+            qf, kf, vf = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+            with sdpa_kernel(backend):
+                run = lambda: F.scaled_dot_product_attention(qf, kf, vf, is_causal=causal,
+                                                             enable_gqa=gqa)
+                o = run()
+                row[f"{name}_fwd_tflops"] = fwd_flops / bench_ms(run) / 1e9
+                row[f"{name}_bwd_tflops"] = bwd_flops / bench_ms(
+                    lambda: o.backward(do, retain_graph=True)) / 1e9
+            del o, qf, kf, vf
+        except Exception as e:  # recorded, not fatal
+            row[f"{name}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+
+
+def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex_compiled,
+               results, save=None, flags=0):
     torch.manual_seed(0)
     tdtype = torch.bfloat16 if dtype == BFLOAT16 else torch.float16
-    shape = (1, heads, seqlen, dim)
-    q, k, v, do = (torch.randn(shape, device="cuda", dtype=tdtype) for _ in range(4))
+    qshape, kshape = (1, heads, seqlen, dim), (1, kv_heads, seqlen, dim)
+    q, do = (torch.randn(qshape, device="cuda", dtype=tdtype) for _ in range(2))
+    k, v = (torch.randn(kshape, device="cuda", dtype=tdtype) for _ in range(2))
     out = torch.empty_like(q)
     lse = torch.empty((1, heads, seqlen), device="cuda", dtype=torch.float32)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    prob = Problem(1, heads, heads, seqlen, seqlen, dim, 1.0 / math.sqrt(dim), dtype, flags)
+    prob = Problem(1, heads, kv_heads, seqlen, seqlen, dim, 1.0 / math.sqrt(dim), dtype, flags)
     stream = torch.cuda.current_stream().cuda_stream
     for fam in families:
         per_head = fam == "random_eviction"  # differs per (b, head)
         mheads = heads if per_head else 1
-        mask = lib.build_mask(fam, 1, mheads, seqlen)
+        mask, params = lib.build_mask(fam, 1, mheads, seqlen)
         fwd_flops = lib.so.fm_problem_flops(C.byref(prob), C.byref(mask), 0)
         bwd_flops = lib.so.fm_problem_flops(C.byref(prob), C.byref(mask), 1)
         dmask = CudaMask()
@@ -171,7 +306,8 @@ def run_config(lib, heads, seqlen, dim, families, dtype, do_flex, flex_compiled,
 
         ours_fwd()
         torch.cuda.synchronize()
-        row = {"family": fam, "heads": heads, "seqlen": seqlen, "head_dim": dim,
+        row = {"family": fam, "heads": heads, "kv_heads": kv_heads, "seqlen": seqlen,
+               "head_dim": dim,
                "fwd_flops": fwd_flops, "bwd_flops": bwd_flops}
         # The fraction of 64 x 64 tiles not fully masked (counted at upload), which picks the
         # Hopper backward's block shape (docs/performance-cuda.md).
@@ -182,18 +318,32 @@ def run_config(lib, heads, seqlen, dim, families, dtype, do_flex, flex_compiled,
         row["ours_bwd_tflops"] = bwd_flops / row["ours_bwd_ms"] / 1e9
         if do_flex:
             try:
-                flex_side(row, lib, mask, heads, mheads, per_head, seqlen, q, k, v, do, out,
-                          fwd_flops, bwd_flops, flex_compiled)
+                flex_side(row, mask, params, heads, mheads, per_head, seqlen, q, k, v, do,
+                          out, fwd_flops, bwd_flops, flex_compiled)
             except Exception as e:  # recorded, not fatal: the other rows stand
                 row["flex_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
                 print("flex failed:", row["flex_error"], flush=True)
                 torch.cuda.empty_cache()
+            if fam in ("full", "causal"):
+                sdpa_side(row, q, k, v, do, fwd_flops, bwd_flops)
         lib.so.fm_cuda_mask_free(C.byref(dmask))
         lib.so.fm_mask_free(C.byref(mask))
         results.append(row)
         print(json.dumps(row), flush=True)
         if save:
             save()
+
+
+def parse_config(cfg):
+    """HQxSxD or HQ:HKxSxD -> (HQ, HK, S, D)."""
+    heads, s, d = cfg.split("x")
+    hq, _, hk = heads.partition(":")
+    return int(hq), int(hk or hq), int(s), int(d)
+
+
+def config_name(r):
+    heads = f"{r['heads']}" if r["kv_heads"] == r["heads"] else f"{r['heads']}:{r['kv_heads']}"
+    return f"{heads}x{r['seqlen']}x{r['head_dim']}"
 
 
 def geomean(xs):
@@ -223,8 +373,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lib", required=True, help="path to libflashmask.so (built with CUDA)")
     ap.add_argument("--out", help="write the raw results here (JSON), updated after every row")
-    ap.add_argument("--configs", default="16x8192x128,16x32768x128,32x8192x64",
-                    help="comma list of HEADSxSEQLENxDIM")
+    ap.add_argument("--configs",
+                    default="16x8192x128,16x32768x128,32x8192x64,32:8x8192x128",
+                    help="comma list of HQxSEQLENxDIM or HQ:HKxSEQLENxDIM (GQA)")
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--no-flex", action="store_true", help="time only our kernels")
     ap.add_argument("--deterministic", action="store_true",
@@ -234,6 +385,10 @@ def main():
     # Timing backward repeatedly needs retain_graph=True, which compiled graphs with donated
     # buffers refuse.
     torch._functorch.config.donated_buffer = False
+    # One compiled flex_attention serves every mask_mod; each user form is a recompile, which
+    # must not hit dynamo's default limit of 8 (past it, dynamo falls back to eager).
+    torch._dynamo.config.cache_size_limit = 512
+    torch._dynamo.config.accumulated_cache_size_limit = 4096
     lib = Lib(args.lib)
     lib.check(lib.so.fm_cuda_available(), "cuda")
     flex_compiled = None if args.no_flex else torch.compile(flex_attention, dynamic=False)
@@ -242,8 +397,8 @@ def main():
     print(f"bf16 matmul 8192^3: {mm:.0f} TFLOP/s", flush=True)
     save = (lambda: write_json(args.out, mm, None, {}, results)) if args.out else None
     for cfg in args.configs.split(","):
-        h, s, d = (int(x) for x in cfg.split("x"))
-        run_config(lib, h, s, d, args.families.split(","), BFLOAT16, not args.no_flex,
+        h, hk, s, d = parse_config(cfg)
+        run_config(lib, h, hk, s, d, args.families.split(","), BFLOAT16, not args.no_flex,
                    flex_compiled, results, save, 1 if args.deterministic else 0)
         torch.cuda.empty_cache()
     mm_after = matmul_tflops()
@@ -253,15 +408,14 @@ def main():
     print(f"{'config':>14} {'family':>22} {'ours fwd':>9} {'flex fwd':>9} {'ratio':>6} "
           f"{'ours bwd':>9} {'flex bwd':>9} {'ratio':>6}")
     for r in results:
-        cfg = f"{r['heads']}x{r['seqlen']}x{r['head_dim']}"
+        cfg = config_name(r)
         print(f"{cfg:>14} {r['family']:>22} {r['ours_fwd_tflops']:9.1f} "
               f"{r.get('flex_fwd_tflops', nan):9.1f} {r.get('ratio_fwd', nan):6.2f} "
               f"{r['ours_bwd_tflops']:9.1f} {r.get('flex_bwd_tflops', nan):9.1f} "
               f"{r.get('ratio_bwd', nan):6.2f}")
     summary = {}
     for cfg in args.configs.split(","):
-        h, s, d = (int(x) for x in cfg.split("x"))
-        rows = [r for r in results if (r["heads"], r["seqlen"], r["head_dim"]) == (h, s, d)]
+        rows = [r for r in results if config_name(r) == cfg]
         rated = [r for r in rows if "ratio_fwd" in r]
         if rated:
             summary[cfg] = {"families_compared": len(rated),

@@ -15,7 +15,7 @@
  *      key blocks in a fixed order, float32 in registers (7 products per tile in all).
  *
  * On Hopper at D = 128 (built with 90a), step 2 runs on wgmma instead: backward_wgmma.cu, the
- * same function with one warpgroup per key block.
+ * same function with one or two warpgroups (64 keys each) per key block, chosen per mask.
  *
  * Fully masked rows (LSE = -inf) give P = 0 and so no gradient; fully masked tiles are skipped
  * in every kernel before any load. Layer: cuda <- masks (rules.h).

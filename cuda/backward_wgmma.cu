@@ -517,8 +517,8 @@ cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
 /* The dK/dV block shape. Two warpgroups (128 keys) halve the dQ atomics, but they leave one
  * block per multiprocessor, whose warpgroups wait for each other at every barrier and whose
  * prologue (K, V in) and epilogue (dK, dV out) nothing overlaps. Measured on H200, D = 128,
- * 8K and 32K (docs/performance-cuda.md): two warpgroups win on masks that leave at least half
- * the tiles live (full +14% / 8K, causal, prefix-LM causal, qk-sparse, random eviction), one
+ * 8K and 32K (docs/performance-cuda-history.md, fourth session): two warpgroups win on masks
+ * that leave at least half the tiles live (full +14% / 8K, causal, prefix-LM causal, qk-sparse, random eviction), one
  * wins on every family that leaves a fifth or less (windows, documents, shared question,
  * blockwise: 8-25%), at 32K as at 8K even though each block's walk is then four times longer.
  * So the rule is the mask's live-tile fraction, with the threshold between the two groups.

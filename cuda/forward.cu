@@ -1,7 +1,9 @@
 /* cuda/forward.cu — the FlashMask forward kernel (FlashAttention-2 structure) on tensor cores.
- * Layer: cuda <- masks (rules.h). One thread block per (query block of 16*NW rows, query head,
- * batch); each warp owns 16 query rows and keeps its Q fragments, running max, running sum and
- * O accumulator (float32) in registers while it walks the key blocks:
+ * Layer: cuda <- masks (rules.h). One thread block per (query block of 16*MI*NW rows, query
+ * head, batch): NW warps of MI 16-row slices each (launch_dim picks: 4 warps x 32 rows = 128-row
+ * blocks at D = 64 and 128, 8 x 16 at 32 and 96, 4 x 16 at 256; FM_CUDA_FWD_SHAPE overrides at
+ * 64 and 128). Each warp keeps the Q fragments, running max, running sum and O accumulator
+ * (float32) of its rows in registers while it walks the key blocks:
  *
  *   for each key block kb that is not fully masked (fm_classify_tile on the summary; the live
  *   blocks are listed ahead in shared memory, NW*32 blocks per scan, fm_cuda_list_live):
@@ -14,9 +16,10 @@
  * test. Each warp also classifies its own rows of a live tile (the same rule on fewer rows):
  * a warp whose rows the tile fully masks skips the arithmetic, one it leaves unmasked skips
  * the element tests. K of the next live block is fetched (cp.async) while P V of this one
- * runs, and V while S is computed. (A two-stage K/V buffer with one barrier per tile measured
- * slower at D = 128: 239 against 260 TFLOP/s on full masks, from register spills.) A row with
- * no allowed key ends with l = 0: O = 0 and LSE = -inf (BRIEF 1).
+ * runs, and V while S is computed (a two-stage K/V buffer was measured slower: the history is
+ * in docs/performance-cuda-history.md). A row with no allowed key ends with l = 0: O = 0 and
+ * LSE = -inf (BRIEF 1). On Hopper at D = 128, forward_wgmma.cu replaces this kernel when built
+ * (fm_cuda_launch_forward); docs/cuda.md walks through both.
  */
 #include <math.h>
 #include <stdlib.h>

@@ -17,8 +17,11 @@
  *       online softmax, P to T in registers (softmax.cuh, shared with forward.cu)
  *       O += P V                           wgmma.m64n128k16, A = P from registers
  *     and then release the stage (one arrival per warp on its "empty" mbarrier).
- * NSTAGE stages let the producer run ahead of the products by up to NSTAGE key blocks; the two
- * warpgroups share the tensor cores, one's softmax filling the other's gaps.
+ * NSTAGE stages let the producer run ahead of the products by up to NSTAGE key blocks. The two
+ * warpgroups share the SM's tensor cores, but nothing schedules them against each other: there
+ * is no ping-pong on named barriers (FlashAttention-3 has one; here it is not built), so whether
+ * one's softmax fills the other's products' gaps is left to the warp schedulers. Nor does a
+ * warpgroup overlap its next S = Q K^T with this tile's softmax (it waits for S first).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,9 @@
 /* cuda/summary.cu — the GPU pre-pass: per (batch, mask head, key block of FM_CUDA_BLOCK_K
  * columns) the min and max of each of the four bound vectors, with the same definition as
- * masks/ fm_block_summary_build (empty intervals canonicalised: LT -> [Sq, Sq), UT -> [0, 0),
- * so that they never make a tile look masked). tests/cuda compares the two on every case.
+ * masks/ fm_block_summary_build (empty intervals: [Sq, Sq) / [0, 0) for the intersection the
+ * fully-masked test reads, skipped in the hull the unmasked test reads, so that they neither
+ * make a tile look masked nor cost it its unmasked call). tests/cuda compares the two on every
+ * case.
  * Also how much work the mask leaves: the live (not fully masked) tiles of 64 query rows x one
  * key block, counted once at upload so that the backward can pick its block shape.
  * Layer: cuda <- masks (rules.h). One warp per key block; lanes stride the columns.
@@ -21,10 +23,16 @@ __global__ void fm_summary_kernel(const int32_t *__restrict__ bounds, int32_t *_
     for (int k = 0; k < FM_BOUNDS; k++) lo[k] = seqlen_q, hi[k] = 0;
     for (int j = c0 + lane; j < c1; j += 32) {
         int4 c = *reinterpret_cast<const int4 *>(bounds + ((size_t)row * seqlen_k + j) * 4);
-        int v[FM_BOUNDS] = {c.x, c.y, c.z, c.w};
-        if (v[FM_LTS] >= v[FM_LTE]) v[FM_LTS] = v[FM_LTE] = seqlen_q; /* empty LT */
-        if (v[FM_UTS] >= v[FM_UTE]) v[FM_UTS] = v[FM_UTE] = 0;        /* empty UT */
-        for (int k = 0; k < FM_BOUNDS; k++) lo[k] = min(lo[k], v[k]), hi[k] = max(hi[k], v[k]);
+        const bool lt_empty = c.x >= c.y, ut_empty = c.z >= c.w;
+        /* The intersection (max start, min end: the fully-masked test) sees an empty LT as
+         * [Sq, Sq) and an empty UT as [0, 0); the hull (min start, max end: only the unmasked
+         * test reads it) skips empty intervals. */
+        hi[FM_LTS] = max(hi[FM_LTS], lt_empty ? seqlen_q : c.x);
+        lo[FM_LTE] = min(lo[FM_LTE], lt_empty ? seqlen_q : c.y);
+        hi[FM_UTS] = max(hi[FM_UTS], ut_empty ? 0 : c.z);
+        lo[FM_UTE] = min(lo[FM_UTE], ut_empty ? 0 : c.w);
+        if (!lt_empty) lo[FM_LTS] = min(lo[FM_LTS], c.x), hi[FM_LTE] = max(hi[FM_LTE], c.y);
+        if (!ut_empty) lo[FM_UTS] = min(lo[FM_UTS], c.z), hi[FM_UTE] = max(hi[FM_UTE], c.w);
     }
     int32_t *out = summary + (size_t)warp * FM_SUMMARY_WIDTH;
     for (int k = 0; k < FM_BOUNDS; k++) {

@@ -56,3 +56,33 @@ fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask, const 
     (void)dq, (void)dk, (void)dv, (void)stream;
     return not_built();
 }
+
+fm_status fm_cuda_reference_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    (void)p, (void)mask, (void)t;
+    return not_built();
+}
+
+fm_status fm_cuda_reference_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    (void)p, (void)mask, (void)t;
+    return not_built();
+}
+
+fm_status fm_cuda_reference_forward(const fm_problem *p, const fm_cuda_mask *mask,
+                                    const double *q, const double *k, const double *v,
+                                    double *out, double *lse, void *stream)
+{
+    (void)p, (void)mask, (void)q, (void)k, (void)v, (void)out, (void)lse, (void)stream;
+    return not_built();
+}
+
+fm_status fm_cuda_reference_backward(const fm_problem *p, const fm_cuda_mask *mask,
+                                     const double *q, const double *k, const double *v,
+                                     const double *out, const double *lse, const double *dout,
+                                     double *dq, double *dk, double *dv, void *stream)
+{
+    (void)p, (void)mask, (void)q, (void)k, (void)v, (void)out, (void)lse, (void)dout;
+    (void)dq, (void)dk, (void)dv, (void)stream;
+    return not_built();
+}

@@ -1,5 +1,6 @@
 /* cuda/wgmma.cuh — Hopper (sm_90a) warpgroup matrix products and the shared-memory layout they
- * read, for the kernels of the CUDA layer's wgmma path (backward_wgmma.cu). Layer: cuda
+ * read, for the kernels of the CUDA layer's wgmma path (forward_wgmma.cu and backward_wgmma.cu;
+ * docs/cuda.md draws the layout). Layer: cuda
  * (private header, device code).
  *
  * A warpgroup is 4 consecutive warps (128 threads); `wgmma.mma_async` multiplies a 64-row A by

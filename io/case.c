@@ -16,8 +16,20 @@
 #include "io_internal.h"
 
 enum { CASE_JSON_MAX_BYTES = 64 << 20 }; /* qk_sparse span lists can be long, not this long */
+/* JSON values (numbers, strings, arrays, objects) a case.json may hold: a qk_sparse mask of
+ * S = 2^20 has 2 * 2^16 span numbers; cJSON spends ~80 bytes a value, so this caps the tree
+ * at ~0.3 GB however long the ignored free-form parameters of a custom mask are */
+enum { CASE_JSON_MAX_VALUES = 1 << 22 };
 
 void fm_case_init(fm_case *c) { memset(c, 0, sizeof *c); }
+
+int fm_case_is_small(const fm_problem *p)
+{
+    if (!p) return 0;
+    double work = (double)p->batch * (double)p->q_heads * (double)p->seqlen_q *
+                  (double)p->seqlen_k * (double)p->head_dim;
+    return work <= (double)FM_CASE_SMALL_WORK;
+}
 
 void fm_case_free(fm_case *c)
 {
@@ -33,7 +45,7 @@ void fm_case_free(fm_case *c)
 
 static const char *const case_keys[] = {
     "format", "version", "batch", "q_heads", "kv_heads", "mask_heads", "seqlen_q", "seqlen_k",
-    "head_dim", "scale", "causal", "dtype", "mask_kind", "mask_params", "seed",
+    "head_dim", "scale", "causal", "dtype", "mask_kind", "mask_params", "seed", "digest",
 };
 enum { N_CASE_KEYS = sizeof case_keys / sizeof case_keys[0] };
 
@@ -59,6 +71,8 @@ fm_status fm_case_parse_json(const char *text, size_t size, const char *name, fm
     fm_case_free(c);
     if (!name) name = "case.json";
     if (!text) return fm_fail(FM_ERR_INVALID, "%s: NULL text", name);
+    fm_status pre = fm_io_json_prescan(text, size, name, CASE_JSON_MAX_VALUES);
+    if (pre != FM_OK) return pre;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, size, &end, 0);
     if (!root)
@@ -93,6 +107,8 @@ fm_status fm_case_parse_json(const char *text, size_t size, const char *name, fm
                 goto done;
             }
     }
+    const cJSON *digest = cJSON_GetObjectItemCaseSensitive(root, "digest");
+    if (digest && (st = fm_io_digest_check_member(digest, name)) != FM_OK) goto done;
     if ((st = get_string(root, name, "format", &s)) != FM_OK) goto done;
     if (strcmp(s, "flashmask-case") != 0) {
         st = fm_fail(FM_ERR_FORMAT, "%s: format is '%s', expected 'flashmask-case'", name, s);
@@ -221,7 +237,7 @@ fm_status fm_io_join(char *out, size_t cap, const char *dir, const char *name)
 }
 
 /* Inputs must be finite and already rounded to the case's dtype (BRIEF 6). */
-static fm_status check_input(const char *path, const double *x, size_t n, fm_dtype dtype)
+fm_status fm_io_check_input(const char *path, const double *x, size_t n, fm_dtype dtype)
 {
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(x[i]))
@@ -236,7 +252,7 @@ static fm_status check_input(const char *path, const double *x, size_t n, fm_dty
 }
 
 /* Outputs: finite, except lse, which may be -inf (fully masked rows). */
-static fm_status check_output(const char *path, const double *x, size_t n, int is_lse)
+fm_status fm_io_check_output(const char *path, const double *x, size_t n, int is_lse)
 {
     for (size_t i = 0; i < n; i++) {
         if (isfinite(x[i]) || (is_lse && isinf(x[i]) && x[i] < 0)) continue;
@@ -295,7 +311,7 @@ static fm_status load_outputs(const char *dir, const fm_problem *p, double **slo
             FM_OK)
             return st;
         if (check_finite &&
-            (st = check_output(path, *slots[t], spec[t].count, t == 1)) != FM_OK)
+            (st = fm_io_check_output(path, *slots[t], spec[t].count, t == 1)) != FM_OK)
             return st;
         ++*found;
     }
@@ -351,9 +367,17 @@ fm_status fm_case_load(const char *dir, fm_case *c)
     fm_status st = fm_io_join(path, sizeof path, dir, "case.json");
     if (st == FM_OK) st = fm_io_read_text(path, &text, &size);
     if (st == FM_OK) st = fm_case_parse_json(text, size, path, c);
-    free(text);
-    if (st != FM_OK) return st;
-
+    if (st != FM_OK) {
+        free(text);
+        return st;
+    }
+    /* one mask file per case: with both, `run` and `run-dense` would run different masks */
+    if ((st = fm_io_join(path, sizeof path, dir, "mask_dense.npy")) != FM_OK) goto fail;
+    if (file_exists(path)) {
+        st = fm_fail(FM_ERR_FORMAT, "%s: the case holds both mask.npy and mask_dense.npy; a case "
+                     "has one mask file (remove the one that is not the case's mask)", dir);
+        goto fail;
+    }
     if ((st = fm_io_join(path, sizeof path, dir, "mask.npy")) != FM_OK) goto fail;
     if ((st = load_mask(path, c)) != FM_OK) goto fail;
     /* sizes, heads dividing, int32 limits, overflow of every tensor size, mask bounds */
@@ -385,14 +409,23 @@ fm_status fm_case_load(const char *dir, fm_case *c)
         if ((st = fm_io_join(path, sizeof path, dir, inputs[t].file)) != FM_OK) goto fail;
         st = fm_npy_load_f64(path, 4, inputs[t].shape, inputs[t].dims, inputs[t].slot);
         if (st != FM_OK) goto fail;
-        if ((st = check_input(path, *inputs[t].slot, inputs[t].count, p->dtype)) != FM_OK)
+        if ((st = fm_io_check_input(path, *inputs[t].slot, inputs[t].count, p->dtype)) != FM_OK)
             goto fail;
     }
     double **outs[5] = {&c->out, &c->lse, &c->dq, &c->dk, &c->dv};
     int found;
     if ((st = load_outputs(dir, p, outs, &found, 1)) != FM_OK) goto fail;
+    /* last, so that a malformed file is named by what is wrong with it: the digest */
+    int sealed = 0;
+    if ((st = fm_io_digest_verify(dir, text, size, &sealed)) != FM_OK) goto fail;
+    if (!sealed) { /* written before digests: its expected outputs are not trusted */
+        free(c->out), free(c->lse), free(c->dq), free(c->dk), free(c->dv);
+        c->out = c->lse = c->dq = c->dk = c->dv = NULL;
+    }
+    free(text);
     return FM_OK;
 fail:
+    free(text);
     fm_case_free(c);
     return st;
 }
@@ -484,7 +517,7 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
     const double *xs[4] = {c->q, c->k, c->v, c->dout};
     size_t ns[4] = {nq, nkv, nkv, nq};
     for (int t = 0; t < 4; t++)
-        if ((st = check_input(names[t], xs[t], ns[t], p->dtype)) != FM_OK) return st;
+        if ((st = fm_io_check_input(names[t], xs[t], ns[t], p->dtype)) != FM_OK) return st;
 
     char *text = NULL;
     if ((st = case_json_text(c, &text)) != FM_OK) return st;
@@ -493,8 +526,6 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
         free(text);
         return st;
     }
-    st = fm_io_outdir_text(&o, "case.json", text);
-    free(text);
 
     int64_t qs[4] = {p->batch, p->q_heads, p->seqlen_q, p->head_dim};
     int64_t kvs[4] = {p->batch, p->kv_heads, p->seqlen_k, p->head_dim};
@@ -510,6 +541,12 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
 
     const double *outs[5] = {c->out, c->lse, c->dq, c->dk, c->dv};
     if (st == FM_OK) st = write_outputs(&o, p, outs);
+    /* case.json last, with the digest of everything written above */
+    char *sealed = NULL;
+    if (st == FM_OK) st = fm_io_digest_seal(o.tmp, text, &sealed);
+    free(text);
+    if (st == FM_OK) st = fm_io_outdir_text(&o, "case.json", sealed);
+    free(sealed);
     if (st != FM_OK) {
         fm_io_outdir_abort(&o);
         return st;

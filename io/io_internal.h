@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "flashmask/io.h"
@@ -54,5 +55,37 @@ fm_status fm_io_outdir_text(fm_io_outdir *o, const char *name, const char *text)
 fm_status fm_io_outdir_commit(fm_io_outdir *o);
 /* Removes the files written and the temporary directory; the target is left untouched. */
 void fm_io_outdir_abort(fm_io_outdir *o);
+
+/* Case tensors (io/case.c): inputs finite and already rounded to dtype; expected outputs finite
+ * (lse may be -inf: fully masked rows). The message names `path` and the element. */
+fm_status fm_io_check_input(const char *path, const double *x, size_t n, fm_dtype dtype);
+fm_status fm_io_check_output(const char *path, const double *x, size_t n, int is_lse);
+
+/* case.json's text before parsing (io/json_prescan.c): refuses a \u0000 escape, an integer
+ * literal beyond 2^53 and more than max_values JSON values, naming `name` and the byte. */
+fm_status fm_io_json_prescan(const char *text, size_t size, const char *name, size_t max_values);
+
+/* SHA-256 (io/sha256.c), for the case digest. */
+typedef struct fm_sha256 {
+    uint32_t h[8];
+    uint64_t bytes;
+    unsigned char buf[64];
+    size_t fill;
+} fm_sha256;
+void fm_sha256_init(fm_sha256 *s);
+void fm_sha256_update(fm_sha256 *s, const void *data, size_t n);
+void fm_sha256_hex(fm_sha256 *s, char hex[65]); /* finishes s; 64 hex digits + NUL */
+
+/* The case digest (io/case_digest.c): case.json's "digest" member holds the SHA-256 of the
+ * parameters (the document without "digest", as cJSON prints it unformatted) and of each case
+ * file present. fm_io_digest_seal returns `json` (a case.json text without digest) with the
+ * digest of the files now in `dir` added (malloc'd, free()). fm_io_digest_verify checks a case
+ * directory against its case.json text: FM_OK when the digest matches (*has_digest = 1) or
+ * there is none (*has_digest = 0); FM_ERR_FORMAT naming the file or the parameters that
+ * changed, were added or were removed otherwise. */
+fm_status fm_io_digest_seal(const char *dir, const char *json, char **sealed);
+fm_status fm_io_digest_verify(const char *dir, const char *json, size_t size, int *has_digest);
+/* Validates the shape of a "digest" member (fm_case_parse_json): an object of strings. */
+fm_status fm_io_digest_check_member(const cJSON *digest, const char *where);
 
 #endif

@@ -18,6 +18,9 @@
 #include "fm_internal.h"
 #include "io_internal.h"
 
+/* the largest .npy header read (NumPy writes a few hundred bytes; 2.0 allows 4 GiB) */
+enum { FM_NPY_HEAD_MAX = 1 << 16 };
+
 static const struct {
     const char *descr;
     size_t size;
@@ -207,17 +210,14 @@ static void store_le(unsigned char *b, uint64_t v, size_t n)
     for (size_t i = 0; i < n; i++) b[i] = (unsigned char)(v >> (8 * i));
 }
 
-fm_status fm_npy_parse(const void *bytes, size_t size, const char *name, fm_npy *out)
+/* The preamble and header of a .npy file whose first `avail` bytes are at b and whose whole
+ * size is `size`: fills a's dtype and shape, checks that the data the header promises is
+ * exactly what the file holds, and sets *data_offset. Needs only the header's bytes, so a file
+ * lying about its size is refused before its body is read (fm_npy_read). */
+static fm_status parse_head(const unsigned char *b, size_t avail, size_t size, const char *name,
+                            fm_npy *a, size_t *data_offset, size_t *count_out)
 {
-    const unsigned char *b = bytes;
-    fm_npy a;
-    memset(&a, 0, sizeof a);
-    memset(out, 0, sizeof *out);
-    if (!name) name = "(npy)";
-    if (!b && size) return fm_fail(FM_ERR_INVALID, "%s: NULL buffer", name);
-
-    /* preamble: magic, version, header length */
-    if (size < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
+    if (size < 10 || avail < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
         return fm_fail(FM_ERR_FORMAT, "%s: not a .npy file (missing the \\x93NUMPY magic)", name);
     int major = b[6], minor = b[7];
     size_t preamble;
@@ -226,7 +226,8 @@ fm_status fm_npy_parse(const void *bytes, size_t size, const char *name, fm_npy 
         preamble = 10;
         header_len = load_le(b + 8, 2);
     } else if (major == 2 && minor == 0) {
-        if (size < 12) return fm_fail(FM_ERR_FORMAT, "%s: truncated in the preamble", name);
+        if (size < 12 || avail < 12)
+            return fm_fail(FM_ERR_FORMAT, "%s: truncated in the preamble", name);
         preamble = 12;
         header_len = load_le(b + 8, 4);
     } else {
@@ -236,6 +237,9 @@ fm_status fm_npy_parse(const void *bytes, size_t size, const char *name, fm_npy 
     if (header_len > size - preamble)
         return fm_fail(FM_ERR_FORMAT, "%s: header length %llu runs past the end of the file "
                        "(%zu bytes)", name, (unsigned long long)header_len, size);
+    if (header_len > avail - preamble)
+        return fm_fail(FM_ERR_FORMAT, "%s: header length %llu is above the %d bytes this "
+                       "reader accepts", name, (unsigned long long)header_len, FM_NPY_HEAD_MAX);
     const char *h = (const char *)b + preamble;
     if (header_len == 0 || h[header_len - 1] != '\n')
         return fm_fail(FM_ERR_FORMAT, "%s: header does not end with a newline", name);
@@ -246,24 +250,41 @@ fm_status fm_npy_parse(const void *bytes, size_t size, const char *name, fm_npy 
                            name, (unsigned long long)i, ch);
     }
     cursor c = {h, h + header_len - 1, name};
-    fm_status st = parse_header(&c, &a);
+    fm_status st = parse_header(&c, a);
     if (st != FM_OK) return st;
 
     /* sizes: count = product of shape; bytes = count * itemsize; both overflow-checked */
     size_t count, nbytes;
-    if (fm_mul_sizes(&count, a.ndim, a.shape))
+    if (fm_mul_sizes(&count, a->ndim, a->shape))
         return fm_fail(FM_ERR_OVERFLOW, "%s: the element count of the shape overflows", name);
-    size_t item = npy_types[a.dtype].size;
+    size_t item = npy_types[a->dtype].size;
     if (__builtin_mul_overflow(count, item, &nbytes))
         return fm_fail(FM_ERR_OVERFLOW, "%s: %zu elements of %zu bytes overflow size_t", name,
                        count, item);
-    size_t data_offset = preamble + (size_t)header_len;
-    size_t have = size - data_offset;
+    *data_offset = preamble + (size_t)header_len;
+    size_t have = size - *data_offset;
     if (have != nbytes)
         return fm_fail(FM_ERR_FORMAT, "%s: %s: the header promises %zu bytes of data "
                        "(%zu elements of %s) but the file holds %zu",
                        name, have < nbytes ? "truncated" : "trailing bytes", nbytes, count,
-                       npy_types[a.dtype].descr, have);
+                       npy_types[a->dtype].descr, have);
+    *count_out = count;
+    return FM_OK;
+}
+
+fm_status fm_npy_parse(const void *bytes, size_t size, const char *name, fm_npy *out)
+{
+    const unsigned char *b = bytes;
+    fm_npy a;
+    memset(&a, 0, sizeof a);
+    memset(out, 0, sizeof *out);
+    if (!name) name = "(npy)";
+    if (!b && size) return fm_fail(FM_ERR_INVALID, "%s: NULL buffer", name);
+    size_t data_offset, count;
+    size_t avail = size < FM_NPY_HEAD_MAX + 12 ? size : FM_NPY_HEAD_MAX + 12;
+    fm_status st = parse_head(b, avail, size, name, &a, &data_offset, &count);
+    if (st != FM_OK) return st;
+    size_t item = npy_types[a.dtype].size;
 
     /* copy into host order */
     a.count = count;
@@ -306,12 +327,29 @@ fm_status fm_npy_read(const char *path, fm_npy *out)
     size_t size;
     FILE *f = fm_io_open_regular(path, &size); /* refuses FIFOs, devices, directories */
     if (!f) return FM_ERR_IO;
+    /* the header first: a file whose size is not what its header promises (a sparse 4 GiB
+     * file claiming 1 KiB of data) is refused before its body is read */
+    unsigned char head[FM_NPY_HEAD_MAX + 12];
+    size_t nhead = size < sizeof head ? size : sizeof head;
+    if (fread(head, 1, nhead, f) != nhead) {
+        fclose(f);
+        return fm_fail(FM_ERR_IO, "%s: read failed or the file changed while being read", path);
+    }
+    fm_npy probe;
+    memset(&probe, 0, sizeof probe);
+    size_t data_offset, count;
+    fm_status st = parse_head(head, nhead, size, path, &probe, &data_offset, &count);
+    if (st != FM_OK) {
+        fclose(f);
+        return st;
+    }
     unsigned char *buf = fm_alloc(size ? size : 1, 1, path);
     if (!buf) {
         fclose(f);
         return FM_ERR_NOMEM;
     }
-    size_t got = fread(buf, 1, size, f);
+    memcpy(buf, head, nhead);
+    size_t got = nhead + fread(buf + nhead, 1, size - nhead, f);
     int extra = fgetc(f); /* the file may have grown since fstat: refuse rather than guess */
     int err = ferror(f);
     fclose(f);
@@ -319,7 +357,7 @@ fm_status fm_npy_read(const char *path, fm_npy *out)
         free(buf);
         return fm_fail(FM_ERR_IO, "%s: read failed or the file changed while being read", path);
     }
-    fm_status st = fm_npy_parse(buf, size, path, out);
+    st = fm_npy_parse(buf, size, path, out);
     free(buf);
     return st;
 }

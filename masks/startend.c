@@ -9,6 +9,13 @@
  *
  * Layer: masks <- core. Our causal alignment "none" is Paddle's causal=False; either aligned
  * causal rule is causal=True (Paddle's own tests use bottom_right).
+ *
+ * Reading (from_startend) accepts every row of the table with either alignment: it is also our
+ * own compact form. Writing (to_startend) produces only what Paddle's flashmask_attention reads
+ * as the same mask, and refuses with FM_ERR_NOT_REPRESENTABLE and a message saying how to
+ * convert: Paddle applies causal=True bottom-right, so a top_left mask with Sq != Sk would be
+ * read as another mask; and Paddle raises for causal=True with C = 4 (its causal forms are C = 1
+ * and 2). docs/masks.md §6 has the conversions.
  */
 #include <string.h>
 
@@ -101,6 +108,19 @@ fm_status fm_mask_to_startend(const fm_mask *m, int columns, int32_t *startend)
     if (st != FM_OK) return st;
     if ((st = check_form(columns, m->causal, "to_startend")) != FM_OK) return st;
     if (!startend) return fm_fail(FM_ERR_INVALID, "to_startend: NULL output");
+    if (m->causal == FM_CAUSAL_TOP_LEFT && m->seqlen_q != m->seqlen_k)
+        return fm_fail(FM_ERR_NOT_REPRESENTABLE,
+                       "to_startend: the mask is causal top_left with Sq=%lld != Sk=%lld, but "
+                       "Paddle applies causal=True bottom-right and would read these vectors as "
+                       "another mask; build it bottom_right if that is what you mean, or convert "
+                       "it to causal none first (from_dense(to_dense(mask), none)) and write C=2 "
+                       "or 4",
+                       (long long)m->seqlen_q, (long long)m->seqlen_k);
+    if (m->causal != FM_CAUSAL_NONE && columns == 4)
+        return fm_fail(FM_ERR_NOT_REPRESENTABLE,
+                       "to_startend: C=4 with causal=True is not a form Paddle accepts (it raises: "
+                       "causal forms are C=1 and C=2); write C=1 or 2, or convert the mask to "
+                       "causal none first (from_dense(to_dense(mask), none)) and write C=4");
     const int64_t sq = m->seqlen_q;
     const int64_t offset = fm_causal_offset(m->causal, m->seqlen_q, m->seqlen_k);
     const int is_causal = m->causal != FM_CAUSAL_NONE;

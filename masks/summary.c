@@ -11,6 +11,38 @@
 #include "flashmask/masks.h"
 #include "fm_internal.h"
 
+/* Folds one column's bounds into a key block's summary `mm` (started at the identities: Sq for
+ * each min, 0 for each max). Empty intervals (start >= end) are treated per reader, so that
+ * they neither make a tile look masked nor cost a tile its "unmasked" call:
+ *  - the values the fully-masked test reads (max LTS, min LTE, max UTS, min UTE: the
+ *    intersection of the columns' intervals) see an empty LT as [Sq, Sq) and an empty UT as
+ *    [0, 0), which empties the intersection;
+ *  - the values only the unmasked test reads (min LTS, max LTE, min UTS, max UTE: the hull of
+ *    the columns' intervals) skip empty intervals altogether. Counting an empty LT as [Sq, Sq)
+ *    there would push max LTE to Sq, and an empty UT as [0, 0) would pull min UTS to 0, so no
+ *    tile below an LT interval (or above a UT interval) of the block could be called unmasked.
+ * cuda/summary.cu makes the same fold on the GPU. */
+static void fm_summary_add_column(int32_t *mm, const int32_t *col, int32_t sq)
+{
+    const int lt_empty = col[FM_LTS] >= col[FM_LTE], ut_empty = col[FM_UTS] >= col[FM_UTE];
+    const int32_t lts = lt_empty ? sq : col[FM_LTS], lte = lt_empty ? sq : col[FM_LTE];
+    const int32_t uts = ut_empty ? 0 : col[FM_UTS], ute = ut_empty ? 0 : col[FM_UTE];
+    /* intersection (fully-masked test) */
+    if (lts > mm[FM_MAX_LTS]) mm[FM_MAX_LTS] = lts;
+    if (lte < mm[FM_MIN_LTE]) mm[FM_MIN_LTE] = lte;
+    if (uts > mm[FM_MAX_UTS]) mm[FM_MAX_UTS] = uts;
+    if (ute < mm[FM_MIN_UTE]) mm[FM_MIN_UTE] = ute;
+    /* hull of the non-empty intervals (unmasked test) */
+    if (!lt_empty) {
+        if (col[FM_LTS] < mm[FM_MIN_LTS]) mm[FM_MIN_LTS] = col[FM_LTS];
+        if (col[FM_LTE] > mm[FM_MAX_LTE]) mm[FM_MAX_LTE] = col[FM_LTE];
+    }
+    if (!ut_empty) {
+        if (col[FM_UTS] < mm[FM_MIN_UTS]) mm[FM_MIN_UTS] = col[FM_UTS];
+        if (col[FM_UTE] > mm[FM_MAX_UTE]) mm[FM_MAX_UTE] = col[FM_UTE];
+    }
+}
+
 fm_status fm_block_summary_build(const fm_mask *m, int64_t block_k, fm_block_summary *out)
 {
     if (!out) return fm_fail(FM_ERR_INVALID, "block summary: NULL output");
@@ -41,20 +73,8 @@ fm_status fm_block_summary_build(const fm_mask *m, int64_t block_k, fm_block_sum
                     mm[2 * k + 1] = 0;
                 }
                 int64_t c1 = block_k < sk - kb * block_k ? (kb + 1) * block_k : sk;
-                for (int64_t j = kb * block_k; j < c1; j++) {
-                    const int32_t *col = fm_mask_column(m, b, h, j);
-                    int32_t v[FM_BOUNDS];
-                    memcpy(v, col, sizeof v);
-                    /* Canonicalise empty intervals so that they never make a tile look masked
-                     * (they would drag max-start/min-end together) nor cost unmasked tiles:
-                     * an empty LT sits at the bottom [Sq, Sq), an empty UT at the top [0, 0). */
-                    if (v[FM_LTS] >= v[FM_LTE]) v[FM_LTS] = v[FM_LTE] = (int32_t)sq;
-                    if (v[FM_UTS] >= v[FM_UTE]) v[FM_UTS] = v[FM_UTE] = 0;
-                    for (int k = 0; k < FM_BOUNDS; k++) {
-                        if (v[k] < mm[2 * k]) mm[2 * k] = v[k];
-                        if (v[k] > mm[2 * k + 1]) mm[2 * k + 1] = v[k];
-                    }
-                }
+                for (int64_t j = kb * block_k; j < c1; j++)
+                    fm_summary_add_column(mm, fm_mask_column(m, b, h, j), (int32_t)sq);
             }
     out->batch = m->batch;
     out->heads = m->heads;

@@ -26,7 +26,8 @@ const char *fm_check_tensor_name(int which)
 
 fm_check_options fm_check_options_default(fm_dtype dtype)
 {
-    fm_check_options o = {.dtype = dtype, .allow_fa2_inf_lse = 0, .forward_only = 0};
+    fm_check_options o = {.dtype = dtype, .allow_fa2_inf_lse = 0, .forward_only = 0,
+                          .recompute = 0};
     return o;
 }
 

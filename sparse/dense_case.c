@@ -223,8 +223,6 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
         free(text);
         return st;
     }
-    st = fm_io_outdir_text(&o, "case.json", text);
-    free(text);
     char path[PATH_MAX];
     const int64_t B = p->batch, Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
     const int64_t ms[4] = {B, c->mask_heads, Sq, Sk};
@@ -232,16 +230,8 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
     const int64_t ls[3] = {B, p->q_heads, Sq}, kr[3] = {B, p->kv_heads, Sk};
     if (st == FM_OK) st = fm_io_outdir_file(&o, "mask_dense.npy", path, sizeof path);
     if (st == FM_OK) st = fm_npy_write(path, FM_NPY_U1, 4, ms, c->allowed);
-    /* the column form too when the mask fits it: then every column-mask tool reads the case */
-    fm_mask columns;
-    if (st == FM_OK && fm_mask_from_dense(&columns, c->allowed, B, c->mask_heads, Sq, Sk,
-                                          FM_CAUSAL_NONE) == FM_OK) {
-        const int64_t cs[4] = {B, c->mask_heads, Sk, FM_BOUNDS};
-        st = fm_io_outdir_file(&o, "mask.npy", path, sizeof path);
-        if (st == FM_OK) st = fm_npy_write(path, FM_NPY_I4, 4, cs, columns.bounds);
-        fm_mask_free(&columns);
-    }
-    fm_clear_error();
+    /* mask_dense.npy only: a case has one mask file (a column-form mask.npy beside it could
+     * say something else, and `run` and `run-dense` would then disagree) */
     /* inputs: float64 for a float64 case, else float32 holding the dtype's values (BRIEF 6) */
     const struct {
         const char *file;
@@ -282,6 +272,12 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
         if (st == FM_OK) st = fm_io_outdir_file(&o, "k_buckets.npy", path, sizeof path);
         if (st == FM_OK) st = fm_npy_write(path, FM_NPY_I4, 3, kr, c->k_buckets);
     }
+    /* case.json last, with the digest of every file written above */
+    char *sealed = NULL;
+    if (st == FM_OK) st = fm_io_digest_seal(o.tmp, text, &sealed);
+    free(text);
+    if (st == FM_OK) st = fm_io_outdir_text(&o, "case.json", sealed);
+    free(sealed);
     if (st != FM_OK) {
         fm_io_outdir_abort(&o);
         return st;
@@ -355,8 +351,11 @@ fm_status fm_dense_case_load(const char *dir, fm_dense_case *c)
                      item->valuestring);
     }
     cJSON_Delete(root);
-    free(text);
+    if (st == FM_OK && exists(dir, "mask.npy"))
+        st = fm_fail(FM_ERR_FORMAT, "%s: the case holds both mask.npy and mask_dense.npy; a case "
+                     "has one mask file (remove the one that is not the case's mask)", dir);
     if (st != FM_OK) {
+        free(text);
         fm_case_free(&meta);
         return st;
     }
@@ -399,6 +398,25 @@ fm_status fm_dense_case_load(const char *dir, fm_dense_case *c)
         if (st == FM_OK)
             st = load_ints(dir, "k_buckets.npy", 3, kr, "B,Hk,Sk", 1, (void **)&c->k_buckets);
     }
+    /* inputs finite and rounded to the dtype, expected outputs finite (lse may be -inf), as
+     * the column-mask loader requires; then the digest (io/case_digest.c) */
+    double *ins[4] = {c->q, c->k, c->v, c->dout}, *outs[5] = {c->out, c->lse, c->dq, c->dk, c->dv};
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    const size_t nin[4] = {nq, nkv, nkv, nq};
+    const size_t nout[5] = {nq, fm_problem_lse_elems(p), nq, nkv, nkv};
+    for (int i = 0; st == FM_OK && i < 4; i++)
+        if ((st = fm_io_join(path, sizeof path, dir, t[i].file)) == FM_OK)
+            st = fm_io_check_input(path, ins[i], nin[i], p->dtype);
+    for (int i = 0; st == FM_OK && i < 5; i++)
+        if (outs[i] && (st = fm_io_join(path, sizeof path, dir, t[4 + i].file)) == FM_OK)
+            st = fm_io_check_output(path, outs[i], nout[i], i == 1);
+    int sealed = 0;
+    if (st == FM_OK) st = fm_io_digest_verify(dir, text, size, &sealed);
+    if (st == FM_OK && !sealed) { /* written before digests: expected outputs not trusted */
+        for (int i = 0; i < 5; i++) free(outs[i]);
+        c->out = c->lse = c->dq = c->dk = c->dv = NULL;
+    }
+    free(text);
     if (st != FM_OK) fm_dense_case_free(c);
     return st;
 }

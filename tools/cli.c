@@ -12,6 +12,14 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <signal.h>
+#include <sys/resource.h>
+
 int cli_fail(const char *cmd, fm_status st, const char *fmt, ...)
 {
     va_list ap;
@@ -108,7 +116,18 @@ int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_op
                      const char **dtype_name, const char **json_path)
 {
     int m;
-    if ((m = cli_option(cmd, argc, argv, i, "--dtype", dtype_name)) != 0) return m;
+    if ((m = cli_option(cmd, argc, argv, i, "--dtype", dtype_name)) != 0) {
+        if (m > 0 && strcmp(*dtype_name, "float64") == 0) {
+            cli_fail(cmd, FM_ERR_INVALID,
+                     "--dtype float64: the rule judges float32, float16 or bfloat16");
+            return -1;
+        }
+        return m;
+    }
+    if (strcmp(argv[*i], "--recompute") == 0) {
+        opt->recompute = 1;
+        return 1;
+    }
     if ((m = cli_option(cmd, argc, argv, i, "--json", json_path)) != 0) return m;
     if (strcmp(argv[*i], "--allow-fa2-inf-lse") == 0) {
         opt->allow_fa2_inf_lse = 1;
@@ -123,9 +142,62 @@ int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_op
 
 int cli_write_text(const char *path, const char *text)
 {
-    FILE *f = text ? fopen(path, "w") : NULL;
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    return (f && fclose(f) == 0) && ok; /* close even when a write failed */
+    /* atomic and never over an existing file: the text goes to a new temporary file beside
+     * `path`, which link(2) then gives its name; link fails with EEXIST where a file (a
+     * candidate's out.npy, a FIFO, a device) already has it, and the temporary is removed */
+    if (!text || !path || !*path) {
+        errno = EINVAL;
+        return 0;
+    }
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 32);
+    if (!tmp) return 0;
+    const char *slash = strrchr(path, '/');
+    size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
+    snprintf(tmp, n + 32, "%.*s.flashmask-tmp-%ld", (int)dir, path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        free(tmp);
+        return 0;
+    }
+    FILE *f = fdopen(fd, "w");
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 &&
+             fsync(fd) == 0;
+    int saved = errno;
+    if (f) ok = fclose(f) == 0 && ok;
+    else close(fd);
+    if (ok && link(tmp, path) != 0) ok = 0, saved = errno;
+    unlink(tmp);
+    free(tmp);
+    errno = saved;
+    return ok;
+}
+
+char *cli_read_small_file(const char *path, size_t max_bytes)
+{
+    /* non-blocking: a FIFO must not block the reader; only regular files; a size cap checked
+     * before reading, and no more than that many bytes read even if the file grows */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > max_bytes) {
+        int e = fstat(fd, &sb) != 0 ? errno : !S_ISREG(sb.st_mode) ? ENODEV : EFBIG;
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    size_t size = (size_t)sb.st_size;
+    char *buf = malloc(size + 1);
+    size_t got = 0;
+    ssize_t r = 1;
+    while (buf && got < size && (r = read(fd, buf + got, size - got)) > 0) got += (size_t)r;
+    close(fd);
+    if (!buf || r < 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[got] = '\0';
+    return buf;
 }
 
 /* ---------------------------------------------------------------- problem options */
@@ -139,7 +211,7 @@ const char cli_problem_usage[] =
     "  --seqlen S         both\n"
     "  --head-dim D       head dimension\n"
     "  --causal A         bottom_right (default) or top_left: alignment of causal families\n"
-    "  --dtype T          float64, float32 (default), float16 or bfloat16\n"
+    "  --dtype T          float64, float32, float16 or bfloat16 (default: above)\n"
     "  --seed N           seed of the inputs (0 .. 2^53)\n";
 
 int cli_problem_option(const char *cmd, int argc, char **argv, int *i, cli_problem_opts *o)
@@ -251,4 +323,81 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- start-up */
+
+/* OpenBLAS 0.3.21 (Debian 12) loops forever in blas_memory_alloc when it cannot map its work
+ * buffer (128 MiB here), which happens under an address-space limit (ulimit -v) once the
+ * process has used the room (fixed upstream after 0.3.21). Two steps keep the CLI out of it:
+ * cli_blas_reexec runs the tool again with OPENBLAS_NUM_THREADS=1 under such a limit (read
+ * when OpenBLAS loads: no worker threads, their stacks and malloc arenas, and one buffer serves
+ * every call, since the oracle calls BLAS from one thread), and blas_guard, for the commands
+ * that compute, checks that the buffer fits and maps it at once with a first small product;
+ * later calls reuse it, so a shortage shows as malloc failing (out of memory, exit 1). */
+static int memory_limited(void)
+{
+    struct rlimit as, data;
+    return (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) ||
+           (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY);
+}
+
+void cli_blas_reexec(char **argv)
+{
+    const char *threads = getenv("OPENBLAS_NUM_THREADS");
+    if (!memory_limited() || (threads && strcmp(threads, "1") == 0)) return;
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0) return;
+    execv("/proc/self/exe", argv); /* on failure: carry on, as before */
+}
+
+enum { BLAS_BUFFER_BYTES = 128 << 20 }; /* OpenBLAS's BUFFER_SIZE in Debian's build */
+
+static int blas_guard(const char *cmd)
+{
+    if (!memory_limited()) return 0;
+    /* room for the buffer (and a little more), or a clear error now */
+    size_t probe = (size_t)BLAS_BUFFER_BYTES + (8u << 20);
+    void *room = mmap(NULL, probe, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (room == MAP_FAILED)
+        return cli_fail(cmd, FM_ERR_NOMEM, "the memory limit (ulimit -v) leaves less than %d MiB "
+                        "of address space: OpenBLAS needs a %d MiB work buffer (and would wait "
+                        "forever for it)", (int)(probe >> 20), BLAS_BUFFER_BYTES >> 20);
+    munmap(room, probe);
+    openblas_set_num_threads(1);
+    enum { N = 192 }; /* above OpenBLAS's small-matrix path: the packing buffer is mapped */
+    double *a = calloc((size_t)3 * N * N, sizeof(double));
+    if (!a) return cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate 1 MiB");
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0, a, N, a + N * N, N, 0.0,
+                a + 2 * N * N, N);
+    free(a);
+    return 0;
+}
+
+int cli_startup(const char *cmd, int argc, char **argv)
+{
+    /* a file growing past ulimit -f: write(2) fails with EFBIG and the command reports an
+     * input/output error, instead of SIGXFSZ killing it (exit 153) */
+    signal(SIGXFSZ, SIG_IGN);
+    /* a flag given twice is a mistake to report, not "the last one wins"; the flags that
+     * collect a list repeat: gen/show --param, demo --family and --impl */
+    int is_demo = strcmp(cmd, "demo") == 0;
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0 || strncmp(argv[i], "--param", 7) == 0) continue;
+        if (is_demo && (strncmp(argv[i], "--family", 8) == 0 || strncmp(argv[i], "--impl", 6) == 0))
+            continue;
+        size_t n = strcspn(argv[i], "=");
+        for (int j = 1; j < i; j++)
+            if (strncmp(argv[j], "--", 2) == 0 && strcspn(argv[j], "=") == n &&
+                strncmp(argv[i], argv[j], n) == 0)
+                return cli_fail(cmd, FM_ERR_INVALID, "option %.*s is given twice", (int)n,
+                                argv[i]);
+    }
+    /* the commands that compute (the others never call BLAS) */
+    static const char *const computing[] = {"gen", "gen-suite", "gen_suite", "gen-dense",
+                                            "gen_dense", "run", "run-dense", "run_dense",
+                                            "check", "check-suite", "check_suite", "demo",
+                                            "bench"};
+    for (size_t k = 0; k < sizeof computing / sizeof computing[0]; k++)
+        if (strcmp(cmd, computing[k]) == 0) return blas_guard(cmd);
+    return 0;
 }

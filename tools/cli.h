@@ -49,14 +49,19 @@ fm_status cli_uint64(const char *cmd, const char *flag, const char *text, uint64
 int cli_is_help(const char *arg);
 
 /* The judging options that `check` and `check-suite` share, at argv[*i]: --dtype X (its name
- * into *dtype_name), --json FILE (into *json_path), --allow-fa2-inf-lse and --forward-only
- * (set in *opt). 1 matched, 0 not ours, -1 error (already printed). */
+ * into *dtype_name; float64 refused), --json FILE (into *json_path), --allow-fa2-inf-lse,
+ * --forward-only and --recompute (set in *opt). 1 matched, 0 not ours, -1 error (already printed). */
 int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_options *opt,
                      const char **dtype_name, const char **json_path);
 
-/* Writes `text` and a newline to `path`. Returns 1 on success, 0 when text is NULL or the
- * file cannot be opened, written or closed. */
+/* Writes `text` and a newline to `path` atomically (a temporary file beside it, then link(2)):
+ * `path` appears complete or not at all, and an existing file is never replaced. Returns 1 on
+ * success, 0 with errno set (EEXIST when path exists) otherwise. */
 int cli_write_text(const char *path, const char *text);
+
+/* The whole of a regular file of at most max_bytes, NUL-terminated (free()); NULL with errno
+ * set otherwise (ENODEV: a FIFO, device or directory, never blocked on; EFBIG: too large). */
+char *cli_read_small_file(const char *path, size_t max_bytes);
 
 /* ---------------------------------------------------------------- problem options */
 
@@ -88,6 +93,16 @@ void cli_random_inputs(const fm_problem *p, uint64_t seed, double *q, double *k,
 /* Zeroed float64 buffers for every output of problem p (out, lse, dq, dk, dv). Returns 1 on
  * success, 0 when one could not be allocated; either way fm_results_free(r) releases them. */
 int cli_results_alloc(const fm_problem *p, fm_results *r);
+
+/* Under a memory limit (ulimit -v / -d), runs the tool again (execv of /proc/self/exe with the
+ * same argv) with OPENBLAS_NUM_THREADS=1, unless it already is; tools/main.c calls it first. */
+void cli_blas_reexec(char **argv);
+
+/* What every subcommand does first (tools/main.c): ignores SIGXFSZ (a write past ulimit -f
+ * becomes an error), refuses an option given twice (exit 2; --param may repeat) and, under a
+ * memory limit, keeps OpenBLAS from spinning forever on a failed buffer allocation. Returns 0,
+ * or the exit code after printing an error for `cmd`. */
+int cli_startup(const char *cmd, int argc, char **argv);
 
 /* Monotonic wall-clock seconds. */
 double cli_now(void);

@@ -6,6 +6,7 @@
  * 2 the suite itself is unreadable.
  * Layer: tools CLI over oracle/ (fm_check_dirs).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,38 +20,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: flashmask check-suite --suite DIR --candidates DIR [--dtype X]\n"
-            "                             [--allow-fa2-inf-lse] [--forward-only] [--verbose]\n"
+            "                             [--allow-fa2-inf-lse] [--forward-only] [--recompute]\n"
+            "                             [--verbose]\n"
             "                             [--json FILE]\n"
             "Judges CANDIDATES/<name>/{out,lse,dq,dk,dv}.npy for every case <name> listed in\n"
             "SUITE/manifest.json (flashmask gen-suite). --dtype overrides every case's dtype;\n"
             "--verbose prints each case's full table; --json FILE writes every verdict as JSON.\n"
-            "exit: 0 all pass, 1 a case failed or has missing/invalid results, 2 bad suite\n");
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    char chunk[65536];
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + got + 1 > cap) {
-            cap = (len + got + 1) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf), fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        memcpy(buf + len, chunk, got);
-        len += got;
-    }
-    fclose(f);
-    if (!buf) buf = calloc(1, 1);
-    else buf[len] = '\0';
-    return buf;
+            "exit: 0 all pass, 1 a case failed or has missing/invalid results, 2 bad suite\n"
+            "(a manifest that is not a regular file or lists no case, or a case changed after\n"
+            "it was written)\n");
 }
 
 /* The tensor with the largest max_abs / bound: how close the case came to failing. */
@@ -104,21 +82,23 @@ int cmd_check_suite(int argc, char **argv)
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/manifest.json", suite) >= sizeof path)
         return cli_fail(cmd, FM_ERR_INVALID, "--suite %s: path too long", suite);
-    char *text = read_file(path);
-    if (!text) return cli_fail(cmd, FM_ERR_IO, "cannot read %s", path);
+    char *text = cli_read_small_file(path, 64u << 20); /* FIFOs and /dev/zero refused */
+    if (!text) return cli_fail(cmd, FM_ERR_IO, "cannot read %s: %s", path,
+                               errno == ENODEV ? "not a regular file" :
+                               errno == EFBIG ? "larger than 64 MiB" : strerror(errno));
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases");
     if (!root || !cJSON_IsString(format) || strcmp(format->valuestring, "flashmask-suite") != 0 ||
-        !cJSON_IsArray(cases)) {
+        !cJSON_IsArray(cases) || cJSON_GetArraySize(cases) == 0) {
         cJSON_Delete(root);
         return cli_fail(cmd, FM_ERR_FORMAT,
                         "%s: not a flashmask suite manifest (need \"format\": "
-                        "\"flashmask-suite\" and a \"cases\" array)", path);
+                        "\"flashmask-suite\" and a non-empty \"cases\" array)", path);
     }
 
-    int passed = 0, failed = 0, invalid = 0;
+    int passed = 0, failed = 0, invalid = 0, changed = 0;
     cJSON *out_json = cJSON_CreateObject(); /* what --json writes */
     cJSON_AddStringToObject(out_json, "suite", suite);
     cJSON_AddStringToObject(out_json, "candidates", cands);
@@ -154,6 +134,7 @@ int cmd_check_suite(int argc, char **argv)
             invalid++;
             printf("%-40s %-9s %-7s %-6s %10s  %s: %s\n", name->valuestring, "-", "INVALID", "-",
                    "-", fm_status_string(st), fm_last_error());
+            changed += fm_case_verify_digest(case_dir, NULL) != FM_OK; /* a broken suite */
             continue;
         }
         const char *wname;
@@ -193,12 +174,16 @@ int cmd_check_suite(int argc, char **argv)
     cJSON_AddNumberToObject(out_json, "pass", passed);
     cJSON_AddNumberToObject(out_json, "fail", failed);
     cJSON_AddNumberToObject(out_json, "invalid", invalid);
-    int rc = (failed || invalid) ? 1 : 0;
+    int rc = changed ? 2 : (failed || invalid) ? 1 : 0; /* a changed case: exit 2 */
+    if (changed)
+        fprintf(stderr, "flashmask check-suite: malformed file: %d case(s) of %s changed after "
+                "they were written (see above)\n", changed, suite);
     if (json_path) {
         char *text = cJSON_Print(out_json);
         int ok = cli_write_text(json_path, text);
         free(text);
-        if (!ok) rc = cli_fail(cmd, FM_ERR_IO, "cannot write %s", json_path);
+        if (!ok) rc = cli_fail(cmd, FM_ERR_IO, "--json %s: %s", json_path,
+                               errno == EEXIST ? "exists; remove it first" : strerror(errno));
     }
     cJSON_Delete(out_json);
     return rc;

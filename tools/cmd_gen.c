@@ -1,8 +1,9 @@
 /* tools/cmd_gen.c — `flashmask gen`: writes a case directory (BRIEF 6) — a mask from a family's
  * documented defaults overridden by --param, standard normal inputs rounded to --dtype, and the
- * float64 reference's expected out, lse, dq, dk, dv (backend --reference; split across ranks
- * under mpirun in the MPI build, rank 0 writing: tools/ref_compute.c).
- * Layer: tools CLI (masks, reference, io). */
+ * float64 reference's expected out, lse, dq, dk, dv (backend --reference: on the CPU dense or
+ * tiled, split across ranks under mpirun in the MPI build, rank 0 writing; or on the GPU with
+ * --reference cuda: tools/ref_compute.c). Layer: tools CLI (masks, reference, cuda, io). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ static int gen_main(int argc, char **argv)
     const char *cmd = "gen";
     cli_problem_opts o = {0};
     const char *family_name = NULL, *out_dir = NULL, *scale_text = NULL;
+    fm_impl ref_impl = FM_IMPL_REFERENCE; /* what computes the expected outputs */
     const char **assignments = calloc((size_t)argc, sizeof *assignments);
     int n_assign = 0, rc = 2;
     fm_ref_backend backend = FM_REF_AUTO;
@@ -61,7 +63,7 @@ static int gen_main(int argc, char **argv)
             if (r < 0) goto done;
             continue;
         }
-        if ((r = cli_reference_option(cmd, argc, argv, &i, &backend)) != 0) {
+        if ((r = cli_reference_option(cmd, argc, argv, &i, &backend, &ref_impl)) != 0) {
             if (r < 0) goto done;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--mask", &val)) != 0) {
             if (r < 0) goto done;
@@ -115,12 +117,19 @@ static int gen_main(int argc, char **argv)
     if (scale_text) {
         char *end;
         p->scale = strtod(scale_text, &end);
-        if (*scale_text == '\0' || *end != '\0') {
+        /* strtod skips leading blanks: refuse them, as the integer options do */
+        if (*scale_text == '\0' || isspace((unsigned char)*scale_text) || *end != '\0') {
             rc = cli_fail(cmd, FM_ERR_INVALID, "--scale '%s' is not a number", scale_text);
             goto done;
         }
     }
     if ((st = fm_problem_validate(p, &c.mask)) != FM_OK) {
+        rc = cli_report(cmd, st);
+        goto done;
+    }
+
+    /* unavailable (no CUDA build, no device): exit 3 before allocating or drawing anything */
+    if ((st = fm_impl_available(ref_impl)) != FM_OK) {
         rc = cli_report(cmd, st);
         goto done;
     }
@@ -137,7 +146,7 @@ static int gen_main(int argc, char **argv)
         }
     cli_random_inputs(p, o.seed, c.q, c.k, c.v, c.dout);
     fm_tensors t = {c.q, c.k, c.v, c.dout, c.out, c.lse, c.dq, c.dk, c.dv};
-    st = cli_reference_compute(p, &c.mask, backend, &t);
+    st = cli_reference_compute(p, &c.mask, ref_impl, backend, &t);
     if (st == FM_OK && cli_mpi_rank() == 0) st = fm_case_save(out_dir, &c);
     if (st != FM_OK) {
         rc = cli_report(cmd, st);

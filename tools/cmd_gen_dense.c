@@ -2,6 +2,7 @@
  * (mask_dense.npy; docs/sparse.md): a random, scrambled-band, QK-sparse or Hash-sparse
  * pattern, inputs drawn as `gen` draws them, and the dense oracle's expected outputs.
  * Layer: tools CLI (sparse/dense_case.c). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,7 +30,7 @@ static int usage(void)
 
 int cmd_gen_dense(int argc, char **argv)
 {
-    const char *cmd = "gen_dense";
+    const char *cmd = argv[0]; /* as typed: run-dense, or run when run hands over */
     cli_problem_opts o = {0};
     const char *pattern_name = NULL, *out_dir = NULL, *density_text = "0.1";
     const char *band_text = "3", *buckets_text = "4", *align_name = "top_left";
@@ -62,7 +63,8 @@ int cmd_gen_dense(int argc, char **argv)
     if (st != FM_OK) return cli_report(cmd, st);
     char *end = NULL;
     double density = strtod(density_text, &end);
-    if (!end || end == density_text || *end || !(density >= 0.0 && density <= 1.0))
+    if (!end || end == density_text || *end || isspace((unsigned char)*density_text) ||
+        !(density >= 0.0 && density <= 1.0))
         return cli_fail(cmd, FM_ERR_INVALID, "--density '%s' is not a number in [0, 1]",
                         density_text);
     int64_t band, buckets;

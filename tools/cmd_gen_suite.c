@@ -107,7 +107,7 @@ static int build_specs(suite_spec *specs, int cap)
 }
 
 /* Draws the case of one spec (inputs rounded to its dtype, reference outputs) and saves it. */
-static fm_status make_case(const suite_spec *s, uint64_t seed, const char *dir,
+static fm_status make_case(const suite_spec *s, uint64_t seed, const char *dir, fm_impl impl,
                            fm_ref_backend backend, int64_t *masked_rows)
 {
     fm_case c;
@@ -153,7 +153,7 @@ static fm_status make_case(const suite_spec *s, uint64_t seed, const char *dir,
                 xs[t][i] = fm_round_to_dtype(fm_rng_normal(&rng), s->dtype);
         fm_tensors t = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout, .out = c.out,
                         .lse = c.lse, .dq = c.dq, .dk = c.dk, .dv = c.dv};
-        st = cli_reference_compute(&c.problem, &c.mask, backend, &t); /* MPI: rank 0 has all */
+        st = cli_reference_compute(&c.problem, &c.mask, impl, backend, &t); /* MPI: rank 0 all */
     }
     if (st == FM_OK) {
         *masked_rows = 0;
@@ -227,6 +227,7 @@ static int suite_main(int argc, char **argv)
 {
     const char *cmd = "gen-suite", *out = NULL, *seed_text = NULL;
     fm_ref_backend backend = FM_REF_AUTO;
+    fm_impl impl = FM_IMPL_REFERENCE; /* FM_IMPL_REFERENCE_CUDA with --reference cuda */
     for (int i = 1; i < argc; i++) {
         int m;
         if (cli_is_help(argv[i])) {
@@ -237,7 +238,7 @@ static int suite_main(int argc, char **argv)
                    "DIR/manifest.json. DIR must not exist or be empty.\n" CLI_REFERENCE_USAGE);
             return 0;
         }
-        if ((m = cli_reference_option(cmd, argc, argv, &i, &backend)) != 0) {
+        if ((m = cli_reference_option(cmd, argc, argv, &i, &backend, &impl)) != 0) {
             if (m < 0) return 2;
         } else if ((m = cli_option(cmd, argc, argv, &i, "--out", &out)) != 0) {
             if (m < 0) return 2;
@@ -289,7 +290,7 @@ static int suite_main(int argc, char **argv)
         }
         uint64_t seed = base_seed + (uint64_t)i;
         int64_t masked = 0;
-        fm_status st = make_case(&specs[i], seed, dir, backend, &masked);
+        fm_status st = make_case(&specs[i], seed, dir, impl, backend, &masked);
         st = (fm_status)cli_mpi_agree((int)st);
         if (st != FM_OK) {
             rc = cli_fail(cmd, st, "case %s: %s", specs[i].name,

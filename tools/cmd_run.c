@@ -10,12 +10,15 @@
 
 static int usage(void)
 {
-    printf("usage: flashmask run --impl reference|cpu|cuda --case DIR --out DIR [--dtype T]\n"
+    printf("usage: flashmask run --impl reference|cpu|cuda|reference-cuda --case DIR --out DIR\n"
+           "                     [--dtype T]\n"
            "Runs the implementation on the case DIR (BRIEF 6; mask.npy as [B,Hm,Sk,4] or\n"
            "Paddle's [B,Hm,Sk,C], C in {1,2,4}) and writes out/lse/dq/dk/dv.npy (float64) to\n"
            "the --out directory, which must not exist (or be empty).\n"
            "  --dtype T   what cuda computes in (float16 or bfloat16; default: the case's dtype);\n"
            "              the reference always computes in float64 and cpu in float32\n"
+           "reference-cuda is the reference's float64 function on the GPU, tiled (for long\n"
+           "contexts; its results are expected outputs, not a candidate's)\n"
            "exit: 0 ok, 2 invalid input (malformed or mismatched case), 3 implementation\n"
            "unavailable here\n");
     return 0;

@@ -27,7 +27,7 @@ static int usage(void)
 
 int cmd_run_dense(int argc, char **argv)
 {
-    const char *cmd = "run_dense";
+    const char *cmd = argv[0]; /* as typed: run-dense, or run when run hands over */
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *method_name = "auto";
     const char *bq_text = "128", *bk_text = "128", *dtype_name = NULL;
     const cli_string_opt opts[] = {{"--impl", &impl_name},   {"--case", &case_dir},

@@ -8,6 +8,7 @@
  * or from a case directory's mask.npy. Layer: tools CLI (masks, io), drawing through svg.c.
  */
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -309,6 +310,20 @@ static int write_picture(const char *cmd, const char *path, const show_data *d, 
         if (svg_end(stdout) != 0 || fflush(stdout) != 0)
             return cli_fail(cmd, FM_ERR_IO, "writing the picture to stdout failed");
         return 0;
+    }
+    /* show replaces only a picture: an existing file that is not an SVG (a case's mask.npy,
+     * a FIFO, a device) is refused, never truncated */
+    struct stat sb;
+    if (lstat(path, &sb) == 0) {
+        char head[512] = "";
+        FILE *old = S_ISREG(sb.st_mode) ? fopen(path, "r") : NULL;
+        size_t got = old ? fread(head, 1, sizeof head - 1, old) : 0;
+        if (old) fclose(old);
+        head[got] = '\0';
+        if (!S_ISREG(sb.st_mode) || !strstr(head, "<svg"))
+            return cli_fail(cmd, FM_ERR_IO, "--out '%s' exists and is not an SVG picture; show "
+                            "replaces only its own pictures (remove it or choose another name)",
+                            path);
     }
     size_t n = strlen(path) + 8;
     char *tmp = malloc(n);

@@ -1,4 +1,4 @@
-/* tools/cmd_show_dense.c — `flashmask show_dense`: what a dense-mask case (docs/sparse.md) looks
+/* tools/cmd_show_dense.c — `flashmask show-dense`: what a dense-mask case (docs/sparse.md) looks
  * like to the kernels: its shape and allowed pairs, which form the front door picks (column
  * form or Binary Block Masking), the BBM tile counts and full runs, the tile counts after
  * Reverse Cuthill-McKee, and a picture of the tile codes of (b=0, head 0).
@@ -11,7 +11,7 @@
 
 static int usage(void)
 {
-    printf("usage: flashmask show_dense --case DIR [--block-q n] [--block-k n]\n"
+    printf("usage: flashmask show-dense --case DIR [--block-q n] [--block-k n]\n"
            "Prints the dense-mask case's shape, allowed pairs, the form the front door picks,\n"
            "the BBM tile counts (empty/partial/full), tile counts after RCM reordering and the\n"
            "tile codes of batch 0, head 0 ('.' empty, '+' partial, '#' full; up to 64 x 64).\n"
@@ -28,7 +28,7 @@ static void print_stats(const char *what, const fm_tile_stats *s)
 
 int cmd_show_dense(int argc, char **argv)
 {
-    const char *cmd = "show_dense";
+    const char *cmd = argv[0]; /* the subcommand as typed */
     const char *case_dir = NULL, *bq_text = "128", *bk_text = "128";
     const cli_string_opt opts[] = {
         {"--case", &case_dir}, {"--block-q", &bq_text}, {"--block-k", &bk_text}};

@@ -17,7 +17,7 @@ int cmd_version(int argc, char **argv)
     printf("libflashmask %s\n", FM_VERSION_STRING);
     for (int impl = 0; impl < FM_IMPL_COUNT; impl++) {
         fm_status st = fm_impl_available((fm_impl)impl);
-        printf("  %-10s %s%s%s\n", fm_impl_name((fm_impl)impl),
+        printf("  %-14s %s%s%s\n", fm_impl_name((fm_impl)impl),
                st == FM_OK ? "available" : fm_status_string(st), st == FM_OK ? "" : ": ",
                st == FM_OK ? "" : fm_last_error());
     }

@@ -48,6 +48,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    cli_blas_reexec(argv); /* OpenBLAS under ulimit -v (tools/cli.c) */
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -59,7 +60,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(name, "--version") == 0) name = "version";
     for (size_t i = 0; i < n_commands; i++)
-        if (same_command(name, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (same_command(name, commands[i].name)) {
+            int rc = cli_startup(name, argc - 1, argv + 1);
+            return rc ? rc : commands[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "flashmask: %s: unknown command '%s' (try: flashmask help)\n",
             fm_status_string(FM_ERR_INVALID), name);
     return fm_status_exit_code(FM_ERR_INVALID);

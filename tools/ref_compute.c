@@ -24,15 +24,22 @@
 #include "fm_internal.h"
 #include "ref_compute.h"
 
-int cli_reference_option(const char *cmd, int argc, char **argv, int *i, fm_ref_backend *out)
+int cli_reference_option(const char *cmd, int argc, char **argv, int *i, fm_ref_backend *backend,
+                         fm_impl *impl)
 {
     const char *val;
     int r = cli_option(cmd, argc, argv, i, "--reference", &val);
     if (r <= 0) return r;
-    if (fm_ref_backend_from_name(val, out) != FM_OK) {
-        cli_report(cmd, FM_ERR_INVALID);
+    if (strcmp(val, "cuda") == 0) {
+        *impl = FM_IMPL_REFERENCE_CUDA, *backend = FM_REF_AUTO;
+        return 1;
+    }
+    if (fm_ref_backend_from_name(val, backend) != FM_OK) {
+        cli_fail(cmd, FM_ERR_INVALID, "--reference '%s': expected auto, dense, tiled or cuda",
+                 val);
         return -1;
     }
+    *impl = FM_IMPL_REFERENCE;
     return 1;
 }
 
@@ -152,9 +159,16 @@ static fm_status compute_shared(const fm_problem *p, const fm_mask *mask, fm_ref
 }
 #endif
 
-fm_status cli_reference_compute(const fm_problem *p, const fm_mask *mask, fm_ref_backend backend,
-                                fm_tensors *t)
+fm_status cli_reference_compute(const fm_problem *p, const fm_mask *mask, fm_impl impl,
+                                fm_ref_backend backend, fm_tensors *t)
 {
+    if (impl != FM_IMPL_REFERENCE) { /* the GPU reference: one process, through the dispatch */
+        if (mpi_size > 1)
+            return fm_fail(FM_ERR_INVALID, "--reference cuda runs in one process, not across "
+                           "%d MPI ranks", mpi_size);
+        fm_status st = fm_forward(impl, p, mask, t);
+        return st == FM_OK ? fm_backward(impl, p, mask, t) : st;
+    }
     fm_ref_options o = {.backend = backend};
     if (mpi_rank == 0 && isatty(STDERR_FILENO)) o.progress = show_progress;
 #ifdef FM_HAVE_MPI

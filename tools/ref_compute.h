@@ -8,13 +8,16 @@
 
 #include "flashmask.h"
 
-/* --reference auto|dense|tiled at argv[*i]: 1 when it was that option (parsed into *out, or
- * the error reported and -1 returned), 0 when argv[*i] is something else. */
-int cli_reference_option(const char *cmd, int argc, char **argv, int *i, fm_ref_backend *out);
+/* --reference auto|dense|tiled|cuda at argv[*i]: 1 when it was that option (parsed into
+ * *backend and *impl: FM_IMPL_REFERENCE with a CPU backend, or FM_IMPL_REFERENCE_CUDA; or the
+ * error reported and -1 returned), 0 when argv[*i] is something else. */
+int cli_reference_option(const char *cmd, int argc, char **argv, int *i, fm_ref_backend *backend,
+                         fm_impl *impl);
 #define CLI_REFERENCE_USAGE                                                                      \
-    "  --reference B      float64 backend: auto (default: dense if its Sq*Sk scratch fits,\n"   \
-    "                     else tiled), dense, tiled (O(S*D) memory); under mpirun -np N>1\n"     \
-    "                     the work is split across ranks and auto means tiled\n"
+    "  --reference B      float64 reference: auto (default: CPU, dense if its Sq*Sk scratch\n"   \
+    "                     fits, else tiled), dense, tiled (CPU, O(S*D) memory), cuda (the\n"    \
+    "                     GPU, tiled: reference-cuda); under mpirun -np N>1 the CPU work is\n"  \
+    "                     split across ranks and auto means tiled\n"
 
 /* MPI, when built with it and started by mpirun (else one rank, and these do nothing). */
 void cli_mpi_begin(int *argc, char ***argv);
@@ -27,7 +30,7 @@ int cli_mpi_agree(int rc);
 /* Forward then backward of the reference into t's out, lse, dq, dk, dv (q, k, v, dout in t).
  * Under several ranks each computes its share and rank 0 gathers the whole result. The status
  * is the same on every rank. Shows progress on stderr when it is a terminal (rank 0). */
-fm_status cli_reference_compute(const fm_problem *p, const fm_mask *mask, fm_ref_backend backend,
-                                fm_tensors *t);
+fm_status cli_reference_compute(const fm_problem *p, const fm_mask *mask, fm_impl impl,
+                                fm_ref_backend backend, fm_tensors *t);
 
 #endif

@@ -139,10 +139,13 @@ typedef enum fm_impl {
     FM_IMPL_REFERENCE = 0, /* float64, dense O(Sq*Sk): the oracle */
     FM_IMPL_CPU = 1,       /* float32, tiled, OpenMP, skips fully masked tiles */
     FM_IMPL_CUDA = 2,      /* float16/bfloat16 tensor-core kernels */
-    FM_IMPL_COUNT = 3
+    FM_IMPL_REFERENCE_CUDA = 3, /* the reference's function in float64 on the GPU, tiled
+                                   (flashmask/cuda.h fm_cuda_reference_*): long contexts */
+    FM_IMPL_COUNT = 4
 } fm_impl;
 
-const char *fm_impl_name(fm_impl impl); /* "reference", "cpu", "cuda" */
+/* "reference", "cpu", "cuda", "reference-cuda" */
+const char *fm_impl_name(fm_impl impl);
 fm_status fm_impl_from_name(const char *name, fm_impl *out);
 
 /* FM_OK, or FM_ERR_UNAVAILABLE with a message saying why (not built, no device). */

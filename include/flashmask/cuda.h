@@ -3,7 +3,8 @@
  * Layer: cuda <- masks <- core. Built only when CUDA is enabled; otherwise every call returns
  * FM_ERR_UNAVAILABLE with a message. The host-memory path below converts float64 host tensors
  * to p->dtype, runs on the current device and converts back (used by fm_forward/fm_backward and
- * `flashmask run --impl cuda`).
+ * `flashmask run --impl cuda`). The float64 oracle on the GPU (fm_cuda_reference_*) is at
+ * the end.
  */
 #ifndef FLASHMASK_CUDA_H
 #define FLASHMASK_CUDA_H
@@ -63,6 +64,33 @@ fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const v
 fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
                            const void *k, const void *v, const void *out, const float *lse,
                            const void *dout, void *dq, void *dk, void *dv, void *stream);
+
+/* ---------------------------------------------------------------- the float64 oracle on the GPU */
+
+/* The reference (flashmask/reference.h: the same function, fully masked rows giving out = 0,
+ * lse = -inf and no gradient) computed in float64 on the GPU's FP64 tensor cores, tiled: O(S D)
+ * memory, fully masked tiles skipped, so that expected outputs exist at long contexts (128K
+ * and beyond). No float32 anywhere; the backward recomputes P from the given LSE and Delta from
+ * out and dout, in float64, and sums in a fixed order (the same bits on every run).
+ * docs/reference.md says how it is computed and why it agrees with the CPU reference.
+ * p->dtype is ignored (always float64); head_dim 1..256; B*Hq <= 65535.
+ * A device whose shared memory per block is below 99 KB: FM_ERR_UNAVAILABLE. */
+
+/* Host memory: float64 fm_tensors as fm_forward / fm_backward take them (inputs are used as
+ * they are, not rounded). Synchronous. The backward refuses an lse that does not fit its row
+ * and both refuse results that overflow float64, as the CPU reference does. */
+fm_status fm_cuda_reference_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t);
+fm_status fm_cuda_reference_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t);
+
+/* Device memory: float64 tensors, contiguous [B,H,S,D] (lse [B,Hq,Sq]), 8-byte aligned.
+ * Asynchronous on `stream` (a cudaStream_t; NULL: the default stream); no finiteness checks. */
+fm_status fm_cuda_reference_forward(const fm_problem *p, const fm_cuda_mask *mask,
+                                    const double *q, const double *k, const double *v,
+                                    double *out, double *lse, void *stream);
+fm_status fm_cuda_reference_backward(const fm_problem *p, const fm_cuda_mask *mask,
+                                     const double *q, const double *k, const double *v,
+                                     const double *out, const double *lse, const double *dout,
+                                     double *dq, double *dk, double *dv, void *stream);
 
 #ifdef __cplusplus
 }

@@ -118,6 +118,23 @@ typedef struct fm_case {
     double *dq, *dk, *dv;        /* expected, NULL when absent */
 } fm_case;
 
+/* A case is self-consistent or refused: fm_case_save records in case.json a SHA-256 digest of
+ * its parameters and of every file it writes; fm_case_load verifies it and refuses a case whose
+ * parameters or files changed, or which gained or lost a file (FM_ERR_FORMAT naming it). A case
+ * without a digest (written before digests existed) loads, but its expected outputs are
+ * dropped: they cannot be trusted to belong to its inputs, so checks recompute them.
+ * A case holding both mask.npy and mask_dense.npy is refused. */
+
+/* Small enough that `check` recomputes the reference instead of trusting stored outputs:
+ * B * Hq * Sq * Sk * D <= FM_CASE_SMALL_WORK (2^28 multiply-adds per matrix product, well
+ * under a second of the float64 reference forward + backward). */
+#define FM_CASE_SMALL_WORK (1ll << 28)
+int fm_case_is_small(const fm_problem *p);
+
+/* Verifies only the digest of the case directory `dir` (FM_OK when it matches or the case has
+ * none, then *has_digest = 0; FM_ERR_FORMAT naming what changed). has_digest may be NULL. */
+fm_status fm_case_verify_digest(const char *dir, int *has_digest);
+
 /* Zeroes a case (everything NULL) so that fm_case_free is safe. */
 void fm_case_init(fm_case *c);
 void fm_case_free(fm_case *c);
@@ -134,7 +151,8 @@ fm_status fm_case_load(const char *dir, fm_case *c);
 
 /* Writes a case directory atomically (case.json, mask.npy, q/k/v/do.npy and whichever expected
  * outputs are non-NULL). Inputs are written as float64 for dtype float64, else float32; every
- * number of case.json exactly (the scale with 17 digits). Refuses inputs not representable in
+ * number of case.json exactly (the scale with 17 digits), case.json last with the digest of its
+ * parameters and of every file written (see above). Refuses inputs not representable in
  * the dtype, integers above 2^53 (seed, mask_params) and a target that exists and is not an
  * empty directory. */
 fm_status fm_case_save(const char *dir, const fm_case *c);

@@ -137,7 +137,9 @@ fm_status fm_mask_from_dense(fm_mask *out, const uint8_t *allowed, int64_t batch
 fm_status fm_mask_from_startend(fm_mask *out, const int32_t *startend, int64_t batch,
                                 int64_t heads, int64_t seqlen_q, int64_t seqlen_k, int columns,
                                 fm_causal causal);
-/* Fails with FM_ERR_NOT_REPRESENTABLE if the mask does not fit the C-column form. */
+/* Fails with FM_ERR_NOT_REPRESENTABLE if the mask does not fit the C-column form, and for what
+ * Paddle would read differently or refuse: causal top_left with Sq != Sk (Paddle's causal is
+ * bottom-right) and causal with C = 4 (Paddle raises). The message says how to convert. */
 fm_status fm_mask_to_startend(const fm_mask *m, int columns, int32_t *startend);
 
 /* FlexAttention's BlockMask arrays for q_block x kv_block tiles: per (b, h, query block) the
@@ -159,8 +161,12 @@ void fm_flex_block_mask_free(fm_flex_block_mask *fb);
 /* ---------------------------------------------------------------- summaries and tiles */
 
 /* Per (b, h, key block of width block_k) the min and max of each bound, in the order of
- * FM_MIN_LTS .. FM_MAX_UTE (flashmask/rules.h). Empty intervals are canonicalised first
- * (LT -> [Sq, Sq), UT -> [0, 0)) so that they never make a tile look masked. */
+ * FM_MIN_LTS .. FM_MAX_UTE (flashmask/rules.h). Empty intervals (start >= end) count as
+ * [Sq, Sq) (LT) and [0, 0) (UT) in the values the fully-masked test reads (max LTS, min LTE,
+ * max UTS, min UTE), so that they never make a tile look masked, and are left out of the values
+ * only the unmasked test reads (min LTS, max LTE, min UTS, max UTE), so that they never cost a
+ * tile its unmasked call. A block whose columns' LT (UT) intervals are all empty has min LTS
+ * (min UTS) = Sq and max LTE (max UTE) = 0. */
 typedef struct fm_block_summary {
     int64_t batch, heads, seqlen_q, seqlen_k, block_k, n_blocks;
     fm_causal causal;

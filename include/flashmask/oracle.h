@@ -112,6 +112,9 @@ typedef struct fm_check_options {
     fm_dtype dtype;         /* X, the precision the candidate computed in (not float64) */
     int allow_fa2_inf_lse;  /* accept +inf lse for fully masked rows */
     int forward_only;       /* judge out and lse only */
+    int recompute;          /* fm_check_dirs: judge against the reference recomputed from the
+                               case's inputs, not its stored expected outputs (done anyway for
+                               a small case, fm_case_is_small, and one without a digest) */
 } fm_check_options;
 
 /* dtype = X, both flags off. */

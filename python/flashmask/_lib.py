@@ -86,7 +86,8 @@ DTYPES = {"float64": 0, "float32": 1, "float16": 2, "bfloat16": 3}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 CAUSAL = {"none": 0, "bottom_right": 1, "top_left": 2}
 CAUSAL_NAMES = {v: k for k, v in CAUSAL.items()}
-IMPLS = {"reference": 0, "cpu": 1, "cuda": 2}
+# reference-cuda: the reference's float64 function on the GPU (fm_cuda_reference_*, cuda.h)
+IMPLS = {"reference": 0, "cpu": 1, "cuda": 2, "reference-cuda": 3}
 TILE_CLASSES = {0: "unmasked", 1: "partial", 2: "masked"}
 
 # ------------------------------------------------------------------ struct mirrors
@@ -152,7 +153,7 @@ class TensorCheck(ctypes.Structure):  # fm_tensor_check (oracle.h)
 
 class CheckOptions(ctypes.Structure):  # fm_check_options (oracle.h)
     _fields_ = [("dtype", ctypes.c_int), ("allow_fa2_inf_lse", ctypes.c_int),
-                ("forward_only", ctypes.c_int)]
+                ("forward_only", ctypes.c_int), ("recompute", ctypes.c_int)]
 
 
 class CheckReport(ctypes.Structure):  # fm_check_report (oracle.h)
@@ -253,6 +254,11 @@ def as_c(array, dtype, name, ndim=None):
     NumPy wrap or truncate them silently (issue 7: a bound 2**32 + 3 became 3)."""
     src = np.asarray(array)
     target = np.dtype(dtype)
+    if src.dtype.kind == "c":  # NumPy would drop the imaginary part with a mere warning
+        raise InvalidInput(1, f"{name}: complex values (dtype {src.dtype}); the library takes "
+                           "real numbers", name)
+    if src.dtype.kind not in "biuf" and src.size:
+        raise InvalidInput(1, f"{name}: dtype {src.dtype} is not numeric", name)
     if target.kind in "iu" and src.dtype != target and src.size:
         if src.dtype.kind not in "biuf":
             raise InvalidInput(1, f"{name}: dtype {src.dtype} cannot hold {target} values", name)
@@ -270,6 +276,25 @@ def as_c(array, dtype, name, ndim=None):
     if ndim is not None and a.ndim != ndim:
         raise InvalidInput(1, f"{name}: expected {ndim} dimensions, got shape {a.shape}", name)
     return a
+
+
+def path_arg(path, name="path"):
+    """A file-system path for C: os.fsencode, refusing an embedded NUL (C would read the path
+    only up to it, and act on another file than the one named)."""
+    b = os.fsencode(path)
+    if b"\0" in b:
+        raise InvalidInput(1, f"{name} {path!r} holds a NUL character", name)
+    return b
+
+
+def as_index(value, name, lo, hi):
+    """An integer in [lo, hi) for C: refuses floats (2.7 is not 2), bools and values out of
+    range, which C would read past an array with."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InvalidInput(1, f"{name} = {value!r} is not an integer", name)
+    if not lo <= int(value) < hi:
+        raise InvalidInput(1, f"{name} = {int(value)} is outside [{lo}, {hi})", name)
+    return int(value)
 
 
 def check_shapes(p, **arrays):

@@ -55,8 +55,9 @@ def available(impl):
 
 
 def forward(q, k, v, mask, scale=None, impl="reference", dtype="float16"):
-    """(out, lse). impl 'reference' (float64), 'cpu' (float32) or 'cuda' (dtype float16 or
-    bfloat16). Fully masked rows give out = 0, lse = -inf."""
+    """(out, lse). impl 'reference' (float64), 'cpu' (float32), 'cuda' (dtype float16 or
+    bfloat16) or 'reference-cuda' (the reference's float64 function on the GPU, for long
+    contexts; dtype ignored). Fully masked rows give out = 0, lse = -inf."""
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
     p = problem_for(q, k, mask, scale, dtype)
     _lib.check_shapes(p, v=v)
@@ -86,10 +87,14 @@ def backward(q, k, v, out, lse, dout, mask, scale=None, impl="reference", dtype=
     return dq, dk, dv
 
 
-def reference(q, k, v, dout, mask, scale=None):
-    """The float64 oracle, forward and backward: dict out, lse, dq, dk, dv."""
-    out, lse = forward(q, k, v, mask, scale, "reference")
-    dq, dk, dv = backward(q, k, v, out, lse, dout, mask, scale, "reference")
+def reference(q, k, v, dout, mask, scale=None, impl="reference"):
+    """The float64 oracle, forward and backward: dict out, lse, dq, dk, dv. impl
+    'reference-cuda' computes the same function in float64 on the GPU (long contexts)."""
+    if impl not in ("reference", "reference-cuda"):
+        raise _lib.InvalidInput(1, f"impl {impl!r}; the oracle is 'reference' or "
+                                "'reference-cuda'", "impl")
+    out, lse = forward(q, k, v, mask, scale, impl)
+    dq, dk, dv = backward(q, k, v, out, lse, dout, mask, scale, impl)
     return {"out": out, "lse": lse, "dq": dq, "dk": dk, "dv": dv}
 
 

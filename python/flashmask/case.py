@@ -49,7 +49,7 @@ def load_case(directory):
     c = _lib.Case()
     lib.fm_case_init(ctypes.byref(c))
     try:
-        _lib.check(lib.fm_case_load(os.fsencode(directory), ctypes.byref(c)), "load_case")
+        _lib.check(lib.fm_case_load(_lib.path_arg(directory, "directory"), ctypes.byref(c)), "load_case")
         p = c.problem
         qs = (p.batch, p.q_heads, p.seqlen_q, p.head_dim)
         kvs = (p.batch, p.kv_heads, p.seqlen_k, p.head_dim)
@@ -89,6 +89,16 @@ def save_case(directory, q, k, v, dout, mask, dtype="float16", scale=None, expec
                                     "save_case")
         c.mask_params = family_params(mask_kind, mask.seqlen_k, **(mask_params or {}))
         c.has_params = 1
+    _lib.check_shapes(p, **arrays)
+    if expected is not None:  # C trusts the pointers: every expected output has its shape
+        unknown = set(expected) - set(TENSORS)
+        if unknown:
+            raise _lib.InvalidInput(1, f"expected: unknown tensors {sorted(unknown)}; expected "
+                                    f"some of {list(TENSORS)}", "save_case")
+        _lib.check_shapes(p, **{t: expected.get(t) for t in TENSORS})
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or \
+            not 0 <= int(seed) <= 2**53:
+        raise _lib.InvalidInput(1, f"seed = {seed!r}: an integer in [0, 2^53]", "save_case")
     for n, a in arrays.items():
         setattr(c, n, _lib.dptr(a))
     keep = []
@@ -99,7 +109,7 @@ def save_case(directory, q, k, v, dout, mask, dtype="float16", scale=None, expec
             keep.append(a)
             setattr(c, t, _lib.dptr(a))
     try:
-        _lib.check(lib.fm_case_save(os.fsencode(directory), ctypes.byref(c)), "save_case")
+        _lib.check(lib.fm_case_save(_lib.path_arg(directory, "directory"), ctypes.byref(c)), "save_case")
     finally:
         if c.has_params:
             lib.fm_mask_params_free(ctypes.byref(c.mask_params))
@@ -113,6 +123,8 @@ def save_results(directory, case, out=None, lse=None, dq=None, dk=None, dv=None)
     lib.fm_problem_init(ctypes.byref(p), pr["batch"], pr["q_heads"], pr["kv_heads"],
                         pr["seqlen_q"], pr["seqlen_k"], pr["head_dim"])
     p.scale, p.dtype = pr["scale"], DTYPES[pr["dtype"]]
+    # C writes count-of-the-problem elements from each pointer: every shape is checked first
+    _lib.check_shapes(p, out=out, lse=lse, dq=dq, dk=dk, dv=dv)
     r = _lib.Results()
     keep = []
     for t, a in (("out", out), ("lse", lse), ("dq", dq), ("dk", dk), ("dv", dv)):
@@ -120,7 +132,8 @@ def save_results(directory, case, out=None, lse=None, dq=None, dk=None, dv=None)
             a = _lib.as_c(a, np.float64, t)
             keep.append(a)
             setattr(r, t, _lib.dptr(a))
-    _lib.check(lib.fm_results_save(os.fsencode(directory), ctypes.byref(p), ctypes.byref(r)),
+    _lib.check(lib.fm_results_save(_lib.path_arg(directory, "directory"),
+                                     ctypes.byref(p), ctypes.byref(r)),
                "save_results")
 
 

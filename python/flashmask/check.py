@@ -52,12 +52,13 @@ class Report:
         return f"Report(passed={self.passed}, dtype={self.dtype!r})"
 
 
-def _options(dtype, allow_fa2_inf_lse, forward_only):
+def _options(dtype, allow_fa2_inf_lse, forward_only, recompute=False):
     code = 0 if dtype is None else DTYPES.get(dtype)
-    if code is None:
+    if code is None or dtype == "float64":  # as the CLI's check: X is the candidate's precision
         raise _lib.InvalidInput(1, f"dtype {dtype!r}; expected float16, bfloat16 or float32",
                                 "check")
-    return _lib.CheckOptions(code, int(bool(allow_fa2_inf_lse)), int(bool(forward_only)))
+    return _lib.CheckOptions(code, int(bool(allow_fa2_inf_lse)), int(bool(forward_only)),
+                             int(bool(recompute)))
 
 
 def _array_options(dtype, allow_fa2_inf_lse, forward_only, where):
@@ -91,37 +92,103 @@ def _judged_tensors(p, q, k, v, dout, candidate, reference):
 
 
 def check_dirs(case_dir, candidate_dir, dtype=None, allow_fa2_inf_lse=False,
-               forward_only=False):
+               forward_only=False, recompute=False):
     """Judge candidate_dir's out/lse/dq/dk/dv.npy against case_dir. dtype None = the case's.
-    Raises FileError / InvalidInput for missing files, wrong shapes or broken cases."""
-    opt = _options(dtype, allow_fa2_inf_lse, forward_only)
+    recompute: judge against the reference recomputed from the case's inputs (done anyway
+    for small cases and cases without a digest). Raises FileError / InvalidInput for missing
+    files, wrong shapes or broken (or changed) cases."""
+    opt = _options(dtype, allow_fa2_inf_lse, forward_only, recompute)
     rep = _lib.CheckReport()
     summary = ctypes.create_string_buffer(256)
-    _lib.check(lib.fm_check_dirs(os.fsencode(case_dir), os.fsencode(candidate_dir),
+    _lib.check(lib.fm_check_dirs(_lib.path_arg(case_dir, "case_dir"),
+                                 _lib.path_arg(candidate_dir, "candidate_dir"),
                                  ctypes.byref(opt), ctypes.byref(rep), summary, 256),
                "check_dirs")
     return Report(rep, summary.value.decode())
 
 
-def check_suite(suite_dir, candidates_dir, dtype=None, allow_fa2_inf_lse=False,
-                forward_only=False):
-    """Judge CANDIDATES/<name>/ for every case of SUITE/manifest.json (flashmask gen-suite):
-    {name: Report, or the FlashMaskError raised for that case (missing or invalid results)}."""
+class CaseError:
+    """check_suite's entry for a case that could not be judged (missing or invalid results, a
+    broken case): falsy, like a failed Report, so that all(results.values()) is False.
+    `error` is the FlashMaskError raised."""
+
+    passed = False
+
+    def __init__(self, error):
+        self.error = error
+
+    def __bool__(self):
+        return False
+
+    def __str__(self):
+        return f"invalid: {self.error}"
+
+    def __repr__(self):
+        return f"CaseError({self.error!r})"
+
+
+_MANIFEST_MAX_BYTES = 64 << 20
+
+
+def _read_manifest(suite_dir):
+    """manifest.json as the CLI reads it: a regular file (a FIFO would block, /dev/zero never
+    end) of at most 64 MiB, a flashmask suite with a non-empty list of plain case names."""
     import json
-    with open(os.path.join(suite_dir, "manifest.json")) as f:
-        manifest = json.load(f)
-    if manifest.get("format") != "flashmask-suite":
-        raise _lib.InvalidInput(6, f"{suite_dir}/manifest.json: not a flashmask suite",
+    import stat
+    path = os.path.join(suite_dir, "manifest.json")
+    _lib.path_arg(path, "suite_dir")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise _lib.FileError(5, f"{path}: cannot open: {e.strerror}", "check_suite") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _lib.FileError(5, f"{path}: not a regular file", "check_suite")
+        if info.st_size > _MANIFEST_MAX_BYTES:
+            raise _lib.FileError(5, f"{path}: larger than 64 MiB", "check_suite")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            text = f.read(_MANIFEST_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        manifest = json.loads(text)
+    except ValueError as e:
+        raise _lib.InvalidInput(6, f"{path}: invalid JSON ({e})", "check_suite") from None
+    cases = manifest.get("cases") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict) or manifest.get("format") != "flashmask-suite" or \
+            not isinstance(cases, list) or not cases:
+        raise _lib.InvalidInput(6, f"{path}: not a flashmask suite manifest (need \"format\": "
+                                "\"flashmask-suite\" and a non-empty \"cases\" array)",
                                 "check_suite")
+    names = []
+    for entry in cases:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        # a plain name inside the suite: no absolute path, no separator, no '..' or '.x'
+        if not isinstance(name, str) or not name or "/" in name or "\0" in name or \
+                name.startswith(".") or os.path.isabs(name):
+            raise _lib.InvalidInput(6, f"{path}: a case without a plain \"name\" ({name!r})",
+                                    "check_suite")
+        names.append(name)
+    return names
+
+
+def check_suite(suite_dir, candidates_dir, dtype=None, allow_fa2_inf_lse=False,
+                forward_only=False, recompute=False):
+    """Judge CANDIDATES/<name>/ for every case of SUITE/manifest.json (flashmask gen-suite):
+    {name: Report, or a CaseError (falsy) holding the FlashMaskError raised for that case}.
+    A manifest that is missing, not a regular file, malformed, empty or names a case outside
+    the suite raises."""
+    names = _read_manifest(suite_dir)
+    _options(dtype, allow_fa2_inf_lse, forward_only, recompute)  # bad options raise once
     results = {}
-    for entry in manifest["cases"]:
-        name = entry["name"]
+    for name in names:
         try:
             results[name] = check_dirs(os.path.join(suite_dir, name),
                                        os.path.join(candidates_dir, name), dtype,
-                                       allow_fa2_inf_lse, forward_only)
+                                       allow_fa2_inf_lse, forward_only, recompute)
         except _lib.FlashMaskError as e:
-            results[name] = e
+            results[name] = CaseError(e)
     return results
 
 
@@ -149,4 +216,4 @@ def atol(ref, dtype):
     return lib.fm_oracle_atol(DTYPES[dtype], _lib.dptr(a), a.size)
 
 
-__all__ = ["Report", "check_dirs", "check_suite", "check_arrays", "atol"]
+__all__ = ["Report", "CaseError", "check_dirs", "check_suite", "check_arrays", "atol"]

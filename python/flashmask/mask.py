@@ -35,15 +35,49 @@ class Mask:
     start > end raises InvalidInput naming the column)."""
 
     def __init__(self, bounds, seqlen_q, causal="none"):
-        b = _lib.as_c(bounds, np.int32, "bounds", 4)
+        self._set(bounds, seqlen_q, causal)
+
+    def _set(self, bounds, seqlen_q, causal):
+        """Validates, then stores a private read-only int32 C-order copy: a Mask never aliases
+        the caller's array (changing it afterwards would skip validation) and a Fortran-order
+        or int64 array is converted, not reinterpreted."""
+        b = np.array(_lib.as_c(bounds, np.int32, "bounds", 4), dtype=np.int32, order="C",
+                     copy=True)
         if b.shape[3] != 4:
             raise _lib.InvalidInput(1, f"bounds: last dimension {b.shape[3]}, expected 4 "
                                        "(LTS, LTE, UTS, UTE)", "mask")
-        self.bounds = b
-        self.seqlen_q = int(seqlen_q)
-        self.causal = causal
-        self._causal = _causal_code(causal)
-        _lib.check(lib.fm_mask_validate(ctypes.byref(self.c())), "mask")
+        seqlen_q = _lib.as_index(seqlen_q, "seqlen_q", 0, 2**31)
+        code = _causal_code(causal)
+        c = _lib.CMask(b.shape[0], b.shape[1], seqlen_q, b.shape[2], code,
+                       _lib.ptr(b, ctypes.c_int32))
+        _lib.check(lib.fm_mask_validate(ctypes.byref(c)), "mask")
+        b.flags.writeable = False
+        self._bounds, self._seqlen_q, self._causal_name, self._causal = b, seqlen_q, causal, code
+
+    # assigning any of these re-validates the whole mask
+    @property
+    def bounds(self):
+        return self._bounds
+
+    @bounds.setter
+    def bounds(self, value):
+        self._set(value, self._seqlen_q, self._causal_name)
+
+    @property
+    def seqlen_q(self):
+        return self._seqlen_q
+
+    @seqlen_q.setter
+    def seqlen_q(self, value):
+        self._set(self._bounds, value, self._causal_name)
+
+    @property
+    def causal(self):
+        return self._causal_name
+
+    @causal.setter
+    def causal(self, value):
+        self._set(self._bounds, self._seqlen_q, value)
 
     # -- the C view
     def c(self):
@@ -91,7 +125,14 @@ class Mask:
     def from_dense(cls, allowed, causal="none"):
         """Exact conversion from a boolean [B, Hm, Sq, Sk] (True = allowed); raises
         InvalidInput (status 'not representable') naming the column with > 2 masked runs."""
-        a = _lib.as_c(np.asarray(allowed).astype(np.uint8), np.uint8, "allowed", 4)
+        src = np.asarray(allowed)
+        if src.dtype != np.bool_:  # 0.5 or 256 are not "allowed" or "masked": refuse them
+            src = _lib.as_c(src, np.uint8, "allowed", 4)
+            if src.size and src.max() > 1:
+                at = np.unravel_index(int(np.argmax(src > 1)), src.shape)
+                raise _lib.InvalidInput(1, f"allowed{list(at)} = {src[at]}; a dense mask holds "
+                                        "0/1 or booleans", "from_dense")
+        a = _lib.as_c(src.astype(np.uint8), np.uint8, "allowed", 4)
         B, Hm, Sq, Sk = a.shape
         m = _lib.CMask()
         _lib.check(lib.fm_mask_from_dense(ctypes.byref(m), _lib.ptr(a, ctypes.c_uint8), B, Hm,
@@ -111,7 +152,10 @@ class Mask:
         return cls._adopt(m)
 
     def to_startend(self, columns):
-        """Paddle's form with `columns` in {1, 2, 4}; raises when the mask does not fit it."""
+        """Paddle's form with `columns` in {1, 2, 4}; raises when the mask does not fit it, and
+        when Paddle would read the vectors as another mask (causal 'top_left' with Sq != Sk:
+        Paddle's causal is bottom-right) or refuse them (causal with C = 4). The message says how
+        to convert; docs/masks.md §6."""
         out = np.zeros((self.batch, self.heads, self.seqlen_k, columns), dtype=np.int32)
         _lib.check(lib.fm_mask_to_startend(ctypes.byref(self.c()), columns,
                                            _lib.ptr(out, ctypes.c_int32)), "to_startend")
@@ -121,8 +165,13 @@ class Mask:
     def allowed_pairs(self, b=None, h=None):
         """Exact number of allowed (i, j) pairs, of one (b, h) or of the whole mask."""
         cm = self.c()
-        if b is None:
+        if b is None and h is None:
             return int(lib.fm_mask_total_allowed_pairs(ctypes.byref(cm)))
+        if b is None or h is None:
+            raise _lib.InvalidInput(1, "allowed_pairs: give both b and h, or neither",
+                                    "allowed_pairs")
+        b = _lib.as_index(b, "b", 0, self.batch)
+        h = _lib.as_index(h, "h (a mask head)", 0, self.heads)
         return int(lib.fm_mask_allowed_pairs(ctypes.byref(cm), b, h))
 
     def tile_classes(self, block_q, block_k):
@@ -153,10 +202,21 @@ class Mask:
                 "unmasked": st.unmasked}
 
 
+def _integer(key, v):
+    """A parameter value as an exact integer: window=2.7 is refused, not read as 2."""
+    if isinstance(v, (bool, np.bool_)):
+        raise _lib.InvalidInput(1, f"{key} = {v!r} is not an integer", "mask params")
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return int(v)
+    raise _lib.InvalidInput(1, f"{key} = {v!r} is not an integer", "mask params")
+
+
 def _assignment(key, value):
     if isinstance(value, (list, tuple, np.ndarray)):
-        return f"{key}={','.join(str(int(v)) for v in value)}"
-    return f"{key}={int(value)}"
+        return f"{key}={','.join(str(_integer(key, v)) for v in np.asarray(value).ravel())}"
+    return f"{key}={_integer(key, value)}"
 
 
 def build(family, batch=1, heads=1, seqlen_q=None, seqlen_k=None, alignment="bottom_right",

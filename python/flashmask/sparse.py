@@ -88,7 +88,25 @@ def _u8(a, name, ndim):
     a = np.asarray(a)
     if a.dtype == np.bool_:
         a = a.view(np.uint8)
-    return _lib.as_c(a, np.uint8, name, ndim)
+    return _lib.as_c(a, np.uint8, name, ndim)  # values other than 0/1: C names the element
+
+
+def _check_mask_shape(p, allowed):
+    """C reads B * Hm * Sq * Sk bytes of a dense mask: its shape must be [B, Hm, Sq, Sk] of
+    the problem with Hm dividing Hq (a 2x2 mask for a 64x64 problem was read 4 KB past)."""
+    B, Hm, Sq, Sk = allowed.shape
+    if (B, Sq, Sk) != (p.batch, p.seqlen_q, p.seqlen_k) or Hm < 1 or p.q_heads % Hm:
+        raise _lib.InvalidInput(1, f"allowed: shape {allowed.shape}, expected [B, Hm, Sq, Sk] = "
+                                f"[{p.batch}, Hm, {p.seqlen_q}, {p.seqlen_k}] with Hm dividing "
+                                f"Hq = {p.q_heads}", "allowed")
+
+
+def _check_row_shapes(p, a, b, names):
+    """q_keep / q_buckets [B, Hq, Sq] and k_keep / k_buckets [B, Hk, Sk]."""
+    want = ((p.batch, p.q_heads, p.seqlen_q), (p.batch, p.kv_heads, p.seqlen_k))
+    for x, w, n in zip((a, b), want, names):
+        if tuple(x.shape) != w:
+            raise _lib.InvalidInput(1, f"{n}: shape {tuple(x.shape)}, expected {w}", n)
 
 
 def _i32(a, name, ndim):
@@ -223,6 +241,7 @@ def _run_dense(backward, q, k, v, allowed, impl, method, block, scale, out=None,
     allowed = _u8(allowed, "allowed", 4)
     p = _problem(q, k, scale)
     _lib.check_shapes(p, v=v)
+    _check_mask_shape(p, allowed)
     impl_id, meth = _choice(IMPLS, impl, "impl"), _choice(METHODS, method, "method")
     bq, bk = block
     res, t, keep = _pass_tensors(p, backward, q, k, v, out, lse, dout)  # keep: alive
@@ -278,11 +297,13 @@ def _run_sparse(kind, backward, q, k, v, a, b, n_buckets, alignment, impl, scale
     res, t, keep = _pass_tensors(p, backward, q, k, v, out, lse, dout)  # keep: alive
     if kind == "qk":
         a, b = _u8(a, "q_keep", 3), _u8(b, "k_keep", 3)
+        _check_row_shapes(p, a, b, ("q_keep", "k_keep"))
         fn = lib.fm_qk_sparse_backward if backward else lib.fm_qk_sparse_forward
         st = fn(impl_id, ctypes.byref(p), al, _lib.ptr(a, ctypes.c_uint8),
                 _lib.ptr(b, ctypes.c_uint8), ctypes.byref(t))
     else:
         a, b = _i32(a, "q_buckets", 3), _i32(b, "k_buckets", 3)
+        _check_row_shapes(p, a, b, ("q_buckets", "k_buckets"))
         fn = lib.fm_hash_sparse_backward if backward else lib.fm_hash_sparse_forward
         st = fn(impl_id, ctypes.byref(p), al, _lib.ptr(a, ctypes.c_int32),
                 _lib.ptr(b, ctypes.c_int32), n_buckets, ctypes.byref(t))
@@ -308,6 +329,7 @@ def qk_sparse_dense_mask(q, k, q_keep, k_keep, alignment="top_left"):
     q, k = _f64(q, "q"), _f64(k, "k")
     p = _problem(q, k, None)
     a, b = _u8(q_keep, "q_keep", 3), _u8(k_keep, "k_keep", 3)
+    _check_row_shapes(p, a, b, ("q_keep", "k_keep"))
     out = np.empty(q.shape[:3] + (k.shape[2],), np.uint8)
     _lib.check(lib.fm_qk_sparse_dense_mask(ctypes.byref(p), _choice(CAUSALS, alignment,
                                                                     "alignment"),
@@ -348,6 +370,7 @@ def hash_sparse_dense_mask(q, k, q_buckets, k_buckets, n_buckets, alignment="top
     q, k = _f64(q, "q"), _f64(k, "k")
     p = _problem(q, k, None)
     a, b = _i32(q_buckets, "q_buckets", 3), _i32(k_buckets, "k_buckets", 3)
+    _check_row_shapes(p, a, b, ("q_buckets", "k_buckets"))
     out = np.empty(q.shape[:3] + (k.shape[2],), np.uint8)
     _lib.check(lib.fm_hash_sparse_dense_mask(ctypes.byref(p), _choice(CAUSALS, alignment,
                                                                       "alignment"),
@@ -370,6 +393,7 @@ def check_dense(q, k, v, dout, allowed, candidate, dtype, scale=None, reference=
     q, k = _f64(q, "q"), _f64(k, "k")
     allowed = _u8(allowed, "allowed", 4)
     p = _problem(q, k, scale)
+    _check_mask_shape(p, allowed)
     r, cand, keep = _judged_tensors(p, q, k, v, dout, candidate, reference)  # keep: alive
     rep = _lib.CheckReport()
     _lib.check(lib.fm_check_dense(ctypes.byref(p), _lib.ptr(allowed, ctypes.c_uint8),

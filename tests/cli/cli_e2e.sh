@@ -3,7 +3,8 @@
 #   cli_e2e.sh /path/to/flashmask
 # gen then run --impl reference reproduces the expected files byte for byte; truncated,
 # shape-mismatched or missing case files make run exit 2 and leave no results directory;
-# unknown implementation/family/flag exits 2; an unavailable implementation exits 3.
+# unknown implementation/family/flag exits 2; an unavailable implementation exits 3; the GPU
+# float64 oracle (gen --reference cuda, run --impl reference-cuda) reproduces itself, or exits 3.
 set -u
 FM=${1:?usage: cli_e2e.sh FLASHMASK}
 T=$(mktemp -d /tmp/fm-cli-e2e-XXXXXX)
@@ -145,6 +146,35 @@ else
     expect_msg "implementation unavailable"
     absent "$T/r-cuda"
 fi
+
+# --- the float64 oracle on the GPU: gen --reference cuda, run --impl reference-cuda --------
+GEN_ARGS=(gen --mask causal_document --param doc_lens=20,13,15 --batch 2 --q-heads 4
+    --kv-heads 2 --mask-heads 2 --seqlen 48 --head-dim 8 --dtype float16 --seed 3)
+if grep -q "reference-cuda *available" "$T/version"; then
+    expect 0 "gen --reference cuda" -- "$FM" "${GEN_ARGS[@]}" --reference cuda --out "$T/gcase"
+    expect 0 "run --impl reference-cuda" -- "$FM" run --impl reference-cuda --case "$T/gcase" \
+        --out "$T/gres"
+    for f in out lse dq dk dv; do
+        cmp -s "$T/gcase/$f.npy" "$T/gres/$f.npy" && ok "reference-cuda $f.npy reproduced" ||
+            bad "reference-cuda: run's $f.npy differs from gen's"
+    done
+    cmp -s "$T/gcase/q.npy" "$T/case/q.npy" && ok "gen --reference cuda: same inputs" ||
+        bad "gen --reference cuda drew other inputs"
+else
+    expect 3 "gen --reference cuda without a GPU" -- "$FM" "${GEN_ARGS[@]}" --reference cuda \
+        --out "$T/g-rc"
+    expect_msg "implementation unavailable"
+    absent "$T/g-rc"
+    expect 3 "run --impl reference-cuda without a GPU" -- "$FM" run --impl reference-cuda \
+        --case "$T/case" --out "$T/r-rc"
+    absent "$T/r-rc"
+fi
+expect 0 "gen --reference dense" -- "$FM" "${GEN_ARGS[@]}" --reference dense --out "$T/gdense"
+cmp -s "$T/gdense/dq.npy" "$T/case/dq.npy" && ok "--reference dense is the default" ||
+    bad "--reference dense differs from the default"
+expect 2 "gen --reference nonsense" -- "$FM" gen --mask full --reference cpu2 --out "$T/g-x"
+expect_msg "--reference 'cpu2'"
+absent "$T/g-x"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -357,8 +357,8 @@ static void test_union_rule_is_tighter(void **state)
     fm_mask_free(&m);
 }
 
-/* Empty intervals anywhere ([3,3), [5,5)) are canonicalised in the summary: they neither make
- * a tile look masked nor cost it its "unmasked" call. */
+/* Empty intervals anywhere ([3,3), [5,5)) neither make a tile look masked nor cost it its
+ * "unmasked" call: the intersection sees them as [Sq, Sq) / [0, 0), the hull leaves them out. */
 static void test_summary_canonical_empties(void **state)
 {
     (void)state;
@@ -372,12 +372,46 @@ static void test_summary_canonical_empties(void **state)
     fm_block_summary s;
     assert_int_equal(fm_block_summary_build(&m, 4, &s), FM_OK);
     const int32_t *mm = fm_block_summary_at(&s, 0, 0, 0);
-    assert_int_equal(mm[FM_MIN_LTS], 8);
-    assert_int_equal(mm[FM_MAX_LTE], 8);
-    assert_int_equal(mm[FM_MIN_UTS], 0);
+    assert_int_equal(mm[FM_MAX_LTS], 8); /* intersection: empty */
+    assert_int_equal(mm[FM_MIN_LTE], 8);
+    assert_int_equal(mm[FM_MAX_UTS], 0);
+    assert_int_equal(mm[FM_MIN_UTE], 0);
+    assert_int_equal(mm[FM_MIN_LTS], 8); /* hull of no interval: min Sq, max 0 */
+    assert_int_equal(mm[FM_MAX_LTE], 0);
+    assert_int_equal(mm[FM_MIN_UTS], 8);
     assert_int_equal(mm[FM_MAX_UTE], 0);
     for (int qb = 0; qb < 4; qb++)
         assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, qb, 0), FM_TILE_UNMASKED);
+    fm_block_summary_free(&s);
+    fm_mask_free(&m);
+}
+
+/* A key block mixing one column with an LT interval [2, 4) and columns with none: the tiles
+ * below the interval are truly full and must be called unmasked (an empty LT counted as
+ * [Sq, Sq) in max LTE would make every tile below row 4 partial). The same for an UT interval
+ * [4, 6) and the tiles above it (an empty UT counted as [0, 0) in min UTS). */
+static void test_summary_empty_columns_keep_unmasked(void **state)
+{
+    (void)state;
+    fm_mask m;
+    assert_int_equal(fm_mask_init(&m, 1, 1, 8, 4, FM_CAUSAL_NONE), FM_OK);
+    int32_t *c = fm_mask_column(&m, 0, 0, 1);
+    c[FM_LTS] = 2, c[FM_LTE] = 4;
+    fm_block_summary s;
+    assert_int_equal(fm_block_summary_build(&m, 4, &s), FM_OK);
+    assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, 0, 0), FM_TILE_UNMASKED); /* 0-2 */
+    assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, 1, 0), FM_TILE_PARTIAL);  /* 2-4 */
+    assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, 2, 0), FM_TILE_UNMASKED); /* 4-6 */
+    assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, 3, 0), FM_TILE_UNMASKED); /* 6-8 */
+    fm_block_summary_free(&s);
+    c[FM_LTS] = c[FM_LTE] = 8;
+    c = fm_mask_column(&m, 0, 0, 2);
+    c[FM_UTS] = 4, c[FM_UTE] = 6;
+    assert_int_equal(fm_block_summary_build(&m, 4, &s), FM_OK);
+    assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, 0, 0), FM_TILE_UNMASKED); /* 0-2 */
+    assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, 1, 0), FM_TILE_UNMASKED); /* 2-4 */
+    assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, 2, 0), FM_TILE_PARTIAL);  /* 4-6 */
+    assert_int_equal(fm_block_summary_classify(&s, 0, 0, 2, 3, 0), FM_TILE_UNMASKED); /* 6-8 */
     fm_block_summary_free(&s);
     fm_mask_free(&m);
 }
@@ -423,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_tile_stats_causal),
         cmocka_unit_test(test_union_rule_is_tighter),
         cmocka_unit_test(test_summary_canonical_empties),
+        cmocka_unit_test(test_summary_empty_columns_keep_unmasked),
         cmocka_unit_test(test_flex_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

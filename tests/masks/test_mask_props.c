@@ -195,6 +195,37 @@ static int prop_tiles_sound(const fm_random_case *c, void *ctx, char *msg, size_
                     t->tiles++;
                     if (!any_allowed) t->empty++, t->empty_called_masked += cls == FM_TILE_MASKED;
                     if (!any_masked) t->full++, t->full_called_unmasked += cls == FM_TILE_UNMASKED;
+                    /* Tightness of the unmasked call, exactly: the tile is called unmasked
+                     * iff the causal rule masks none of it and, for LT and for UT, the block's
+                     * non-empty intervals all lie below the tile or all above it (empty
+                     * intervals cost nothing). */
+                    const int64_t r0 = qb * bq, r1 = r0 + bq < sq ? r0 + bq : sq;
+                    const int64_t c0 = kb * bk, c1 = c0 + bk < sk ? c0 + bk : sk;
+                    int lt_above = 1, lt_below = 1, ut_above = 1, ut_below = 1;
+                    for (int64_t j = c0; j < c1; j++) {
+                        const int32_t *col = fm_mask_column(m, b, h, j);
+                        if (col[FM_LTS] < col[FM_LTE]) {
+                            lt_below &= col[FM_LTS] >= r1;
+                            lt_above &= col[FM_LTE] <= r0;
+                        }
+                        if (col[FM_UTS] < col[FM_UTE]) {
+                            ut_below &= col[FM_UTS] >= r1;
+                            ut_above &= col[FM_UTE] <= r0;
+                        }
+                    }
+                    const int64_t off = fm_causal_offset(m->causal, sq, sk);
+                    const int causal_clear = m->causal == FM_CAUSAL_NONE || c1 - 1 <= r0 + off;
+                    const int expect_unmasked =
+                        (lt_below || lt_above) && (ut_below || ut_above) && causal_clear;
+                    if (cls != FM_TILE_MASKED && (cls == FM_TILE_UNMASKED) != expect_unmasked) {
+                        snprintf(msg, len, "block %lldx%lld: tile b=%lld head=%lld qb=%lld "
+                                 "kb=%lld called %s, the summary rule over non-empty intervals "
+                                 "says %s", (long long)bq, (long long)bk, (long long)b,
+                                 (long long)h, (long long)qb, (long long)kb,
+                                 cls == FM_TILE_UNMASKED ? "unmasked" : "partial",
+                                 expect_unmasked ? "unmasked" : "partial");
+                        ok = 0;
+                    }
                     if ((cls == FM_TILE_MASKED && any_allowed) ||
                         (cls == FM_TILE_UNMASKED && any_masked)) {
                         snprintf(msg, len, "block %lldx%lld: tile b=%lld head=%lld qb=%lld "
@@ -266,13 +297,16 @@ static void test_tiles_sound(void **state)
 /* ---------------------------------------------------------------- Paddle startend */
 
 /* Independent of masks/startend.c: can the C-column form (with the mask's causal flag) express
- * this dense mask? Read each column's masked runs below the causal part from the dense mask. */
+ * this dense mask as Paddle reads it? Paddle's causal=True is bottom-right (a top_left mask
+ * with Sq != Sk would mean another mask) and has no C = 4 form. Otherwise read each column's
+ * masked runs below the causal part from the dense mask. */
 static int dense_fits_startend(const fm_mask *m, const uint8_t *d, int columns)
 {
     const int64_t sq = m->seqlen_q, sk = m->seqlen_k;
     const int64_t off = fm_causal_offset(m->causal, sq, sk);
     const int causal = m->causal != FM_CAUSAL_NONE;
-    if (columns == 4) return 1;
+    if (m->causal == FM_CAUSAL_TOP_LEFT && sq != sk) return 0;
+    if (columns == 4) return !causal;
     for (int64_t bh = 0; bh < m->batch * m->heads; bh++)
         for (int64_t j = 0; j < sk; j++) {
             int64_t first = causal ? j - off : 0;

@@ -151,6 +151,10 @@ class MaskTests(unittest.TestCase):
     @SETTINGS
     @given(masks())
     def test_startend_four_columns_round_trip(self, m):
+        if m.causal != "none":  # Paddle has no causal C = 4 form: refused (tests/python/test_paddle)
+            with self.assertRaises(fm.InvalidInput):
+                m.to_startend(4)
+            return
         se = m.to_startend(4)
         np.testing.assert_array_equal(se, m.bounds)  # C = 4 is the native layout
         back = fm.Mask.from_startend(se, m.seqlen_q, m.causal)
@@ -204,6 +208,38 @@ class AttentionTests(unittest.TestCase):
                 dict(out=out, lse=lse, dq=dq, dk=dk, dv=dv).items()}
         rep = fm.check_arrays(q, k, v, dout, m, cand, "float16", scale)
         self.assertTrue(rep.passed, rep.table())
+
+    @SETTINGS
+    @given(problems())
+    def test_reference_cuda_equals_reference_or_is_unavailable(self, prob):
+        # the float64 oracle on the GPU (impl 'reference-cuda'): the reference's function to
+        # 1e-12 of each tensor's largest value where a GPU is present, Unavailable elsewhere
+        q, k, v, dout, m, scale = prob
+        if not fm.available("reference-cuda"):
+            with self.assertRaises(fm.Unavailable):
+                fm.reference(q, k, v, dout, m, scale, impl="reference-cuda")
+            return
+        got = fm.reference(q, k, v, dout, m, scale, impl="reference-cuda")
+        want = fm.reference(q, k, v, dout, m, scale)
+        # relative to the tensor's largest value, or to one term of its sums where the whole
+        # tensor is cancellation noise (one key per row: dq = dk = 0 up to rounding), as
+        # tests/cuda/test_cuda_reference.c defines it
+        s = scale if scale is not None else 1.0 / np.sqrt(q.shape[-1])
+        mx = {n: np.max(np.abs(x)) for n, x in dict(q=q, k=k, v=v, do=dout).items()}
+        term = {"out": mx["v"], "lse": 1.0, "dv": mx["do"],
+                "dq": s * mx["k"] * mx["do"] * mx["v"], "dk": s * mx["q"] * mx["do"] * mx["v"]}
+        for t in ("out", "lse", "dq", "dk", "dv"):
+            live = np.isfinite(want[t])
+            np.testing.assert_array_equal(got[t][~live], want[t][~live], err_msg=t)
+            err = np.max(np.abs(got[t][live] - want[t][live]), initial=0.0)
+            ref = max(np.max(np.abs(want[t][live]), initial=0.0), term[t], 1e-300)
+            self.assertLessEqual(err, 1e-12 * ref, t)
+
+    def test_reference_impl_names_are_checked(self):
+        q = np.zeros((1, 1, 4, 2))
+        m = fm.build("causal", seqlen_q=4)
+        with self.assertRaises(fm.InvalidInput):
+            fm.reference(q, q, q, q, m, impl="cpu")
 
     def test_round_to_matches_numpy(self):
         x = np.random.default_rng(0).standard_normal(10000) * 100
@@ -318,8 +354,11 @@ class CheckTests(unittest.TestCase):
                         '[{"name": "case"}]}')
             self.assertTrue(fm.check_suite(tmp, tmp)["case"].passed)
             os.rename(os.path.join(tmp, "cand"), os.path.join(tmp, "cands"))
-            self.assertIsInstance(fm.check_suite(tmp, os.path.join(tmp, "cands"))["case"],
-                                  fm.FileError)
+            # a case that could not be judged is a falsy CaseError holding the exception
+            res = fm.check_suite(tmp, os.path.join(tmp, "cands"))
+            self.assertFalse(res["case"])
+            self.assertFalse(all(res.values()))
+            self.assertIsInstance(res["case"].error, fm.FileError)
             with self.assertRaises(fm.FlashMaskError):
                 fm.load_case(os.path.join(tmp, "missing"))
 

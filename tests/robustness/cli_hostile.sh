@@ -275,7 +275,7 @@ for out in "$T/a-file" "$T/full-dir" "$T/a-file/sub" "/proc/fm-robustness-out" "
     expect 2 "run-dense --out $name" -- "$FM" run-dense --impl reference --case "$T/dense" \
         --out "$out"
 done
-expect_msg "flashmask run_dense"
+expect_msg "flashmask run-dense"
 [ -f "$T/a-file" ] && [ ! -s "$T/a-file" ] && ok || bad "a-file was modified"
 [ "$(ls -A "$T/full-dir")" = x ] && ok || bad "full-dir was modified"
 for out in "$T/full-dir" "$T/a-file/sub.svg" "/proc/fm-robustness.svg"; do

@@ -144,9 +144,14 @@ static void test_missing(void **state)
     copy_case("no-expected", dir, sizeof dir);
     fm_test_path(p, sizeof p, dir, "dq.npy");
     assert_int_equal(remove(p), 0);
+    /* ... when written so: removed from a case whose digest lists it, it is refused */
+    EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_FORMAT, "dq.npy was removed after the case was");
+    /* a case without a digest (written before digests) loads without its expected outputs */
+    assert_int_equal(fm_test_unseal(dir), 0);
     assert_int_equal(fm_case_load(dir, &c), FM_OK);
     assert_null(c.dq);
-    assert_non_null(c.dk);
+    assert_null(c.dk);
+    assert_non_null(c.q);
     fm_case_free(&c);
     /* results: a directory with none of the five files */
     fm_problem p5;
@@ -329,6 +334,8 @@ static void test_nonfinite(void **state)
     /* -inf in the expected lse is a fully masked row: accepted */
     copy_case("neg-inf-lse", dir, sizeof dir);
     write_f32(dir, "lse.npy", 3, lshape, 7, -INFINITY);
+    EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_FORMAT, "lse.npy changed after the case was written");
+    assert_int_equal(fm_test_unseal(dir), 0);
     assert_int_equal(fm_case_load(dir, &c), FM_OK);
     fm_case_free(&c);
     /* a candidate's results load with NaN (the checker reports it as a failure) */

@@ -123,5 +123,167 @@ class NamesAndFiles(unittest.TestCase):
             self.assertIn("not a regular file", str(e.exception))
 
 
+# ---------------------------------------------------------------- round two (docs/robustness.md)
+
+class MaskArguments(unittest.TestCase):
+    def test_allowed_pairs_indices(self):
+        m = fm.build("causal", heads=1, seqlen_q=16)
+        for b, h in ((10**7, 0), (0, 3), (-1, 0), (0, 1.0), (True, 0)):
+            with self.assertRaises(fm.InvalidInput):  # was SIGSEGV / garbage
+                m.allowed_pairs(b=b, h=h)
+        with self.assertRaises(fm.InvalidInput):
+            m.allowed_pairs(b=0)
+        self.assertEqual(m.allowed_pairs(b=0, h=0), 16 * 17 // 2)
+
+    def test_from_dense_refuses_non_binary(self):
+        for value in (0.5, 256, 2, -1):
+            a = np.ones((1, 1, 4, 4))
+            a[0, 0, 1, 2] = value
+            with self.assertRaises(fm.InvalidInput):  # 0.5 and 256 became 0
+                Mask.from_dense(a)
+        self.assertEqual(Mask.from_dense(np.ones((1, 1, 4, 4))).allowed_pairs(), 16)
+
+    def test_build_refuses_fractional_parameters(self):
+        with self.assertRaises(fm.InvalidInput):  # window=2.7 was 2
+            fm.build("sliding_window", seqlen_q=16, window=2.7)
+        with self.assertRaises(fm.InvalidInput):
+            fm.build("causal_document", seqlen_q=8, doc_lens=[4.5, 3.5])
+        self.assertEqual(fm.build("sliding_window", seqlen_q=16, window=2.0).allowed_pairs(),
+                         fm.build("sliding_window", seqlen_q=16, window=2).allowed_pairs())
+
+    def test_bounds_layouts_and_aliasing(self):
+        m = fm.build("causal_document", seqlen_q=16, doc_lens=[9, 7])
+        want = m.allowed_pairs()
+        b = np.array(m.bounds)
+        for layout in (np.asfortranarray(b), b.astype(np.int64), b[..., ::-1][..., ::-1]):
+            other = fm.build("causal", seqlen_q=16)
+            other.bounds = layout  # was reinterpreted: 45 instead of 129 pairs
+            self.assertEqual(other.allowed_pairs(), want)
+            self.assertEqual(Mask(layout, 16, "bottom_right").allowed_pairs(), want)
+        mine = np.array(b)
+        m2 = Mask(mine, 16, "bottom_right")
+        mine[...] = 0  # the caller's array: the mask must not change with it
+        self.assertEqual(m2.allowed_pairs(), want)
+        with self.assertRaises(ValueError):  # read-only: changes go through validation
+            m2.bounds[0, 0, 0, 0] = 99
+        with self.assertRaises(fm.InvalidInput):
+            m2.bounds = np.full_like(b, 99)
+        self.assertEqual(m2.allowed_pairs(), want)
+
+
+class ArrayArguments(unittest.TestCase):
+    def test_complex_refused(self):
+        q, k, v, _, m = small()
+        with self.assertRaises(fm.InvalidInput) as e:  # the imaginary part was dropped
+            attention.forward(q + 1j, k, v, m)
+        self.assertIn("complex", str(e.exception))
+
+    def test_nul_in_paths(self):
+        with tempfile.TemporaryDirectory() as d:
+            with self.assertRaises(fm.InvalidInput):  # "d/x\0y" was read as "d/x"
+                fm.load_case(os.path.join(d, "x\0y"))
+            with self.assertRaises(fm.InvalidInput):
+                fm.check_dirs(d + "\0", d)
+
+    def test_save_results_and_case_shapes(self):
+        q, k, v, dout, m = small()
+        ref = attention.reference(q, k, v, dout, m)
+        with tempfile.TemporaryDirectory() as d:
+            fm.save_case(os.path.join(d, "c"), q, k, v, dout, m, "float64", expected=ref)
+            c = fm.load_case(os.path.join(d, "c"))
+            with self.assertRaises(fm.InvalidInput):  # wrote 158 heap values
+                fm.save_results(os.path.join(d, "r"), c, out=np.zeros(3))
+            big = dict(ref, dq=np.zeros((1, 2, 50, 4)))
+            with self.assertRaises(fm.InvalidInput):
+                fm.save_case(os.path.join(d, "c2"), q, k, v, dout, m, "float64", expected=big)
+            with self.assertRaises(fm.InvalidInput):
+                fm.save_case(os.path.join(d, "c3"), q, k, v, dout, m, "float64",
+                             expected=dict(ref, outt=ref["out"]))
+            self.assertFalse(os.path.exists(os.path.join(d, "r")))
+
+    def test_sparse_mask_shapes(self):
+        rng = np.random.default_rng(1)
+        q, k, v, dout = (rng.standard_normal((1, 1, 64, 8)) for _ in range(4))
+        tiny = np.ones((1, 1, 2, 2), np.uint8)
+        with self.assertRaises(fm.InvalidInput):  # read 4 KB past the 2x2 mask
+            sparse.forward_dense(q, k, v, tiny)
+        with self.assertRaises(fm.InvalidInput):
+            sparse.check_dense(q, k, v, dout, tiny, {"out": q, "lse": q[..., 0]}, "float32",
+                               forward_only=True)
+        with self.assertRaises(fm.InvalidInput):
+            sparse.qk_sparse_forward(q, k, v, np.ones((1, 1, 2)), np.ones((1, 1, 64)))
+        with self.assertRaises(fm.InvalidInput):
+            sparse.hash_sparse_forward(q, k, v, np.zeros((1, 1, 64)), np.zeros((1, 1, 3)), 4)
+        with self.assertRaises(fm.InvalidInput):
+            sparse.qk_sparse_dense_mask(q, k, np.ones((1, 1, 64)), np.ones((2, 1, 64)))
+        with self.assertRaises(fm.InvalidInput):
+            sparse.forward_dense(q, k, v, np.full((1, 1, 64, 64), 2, np.uint8))
+
+
+class ExtremeInputs(unittest.TestCase):
+    def test_cpu_out_of_float32_range(self):
+        q, k, v, _, m = small()
+        with self.assertRaises(fm.FlashMaskError) as e:  # was NaN, silently
+            attention.forward(q * 1e200, k, v, m, impl="cpu")
+        self.assertIn("tensor q", str(e.exception))
+        self.assertIn("float32", str(e.exception))
+
+    def test_overflow_is_not_blamed_on_out(self):
+        q, k, v, dout, m = small()
+        q, k = np.full_like(q, 1e30), np.full_like(k, 1e30)
+        with self.assertRaises(fm.FlashMaskError) as e:
+            out, lse = attention.forward(q, k, v, m, impl="cpu")
+            attention.backward(q, k, v, out, lse, dout, m, impl="cpu")
+        self.assertNotIn("tensor out", str(e.exception))
+
+
+class Suites(unittest.TestCase):
+    def suite(self, d, manifest):
+        with open(os.path.join(d, "manifest.json"), "w") as f:
+            f.write(manifest)
+
+    def test_check_suite_errors_are_falsy(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.suite(d, '{"format": "flashmask-suite", "cases": [{"name": "a"}, '
+                          '{"name": "b"}]}')
+            res = fm.check_suite(d, d)
+            self.assertEqual(sorted(res), ["a", "b"])
+            self.assertFalse(any(res.values()))  # exceptions as values were truthy
+            self.assertFalse(all(res.values()))
+            self.assertIsInstance(res["a"].error, fm.FlashMaskError)
+
+    def test_bad_manifests(self):
+        with tempfile.TemporaryDirectory() as d:
+            for text in ('{"format": "flashmask-suite", "cases": []}',
+                         '{"format": "flashmask-suite", "cases": [{"name": "/etc"}]}',
+                         '{"format": "flashmask-suite", "cases": [{"name": "../x"}]}',
+                         '{"format": "flashmask-suite", "cases": [{"name": 3}]}', "[1"):
+                self.suite(d, text)
+                with self.assertRaises(fm.InvalidInput, msg=text):
+                    fm.check_suite(d, d)
+            os.remove(os.path.join(d, "manifest.json"))
+            os.mkfifo(os.path.join(d, "manifest.json"))
+            with self.assertRaises(fm.FileError):  # must not block on the FIFO
+                fm.check_suite(d, d)
+            with self.assertRaises(fm.InvalidInput):
+                fm.check_dirs(d, d, dtype="float64")
+
+
+class CaseDigest(unittest.TestCase):
+    def test_changed_case_refused(self):
+        q, k, v, dout, m = small()
+        with tempfile.TemporaryDirectory() as d:
+            c = os.path.join(d, "c")
+            fm.save_case(c, q, k, v, dout, m, "float64",
+                         expected=attention.reference(q, k, v, dout, m))
+            fm.load_case(c)
+            other = Mask(np.tile(np.array([5, 5, 0, 0], np.int32), (1, 1, 6, 1)) * 0 + 5, 5,
+                         "none")
+            np.save(os.path.join(c, "mask.npy"), other.bounds)
+            with self.assertRaises(fm.InvalidInput) as e:
+                fm.load_case(c)
+            self.assertIn("mask.npy changed", str(e.exception))
+
+
 if __name__ == "__main__":
     unittest.main()
