@@ -1,6 +1,6 @@
-/* reference/backward.c — the oracle's backward pass: dense O(Sq*Sk) gradients in float64 of
- * L = sum(O * dO), exactly docs/spec.md §1. Layer: reference <- masks <- core;
- * fm_backward(FM_IMPL_REFERENCE, ...) calls it with the out and lse of fm_ref_forward.
+/* reference/backward.c — the oracle's dense backward: O(Sq*Sk) gradients in float64 of
+ * L = sum(O * dO), exactly docs/spec.md §1. Layer: reference <- masks <- core; fm_ref_backward
+ * (reference/choose.c) calls it, problem and pointers checked, with the forward's out and lse.
  *
  * For every batch b and query head h (kv head h/(Hq/Hk), mask head h/(Hq/Hm)):
  *     S       = s * Q K^T                               (recomputed, cblas_dgemm)
@@ -56,21 +56,12 @@ static void softmax_backward(const fm_problem *p, const double *prob, double *dp
     }
 }
 
-static fm_status backward_body(const fm_problem *p, const fm_mask *mask, const double *q,
-                          const double *k, const double *v, const double *out,
-                          const double *lse, const double *dout, double *dq, double *dk,
-                          double *dv)
+fm_status fm_ref_dense_backward(const fm_problem *p, const fm_mask *mask, const double *q,
+                                const double *k, const double *v, const double *out,
+                                const double *lse, const double *dout, double *dq, double *dk,
+                                double *dv)
 {
-    fm_clear_error();
-    fm_status st = fm_problem_validate(p, mask);
-    if (st != FM_OK) return st;
-    if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
-        return fm_fail(FM_ERR_INVALID,
-                       "reference backward: NULL tensor (q, k, v, out, lse, dout, dq, dk or dv)");
-    if (p->head_dim > INT32_MAX)
-        return fm_fail(FM_ERR_OVERFLOW, "reference backward: head_dim = %lld exceeds BLAS int",
-                       (long long)p->head_dim);
-
+    fm_status st;
     double *prob = fm_ref_alloc_matrix(p, "reference backward P", &st);
     if (!prob) return st;
     double *dprob = fm_ref_alloc_matrix(p, "reference backward dP", &st);
@@ -139,17 +130,5 @@ static fm_status backward_body(const fm_problem *p, const fm_mask *mask, const d
     st = fm_ref_check_result("dq", dq, fm_problem_q_elems(p), 0);
     if (st == FM_OK) st = fm_ref_check_result("dk", dk, fm_problem_kv_elems(p), 0);
     if (st == FM_OK) st = fm_ref_check_result("dv", dv, fm_problem_kv_elems(p), 0);
-    return st;
-}
-
-/* The entry point: the body above with one BLAS thread (ref_internal.h says why). */
-fm_status fm_ref_backward(const fm_problem *p, const fm_mask *mask, const double *q,
-                          const double *k, const double *v, const double *out,
-                          const double *lse, const double *dout, double *dq, double *dk,
-                          double *dv)
-{
-    const int threads = fm_ref_blas_serial_begin();
-    fm_status st = backward_body(p, mask, q, k, v, out, lse, dout, dq, dk, dv);
-    fm_ref_blas_serial_end(threads);
     return st;
 }

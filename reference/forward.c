@@ -1,5 +1,6 @@
-/* reference/forward.c — the oracle's forward pass: dense O(Sq*Sk) attention in float64, exactly
- * docs/spec.md §1. Layer: reference <- masks <- core; fm_forward(FM_IMPL_REFERENCE, ...) calls it.
+/* reference/forward.c — the oracle's dense forward: O(Sq*Sk) attention in float64, exactly
+ * docs/spec.md §1. Layer: reference <- masks <- core; fm_ref_forward (reference/choose.c) calls it with
+ * the problem already validated.
  *
  * For every batch b and query head h (kv head h/(Hq/Hk), mask head h/(Hq/Hm)):
  *     S      = s * Q K^T                              (cblas_dgemm, Sq x Sk)
@@ -46,18 +47,10 @@ static double softmax_row(double *row, const fm_mask *mask, int64_t b, int64_t m
     return row_max + log(sum);
 }
 
-static fm_status forward_body(const fm_problem *p, const fm_mask *mask, const double *q,
-                         const double *k, const double *v, double *out, double *lse)
+fm_status fm_ref_dense_forward(const fm_problem *p, const fm_mask *mask, const double *q,
+                               const double *k, const double *v, double *out, double *lse)
 {
-    fm_clear_error();
-    fm_status st = fm_problem_validate(p, mask);
-    if (st != FM_OK) return st;
-    if (!q || !k || !v || !out || !lse)
-        return fm_fail(FM_ERR_INVALID, "reference forward: NULL tensor (q, k, v, out or lse)");
-    if (p->head_dim > INT32_MAX)
-        return fm_fail(FM_ERR_OVERFLOW, "reference forward: head_dim = %lld exceeds BLAS int",
-                       (long long)p->head_dim);
-
+    fm_status st;
     double *scores = fm_ref_alloc_matrix(p, "reference forward scores", &st);
     if (!scores) return st;
 
@@ -90,15 +83,5 @@ static fm_status forward_body(const fm_problem *p, const fm_mask *mask, const do
     free(scores);
     st = fm_ref_check_result("lse", lse, fm_problem_lse_elems(p), 1);
     if (st == FM_OK) st = fm_ref_check_result("out", out, fm_problem_q_elems(p), 0);
-    return st;
-}
-
-/* The entry point: the body above with one BLAS thread (ref_internal.h says why). */
-fm_status fm_ref_forward(const fm_problem *p, const fm_mask *mask, const double *q,
-                         const double *k, const double *v, double *out, double *lse)
-{
-    const int threads = fm_ref_blas_serial_begin();
-    fm_status st = forward_body(p, mask, q, k, v, out, lse);
-    fm_ref_blas_serial_end(threads);
     return st;
 }

@@ -1,6 +1,7 @@
-/* reference/ref_internal.h — pieces shared by the oracle's forward (forward.c) and backward
- * (backward.c): head mapping (GQA/MQA and mask heads), tensor offsets, the O(Sq*Sk) scratch
- * allocation with its size limit, and the score matrix S = s * Q K^T through OpenBLAS.
+/* reference/ref_internal.h — pieces shared by the oracle's backends, dense (forward.c,
+ * backward.c) and tiled (tiled_*.c): head mapping (GQA/MQA and mask heads), tensor offsets,
+ * the dense O(Sq*Sk) scratch allocation with its size limit, the score matrix S = s * Q K^T
+ * through OpenBLAS, and the result checks.
  * Layer: reference <- masks <- core. Private to reference/; not installed.
  */
 #ifndef FM_REF_INTERNAL_H
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "flashmask/masks.h"
+#include "flashmask/reference.h"
 #include "fm_internal.h"
 
 /* The oracle holds whole Sq x Sk matrices per (b, query head). Refuse scratch above this many
@@ -101,11 +103,11 @@ static inline int fm_ref_masked(const fm_mask *mask, int64_t b, int64_t mh, int6
 /* Inputs are finite (fm_forward checks), but huge ones can overflow float64 on the way
  * (s * q.k, or sums of P v). The oracle then refuses rather than hand back inf or NaN as a
  * result: the first non-finite element of x (n values) is named. -inf passes where allowed
- * (the LSE of fully masked rows). */
-static inline fm_status fm_ref_check_result(const char *what, const double *x, size_t n,
-                                            int allow_neg_inf)
+ * (the LSE of fully masked rows). Elements [lo, hi) of x are checked. */
+static inline fm_status fm_ref_check_range(const char *what, const double *x, size_t lo,
+                                           size_t hi, int allow_neg_inf)
 {
-    for (size_t e = 0; e < n; e++) {
+    for (size_t e = lo; e < hi; e++) {
         if (isfinite(x[e]) || (allow_neg_inf && x[e] == -INFINITY)) continue;
         return fm_fail(FM_ERR_OVERFLOW,
                        "reference: %s[%zu] = %g: float64 overflowed (inputs too large in "
@@ -113,5 +115,33 @@ static inline fm_status fm_ref_check_result(const char *what, const double *x, s
     }
     return FM_OK;
 }
+
+static inline fm_status fm_ref_check_result(const char *what, const double *x, size_t n,
+                                            int allow_neg_inf)
+{
+    return fm_ref_check_range(what, x, 0, n, allow_neg_inf);
+}
+
+/* Checks the problem against the mask, head_dim and the options; `pass` names the caller in
+ * the message (choose.c). */
+fm_status fm_ref_check_options(const char *pass, const fm_problem *p, const fm_mask *mask,
+                               const fm_ref_options *o);
+
+/* The dense backend (forward.c, backward.c); the problem, mask and pointers already checked. */
+fm_status fm_ref_dense_forward(const fm_problem *p, const fm_mask *mask, const double *q,
+                               const double *k, const double *v, double *out, double *lse);
+fm_status fm_ref_dense_backward(const fm_problem *p, const fm_mask *mask, const double *q,
+                                const double *k, const double *v, const double *out,
+                                const double *lse, const double *dout, double *dq, double *dk,
+                                double *dv);
+
+/* The tiled backend (tiled_forward.c, tiled_backward.c); same preconditions, `o` not NULL. */
+fm_status fm_ref_tiled_forward(const fm_problem *p, const fm_mask *mask,
+                               const fm_ref_options *o, const double *q, const double *k,
+                               const double *v, double *out, double *lse);
+fm_status fm_ref_tiled_backward(const fm_problem *p, const fm_mask *mask,
+                                const fm_ref_options *o, const double *q, const double *k,
+                                const double *v, const double *out, const double *lse,
+                                const double *dout, double *dq, double *dk, double *dv);
 
 #endif

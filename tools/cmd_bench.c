@@ -219,7 +219,8 @@ static fm_status run_family(const bench_opts *o, fm_family f, const bench_tensor
             for (size_t i = 0; i < nkv; i++) rk[i] = t->k[i], rv[i] = t->v[i];
             openblas_set_num_threads((int)o->threads); /* the reference uses threaded BLAS */
             double t0 = now_seconds();
-            st = fm_ref_forward(&p, &mask, rq, rk, rv, ro, rl);
+            const fm_ref_options dense = {.backend = FM_REF_DENSE}; /* the column's meaning */
+            st = fm_ref_forward_opts(&p, &mask, &dense, rq, rk, rv, ro, rl);
             r->naive_s = now_seconds() - t0;
         } else {
             st = FM_ERR_NOMEM;

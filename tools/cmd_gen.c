@@ -1,13 +1,15 @@
 /* tools/cmd_gen.c — `flashmask gen`: writes a case directory (docs/spec.md §6) — a mask from a family's
  * documented defaults overridden by --param, standard normal inputs rounded to --dtype, and the
- * float64 reference's expected out, lse, dq, dk, dv (on the CPU, or on the GPU with
- * --reference cuda). Layer: tools CLI (masks, reference, cuda, io). */
+ * float64 reference's expected out, lse, dq, dk, dv (backend --reference: on the CPU dense or
+ * tiled, split across ranks under mpirun in the MPI build, rank 0 writing; or on the GPU with
+ * --reference cuda: tools/ref_compute.c). Layer: tools CLI (masks, reference, cuda, io). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "ref_compute.h"
 
 static int usage(void)
 {
@@ -19,14 +21,25 @@ static int usage(void)
            "is comma-separated (--param doc_lens=4,3,3).\n"
            "problem options (defaults: B=1, Hq=2, Sq=Sk=128, D=32, float32, seed 0):\n%s"
            "  --scale s          softmax scale (default 1/sqrt(D))\n"
-           "  --reference cuda   compute the expected outputs with the float64 reference on\n"
-           "                     the GPU (reference-cuda: tiled, for long contexts); 'dense'\n"
-           "                     is the CPU reference (the default)\n",
+           CLI_REFERENCE_USAGE
+           "Under `mpirun -np N` (tool built with -Dmpi=enabled) every rank draws the same\n"
+           "inputs, computes its share of the reference, and rank 0 writes the case: the\n"
+           "files are bit for bit those of a one-process `--reference tiled` run.\n",
            cli_problem_usage);
     return 0;
 }
 
+static int gen_main(int argc, char **argv);
+
 int cmd_gen(int argc, char **argv)
+{
+    cli_mpi_begin(&argc, &argv);
+    int rc = cli_mpi_agree(gen_main(argc, argv));
+    cli_mpi_end();
+    return rc;
+}
+
+static int gen_main(int argc, char **argv)
 {
     const char *cmd = "gen";
     cli_problem_opts o = {0};
@@ -34,6 +47,7 @@ int cmd_gen(int argc, char **argv)
     fm_impl ref_impl = FM_IMPL_REFERENCE; /* what computes the expected outputs */
     const char **assignments = calloc((size_t)argc, sizeof *assignments);
     int n_assign = 0, rc = 2;
+    fm_ref_backend backend = FM_REF_AUTO;
     fm_case c;
     fm_case_init(&c);
     if (!assignments) return cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate");
@@ -49,7 +63,9 @@ int cmd_gen(int argc, char **argv)
             if (r < 0) goto done;
             continue;
         }
-        if ((r = cli_option(cmd, argc, argv, &i, "--mask", &val)) != 0) {
+        if ((r = cli_reference_option(cmd, argc, argv, &i, &backend, &ref_impl)) != 0) {
+            if (r < 0) goto done;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--mask", &val)) != 0) {
             if (r < 0) goto done;
             family_name = val;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--param", &val)) != 0) {
@@ -61,14 +77,6 @@ int cmd_gen(int argc, char **argv)
         } else if ((r = cli_option(cmd, argc, argv, &i, "--scale", &val)) != 0) {
             if (r < 0) goto done;
             scale_text = val;
-        } else if ((r = cli_option(cmd, argc, argv, &i, "--reference", &val)) != 0) {
-            if (r < 0) goto done;
-            if (strcmp(val, "cuda") == 0) {
-                ref_impl = FM_IMPL_REFERENCE_CUDA;
-            } else if (strcmp(val, "dense") != 0) {
-                rc = cli_fail(cmd, FM_ERR_INVALID, "--reference '%s': expected dense or cuda", val);
-                goto done;
-            }
         } else {
             rc = cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see gen --help)",
                           argv[i]);
@@ -138,19 +146,19 @@ int cmd_gen(int argc, char **argv)
         }
     cli_random_inputs(p, o.seed, c.q, c.k, c.v, c.dout);
     fm_tensors t = {c.q, c.k, c.v, c.dout, c.out, c.lse, c.dq, c.dk, c.dv};
-    st = fm_forward(ref_impl, p, &c.mask, &t);
-    if (st == FM_OK) st = fm_backward(ref_impl, p, &c.mask, &t);
-    if (st == FM_OK) st = fm_case_save(out_dir, &c);
+    st = cli_reference_compute(p, &c.mask, ref_impl, backend, &t);
+    if (st == FM_OK && cli_mpi_rank() == 0) st = fm_case_save(out_dir, &c);
     if (st != FM_OK) {
         rc = cli_report(cmd, st);
         goto done;
     }
-    printf("wrote %s: %s, B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld, causal %s, "
-           "%s, %lld allowed pairs\n",
-           out_dir, c.mask_kind, (long long)p->batch, (long long)p->q_heads,
-           (long long)p->kv_heads, (long long)c.mask.heads, (long long)p->seqlen_q,
-           (long long)p->seqlen_k, (long long)p->head_dim, fm_causal_name(c.mask.causal),
-           fm_dtype_name(p->dtype), (long long)fm_mask_total_allowed_pairs(&c.mask));
+    if (cli_mpi_rank() == 0)
+        printf("wrote %s: %s, B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld, causal %s, "
+               "%s, %lld allowed pairs\n",
+               out_dir, c.mask_kind, (long long)p->batch, (long long)p->q_heads,
+               (long long)p->kv_heads, (long long)c.mask.heads, (long long)p->seqlen_q,
+               (long long)p->seqlen_k, (long long)p->head_dim, fm_causal_name(c.mask.causal),
+               fm_dtype_name(p->dtype), (long long)fm_mask_total_allowed_pairs(&c.mask));
     rc = 0;
 done:
     free(assignments);

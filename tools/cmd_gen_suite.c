@@ -7,6 +7,7 @@
  * Shaped suites: --families, --dtypes, --head-dims, --seqlens, --batch, --q-heads,
  * --kv-heads, --alignment and --count replace the standard list by their grid (a CI picks the
  * subset its kernel supports, up to long sequences and D = 256).
+ * The reference runs through tools/ref_compute.c (--reference; shared across MPI ranks).
  * Layer: tools CLI over io/ (fm_case_save), masks/ (builders) and reference/.
  */
 #include <dirent.h>
@@ -20,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "ref_compute.h"
 #include "flashmask/io.h"
 #include "flashmask/oracle.h"
 
@@ -217,8 +219,8 @@ static int build_shaped(suite_spec **out, const shape_opts *o)
 }
 
 /* Draws the case of one spec (inputs rounded to its dtype, reference outputs) and saves it. */
-static fm_status make_case(const suite_spec *s, uint64_t seed, const char *dir,
-                           int64_t *masked_rows)
+static fm_status make_case(const suite_spec *s, uint64_t seed, const char *dir, fm_impl impl,
+                           fm_ref_backend backend, int64_t *masked_rows)
 {
     fm_case c;
     fm_case_init(&c);
@@ -263,13 +265,12 @@ static fm_status make_case(const suite_spec *s, uint64_t seed, const char *dir,
                 xs[t][i] = fm_round_to_dtype(fm_rng_normal(&rng), s->dtype);
         fm_tensors t = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout, .out = c.out,
                         .lse = c.lse, .dq = c.dq, .dk = c.dk, .dv = c.dv};
-        st = fm_forward(FM_IMPL_REFERENCE, &c.problem, &c.mask, &t);
-        if (st == FM_OK) st = fm_backward(FM_IMPL_REFERENCE, &c.problem, &c.mask, &t);
+        st = cli_reference_compute(&c.problem, &c.mask, impl, backend, &t); /* MPI: rank 0 all */
     }
     if (st == FM_OK) {
         *masked_rows = 0;
         for (size_t i = 0; i < nl; i++) *masked_rows += isinf(c.lse[i]) && c.lse[i] < 0;
-        st = fm_case_save(dir, &c);
+        if (cli_mpi_rank() == 0) st = fm_case_save(dir, &c);
     }
     fm_case_free(&c);
     return st;
@@ -322,12 +323,26 @@ static fm_status write_manifest(const char *out, cJSON *root)
     return FM_OK;
 }
 
+static int suite_main(int argc, char **argv);
+
+/* Under mpirun (MPI build) every rank runs the suite, sharing each case's reference; only rank
+ * 0 touches the file system (tools/ref_compute.c). */
 int cmd_gen_suite(int argc, char **argv)
+{
+    cli_mpi_begin(&argc, &argv);
+    int rc = cli_mpi_agree(suite_main(argc, argv));
+    cli_mpi_end();
+    return rc;
+}
+
+static int suite_main(int argc, char **argv)
 {
     const char *cmd = "gen-suite", *out = NULL, *seed_text = NULL;
     shape_opts so = {.batch = 1, .q_heads = 4, .kv_heads = 0, .count = 0};
     const char *batch_t = NULL, *hq_t = NULL, *hk_t = NULL, *count_t = NULL;
     int shaped = 0;
+    fm_ref_backend backend = FM_REF_AUTO;
+    fm_impl impl = FM_IMPL_REFERENCE; /* FM_IMPL_REFERENCE_CUDA with --reference cuda */
     for (int i = 1; i < argc; i++) {
         int m;
         if (cli_is_help(argv[i])) {
@@ -346,7 +361,8 @@ int cmd_gen_suite(int argc, char **argv)
                    "  --batch B  --q-heads H  --kv-heads H   (default 1, 4, = q-heads)\n"
                    "  --alignment A      bottom_right (default), top_left or both (causal "
                    "families)\n"
-                   "  --count N          at most N cases, spread evenly over the grid\n");
+                   "  --count N          at most N cases, spread evenly over the grid\n"
+                   CLI_REFERENCE_USAGE);
             return 0;
         }
         const struct { const char *flag; const char **dst; } opts[] = {
@@ -361,7 +377,9 @@ int cmd_gen_suite(int argc, char **argv)
                 matched = shaped = 1;
             }
         if (matched) continue;
-        if ((m = cli_option(cmd, argc, argv, &i, "--out", &out)) != 0) {
+        if ((m = cli_reference_option(cmd, argc, argv, &i, &backend, &impl)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--out", &out)) != 0) {
             if (m < 0) return 2;
         } else if ((m = cli_option(cmd, argc, argv, &i, "--seed", &seed_text)) != 0) {
             if (m < 0) return 2;
@@ -383,7 +401,8 @@ int cmd_gen_suite(int argc, char **argv)
                         seed_text);
     /* DIR must be new or empty (an old manifest.json beside a half-rewritten suite
      * would look complete); the manifest is written last, so a failed run leaves none. */
-    if (mkdir(out, 0777) != 0) {
+    int dir_rc = 0; /* rank 0 alone creates DIR; every rank learns the outcome */
+    if (cli_mpi_rank() == 0 && mkdir(out, 0777) != 0) {
         int err = errno;
         DIR *d = err == EEXIST ? opendir(out) : NULL;
         struct dirent *e = NULL;
@@ -391,11 +410,12 @@ int cmd_gen_suite(int argc, char **argv)
         }
         if (d) closedir(d);
         if (err != EEXIST)
-            return cli_fail(cmd, FM_ERR_IO, "cannot create %s: %s", out, strerror(err));
-        if (!d || e)
-            return cli_fail(cmd, FM_ERR_IO, "--out %s already exists and is not an empty "
-                            "directory; remove it or choose another", out);
+            dir_rc = cli_fail(cmd, FM_ERR_IO, "cannot create %s: %s", out, strerror(err));
+        else if (!d || e)
+            dir_rc = cli_fail(cmd, FM_ERR_IO, "--out %s already exists and is not an empty "
+                              "directory; remove it or choose another", out);
     }
+    if ((dir_rc = cli_mpi_agree(dir_rc)) != 0) return dir_rc;
 
     suite_spec standard[64], *specs = standard, *grid = NULL;
     int n;
@@ -420,22 +440,25 @@ int cmd_gen_suite(int argc, char **argv)
         }
         uint64_t seed = base_seed + (uint64_t)i;
         int64_t masked = 0;
-        fm_status st = make_case(&specs[i], seed, dir, &masked);
+        fm_status st = make_case(&specs[i], seed, dir, impl, backend, &masked);
+        st = (fm_status)cli_mpi_agree((int)st);
         if (st != FM_OK) {
             rc = cli_fail(cmd, st, "case %s: %s", specs[i].name,
                           fm_last_error()[0] ? fm_last_error() : "out of memory");
             break;
         }
         cJSON_AddItemToArray(cases, manifest_entry(&specs[i], seed, masked));
-        printf("%-40s %-8s B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld "
-               "masked_rows=%lld\n",
-               specs[i].name, fm_dtype_name(specs[i].dtype), (long long)specs[i].batch,
-               (long long)specs[i].q_heads, (long long)specs[i].kv_heads,
-               (long long)specs[i].mask_heads, (long long)specs[i].seqlen_q,
-               (long long)specs[i].seqlen_k, (long long)specs[i].head_dim, (long long)masked);
+        if (cli_mpi_rank() == 0)
+            printf("%-40s %-8s B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld "
+                   "masked_rows=%lld\n",
+                   specs[i].name, fm_dtype_name(specs[i].dtype), (long long)specs[i].batch,
+                   (long long)specs[i].q_heads, (long long)specs[i].kv_heads,
+                   (long long)specs[i].mask_heads, (long long)specs[i].seqlen_q,
+                   (long long)specs[i].seqlen_k, (long long)specs[i].head_dim,
+                   (long long)masked);
     }
-    if (rc == 0 && write_manifest(out, root) != FM_OK) rc = 2;
-    if (rc == 0) printf("wrote %d cases and %s/manifest.json\n", n, out);
+    if (rc == 0 && cli_mpi_rank() == 0 && write_manifest(out, root) != FM_OK) rc = 2;
+    if (rc == 0 && cli_mpi_rank() == 0) printf("wrote %d cases and %s/manifest.json\n", n, out);
     cJSON_Delete(root);
     free(grid);
     return rc;

@@ -735,7 +735,8 @@ static void test_backward_checks_lse(void **state)
     fm_mask_free(&m);
 }
 
-/* The oracle is dense: Sq*Sk beyond its scratch limit is refused before any allocation. */
+/* The dense backend, forced: Sq*Sk beyond its scratch limit is refused before any allocation
+ * (the automatic choice would take the tiled backend; tests/reference/test_tiled.c). */
 static void test_refuses_huge_problem(void **state)
 {
     (void)state;
@@ -744,7 +745,8 @@ static void test_refuses_huge_problem(void **state)
     fm_mask m = {0};
     assert_int_equal(fm_mask_init(&m, 1, 1, 60000, 60000, FM_CAUSAL_NONE), FM_OK);
     double dummy[1] = {0};
-    assert_int_equal(fm_ref_forward(&p, &m, dummy, dummy, dummy, dummy, dummy),
+    const fm_ref_options dense = {.backend = FM_REF_DENSE};
+    assert_int_equal(fm_ref_forward_opts(&p, &m, &dense, dummy, dummy, dummy, dummy, dummy),
                      FM_ERR_OVERFLOW);
     assert_non_null(strstr(fm_last_error(), "60000"));
     fm_mask_free(&m);

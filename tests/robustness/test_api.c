@@ -277,8 +277,10 @@ static void test_size_overflow(void **state)
     EXPECT_FAIL(fm_mask_init(&m, INT64_C(1) << 40, INT64_C(1) << 20, 4, 1 << 20, FM_CAUSAL_NONE),
                 FM_ERR_OVERFLOW, "B*Hm*Sk*4");
 
-    /* The reference's dense Sq x Sk scratch: Sq = Sk = 65536 is 2^32 doubles per matrix, above
-     * its 2^31 limit. The inputs are tiny (B = H = D = 1), so this is what refuses. */
+    /* The reference's dense Sq x Sk scratch (the dense backend forced; the automatic choice
+     * takes the tiled one): Sq = Sk = 65536 is 2^32 doubles per matrix, above its 2^31 limit.
+     * The inputs are tiny (B = H = D = 1), so this is what refuses. */
+    const fm_ref_options dense = {.backend = FM_REF_DENSE};
     const int64_t S = 65536;
     fm_problem_init(&p, 1, 1, 1, S, S, 1);
     assert_int_equal(fm_mask_init(&m, 1, 1, S, S, FM_CAUSAL_NONE), FM_OK);
@@ -287,12 +289,10 @@ static void test_size_overflow(void **state)
     assert_non_null(x);
     assert_non_null(lse);
     assert_non_null(o);
-    EXPECT_FAIL(fm_ref_forward(&p, &m, x, x, x, o, lse), FM_ERR_OVERFLOW,
+    EXPECT_FAIL(fm_ref_forward_opts(&p, &m, &dense, x, x, x, o, lse), FM_ERR_OVERFLOW,
                 "Sq*Sk = 65536*65536 doubles");
-    EXPECT_FAIL(fm_ref_backward(&p, &m, x, x, x, o, lse, x, o, o, o), FM_ERR_OVERFLOW,
-                "Sq*Sk = 65536*65536 doubles");
-    fm_tensors big = {x, x, x, x, o, lse, o, o, o};
-    EXPECT_FAIL(fm_forward(FM_IMPL_REFERENCE, &p, &m, &big), FM_ERR_OVERFLOW, "Sq*Sk");
+    EXPECT_FAIL(fm_ref_backward_opts(&p, &m, &dense, x, x, x, o, lse, x, o, o, o),
+                FM_ERR_OVERFLOW, "Sq*Sk = 65536*65536 doubles");
     free(x), free(lse), free(o);
     /* the dense conversions of that mask: B*Hm*Sq*Sk bytes is fine (4 GiB) but we never get
      * there with a NULL buffer; with Sq*Sk overflowing size_t they refuse before reading */
