@@ -13,5 +13,6 @@
 #include "flashmask/cuda.h"
 #include "flashmask/io.h"
 #include "flashmask/sparse.h" /* bbm.h: Binary Block Masking, RCM; QK-/Hash-sparse */
+#include "flashmask/layout.h" /* fm_layout_table: struct layouts for bindings */
 
 #endif
