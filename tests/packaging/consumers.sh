@@ -10,7 +10,7 @@
 #   3. wheel: a venv (--system-site-packages, for numpy) and
 #      `pip install --no-build-isolation` of a copy of SRC (offline: Debian's meson-python);
 #      `import flashmask` outside the tree, without environment variables, loads the copy inside
-#      the package, and the `flashmask` console script runs.
+#      the package, the `flashmask` console script runs, and notebooks 2 and 4 run on it.
 # Prints one "ok"/"FAIL" line per check (with the seconds each step took); exit 1 if any failed.
 set -uo pipefail
 src=$(cd "$1" && pwd)
@@ -108,6 +108,14 @@ print(fm.LIB_PATH, int(m.allowed_pairs()))' 2>&1)
         ok "wheel: the flashmask console script runs the packaged CLI"
     else
         fail "wheel: flashmask console script"
+    fi
+    # two notebooks (one drives the CLI) on the installed package; all five: docs/python.md
+    if (cd "$tmp" && quiet "$venv/bin/python" "$src/notebooks/run_all.py" --copy \
+        --python "$venv/bin/python" "$src/notebooks/2-forward.ipynb" \
+        "$src/notebooks/4-validate-your-kernel.ipynb"); then
+        ok "wheel: notebooks 2 and 4 ran on the installed package"
+    else
+        fail "wheel: notebooks on the installed package"
     fi
 else
     fail "pip install --no-build-isolation"
