@@ -14,16 +14,18 @@
 
 #include "cli.h"
 #include "flashmask/oracle.h"
+#include "junit.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: flashmask check-suite --suite DIR --candidates DIR [--dtype X]\n"
             "                             [--allow-fa2-inf-lse] [--forward-only] [--verbose]\n"
-            "                             [--json FILE]\n"
+            "                             [--json FILE] [--junit FILE]\n"
             "Judges CANDIDATES/<name>/{out,lse,dq,dk,dv}.npy for every case <name> listed in\n"
             "SUITE/manifest.json (flashmask gen-suite). --dtype overrides every case's dtype;\n"
-            "--verbose prints each case's full table; --json FILE writes every verdict as JSON.\n"
+            "--verbose prints each case's full table; --json FILE writes every verdict as JSON;\n"
+            "--junit FILE as JUnit XML (one testcase per case) for CI test reporters.\n"
             "exit: 0 all pass, 1 a case failed or has missing/invalid results, 2 bad suite\n");
 }
 
@@ -69,7 +71,7 @@ static void worst_tensor(const fm_check_report *r, const char **name, double *ra
 int cmd_check_suite(int argc, char **argv)
 {
     const char *cmd = "check-suite", *suite = NULL, *cands = NULL, *dtype_name = NULL;
-    const char *json_path = NULL;
+    const char *json_path = NULL, *junit_path = NULL;
     fm_check_options opt = fm_check_options_default(FM_FLOAT64); /* float64: each case's */
     int verbose = 0;
     for (int i = 1; i < argc; i++) {
@@ -84,6 +86,8 @@ int cmd_check_suite(int argc, char **argv)
             if (m < 0) return 2;
         } else if ((m = cli_check_option(cmd, argc, argv, &i, &opt, &dtype_name,
                                          &json_path)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--junit", &junit_path)) != 0) {
             if (m < 0) return 2;
         } else if (strcmp(argv[i], "--verbose") == 0) {
             verbose = 1;
@@ -200,6 +204,8 @@ int cmd_check_suite(int argc, char **argv)
         free(text);
         if (!ok) rc = cli_fail(cmd, FM_ERR_IO, "cannot write %s", json_path);
     }
+    if (junit_path && !junit_write_suite(junit_path, out_json))
+        rc = cli_fail(cmd, FM_ERR_IO, "cannot write %s", junit_path);
     cJSON_Delete(out_json);
     return rc;
 }
