@@ -297,4 +297,28 @@ def backward(q, k, v, out, lse, dout, mask, *, layout="bhsd", scale=None, impl=N
                  for g, l, x in zip(grads, like, (q, k, v)))
 
 
-__all__ = ["forward", "backward", "device_of", "to_host", "as_torch", "LAYOUTS"]
+
+
+def check(q, k, v, dout, mask, candidate, dtype, *, layout="bhsd", scale=None, reference=None,
+          allow_fa2_inf_lse=False, forward_only=False):
+    """flashmask.check_arrays for tensors of any kind on either device: q, k, v, dout as the
+    candidate saw them and `candidate` a dict (out, lse[, dq, dk, dv]) of tensors, all in
+    `layout` (lse [B, H, Sq] in both). The judgement itself runs on the host in float64, so
+    device tensors are copied there once. Returns a flashmask.Report."""
+    from .check import check_arrays
+    _check_layout(layout)
+    host = {n: None if x is None else _bhsd(to_host(x, n), layout, n)
+            for n, x in (("q", q), ("k", k), ("v", v), ("dout", dout))}
+    cand = {}
+    for n, x in candidate.items():
+        h = to_host(x, f"candidate {n}")
+        cand[n] = h if n == "lse" else _bhsd(h, layout, f"candidate {n}")
+    ref = None if reference is None else {
+        n: (to_host(x, n) if n == "lse" else _bhsd(to_host(x, n), layout, n))
+        for n, x in reference.items()}
+    _check_mask(host["q"], host["k"], mask, layout)
+    return check_arrays(host["q"], host["k"], host["v"], host["dout"], mask, cand, dtype, scale,
+                        ref, allow_fa2_inf_lse, forward_only)
+
+
+__all__ = ["forward", "backward", "check", "device_of", "to_host", "as_torch", "LAYOUTS"]
