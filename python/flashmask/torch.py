@@ -174,10 +174,11 @@ class BlockMaskFields:
         self.BLOCK_SIZE, self.seq_lengths, self.mask_mod = BLOCK_SIZE, seq_lengths, mask_mod
 
 
-def mask_mod_of(mask, heads=None):
+def mask_mod_of(mask, heads=None, device=None):
     """A FlexAttention mask_mod(b, h, q_idx, kv_idx) -> bool tensor equal to `mask` (query head
-    h uses mask head h // (heads / Hm); `heads` is needed when the mask has several heads)."""
-    bounds = torch.from_numpy(mask.bounds.astype(np.int64))
+    h uses mask head h // (heads / Hm); `heads` is needed when the mask has several heads). The
+    bounds it reads live on `device` (where flex_attention will run it)."""
+    bounds = torch.from_numpy(mask.bounds.astype(np.int64)).to(device or "cpu")
     Hm, Sq, Sk = mask.heads, mask.seqlen_q, mask.seqlen_k
     if Hm > 1 and heads is None:
         raise InvalidInput(1, f"the mask has {Hm} heads: give heads= (the query heads)", "heads")
@@ -185,7 +186,7 @@ def mask_mod_of(mask, heads=None):
     causal, off = mask.causal, Sk - Sq
 
     def mask_mod(b, h, q_idx, kv_idx):
-        bd = bounds.to(q_idx.device)
+        bd = bounds if bounds.device == q_idx.device else bounds.to(q_idx.device)
         hm = h // group if Hm > 1 else torch.zeros_like(h)
         col = bd[b, hm, kv_idx]
         lts, lte, uts, ute = col[..., 0], col[..., 1], col[..., 2], col[..., 3]
@@ -220,12 +221,16 @@ def to_block_mask(mask, q_block=128, kv_block=128, heads=None, device=None):
         lib.fm_flex_block_mask_free(ctypes.byref(fb))
     if device is not None:
         arrays = [a.to(device) for a in arrays]
-    mod = mask_mod_of(mask, heads)
+    mod = mask_mod_of(mask, heads, device)
     flex = _flex()
     if flex is not None and hasattr(flex.BlockMask, "from_kv_blocks"):
-        return flex.BlockMask.from_kv_blocks(*arrays, BLOCK_SIZE=(q_block, kv_block),
-                                             mask_mod=mod,
-                                             seq_lengths=(mask.seqlen_q, mask.seqlen_k))
+        try:
+            return flex.BlockMask.from_kv_blocks(*arrays, BLOCK_SIZE=(q_block, kv_block),
+                                                 mask_mod=mod,
+                                                 seq_lengths=(mask.seqlen_q, mask.seqlen_k))
+        except TypeError:  # torch 2.5: no seq_lengths (the lengths are the blocks')
+            return flex.BlockMask.from_kv_blocks(*arrays, BLOCK_SIZE=(q_block, kv_block),
+                                                 mask_mod=mod)
     return BlockMaskFields(*arrays, (q_block, kv_block), (mask.seqlen_q, mask.seqlen_k), mod)
 
 
@@ -265,7 +270,8 @@ def from_block_mask(block_mask):
     allowed, partial blocks through its mask_mod, the rest masked."""
     qb, kb = block_mask.BLOCK_SIZE if isinstance(block_mask.BLOCK_SIZE, (tuple, list)) else \
         (block_mask.BLOCK_SIZE, block_mask.BLOCK_SIZE)
-    Sq, Sk = block_mask.seq_lengths
+    lengths = getattr(block_mask, "seq_lengths", None) or tuple(block_mask.shape[-2:])
+    Sq, Sk = (int(x) for x in lengths)
     num, idx = block_mask.kv_num_blocks.cpu(), block_mask.kv_indices.cpu()
     B, H, nq = num.shape
     blocks = torch.zeros((B, H, nq, -(-Sk // kb)), dtype=torch.int8)  # 0 none, 1 partial, 2 full
