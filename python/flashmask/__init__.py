@@ -18,7 +18,7 @@ from .attention import available, backward, forward, naive, reference, round_to
 from .case import Case, load_case, save_case, save_results
 from .check import Report, atol, check_arrays, check_dirs, check_suite
 from .mask import FAMILIES, TILE_CLASSES, Mask, build, family_help
-from . import _layout
+from . import _layout, tensors
 from ._layout import LayoutMismatch
 from ._loader import cli_path as _cli_path
 
@@ -33,7 +33,7 @@ def cli_path():
     return _cli_path(LIB_PATH)
 
 
-__all__ = ["LIB_PATH", "LayoutMismatch", "cli_path", "FlashMaskError", "InvalidInput", "FileError", "Unavailable", "Mask",
+__all__ = ["LIB_PATH", "LayoutMismatch", "cli_path", "tensors", "FlashMaskError", "InvalidInput", "FileError", "Unavailable", "Mask",
            "build", "FAMILIES", "TILE_CLASSES", "family_help", "forward", "backward",
            "reference", "naive", "available", "round_to", "Case", "load_case", "save_case",
            "save_results", "Report", "check_dirs", "check_suite", "check_arrays", "atol"]
