@@ -1,5 +1,5 @@
 """tests/reports/test_reports.py — the machine-readable outputs of the CLI: `version --json`,
-`demo --json`, `bench --json --svg` and `check-suite --junit`, checked for structure and for
+`masks --json`, `demo --json`, `bench --json --svg` and `check-suite --junit`, checked for structure and for
 agreeing with what the library computes (tile densities against flashmask.Mask.tile_stats,
 verdicts against a candidate made to fail on purpose). Run by tests/reports/meson.build with
 Debian's python3 against this build (FLASHMASK_EXE, FLASHMASK_LIB, PYTHONPATH)."""
@@ -45,6 +45,17 @@ class Reports(unittest.TestCase):
         for name, impl in v["implementations"].items():
             self.assertEqual(impl["available"], fm.available(name))
             self.assertEqual(impl["reason"] == "", impl["available"])
+
+    def test_masks_json(self):
+        d = json.loads(run("masks", "--json", "--seqlen", "64").stdout)
+        self.assertEqual(d["seqlen"], 64)
+        self.assertEqual([f["name"] for f in d["families"]], fm.FAMILIES)
+        for f in d["families"]:
+            self.assertEqual(f["help"], fm.family_help(f["name"]))
+            self.assertIsInstance(f["defaults"], dict)
+        docs = {f["name"]: f for f in d["families"]}
+        self.assertTrue(docs["causal"]["causal"])
+        self.assertFalse(docs["full"]["causal"])
 
     def test_demo_json(self):
         p = run("demo", "--family", "causal_document", "--family", "full", "--seqlen", "96",
