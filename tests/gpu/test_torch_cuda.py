@@ -122,11 +122,15 @@ class TestResults(unittest.TestCase):
 class TestFlexAttention(unittest.TestCase):
     def test_causal_block_mask_both_ways(self):
         flex = ft._flex()
-        S = 1000
-        bm = flex.create_block_mask(lambda b, h, q, kv: q >= kv, None, None, S, S, device=DEV)
-        ours = ft.from_block_mask(bm)
-        self.assertIsInstance(ours, fm.Mask)
-        self.assertTrue((ours.to_dense() == fm.build("causal", seqlen_q=S).to_dense()).all())
+        for S in (1000, 1024):  # ragged and whole blocks
+            bm = flex.create_block_mask(lambda b, h, q, kv: q >= kv, None, None, S, S,
+                                        device=DEV)
+            ours = ft.from_block_mask(bm)
+            self.assertIsInstance(ours, fm.Mask)
+            self.assertTrue((ours.to_dense() == fm.build("causal", seqlen_q=S).to_dense()).all())
+        # back to the same arrays. (At a ragged edge create_block_mask pads with masked
+        # elements and so calls the last row of blocks partial where fm_mask_to_flex_blocks,
+        # counting only elements that exist, calls them full: both exact, compared at S = 1024.)
         back = ft.to_block_mask(fm.build("causal", seqlen_q=S), *bm.BLOCK_SIZE, device=DEV)
         for name in ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices"):
             a, b = getattr(back, name), getattr(bm, name)
