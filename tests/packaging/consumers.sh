@@ -10,7 +10,8 @@
 #   3. wheel: a venv (--system-site-packages, for numpy) and
 #      `pip install --no-build-isolation` of a copy of SRC (offline: Debian's meson-python);
 #      `import flashmask` outside the tree, without environment variables, loads the copy inside
-#      the package, the `flashmask` console script runs, and notebooks 2 and 4 run on it.
+#      the package, the `flashmask` console script runs, and tests/python's binding and layout
+#      tests and notebooks 2 and 4 run on it.
 # Prints one "ok"/"FAIL" line per check (with the seconds each step took); exit 1 if any failed.
 set -uo pipefail
 src=$(cd "$1" && pwd)
@@ -108,6 +109,12 @@ print(fm.LIB_PATH, int(m.allowed_pairs()))' 2>&1)
         ok "wheel: the flashmask console script runs the packaged CLI"
     else
         fail "wheel: flashmask console script"
+    fi
+    # the Python tests on the installed package (no PYTHONPATH: tests/python is not the package)
+    if (cd "$copy/tests/python" && quiet "$venv/bin/python" -m unittest test_flashmask test_layout); then
+        ok "wheel: tests/python (test_flashmask, test_layout) pass on the installed package"
+    else
+        fail "wheel: tests/python on the installed package"
     fi
     # two notebooks (one drives the CLI) on the installed package; all five: docs/python.md
     if (cd "$tmp" && quiet "$venv/bin/python" "$src/notebooks/run_all.py" --copy \
