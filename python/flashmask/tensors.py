@@ -84,6 +84,8 @@ def to_host(x, name):
         return np.asarray(x)
     if hasattr(x, "__dlpack__"):
         return np.from_dlpack(x)
+    if isinstance(x, (list, tuple)):
+        return np.asarray(x)
     raise InvalidInput(1, f"{name}: a {type(x).__name__} is not an array (no __dlpack__, "
                        "__array_interface__ or __array__)", name)
 
@@ -250,11 +252,13 @@ def _back_to_kind(x, like):
     return back(x) if back else x
 
 
-def forward(q, k, v, mask, *, layout="bhsd", scale=None, impl=None, dtype=None,
+def forward(q, k, v, mask, scale=None, impl=None, dtype=None, *, layout="bhsd",
             deterministic=False):
-    """(out, lse) for tensors of any kind. impl None: 'cuda' for CUDA tensors (their dtype, no
-    host copy), 'reference' for host tensors; 'cpu' and 'reference' on CUDA tensors copy to the
-    host and back (said, not hidden). dtype: what a host 'cuda' run computes in."""
+    """(out, lse) for tensors of any kind (flashmask.forward: the positional arguments of
+    attention.forward, then layout). impl None: 'cuda' for CUDA tensors (their dtype, no host
+    copy), 'reference' for host tensors; 'cpu' and 'reference' on CUDA tensors copy to the host
+    and back (asked for, so done). dtype: what a 'cuda' run on host arrays computes in
+    (default float16)."""
     _check_layout(layout)
     impl = impl or _default_impl(q)
     if device_of(q) == "cuda" and impl == "cuda":
@@ -272,8 +276,8 @@ def forward(q, k, v, mask, *, layout="bhsd", scale=None, impl=None, dtype=None,
     return tuple(_back_to_kind(r, q) for r in res)
 
 
-def backward(q, k, v, out, lse, dout, mask, *, layout="bhsd", scale=None, impl=None,
-             dtype=None, deterministic=False):
+def backward(q, k, v, out, lse, dout, mask, scale=None, impl=None, dtype=None, *,
+             layout="bhsd", deterministic=False):
     """(dq, dk, dv) from the same implementation's out and lse, same conventions as forward."""
     _check_layout(layout)
     impl = impl or _default_impl(q)
