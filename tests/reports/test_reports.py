@@ -1,5 +1,5 @@
 """tests/reports/test_reports.py — the machine-readable outputs of the CLI: `version --json`,
-`masks --json`, `demo --json`, `bench --json --svg` and `check-suite --junit`, checked for structure and for
+`masks --json`, `show-dense --json`, `demo --json`, `bench --json --svg` and `check-suite --junit`, checked for structure and for
 agreeing with what the library computes (tile densities against flashmask.Mask.tile_stats,
 verdicts against a candidate made to fail on purpose). Run by tests/reports/meson.build with
 Debian's python3 against this build (FLASHMASK_EXE, FLASHMASK_LIB, PYTHONPATH)."""
@@ -109,6 +109,24 @@ class Reports(unittest.TestCase):
         self.assertEqual(r["sgemm_gflops"], [None, None, None])
         classes = [g.get("class") for g in ET.parse(self.path("f.svg")).getroot().iter(SVG + "g")]
         self.assertEqual(classes, ["fwd"])
+
+    def test_show_dense_json(self):
+        case = self.path("dense")
+        run("gen-dense", "--pattern", "random", "--seqlen", "96", "--head-dim", "8", "--out",
+            case)
+        run("show-dense", "--case", case, "--block-q", "32", "--block-k", "16", "--json",
+            self.path("s.json"))
+        with open(self.path("s.json")) as f:
+            d = json.load(f)
+        allowed = np.load(os.path.join(case, "mask_dense.npy"))
+        self.assertEqual(d["allowed_pairs"], int(allowed.sum()))
+        self.assertEqual(d["cells"], allowed.size)
+        self.assertEqual((d["form"], d["block_q"], d["block_k"]), ("bbm", 32, 16))
+        bbm = fm.sparse.BBM(allowed, 32, 16)
+        codes = bbm.codes
+        self.assertEqual([d["bbm"][k] for k in ("total", "empty", "partial", "full")],
+                         [codes.size, int((codes == 2).sum()), int((codes == 1).sum()),
+                          int((codes == 0).sum())])
 
     def test_check_suite_junit(self):
         suite, cands = self.path("suite"), self.path("cands")
