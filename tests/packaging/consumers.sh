@@ -89,7 +89,7 @@ fi
 # ---- 3. pip install --no-build-isolation into a venv (offline)
 copy=$tmp/src
 mkdir "$copy"
-(cd "$src" && tar --exclude='./build*' --exclude=./.git --exclude='./.mesonpy-*' \
+(cd "$src" && tar --exclude='./build*' --exclude=./.git --exclude='./.mesonpy-*' --exclude=./.gpu --exclude=./.whl \
     --exclude=__pycache__ -cf - .) | (cd "$copy" && tar -xf -)
 venv=$tmp/venv
 if quiet /usr/bin/python3 -m venv --system-site-packages "$venv" \
