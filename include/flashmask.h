@@ -16,5 +16,6 @@
 #include "flashmask/sparse.h" /* bbm.h: Binary Block Masking, RCM; QK-/Hash-sparse */
 #include "flashmask/oracle.h"
 #include "flashmask/api.h"
+#include "flashmask/layout.h" /* fm_layout_table: struct layouts for bindings */
 
 #endif

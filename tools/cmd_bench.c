@@ -16,6 +16,8 @@
  *   - where it fits (Sq*Sk doubles under --naive-mb), the float64 dense reference forward, which
  *     pays for every (i, j) pair whatever the mask.
  * The last line reports the process's peak resident memory (getrusage), for the memory target.
+ * --json FILE and --svg FILE write the same results as JSON and as a plot of time against tile
+ * density per family (tools/bench_report.c).
  */
 #include <cblas.h>
 #include <math.h>
@@ -26,6 +28,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_report.h"
 #include "cli.h"
 
 #define MAX_REPS 100
@@ -34,6 +37,7 @@ typedef struct bench_opts {
     int64_t batch, heads, seqlen, head_dim, threads, reps, gemm_n, naive_mb;
     int backward;
     int want[FM_FAMILY_COUNT]; /* families to run */
+    const char *json_path, *svg_path; /* NULL: not written */
 } bench_opts;
 
 static double now_seconds(void)
@@ -251,7 +255,9 @@ static void usage(void)
            "  --gemm-size N     sgemm N x N x N (default 2048; 0 = no sgemm column)\n"
            "  --naive-mb M      run the dense reference when Sq*Sk*8 bytes <= M MiB "
            "(default 256; 0 = never)\n"
-           "  --no-backward     forward only\n");
+           "  --no-backward     forward only\n"
+           "  --json FILE       also write the results as JSON (format: docs/api.md)\n"
+           "  --svg FILE        also draw time against tile density per family (SVG)\n");
 }
 
 static int parse_families(const char *text, int *want)
@@ -303,6 +309,12 @@ static int parse_options(int argc, char **argv, bench_opts *o)
                                ints[k].dst) != FM_OK)
                 return 2;
         }
+        if (m) continue;
+        m = cli_option("bench", argc, argv, &i, "--json", &o->json_path);
+        if (m < 0) return 2;
+        if (m) continue;
+        m = cli_option("bench", argc, argv, &i, "--svg", &o->svg_path);
+        if (m < 0) return 2;
         if (m) continue;
         m = cli_option("bench", argc, argv, &i, "--families", &value);
         if (m < 0) return 2;
@@ -377,6 +389,8 @@ int cmd_bench(int argc, char **argv)
     fflush(stdout);
 
     double full_fwd = NAN, full_bwd = NAN;
+    bench_row rows[FM_FAMILY_COUNT];
+    int n_rows = 0;
     for (int f = 0; f < FM_FAMILY_COUNT && st == FM_OK; f++) {
         if (!o.want[f]) continue;
         family_result r;
@@ -399,6 +413,16 @@ int cmd_bench(int argc, char **argv)
                min_of(r.bwd_ratio, n), max_of(r.bwd_ratio, n), fwd_prop, bwd_prop,
                median(r.gemm, n), min_of(r.gemm, n), max_of(r.gemm, n), 1e3 * r.naive_s);
         fflush(stdout);
+        rows[n_rows++] = (bench_row){
+            .family = fm_family_name((fm_family)f), .density = r.density,
+            .pair_fraction = r.pair_fraction, .fwd_ms = 1e3 * r.fwd_s,
+            .fwd_gflops = r.fwd_gflops, .bwd_ms = 1e3 * r.bwd_s,
+            .bwd_gflops = o.backward ? r.bwd_gflops : NAN,
+            .fwd_ratio = {median(r.fwd_ratio, n), min_of(r.fwd_ratio, n), max_of(r.fwd_ratio, n)},
+            .bwd_ratio = {median(r.bwd_ratio, n), min_of(r.bwd_ratio, n), max_of(r.bwd_ratio, n)},
+            .fwd_prop = fwd_prop, .bwd_prop = bwd_prop,
+            .gemm_gflops = {median(r.gemm, n), min_of(r.gemm, n), max_of(r.gemm, n)},
+            .naive_ms = 1e3 * r.naive_s};
     }
     free_tensors(&t), gemm_free(&g);
     if (st != FM_OK) return cli_report("bench", st);
@@ -406,5 +430,11 @@ int cmd_bench(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("# peak resident memory: %.1f MB\n", (double)ru.ru_maxrss / 1024.0);
+    bench_setup setup = {o.batch, o.heads, o.seqlen, o.head_dim, o.threads, o.reps, o.gemm_n,
+                         FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K, o.backward};
+    if (o.json_path && (rc = bench_write_json(o.json_path, &setup, rows, n_rows,
+                                              (double)ru.ru_maxrss / 1024.0)) != 0)
+        return rc;
+    if (o.svg_path && (rc = bench_write_svg(o.svg_path, &setup, rows, n_rows)) != 0) return rc;
     return 0;
 }

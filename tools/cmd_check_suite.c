@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "flashmask/oracle.h"
+#include "junit.h"
 
 static void usage(FILE *out)
 {
@@ -27,13 +28,14 @@ static void usage(FILE *out)
             "                             [--only PATTERN]... [--skip PATTERN]...\n"
             "                             [--allow-fa2-inf-lse] [--forward-only] [--recompute]\n"
             "                             [--verbose]\n"
-            "                             [--json FILE]\n"
+            "                             [--json FILE] [--junit FILE]\n"
             "Judges CANDIDATES/<name>/{out,lse,dq,dk,dv}.npy for every case <name> listed in\n"
             "SUITE/manifest.json (flashmask gen-suite). --dtype overrides every case's dtype;\n"
             "--rule derived (default) or fa (see `flashmask check --help`);\n"
             "--only/--skip PATTERN: shell globs matched against each case's name, mask kind\n"
             "and dtype (--only causal: the causal cases; --skip '*-f32'); repeatable;\n"
-            "--verbose prints each case's full table; --json FILE writes every verdict as JSON.\n"
+            "--verbose prints each case's full table; --json FILE writes every verdict as JSON;\n"
+            "--junit FILE as JUnit XML (one testcase per case) for CI test reporters.\n"
             "exit: 0 every selected case passes, 1 a case failed or has missing/invalid\n"
             "results, 2 bad suite (a manifest that is not a regular file or lists no case, a\n"
             "case changed after it was written) or no case selected\n");
@@ -67,7 +69,7 @@ static int matches(const char *const *pat, int n, const cJSON *entry)
 int cmd_check_suite(int argc, char **argv)
 {
     const char *cmd = "check-suite", *suite = NULL, *cands = NULL, *dtype_name = NULL;
-    const char *json_path = NULL;
+    const char *json_path = NULL, *junit_path = NULL;
     fm_check_options opt = fm_check_options_default(FM_FLOAT64); /* float64: each case's */
     int verbose = 0, n_only = 0, n_skip = 0;
     enum { MAX_PATTERNS = 64 };
@@ -84,6 +86,8 @@ int cmd_check_suite(int argc, char **argv)
             if (m < 0) return 2;
         } else if ((m = cli_check_option(cmd, argc, argv, &i, &opt, &dtype_name,
                                          &json_path)) != 0) {
+            if (m < 0) return 2;
+        } else if ((m = cli_option(cmd, argc, argv, &i, "--junit", &junit_path)) != 0) {
             if (m < 0) return 2;
         } else if (strcmp(argv[i], "--verbose") == 0) {
             verbose = 1;
@@ -226,6 +230,8 @@ int cmd_check_suite(int argc, char **argv)
         if (!ok) rc = cli_fail(cmd, FM_ERR_IO, "--json %s: %s", json_path,
                                errno == EEXIST ? "exists; remove it first" : strerror(errno));
     }
+    if (junit_path && !junit_write_suite(junit_path, out_json))
+        rc = cli_fail(cmd, FM_ERR_IO, "cannot write %s", junit_path);
     cJSON_Delete(out_json);
     return rc;
 }

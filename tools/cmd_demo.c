@@ -9,18 +9,22 @@
  * float32 inputs for cpu (bfloat16 for cuda). It is small enough that the twelve families
  * (reference, cpu, and the oracle's naive same-precision emulation) finish well within a minute
  * on 2 cores: 15 to 30 s measured on the shared build machine (docs/api.md).
+ * --json FILE also writes everything printed as one JSON document (format: docs/api.md).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "flashmask/oracle.h"
 
 static int usage(void)
 {
-    printf("usage: flashmask demo [--family NAME ...] [--impl NAME ...] [problem options]\n"
+    printf("usage: flashmask demo [--family NAME ...] [--impl NAME ...] [--json FILE] "
+           "[problem options]\n"
            "Runs every mask family (or those named) on one problem: the float64 reference\n"
            "against every other available implementation (or those named), printing per family\n"
            "the allowed-pair density, the tiles a FlashMask kernel skips, and per\n"
@@ -28,6 +32,7 @@ static int usage(void)
            "conversions and host<->device copies included, after one untimed warm-up run),\n"
            "max abs errors against the reference (err(X) = max |X - X_ref|) and the oracle's\n"
            "verdict (docs/spec.md §5).\n"
+           "--json FILE: the same results also as one JSON document.\n"
            "problem options (defaults: B=1, Hq=Hk=4, Hm=1, S=1024, D=64, bottom_right, seed 0,\n"
            "bfloat16; --dtype sets what cuda computes in: cpu always computes in float32):\n%s"
            "exit: 0 all pass, 1 an implementation failed or missed the bound, 2 invalid input\n",
@@ -97,8 +102,38 @@ typedef struct demo_totals {
 } demo_totals;
 
 /* One family: mask, statistics, the reference and each implementation. */
+/* One implementation's line as JSON (into `runs`, when not NULL). */
+static void json_run(cJSON *runs, const char *impl, fm_dtype x, double fwd_ms, double bwd_ms,
+                     fm_status st, const fm_check_report *report)
+{
+    if (!runs) return;
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "impl", impl);
+    cJSON_AddStringToObject(r, "dtype", fm_dtype_name(x));
+    if (st != FM_OK) {
+        cJSON_AddStringToObject(r, "error", fm_status_string(st));
+        cJSON_AddStringToObject(r, "message", fm_last_error());
+    } else {
+        cJSON_AddNumberToObject(r, "fwd_ms", fwd_ms);
+        cJSON_AddNumberToObject(r, "bwd_ms", bwd_ms);
+        if (report) {
+            cJSON *t = cJSON_AddObjectToObject(r, "tensors");
+            for (int i = 0; i < FM_CHECK_TENSORS; i++) {
+                const fm_tensor_check *c = &report->tensor[i];
+                cJSON *o = cJSON_AddObjectToObject(t, c->name);
+                cJSON_AddNumberToObject(o, "max_abs", c->max_abs);
+                cJSON_AddNumberToObject(o, "bound", c->bound);
+                cJSON_AddBoolToObject(o, "pass", c->pass);
+                cJSON_AddStringToObject(o, "why", c->why);
+            }
+            cJSON_AddBoolToObject(r, "pass", report->pass);
+        }
+    }
+    cJSON_AddItemToArray(runs, r);
+}
+
 static fm_status demo_family(fm_family f, const cli_problem_opts *o, const fm_impl *impls,
-                             int n_impls, demo_totals *tot)
+                             int n_impls, demo_totals *tot, cJSON *families)
 {
     fm_mask_params params;
     fm_mask mask = {0};
@@ -128,6 +163,24 @@ static fm_status demo_family(fm_family f, const cli_problem_opts *o, const fm_im
            FM_CPU_BLOCK_K, (long long)tiles.masked, (long long)tiles.partial,
            (long long)tiles.unmasked, (long long)tiles.total, fm_tile_density(&tiles));
     print_header();
+    cJSON *runs = NULL;
+    if (families) {
+        cJSON *fam = cJSON_CreateObject();
+        cJSON_AddStringToObject(fam, "family", fm_family_name(f));
+        cJSON_AddStringToObject(fam, "causal", fm_causal_name(mask.causal));
+        cJSON_AddNumberToObject(fam, "allowed_fraction",
+                                (double)fm_mask_total_allowed_pairs(&mask) / dense);
+        cJSON *tj = cJSON_AddObjectToObject(fam, "tiles");
+        cJSON_AddNumberToObject(tj, "block_q", FM_CPU_BLOCK_Q);
+        cJSON_AddNumberToObject(tj, "block_k", FM_CPU_BLOCK_K);
+        cJSON_AddNumberToObject(tj, "total", (double)tiles.total);
+        cJSON_AddNumberToObject(tj, "masked", (double)tiles.masked);
+        cJSON_AddNumberToObject(tj, "partial", (double)tiles.partial);
+        cJSON_AddNumberToObject(tj, "unmasked", (double)tiles.unmasked);
+        cJSON_AddNumberToObject(tj, "density", fm_tile_density(&tiles));
+        runs = cJSON_AddArrayToObject(fam, "runs");
+        cJSON_AddItemToArray(families, fam);
+    }
 
     reference_run refs[4] = {{0}}; /* indexed by fm_dtype */
     for (int n = 0; n < n_impls; n++) {
@@ -144,6 +197,7 @@ static fm_status demo_family(fm_family f, const cli_problem_opts *o, const fm_im
                 ref->status = run_impl(FM_IMPL_REFERENCE, &p, &mask, &ref->b, &ref->fwd_ms,
                                        &ref->bwd_ms);
             }
+            json_run(runs, "reference", FM_FLOAT64, ref->fwd_ms, ref->bwd_ms, ref->status, NULL);
             if (ref->status != FM_OK) {
                 printf("  %-10s error: %s: %s\n", "reference", fm_status_string(ref->status),
                        fm_last_error());
@@ -174,6 +228,7 @@ static fm_status demo_family(fm_family f, const cli_problem_opts *o, const fm_im
             fm_check_options opt = fm_check_options_default(x);
             st = fm_check_case(&px, &mask, &rt, &ct, &opt, &report);
         }
+        json_run(runs, fm_impl_name(impl), x, fwd_ms, bwd_ms, st, st == FM_OK ? &report : NULL);
         if (st != FM_OK) {
             printf("  %-10s %-9s error: %s: %s\n", fm_impl_name(impl), fm_dtype_name(x),
                    fm_status_string(st), fm_last_error());
@@ -203,6 +258,7 @@ static fm_status demo_family(fm_family f, const cli_problem_opts *o, const fm_im
             cli_random_inputs(&px, o->seed, ref->b.q, ref->b.k, ref->b.v, ref->b.dout);
             st = run_impl(FM_IMPL_REFERENCE, &p, &mask, &ref->b, &ref->fwd_ms, &ref->bwd_ms);
         }
+        json_run(runs, "reference", FM_FLOAT64, ref->fwd_ms, ref->bwd_ms, st, NULL);
         if (st == FM_OK)
             printf("  %-10s %-9s %9.1f %9.1f\n", "reference", "float64", ref->fwd_ms,
                    ref->bwd_ms);
@@ -243,6 +299,7 @@ int cmd_demo(int argc, char **argv)
     int want_family[FM_FAMILY_COUNT] = {0}, any_family = 0;
     fm_impl impls[FM_IMPL_COUNT];
     int n_impls = 0, impl_given = 0;
+    const char *json_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *val;
         int r;
@@ -251,7 +308,9 @@ int cmd_demo(int argc, char **argv)
             if (r < 0) return 2;
             continue;
         }
-        if ((r = cli_option(cmd, argc, argv, &i, "--family", &val)) != 0) {
+        if ((r = cli_option(cmd, argc, argv, &i, "--json", &json_path)) != 0) {
+            if (r < 0) return 2;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--family", &val)) != 0) {
             fm_family f;
             if (r < 0) return 2;
             if (fm_family_from_name(val, &f) != FM_OK) return cli_report(cmd, FM_ERR_INVALID);
@@ -298,14 +357,47 @@ int cmd_demo(int argc, char **argv)
 
     warm_up(impls, n_impls);
     demo_totals tot = {0};
+    cJSON *root = json_path ? cJSON_CreateObject() : NULL;
+    cJSON *families = NULL;
+    if (root) {
+        cJSON_AddStringToObject(root, "tool", "flashmask demo");
+        cJSON_AddStringToObject(root, "version", fm_version());
+        cJSON *pj = cJSON_AddObjectToObject(root, "problem");
+        const int64_t dims[] = {o.batch, o.q_heads, o.kv_heads, o.mask_heads, o.seqlen_q,
+                                o.seqlen_k, o.head_dim};
+        const char *names[] = {"batch", "q_heads", "kv_heads", "mask_heads", "seqlen_q",
+                               "seqlen_k", "head_dim"};
+        for (int k = 0; k < 7; k++) cJSON_AddNumberToObject(pj, names[k], (double)dims[k]);
+        cJSON_AddStringToObject(pj, "causal", fm_causal_name(o.causal));
+        cJSON_AddStringToObject(pj, "cuda_dtype", fm_dtype_name(o.dtype));
+        cJSON_AddNumberToObject(pj, "seed", (double)o.seed);
+        families = cJSON_AddArrayToObject(root, "families");
+    }
     double t0 = cli_now();
     for (int f = 0; f < FM_FAMILY_COUNT; f++) {
         if (any_family && !want_family[f]) continue;
-        fm_status st = demo_family((fm_family)f, &o, impls, n_impls, &tot);
-        if (st != FM_OK) return cli_report(cmd, st);
+        fm_status st = demo_family((fm_family)f, &o, impls, n_impls, &tot, families);
+        if (st != FM_OK) {
+            cJSON_Delete(root);
+            return cli_report(cmd, st);
+        }
         fflush(stdout);
     }
+    double seconds = cli_now() - t0;
     printf("\n%d runs: %d pass, %d fail, %d errors (%.1f s)\n", tot.runs, tot.pass, tot.fail,
-           tot.errors, cli_now() - t0);
+           tot.errors, seconds);
+    if (root) {
+        cJSON *tj = cJSON_AddObjectToObject(root, "totals");
+        cJSON_AddNumberToObject(tj, "runs", tot.runs);
+        cJSON_AddNumberToObject(tj, "pass", tot.pass);
+        cJSON_AddNumberToObject(tj, "fail", tot.fail);
+        cJSON_AddNumberToObject(tj, "errors", tot.errors);
+        cJSON_AddNumberToObject(tj, "seconds", seconds);
+        char *text = cJSON_Print(root);
+        cJSON_Delete(root);
+        int ok = cli_write_text(json_path, text);
+        free(text);
+        if (!ok) return cli_fail(cmd, FM_ERR_IO, "--json %s: cannot write the file", json_path);
+    }
     return tot.fail || tot.errors ? 1 : 0;
 }

@@ -1,22 +1,65 @@
 /* tools/cmd_show_dense.c — `flashmask show-dense`: what a dense-mask case (docs/sparse.md) looks
  * like to the kernels: its shape and allowed pairs, which form the front door picks (column
  * form or Binary Block Masking), the BBM tile counts and full runs, the tile counts after
- * Reverse Cuthill-McKee, and a picture of the tile codes of (b=0, head 0).
- * Layer: tools CLI (io/dense_case.c, masks/bbm.c, masks/rcm.c). */
+ * Reverse Cuthill-McKee, and a picture of the tile codes of (b=0, head 0); --json FILE writes
+ * the numbers as JSON too. Layer: tools CLI (io/dense_case.c, masks/bbm.c, masks/rcm.c). */
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli.h"
 #include "flashmask.h"
 
 static int usage(void)
 {
-    printf("usage: flashmask show-dense --case DIR [--block-q n] [--block-k n]\n"
+    printf("usage: flashmask show-dense --case DIR [--block-q n] [--block-k n] [--json FILE]\n"
            "Prints the dense-mask case's shape, allowed pairs, the form the front door picks,\n"
            "the BBM tile counts (empty/partial/full), tile counts after RCM reordering and the\n"
            "tile codes of batch 0, head 0 ('.' empty, '+' partial, '#' full; up to 64 x 64).\n"
-           "  --block-q n, --block-k n   tile size (default 128 x 128)\n");
+           "  --block-q n, --block-k n   tile size (default 128 x 128)\n"
+           "  --json FILE  also write the numbers (no picture) as JSON\n");
     return 0;
+}
+
+static void json_stats(cJSON *root, const char *key, const fm_tile_stats *s)
+{
+    cJSON *o = cJSON_AddObjectToObject(root, key);
+    cJSON_AddNumberToObject(o, "total", (double)s->total);
+    cJSON_AddNumberToObject(o, "empty", (double)s->masked);
+    cJSON_AddNumberToObject(o, "partial", (double)s->partial);
+    cJSON_AddNumberToObject(o, "full", (double)s->unmasked);
+    cJSON_AddNumberToObject(o, "density", fm_tile_density(s));
+}
+
+/* The numbers of the printed report as one JSON document. Returns 0 or the exit code. */
+static int write_json(const char *path, const char *case_dir, const fm_dense_case *c,
+                      const fm_any_mask *any, const fm_bbm *bbm, const fm_tile_stats *stats,
+                      const fm_rcm_report *rep)
+{
+    const fm_problem *p = &c->problem;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "case", case_dir);
+    cJSON_AddStringToObject(root, "pattern", fm_dense_pattern_name(c->pattern));
+    const char *names[] = {"batch", "q_heads", "kv_heads", "mask_heads", "seqlen_q", "seqlen_k",
+                           "head_dim"};
+    const int64_t dims[] = {p->batch, p->q_heads, p->kv_heads, c->mask_heads, p->seqlen_q,
+                            p->seqlen_k, p->head_dim};
+    for (int i = 0; i < 7; i++) cJSON_AddNumberToObject(root, names[i], (double)dims[i]);
+    cJSON_AddStringToObject(root, "dtype", fm_dtype_name(p->dtype));
+    cJSON_AddNumberToObject(root, "allowed_pairs", (double)fm_bbm_total_allowed_pairs(bbm));
+    cJSON_AddNumberToObject(root, "cells", (double)(p->batch * c->mask_heads) *
+                                               (double)p->seqlen_q * (double)p->seqlen_k);
+    cJSON_AddStringToObject(root, "form", fm_mask_form_name(any->form));
+    cJSON_AddNumberToObject(root, "block_q", (double)bbm->block_q);
+    cJSON_AddNumberToObject(root, "block_k", (double)bbm->block_k);
+    json_stats(root, "bbm", stats);
+    json_stats(root, "bbm_after_rcm", &rep->after);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    int ok = cli_write_text(path, text);
+    free(text);
+    return ok ? 0 : cli_fail("show_dense", FM_ERR_IO, "--json %s: cannot write the file", path);
 }
 
 static void print_stats(const char *what, const fm_tile_stats *s)
@@ -29,10 +72,12 @@ static void print_stats(const char *what, const fm_tile_stats *s)
 int cmd_show_dense(int argc, char **argv)
 {
     const char *cmd = argv[0]; /* the subcommand as typed */
-    const char *case_dir = NULL, *bq_text = "128", *bk_text = "128";
-    const cli_string_opt opts[] = {
-        {"--case", &case_dir}, {"--block-q", &bq_text}, {"--block-k", &bk_text}};
-    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 3);
+    const char *case_dir = NULL, *bq_text = "128", *bk_text = "128", *json_path = NULL;
+    const cli_string_opt opts[] = {{"--case", &case_dir},
+                                   {"--block-q", &bq_text},
+                                   {"--block-k", &bk_text},
+                                   {"--json", &json_path}};
+    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 4);
     if (parsed < 0) return usage();
     if (parsed > 0) return parsed;
     if (!case_dir) return cli_fail(cmd, FM_ERR_INVALID, "--case DIR is required");
@@ -87,6 +132,7 @@ int cmd_show_dense(int argc, char **argv)
             }
             printf("  [%d,%d)\n", bbm.run_start[qb], bbm.run_end[qb]);
         }
+        if (json_path) rc = write_json(json_path, case_dir, &c, &any, &bbm, &stats, &rep);
     }
     fm_any_mask_free(&any);
     fm_bbm_free(&bbm);

@@ -17,7 +17,11 @@
 extern "C" {
 #endif
 
-#define FM_VERSION_STRING "0.1.0"
+#include "flashmask/version.h" /* FM_VERSION_STRING, generated from meson.build's version */
+
+/* The version of the library linked or loaded ("0.1.0"); FM_VERSION_STRING is that of the
+ * headers compiled against. */
+const char *fm_version(void);
 
 /* ---------------------------------------------------------------- status and errors */
 

@@ -5,15 +5,16 @@ fm_status into a Python exception that carries fm_last_error().
 Layer: python (the top of the stack, beside the CLI); everything else in the package calls C
 through here and nothing is compiled at install time.
 
-The library is found, in order: $FLASHMASK_LIB (a path to the .so or to a directory holding it),
-then build*/libflashmask.so under the repository that contains this package.
+The library is found by _loader.find_library(): $FLASHMASK_LIB, the installed copy, the
+repository's build*/ directories, the system's library path. The struct mirrors below are
+compared with the library's own layout table (fm_layout_table) by _layout.py at import.
 """
 
 import ctypes
-import glob
-import os
 
 import numpy as np
+
+from . import _loader
 
 # ------------------------------------------------------------------ errors
 
@@ -61,23 +62,7 @@ def _error_class(status):
 
 # ------------------------------------------------------------------ locating the library
 
-def _find_library():
-    env = os.environ.get("FLASHMASK_LIB")
-    if env:
-        path = os.path.join(env, "libflashmask.so") if os.path.isdir(env) else env
-        if not os.path.exists(path):
-            raise OSError(f"FLASHMASK_LIB={env}: no libflashmask.so there")
-        return path
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    found = sorted(glob.glob(os.path.join(repo, "build*", "libflashmask.so")),
-                   key=os.path.getmtime, reverse=True)
-    if not found:
-        raise OSError("libflashmask.so not found: build it (meson setup build && ninja -C build) "
-                      "or set FLASHMASK_LIB to its path")
-    return found[0]
-
-
-LIB_PATH = _find_library()
+LIB_PATH = _loader.find_library()
 lib = ctypes.CDLL(LIB_PATH)
 
 # ------------------------------------------------------------------ enums
