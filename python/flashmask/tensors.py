@@ -4,7 +4,7 @@ CPU or a GPU, CuPy, JAX), in an explicit layout.
 
     out, lse = fm.tensors.forward(q, k, v, mask, layout="bshd")       # torch CUDA: our kernels
 
-* layout "bhsd" = [B, H, S, D] (the library's, and BRIEF 1's) or "bshd" = [B, S, H, D]
+* layout "bhsd" = [B, H, S, D] (the library's, and docs/spec.md §1's) or "bshd" = [B, S, H, D]
   (flash_attn, Paddle). It is never guessed from the shapes: with S == H a guess would be
   silently wrong. The mask's Sq/Sk are checked against the dimension the layout names.
 * Host tensors run on the host implementations ('reference' float64 by default, 'cpu' float32)
