@@ -3,7 +3,8 @@
  * backward on device pointers. Checks every argument and every CUDA call, and reports through
  * fm_status with a message naming the offending value.
  * Layer: cuda <- masks <- core. The host-memory path is host.cu; the kernels are summary.cu,
- * forward.cu and backward.cu.
+ * forward.cu and backward.cu (and their Hopper forms); ladder/ladder.cu picks the kernel of a
+ * ladder step (step 0: the library's choice).
  */
 #include <string.h>
 
@@ -12,6 +13,7 @@ extern "C" {
 #include "fm_internal.h" /* a C header without C++ guards */
 }
 #include "kernels.h"
+#include "ladder/ladder.h"
 
 /* Turn a CUDA error into FM_ERR_DEVICE with the call that failed. */
 static fm_status cuda_fail(cudaError_t err, const char *what)
@@ -190,13 +192,41 @@ static fm_status check_alignment(const char *who, const char *const names[],
     return FM_OK;
 }
 
-extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
-                                     const void *k, const void *v, void *out, float *lse,
-                                     void *stream)
+extern "C" fm_status fm_cuda_ladder_check(int step, int backward, int64_t head_dim)
+{
+    fm_clear_error();
+    /* A wrong request is refused before any device is asked (so it is testable without one). */
+    int unavailable = 0;
+    const char *why = fm_ladder_refusal(step, backward, head_dim == 128 ? 128 : 0, &unavailable);
+    if (why && !unavailable)
+        return fm_fail(FM_ERR_INVALID, "cuda: %s step %d: %s (head_dim %lld)",
+                       backward ? "backward" : "forward", step, why, (long long)head_dim);
+    fm_status st = fm_cuda_available();
+    if (st != FM_OK) return st;
+    if (!why) return FM_OK;
+    return fm_fail(FM_ERR_UNAVAILABLE, "cuda: %s step %d: %s", backward ? "backward" : "forward",
+                   step, why);
+}
+
+/* A launcher's error: for a ladder step, cudaErrorNotSupported means the step declined the
+ * call after the checks (step 5: tensors the copy engine cannot describe, or
+ * FM_CUDA_FWD_WGMMA=0). */
+static fm_status launch_fail(cudaError_t err, int step, const char *what)
+{
+    if (err == cudaErrorNotSupported && step != 0)
+        return fm_fail(FM_ERR_INVALID, "cuda: %s step %d declined the call (step 5: tensors "
+                       "the TMA copy engine cannot describe, or FM_CUDA_FWD_WGMMA=0)", what, step);
+    return cuda_fail(err, what);
+}
+
+extern "C" fm_status fm_cuda_forward_step(int step, const fm_problem *p,
+                                          const fm_cuda_mask *mask, const void *q, const void *k,
+                                          const void *v, void *out, float *lse, void *stream)
 {
     fm_attn_params kp;
     fm_status st = prepare(p, mask, &kp);
     if (st != FM_OK) return st;
+    if (step != 0 && (st = fm_cuda_ladder_check(step, 0, p->head_dim)) != FM_OK) return st;
     if (!q || !k || !v || !out || !lse)
         return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
     static const char *const names[] = {"q", "k", "v", "out", "lse"};
@@ -204,18 +234,27 @@ extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *ma
     st = check_alignment("forward", names, ptrs, 4, 5);
     if (st != FM_OK) return st;
     kp.q = q, kp.k = k, kp.v = v, kp.out = out, kp.lse = lse;
-    cudaError_t err = fm_cuda_launch_forward(kp, p->dtype, (cudaStream_t)stream);
-    return err == cudaSuccess ? FM_OK : cuda_fail(err, "forward kernel launch");
+    cudaError_t err = fm_ladder_launch_forward(step, kp, p->dtype, (cudaStream_t)stream);
+    return err == cudaSuccess ? FM_OK : launch_fail(err, step, "forward kernel launch");
 }
 
-extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask,
-                                      const void *q, const void *k, const void *v,
-                                      const void *out, const float *lse, const void *dout,
-                                      void *dq, void *dk, void *dv, void *stream)
+extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
+                                     const void *k, const void *v, void *out, float *lse,
+                                     void *stream)
+{
+    return fm_cuda_forward_step(0, p, mask, q, k, v, out, lse, stream);
+}
+
+extern "C" fm_status fm_cuda_backward_step(int step, const fm_problem *p,
+                                           const fm_cuda_mask *mask, const void *q, const void *k,
+                                           const void *v, const void *out, const float *lse,
+                                           const void *dout, void *dq, void *dk, void *dv,
+                                           void *stream)
 {
     fm_attn_params kp;
     fm_status st = prepare(p, mask, &kp);
     if (st != FM_OK) return st;
+    if (step != 0 && (st = fm_cuda_ladder_check(step, 1, p->head_dim)) != FM_OK) return st;
     if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
         return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor pointer");
     static const char *const names[] = {"q", "k", "v", "out", "dout", "dq", "dk", "dv", "lse"};
@@ -232,8 +271,9 @@ extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *m
         return fm_fail(FM_ERR_NOMEM, "cuda backward: %zu-row Delta workspace: %s", rows,
                        cudaGetErrorString(err));
     /* Without FM_FLAG_DETERMINISTIC, dQ is summed in float32 with atomics (fewer matrix
-     * products); with it, by a separate kernel in a fixed order. */
-    if (!(p->flags & FM_FLAG_DETERMINISTIC)) {
+     * products); with it, by a separate kernel in a fixed order. (Ladder steps 1 and 2 always
+     * take a fixed order and need no accumulator.) */
+    if (!(p->flags & FM_FLAG_DETERMINISTIC) && step != 1 && step != 2) {
         const size_t n = fm_problem_q_elems(p);
         err = cudaMallocAsync((void **)&kp.dq_accum, n * sizeof(float), s);
         if (err == cudaSuccess) err = cudaMemsetAsync(kp.dq_accum, 0, n * sizeof(float), s);
@@ -243,10 +283,18 @@ extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *m
                            cudaGetErrorString(err));
         }
     }
-    err = fm_cuda_launch_backward(kp, p->dtype, s);
+    err = fm_ladder_launch_backward(step, kp, p->dtype, s);
     cudaError_t err_free = cudaFreeAsync(kp.delta, s);
     if (kp.dq_accum && err_free == cudaSuccess) err_free = cudaFreeAsync(kp.dq_accum, s);
-    if (err != cudaSuccess) return cuda_fail(err, "backward kernel launch");
+    if (err != cudaSuccess) return launch_fail(err, step, "backward kernel launch");
     if (err_free != cudaSuccess) return cuda_fail(err_free, "cudaFreeAsync");
     return FM_OK;
+}
+
+extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask,
+                                      const void *q, const void *k, const void *v,
+                                      const void *out, const float *lse, const void *dout,
+                                      void *dq, void *dk, void *dv, void *stream)
+{
+    return fm_cuda_backward_step(0, p, mask, q, k, v, out, lse, dout, dq, dk, dv, stream);
 }

@@ -456,7 +456,8 @@ static cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
-template <typename T, int D> static cudaError_t launch_all(const fm_attn_params &p, cudaStream_t s)
+template <typename T, int D>
+static cudaError_t launch_all(const fm_attn_params &p, bool wgmma, cudaStream_t s)
 {
     const size_t rows = (size_t)p.batch * p.q_heads * p.seqlen_q;
     fm_delta_kernel<T><<<(unsigned)((rows * 32 + 255) / 256), 256, 0, s>>>(
@@ -464,7 +465,7 @@ template <typename T, int D> static cudaError_t launch_all(const fm_attn_params 
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
     const fm_dtype dtype = std::is_same<T, __nv_bfloat16>::value ? FM_BFLOAT16 : FM_FLOAT16;
-    if (fm_cuda_use_wgmma(D)) { /* Hopper: backward_wgmma.cu, the same two paths */
+    if (wgmma) { /* Hopper: backward_wgmma.cu, the same two paths */
         if (p.dq_accum) {
             err = fm_cuda_launch_dkdv_wgmma(p, dtype, true, s);
             if (err != cudaSuccess) return err;
@@ -499,20 +500,28 @@ template <typename T, int D> static cudaError_t launch_all(const fm_attn_params 
     return launch_dq<T, D, 4>(p, s);
 }
 
-template <typename T> static cudaError_t launch_dim(const fm_attn_params &p, cudaStream_t stream)
+template <typename T>
+static cudaError_t launch_dim(const fm_attn_params &p, bool wgmma, cudaStream_t stream)
 {
     switch (p.head_dim) {
-    case 32: return launch_all<T, 32>(p, stream);
-    case 64: return launch_all<T, 64>(p, stream);
-    case 96: return launch_all<T, 96>(p, stream);
-    case 128: return launch_all<T, 128>(p, stream);
-    case 256: return launch_all<T, 256>(p, stream);
+    case 32: return launch_all<T, 32>(p, false, stream);
+    case 64: return launch_all<T, 64>(p, false, stream);
+    case 96: return launch_all<T, 96>(p, false, stream);
+    case 128: return launch_all<T, 128>(p, wgmma, stream);
+    case 256: return launch_all<T, 256>(p, false, stream);
     default: return cudaErrorInvalidValue;
     }
 }
 
+cudaError_t fm_cuda_launch_backward_path(const fm_attn_params &p, fm_dtype dtype, bool wgmma,
+                                         cudaStream_t stream)
+{
+    if (wgmma && p.head_dim != 128) return cudaErrorNotSupported;
+    return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, wgmma, stream)
+                                : launch_dim<__half>(p, wgmma, stream);
+}
+
 cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
 {
-    return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, stream)
-                                : launch_dim<__half>(p, stream);
+    return fm_cuda_launch_backward_path(p, dtype, fm_cuda_use_wgmma(p.head_dim), stream);
 }

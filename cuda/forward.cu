@@ -249,12 +249,18 @@ template <typename T> static cudaError_t launch_dim(const fm_attn_params &p, cud
     }
 }
 
+cudaError_t fm_cuda_launch_forward_mma(const fm_attn_params &p, fm_dtype dtype,
+                                       cudaStream_t stream)
+{
+    return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, stream)
+                                : launch_dim<__half>(p, stream);
+}
+
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
 {
     if (fm_cuda_use_wgmma(p.head_dim)) { /* Hopper, D = 128: forward_wgmma.cu when it can */
         const cudaError_t err = fm_cuda_launch_forward_wgmma(p, dtype, stream);
         if (err != cudaErrorNotSupported) return err;
     }
-    return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, stream)
-                                : launch_dim<__half>(p, stream);
+    return fm_cuda_launch_forward_mma(p, dtype, stream);
 }

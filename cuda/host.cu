@@ -2,7 +2,8 @@
  * path core/dispatch.c and `flashmask run --impl cuda` take. float64 host tensors are rounded
  * to p->dtype (fm_round_to_dtype, then the exact bit conversion of core), padded with zeros to
  * a head dimension the kernels are built for, copied to the current device, run through the
- * device-pointer API (api.cu), and copied back to float64. Synchronous.
+ * device-pointer API (api.cu), and copied back to float64. Synchronous. The _step forms run one
+ * step of the kernel ladder (cuda/ladder/).
  * Layer: cuda <- masks <- core.
  */
 #include <math.h>
@@ -120,11 +121,13 @@ static fm_status host_prepare(const fm_problem *p, const fm_mask *mask, const fm
     return fm_cuda_available();
 }
 
-extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+extern "C" fm_status fm_cuda_forward_host_step(int step, const fm_problem *p,
+                                               const fm_mask *mask, fm_tensors *t)
 {
     fm_problem pp;
     fm_status st = host_prepare(p, mask, t, &pp);
     if (st != FM_OK) return st;
+    if (step != 0 && (st = fm_cuda_ladder_check(step, 0, pp.head_dim)) != FM_OK) return st;
     if (!t->q || !t->k || !t->v || !t->out || !t->lse)
         return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
     const size_t q_rows = fm_problem_lse_elems(p);
@@ -145,7 +148,8 @@ extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *ma
         (st = lse_alloc(q_rows, &lse_dev, &lse_host)) != FM_OK ||
         (st = fm_cuda_mask_upload(mask, &dm)) != FM_OK)
         goto done;
-    if ((st = fm_cuda_forward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, NULL)) != FM_OK)
+    if ((st = fm_cuda_forward_step(step, &pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, NULL)) !=
+        FM_OK)
         goto done;
     if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
         st = fm_fail(FM_ERR_DEVICE, "cuda forward: %s", cudaGetErrorString(err));
@@ -166,11 +170,13 @@ done:
     return st;
 }
 
-extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+extern "C" fm_status fm_cuda_backward_host_step(int step, const fm_problem *p,
+                                                const fm_mask *mask, fm_tensors *t)
 {
     fm_problem pp;
     fm_status st = host_prepare(p, mask, t, &pp);
     if (st != FM_OK) return st;
+    if (step != 0 && (st = fm_cuda_ladder_check(step, 1, pp.head_dim)) != FM_OK) return st;
     if (!t->q || !t->k || !t->v || !t->out || !t->lse || !t->dout || !t->dq || !t->dk || !t->dv)
         return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor");
     const size_t q_rows = fm_problem_lse_elems(p);
@@ -201,8 +207,8 @@ extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *m
         st = fm_fail(FM_ERR_DEVICE, "cuda: upload lse: %s", cudaGetErrorString(err));
         goto done;
     }
-    if ((st = fm_cuda_backward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, dout.dev, dq.dev,
-                               dk.dev, dv.dev, NULL)) != FM_OK)
+    if ((st = fm_cuda_backward_step(step, &pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, dout.dev,
+                                    dq.dev, dk.dev, dv.dev, NULL)) != FM_OK)
         goto done;
     if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
         st = fm_fail(FM_ERR_DEVICE, "cuda backward: %s", cudaGetErrorString(err));
@@ -217,4 +223,14 @@ done:
     free(lse_host);
     fm_cuda_mask_free(&dm);
     return st;
+}
+
+extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    return fm_cuda_forward_host_step(0, p, mask, t);
+}
+
+extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t)
+{
+    return fm_cuda_backward_host_step(0, p, mask, t);
 }

@@ -57,6 +57,9 @@ cudaError_t fm_cuda_launch_live_tiles(const int32_t *summary, int batch, int hea
                                       int seqlen_k, int causal, unsigned long long *count,
                                       cudaStream_t stream);
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+/* forward.cu's mma.sync kernel alone, never the Hopper one (ladder step 4) */
+cudaError_t fm_cuda_launch_forward_mma(const fm_attn_params &p, fm_dtype dtype,
+                                       cudaStream_t stream);
 /* The Hopper path (forward_wgmma.cu, backward_wgmma.cu: wgmma, D = 128), built when gpu_archs
  * contains 90a (FM_CUDA_WGMMA). fm_cuda_use_wgmma says whether it serves a call: D = 128, the
  * current device is compute capability 9.0, and FM_CUDA_WGMMA is not "0" in the environment
@@ -91,5 +94,10 @@ static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, f
 }
 #endif
 cudaError_t fm_cuda_launch_backward(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+/* The backward with its dK/dV (and dQ) kernels chosen by the caller: wgmma (backward_wgmma.cu,
+ * D = 128 only; the caller checks fm_cuda_use_wgmma's conditions) or mma.sync (backward.cu).
+ * fm_cuda_launch_backward is this with wgmma = fm_cuda_use_wgmma(head_dim). */
+cudaError_t fm_cuda_launch_backward_path(const fm_attn_params &p, fm_dtype dtype, bool wgmma,
+                                         cudaStream_t stream);
 
 #endif

@@ -1,7 +1,8 @@
 /* tools/cmd_run.c — `flashmask run`: reads a case's inputs, runs one implementation's forward
  * and backward (the backward from that implementation's own out and lse) and writes
- * out/lse/dq/dk/dv.npy into a results directory that appears only when complete.
- * Layer: tools CLI (io, dispatch). */
+ * out/lse/dq/dk/dv.npy into a results directory that appears only when complete. With
+ * --ladder N (cuda only) the kernels are step N of the CUDA kernel ladder (cuda/ladder/).
+ * Layer: tools CLI (io, dispatch, cuda). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,11 +12,15 @@
 static int usage(void)
 {
     printf("usage: flashmask run --impl reference|cpu|cuda --case DIR --out DIR [--dtype T]\n"
+           "                    [--ladder N]\n"
            "Runs the implementation on the case DIR (BRIEF 6; mask.npy as [B,Hm,Sk,4] or\n"
            "Paddle's [B,Hm,Sk,C], C in {1,2,4}) and writes out/lse/dq/dk/dv.npy (float64) to\n"
            "the --out directory, which must not exist (or be empty).\n"
            "  --dtype T   what cuda computes in (float16 or bfloat16; default: the case's dtype);\n"
            "              the reference always computes in float64 and cpu in float32\n"
+           "  --ladder N  (cuda) run step N of the kernel ladder (docs/cuda-ladder.md): 1 naive,\n"
+           "              2 tiled on CUDA cores, 3 mma.sync, 4 tuned mma.sync, 5 wgmma (D = 128,\n"
+           "              Hopper); the backward runs step N too (step 3: backward step 2)\n"
            "exit: 0 ok, 2 invalid input (malformed or mismatched case), 3 implementation\n"
            "unavailable here\n");
     return 0;
@@ -25,9 +30,11 @@ int cmd_run(int argc, char **argv)
 {
     const char *cmd = "run";
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *dtype_name = NULL;
+    const char *ladder_text = NULL;
     const cli_string_opt opts[] = {{"--impl", &impl_name}, {"--case", &case_dir},
-                                   {"--out", &out_dir}, {"--dtype", &dtype_name}};
-    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 4);
+                                   {"--out", &out_dir}, {"--dtype", &dtype_name},
+                                   {"--ladder", &ladder_text}};
+    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 5);
     if (parsed < 0) return usage();
     if (parsed > 0) return parsed;
     if (!impl_name || !case_dir || !out_dir)
@@ -38,6 +45,16 @@ int cmd_run(int argc, char **argv)
     fm_status st = fm_impl_from_name(impl_name, &impl);
     if (st == FM_OK && dtype_name) st = fm_dtype_from_name(dtype_name, &dtype);
     if (st != FM_OK) return cli_report(cmd, st);
+    /* --ladder N: forward step N and backward step N, or 2 for N = 3 (no backward step 3) */
+    int64_t fwd_step = 0;
+    if (ladder_text) {
+        if (impl != FM_IMPL_CUDA)
+            return cli_fail(cmd, FM_ERR_INVALID, "--ladder selects a CUDA kernel; use --impl cuda");
+        if ((st = cli_int64(cmd, "--ladder", ladder_text, 1, FM_CUDA_LADDER_STEPS, &fwd_step)) !=
+            FM_OK)
+            return 2;
+    }
+    const int bwd_step = fwd_step == 3 ? 2 : (int)fwd_step;
     /* unavailable (not built, no device): exit 3 before reading anything */
     if ((st = fm_impl_available(impl)) != FM_OK) return cli_report(cmd, st);
 
@@ -57,13 +74,20 @@ int cmd_run(int argc, char **argv)
     }
     fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
     t0 = cli_now();
-    st = fm_forward(impl, p, &c.mask, &t);
+    st = fwd_step ? fm_cuda_forward_host_step((int)fwd_step, p, &c.mask, &t)
+                  : fm_forward(impl, p, &c.mask, &t);
     t1 = cli_now();
-    if (st == FM_OK) st = fm_backward(impl, p, &c.mask, &t);
+    if (st == FM_OK)
+        st = fwd_step ? fm_cuda_backward_host_step(bwd_step, p, &c.mask, &t)
+                      : fm_backward(impl, p, &c.mask, &t);
     t2 = cli_now();
     if (st == FM_OK) st = fm_results_save(out_dir, p, &r);
     rc = cli_report(cmd, st);
-    if (rc == 0)
+    if (rc == 0 && fwd_step)
+        printf("wrote %s: cuda ladder forward step %d, backward step %d (%s) forward %.1f ms, "
+               "backward %.1f ms\n", out_dir, (int)fwd_step, bwd_step,
+               fm_dtype_name(fm_impl_dtype(impl, p)), 1e3 * (t1 - t0), 1e3 * (t2 - t1));
+    else if (rc == 0)
         printf("wrote %s: %s (%s) forward %.1f ms, backward %.1f ms\n", out_dir,
                fm_impl_name(impl), fm_dtype_name(fm_impl_dtype(impl, p)), 1e3 * (t1 - t0),
                1e3 * (t2 - t1));

@@ -144,7 +144,18 @@ else
         --out "$T/r-cuda"
     expect_msg "implementation unavailable"
     absent "$T/r-cuda"
+    expect 3 "run --impl cuda --ladder 2 without cuda" -- "$FM" run --impl cuda --ladder 2 \
+        --case "$T/case" --out "$T/r-cuda"
+    absent "$T/r-cuda"
 fi
+# --ladder (the CUDA kernel ladder's steps): refused before anything runs when misused
+expect 2 "--ladder with --impl cpu" -- "$FM" run --impl cpu --ladder 2 --case "$T/case" \
+    --out "$T/r-lad"
+expect_msg "--impl cuda"
+absent "$T/r-lad"
+expect 2 "--ladder 6" -- "$FM" run --impl cuda --ladder 6 --case "$T/case" --out "$T/r-lad"
+expect_msg "--ladder"
+absent "$T/r-lad"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
