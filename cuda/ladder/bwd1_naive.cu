@@ -18,7 +18,8 @@
 #include "ladder.h"
 #include "common.cuh"
 
-template <typename T, int D> __global__ void __launch_bounds__(128) fm_bwd1_dq_kernel(const fm_attn_params p)
+template <typename T, int D>
+__global__ void __launch_bounds__(128) fm_bwd1_dq_kernel(const fm_attn_params p)
 {
     const int i = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y, b = blockIdx.z;
     if (i >= p.seqlen_q) return;
@@ -53,7 +54,8 @@ template <typename T, int D> __global__ void __launch_bounds__(128) fm_bwd1_dq_k
 }
 
 /* grid: (key blocks of 128, kv heads, batch) */
-template <typename T, int D> __global__ void __launch_bounds__(128) fm_bwd1_dkdv_kernel(const fm_attn_params p)
+template <typename T, int D>
+__global__ void __launch_bounds__(128) fm_bwd1_dkdv_kernel(const fm_attn_params p)
 {
     const int j = blockIdx.x * blockDim.x + threadIdx.x, hk = blockIdx.y, b = blockIdx.z;
     if (j >= p.seqlen_k) return;

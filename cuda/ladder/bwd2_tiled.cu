@@ -40,7 +40,8 @@ template <typename T, int D> struct bwd2 {
     static constexpr size_t SMEM_K = 2 * BQ * D * sizeof(T) + 2 * BQ * sizeof(float);
 };
 
-template <typename T, int D> __global__ void __launch_bounds__(256) fm_bwd2_dq_kernel(const fm_attn_params p)
+template <typename T, int D>
+__global__ void __launch_bounds__(256) fm_bwd2_dq_kernel(const fm_attn_params p)
 {
     using C = bwd2<T, D>;
     constexpr int BC = C::BC, G = C::G, W = C::W;
@@ -101,7 +102,8 @@ template <typename T, int D> __global__ void __launch_bounds__(256) fm_bwd2_dq_k
 }
 
 /* grid: (ceil(Sk / KEYS), kv heads, batch) */
-template <typename T, int D> __global__ void __launch_bounds__(256) fm_bwd2_dkdv_kernel(const fm_attn_params p)
+template <typename T, int D>
+__global__ void __launch_bounds__(256) fm_bwd2_dkdv_kernel(const fm_attn_params p)
 {
     using C = bwd2<T, D>;
     constexpr int BQ = C::BQ, G = C::G, W = C::W;

@@ -128,20 +128,26 @@ __device__ __forceinline__ void fm_ladder_group_store(T *row, const float2 (&x)[
             fm_tc_type<T>::pack(x[w].x * scale, x[w].y * scale);
 }
 
-/* Dispatch on the element type and head dimension: LAUNCH<T, D>::run(p, stream). */
+/* Dispatch on the head dimension, then on the element type: LAUNCH<T, D>::run(p, stream). */
+template <template <typename, int> class LAUNCH, typename T>
+static cudaError_t fm_ladder_dispatch_dim(const fm_attn_params &p, cudaStream_t stream)
+{
+    switch (p.head_dim) {
+    case 32: return LAUNCH<T, 32>::run(p, stream);
+    case 64: return LAUNCH<T, 64>::run(p, stream);
+    case 96: return LAUNCH<T, 96>::run(p, stream);
+    case 128: return LAUNCH<T, 128>::run(p, stream);
+    case 256: return LAUNCH<T, 256>::run(p, stream);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
 template <template <typename, int> class LAUNCH>
 static cudaError_t fm_ladder_dispatch(const fm_attn_params &p, fm_dtype dtype,
                                       cudaStream_t stream)
 {
-    const bool bf = dtype == FM_BFLOAT16;
-    switch (p.head_dim) {
-    case 32: return bf ? LAUNCH<__nv_bfloat16, 32>::run(p, stream) : LAUNCH<__half, 32>::run(p, stream);
-    case 64: return bf ? LAUNCH<__nv_bfloat16, 64>::run(p, stream) : LAUNCH<__half, 64>::run(p, stream);
-    case 96: return bf ? LAUNCH<__nv_bfloat16, 96>::run(p, stream) : LAUNCH<__half, 96>::run(p, stream);
-    case 128: return bf ? LAUNCH<__nv_bfloat16, 128>::run(p, stream) : LAUNCH<__half, 128>::run(p, stream);
-    case 256: return bf ? LAUNCH<__nv_bfloat16, 256>::run(p, stream) : LAUNCH<__half, 256>::run(p, stream);
-    default: return cudaErrorInvalidValue;
-    }
+    return dtype == FM_BFLOAT16 ? fm_ladder_dispatch_dim<LAUNCH, __nv_bfloat16>(p, stream)
+                                : fm_ladder_dispatch_dim<LAUNCH, __half>(p, stream);
 }
 
 /* Opt a kernel into more than 48 KiB of dynamic shared memory when it needs it. */

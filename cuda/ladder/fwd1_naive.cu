@@ -2,21 +2,24 @@
  * thread per query row i walks every key j, asks the element rule (fm_element_masked, rules.h)
  * about (i, j), and for an allowed key updates an online softmax in float32:
  *
- *   s = scale q_i . k_j;  m' = max(m, s);  l = l e^(m - m') + e^(s - m');  o = o e^(m - m') + e^(s - m') v_j
+ *   s = scale q_i . k_j,   m' = max(m, s),
+ *   l = l e^(m - m') + e^(s - m'),   o = o e^(m - m') + e^(s - m') v_j,   m = m'
  *
  * and ends with O_i = o / l, LSE_i = m + log l (a row with no allowed key: O = 0, LSE = -inf).
  * What it costs: every thread reads all of K and V from global memory (the 32 threads of a warp
  * read the same key together, so the loads are broadcasts, but nothing is reused across
  * warps except through the caches), every (i, j) pair pays the element test and a dot
  * product, fully masked regions included, and the accumulators o[D] and q[D] live in local
- * memory (ptxas reports the stack frame: that is expected here). Any D the API allows.
+ * memory at D >= 128 (ptxas reports the stack frame and spills: expected here). Any D the API
+ * allows.
  * Layer: cuda <- masks (rules.h). Step 2 (fwd2_tiled.cu) stages K/V tiles in shared memory and
  * skips masked tiles.
  */
 #include "ladder.h"
 #include "common.cuh"
 
-template <typename T, int D> __global__ void __launch_bounds__(128) fm_fwd1_kernel(const fm_attn_params p)
+template <typename T, int D>
+__global__ void __launch_bounds__(128) fm_fwd1_kernel(const fm_attn_params p)
 {
     const int i = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y, b = blockIdx.z;
     if (i >= p.seqlen_q) return;

@@ -8,8 +8,8 @@
  *   - a group of G threads per query row (fm_ladder_group: G = 2, 4, 8 as D grows), each
  *     holding D / G columns of q and o in registers; a dot product is G partial sums and a
  *     shuffle reduction;
- *   - the online softmax per tile rather than per key: the 64 scores of a tile are computed
- *     first, then one max, one rescale of o, and 64 updates o += p v;
+ *   - the online softmax per chunk of 16 keys rather than per key: 16 scores first, then one
+ *     max, one rescale of o and 16 updates o += p v;
  *   - FlashMask tile skipping: the key block's summary (min/max of its columns' bounds, made
  *     at upload by summary.cu) classifies the tile (fm_classify_tile via fm_cuda_classify):
  *     a fully masked tile is skipped before anything is loaded, an unmasked one runs no element
@@ -25,16 +25,17 @@
 #include "../tile.cuh"
 
 template <typename T, int D> struct fwd2 {
-    static constexpr int NT = 256, BC = FM_CUDA_BLOCK_K;
+    static constexpr int NT = 256, BC = FM_CUDA_BLOCK_K, CH = 16; /* keys per softmax update */
     static constexpr int G = fm_ladder_group<D>::G, W = fm_ladder_group<D>::W;
     static constexpr int ROWS = NT / G; /* query rows per thread block */
     static constexpr size_t SMEM = 2 * BC * D * sizeof(T) + BC * FM_BOUNDS * sizeof(int32_t);
 };
 
-template <typename T, int D> __global__ void __launch_bounds__(256) fm_fwd2_kernel(const fm_attn_params p)
+template <typename T, int D>
+__global__ void __launch_bounds__(256) fm_fwd2_kernel(const fm_attn_params p)
 {
     using C = fwd2<T, D>;
-    constexpr int BC = C::BC, G = C::G, W = C::W, ROWS = C::ROWS;
+    constexpr int BC = C::BC, CH = C::CH, G = C::G, W = C::W, ROWS = C::ROWS;
     extern __shared__ __align__(16) unsigned char smem[];
     T *sK = reinterpret_cast<T *>(smem), *sV = sK + BC * D;
     int32_t *sCols = reinterpret_cast<int32_t *>(sV + BC * D);
@@ -67,30 +68,37 @@ template <typename T, int D> __global__ void __launch_bounds__(256) fm_fwd2_kern
                 sCols[c] = c < valid * FM_BOUNDS ? hd.bounds[(size_t)c0 * FM_BOUNDS + c] : 0;
         __syncthreads();
 
-        float s[BC];
-        float mt = -INFINITY;
+        /* The online softmax over chunks of CH keys: CH scores, one max, one rescale of o,
+         * CH updates o += p v. (A whole tile at once would need 64 scores in registers and
+         * unrolls into code eight times the size, for a rescale saved every 16 keys.) */
+#pragma unroll 1
+        for (int j0 = 0; j0 < BC; j0 += CH) {
+            float s[CH];
+            float mt = -INFINITY;
 #pragma unroll
-        for (int j = 0; j < BC; j++) {
-            s[j] = fm_ladder_group_dot<G, W>(q, sK + j * D, t);
-            if (partial && (j >= valid || fm_element_masked(sCols + j * FM_BOUNDS,
-                                                            (fm_causal)p.causal, p.offset, i,
-                                                            c0 + j)))
-                s[j] = -INFINITY;
-            mt = fmaxf(mt, s[j]);
+            for (int jj = 0; jj < CH; jj++) {
+                const int j = j0 + jj;
+                s[jj] = fm_ladder_group_dot<G, W>(q, sK + j * D, t);
+                if (partial && (j >= valid || fm_element_masked(sCols + j * FM_BOUNDS,
+                                                                (fm_causal)p.causal, p.offset, i,
+                                                                c0 + j)))
+                    s[jj] = -INFINITY;
+                mt = fmaxf(mt, s[jj]);
+            }
+            const float m_new = fmaxf(m, mt);
+            if (m_new == -INFINITY) continue; /* nothing allowed for this row yet */
+            const float corr = exp2f(m - m_new);
+            l *= corr;
+#pragma unroll
+            for (int w = 0; w < W; w++) o[w].x *= corr, o[w].y *= corr;
+#pragma unroll
+            for (int jj = 0; jj < CH; jj++) {
+                const float pj = exp2f(s[jj] - m_new);
+                l += pj;
+                fm_ladder_group_axpy<G, W>(o, pj, sV + (j0 + jj) * D, t);
+            }
+            m = m_new;
         }
-        const float m_new = fmaxf(m, mt);
-        if (m_new == -INFINITY) continue; /* nothing allowed for this row yet */
-        const float corr = exp2f(m - m_new);
-        l *= corr;
-#pragma unroll
-        for (int w = 0; w < W; w++) o[w].x *= corr, o[w].y *= corr;
-#pragma unroll
-        for (int j = 0; j < BC; j++) {
-            const float pj = exp2f(s[j] - m_new);
-            l += pj;
-            fm_ladder_group_axpy<G, W>(o, pj, sV + j * D, t);
-        }
-        m = m_new;
     }
     if (i >= p.seqlen_q) return;
     /* l is the same in the G threads of the row (each summed the same 64 p per tile). */

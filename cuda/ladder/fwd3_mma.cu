@@ -33,7 +33,8 @@ template <typename T, int D> struct fwd3 {
     static_assert(D % 16 == 0, "mma.sync steps of 16 along D");
 };
 
-template <typename T, int D> __global__ void __launch_bounds__(128) fm_fwd3_kernel(const fm_attn_params p)
+template <typename T, int D>
+__global__ void __launch_bounds__(128) fm_fwd3_kernel(const fm_attn_params p)
 {
     using C = fwd3<T, D>;
     constexpr int BR = C::BR, BC = C::BC, LD = C::LD, NT = C::NT;

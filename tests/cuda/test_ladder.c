@@ -69,7 +69,8 @@ static double *widen(const double *x, size_t rows, int64_t d, int64_t dw)
     double *y = malloc(rows * (size_t)dw * sizeof *y);
     if (!y) return NULL;
     for (size_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < dw; c++) y[r * (size_t)dw + (size_t)c] = x[r * (size_t)d + (size_t)(c % d)];
+        for (int64_t c = 0; c < dw; c++)
+            y[r * (size_t)dw + (size_t)c] = x[r * (size_t)d + (size_t)(c % d)];
     return y;
 }
 
