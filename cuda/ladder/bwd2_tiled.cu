@@ -13,8 +13,8 @@
  *                          dV_j += P_ij dO_i,  dK_j += P_ij (dP_ij - Delta_i) q_i.
  *
  * No atomics, every sum in a fixed order. At D = 256 the dK/dV block holds 32 keys (eight
- * threads a key, four 64-column vectors in registers); the key block's summary still
- * classifies its tiles (a class of 64 keys holds for any subset of them).
+ * threads a key, each holding 32 columns of k, v, dK and dV: 255 registers, no spills); the
+ * key block's summary still classifies its tiles (a class of 64 keys holds for any subset).
  * Step 4 (cuda/backward.cu) does the same five products on tensor cores, with dQ summed by
  * atomics inside the dK/dV kernel by default. Layer: cuda <- masks (rules.h).
  */
