@@ -9,8 +9,9 @@
  *                                              dV_j = sum_i P_ij dO_i
  *                                              dK_j = scale sum_i P_ij (dP_ij - Delta_i) q_i
  *
- * Every pair pays the element test and two dot products, masked regions included; P is
- * computed twice (once per kernel), and every operand comes from global memory. A fully
+ * Every pair pays the element test, masked regions included (a masked pair skips the dot
+ * products, but a warp waits for its slowest lane); P is computed twice (once per kernel),
+ * and every operand comes from global memory. A fully
  * masked row has LSE = -inf and no allowed key: its dQ is 0 and it adds nothing to dK, dV.
  * Deterministic. Any D the API allows (accumulators in local memory).
  * Layer: cuda <- masks (rules.h). Step 2 (bwd2_tiled.cu) tiles both kernels.

@@ -8,8 +8,9 @@
  * and ends with O_i = o / l, LSE_i = m + log l (a row with no allowed key: O = 0, LSE = -inf).
  * What it costs: every thread reads all of K and V from global memory (the 32 threads of a warp
  * read the same key together, so the loads are broadcasts, but nothing is reused across
- * warps except through the caches), every (i, j) pair pays the element test and a dot
- * product, fully masked regions included, and the accumulators o[D] and q[D] live in local
+ * warps except through the caches), every (i, j) pair pays the element test, fully masked
+ * regions included (a masked pair skips the dot product, but a warp waits for its slowest
+ * lane: one allowed row in 32 keeps all 32 busy), and the accumulators o[D] and q[D] live in local
  * memory at D >= 128 (ptxas reports the stack frame and spills: expected here). Any D the API
  * allows.
  * Layer: cuda <- masks (rules.h). Step 2 (fwd2_tiled.cu) stages K/V tiles in shared memory and
