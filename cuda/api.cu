@@ -3,7 +3,8 @@
  * backward on device pointers. Checks every argument and every CUDA call, and reports through
  * fm_status with a message naming the offending value.
  * Layer: cuda <- masks <- core. The host-memory path is host.cu; the kernels are summary.cu,
- * forward.cu and backward.cu.
+ * forward.cu and backward.cu (and their Hopper forms); ladder/ladder.cu picks the kernel of a
+ * ladder step (step 0: the library's choice).
  */
 #include <string.h>
 
@@ -13,6 +14,7 @@ extern "C" {
 }
 #include "heuristics.h"
 #include "kernels.h"
+#include "ladder/ladder.h"
 
 /* Turn a CUDA error into FM_ERR_DEVICE with the call that failed. */
 static fm_status cuda_fail(cudaError_t err, const char *what)
@@ -201,14 +203,49 @@ static fm_status check_alignment(const char *who, const char *const names[],
     return FM_OK;
 }
 
-extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
-                                     const void *k, const void *v, void *out, float *lse,
-                                     const fm_kernel_options *opt, void *stream)
+extern "C" fm_status fm_cuda_ladder_check(int step, int backward, int64_t head_dim)
+{
+    fm_clear_error();
+    /* A wrong request is refused before any device is asked (so it is testable without one). */
+    int unavailable = 0;
+    const char *why = fm_ladder_refusal(step, backward, head_dim == 128 ? 128 : 0, &unavailable);
+    if (why && !unavailable)
+        return fm_fail(FM_ERR_INVALID, "cuda: %s step %d: %s (head_dim %lld)",
+                       backward ? "backward" : "forward", step, why, (long long)head_dim);
+    fm_status st = fm_cuda_available();
+    if (st != FM_OK) return st;
+    if (!why) return FM_OK;
+    return fm_fail(FM_ERR_UNAVAILABLE, "cuda: %s step %d: %s", backward ? "backward" : "forward",
+                   step, why);
+}
+
+/* Ladder steps 4 and 5 are the library's own kernels (mma.sync, wgmma), forced through the
+ * kernel options; steps 1-3 are cuda/ladder/'s; step 0 runs what `opt` and the heuristics
+ * choose. */
+static fm_kernel_options ladder_options(int step, bool backward, const fm_kernel_options *opt)
+{
+    fm_kernel_options o;
+    if (opt) o = *opt;
+    else memset(&o, 0, sizeof o);
+    if (step == 4 || step == 5) {
+        const int32_t c = step == 4 ? FM_KERNEL_MMA : FM_KERNEL_WGMMA;
+        if (backward) o.backward = c;
+        else o.forward = c;
+    }
+    return o;
+}
+
+/* The forward of ladder step `step` (0: the library's choice, `opt`). */
+static fm_status forward_step(int step, const fm_problem *p, const fm_cuda_mask *mask,
+                              const void *q, const void *k, const void *v, void *out, float *lse,
+                              const fm_kernel_options *opt, void *stream)
 {
     fm_attn_params kp;
     fm_kernel_plan plan;
-    fm_status st = prepare(p, mask, opt, false, &kp, &plan);
+    const fm_kernel_options o = ladder_options(step, false, opt);
+    fm_status st = prepare(p, mask, &o, false, &kp, &plan);
     if (st != FM_OK) return st;
+    if (step != 0 && (st = fm_cuda_ladder_check(step, 0, p->head_dim)) != FM_OK) return st;
     if (!q || !k || !v || !out || !lse)
         return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
     static const char *const names[] = {"q", "k", "v", "out", "lse"};
@@ -216,20 +253,41 @@ extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *ma
     st = check_alignment("forward", names, ptrs, 4, 5);
     if (st != FM_OK) return st;
     kp.q = q, kp.k = k, kp.v = v, kp.out = out, kp.lse = lse;
-    cudaError_t err = fm_cuda_launch_forward(kp, p->dtype, plan, (cudaStream_t)stream);
+    const bool ladder = step >= 1 && step <= 3;
+    cudaError_t err = ladder ? fm_ladder_launch_forward(step, kp, p->dtype, (cudaStream_t)stream)
+                             : fm_cuda_launch_forward(kp, p->dtype, plan, (cudaStream_t)stream);
     return err == cudaSuccess ? FM_OK : cuda_fail(err, "forward kernel launch");
 }
 
-extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask,
-                                      const void *q, const void *k, const void *v,
-                                      const void *out, const float *lse, const void *dout,
-                                      void *dq, void *dk, void *dv,
-                                      const fm_kernel_options *opt, void *stream)
+extern "C" fm_status fm_cuda_forward(const fm_problem *p, const fm_cuda_mask *mask, const void *q,
+                                     const void *k, const void *v, void *out, float *lse,
+                                     const fm_kernel_options *opt, void *stream)
+{
+    return forward_step(0, p, mask, q, k, v, out, lse, opt, stream);
+}
+
+extern "C" fm_status fm_cuda_forward_step(int step, const fm_problem *p,
+                                          const fm_cuda_mask *mask, const void *q, const void *k,
+                                          const void *v, void *out, float *lse, void *stream)
+{
+    return forward_step(step, p, mask, q, k, v, out, lse, NULL, stream);
+}
+
+/* The backward of ladder step `step`, as forward_step. */
+static fm_status backward_step(int step, const fm_problem *p, const fm_cuda_mask *mask,
+                               const void *q, const void *k, const void *v, const void *out,
+                               const float *lse, const void *dout, void *dq, void *dk, void *dv,
+                               const fm_kernel_options *opt, void *stream)
 {
     fm_attn_params kp;
     fm_kernel_plan plan;
-    fm_status st = prepare(p, mask, opt, true, &kp, &plan);
+    const fm_kernel_options o = ladder_options(step, true, opt);
+    fm_status st = prepare(p, mask, &o, true, &kp, &plan);
     if (st != FM_OK) return st;
+    if (step != 0 && (st = fm_cuda_ladder_check(step, 1, p->head_dim)) != FM_OK) return st;
+    /* ladder steps 1 and 2 sum dQ in a fixed order and need no accumulator */
+    const bool ladder = step == 1 || step == 2;
+    if (ladder) plan.deterministic = true;
     if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv)
         return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor pointer");
     static const char *const names[] = {"q", "k", "v", "out", "dout", "dq", "dk", "dv", "lse"};
@@ -258,10 +316,29 @@ extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *m
                            cudaGetErrorString(err));
         }
     }
-    err = fm_cuda_launch_backward(kp, p->dtype, plan, s);
+    err = ladder ? fm_ladder_launch_backward(step, kp, p->dtype, s)
+                 : fm_cuda_launch_backward(kp, p->dtype, plan, s);
     cudaError_t err_free = cudaFreeAsync(kp.delta, s);
     if (kp.dq_accum && err_free == cudaSuccess) err_free = cudaFreeAsync(kp.dq_accum, s);
     if (err != cudaSuccess) return cuda_fail(err, "backward kernel launch");
     if (err_free != cudaSuccess) return cuda_fail(err_free, "cudaFreeAsync");
     return FM_OK;
+}
+
+extern "C" fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask,
+                                      const void *q, const void *k, const void *v,
+                                      const void *out, const float *lse, const void *dout,
+                                      void *dq, void *dk, void *dv,
+                                      const fm_kernel_options *opt, void *stream)
+{
+    return backward_step(0, p, mask, q, k, v, out, lse, dout, dq, dk, dv, opt, stream);
+}
+
+extern "C" fm_status fm_cuda_backward_step(int step, const fm_problem *p,
+                                           const fm_cuda_mask *mask, const void *q, const void *k,
+                                           const void *v, const void *out, const float *lse,
+                                           const void *dout, void *dq, void *dk, void *dv,
+                                           void *stream)
+{
+    return backward_step(step, p, mask, q, k, v, out, lse, dout, dq, dk, dv, NULL, stream);
 }

@@ -2,7 +2,8 @@
  * path api/dispatch.c and `flashmask run --impl cuda` take. float64 host tensors are rounded
  * to p->dtype (fm_round_to_dtype, then the exact bit conversion of core), padded with zeros to
  * a head dimension the kernels are built for, copied to the current device, run through the
- * device-pointer API (api.cu), and copied back to float64. Synchronous.
+ * device-pointer API (api.cu), and copied back to float64. Synchronous. The _step forms run one
+ * step of the kernel ladder (cuda/ladder/).
  * Layer: cuda <- masks <- core.
  */
 #include <math.h>
@@ -120,12 +121,15 @@ static fm_status host_prepare(const fm_problem *p, const fm_mask *mask, const fm
     return fm_cuda_available();
 }
 
-extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
-                                          const fm_kernel_options *opt)
+/* Forward on host tensors: ladder step `step` (0: the kernels `opt` and cuda/heuristics.cu
+ * choose). */
+static fm_status forward_host(int step, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                              const fm_kernel_options *opt)
 {
     fm_problem pp;
     fm_status st = host_prepare(p, mask, t, &pp);
     if (st != FM_OK) return st;
+    if (step != 0 && (st = fm_cuda_ladder_check(step, 0, pp.head_dim)) != FM_OK) return st;
     if (!t->q || !t->k || !t->v || !t->out || !t->lse)
         return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
     const size_t q_rows = fm_problem_lse_elems(p);
@@ -146,8 +150,9 @@ extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *ma
         (st = lse_alloc(q_rows, &lse_dev, &lse_host)) != FM_OK ||
         (st = fm_cuda_mask_upload(mask, &dm)) != FM_OK)
         goto done;
-    if ((st = fm_cuda_forward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, opt, NULL)) != FM_OK)
-        goto done;
+    st = step ? fm_cuda_forward_step(step, &pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, NULL)
+              : fm_cuda_forward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, opt, NULL);
+    if (st != FM_OK) goto done;
     if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
         st = fm_fail(FM_ERR_DEVICE, "cuda forward: %s", cudaGetErrorString(err));
         goto done;
@@ -167,12 +172,14 @@ done:
     return st;
 }
 
-extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
-                                           const fm_kernel_options *opt)
+/* Backward on host tensors, as forward_host. */
+static fm_status backward_host(int step, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                               const fm_kernel_options *opt)
 {
     fm_problem pp;
     fm_status st = host_prepare(p, mask, t, &pp);
     if (st != FM_OK) return st;
+    if (step != 0 && (st = fm_cuda_ladder_check(step, 1, pp.head_dim)) != FM_OK) return st;
     if (!t->q || !t->k || !t->v || !t->out || !t->lse || !t->dout || !t->dq || !t->dk || !t->dv)
         return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor");
     const size_t q_rows = fm_problem_lse_elems(p);
@@ -203,9 +210,11 @@ extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *m
         st = fm_fail(FM_ERR_DEVICE, "cuda: upload lse: %s", cudaGetErrorString(err));
         goto done;
     }
-    if ((st = fm_cuda_backward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, dout.dev, dq.dev,
-                               dk.dev, dv.dev, opt, NULL)) != FM_OK)
-        goto done;
+    st = step ? fm_cuda_backward_step(step, &pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev,
+                                      dout.dev, dq.dev, dk.dev, dv.dev, NULL)
+              : fm_cuda_backward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, dout.dev, dq.dev,
+                                 dk.dev, dv.dev, opt, NULL);
+    if (st != FM_OK) goto done;
     if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
         st = fm_fail(FM_ERR_DEVICE, "cuda backward: %s", cudaGetErrorString(err));
         goto done;
@@ -219,4 +228,28 @@ done:
     free(lse_host);
     fm_cuda_mask_free(&dm);
     return st;
+}
+
+extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                                          const fm_kernel_options *opt)
+{
+    return forward_host(0, p, mask, t, opt);
+}
+
+extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
+                                           const fm_kernel_options *opt)
+{
+    return backward_host(0, p, mask, t, opt);
+}
+
+extern "C" fm_status fm_cuda_forward_host_step(int step, const fm_problem *p,
+                                               const fm_mask *mask, fm_tensors *t)
+{
+    return forward_host(step, p, mask, t, NULL);
+}
+
+extern "C" fm_status fm_cuda_backward_host_step(int step, const fm_problem *p,
+                                                const fm_mask *mask, fm_tensors *t)
+{
+    return backward_host(step, p, mask, t, NULL);
 }

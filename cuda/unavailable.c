@@ -90,3 +90,40 @@ fm_status fm_cuda_reference_backward(const fm_problem *p, const fm_cuda_mask *ma
     (void)dq, (void)dk, (void)dv, (void)stream;
     return not_built();
 }
+
+fm_status fm_cuda_ladder_check(int step, int backward, int64_t head_dim)
+{
+    (void)step, (void)backward, (void)head_dim;
+    return not_built();
+}
+
+fm_status fm_cuda_forward_step(int step, const fm_problem *p, const fm_cuda_mask *mask,
+                               const void *q, const void *k, const void *v, void *out,
+                               float *lse, void *stream)
+{
+    (void)step;
+    return fm_cuda_forward(p, mask, q, k, v, out, lse, NULL, stream);
+}
+
+fm_status fm_cuda_backward_step(int step, const fm_problem *p, const fm_cuda_mask *mask,
+                                const void *q, const void *k, const void *v, const void *out,
+                                const float *lse, const void *dout, void *dq, void *dk, void *dv,
+                                void *stream)
+{
+    (void)step;
+    return fm_cuda_backward(p, mask, q, k, v, out, lse, dout, dq, dk, dv, NULL, stream);
+}
+
+fm_status fm_cuda_forward_host_step(int step, const fm_problem *p, const fm_mask *mask,
+                                    fm_tensors *t)
+{
+    (void)step;
+    return fm_cuda_forward_host(p, mask, t, NULL);
+}
+
+fm_status fm_cuda_backward_host_step(int step, const fm_problem *p, const fm_mask *mask,
+                                     fm_tensors *t)
+{
+    (void)step;
+    return fm_cuda_backward_host(p, mask, t, NULL);
+}

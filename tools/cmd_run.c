@@ -1,7 +1,8 @@
 /* tools/cmd_run.c — `flashmask run`: reads a case's inputs, runs one implementation's forward
  * and backward (the backward from that implementation's own out and lse) and writes
- * out/lse/dq/dk/dv.npy into a results directory that appears only when complete.
- * Layer: tools CLI (io, dispatch). */
+ * out/lse/dq/dk/dv.npy into a results directory that appears only when complete. With
+ * --ladder N (cuda only) the kernels are step N of the CUDA kernel ladder (cuda/ladder/).
+ * Layer: tools CLI (io, dispatch, cuda). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,7 +12,7 @@
 static int usage(void)
 {
     printf("usage: flashmask run --impl reference|cpu|cuda|reference-cuda --case DIR --out DIR\n"
-           "                     [--dtype T] [--kernel SPEC]\n"
+           "                     [--dtype T] [--kernel SPEC | --ladder N]\n"
            "Runs the implementation on the case DIR (docs/spec.md §6; mask.npy as [B,Hm,Sk,4] or\n"
            "Paddle's [B,Hm,Sk,C], C in {1,2,4}) and writes out/lse/dq/dk/dv.npy (float64) to\n"
            "the --out directory, which must not exist (or be empty).\n"
@@ -23,6 +24,9 @@ static int usage(void)
            "              heuristics of cuda/heuristics.cu), mma, wgmma, or a comma list of\n"
            "              fwd=auto|mma|wgmma, bwd=auto|mma|wgmma, shape=8x1|4x2|8x2, wgs=1|2,\n"
            "              deterministic\n"
+           "  --ladder N  (cuda) run step N of the kernel ladder (docs/cuda-ladder.md): 1 naive,\n"
+           "              2 tiled on CUDA cores, 3 mma.sync, 4 tuned mma.sync, 5 wgmma (D = 128,\n"
+           "              Hopper); the backward runs step N too (step 3: backward step 2)\n"
            "exit: 0 ok, 2 invalid input (malformed or mismatched case), 3 implementation\n"
            "unavailable here\n");
     return 0;
@@ -32,11 +36,11 @@ int cmd_run(int argc, char **argv)
 {
     const char *cmd = "run";
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *dtype_name = NULL;
-    const char *kernel = NULL;
+    const char *kernel = NULL, *ladder_text = NULL;
     const cli_string_opt opts[] = {{"--impl", &impl_name}, {"--case", &case_dir},
                                    {"--out", &out_dir}, {"--dtype", &dtype_name},
-                                   {"--kernel", &kernel}};
-    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 5);
+                                   {"--kernel", &kernel}, {"--ladder", &ladder_text}};
+    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 6);
     if (parsed < 0) return usage();
     if (parsed > 0) return parsed;
     if (!impl_name || !case_dir || !out_dir)
@@ -52,6 +56,19 @@ int cmd_run(int argc, char **argv)
     if (impl != FM_IMPL_CUDA && !fm_kernel_options_is_default(&kopt))
         return cli_fail(cmd, FM_ERR_INVALID, "--kernel %s chooses CUDA kernels; --impl %s has "
                         "one kernel", kernel, impl_name);
+    /* --ladder N: forward step N and backward step N, or 2 for N = 3 (no backward step 3) */
+    int64_t fwd_step = 0;
+    if (ladder_text) {
+        if (kernel)
+            return cli_fail(cmd, FM_ERR_INVALID, "--ladder N and --kernel SPEC both choose the "
+                            "CUDA kernels; give one");
+        if (impl != FM_IMPL_CUDA)
+            return cli_fail(cmd, FM_ERR_INVALID, "--ladder selects a CUDA kernel; use --impl cuda");
+        if ((st = cli_int64(cmd, "--ladder", ladder_text, 1, FM_CUDA_LADDER_STEPS, &fwd_step)) !=
+            FM_OK)
+            return 2;
+    }
+    const int bwd_step = fwd_step == 3 ? 2 : (int)fwd_step;
     /* unavailable (not built, no device): exit 3 before reading anything */
     if ((st = fm_impl_available(impl)) != FM_OK) return cli_report(cmd, st);
 
@@ -71,13 +88,20 @@ int cmd_run(int argc, char **argv)
     }
     fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
     t0 = cli_now();
-    st = fm_forward_opts(impl, p, &c.mask, &t, &kopt);
+    st = fwd_step ? fm_cuda_forward_host_step((int)fwd_step, p, &c.mask, &t)
+                  : fm_forward_opts(impl, p, &c.mask, &t, &kopt);
     t1 = cli_now();
-    if (st == FM_OK) st = fm_backward_opts(impl, p, &c.mask, &t, &kopt);
+    if (st == FM_OK)
+        st = fwd_step ? fm_cuda_backward_host_step(bwd_step, p, &c.mask, &t)
+                      : fm_backward_opts(impl, p, &c.mask, &t, &kopt);
     t2 = cli_now();
     if (st == FM_OK) st = fm_results_save(out_dir, p, &r);
     rc = cli_report(cmd, st);
-    if (rc == 0)
+    if (rc == 0 && fwd_step)
+        printf("wrote %s: cuda ladder forward step %d, backward step %d (%s) forward %.1f ms, "
+               "backward %.1f ms\n", out_dir, (int)fwd_step, bwd_step,
+               fm_dtype_name(fm_impl_dtype(impl, p)), 1e3 * (t1 - t0), 1e3 * (t2 - t1));
+    else if (rc == 0)
         printf("wrote %s: %s (%s) forward %.1f ms, backward %.1f ms\n", out_dir,
                fm_impl_name(impl), fm_dtype_name(fm_impl_dtype(impl, p)), 1e3 * (t1 - t0),
                1e3 * (t2 - t1));

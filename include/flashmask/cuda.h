@@ -142,6 +142,38 @@ fm_status fm_cuda_reference_backward(const fm_problem *p, const fm_cuda_mask *ma
                                      const double *out, const double *lse, const double *dout,
                                      double *dq, double *dk, double *dv, void *stream);
 
+/* ---------------------------------------------------------------- the kernel ladder */
+
+/* The kernels of docs/cuda-ladder.md, selected by step number: forward 1 (one thread per query
+ * row, the element rule on every pair), 2 (shared-memory tiles and tile skipping on CUDA
+ * cores), 3 (the same on tensor cores, mma.sync), 4 (the tuned mma.sync kernel), 5 (the
+ * warp-specialised Hopper kernel: head_dim 128, compute capability 9.0, built with 90a);
+ * backward 1, 2, 4 and 5 likewise (there is no backward step 3). Step 0 is the library's own
+ * choice, what fm_cuda_forward / fm_cuda_backward run. Arguments and results are those of the
+ * calls without a step; backward steps 1 and 2 sum every gradient in a fixed order whatever
+ * p->flags says. */
+enum { FM_CUDA_LADDER_STEPS = 5 };
+
+/* FM_OK when step `step` of the forward (backward != 0: the backward) can serve head_dim (the
+ * kernels' head dimension: 32, 64, 96, 128 or 256) here; FM_ERR_UNAVAILABLE when this build or
+ * device cannot run it (no device, step 5 off Hopper), FM_ERR_INVALID when the request is
+ * wrong (a step out of range, backward step 3, step 5 at head_dim != 128); the message says
+ * which. */
+fm_status fm_cuda_ladder_check(int step, int backward, int64_t head_dim);
+
+fm_status fm_cuda_forward_step(int step, const fm_problem *p, const fm_cuda_mask *mask,
+                               const void *q, const void *k, const void *v, void *out,
+                               float *lse, void *stream);
+fm_status fm_cuda_backward_step(int step, const fm_problem *p, const fm_cuda_mask *mask,
+                                const void *q, const void *k, const void *v, const void *out,
+                                const float *lse, const void *dout, void *dq, void *dk, void *dv,
+                                void *stream);
+/* Host memory, as fm_cuda_forward_host / fm_cuda_backward_host (head_dim padded as they do). */
+fm_status fm_cuda_forward_host_step(int step, const fm_problem *p, const fm_mask *mask,
+                                    fm_tensors *t);
+fm_status fm_cuda_backward_host_step(int step, const fm_problem *p, const fm_mask *mask,
+                                     fm_tensors *t);
+
 #ifdef __cplusplus
 }
 #endif

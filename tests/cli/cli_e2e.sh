@@ -145,7 +145,18 @@ else
         --out "$T/r-cuda"
     expect_msg "implementation unavailable"
     absent "$T/r-cuda"
+    expect 3 "run --impl cuda --ladder 2 without cuda" -- "$FM" run --impl cuda --ladder 2 \
+        --case "$T/case" --out "$T/r-cuda"
+    absent "$T/r-cuda"
 fi
+# --ladder (the CUDA kernel ladder's steps): refused before anything runs when misused
+expect 2 "--ladder with --impl cpu" -- "$FM" run --impl cpu --ladder 2 --case "$T/case" \
+    --out "$T/r-lad"
+expect_msg "--impl cuda"
+absent "$T/r-lad"
+expect 2 "--ladder 6" -- "$FM" run --impl cuda --ladder 6 --case "$T/case" --out "$T/r-lad"
+expect_msg "--ladder"
+absent "$T/r-lad"
 
 # --- the float64 oracle on the GPU: gen --reference cuda, run --impl reference-cuda --------
 GEN_ARGS=(gen --mask causal_document --param doc_lens=20,13,15 --batch 2 --q-heads 4
