@@ -54,10 +54,7 @@ static void backward_tile(const bbm_bwd_args *a, int64_t b, int64_t hq, int64_t 
 
     fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_tile, D, 0.0f, w->p, Bk);
     if (cls == FM_TILE_PARTIAL) fm_bbm_plan_mask_scores(plan, b, hq, qb, kb, rows, cols, w->p, Bk);
-    for (int64_t i = 0; i < rows; i++) {
-        if (lse[i] == -INFINITY) fm_row_zero(w->p + i * Bk, cols);
-        else fm_row_exp2(w->p + i * Bk, cols, (float)(lse[i] * FM_LOG2E));
-    }
+    fm_softmax_exp2_rows(w->p, Bk, rows, cols, lse); /* P; rows with lse = -inf -> 0 */
     fm_tile_gemm_tn(cols, D, rows, 1.0f, w->p, Bk, do_tile, D, 1.0f, w->dv, D);    /* dV */
     fm_tile_gemm_nt(rows, cols, D, 1.0f, do_tile, D, v_tile, D, 0.0f, w->ds, Bk);  /* dP */
     fm_softmax_backward_tile(w->ds, w->p, Bk, rows, cols, delta);             /* dS */
