@@ -21,6 +21,49 @@ static int usage(void)
     return 0;
 }
 
+/* x[i] = (float)y[i] into a new buffer (NULL if out of memory). */
+static float *to_float(const double *y, size_t n)
+{
+    float *x = malloc(n * sizeof *x);
+    if (x)
+        for (size_t i = 0; i < n; i++) x[i] = (float)y[i];
+    return x;
+}
+
+static void to_double(double *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = (double)x[i];
+}
+
+/* `--impl cpu`: the CPU layer computes in float32, so its native entry points get the inputs
+ * converted once and keep out/lse in float32 from the forward to the backward; results become
+ * float64 once, for the file. (fm_forward/fm_backward would convert every tensor both ways per
+ * call; the case loader has already checked the inputs finite.) */
+static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c, fm_results *r,
+                                 double *t_fwd, double *t_bwd)
+{
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    const size_t nl = fm_problem_lse_elems(p);
+    float *q = to_float(c->q, nq), *k = to_float(c->k, nkv), *v = to_float(c->v, nkv);
+    float *d = to_float(c->dout, nq), *o = malloc(nq * sizeof *o), *l = malloc(nl * sizeof *l);
+    float *dq = malloc(nq * sizeof *dq), *dk = malloc(nkv * sizeof *dk);
+    float *dv = malloc(nkv * sizeof *dv);
+    fm_status st = FM_ERR_NOMEM;
+    if (q && k && v && d && o && l && dq && dk && dv) {
+        double t0 = cli_now();
+        st = fm_cpu_forward(p, &c->mask, q, k, v, o, l, NULL);
+        double t1 = cli_now();
+        if (st == FM_OK) st = fm_cpu_backward(p, &c->mask, q, k, v, o, l, d, dq, dk, dv, NULL);
+        *t_fwd = t1 - t0, *t_bwd = cli_now() - t1;
+    }
+    if (st == FM_OK) {
+        to_double(r->out, o, nq), to_double(r->lse, l, nl), to_double(r->dq, dq, nq);
+        to_double(r->dk, dk, nkv), to_double(r->dv, dv, nkv);
+    }
+    free(q), free(k), free(v), free(d), free(o), free(l), free(dq), free(dk), free(dv);
+    return st;
+}
+
 int cmd_run(int argc, char **argv)
 {
     const char *cmd = "run";
@@ -55,12 +98,18 @@ int cmd_run(int argc, char **argv)
         rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
         goto done;
     }
-    fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
-    t0 = cli_now();
-    st = fm_forward(impl, p, &c.mask, &t);
-    t1 = cli_now();
-    if (st == FM_OK) st = fm_backward(impl, p, &c.mask, &t);
-    t2 = cli_now();
+    if (impl == FM_IMPL_CPU) {
+        double t_fwd = 0, t_bwd = 0;
+        st = run_cpu_float32(p, &c, &r, &t_fwd, &t_bwd);
+        t1 = t_fwd, t2 = t_fwd + t_bwd;
+    } else {
+        fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
+        t0 = cli_now();
+        st = fm_forward(impl, p, &c.mask, &t);
+        t1 = cli_now();
+        if (st == FM_OK) st = fm_backward(impl, p, &c.mask, &t);
+        t2 = cli_now();
+    }
     if (st == FM_OK) st = fm_results_save(out_dir, p, &r);
     rc = cli_report(cmd, st);
     if (rc == 0)
