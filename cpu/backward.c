@@ -93,10 +93,7 @@ static void backward_run(const bwd_args *a, int64_t b, int64_t hq, int64_t qb0, 
             const int64_t t0 = r0 + t * Bq, tn = t0 + Bq <= r1 ? Bq : r1 - t0;
             fm_tile_plan_mask_scores(plan, b, hq, t0, tn, c0, cols, w->p + (t * Bq) * Bk, Bk);
         }
-    for (int64_t i = 0; i < rows; i++) {
-        if (lse[i] == -INFINITY) fm_row_zero(w->p + i * Bk, cols);
-        else fm_row_exp2(w->p + i * Bk, cols, (float)(lse[i] * FM_LOG2E));
-    }
+    fm_softmax_exp2_rows(w->p, Bk, rows, cols, lse); /* P; rows with lse = -inf -> 0 */
     /* dV += P^T dO */
     fm_tile_gemm_tn(cols, D, rows, 1.0f, w->p, Bk, do_rows, D, 1.0f, w->dv, D);
     /* dP = dO V^T, then dS = P (dP - Delta) in place */

@@ -15,6 +15,9 @@
  * 8.9e-39, as exp2 gives, unless the compiler flushes subnormals); inputs above 127 saturate at
  * 2^127 * 2^f. NaN in gives garbage out: callers never pass NaN
  * (masked scores are -inf).
+ * Vectorising: GCC jump-threads the clamps and, with trapping math on, can then if-convert the
+ * loop only with AVX-512 masking; row_kernels.c (the only user in cpu/) is compiled with
+ * -fno-trapping-math, which lets SSE2 and AVX2 vectorise it too.
  */
 #ifndef FM_CPU_EXP_FAST_H
 #define FM_CPU_EXP_FAST_H

@@ -3,6 +3,7 @@
  * out/lse/dq/dk/dv.npy into a results directory that appears only when complete. With
  * --ladder N (cuda only) the kernels are step N of the CUDA kernel ladder (cuda/ladder/).
  * Layer: tools CLI (io, dispatch, cuda). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -30,6 +31,68 @@ static int usage(void)
            "exit: 0 ok, 2 invalid input (malformed or mismatched case), 3 implementation\n"
            "unavailable here\n");
     return 0;
+}
+
+/* x[i] = (float)y[i] into a new buffer (NULL if out of memory). */
+static float *to_float(const double *y, size_t n)
+{
+    float *x = malloc(n * sizeof *x);
+    if (x)
+        for (size_t i = 0; i < n; i++) x[i] = (float)y[i];
+    return x;
+}
+
+static void to_double(double *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = (double)x[i];
+}
+
+/* `--impl cpu`: the CPU layer computes in float32, so its native entry points get the inputs
+ * converted once and keep out/lse in float32 from the forward to the backward; results become
+ * float64 once, for the file. (fm_forward/fm_backward would convert every tensor both ways per
+ * call; the case loader has already checked the inputs finite.) */
+/* Finite float32 inputs can still overflow the cpu layer's arithmetic (dout = 3e38): results
+ * holding inf or NaN are an error naming the tensor, never written as a success (what
+ * fm_forward's own result check does for the other implementations). */
+static fm_status check_finite_results(const fm_problem *p, const fm_results *r)
+{
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+    const double *xs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
+    const size_t ns[5] = {nq, fm_problem_lse_elems(p), nq, nkv, nkv};
+    for (int t = 0; t < 5; t++)
+        for (size_t i = 0; i < ns[t]; i++)
+            if (!isfinite(xs[t][i]) && !(t == 1 && xs[t][i] == -INFINITY))
+                return fm_fail(FM_ERR_OVERFLOW, "cpu: result %s[%zu] = %g from finite inputs: "
+                               "float32 arithmetic overflowed; an input (q, k, v or dout) is "
+                               "too large in magnitude for it", names[t], i, xs[t][i]);
+    return FM_OK;
+}
+
+static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c, fm_results *r,
+                                 double *t_fwd, double *t_bwd)
+{
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    const size_t nl = fm_problem_lse_elems(p);
+    float *q = to_float(c->q, nq), *k = to_float(c->k, nkv), *v = to_float(c->v, nkv);
+    float *d = to_float(c->dout, nq), *o = malloc(nq * sizeof *o), *l = malloc(nl * sizeof *l);
+    float *dq = malloc(nq * sizeof *dq), *dk = malloc(nkv * sizeof *dk);
+    float *dv = malloc(nkv * sizeof *dv);
+    fm_status st = FM_ERR_NOMEM;
+    if (q && k && v && d && o && l && dq && dk && dv) {
+        double t0 = cli_now();
+        st = fm_cpu_forward(p, &c->mask, q, k, v, o, l, NULL);
+        double t1 = cli_now();
+        if (st == FM_OK) st = fm_cpu_backward(p, &c->mask, q, k, v, o, l, d, dq, dk, dv, NULL);
+        *t_fwd = t1 - t0, *t_bwd = cli_now() - t1;
+    }
+    if (st == FM_OK) {
+        to_double(r->out, o, nq), to_double(r->lse, l, nl), to_double(r->dq, dq, nq);
+        to_double(r->dk, dk, nkv), to_double(r->dv, dv, nkv);
+        st = check_finite_results(p, r);
+    }
+    free(q), free(k), free(v), free(d), free(o), free(l), free(dq), free(dk), free(dv);
+    return st;
 }
 
 int cmd_run(int argc, char **argv)
@@ -86,15 +149,21 @@ int cmd_run(int argc, char **argv)
         rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
         goto done;
     }
-    fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
-    t0 = cli_now();
-    st = fwd_step ? fm_cuda_forward_host_step((int)fwd_step, p, &c.mask, &t)
-                  : fm_forward_opts(impl, p, &c.mask, &t, &kopt);
-    t1 = cli_now();
-    if (st == FM_OK)
-        st = fwd_step ? fm_cuda_backward_host_step(bwd_step, p, &c.mask, &t)
-                      : fm_backward_opts(impl, p, &c.mask, &t, &kopt);
-    t2 = cli_now();
+    if (impl == FM_IMPL_CPU) {
+        double t_fwd = 0, t_bwd = 0;
+        st = run_cpu_float32(p, &c, &r, &t_fwd, &t_bwd);
+        t1 = t_fwd, t2 = t_fwd + t_bwd;
+    } else {
+        fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
+        t0 = cli_now();
+        st = fwd_step ? fm_cuda_forward_host_step((int)fwd_step, p, &c.mask, &t)
+                      : fm_forward_opts(impl, p, &c.mask, &t, &kopt);
+        t1 = cli_now();
+        if (st == FM_OK)
+            st = fwd_step ? fm_cuda_backward_host_step(bwd_step, p, &c.mask, &t)
+                          : fm_backward_opts(impl, p, &c.mask, &t, &kopt);
+        t2 = cli_now();
+    }
     if (st == FM_OK) st = fm_results_save(out_dir, p, &r);
     rc = cli_report(cmd, st);
     if (rc == 0 && fwd_step)
