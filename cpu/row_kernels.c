@@ -11,6 +11,8 @@
 
 #include "exp_fast.h"
 #include "row_kernels.h"
+#include "fm_internal.h"
+#include "flashmask/cpu.h"
 
 #define FM_RK_LOG2E 1.4426950408889634
 
@@ -69,21 +71,37 @@ const fm_row_kernels *fm_row_kernels_variant(const char *name)
     return NULL;
 }
 
-static const fm_row_kernels *chosen;
+static const fm_row_kernels *chosen, *forced;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)
 {
-    /* FM_CPU_ISA narrows the choice (measurements); an unknown or unsupported name is ignored
-     * and the widest supported variant is used. */
-    const char *want = getenv("FM_CPU_ISA");
-    if (want && (chosen = fm_row_kernels_variant(want)) != NULL) return;
     for (int i = 0; i < N_VARIANTS && !chosen; i++)
         if (supported(&variants[i])) chosen = &variants[i];
 }
 
 const fm_row_kernels *fm_row_kernels_get(void)
 {
+    const fm_row_kernels *f = forced; /* fm_cpu_set_isa, for measurements and tests */
+    if (f) return f;
     pthread_once(&chosen_once, choose);
     return chosen;
+}
+
+fm_status fm_cpu_set_isa(const char *name)
+{
+    if (!name || strcmp(name, "auto") == 0) {
+        forced = NULL;
+        return FM_OK;
+    }
+    for (int i = 0; i < N_VARIANTS; i++)
+        if (strcmp(variants[i].name, name) == 0) {
+            if (!supported(&variants[i]))
+                return fm_fail(FM_ERR_UNAVAILABLE, "cpu: row kernels '%s' need an instruction "
+                               "set this processor lacks", name);
+            forced = &variants[i];
+            return FM_OK;
+        }
+    return fm_fail(FM_ERR_INVALID, "cpu: row kernels '%s': expected auto, portable, avx2 or "
+                   "avx512", name);
 }

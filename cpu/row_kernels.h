@@ -31,7 +31,7 @@ typedef struct fm_row_kernels {
 } fm_row_kernels;
 
 /* The variant for this processor: the widest one it supports, unless the environment variable
- * FM_CPU_ISA names a supported narrower one (portable, avx2, avx512; for measurements). Chosen
+ * fm_cpu_set_isa (flashmask/cpu.h; the tool reads FM_CPU_ISA) may force a supported narrower one (portable, avx2, avx512; for measurements and tests). Chosen
  * once per process. */
 const fm_row_kernels *fm_row_kernels_get(void);
 

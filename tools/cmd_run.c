@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "fm_internal.h" /* fm_fail: the message of a refused result */
 
 static int usage(void)
 {

@@ -6,9 +6,11 @@
  * 3 implementation unavailable here (not built, no device), 1 anything else.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "flashmask.h"
 #include "commands.h"
 
 /* The table: one entry per FM_COMMAND line of commands.h. */
@@ -49,6 +51,12 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     cli_blas_reexec(argv); /* OpenBLAS under ulimit -v (tools/cli.c) */
+    /* FM_CPU_ISA=portable|avx2|avx512 forces the cpu layer's row kernels (measurements) */
+    const char *isa = getenv("FM_CPU_ISA");
+    if (isa && *isa && fm_cpu_set_isa(isa) != FM_OK) {
+        fprintf(stderr, "flashmask: FM_CPU_ISA=%s: %s\n", isa, fm_last_error());
+        return 2;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -25,6 +25,12 @@ extern "C" {
 #endif
 enum { FM_CPU_BLOCK_Q = FM_CPU_TILE_Q, FM_CPU_BLOCK_K = FM_CPU_TILE_K };
 
+/* The row kernels (online softmax, backward P and dS) exist for AVX-512, AVX2 + FMA and a
+ * portable baseline; the widest the processor supports runs unless this names one: "auto"
+ * (or NULL, the default), "portable", "avx2" or "avx512". For measurements and tests; the
+ * flashmask tool reads it from FM_CPU_ISA. FM_ERR_UNAVAILABLE if the processor lacks it. */
+fm_status fm_cpu_set_isa(const char *name);
+
 fm_status fm_cpu_forward(const fm_problem *p, const fm_mask *mask, const float *q,
                          const float *k, const float *v, float *out, float *lse,
                          fm_tile_stats *stats);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -202,6 +203,12 @@ static void test_cpu_vs_reference_long(void **state)
 
 int main(void)
 {
+    /* FM_CPU_ISA=portable: the suite on the portable row kernels (tests/cpu/meson.build) */
+    const char *isa = getenv("FM_CPU_ISA");
+    if (isa && *isa && fm_cpu_set_isa(isa) != FM_OK) {
+        fprintf(stderr, "FM_CPU_ISA=%s: %s\n", isa, fm_last_error());
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cpu_vs_reference_small),
         cmocka_unit_test(test_cpu_vs_reference_mixed),
