@@ -26,9 +26,11 @@ Layer: tools (benchmark), on top of the cuda layer.
 import argparse
 import ctypes as C
 import datetime
+import glob
 import itertools
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -87,6 +89,9 @@ class Lib:
     """The few libflashmask calls the benchmark needs."""
 
     def __init__(self, path):
+        if not os.path.exists(path):  # a build directory holds libflashmask.so.0...
+            versioned = sorted(glob.glob(path + ".[0-9]*"))
+            path = versioned[-1] if versioned else path
         self.so = C.CDLL(path)
         so = self.so
         so.fm_last_error.restype = C.c_char_p

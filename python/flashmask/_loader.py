@@ -31,6 +31,11 @@ def _env_path(var, filename):
     if not value:
         return None
     path = os.path.join(value, filename) if os.path.isdir(value) else value
+    if not os.path.exists(path) and filename.startswith("libflashmask"):
+        # a build directory holds the versioned library (libflashmask.so.0...), and a path
+        # to the plain name may mean it
+        path = _build_library(os.path.dirname(path) if not os.path.isdir(value) else value) \
+            or path
     if not os.path.exists(path):
         raise OSError(f"{var}={value}: no {filename} there")
     return path
