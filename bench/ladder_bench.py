@@ -76,7 +76,7 @@ def run_config(lib, heads, seqlen, dim, families, args, rows, save):
     stream = C.c_void_p(torch.cuda.current_stream().cuda_stream)
     ptr = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
     for fam in families:
-        mask = lib.build_mask(fam, 1, 1, seqlen)
+        mask, _ = lib.build_mask(fam, 1, 1, seqlen)
         flops = [lib.so.fm_problem_flops(C.byref(prob), C.byref(mask), b) for b in (0, 1)]
         dmask = CudaMask()
         lib.check(lib.so.fm_cuda_mask_upload(C.byref(mask), C.byref(dmask)), "upload")

@@ -105,8 +105,8 @@ cudaError_t fm_ref64_launch_forward(const fm_ref64_params &p, cudaStream_t strea
 cudaError_t fm_ref64_launch_backward(const fm_ref64_params &p, cudaStream_t stream);
 
 /* The tier for a kernel needing big_bytes / small_bytes of shared memory on the current
- * device: 1 big, 0 small, -1 neither fits (reference_f64_forward.cu). FM_REF_CUDA_SMALL=1 in
- * the environment forces the small tier (tests run both on one device). */
+ * device: 1 big, 0 small, -1 neither fits (reference_f64_forward.cu).
+ * fm_cuda_reference_force_small_tiles(1) forces the small tier (tests run both on one device). */
 int fm_ref64_tier(size_t big_bytes, size_t small_bytes);
 
 #endif

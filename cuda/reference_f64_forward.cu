@@ -17,6 +17,14 @@
 #include "dmma.cuh"
 #include "reference_f64.cuh"
 
+/* Set by fm_cuda_reference_force_small_tiles (flashmask/cuda.h), for tests. */
+static volatile int fm_ref64_force_small = 0;
+
+extern "C" void fm_cuda_reference_force_small_tiles(int on)
+{
+    fm_ref64_force_small = on != 0;
+}
+
 int fm_ref64_tier(size_t big_bytes, size_t small_bytes)
 {
     int dev = 0, optin = 0;
@@ -24,10 +32,9 @@ int fm_ref64_tier(size_t big_bytes, size_t small_bytes)
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
             cudaSuccess)
         return -1;
-    /* FM_REF_CUDA_SMALL=1 (read per call) takes the small tiles where the big ones would fit:
-     * how a Hopper host tests the instances other devices run. */
-    const char *small = getenv("FM_REF_CUDA_SMALL");
-    const bool force_small = small && small[0] == '1';
+    /* fm_cuda_reference_force_small_tiles(1) takes the small tiles where the big ones would
+     * fit: how a Hopper host tests the instances other devices run. */
+    const bool force_small = fm_ref64_force_small != 0;
     if ((size_t)optin >= big_bytes && !force_small) return 1;
     return (size_t)optin >= small_bytes ? 0 : -1;
 }

@@ -127,3 +127,8 @@ fm_status fm_cuda_backward_host_step(int step, const fm_problem *p, const fm_mas
     (void)step;
     return fm_cuda_backward_host(p, mask, t, NULL);
 }
+
+void fm_cuda_reference_force_small_tiles(int on)
+{
+    (void)on; /* no GPU oracle in this build: nothing to choose */
+}

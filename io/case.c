@@ -15,7 +15,6 @@
 #include "fm_internal.h"
 #include "io_internal.h"
 
-enum { CASE_JSON_MAX_BYTES = 64 << 20 }; /* qk_sparse span lists can be long, not this long */
 /* JSON values (numbers, strings, arrays, objects) a case.json may hold: a qk_sparse mask of
  * S = 2^20 has 2 * 2^16 span numbers; cJSON spends ~80 bytes a value, so this caps the tree
  * at ~0.3 GB however long the ignored free-form parameters of a custom mask are */
@@ -188,36 +187,6 @@ done:
     return st;
 }
 
-/* Reads a whole case.json-sized text file (io_internal.h). */
-fm_status fm_io_read_text(const char *path, char **text, size_t *size)
-{
-    *text = NULL;
-    size_t file_size;
-    FILE *f = fm_io_open_regular(path, &file_size); /* refuses FIFOs, devices, directories */
-    if (!f) return FM_ERR_IO;
-    if (file_size > CASE_JSON_MAX_BYTES) {
-        fclose(f);
-        return fm_fail(FM_ERR_IO, "%s: not a regular file of at most %d bytes", path,
-                       CASE_JSON_MAX_BYTES);
-    }
-    char *buf = fm_alloc(file_size + 1, 1, path);
-    if (!buf) {
-        fclose(f);
-        return FM_ERR_NOMEM;
-    }
-    size_t got = fread(buf, 1, file_size, f);
-    int bad = ferror(f) || got != file_size;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return fm_fail(FM_ERR_IO, "%s: read failed", path);
-    }
-    buf[got] = '\0';
-    *text = buf;
-    *size = got;
-    return FM_OK;
-}
-
 /* ---------------------------------------------------------------- tensors */
 
 /* Re-raises the current error with "where: " in front (the message is copied first: fm_fail
@@ -227,13 +196,6 @@ static fm_status prefix_error(fm_status st, const char *where)
     char message[1024];
     snprintf(message, sizeof message, "%s", fm_last_error());
     return fm_fail(st, "%s: %s", where, message);
-}
-
-fm_status fm_io_join(char *out, size_t cap, const char *dir, const char *name)
-{
-    if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
-        return fm_fail(FM_ERR_INVALID, "%s: path too long", dir);
-    return FM_OK;
 }
 
 /* Inputs must be finite and already rounded to the case's dtype (docs/spec.md §6). */

@@ -88,4 +88,7 @@ fm_status fm_io_digest_verify(const char *dir, const char *json, size_t size, in
 /* Validates the shape of a "digest" member (fm_case_parse_json): an object of strings. */
 fm_status fm_io_digest_check_member(const cJSON *digest, const char *where);
 
+/* The largest case.json read (fm_io_read_text): qk_sparse span lists can be long, not this long. */
+enum { CASE_JSON_MAX_BYTES = 64 << 20 };
+
 #endif

@@ -143,3 +143,40 @@ FILE *fm_io_open_regular(const char *path, size_t *size)
     *size = (size_t)sb.st_size;
     return f;
 }
+
+fm_status fm_io_join(char *out, size_t cap, const char *dir, const char *name)
+{
+    if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
+        return fm_fail(FM_ERR_INVALID, "%s: path too long", dir);
+    return FM_OK;
+}
+
+/* Reads a whole case.json-sized text file (io_internal.h). */
+fm_status fm_io_read_text(const char *path, char **text, size_t *size)
+{
+    *text = NULL;
+    size_t file_size;
+    FILE *f = fm_io_open_regular(path, &file_size); /* refuses FIFOs, devices, directories */
+    if (!f) return FM_ERR_IO;
+    if (file_size > CASE_JSON_MAX_BYTES) {
+        fclose(f);
+        return fm_fail(FM_ERR_IO, "%s: not a regular file of at most %d bytes", path,
+                       CASE_JSON_MAX_BYTES);
+    }
+    char *buf = fm_alloc(file_size + 1, 1, path);
+    if (!buf) {
+        fclose(f);
+        return FM_ERR_NOMEM;
+    }
+    size_t got = fread(buf, 1, file_size, f);
+    int bad = ferror(f) || got != file_size;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return fm_fail(FM_ERR_IO, "%s: read failed", path);
+    }
+    buf[got] = '\0';
+    *text = buf;
+    *size = got;
+    return FM_OK;
+}

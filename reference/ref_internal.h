@@ -144,4 +144,7 @@ fm_status fm_ref_tiled_backward(const fm_problem *p, const fm_mask *mask,
                                 const double *v, const double *out, const double *lse,
                                 const double *dout, double *dq, double *dk, double *dv);
 
+/* The backend a call with options o runs (shares, parts > 1, exist only in the tiled one). */
+fm_ref_backend fm_ref_backend_of(const fm_problem *p, const fm_ref_options *o);
+
 #endif

@@ -123,6 +123,7 @@ static void json_run(cJSON *runs, const char *impl, fm_dtype x, double fwd_ms, d
                 cJSON *o = cJSON_AddObjectToObject(t, c->name);
                 cJSON_AddNumberToObject(o, "max_abs", c->max_abs);
                 cJSON_AddNumberToObject(o, "bound", c->bound);
+                cJSON_AddNumberToObject(o, "ratio", c->ratio); /* worst |err| / bound */
                 cJSON_AddBoolToObject(o, "pass", c->pass);
                 cJSON_AddStringToObject(o, "why", c->why);
             }

@@ -126,6 +126,11 @@ fm_status fm_cuda_backward(const fm_problem *p, const fm_cuda_mask *mask, const 
  * p->dtype is ignored (always float64); head_dim 1..256; B*Hq <= 65535.
  * A device whose shared memory per block is below 99 KB: FM_ERR_UNAVAILABLE. */
 
+/* Tests: 1 makes the float64 GPU oracle take its small tiles (those of compute capability 8.x
+ * devices, 99 KB of shared memory) even where the big ones fit, so one Hopper host tests both;
+ * 0 (the default) restores the choice by the device's shared memory. */
+void fm_cuda_reference_force_small_tiles(int on);
+
 /* Host memory: float64 fm_tensors as fm_forward / fm_backward take them (inputs are used as
  * they are, not rounded). Synchronous. The backward refuses an lse that does not fit its row
  * and both refuse results that overflow float64, as the CPU reference does. */

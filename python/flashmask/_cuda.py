@@ -35,9 +35,11 @@ _SIGNATURES = {
     "fm_cuda_available": (ctypes.c_int, []),
     "fm_cuda_mask_upload": (ctypes.c_int, [P(_lib.CMask), P(CudaMask)]),
     "fm_cuda_mask_free": (None, [P(CudaMask)]),
-    "fm_cuda_forward": (ctypes.c_int, [P(_lib.Problem), P(CudaMask), _vp, _vp, _vp, _vp, _vp,
-                                       _vp]),
-    "fm_cuda_backward": (ctypes.c_int, [P(_lib.Problem), P(CudaMask)] + [_vp] * 10),
+    # the kernel options (fm_kernel_options, NULL: the library's choice), then the stream
+    "fm_cuda_forward": (ctypes.c_int, [P(_lib.Problem), P(CudaMask)] + [_vp] * 5 +
+                        [P(_lib.KernelOptions), _vp]),
+    "fm_cuda_backward": (ctypes.c_int, [P(_lib.Problem), P(CudaMask)] + [_vp] * 9 +
+                         [P(_lib.KernelOptions), _vp]),
     "fm_mask_to_flex_blocks": (ctypes.c_int, [P(_lib.CMask), ctypes.c_int64, ctypes.c_int64,
                                               P(FlexBlockMask)]),
     "fm_flex_block_mask_free": (None, [P(FlexBlockMask)]),
@@ -72,13 +74,16 @@ class DeviceMask:
             lib.fm_cuda_mask_free(ctypes.byref(c))
 
 
-def forward(p, dmask, q, k, v, out, lse, stream=None):
-    """fm_cuda_forward on device pointers (ints): q/k/v/out in p.dtype, lse float32."""
+def forward(p, dmask, q, k, v, out, lse, stream=None, kernel=None):
+    """fm_cuda_forward on device pointers (ints): q/k/v/out in p.dtype, lse float32. kernel:
+    an fm_kernel_options (_lib.KernelOptions) or None for the library's choice."""
+    ko = ctypes.byref(kernel) if kernel is not None else None
     _lib.check(lib.fm_cuda_forward(ctypes.byref(p), ctypes.byref(dmask.c), q, k, v, out, lse,
-                                   stream), "cuda_forward")
+                                   ko, stream), "cuda_forward")
 
 
-def backward(p, dmask, q, k, v, out, lse, dout, dq, dk, dv, stream=None):
-    """fm_cuda_backward on device pointers (ints)."""
+def backward(p, dmask, q, k, v, out, lse, dout, dq, dk, dv, stream=None, kernel=None):
+    """fm_cuda_backward on device pointers (ints); kernel as forward's."""
+    ko = ctypes.byref(kernel) if kernel is not None else None
     _lib.check(lib.fm_cuda_backward(ctypes.byref(p), ctypes.byref(dmask.c), q, k, v, out, lse,
-                                    dout, dq, dk, dv, stream), "cuda_backward")
+                                    dout, dq, dk, dv, ko, stream), "cuda_backward")

@@ -11,6 +11,7 @@ compared with the library's own layout table (fm_layout_table) by _layout.py at 
 """
 
 import ctypes
+import os
 
 import numpy as np
 

@@ -183,7 +183,7 @@ def _ptr(x):
     return ctypes.c_void_p(x.data_ptr())
 
 
-def device_forward(q, k, v, mask, scale=None, deterministic=False):
+def device_forward(q, k, v, mask, scale=None, deterministic=False, kernel=None):
     """q, k, v torch CUDA tensors [B, H, S, D]: (out [B, H, Sq, D] of q's dtype, lse float32)."""
     t = _torch()
     dtype = _cuda_dtype_name(q)
@@ -203,11 +203,12 @@ def device_forward(q, k, v, mask, scale=None, deterministic=False):
     dm = _device_mask(mask, q.device)
     with t.cuda.device(q.device):
         _cuda.forward(p, dm, _ptr(qd), _ptr(kd), _ptr(vd), _ptr(out), _ptr(lse),
-                      _stream(q.device))
+                      _stream(q.device), attention._kernel(kernel, "cuda"))
     return (out[..., :D] if Dp != D else out), lse
 
 
-def device_backward(q, k, v, out, lse, dout, mask, scale=None, deterministic=False):
+def device_backward(q, k, v, out, lse, dout, mask, scale=None, deterministic=False,
+                    kernel=None):
     """(dq, dk, dv) of q's dtype on q's device, from device_forward's out and lse."""
     t = _torch()
     dtype = _cuda_dtype_name(q)
@@ -224,7 +225,8 @@ def device_backward(q, k, v, out, lse, dout, mask, scale=None, deterministic=Fal
     dm = _device_mask(mask, q.device)
     with t.cuda.device(q.device):
         _cuda.backward(p, dm, _ptr(qd), _ptr(kd), _ptr(vd), _ptr(od), _ptr(lsed), _ptr(dod),
-                       _ptr(dq), _ptr(dk), _ptr(dv), _stream(q.device))
+                       _ptr(dq), _ptr(dk), _ptr(dv), _stream(q.device),
+                       attention._kernel(kernel, "cuda"))
     if Dp != D:
         dq, dk, dv = dq[..., :D], dk[..., :D], dv[..., :D]
     return dq, dk, dv
@@ -252,31 +254,31 @@ def _back_to_kind(x, like):
     return back(x) if back else x
 
 
-def forward(q, k, v, mask, scale=None, impl=None, dtype=None, *, layout="bhsd",
+def forward(q, k, v, mask, scale=None, impl=None, dtype=None, kernel=None, *, layout="bhsd",
             deterministic=False):
     """(out, lse) for tensors of any kind (flashmask.forward: the positional arguments of
     attention.forward, then layout). impl None: 'cuda' for CUDA tensors (their dtype, no host
     copy), 'reference' for host tensors; 'cpu' and 'reference' on CUDA tensors copy to the host
     and back (asked for, so done). dtype: what a 'cuda' run on host arrays computes in
-    (default float16)."""
+    (default float16). kernel: which CUDA kernels run (attention.forward's)."""
     _check_layout(layout)
     impl = impl or _default_impl(q)
     if device_of(q) == "cuda" and impl == "cuda":
         qt, kt, vt = (as_torch(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
         qb, kb, vb = (_bhsd(x, layout, n) for x, n in ((qt, "q"), (kt, "k"), (vt, "v")))
         _check_mask(qb, kb, mask, layout)
-        out, lse = device_forward(qb, kb, vb, mask, scale, deterministic)
+        out, lse = device_forward(qb, kb, vb, mask, scale, deterministic, kernel)
         return _back_to_kind(_from_bhsd(out, layout), q), _back_to_kind(lse, q)
     qh, kh, vh = (_bhsd(to_host(x, n), layout, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
     _check_mask(qh, kh, mask, layout)
-    out, lse = attention.forward(qh, kh, vh, mask, scale, impl, dtype or "float16")
+    out, lse = attention.forward(qh, kh, vh, mask, scale, impl, dtype or "float16", kernel)
     like = as_torch(q, "q") if device_of(q) == "cuda" else q
     res = (_host_result(_from_bhsd(out, layout), like),
            _host_result(lse, like, _torch().float32 if is_torch(like) else None))
     return tuple(_back_to_kind(r, q) for r in res)
 
 
-def backward(q, k, v, out, lse, dout, mask, scale=None, impl=None, dtype=None, *,
+def backward(q, k, v, out, lse, dout, mask, scale=None, impl=None, dtype=None, kernel=None, *,
              layout="bhsd", deterministic=False):
     """(dq, dk, dv) from the same implementation's out and lse, same conventions as forward."""
     _check_layout(layout)
@@ -287,14 +289,15 @@ def backward(q, k, v, out, lse, dout, mask, scale=None, impl=None, dtype=None, *
         qb, kb, vb = (_bhsd(ts[i], layout, n) for i, n in ((0, "q"), (1, "k"), (2, "v")))
         ob, db = _bhsd(ts[3], layout, "out"), _bhsd(ts[5], layout, "dout")
         _check_mask(qb, kb, mask, layout)
-        grads = device_backward(qb, kb, vb, ob, ts[4], db, mask, scale, deterministic)
+        grads = device_backward(qb, kb, vb, ob, ts[4], db, mask, scale, deterministic, kernel)
         return tuple(_back_to_kind(_from_bhsd(g, layout), q) for g in grads)
     hs = [to_host(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"), (out, "out"), (lse, "lse"),
                                      (dout, "dout"))]
     qh, kh, vh, oh, dh = (_bhsd(hs[i], layout, n) for i, n in
                           ((0, "q"), (1, "k"), (2, "v"), (3, "out"), (5, "dout")))
     _check_mask(qh, kh, mask, layout)
-    grads = attention.backward(qh, kh, vh, oh, hs[4], dh, mask, scale, impl, dtype or "float16")
+    grads = attention.backward(qh, kh, vh, oh, hs[4], dh, mask, scale, impl, dtype or "float16",
+                               kernel)
     like = [as_torch(x, n) if device_of(x) == "cuda" else x
             for x, n in ((q, "q"), (k, "k"), (v, "v"))]
     return tuple(_back_to_kind(_host_result(_from_bhsd(g, layout), l), x)

@@ -12,7 +12,7 @@
  *   - random cases (tests/common/prop.h: every family and random bounds, GQA/MQA, mask heads,
  *     Sq != Sk with both alignments, fully masked rows, odd lengths, D up to 256);
  *   - a fixed grid: every family x (Sq, Sk) in {1x1, 63x65, 65x63, 129x129} x D in
- *     {1, 8, 64, 100, 128, 256}, GQA, both alignments, both tile tiers (FM_REF_CUDA_SMALL);
+ *     {1, 8, 64, 100, 128, 256}, GQA, both alignments, both tile tiers (fm_cuda_reference_force_small_tiles);
  *   - through fm_forward / fm_backward (the `reference-cuda` implementation);
  *   - fully masked tiles are never loaded (NaN there changes nothing), two runs give the same
  *     bits, an LSE that does not fit its row is an error naming the row;
@@ -142,13 +142,13 @@ done:
 static int prop_agrees(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
     (void)ctx;
-    setenv("FM_REF_CUDA_SMALL", (c->seed & 1) ? "1" : "0", 1);
+    fm_cuda_reference_force_small_tiles((int)(c->seed & 1));
     int ok = agrees(&c->problem, &c->mask, c->q, c->k, c->v, c->dout, msg, len);
     if (!ok) {
         const size_t used = strlen(msg);
-        snprintf(msg + used, len - used, " [FM_REF_CUDA_SMALL=%d]", (int)(c->seed & 1));
+        snprintf(msg + used, len - used, " [small tiles %d]", (int)(c->seed & 1));
     }
-    unsetenv("FM_REF_CUDA_SMALL");
+    fm_cuda_reference_force_small_tiles(0);
     return ok;
 }
 
@@ -257,14 +257,14 @@ static void test_grid(void **state)
             fill_normal(dout, nq, &rng);
             char msg[512] = "";
             for (int small = 0; small < 2; small++) { /* both tile tiers */
-                setenv("FM_REF_CUDA_SMALL", small ? "1" : "0", 1);
+                fm_cuda_reference_force_small_tiles(small);
                 if (!agrees(&p, &m, q, k, v, dout, msg, sizeof msg)) {
-                    print_error("%s %s (FM_REF_CUDA_SMALL=%d): %s\n",
+                    print_error("%s %s (small tiles %d): %s\n",
                                 fm_family_name((fm_family)f), fm_causal_name(al), small, msg);
                     failed++;
                 }
             }
-            unsetenv("FM_REF_CUDA_SMALL");
+            fm_cuda_reference_force_small_tiles(0);
             n++;
             free(q), free(k), free(v), free(dout);
             fm_mask_free(&m);

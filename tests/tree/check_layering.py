@@ -85,6 +85,9 @@ def resolve(root, rel, name):
         cand = os.path.normpath(os.path.join(base, name))
         if os.path.isfile(os.path.join(root, cand)):
             return cand
+        # a header Meson generates from NAME.in (include/flashmask/version.h)
+        if os.path.isfile(os.path.join(root, cand + ".in")):
+            return cand + ".in"
     return None
 
 
