@@ -2,7 +2,8 @@
  * every element of out, lse, dq, dk, dv, an upper bound on the error of ANY implementation that
  * computes in the candidate's precision X with FlashAttention's rounding points (inputs in X,
  * scores/softmax/accumulation in float32 in any order and tiling, P and dS rounded to X before
- * their products, O stored in X and read back for Delta, results rounded to X, lse float32).
+ * their products, O stored in X and read back for Delta, results rounded to X, lse float32;
+ * under GQA the per-query-head dK, dV partials may be rounded to X and summed in X).
  * The bound is forward error analysis term by term (the derivation, with the reason for every
  * term and constant, is docs/oracle.md §2.2); the |.| products it needs are computed here in
  * float64 alongside a recomputation of the reference's P, dP and dS: O(Sq*Sk*D), the cost of
