@@ -8,6 +8,9 @@
  *     ideal16  the same, but the backward's Delta from O rounded to X (fm_ref_backward on it)
  *     emul     the FlashAttention-2-order emulation in X (oracle_emul.c)
  *     cpu32    libflashmask's cpu layer (float32), on float32 cases;
+ *     gqasum   GQA cases only: ideal16 per query head (K, V repeated to the query heads), each
+ *              head's dK, dV partial rounded to X, then summed over the group in X one addition
+ *              at a time (what autograd does for SDPA called on repeated K, V);
  * power: the emulation with each planted bug (oracle_emul.h), on cases where the bug changes
  *   the result at all (bitwise); the fraction caught, for cases of < 64 and >= 64 query rows.
  *
@@ -31,8 +34,8 @@
 #include "oracle_emul.h"
 #include "prop.h"
 
-enum { CAND_EXACT, CAND_IDEAL16, CAND_EMUL, CAND_CPU32, CANDS };
-static const char *const cand_names[CANDS] = {"exact", "ideal16", "emul", "cpu32"};
+enum { CAND_EXACT, CAND_IDEAL16, CAND_EMUL, CAND_CPU32, CAND_GQASUM, CANDS };
+static const char *const cand_names[CANDS] = {"exact", "ideal16", "emul", "cpu32", "gqasum"};
 static const fm_dtype dtypes[3] = {FM_FLOAT16, FM_BFLOAT16, FM_FLOAT32};
 
 typedef struct tallies {
@@ -109,6 +112,44 @@ static int judge(const judge_ctx *j, double *const cand[5], int rule, char *why,
     return pass;
 }
 
+/* The gqasum candidate's dK, dV (see the top): p is expanded to kv_heads = q_heads, K and V
+ * repeated, the reference backward run on it with the X-rounded O, the partials rounded to X
+ * and added in X in head order. Returns FM_OK or an error; dk, dv are [nkv]. */
+static fm_status gqa_sum(const fm_problem *p, const fm_mask *m, fm_dtype x, const fm_tensors *in,
+                         const double *ox, const double *lse, double *dq, double *dk, double *dv)
+{
+    const int64_t G = p->q_heads / p->kv_heads, Sk = p->seqlen_k, D = p->head_dim;
+    fm_problem e = *p;
+    e.kv_heads = p->q_heads;
+    const size_t blk = (size_t)(Sk * D), ne = fm_problem_kv_elems(&e);
+    double *k = malloc(ne * sizeof(double)), *v = malloc(ne * sizeof(double));
+    double *pk = malloc(ne * sizeof(double)), *pv = malloc(ne * sizeof(double));
+    fm_status st = k && v && pk && pv ? FM_OK : FM_ERR_NOMEM;
+    for (int64_t b = 0; !st && b < p->batch; b++)
+        for (int64_t h = 0; h < p->q_heads; h++) {
+            const size_t src = (size_t)(b * p->kv_heads + h / G) * blk;
+            const size_t dst = (size_t)(b * p->q_heads + h) * blk;
+            memcpy(k + dst, in->k + src, blk * sizeof(double));
+            memcpy(v + dst, in->v + src, blk * sizeof(double));
+        }
+    if (!st) st = fm_ref_backward(&e, m, in->q, k, v, ox, lse, in->dout, dq, pk, pv);
+    for (int64_t b = 0; !st && b < p->batch; b++)
+        for (int64_t hk = 0; hk < p->kv_heads; hk++)
+            for (size_t z = 0; z < blk; z++) {
+                double sk = 0.0, sv = 0.0;
+                for (int64_t g = 0; g < G; g++) {
+                    const size_t at = (size_t)(b * p->q_heads + hk * G + g) * blk + z;
+                    sk = fm_round_to_dtype(sk + fm_round_to_dtype(pk[at], x), x);
+                    sv = fm_round_to_dtype(sv + fm_round_to_dtype(pv[at], x), x);
+                }
+                dk[(size_t)(b * p->kv_heads + hk) * blk + z] = sk;
+                dv[(size_t)(b * p->kv_heads + hk) * blk + z] = sv;
+            }
+    if (!st) fm_oracle_round_array(dq, fm_problem_q_elems(p), x);
+    free(k), free(v), free(pk), free(pv);
+    return st;
+}
+
 static double *round_copy(const double *x, size_t n, fm_dtype d, int lse)
 {
     double *y = malloc(n * sizeof(double));
@@ -182,7 +223,15 @@ static void run_case(uint64_t seed, int power, int64_t max_seqlen, tallies *T)
                         cand[CAND_IDEAL16][2], cand[CAND_IDEAL16][3], cand[CAND_IDEAL16][4]);
         for (int t = 2; t < 5; t++) fm_oracle_round_array(cand[CAND_IDEAL16][t], n5[t], x);
         for (int t = 0; t < 5; t++) cand[CAND_EMUL][t] = e[t];
-        int ncand = 3;
+        int ncand = 3, gqa = 0;
+        if (p.q_heads > p.kv_heads) {
+            for (int t = 0; t < 5; t++)
+                cand[CAND_GQASUM][t] = t < 2 ? round_copy(J.ref[t], n5[t], x, t == 1)
+                                             : malloc(n5[t] * sizeof(double));
+            gqa = gqa_sum(&p, &c.mask, x, &in, cand[CAND_GQASUM][0], J.ref[1],
+                          cand[CAND_GQASUM][2], cand[CAND_GQASUM][3],
+                          cand[CAND_GQASUM][4]) == FM_OK;
+        }
         if (x == FM_FLOAT32) {
             fm_tensors t32 = in;
             for (int t = 0; t < 5; t++) cand[CAND_CPU32][t] = malloc(n5[t] * sizeof(double));
@@ -194,8 +243,9 @@ static void run_case(uint64_t seed, int power, int64_t max_seqlen, tallies *T)
                 fm_backward(FM_IMPL_CPU, &p32, &c.mask, &t32) == FM_OK)
                 ncand = 4;
         }
-        for (int k = 0; k < ncand; k++)
+        for (int k = 0; k < CANDS; k++)
             for (int rule = 0; rule < 2; rule++) {
+                if (k == CAND_CPU32 ? ncand < 4 : k == CAND_GQASUM ? !gqa : 0) continue;
                 double w = 0.0;
                 int v = judge(&J, cand[k], rule, why, sizeof why, &w);
                 if (v < 0) continue;

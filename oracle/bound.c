@@ -2,7 +2,8 @@
  * every element of out, lse, dq, dk, dv, an upper bound on the error of ANY implementation that
  * computes in the candidate's precision X with FlashAttention's rounding points (inputs in X,
  * scores/softmax/accumulation in float32 in any order and tiling, P and dS rounded to X before
- * their products, O stored in X and read back for Delta, results rounded to X, lse float32).
+ * their products, O stored in X and read back for Delta, results rounded to X, lse float32;
+ * under GQA the per-query-head dK, dV partials may be rounded to X and summed in X).
  * The bound is forward error analysis term by term (the derivation, with the reason for every
  * term and constant, is docs/oracle.md §2.2); the |.| products it needs are computed here in
  * float64 alongside a recomputation of the reference's P, dP and dS: O(Sq*Sk*D), the cost of
@@ -26,6 +27,13 @@ static double gamma_n(double n)
 {
     const double nv = n * V32;
     return nv < 0.5 ? nv / (1.0 - nv) : INFINITY;
+}
+
+/* The same bound for n roundings of unit roundoff u (X's, for a sum computed in X). */
+static double gamma_u(double n, double u)
+{
+    const double nu = n * u;
+    return nu < 0.5 ? nu / (1.0 - nu) : INFINITY;
 }
 
 double fm_oracle_unit_roundoff(fm_dtype dtype)
@@ -56,11 +64,12 @@ static double eta_of(fm_dtype dtype)
 typedef struct rowbuf {
     double *s, *a, *pr; /* scores, s*sum|q||k|, probabilities; [Sk] */
     double *dkh, *dvh;  /* this query head's exact dK, dV partials [Sk*D] */
+    double *sdk, *sdv;  /* sum over the group's query heads of |dK^h|, |dV^h| [Sk*D] */
 } rowbuf;
 
 static void rowbuf_free(rowbuf *r)
 {
-    free(r->s), free(r->a), free(r->pr), free(r->dkh), free(r->dvh);
+    free(r->s), free(r->a), free(r->pr), free(r->dkh), free(r->dvh), free(r->sdk), free(r->sdv);
 }
 
 /* One (b, kv head): every query head h of its group, every row i. */
@@ -78,6 +87,8 @@ static void bounds_group(const fm_oracle_bound_args *g, int64_t b, int64_t hk, r
     if (bwd) {
         memset(bdk, 0, (size_t)(Sk * D) * sizeof(double));
         memset(bdv, 0, (size_t)(Sk * D) * sizeof(double));
+        memset(rb->sdk, 0, (size_t)(Sk * D) * sizeof(double));
+        memset(rb->sdv, 0, (size_t)(Sk * D) * sizeof(double));
     }
     for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
         if (bwd) {
@@ -174,12 +185,21 @@ static void bounds_group(const fm_oracle_bound_args *g, int64_t b, int64_t hk, r
             for (int64_t x = 0; x < Sk * D; x++) {
                 bdk[x] += u * fabs(rb->dkh[x]) / (1.0 + u);
                 bdv[x] += u * fabs(rb->dvh[x]) / (1.0 + u);
+                rb->sdk[x] += fabs(rb->dkh[x]);
+                rb->sdv[x] += fabs(rb->dvh[x]);
             }
     }
+    /* B7: ... and then add the g rounded partials in X (autograd summing the gradients of
+     * K, V repeated to the query heads does): g - 1 additions rounded to X, gamma_{g-1}(u) times
+     * the sum of the summands' magnitudes, each at most |dK^h| + its own error (E below); every
+     * partial's and every addition's rounding may also lose eta below X's normal range. For
+     * g = 1 (MHA) the term is 0 and the bound is that of a single rounding. */
+    const double gx = gamma_u((double)(group - 1), u), etas = (double)(2 * group - 1) * eta;
     if (bwd)
         for (int64_t x = 0; x < Sk * D; x++) {
-            bdk[x] = SLACK * (eta + (1.0 + u) * bdk[x]);
-            bdv[x] = SLACK * (eta + (1.0 + u) * bdv[x]);
+            const double ek = etas + (1.0 + u) * bdk[x], ev = etas + (1.0 + u) * bdv[x];
+            bdk[x] = SLACK * (ek + gx * (rb->sdk[x] + ek));
+            bdv[x] = SLACK * (ev + gx * (rb->sdv[x] + ev));
         }
 }
 
@@ -201,7 +221,9 @@ fm_status fm_oracle_bounds_with(const fm_oracle_bound_args *g)
         rb.pr = malloc((size_t)Sk * sizeof(double));
         rb.dkh = malloc((size_t)(Sk * D) * sizeof(double));
         rb.dvh = malloc((size_t)(Sk * D) * sizeof(double));
-        const int ok = rb.s && rb.a && rb.pr && rb.dkh && rb.dvh;
+        rb.sdk = malloc((size_t)(Sk * D) * sizeof(double));
+        rb.sdv = malloc((size_t)(Sk * D) * sizeof(double));
+        const int ok = rb.s && rb.a && rb.pr && rb.dkh && rb.dvh && rb.sdk && rb.sdv;
         if (!ok) {
 #pragma omp atomic write
             st = FM_ERR_NOMEM;
