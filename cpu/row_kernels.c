@@ -4,6 +4,7 @@
  * variant is portable; the others get their instruction sets from `#pragma GCC target` and run
  * only where __builtin_cpu_supports says the processor has them.
  */
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>

@@ -13,6 +13,11 @@ static void FM_RK(softmax_tile)(float *s, int64_t ld, int64_t rows, int64_t cols
         float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < cols; j++) mx = x[j] > mx ? x[j] : mx;
+        /* OpenMP starts each lane's max at the least representable value, which some compilers
+         * (clang) take to be -FLT_MAX, not -inf: a row of -inf scores then reduces to -FLT_MAX,
+         * read here as "no allowed key in this tile" (an allowed score of exactly -FLT_MAX, at the
+         * edge of float32's range, would be read the same way: its weight is 0 beside any other). */
+        if (mx <= -FLT_MAX) mx = -INFINITY;
         if (mx < m[i]) mx = m[i];
         if (mx == -INFINITY) { /* every key so far is masked for this row */
 #pragma omp simd

@@ -385,14 +385,19 @@ static void test_startend_round_trip(void **state)
 {
     (void)state;
     startend_counts k = {{0}, {0}};
-    fm_check_property("startend_round_trip", prop_startend, &k, DEFAULT_TRIALS, NULL);
+    const int n = fm_check_property("startend_round_trip", prop_startend, &k, DEFAULT_TRIALS,
+                                    NULL);
     fprintf(stderr, "[startend_round_trip] converted/refused: C=1 %lld/%lld, C=2 %lld/%lld, "
             "C=4 %lld/%lld\n", (long long)k.converted[1], (long long)k.refused[1],
             (long long)k.converted[2], (long long)k.refused[2], (long long)k.converted[4],
             (long long)k.refused[4]);
-    /* The property must have exercised every form both ways, else it proves little. */
-    assert_true(k.converted[1] > 0 && k.converted[2] > 0 && k.converted[4] > 0);
-    assert_true(k.refused[1] > 0 && k.refused[2] > 0);
+    /* The property must have exercised every form both ways, else it proves little. A short
+     * run (FM_TRIALS=10, as the seed sweep makes them) may not draw every form: the coverage is
+     * demanded of runs of at least 100 cases (the default draws DEFAULT_TRIALS). */
+    if (n >= 100) {
+        assert_true(k.converted[1] > 0 && k.converted[2] > 0 && k.converted[4] > 0);
+        assert_true(k.refused[1] > 0 && k.refused[2] > 0);
+    }
 }
 
 /* ---------------------------------------------------------------- FlexAttention blocks */

@@ -176,8 +176,10 @@ def check_calls(root, build, errors, edges):
             if not n.endswith(".o"):
                 continue
             src = object_source(n) if folder == "." else f"{folder}/{n[:-2]}"
-            if src is None and os.path.isfile(os.path.join(root, "cuda", n[:-2] + ".cu")):
-                src = f"cuda/{n[:-2]}.cu"  # nvcc's objects (a generator): api.o, host.o, ...
+            if os.path.isfile(os.path.join(root, "cuda", n[:-2] + ".cu")):
+                # nvcc's objects (a generator): api.o, host.o, reference_f64_api.o (whose name
+                # would otherwise read as reference/f64_api)
+                src = f"cuda/{n[:-2]}.cu"
             if src:
                 objects.append((src, os.path.join(d, n)))
     if not objects:
