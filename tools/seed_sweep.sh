@@ -30,8 +30,10 @@ done
 run_seed() {
     rc=0
     if [ -n "$names" ]; then
+        # its own log name, so that the suite's testlog.json (which .ci/summarize.py reads) stays
         # shellcheck disable=SC2086  # a list of test names
-        FM_SEED=$1 meson test -C "$BUILD" --no-rebuild --print-errorlogs $names || rc=1
+        FM_SEED=$1 meson test -C "$BUILD" --no-rebuild --print-errorlogs --logbase "seed_sweep_$1" \
+            $names || rc=1
     fi
     for e in $exes; do
         echo "== $e"
