@@ -62,6 +62,46 @@ static int check_stats(const fm_random_case *c, const fm_tile_stats *got, const 
  * that docs/algorithm.md can quote the margin under the bound. */
 static double worst_seen[5];
 
+/* The oracle's verdict (default rule, float32) on the cpu layer's results r against the
+ * reference's; the inputs q, k, v, dout are the float32-rounded ones both ran on. */
+static int oracle_passes(const fm_problem *p, const fm_mask *mask, double *q, double *k,
+                         double *v, double *dout, const run_buffers *r, char *msg, size_t len)
+{
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    const size_t nl = fm_problem_lse_elems(p);
+    const size_t n[5] = {nq, nl, nq, nkv, nkv};
+    const float *f[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
+    double *d[5] = {NULL};
+    int ok = 0;
+    for (int t = 0; t < 5; t++) {
+        if (!(d[t] = malloc(n[t] * sizeof(double)))) {
+            prop_fail(msg, len, "out of memory");
+            goto out;
+        }
+        for (size_t e = 0; e < n[t]; e++) d[t][e] = f[t][e];
+    }
+    {
+        fm_tensors ref = {q, k, v, dout, r->rout, r->rlse, r->rdq, r->rdk, r->rdv};
+        fm_tensors cand = {q, k, v, dout, d[0], d[1], d[2], d[3], d[4]};
+        fm_check_options opt = fm_check_options_default(FM_FLOAT32);
+        fm_check_report rep;
+        if (fm_check_case(p, mask, &ref, &cand, &opt, &rep) != FM_OK) {
+            prop_fail(msg, len, "the oracle refused the case: %s", fm_last_error());
+            goto out;
+        }
+        ok = rep.pass;
+        for (int t = 0; t < rep.n_tensors && !ok; t++)
+            if (!rep.tensor[t].pass) {
+                prop_fail(msg, len, "%s fails the oracle's float32 rule: %s", rep.tensor[t].name,
+                          rep.tensor[t].why);
+                break;
+            }
+    }
+out:
+    for (int t = 0; t < 5; t++) free(d[t]);
+    return ok;
+}
+
 static int prop_cpu_matches_reference(const fm_random_case *cc, void *ctx, char *msg, size_t len)
 {
     (void)ctx;
@@ -132,14 +172,25 @@ static int prop_cpu_matches_reference(const fm_random_case *cc, void *ctx, char 
         {"dK", fm_cpu_rel_error(r.dk, r.rdk, nkv, 0, 1.0), FM_CPU_TOL_BACKWARD},
         {"dV", fm_cpu_rel_error(r.dv, r.rdv, nkv, 0, 1.0), FM_CPU_TOL_BACKWARD},
     };
+    /* O and LSE are held to cpu_compare.h's relative bound. The gradients sum up to Sq (or Sk)
+     * float32 products whose terms can cancel, so no fixed relative bound holds for a correct
+     * float32 kernel (dK at 6.1e-5 against 5e-5: FM_SEED=1796190590, D = 128, S <= 260): past
+     * it they are judged by the oracle's pass rule for float32 (docs/oracle.md, the derived
+     * per-element bound of forward error analysis), which is what every implementation answers
+     * to. */
+    int judge_gradients = 0;
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (checks[i].err > worst_seen[i]) worst_seen[i] = checks[i].err;
-        if (!(checks[i].err <= checks[i].tol)) {
-            prop_fail(msg, len, "%s: relative error %.3g > bound %.1g", checks[i].name,
-                      checks[i].err, checks[i].tol);
-            goto done;
+        if (checks[i].err <= checks[i].tol) continue;
+        if (i >= 2 && checks[i].err < INFINITY) {
+            judge_gradients = 1;
+            continue;
         }
+        prop_fail(msg, len, "%s: relative error %.3g > bound %.1g", checks[i].name,
+                  checks[i].err, checks[i].tol);
+        goto done;
     }
+    if (judge_gradients && !oracle_passes(p, &c.mask, q, k, v, dout, &r, msg, len)) goto done;
     if (!check_stats(&c, &fs, "forward", msg, len) || !check_stats(&c, &bs, "backward", msg, len))
         goto done;
     ok = 1;
