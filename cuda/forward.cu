@@ -1,7 +1,7 @@
 /* cuda/forward.cu — the FlashMask forward kernel (FlashAttention-2 structure) on tensor cores.
  * Layer: cuda <- masks (rules.h). One thread block per (query block of 16*MI*NW rows, query
  * head, batch): NW warps of MI 16-row slices each (launch_dim picks: 4 warps x 32 rows = 128-row
- * blocks at D = 64 and 128, 8 x 16 at 32 and 96, 4 x 16 at 256; FM_CUDA_FWD_SHAPE overrides at
+ * blocks at D = 64 and 128, 8 x 16 at 32 and 96, 4 x 16 at 256; the kernel option shape= (fm_kernel_options) overrides at
  * 64 and 128). Each warp keeps the Q fragments, running max, running sum and O accumulator
  * (float32) of its rows in registers while it walks the key blocks:
  *
