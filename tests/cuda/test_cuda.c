@@ -29,14 +29,7 @@
 
 #include "flashmask/oracle.h"
 #include "prop.h"
-
-static void skip_without_gpu(void)
-{
-    if (fm_cuda_available() != FM_OK) {
-        print_message("[  SKIP    ] %s\n", fm_last_error());
-        skip();
-    }
-}
+#include "runs.h"
 
 /* Runs the CUDA forward and backward on the case (inputs rounded to `dtype`) and judges all
  * five tensors with the oracle. Returns 1 on pass; msg says why not. */
@@ -52,16 +45,10 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     fm_kernel_options_default(&kopt);
     kopt.bwd_warpgroups = (c->seed & 4) ? 2 : 1;
     kopt.forward = (c->seed & 8) ? FM_KERNEL_MMA : FM_KERNEL_AUTO;
-    size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-    size_t nl = fm_problem_lse_elems(&p);
-    fm_tensors in = {0}, got = {0};
-    in.q = fm_rounded_copy(c->q, nq, dtype), in.k = fm_rounded_copy(c->k, nkv, dtype);
-    in.v = fm_rounded_copy(c->v, nkv, dtype), in.dout = fm_rounded_copy(c->dout, nq, dtype);
-    assert_true(in.q && in.k && in.v && in.dout);
+    fm_tensors in = {0}, got;
+    assert_true(fm_test_inputs_rounded(&in, &p, c->q, c->k, c->v, c->dout, dtype));
     got = in;
-    got.out = malloc(nq * sizeof(double)), got.lse = malloc(nl * sizeof(double));
-    got.dq = malloc(nq * sizeof(double)), got.dk = malloc(nkv * sizeof(double));
-    got.dv = malloc(nkv * sizeof(double));
+    fm_test_outputs_alloc(&got, &p);
     int ok = 0;
     fm_status st = fm_cuda_forward_host(&p, &c->mask, &got, &kopt);
     if (st == FM_OK) st = fm_cuda_backward_host(&p, &c->mask, &got, &kopt);
@@ -69,17 +56,8 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
         snprintf(msg, len, "cuda %s failed: %s", fm_dtype_name(dtype), fm_last_error());
     } else {
         fm_check_options opt = fm_check_options_default(dtype);
-        fm_check_report rep;
-        st = fm_check_case(&p, &c->mask, &in, &got, &opt, &rep);
-        if (st != FM_OK) {
-            snprintf(msg, len, "oracle error: %s", fm_last_error());
-        } else if (!rep.pass) {
-            int w = 0;
-            for (int i = 0; i < rep.n_tensors; i++)
-                if (!rep.tensor[i].pass) w = i;
-            snprintf(msg, len, "%s %s: max|err| %.3g > bound %.3g (naive %.3g): %s",
-                     fm_dtype_name(dtype), rep.tensor[w].name, rep.tensor[w].max_abs,
-                     rep.tensor[w].bound, rep.tensor[w].naive_max_abs, rep.tensor[w].why);
+        ok = fm_test_judge(&p, &c->mask, &in, &got, &opt, fm_dtype_name(dtype), msg, len);
+        if (ok == 0) {
             /* Tiny cases can fail by the rule's statistics rather than a defect
              * (docs/performance-cuda.md): the probe tells the two apart. */
             char spec[96];
@@ -89,14 +67,11 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
                      " [dissect: FM_LIMITS=<the replay line's> probe_backward_inputs "
                      "%" PRIu64 " %d %s]",
                      c->seed, dtype == FM_BFLOAT16, spec);
-            if (getenv("FM_VERBOSE")) fm_check_report_print(&rep, stderr);
-        } else {
-            ok = 1;
         }
     }
-    free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
-    free(got.out), free(got.lse), free(got.dq), free(got.dk), free(got.dv);
-    return ok;
+    fm_test_inputs_free(&in);
+    fm_test_outputs_free(&got);
+    return ok == 1;
 }
 
 static int prop_f16(const fm_random_case *c, void *ctx, char *msg, size_t len)
@@ -122,7 +97,7 @@ static fm_case_limits random_limits(void)
 static void test_random_f16(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_case_limits l = random_limits();
     fm_check_property("cuda float16 passes the oracle", prop_f16, NULL, 200, &l);
 }
@@ -130,7 +105,7 @@ static void test_random_f16(void **state)
 static void test_random_bf16(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_case_limits l = random_limits();
     fm_check_property("cuda bfloat16 passes the oracle", prop_bf16, NULL, 200, &l);
 }
@@ -146,7 +121,7 @@ static int prop_fast_dims(const fm_random_case *c, void *ctx, char *msg, size_t 
 static void test_long_fast_dims(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_case_limits l = fm_case_limits_default();
     l.max_batch = 1, l.max_q_heads = 2, l.max_seqlen = 700, l.max_head_dim = 128;
     fm_check_property("cuda long sequences pass the oracle", prop_fast_dims, NULL, 24, &l);
@@ -193,83 +168,46 @@ static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t le
 static void test_summary(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_case_limits l = fm_case_limits_default();
     l.max_seqlen = 400;
     fm_check_property("gpu summary equals fm_block_summary_build", prop_summary, NULL, 100, &l);
 }
 
-/* Runs forward + backward from host tensors; all outputs go to `r` (allocated here). */
-typedef struct run_out {
-    double *out, *lse, *dq, *dk, *dv;
-} run_out;
-
-static void run_out_free(run_out *r)
+/* Runs forward + backward from host tensors q, k, v, dout of `in`; the outputs go to `r`
+ * (allocated here). */
+static void run_both(const fm_problem *p, const fm_mask *m, const fm_tensors *in, fm_tensors *r)
 {
-    free(r->out), free(r->lse), free(r->dq), free(r->dk), free(r->dv);
-}
-
-static void run_both(const fm_problem *p, const fm_mask *m, const double *q, const double *k,
-                     const double *v, const double *dout, run_out *r)
-{
-    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    r->out = malloc(nq * 8), r->lse = malloc(fm_problem_lse_elems(p) * 8);
-    r->dq = malloc(nq * 8), r->dk = malloc(nkv * 8), r->dv = malloc(nkv * 8);
-    fm_tensors t = {q, k, v, dout, r->out, r->lse, r->dq, r->dk, r->dv};
-    assert_int_equal(fm_cuda_forward_host(p, m, &t, NULL), FM_OK);
-    assert_int_equal(fm_cuda_backward_host(p, m, &t, NULL), FM_OK);
+    *r = *in;
+    fm_test_outputs_alloc(r, p);
+    assert_int_equal(fm_cuda_forward_host(p, m, r, NULL), FM_OK);
+    assert_int_equal(fm_cuda_backward_host(p, m, r, NULL), FM_OK);
 }
 
 /* A key block that every row masks is never loaded: NaN there changes nothing. */
 static void test_masked_tiles_not_loaded(void **state)
 {
     (void)state;
-    skip_without_gpu();
-    const int64_t S = 320, D = 64;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, S, S, D);
-    p.dtype = FM_BFLOAT16;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, S, S, FM_CAUSAL_TOP_LEFT), FM_OK);
-    for (int64_t j = 64; j < 128; j++) { /* key block 1: masked for every row */
-        int32_t *col = fm_mask_column(&m, 0, 0, j);
-        col[FM_LTS] = 0, col[FM_LTE] = (int32_t)S;
-    }
-    size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-    double *q = malloc(nq * 8), *k = malloc(nkv * 8), *v = malloc(nkv * 8);
-    double *dout = malloc(nq * 8);
-    fm_rng rng;
-    fm_rng_seed(&rng, 7);
-    for (size_t i = 0; i < nq; i++) q[i] = fm_rng_normal(&rng), dout[i] = fm_rng_normal(&rng);
-    for (size_t i = 0; i < nkv; i++) k[i] = fm_rng_normal(&rng), v[i] = fm_rng_normal(&rng);
-    for (int64_t j = 64; j < 128; j++)
-        for (int64_t d = 0; d < D; d++) k[j * D + d] = v[j * D + d] = 0.0;
-    run_out clean, poisoned;
-    run_both(&p, &m, q, k, v, dout, &clean);
-    for (int64_t j = 64; j < 128; j++)
-        for (int64_t d = 0; d < D; d++) k[j * D + d] = v[j * D + d] = NAN;
-    run_both(&p, &m, q, k, v, dout, &poisoned);
-    for (size_t i = 0; i < nq; i++) {
-        assert_memory_equal(&clean.out[i], &poisoned.out[i], sizeof(double));
-        assert_memory_equal(&clean.dq[i], &poisoned.dq[i], sizeof(double));
-    }
-    for (int64_t j = 0; j < S; j++) {
-        if (j >= 64 && j < 128) continue; /* dK, dV of the masked keys: not compared */
-        for (int64_t d = 0; d < D; d++) {
-            assert_memory_equal(&clean.dk[j * D + d], &poisoned.dk[j * D + d], sizeof(double));
-            assert_memory_equal(&clean.dv[j * D + d], &poisoned.dv[j * D + d], sizeof(double));
-        }
-    }
-    run_out_free(&clean), run_out_free(&poisoned);
-    free(q), free(k), free(v), free(dout);
-    fm_mask_free(&m);
+    fm_test_skip_without_gpu();
+    fm_test_masked_block f;
+    fm_test_masked_block_make(&f, 320, 64, 7);
+    f.p.dtype = FM_BFLOAT16;
+    const fm_tensors in = {.q = f.q, .k = f.k, .v = f.v, .dout = f.dout};
+    fm_tensors clean, poisoned;
+    fm_test_masked_block_fill(&f, 0.0);
+    run_both(&f.p, &f.m, &in, &clean);
+    fm_test_masked_block_fill(&f, NAN);
+    run_both(&f.p, &f.m, &in, &poisoned);
+    fm_test_masked_block_assert_same(&f, &clean, &poisoned);
+    fm_test_outputs_free(&clean), fm_test_outputs_free(&poisoned);
+    fm_test_masked_block_free(&f);
 }
 
 /* Two backward runs in deterministic mode give identical bits (GQA: dK/dV summed over heads). */
 static void test_deterministic(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_random_case c;
     fm_case_limits l = random_limits();
     l.max_q_heads = 8, l.max_seqlen = 500, l.max_head_dim = 128;
@@ -277,21 +215,22 @@ static void test_deterministic(void **state)
     fm_problem p = c.problem;
     p.dtype = FM_FLOAT16;
     p.flags |= FM_FLAG_DETERMINISTIC;
-    run_out a, b;
-    run_both(&p, &c.mask, c.q, c.k, c.v, c.dout, &a);
-    run_both(&p, &c.mask, c.q, c.k, c.v, c.dout, &b);
+    const fm_tensors in = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout};
+    fm_tensors a, b;
+    run_both(&p, &c.mask, &in, &a);
+    run_both(&p, &c.mask, &in, &b);
     size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     assert_memory_equal(a.dq, b.dq, nq * 8);
     assert_memory_equal(a.dk, b.dk, nkv * 8);
     assert_memory_equal(a.dv, b.dv, nkv * 8);
-    run_out_free(&a), run_out_free(&b);
+    fm_test_outputs_free(&a), fm_test_outputs_free(&b);
     fm_random_case_free(&c);
 }
 
 static void test_bad_arguments(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_random_case c;
     fm_case_limits l = fm_case_limits_default();
     assert_int_equal(fm_random_case_make(&c, 99, &l), FM_OK);

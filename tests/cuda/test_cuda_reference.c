@@ -37,14 +37,7 @@
 #include <cmocka.h>
 
 #include "prop.h"
-
-static void skip_without_gpu(void)
-{
-    if (fm_cuda_available() != FM_OK) {
-        print_message("[  SKIP    ] %s\n", fm_last_error());
-        skip();
-    }
-}
+#include "runs.h"
 
 static double tolerance(void)
 {
@@ -71,30 +64,13 @@ static double rel_err(const double *a, const double *b, size_t n, double term)
 /* The relative errors of the last comparison (out, lse, dq, dk, dv), for the long test's log. */
 static double last_rel[5];
 
-typedef struct outs {
-    double *out, *lse, *dq, *dk, *dv;
-} outs;
-
-static void outs_alloc(outs *o, const fm_problem *p)
-{
-    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    o->out = calloc(nq, 8), o->lse = calloc(fm_problem_lse_elems(p), 8);
-    o->dq = calloc(nq, 8), o->dk = calloc(nkv, 8), o->dv = calloc(nkv, 8);
-    assert_true(o->out && o->lse && o->dq && o->dk && o->dv);
-}
-
-static void outs_free(outs *o)
-{
-    free(o->out), free(o->lse), free(o->dq), free(o->dk), free(o->dv);
-}
-
 /* GPU against CPU on one problem. The backward of both reads the CPU forward's out and lse, so
  * that each pass is judged on its own. Returns 1 when every tensor agrees; msg says which not. */
 static int agrees(const fm_problem *p, const fm_mask *m, const double *q, const double *k,
                   const double *v, const double *dout, char *msg, size_t len)
 {
-    outs cpu, gpu;
-    outs_alloc(&cpu, p), outs_alloc(&gpu, p);
+    fm_tensors cpu = {0}, gpu = {0};
+    fm_test_outputs_alloc(&cpu, p), fm_test_outputs_alloc(&gpu, p);
     int ok = 0;
     /* the CPU reference as fm_forward runs it (whichever form the library picks for the size) */
     fm_tensors tc = {q, k, v, dout, cpu.out, cpu.lse, cpu.dq, cpu.dk, cpu.dv};
@@ -133,7 +109,7 @@ static int agrees(const fm_problem *p, const fm_mask *m, const double *q, const 
         }
     }
 done:
-    outs_free(&cpu), outs_free(&gpu);
+    fm_test_outputs_free(&cpu), fm_test_outputs_free(&gpu);
     return ok;
 }
 
@@ -155,7 +131,7 @@ static int prop_agrees(const fm_random_case *c, void *ctx, char *msg, size_t len
 static void test_random(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_case_limits l = fm_case_limits_default();
     l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 300, l.max_head_dim = 256;
     fm_check_property("gpu float64 reference equals the cpu reference", prop_agrees, NULL, 200,
@@ -167,16 +143,11 @@ static void test_random(void **state)
 static void test_random_long(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_case_limits l = fm_case_limits_default();
     l.max_batch = 1, l.max_q_heads = 2, l.max_seqlen = 1100, l.max_head_dim = 128;
     fm_check_property("gpu float64 reference equals the cpu reference (long)", prop_agrees, NULL,
                       24, &l);
-}
-
-static void fill_normal(double *x, size_t n, fm_rng *rng)
-{
-    for (size_t i = 0; i < n; i++) x[i] = fm_rng_normal(rng);
 }
 
 /* Opt-in (FM_REF_CUDA_LONG=S): one head, D = 128, S x S, full and causal_document (8
@@ -185,7 +156,7 @@ static void fill_normal(double *x, size_t n, fm_rng *rng)
 static void test_long_opt_in(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     const char *env = getenv("FM_REF_CUDA_LONG");
     const int64_t S = env ? atoll(env) : 0;
     if (S < 1) {
@@ -196,12 +167,10 @@ static void test_long_opt_in(void **state)
     fm_problem p;
     fm_problem_init(&p, 1, 1, 1, S, S, D);
     size_t nq = fm_problem_q_elems(&p);
-    double *q = malloc(nq * 8), *k = malloc(nq * 8), *v = malloc(nq * 8), *dout = malloc(nq * 8);
-    assert_true(q && k && v && dout);
     fm_rng rng;
     fm_rng_seed(&rng, fm_test_seed() ^ (uint64_t)S);
-    fill_normal(q, nq, &rng), fill_normal(k, nq, &rng), fill_normal(v, nq, &rng);
-    fill_normal(dout, nq, &rng);
+    double *q = fm_test_normal(nq, &rng), *k = fm_test_normal(nq, &rng);
+    double *v = fm_test_normal(nq, &rng), *dout = fm_test_normal(nq, &rng);
     const fm_family fams[2] = {FM_FAMILY_FULL, FM_FAMILY_CAUSAL_DOCUMENT};
     for (int f = 0; f < 2; f++) {
         fm_mask_params mp;
@@ -225,7 +194,7 @@ static void test_long_opt_in(void **state)
 static void test_grid(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     static const int64_t sizes[][2] = {{1, 1}, {63, 65}, {65, 63}, {129, 129}};
     static const int64_t dims[] = {1, 8, 64, 100, 128, 256};
     /* FM_REF_CUDA_GRID_STEP=k runs every k-th case (under compute-sanitizer) */
@@ -248,13 +217,10 @@ static void test_grid(void **state)
             fm_problem p;
             fm_problem_init(&p, 1, 4, (f & 1) ? 1 : 2, Sq, Sk, D); /* MQA or GQA */
             size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-            double *q = malloc(nq * 8), *k = malloc(nkv * 8), *v = malloc(nkv * 8);
-            double *dout = malloc(nq * 8);
-            assert_true(q && k && v && dout);
             fm_rng rng;
             fm_rng_seed(&rng, fm_test_seed() + (uint64_t)(100 * f + s));
-            fill_normal(q, nq, &rng), fill_normal(k, nkv, &rng), fill_normal(v, nkv, &rng);
-            fill_normal(dout, nq, &rng);
+            double *q = fm_test_normal(nq, &rng), *k = fm_test_normal(nkv, &rng);
+            double *v = fm_test_normal(nkv, &rng), *dout = fm_test_normal(nq, &rng);
             char msg[512] = "";
             for (int small = 0; small < 2; small++) { /* both tile tiers */
                 fm_cuda_reference_force_small_tiles(small);
@@ -278,12 +244,12 @@ static void test_grid(void **state)
 static void test_dispatch(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_random_case c;
     fm_case_limits l = fm_case_limits_default();
     assert_int_equal(fm_random_case_make(&c, fm_test_seed() ^ 0x5eed, &l), FM_OK);
-    outs a, b;
-    outs_alloc(&a, &c.problem), outs_alloc(&b, &c.problem);
+    fm_tensors a = {0}, b = {0};
+    fm_test_outputs_alloc(&a, &c.problem), fm_test_outputs_alloc(&b, &c.problem);
     fm_tensors ta = {c.q, c.k, c.v, c.dout, a.out, a.lse, a.dq, a.dk, a.dv};
     fm_tensors tb = {c.q, c.k, c.v, c.dout, b.out, b.lse, b.dq, b.dk, b.dv};
     assert_int_equal(fm_forward(FM_IMPL_REFERENCE_CUDA, &c.problem, &c.mask, &ta), FM_OK);
@@ -297,7 +263,7 @@ static void test_dispatch(void **state)
     assert_memory_equal(a.dk, b.dk, nkv * 8);
     assert_memory_equal(a.dv, b.dv, nkv * 8);
     assert_int_equal(fm_impl_dtype(FM_IMPL_REFERENCE_CUDA, &c.problem), FM_FLOAT64);
-    outs_free(&a), outs_free(&b);
+    fm_test_outputs_free(&a), fm_test_outputs_free(&b);
     fm_random_case_free(&c);
 }
 
@@ -305,13 +271,13 @@ static void test_dispatch(void **state)
 static void test_deterministic(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_random_case c;
     fm_case_limits l = fm_case_limits_default();
     l.max_q_heads = 8, l.max_seqlen = 700, l.max_head_dim = 128;
     assert_int_equal(fm_random_case_make(&c, 4242, &l), FM_OK);
-    outs a, b;
-    outs_alloc(&a, &c.problem), outs_alloc(&b, &c.problem);
+    fm_tensors a = {0}, b = {0};
+    fm_test_outputs_alloc(&a, &c.problem), fm_test_outputs_alloc(&b, &c.problem);
     fm_tensors ta = {c.q, c.k, c.v, c.dout, a.out, a.lse, a.dq, a.dk, a.dv};
     fm_tensors tb = {c.q, c.k, c.v, c.dout, b.out, b.lse, b.dq, b.dk, b.dv};
     for (int r = 0; r < 2; r++) {
@@ -324,7 +290,7 @@ static void test_deterministic(void **state)
     assert_memory_equal(a.dq, b.dq, nq * 8);
     assert_memory_equal(a.dk, b.dk, nkv * 8);
     assert_memory_equal(a.dv, b.dv, nkv * 8);
-    outs_free(&a), outs_free(&b);
+    fm_test_outputs_free(&a), fm_test_outputs_free(&b);
     fm_random_case_free(&c);
 }
 
@@ -333,7 +299,7 @@ static void test_deterministic(void **state)
 static void test_masked_tiles_and_rows(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     const int64_t S = 320, D = 64;
     fm_problem p;
     fm_problem_init(&p, 1, 2, 1, S, S, D);
@@ -346,17 +312,16 @@ static void test_masked_tiles_and_rows(void **state)
         col[FM_LTS] = j < 64 ? 100 : 0, col[FM_LTE] = j < 64 ? 101 : (int32_t)S;
     }
     size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-    double *q = malloc(nq * 8), *k = malloc(nkv * 8), *v = malloc(nkv * 8), *dout = malloc(nq * 8);
     fm_rng rng;
     fm_rng_seed(&rng, 11);
-    fill_normal(q, nq, &rng), fill_normal(k, nkv, &rng), fill_normal(v, nkv, &rng);
-    fill_normal(dout, nq, &rng);
+    double *q = fm_test_normal(nq, &rng), *k = fm_test_normal(nkv, &rng);
+    double *v = fm_test_normal(nkv, &rng), *dout = fm_test_normal(nq, &rng);
     char msg[512] = "";
     if (!agrees(&p, &m, q, k, v, dout, msg, sizeof msg)) fail_msg("%s", msg);
-    outs clean, poisoned;
-    outs_alloc(&clean, &p), outs_alloc(&poisoned, &p);
+    fm_tensors clean = {0}, poisoned = {0};
+    fm_test_outputs_alloc(&clean, &p), fm_test_outputs_alloc(&poisoned, &p);
     for (int r = 0; r < 2; r++) {
-        outs *o = r ? &poisoned : &clean;
+        fm_tensors *o = r ? &poisoned : &clean;
         if (r)
             for (int64_t j = 64 * D; j < 128 * D; j++) k[j] = v[j] = NAN;
         fm_tensors t = {q, k, v, dout, o->out, o->lse, o->dq, o->dk, o->dv};
@@ -372,7 +337,7 @@ static void test_masked_tiles_and_rows(void **state)
             assert_true(clean.dq[(h * S + 100) * D + d] == 0.0);
         }
     }
-    outs_free(&clean), outs_free(&poisoned);
+    fm_test_outputs_free(&clean), fm_test_outputs_free(&poisoned);
     free(q), free(k), free(v), free(dout);
     fm_mask_free(&m);
 }
@@ -381,7 +346,7 @@ static void test_masked_tiles_and_rows(void **state)
 static void test_bad_lse(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_random_case c;
     fm_case_limits l = fm_case_limits_default();
     l.families_only = 1;
@@ -389,14 +354,14 @@ static void test_bad_lse(void **state)
     fm_mask full;
     assert_int_equal(fm_mask_init(&full, c.problem.batch, 1, c.problem.seqlen_q,
                                   c.problem.seqlen_k, FM_CAUSAL_NONE), FM_OK);
-    outs o;
-    outs_alloc(&o, &c.problem);
+    fm_tensors o = {0};
+    fm_test_outputs_alloc(&o, &c.problem);
     fm_tensors t = {c.q, c.k, c.v, c.dout, o.out, o.lse, o.dq, o.dk, o.dv};
     assert_int_equal(fm_cuda_reference_forward_host(&c.problem, &full, &t), FM_OK);
     o.lse[0] = -INFINITY;
     assert_int_equal(fm_cuda_reference_backward_host(&c.problem, &full, &t), FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "row 0"));
-    outs_free(&o);
+    fm_test_outputs_free(&o);
     fm_mask_free(&full);
     fm_random_case_free(&c);
 }
@@ -471,15 +436,15 @@ static void test_unavailable_says_why(void **state)
     fm_random_case c;
     fm_case_limits l = fm_case_limits_default();
     assert_int_equal(fm_random_case_make(&c, 5, &l), FM_OK);
-    outs o;
-    outs_alloc(&o, &c.problem);
+    fm_tensors o = {0};
+    fm_test_outputs_alloc(&o, &c.problem);
     fm_tensors t = {c.q, c.k, c.v, c.dout, o.out, o.lse, o.dq, o.dk, o.dv};
     assert_int_equal(fm_forward(FM_IMPL_REFERENCE_CUDA, &c.problem, &c.mask, &t),
                      FM_ERR_UNAVAILABLE);
     assert_true(strlen(fm_last_error()) > 10);
     assert_int_equal(fm_cuda_reference_backward_host(&c.problem, &c.mask, &t),
                      FM_ERR_UNAVAILABLE);
-    outs_free(&o);
+    fm_test_outputs_free(&o);
     fm_random_case_free(&c);
 }
 
@@ -491,7 +456,7 @@ static void test_unavailable_says_why(void **state)
 static void test_offsets_past_2g(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     const char *big = getenv("FM_REF_CUDA_BIG");
     if (!big || strcmp(big, "1") != 0) {
         print_message("[  SKIP    ] set FM_REF_CUDA_BIG=1 to run (75 GB of device memory)\n");
@@ -511,10 +476,12 @@ static void test_offsets_past_2g(void **state)
     fm_rng rng;
     fm_rng_seed(&rng, 2024);
     /* the last group: query heads Hq - G .. Hq - 1, kv head Hk - 1 */
-    fill_normal(q + nq - nq1, nq1, &rng), fill_normal(dout + nq - nq1, nq1, &rng);
-    fill_normal(k + nkv - nkv1, nkv1, &rng), fill_normal(v + nkv - nkv1, nkv1, &rng);
-    outs all, one;
-    outs_alloc(&all, &p), outs_alloc(&one, &p1);
+    fm_test_fill_normal(q + nq - nq1, nq1, &rng);
+    fm_test_fill_normal(dout + nq - nq1, nq1, &rng);
+    fm_test_fill_normal(k + nkv - nkv1, nkv1, &rng);
+    fm_test_fill_normal(v + nkv - nkv1, nkv1, &rng);
+    fm_tensors all = {0}, one = {0};
+    fm_test_outputs_alloc(&all, &p), fm_test_outputs_alloc(&one, &p1);
     fm_tensors ta = {q, k, v, dout, all.out, all.lse, all.dq, all.dk, all.dv};
     fm_tensors t1 = {q + nq - nq1, k + nkv - nkv1, v + nkv - nkv1, dout + nq - nq1,
                      one.out, one.lse, one.dq, one.dk, one.dv};
@@ -527,7 +494,7 @@ static void test_offsets_past_2g(void **state)
     assert_memory_equal(all.dq + nq - nq1, one.dq, nq1 * 8);
     assert_memory_equal(all.dk + nkv - nkv1, one.dk, nkv1 * 8);
     assert_memory_equal(all.dv + nkv - nkv1, one.dv, nkv1 * 8);
-    outs_free(&all), outs_free(&one);
+    fm_test_outputs_free(&all), fm_test_outputs_free(&one);
     free(q), free(k), free(v), free(dout);
     fm_mask_free(&m);
 }
