@@ -323,8 +323,7 @@ static void test_cuda_upload_refuses_huge_sequences(void **state)
     fm_cuda_mask dm;
     const fm_status st = fm_cuda_mask_upload(&m, &dm);
     if (!(st == FM_ERR_UNAVAILABLE && strstr(fm_last_error(), "no CUDA layer"))) {
-        assert_int_equal(st, FM_ERR_OVERFLOW);
-        assert_non_null(strstr(fm_last_error(), "Sq = 2147483647"));
+        EXPECT_FAIL(st, FM_ERR_OVERFLOW, "Sq = 2147483647");
     }
     assert_null(dm.bounds);
     fm_mask_free(&m);
@@ -349,16 +348,13 @@ static void test_cuda_refuses_misaligned_tensors(void **state)
     float *lse = (float *)(fake + 16);
     fm_status st = fm_cuda_forward(&p, &dm, ok, off, ok, (void *)ok, lse, NULL, NULL);
     if (st == FM_ERR_UNAVAILABLE && strstr(fm_last_error(), "no CUDA layer")) return;
-    assert_int_equal(st, FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "k = "));
+    EXPECT_FAIL(st, FM_ERR_INVALID, "k = ");
     assert_non_null(strstr(fm_last_error(), "16-byte aligned"));
     st = fm_cuda_backward(&p, &dm, ok, ok, ok, ok, lse, ok, (void *)ok, (void *)ok, (void *)off,
                           NULL, NULL);
-    assert_int_equal(st, FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "dv = "));
+    EXPECT_FAIL(st, FM_ERR_INVALID, "dv = ");
     st = fm_cuda_forward(&p, &dm, ok, ok, ok, (void *)ok, (float *)(fake + 2), NULL, NULL);
-    assert_int_equal(st, FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "lse = "));
+    EXPECT_FAIL(st, FM_ERR_INVALID, "lse = ");
 }
 
 /* ------------------------------------------------------------ block sizes */
