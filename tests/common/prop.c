@@ -482,3 +482,15 @@ double fm_max_abs(const double *a, size_t n)
     }
     return worst;
 }
+
+void fm_property_test_run(void **state)
+{
+    const fm_property_test *t = *state;
+    fm_case_limits l = fm_case_limits_default();
+    if (t->max_batch > 0) l.max_batch = t->max_batch;
+    if (t->max_q_heads > 0) l.max_q_heads = t->max_q_heads;
+    if (t->max_seqlen > 0) l.max_seqlen = t->max_seqlen;
+    if (t->max_head_dim > 0) l.max_head_dim = t->max_head_dim;
+    if (t->families_only) l.families_only = 1;
+    fm_check_property(t->name, t->prop, t->ctx, t->trials, &l);
+}

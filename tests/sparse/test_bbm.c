@@ -166,13 +166,8 @@ static int prop_dense_reference_equals_column_reference(const fm_random_case *c,
         sp_fail(msg, len, "reference failed: %s", fm_last_error());
         goto done;
     }
-    const char *which;
-    double d = sp_run_diff(p, &want, &got, &which);
-    if (!(d <= 1e-10)) {
-        sp_fail(msg, len, "dense oracle differs from column oracle: %s by %.3g", which, d);
-        goto done;
-    }
-    ok = 1;
+    /* want: the column oracle; got: the dense one */
+    ok = sp_runs_agree(p, &got, &want, 1e-10, "column oracle as the dense one", msg, len);
 done:
     free(dense);
     sp_run_free(&want), sp_run_free(&got);
@@ -297,34 +292,14 @@ done:
     return ok;
 }
 
-static void test_bbm_round_trip_and_codes(void **state)
-{
-    (void)state;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 70;
-    fm_check_property("bbm_round_trip_and_codes", prop_round_trip_and_codes, NULL, 150, &l);
-}
-
-static void test_bbm_auto_form(void **state)
-{
-    (void)state;
-    fm_check_property("bbm_auto_form", prop_auto_form, NULL, 150, NULL);
-}
-
-static void test_dense_reference(void **state)
-{
-    (void)state;
-    fm_check_property("dense_reference_equals_column_reference",
-                      prop_dense_reference_equals_column_reference, NULL, 100, NULL);
-}
-
-static void test_cpu_bbm(void **state)
-{
-    (void)state;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 100, l.max_head_dim = 16;
-    fm_check_property("cpu_bbm_matches_reference", prop_cpu_bbm_matches_reference, NULL, 60, &l);
-}
+static fm_property_test round_trip_and_codes = {
+    "bbm_round_trip_and_codes", prop_round_trip_and_codes, .trials = 150, .max_seqlen = 70};
+static fm_property_test auto_form = {"bbm_auto_form", prop_auto_form, .trials = 150};
+static fm_property_test dense_reference = {"dense_reference_equals_column_reference",
+                                           prop_dense_reference_equals_column_reference,
+                                           .trials = 100};
+static fm_property_test cpu_bbm = {"cpu_bbm_matches_reference", prop_cpu_bbm_matches_reference,
+                                   .trials = 60, .max_seqlen = 100, .max_head_dim = 16};
 
 /* Hostile inputs are refused with a message naming the element or the size. */
 static void test_bbm_refusals(void **state)
@@ -352,10 +327,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bbm_refusals),
-        cmocka_unit_test(test_bbm_round_trip_and_codes),
-        cmocka_unit_test(test_bbm_auto_form),
-        cmocka_unit_test(test_dense_reference),
-        cmocka_unit_test(test_cpu_bbm),
+        fm_property_unit_test(round_trip_and_codes),
+        fm_property_unit_test(auto_form),
+        fm_property_unit_test(dense_reference),
+        fm_property_unit_test(cpu_bbm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

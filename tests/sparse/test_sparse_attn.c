@@ -88,14 +88,9 @@ static int prop_rcm(const fm_random_case *c, void *ctx, char *msg, size_t len)
         sp_fail(msg, len, "rcm run (%s): %s", fm_impl_name(impl), fm_last_error());
         goto done;
     }
-    const char *which;
-    double d = sp_run_diff(p, &want, &got, &which);
-    if (!(d <= tolerance(impl))) {
-        sp_fail(msg, len, "kind %d, %s: RCM run differs from the dense oracle: %s by %.3g", kind,
-                fm_impl_name(impl), which, d);
-        goto done;
-    }
-    ok = 1;
+    char what[64];
+    snprintf(what, sizeof what, "kind %d, %s: RCM run", kind, fm_impl_name(impl));
+    ok = sp_runs_agree(p, &got, &want, tolerance(impl), what, msg, len);
 done:
     free(dense), free(perm), free(back);
     fm_rcm_free(&r);
@@ -170,27 +165,18 @@ static int prop_rowsplit(const fm_random_case *c, void *ctx, char *msg, size_t l
         sp_fail(msg, len, "rowsplit (%s): %s", fm_impl_name(impl), fm_last_error());
         goto done;
     }
-    const char *which;
-    double d = sp_run_diff(p, &want, &got, &which);
-    if (!(d <= tolerance(impl))) {
-        sp_fail(msg, len, "kind %d, %s, %lld blocks: %s differs from the dense oracle by %.3g",
-                kind, fm_impl_name(impl), (long long)blocks, which, d);
-        goto done;
-    }
-    ok = 1;
+    char what[80];
+    snprintf(what, sizeof what, "kind %d, %s, %lld blocks", kind, fm_impl_name(impl),
+             (long long)blocks);
+    ok = sp_runs_agree(p, &got, &want, tolerance(impl), what, msg, len);
 done:
     free(dense);
     sp_run_free(&want), sp_run_free(&got);
     return ok;
 }
 
-static void test_rowsplit(void **state)
-{
-    (void)state;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 60;
-    fm_check_property("rowsplit_equals_dense_reference", prop_rowsplit, NULL, 80, &l);
-}
+static fm_property_test rowsplit = {"rowsplit_equals_dense_reference", prop_rowsplit,
+                                    .trials = 80, .max_seqlen = 60};
 
 /* Row splitting on the CUDA layer (skipped where it is not available), directly and (every
  * fourth case) through fm_forward_any with a BBM mask: float16 and bfloat16,
@@ -353,14 +339,10 @@ static int prop_qk_or_hash(const fm_random_case *c, void *ctx, char *msg, size_t
         sp_fail(msg, len, "%s run: %s", hash ? "hash" : "qk", fm_last_error());
         goto done;
     }
-    const char *which;
-    double d = sp_run_diff(p, &want, &got, &which);
-    if (!(d <= tolerance(impl))) {
-        sp_fail(msg, len, "%s-sparse on %s, alignment %s: %s differs from the dense oracle by "
-                "%.3g", hash ? "hash" : "qk", fm_impl_name(impl), fm_causal_name(alignment),
-                which, d);
-        goto done;
-    }
+    char what[80];
+    snprintf(what, sizeof what, "%s-sparse on %s, alignment %s", hash ? "hash" : "qk",
+             fm_impl_name(impl), fm_causal_name(alignment));
+    if (!sp_runs_agree(p, &got, &want, tolerance(impl), what, msg, len)) goto done;
     if (!hash && !check_dropped(p, &got, q_keep, k_keep, msg, len)) goto done;
     ok = 1;
 done:
@@ -369,31 +351,12 @@ done:
     return ok;
 }
 
-static void test_rcm(void **state)
-{
-    (void)state;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 60;
-    fm_check_property("rcm_undone_exactly", prop_rcm, NULL, 80, &l);
-}
-
-static void test_qk_sparse(void **state)
-{
-    (void)state;
-    int hash = 0;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 60;
-    fm_check_property("qk_sparse_equals_dense_reference", prop_qk_or_hash, &hash, 120, &l);
-}
-
-static void test_hash_sparse(void **state)
-{
-    (void)state;
-    int hash = 1;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 60;
-    fm_check_property("hash_sparse_equals_dense_reference", prop_qk_or_hash, &hash, 120, &l);
-}
+static fm_property_test rcm = {"rcm_undone_exactly", prop_rcm, .trials = 80, .max_seqlen = 60};
+static int qk_flag = 0, hash_flag = 1; /* prop_qk_or_hash's context: which sparsity */
+static fm_property_test qk_sparse = {"qk_sparse_equals_dense_reference", prop_qk_or_hash,
+                                     &qk_flag, 120, .max_seqlen = 60};
+static fm_property_test hash_sparse = {"hash_sparse_equals_dense_reference", prop_qk_or_hash,
+                                       &hash_flag, 120, .max_seqlen = 60};
 
 /* Bad inputs are refused, naming the value. */
 static void test_refusals(void **state)
@@ -425,11 +388,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_rcm_reduces_tiles_of_scrambled_band),
-        cmocka_unit_test(test_rcm),
-        cmocka_unit_test(test_rowsplit),
+        fm_property_unit_test(rcm),
+        fm_property_unit_test(rowsplit),
         cmocka_unit_test(test_rowsplit_cuda),
-        cmocka_unit_test(test_qk_sparse),
-        cmocka_unit_test(test_hash_sparse),
+        fm_property_unit_test(qk_sparse),
+        fm_property_unit_test(hash_sparse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
