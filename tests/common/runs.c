@@ -15,6 +15,22 @@
 #include "prop.h"
 #include "runs.h"
 
+fm_problem fm_test_problem(int64_t batch, int64_t q_heads, int64_t kv_heads, int64_t seqlen_q,
+                           int64_t seqlen_k, int64_t head_dim)
+{
+    fm_problem p;
+    fm_problem_init(&p, batch, q_heads, kv_heads, seqlen_q, seqlen_k, head_dim);
+    return p;
+}
+
+fm_mask fm_test_mask(int64_t batch, int64_t heads, int64_t seqlen_q, int64_t seqlen_k,
+                     fm_causal causal)
+{
+    fm_mask m = {0};
+    assert_int_equal(fm_mask_init(&m, batch, heads, seqlen_q, seqlen_k, causal), FM_OK);
+    return m;
+}
+
 void fm_test_skip_without_gpu(void)
 {
     if (fm_cuda_available() != FM_OK) {
@@ -90,8 +106,8 @@ int fm_test_judge(const fm_problem *p, const fm_mask *m, const fm_tensors *in,
 
 void fm_test_masked_block_make(fm_test_masked_block *f, int64_t S, int64_t D, uint64_t seed)
 {
-    fm_problem_init(&f->p, 1, 2, 1, S, S, D);
-    assert_int_equal(fm_mask_init(&f->m, 1, 1, S, S, FM_CAUSAL_TOP_LEFT), FM_OK);
+    f->p = fm_test_problem(1, 2, 1, S, S, D);
+    f->m = fm_test_mask(1, 1, S, S, FM_CAUSAL_TOP_LEFT);
     for (int64_t j = FM_TEST_MASKED_KEY0; j < FM_TEST_MASKED_KEY1; j++) {
         int32_t *col = fm_mask_column(&f->m, 0, 0, j);
         col[FM_LTS] = 0, col[FM_LTE] = (int32_t)S;

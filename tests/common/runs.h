@@ -13,6 +13,13 @@
 #include "flashmask.h"
 #include "flashmask/oracle.h"
 
+/* fm_problem_init's problem, by value. */
+fm_problem fm_test_problem(int64_t batch, int64_t q_heads, int64_t kv_heads, int64_t seqlen_q,
+                           int64_t seqlen_k, int64_t head_dim);
+/* fm_mask_init's mask (no intervals: only the causal rule masks), by value; asserted made. */
+fm_mask fm_test_mask(int64_t batch, int64_t heads, int64_t seqlen_q, int64_t seqlen_k,
+                     fm_causal causal);
+
 /* cmocka skip (with fm_last_error() printed) where fm_cuda_available() says no. */
 void fm_test_skip_without_gpu(void);
 

@@ -12,6 +12,7 @@
 #include "expect_fail.h"
 
 #include "flashmask.h"
+#include "runs.h"
 
 static void test_round_float16(void **state)
 {
@@ -86,10 +87,8 @@ static void test_rng(void **state)
 static void test_problem_validation(void **state)
 {
     (void)state;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 2, 2, 5, 7, FM_CAUSAL_NONE), FM_OK);
-    fm_problem p;
-    fm_problem_init(&p, 2, 4, 2, 5, 7, 8);
+    fm_mask m = fm_test_mask(2, 2, 5, 7, FM_CAUSAL_NONE);
+    fm_problem p = fm_test_problem(2, 4, 2, 5, 7, 8);
     assert_true(fabs(p.scale - 1.0 / sqrt(8.0)) < 1e-15);
     assert_int_equal(fm_problem_validate(&p, &m), FM_OK);
 
@@ -140,10 +139,8 @@ static void test_status_and_names(void **state)
 static void test_dispatch_refuses_nan(void **state)
 {
     (void)state;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 2, 2, 2);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_NONE);
+    fm_problem p = fm_test_problem(1, 1, 1, 2, 2, 2);
     double q[4] = {0, 1, 2, 3}, k[4] = {0, 1, NAN, 3}, v[4] = {0};
     double out[4], lse[2];
     fm_tensors t = {.q = q, .k = k, .v = v, .out = out, .lse = lse};

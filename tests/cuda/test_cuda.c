@@ -75,41 +75,18 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     return ok == 1;
 }
 
-static int prop_f16(const fm_random_case *c, void *ctx, char *msg, size_t len)
+/* ctx: the fm_dtype to run in. */
+static int prop_cuda(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
-    (void)ctx;
-    return cuda_passes(c, FM_FLOAT16, msg, len);
-}
-
-static int prop_bf16(const fm_random_case *c, void *ctx, char *msg, size_t len)
-{
-    (void)ctx;
-    return cuda_passes(c, FM_BFLOAT16, msg, len);
+    return cuda_passes(c, *(const fm_dtype *)ctx, msg, len);
 }
 
 /* Small shapes that still span several tiles (128-row query blocks, 64-key blocks). */
-static fm_case_limits random_limits(void)
-{
-    fm_case_limits l = fm_case_limits_default();
-    l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 300, l.max_head_dim = 256;
-    return l;
-}
-
-static void test_random_f16(void **state)
-{
-    (void)state;
-    fm_test_skip_without_gpu();
-    fm_case_limits l = random_limits();
-    fm_check_property("cuda float16 passes the oracle", prop_f16, NULL, 200, &l);
-}
-
-static void test_random_bf16(void **state)
-{
-    (void)state;
-    fm_test_skip_without_gpu();
-    fm_case_limits l = random_limits();
-    fm_check_property("cuda bfloat16 passes the oracle", prop_bf16, NULL, 200, &l);
-}
+static fm_dtype f16 = FM_FLOAT16, bf16 = FM_BFLOAT16;
+static fm_property_test random_f16 = {"cuda float16 passes the oracle", prop_cuda, &f16, 200,
+                                      .max_seqlen = 300, .max_head_dim = 256, .needs_gpu = 1};
+static fm_property_test random_bf16 = {"cuda bfloat16 passes the oracle", prop_cuda, &bf16, 200,
+                                       .max_seqlen = 300, .max_head_dim = 256, .needs_gpu = 1};
 
 /* The fast head dimensions on longer sequences: many tiles of every class per case. */
 static int prop_fast_dims(const fm_random_case *c, void *ctx, char *msg, size_t len)
@@ -119,14 +96,10 @@ static int prop_fast_dims(const fm_random_case *c, void *ctx, char *msg, size_t 
     return cuda_passes(&copy, (c->seed & 1) ? FM_BFLOAT16 : FM_FLOAT16, msg, len);
 }
 
-static void test_long_fast_dims(void **state)
-{
-    (void)state;
-    fm_test_skip_without_gpu();
-    fm_case_limits l = fm_case_limits_default();
-    l.max_batch = 1, l.max_q_heads = 2, l.max_seqlen = 700, l.max_head_dim = 128;
-    fm_check_property("cuda long sequences pass the oracle", prop_fast_dims, NULL, 24, &l);
-}
+static fm_property_test long_fast_dims = {"cuda long sequences pass the oracle", prop_fast_dims,
+                                          .trials = 24, .max_batch = 1, .max_q_heads = 2,
+                                          .max_seqlen = 700, .max_head_dim = 128,
+                                          .needs_gpu = 1};
 
 /* The GPU pre-pass computes exactly the summaries of masks/. */
 static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t len)
@@ -166,14 +139,8 @@ static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t le
     return ok;
 }
 
-static void test_summary(void **state)
-{
-    (void)state;
-    fm_test_skip_without_gpu();
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 400;
-    fm_check_property("gpu summary equals fm_block_summary_build", prop_summary, NULL, 100, &l);
-}
+static fm_property_test summary = {"gpu summary equals fm_block_summary_build", prop_summary,
+                                   .trials = 100, .max_seqlen = 400, .needs_gpu = 1};
 
 /* Runs forward + backward from host tensors q, k, v, dout of `in`; the outputs go to `r`
  * (allocated here). */
@@ -210,7 +177,7 @@ static void test_deterministic(void **state)
     (void)state;
     fm_test_skip_without_gpu();
     fm_random_case c;
-    fm_case_limits l = random_limits();
+    fm_case_limits l = fm_case_limits_default();
     l.max_q_heads = 8, l.max_seqlen = 500, l.max_head_dim = 128;
     assert_int_equal(fm_random_case_make(&c, 12345, &l), FM_OK);
     fm_problem p = c.problem;
@@ -276,12 +243,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unavailable_says_why),
         cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_summary),
+        fm_property_unit_test(summary),
         cmocka_unit_test(test_masked_tiles_not_loaded),
         cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_random_f16),
-        cmocka_unit_test(test_random_bf16),
-        cmocka_unit_test(test_long_fast_dims),
+        fm_property_unit_test(random_f16),
+        fm_property_unit_test(random_bf16),
+        fm_property_unit_test(long_fast_dims),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* No GPU: everything but the availability check skipped; tell meson so (exit 77). */

@@ -129,27 +129,15 @@ static int prop_agrees(const fm_random_case *c, void *ctx, char *msg, size_t len
     return ok;
 }
 
-static void test_random(void **state)
-{
-    (void)state;
-    fm_test_skip_without_gpu();
-    fm_case_limits l = fm_case_limits_default();
-    l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 300, l.max_head_dim = 256;
-    fm_check_property("gpu float64 reference equals the cpu reference", prop_agrees, NULL, 200,
-                      &l);
-}
-
+static fm_property_test random_cases = {"gpu float64 reference equals the cpu reference",
+                                        prop_agrees, .trials = 200, .max_seqlen = 300,
+                                        .max_head_dim = 256, .needs_gpu = 1};
 /* Longer sequences: many key tiles of every class per row block, and the jumps over masked
  * runs in the dK/dV walk. */
-static void test_random_long(void **state)
-{
-    (void)state;
-    fm_test_skip_without_gpu();
-    fm_case_limits l = fm_case_limits_default();
-    l.max_batch = 1, l.max_q_heads = 2, l.max_seqlen = 1100, l.max_head_dim = 128;
-    fm_check_property("gpu float64 reference equals the cpu reference (long)", prop_agrees, NULL,
-                      24, &l);
-}
+static fm_property_test random_long = {"gpu float64 reference equals the cpu reference (long)",
+                                       prop_agrees, .trials = 24, .max_batch = 1,
+                                       .max_q_heads = 2, .max_seqlen = 1100, .max_head_dim = 128,
+                                       .needs_gpu = 1};
 
 /* Opt-in (FM_REF_CUDA_LONG=S): one head, D = 128, S x S, full and causal_document (8
  * documents) against the CPU reference: thousands of tiles per row, the online softmax's
@@ -165,8 +153,7 @@ static void test_long_opt_in(void **state)
         skip();
     }
     const int64_t D = 128;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, S, S, D);
+    fm_problem p = fm_test_problem(1, 1, 1, S, S, D);
     size_t nq = fm_problem_q_elems(&p);
     fm_rng rng;
     fm_rng_seed(&rng, fm_test_seed() ^ (uint64_t)S);
@@ -302,10 +289,8 @@ static void test_masked_tiles_and_rows(void **state)
     (void)state;
     fm_test_skip_without_gpu();
     const int64_t S = 320, D = 64;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, S, S, D);
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, S, S, FM_CAUSAL_TOP_LEFT), FM_OK);
+    fm_problem p = fm_test_problem(1, 2, 1, S, S, D);
+    fm_mask m = fm_test_mask(1, 1, S, S, FM_CAUSAL_TOP_LEFT);
     /* Key block 1 (keys 64..127) masks every row; keys 0..63 mask row 100, which the causal
      * rule (top-left) already hides from keys past 100: row 100 sees nothing. */
     for (int64_t j = 0; j < 128; j++) {
@@ -352,9 +337,7 @@ static void test_bad_lse(void **state)
     fm_case_limits l = fm_case_limits_default();
     l.families_only = 1;
     assert_int_equal(fm_random_case_make(&c, 77, &l), FM_OK);
-    fm_mask full;
-    assert_int_equal(fm_mask_init(&full, c.problem.batch, 1, c.problem.seqlen_q,
-                                  c.problem.seqlen_k, FM_CAUSAL_NONE), FM_OK);
+    fm_mask full = fm_test_mask(c.problem.batch, 1, c.problem.seqlen_q, c.problem.seqlen_k, FM_CAUSAL_NONE);
     fm_tensors o = {0};
     fm_test_outputs_alloc(&o, &c.problem);
     fm_tensors t = {c.q, c.k, c.v, c.dout, o.out, o.lse, o.dq, o.dk, o.dv};
@@ -372,8 +355,7 @@ static void test_bad_lse(void **state)
 static void test_bad_arguments(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 4, 2, 100, 90, 64);
+    fm_problem p = fm_test_problem(1, 4, 2, 100, 90, 64);
     static double buf[16];
     double *ok = buf, *d = NULL;
     fm_cuda_mask dm;
@@ -457,8 +439,7 @@ static void test_offsets_past_2g(void **state)
     fm_problem_init(&p, 1, Hq, Hk, S, S, D);
     fm_problem_init(&p1, 1, G, 1, S, S, D);
     assert_true(fm_problem_q_elems(&p) > ((size_t)1 << 31));
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, S, S, FM_CAUSAL_BOTTOM_RIGHT), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, S, S, FM_CAUSAL_BOTTOM_RIGHT);
     const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     const size_t nq1 = fm_problem_q_elems(&p1), nkv1 = fm_problem_kv_elems(&p1);
     double *q = calloc(nq, 8), *k = calloc(nkv, 8), *v = calloc(nkv, 8), *dout = calloc(nq, 8);
@@ -499,8 +480,8 @@ int main(void)
         cmocka_unit_test(test_masked_tiles_and_rows),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_grid),
-        cmocka_unit_test(test_random),
-        cmocka_unit_test(test_random_long),
+        fm_property_unit_test(random_cases),
+        fm_property_unit_test(random_long),
         cmocka_unit_test(test_long_opt_in),
         cmocka_unit_test(test_offsets_past_2g),
     };

@@ -27,6 +27,7 @@
 #include "attn_run.h"
 #include "expect_fail.h"
 #include "prop.h"
+#include "runs.h"
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -616,11 +617,9 @@ static void assert_near_at(double got, double want, double tol, const char *what
 static void test_closed_form_causal(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
+    fm_problem p = fm_test_problem(1, 1, 1, 2, 2, 1);
     p.scale = 0.5;
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_TOP_LEFT), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_TOP_LEFT);
     const double q[2] = {1, 2}, k[2] = {3, -1}, v[2] = {5, 7}, dout[2] = {1, -2};
     fm_attn_result r;
     assert_int_equal(fm_attn_run(FM_IMPL_REFERENCE, &p, &m, q, k, v, dout, &r), FM_OK);
@@ -649,11 +648,9 @@ static void test_closed_form_causal(void **state)
 static void test_closed_form_fully_masked_row(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
+    fm_problem p = fm_test_problem(1, 1, 1, 2, 2, 1);
     p.scale = 0.5;
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_NONE);
     for (int j = 0; j < 2; j++) {
         fm_mask_column(&m, 0, 0, j)[FM_LTS] = 1;
         fm_mask_column(&m, 0, 0, j)[FM_LTE] = 2;
@@ -681,10 +678,8 @@ static void test_closed_form_fully_masked_row(void **state)
 static void test_closed_form_mqa(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, 2, 1, 2);
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 1, FM_CAUSAL_NONE), FM_OK);
+    fm_problem p = fm_test_problem(1, 2, 1, 2, 1, 2);
+    fm_mask m = fm_test_mask(1, 1, 2, 1, FM_CAUSAL_NONE);
     const double q[8] = {1, 2, 3, 4, 5, 6, 7, 8}, k[2] = {0.5, -1}, v[2] = {2, -3};
     const double dout[8] = {1, 0, 0, 1, 2, 2, -1, 3};
     fm_attn_result r;
@@ -710,10 +705,8 @@ static void test_closed_form_mqa(void **state)
 static void test_backward_checks_lse(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
+    fm_problem p = fm_test_problem(1, 1, 1, 2, 2, 1);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_NONE);
     fm_mask_column(&m, 0, 0, 0)[FM_LTS] = 1; /* row 1 fully masked */
     fm_mask_column(&m, 0, 0, 0)[FM_LTE] = 2;
     fm_mask_column(&m, 0, 0, 1)[FM_LTS] = 1;
@@ -740,10 +733,8 @@ static void test_backward_checks_lse(void **state)
 static void test_refuses_huge_problem(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 60000, 60000, 1);
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 60000, 60000, FM_CAUSAL_NONE), FM_OK);
+    fm_problem p = fm_test_problem(1, 1, 1, 60000, 60000, 1);
+    fm_mask m = fm_test_mask(1, 1, 60000, 60000, FM_CAUSAL_NONE);
     double dummy[1] = {0};
     const fm_ref_options dense = {.backend = FM_REF_DENSE};
     EXPECT_FAIL(fm_ref_forward_opts(&p, &m, &dense, dummy, dummy, dummy, dummy, dummy),
@@ -757,8 +748,7 @@ static void test_refuses_invalid_problem(void **state)
     (void)state;
     fm_problem p;
     fm_problem_init(&p, 1, 3, 2, 2, 2, 1); /* Hk = 2 does not divide Hq = 3 */
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_NONE);
     double x[16] = {0};
     EXPECT_FAIL(fm_ref_forward(&p, &m, x, x, x, x, x), FM_ERR_INVALID, "kv_heads");
     fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
@@ -772,10 +762,8 @@ static void test_refuses_invalid_problem(void **state)
 static void test_refuses_overflow(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
+    fm_problem p = fm_test_problem(1, 1, 1, 2, 2, 1);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_NONE);
     const double q[2] = {1e200, 1}, k[2] = {1e200, 1}, v[2] = {1, 2};
     double out[2], lse[2];
     fm_tensors t = {.q = q, .k = k, .v = v, .out = out, .lse = lse};

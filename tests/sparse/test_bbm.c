@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "expect_fail.h"
-
+#include "runs.h"
 #include "sparse_case.h"
 
 /* Tile size drawn from the case's rng: 1 .. 40, so that tiles are smaller than, equal to and
@@ -317,8 +317,7 @@ static void test_bbm_refusals(void **state)
     uint8_t three[5] = {0, 1, 0, 1, 0};
     assert_int_equal(fm_mask_from_dense_auto(&any, three, 1, 1, 5, 1, FM_CAUSAL_NONE, 2, 2), FM_OK);
     assert_int_equal(any.form, FM_FORM_BBM);
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 4, 1, 4);
+    fm_problem p = fm_test_problem(1, 1, 1, 4, 1, 4);
     assert_int_equal(fm_bbm_check_problem(&p, &any.bbm), FM_ERR_INVALID);
     fm_any_mask_free(&any);
 }

@@ -94,8 +94,7 @@ static fm_property_test dense_check_matches_oracle = {
 static void test_dense_check_catches_planted_error(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, 24, 20, 8);
+    fm_problem p = fm_test_problem(1, 2, 1, 24, 20, 8);
     const size_t nq = fm_problem_q_elems(&p), nk = fm_problem_kv_elems(&p);
     const size_t nl = fm_problem_lse_elems(&p);
     double *q = malloc(nq * 8), *k = malloc(nk * 8), *v = malloc(nk * 8), *d = malloc(nq * 8);

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "expect_fail.h"
-
+#include "runs.h"
 #include "sparse_case.h"
 
 /* Tolerance of a pipeline against the dense oracle: float64 reference runs differ only in
@@ -362,8 +362,7 @@ static fm_property_test hash_sparse = {"hash_sparse_equals_dense_reference", pro
 static void test_refusals(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, 3, 3, 2);
+    fm_problem p = fm_test_problem(1, 2, 1, 3, 3, 2);
     double x[12] = {0};
     int32_t qb[6] = {0, 1, 0, 1, 0, 1}, kb[3] = {0, 1, 2};
     uint8_t qk[6] = {1, 1, 1, 1, 2, 1}, kk[3] = {1, 1, 1};
