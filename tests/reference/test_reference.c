@@ -143,14 +143,6 @@ static int prop_naive_forward(const fm_random_case *c, void *vctx, char *msg, si
     return ok;
 }
 
-static void test_naive_forward(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    check_small_and_large("naive_forward", prop_naive_forward, &cov, 1000);
-    printf("naive_forward: %d cases\n", cov.trials);
-}
-
 /* ------------------------------------------------------------------ gradients_fd */
 
 /* The part of L = sum(O * dO) that the perturbed input can change, at the current q, k, v
@@ -334,16 +326,6 @@ static int prop_masked_kv(const fm_random_case *c, void *vctx, char *msg, size_t
     return ok;
 }
 
-static void test_masked_kv(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    int trials = check_small_and_large("masked_kv", prop_masked_kv, &cov, 2000);
-    printf("masked_kv: %d cases, %d with dead keys\n", cov.trials, cov.exercised);
-    /* The property is vacuous without dead keys: the generator must produce some. */
-    if (trials >= 100) assert_true(cov.exercised > 0);
-}
-
 /* ------------------------------------------------------------------ key_permutation */
 
 /* max|a - b| <= tol * max(1, max|b|), with -inf == -inf required exactly. */
@@ -437,14 +419,6 @@ static int prop_key_permutation(const fm_random_case *c, void *vctx, char *msg, 
     return ok;
 }
 
-static void test_key_permutation(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    check_small_and_large("key_permutation", prop_key_permutation, &cov, 2000);
-    printf("key_permutation: %d cases, %d with Sk > 1\n", cov.trials, cov.exercised);
-}
-
 /* ------------------------------------------------------------------ gqa_repeat */
 
 #define GQA_SUM_TOLERANCE 1e-12 /* dK, dV: the sum over heads is taken in another order */
@@ -505,15 +479,6 @@ static int prop_gqa_repeat(const fm_random_case *c, void *vctx, char *msg, size_
     free(k2), free(v2), free(sum);
     fm_attn_result_free(&a), fm_attn_result_free(&r);
     return ok;
-}
-
-static void test_gqa_repeat(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    int trials = check_small_and_large("gqa_repeat", prop_gqa_repeat, &cov, 2000);
-    printf("gqa_repeat: %d cases, %d with Hq/Hk > 1\n", cov.trials, cov.exercised);
-    if (trials >= 100) assert_true(cov.exercised > 0);
 }
 
 /* ------------------------------------------------------------------ fully_masked_rows */
@@ -579,15 +544,6 @@ static int prop_fully_masked_rows(const fm_random_case *c, void *vctx, char *msg
     free(masked_row), free(q2), free(do2);
     fm_attn_result_free(&a), fm_attn_result_free(&r);
     return ok;
-}
-
-static void test_fully_masked_rows(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    int trials = check_small_and_large("fully_masked_rows", prop_fully_masked_rows, &cov, 2000);
-    printf("fully_masked_rows: %d cases, %d with fully masked rows\n", cov.trials, cov.exercised);
-    if (trials >= 100) assert_true(cov.exercised > 0);
 }
 
 /* ------------------------------------------------------------------ closed forms */
@@ -771,6 +727,43 @@ static void test_refuses_overflow(void **state)
     fm_mask_free(&m);
 }
 
+/* ------------------------------------------------------------------ the property tests */
+
+/* A property run by check_small_and_large with a coverage count as its context: the log line
+ * says on how many cases it had something to bite on (`bites`), and where that is `required`
+ * the generator must produce some (the property is vacuous otherwise) once 100 cases ran. */
+typedef struct covered_test {
+    const char *name;
+    fm_property_fn prop;
+    int trials;
+    const char *bites; /* NULL: the log line gives the case count only */
+    int required;
+    coverage cov;
+} covered_test;
+
+static void run_covered(void **state)
+{
+    covered_test *t = *state;
+    const int trials = check_small_and_large(t->name, t->prop, &t->cov, t->trials);
+    if (t->bites)
+        printf("%s: %d cases, %d %s\n", t->name, t->cov.trials, t->cov.exercised, t->bites);
+    else
+        printf("%s: %d cases\n", t->name, t->cov.trials);
+    if (t->required && trials >= 100) assert_true(t->cov.exercised > 0);
+}
+
+#define covered_unit_test(t) {(t).name, run_covered, NULL, NULL, &(t)}
+
+static covered_test naive_forward = {"naive_forward", prop_naive_forward, .trials = 1000};
+static covered_test masked_kv = {"masked_kv", prop_masked_kv, 2000, .bites = "with dead keys",
+                                 .required = 1};
+static covered_test key_permutation = {"key_permutation", prop_key_permutation, 2000,
+                                       .bites = "with Sk > 1"};
+static covered_test gqa_repeat = {"gqa_repeat", prop_gqa_repeat, 2000, .bites = "with Hq/Hk > 1",
+                                  .required = 1};
+static covered_test fully_masked_rows = {"fully_masked_rows", prop_fully_masked_rows, 2000,
+                                         .bites = "with fully masked rows", .required = 1};
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -781,12 +774,12 @@ int main(void)
         cmocka_unit_test(test_refuses_huge_problem),
         cmocka_unit_test(test_refuses_invalid_problem),
         cmocka_unit_test(test_refuses_overflow),
-        cmocka_unit_test(test_naive_forward),
+        covered_unit_test(naive_forward),
         cmocka_unit_test(test_gradients_fd),
-        cmocka_unit_test(test_masked_kv),
-        cmocka_unit_test(test_key_permutation),
-        cmocka_unit_test(test_gqa_repeat),
-        cmocka_unit_test(test_fully_masked_rows),
+        covered_unit_test(masked_kv),
+        covered_unit_test(key_permutation),
+        covered_unit_test(gqa_repeat),
+        covered_unit_test(fully_masked_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
