@@ -113,6 +113,18 @@ def rounded(arrays, dtype):
     return [fm.round_to(a, dtype) for a in arrays]
 
 
+def causal_case(seed, dtype):
+    """q, k, v, dout (B = 1, H = 2, Sq = 24, Sk = 40, D = 16, standard normal from `seed`,
+    rounded to dtype) and a bottom-right causal mask."""
+    rng = np.random.default_rng(seed)
+    B, H, Sq, Sk, D = 1, 2, 24, 40, 16
+    q, k, v, dout = rounded([rng.standard_normal((B, H, Sq, D)),
+                             rng.standard_normal((B, H, Sk, D)),
+                             rng.standard_normal((B, H, Sk, D)),
+                             rng.standard_normal((B, H, Sq, D))], dtype)
+    return q, k, v, dout, fm.build("causal", 1, 1, Sq, Sk, alignment="bottom_right")
+
+
 class MaskTests(unittest.TestCase):
     @SETTINGS
     @given(masks())
@@ -310,14 +322,8 @@ class CheckTests(unittest.TestCase):
     def test_dropped_max_shift_and_off_by_one_caught(self):
         """Two planted bugs a kernel author makes: the wrong causal offset (top-left where the
         case is bottom-right) and forgetting the 1/sqrt(D) scale."""
-        rng = np.random.default_rng(7)
-        B, H, Sq, Sk, D = 1, 2, 24, 40, 16
-        q, k, v, dout = rounded([rng.standard_normal((B, H, Sq, D)),
-                                 rng.standard_normal((B, H, Sk, D)),
-                                 rng.standard_normal((B, H, Sk, D)),
-                                 rng.standard_normal((B, H, Sq, D))], "bfloat16")
-        m = fm.build("causal", 1, 1, Sq, Sk, alignment="bottom_right")
-        wrong = fm.build("causal", 1, 1, Sq, Sk, alignment="top_left")
+        q, k, v, dout, m = causal_case(7, "bfloat16")
+        wrong = fm.build("causal", 1, 1, 24, 40, alignment="top_left")
         bad = fm.reference(q, k, v, dout, wrong)
         self.assertFalse(fm.check_arrays(q, k, v, dout, m, bad, "bfloat16").passed)
         unscaled = fm.reference(q, k, v, dout, m, scale=1.0)
@@ -326,13 +332,7 @@ class CheckTests(unittest.TestCase):
     def test_rules(self):
         """Both rules are selectable and reported; bugs fail both; a bad rule is an error; the
         derived rule passes the cancelling 1x1 float16 gradient the FA rule may not."""
-        rng = np.random.default_rng(11)
-        B, H, Sq, Sk, D = 1, 2, 24, 40, 16
-        q, k, v, dout = rounded([rng.standard_normal((B, H, Sq, D)),
-                                 rng.standard_normal((B, H, Sk, D)),
-                                 rng.standard_normal((B, H, Sk, D)),
-                                 rng.standard_normal((B, H, Sq, D))], "float16")
-        m = fm.build("causal", 1, 1, Sq, Sk, alignment="bottom_right")
+        q, k, v, dout, m = causal_case(11, "float16")
         ref = fm.reference(q, k, v, dout, m)
         for rule in ("derived", "fa"):
             rep = fm.check_arrays(q, k, v, dout, m, ref, "float16", rule=rule)
