@@ -31,6 +31,7 @@
 #include "attn_run.h"
 #include "expect_fail.h"
 #include "prop.h"
+#include "runs.h"
 
 /* One row per (implementation, dtype) under test. */
 typedef struct backend {
@@ -214,18 +215,16 @@ static void test_kernel_options(void **state)
     EXPECT_FAIL(fm_kernel_options_parse("fast", &o), FM_ERR_INVALID, "'fast'");
     assert_true(fm_kernel_options_is_default(NULL));
 
-    fm_random_case c;
-    fm_case_limits lim = fm_case_limits_default();
-    assert_int_equal(fm_random_case_make(&c, 7, &lim), FM_OK);
-    size_t nq = fm_problem_q_elems(&c.problem), nl = fm_problem_lse_elems(&c.problem);
-    double *out = malloc(nq * 8), *lse = malloc(nl * 8);
-    fm_tensors t = {c.q, c.k, c.v, c.dout, out, lse, NULL, NULL, NULL};
+    fm_random_case c; /* under fm_case_limits_default() */
+    assert_int_equal(fm_random_case_make(&c, 7, NULL), FM_OK);
+    fm_tensors t = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout};
+    fm_test_outputs_alloc(&t, &c.problem);
     assert_int_equal(fm_kernel_options_parse("fwd=mma", &o), FM_OK);
     EXPECT_FAIL(fm_forward_opts(FM_IMPL_CPU, &c.problem, &c.mask, &t, &o),
                 FM_ERR_INVALID, "fwd=mma");
     fm_kernel_options_default(&o); /* all auto: the same as NULL for every implementation */
     assert_int_equal(fm_forward_opts(FM_IMPL_CPU, &c.problem, &c.mask, &t, &o), FM_OK);
-    free(out), free(lse);
+    fm_test_outputs_free(&t);
     fm_random_case_free(&c);
 }
 

@@ -199,12 +199,11 @@ static void test_bad_arguments(void **state)
 {
     (void)state;
     fm_test_skip_without_gpu();
-    fm_random_case c;
-    fm_case_limits l = fm_case_limits_default();
-    assert_int_equal(fm_random_case_make(&c, 99, &l), FM_OK);
-    size_t nq = fm_problem_q_elems(&c.problem), nl = fm_problem_lse_elems(&c.problem);
-    double *out = malloc(nq * 8), *lse = malloc(nl * 8);
-    fm_tensors t = {c.q, c.k, c.v, c.dout, out, lse, NULL, NULL, NULL};
+    fm_random_case c; /* under fm_case_limits_default() */
+    assert_int_equal(fm_random_case_make(&c, 99, NULL), FM_OK);
+    fm_tensors t = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout};
+    fm_test_outputs_alloc(&t, &c.problem);
+    double *out = t.out, *lse = t.lse; /* stand-ins for device pointers: nothing launches */
     fm_problem p = c.problem;
     p.dtype = FM_FLOAT32;
     EXPECT_FAIL(fm_cuda_forward_host(&p, &c.mask, &t, NULL), FM_ERR_INVALID, "float32");
@@ -224,7 +223,7 @@ static void test_bad_arguments(void **state)
     assert_true(st == FM_ERR_INVALID || st == FM_ERR_UNAVAILABLE);
     assert_non_null(strstr(fm_last_error(), "wgmma"));
     fm_cuda_mask_free(&dm);
-    free(out), free(lse);
+    fm_test_outputs_free(&t);
     fm_random_case_free(&c);
 }
 
