@@ -140,14 +140,12 @@ static column_test causal_row_end = {"causal_row_end_matches_causal_rule", check
 static column_test bits32 = {"bits32_form_matches_element_rule", check_bits32, 0xb175, 50000, 100,
                              INT32_MAX};
 
-#define column_unit_test(t) {(t).name, run_column_test, NULL, NULL, &(t)}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        column_unit_test(column_runs),
-        column_unit_test(causal_row_end),
-        column_unit_test(bits32),
+        {column_runs.name, run_column_test, NULL, NULL, &column_runs},
+        {causal_row_end.name, run_column_test, NULL, NULL, &causal_row_end},
+        {bits32.name, run_column_test, NULL, NULL, &bits32},
     };
     return cmocka_run_group_tests_name("cpu_rules", tests, NULL, NULL);
 }

@@ -26,8 +26,10 @@ typedef struct problem_data {
 } problem_data;
 
 /* A GQA causal-document problem over several tiles, with random inputs. */
-static void make_problem(problem_data *d)
+static problem_data *make_problem(void)
 {
+    problem_data *d = malloc(sizeof *d);
+    assert_non_null(d);
     fm_problem_init(&d->p, 2, 4, 2, 421, 421, 32);
     fm_mask_params params;
     assert_int_equal(fm_mask_params_default(&params, FM_FAMILY_CAUSAL_DOCUMENT, 421), FM_OK);
@@ -45,6 +47,7 @@ static void make_problem(problem_data *d)
         assert_non_null(*xs[t]);
         for (size_t i = 0; i < ns[t]; i++) (*xs[t])[i] = (float)fm_rng_normal(&rng);
     }
+    return d;
 }
 
 static void free_problem(problem_data *d)
@@ -56,10 +59,7 @@ static void free_problem(problem_data *d)
 /* The cmocka fixture of every test here: *state is a fresh problem_data. */
 static int setup_problem(void **state)
 {
-    problem_data *d = malloc(sizeof *d);
-    if (!d) return -1;
-    make_problem(d);
-    *state = d;
+    *state = make_problem();
     return 0;
 }
 
