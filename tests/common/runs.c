@@ -104,9 +104,26 @@ int fm_test_judge(const fm_problem *p, const fm_mask *m, const fm_tensors *in,
     return 0;
 }
 
-void fm_test_masked_block_make(fm_test_masked_block *f, int64_t S, int64_t D, uint64_t seed)
+void fm_test_assert_repeatable(fm_test_run_fn run, const fm_problem *p, const fm_mask *m,
+                               const fm_tensors *in, int compare_out)
+{
+    fm_tensors a = *in, b = *in;
+    fm_test_outputs_alloc(&a, p), fm_test_outputs_alloc(&b, p);
+    run(p, m, &a);
+    run(p, m, &b);
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    if (compare_out) assert_memory_equal(a.out, b.out, nq * sizeof(double));
+    assert_memory_equal(a.dq, b.dq, nq * sizeof(double));
+    assert_memory_equal(a.dk, b.dk, nkv * sizeof(double));
+    assert_memory_equal(a.dv, b.dv, nkv * sizeof(double));
+    fm_test_outputs_free(&a), fm_test_outputs_free(&b);
+}
+
+void fm_test_masked_block_make(fm_test_masked_block *f, int64_t S, int64_t D, fm_dtype dtype,
+                               uint64_t seed)
 {
     f->p = fm_test_problem(1, 2, 1, S, S, D);
+    f->p.dtype = dtype;
     f->m = fm_test_mask(1, 1, S, S, FM_CAUSAL_TOP_LEFT);
     for (int64_t j = FM_TEST_MASKED_KEY0; j < FM_TEST_MASKED_KEY1; j++) {
         int32_t *col = fm_mask_column(&f->m, 0, 0, j);

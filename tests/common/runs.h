@@ -46,7 +46,13 @@ int fm_test_judge(const fm_problem *p, const fm_mask *m, const fm_tensors *in,
                   const fm_tensors *got, const fm_check_options *opt, const char *what,
                   char *msg, size_t len);
 
-/* The masked-key-block fixture: 1 batch, 2 query heads on 1 kv head, S x S, head_dim D,
+/* Runs `run` (a forward and backward writing t's outputs) twice on the same inputs and asserts
+ * the same bits in dq, dk, dv, and in out too where compare_out is set. */
+typedef void (*fm_test_run_fn)(const fm_problem *p, const fm_mask *m, fm_tensors *t);
+void fm_test_assert_repeatable(fm_test_run_fn run, const fm_problem *p, const fm_mask *m,
+                               const fm_tensors *in, int compare_out);
+
+/* The masked-key-block fixture: 1 batch, 2 query heads on 1 kv head, S x S, head_dim D, dtype,
  * causal top-left, key block 1 (keys 64..127) masked for every row (LT = [0, S)); q, k, v, dout
  * standard normal from `seed` (q and dout drawn in turns, then k and v in turns). */
 typedef struct fm_test_masked_block {
@@ -58,7 +64,8 @@ typedef struct fm_test_masked_block {
 #define FM_TEST_MASKED_KEY0 64  /* the masked key block: keys [64, 128) */
 #define FM_TEST_MASKED_KEY1 128
 
-void fm_test_masked_block_make(fm_test_masked_block *f, int64_t S, int64_t D, uint64_t seed);
+void fm_test_masked_block_make(fm_test_masked_block *f, int64_t S, int64_t D, fm_dtype dtype,
+                               uint64_t seed);
 /* K and V rows of the masked key block set to `value` (0 for the clean run, NAN poisoned). */
 void fm_test_masked_block_fill(fm_test_masked_block *f, double value);
 /* out and dq bit for bit equal; dk and dv too outside the masked keys (theirs not compared). */

@@ -157,8 +157,7 @@ static void test_masked_tiles_not_read(void **state)
     (void)state;
     fm_test_skip_without_gpu();
     fm_test_masked_block f;
-    fm_test_masked_block_make(&f, 320, 128, 11);
-    f.p.dtype = FM_BFLOAT16;
+    fm_test_masked_block_make(&f, 320, 128, FM_BFLOAT16, 11);
     for (int step = 1; step <= FM_CUDA_LADDER_STEPS; step++) {
         if (!step_runs_here(step)) continue;
         fm_tensors clean, poisoned;
