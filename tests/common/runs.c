@@ -39,6 +39,11 @@ void fm_test_skip_without_gpu(void)
     }
 }
 
+int fm_test_gpu_suite_exit(int failed)
+{
+    return failed == 0 && fm_cuda_available() != FM_OK ? 77 : failed;
+}
+
 void fm_test_fill_normal(double *x, size_t n, fm_rng *rng)
 {
     for (size_t i = 0; i < n; i++) x[i] = fm_rng_normal(rng);

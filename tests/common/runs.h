@@ -23,6 +23,10 @@ fm_mask fm_test_mask(int64_t batch, int64_t heads, int64_t seqlen_q, int64_t seq
 /* cmocka skip (with fm_last_error() printed) where fm_cuda_available() says no. */
 void fm_test_skip_without_gpu(void);
 
+/* The exit status of a suite whose tests skip without a GPU, from the count of failed tests:
+ * 77 (meson's SKIP) when nothing failed and fm_cuda_available() says no, else `failed`. */
+int fm_test_gpu_suite_exit(int failed);
+
 /* x[0..n) standard normal from rng, in order. */
 void fm_test_fill_normal(double *x, size_t n, fm_rng *rng);
 /* A malloc'd array of n standard normal values from rng (asserted allocated). */
