@@ -408,30 +408,30 @@ static void reshape_v(const char *dir, const fm_case *c)
     assert_int_equal(fm_npy_write(p, FM_NPY_F8, 4, shape, c->v), FM_OK);
 }
 
-static void q_not_rounded(const char *dir, const fm_case *c)
+/* Writes dir/name as a copy of the case's [2, 4, 16, 8] tensor x with element e set to value. */
+static void write_changed(const char *dir, const char *name, const fm_case *c, const double *x,
+                          size_t e, double value)
 {
     char p[600];
-    fm_test_path(p, sizeof p, dir, "q.npy");
+    fm_test_path(p, sizeof p, dir, name);
     size_t n = fm_problem_q_elems(&c->problem);
-    double *q = malloc(n * sizeof(double));
-    memcpy(q, c->q, n * sizeof(double));
-    q[3] += 1e-6; /* not a float16 value any more */
+    double *y = malloc(n * sizeof(double));
+    assert_non_null(y);
+    memcpy(y, x, n * sizeof(double));
+    y[e] = value;
     int64_t shape[4] = {2, 4, 16, 8};
-    assert_int_equal(fm_npy_write(p, FM_NPY_F8, 4, shape, q), FM_OK);
-    free(q);
+    assert_int_equal(fm_npy_write(p, FM_NPY_F8, 4, shape, y), FM_OK);
+    free(y);
+}
+
+static void q_not_rounded(const char *dir, const fm_case *c)
+{
+    write_changed(dir, "q.npy", c, c->q, 3, c->q[3] + 1e-6); /* not a float16 value any more */
 }
 
 static void q_nan(const char *dir, const fm_case *c)
 {
-    char p[600];
-    fm_test_path(p, sizeof p, dir, "do.npy");
-    size_t n = fm_problem_q_elems(&c->problem);
-    double *q = malloc(n * sizeof(double));
-    memcpy(q, c->dout, n * sizeof(double));
-    q[5] = NAN;
-    int64_t shape[4] = {2, 4, 16, 8};
-    assert_int_equal(fm_npy_write(p, FM_NPY_F8, 4, shape, q), FM_OK);
-    free(q);
+    write_changed(dir, "do.npy", c, c->dout, 5, NAN);
 }
 
 static void mask_out_of_range(const char *dir, const fm_case *c)
