@@ -331,7 +331,8 @@ static void test_bad_lse(void **state)
     fm_case_limits l = fm_case_limits_default();
     l.families_only = 1;
     assert_int_equal(fm_random_case_make(&c, 77, &l), FM_OK);
-    fm_mask full = fm_test_mask(c.problem.batch, 1, c.problem.seqlen_q, c.problem.seqlen_k, FM_CAUSAL_NONE);
+    fm_mask full =
+        fm_test_mask(c.problem.batch, 1, c.problem.seqlen_q, c.problem.seqlen_k, FM_CAUSAL_NONE);
     fm_tensors o = {0};
     fm_test_outputs_alloc(&o, &c.problem);
     fm_tensors t = {c.q, c.k, c.v, c.dout, o.out, o.lse, o.dq, o.dk, o.dv};
