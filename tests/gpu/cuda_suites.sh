@@ -9,20 +9,20 @@
 # OUT_DIR gets env.txt, test_cuda.txt, test_cuda_reference.txt, test_ladder.txt, probe.txt and
 # summary.txt (one "name: exit N" line each). Exits 1 unless every suite exited 0.
 set -u
-OUT=$1 B=${2:-build-gpu}
+OUT=${1:?usage: tests/gpu/cuda_suites.sh OUT_DIR [BUILD_DIR]}
+BUILD=${2:-build-gpu}
 mkdir -p "$OUT"
-[ -f .gpu/env.sh ] && source .gpu/env.sh
-{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; git log -1 --oneline
-} > "$OUT/env.txt" 2>&1
+if [ -f .gpu/env.sh ]; then source .gpu/env.sh; fi # the GPU host's runtime libraries
+(date -u; git log -1 --oneline; nvidia-smi -L) > "$OUT/env.txt" 2>&1
 : > "$OUT/summary.txt"
 failed=0
 for t in test_cuda test_cuda_reference test_ladder; do
-    "$B/tests/cuda/$t" > "$OUT/$t.txt" 2>&1
+    "$BUILD/tests/cuda/$t" > "$OUT/$t.txt" 2>&1
     rc=$?
     echo "$t: exit $rc" >> "$OUT/summary.txt"
     [ "$rc" -eq 0 ] || failed=1
 done
-"$B/tests/cuda/probe_backward_inputs" 12345 > "$OUT/probe.txt" 2>&1
+"$BUILD/tests/cuda/probe_backward_inputs" 12345 > "$OUT/probe.txt" 2>&1
 echo "probe_backward_inputs 12345: exit $?" >> "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 exit $failed
