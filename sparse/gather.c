@@ -16,13 +16,7 @@ fm_status fm_sparse_check_problem(const fm_problem *p)
     if (p->batch < 1 || p->q_heads < 1 || p->seqlen_q < 1 || p->seqlen_k < 1)
         return fm_fail(FM_ERR_INVALID, "problem: batch, q_heads, seqlen_q, seqlen_k must be >= 1");
     /* fm_problem_validate with an empty mask of the problem's shape checks everything else */
-    fm_mask shape = {0};
-    fm_status st = fm_mask_init(&shape, p->batch, p->q_heads, p->seqlen_q, p->seqlen_k,
-                                FM_CAUSAL_NONE);
-    if (st != FM_OK) return st;
-    st = fm_problem_validate(p, &shape);
-    fm_mask_free(&shape);
-    return st;
+    return fm_problem_validate_shape(p, p->batch, p->q_heads, p->seqlen_q, p->seqlen_k);
 }
 
 fm_status fm_gather_plan_init(fm_gather_plan *g, const fm_problem *p, int64_t sq, int64_t sk)

@@ -33,10 +33,7 @@ static int gen_main(int argc, char **argv);
 
 int cmd_gen(int argc, char **argv)
 {
-    cli_mpi_begin(&argc, &argv);
-    int rc = cli_mpi_agree(gen_main(argc, argv));
-    cli_mpi_end();
-    return rc;
+    return cli_mpi_run(gen_main, argc, argv);
 }
 
 static int gen_main(int argc, char **argv)

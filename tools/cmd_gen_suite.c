@@ -329,10 +329,7 @@ static int suite_main(int argc, char **argv);
  * 0 touches the file system (tools/ref_compute.c). */
 int cmd_gen_suite(int argc, char **argv)
 {
-    cli_mpi_begin(&argc, &argv);
-    int rc = cli_mpi_agree(suite_main(argc, argv));
-    cli_mpi_end();
-    return rc;
+    return cli_mpi_run(suite_main, argc, argv);
 }
 
 static int suite_main(int argc, char **argv)
