@@ -57,19 +57,32 @@ int cli_option(const char *cmd, int argc, char **argv, int *i, const char *flag,
 }
 
 int cli_parse_string_options(const char *cmd, int argc, char **argv, const cli_string_opt *table,
-                             int n)
+                             int n, cli_problem_opts *problem, int (*usage)(void),
+                             int *exit_code)
 {
+    *exit_code = 2;
     for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) return -1;
-        int r = 0;
+        if (cli_is_help(argv[i])) {
+            *exit_code = usage();
+            return 0;
+        }
+        int r = problem ? cli_problem_option(cmd, argc, argv, &i, problem) : 0;
         for (int k = 0; k < n && r == 0; k++) r = cli_option(cmd, argc, argv, &i, table[k].flag,
                                                              table[k].value);
-        if (r < 0) return 2;
-        if (r == 0)
-            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see %s --help)",
-                            argv[i], cmd);
+        if (r < 0) return 0;
+        if (r == 0) {
+            cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see %s --help)", argv[i],
+                     cmd);
+            return 0;
+        }
     }
-    return 0;
+    for (int k = 0; k < n; k++)
+        if (table[k].required && !*table[k].value) {
+            cli_fail(cmd, FM_ERR_INVALID, "%s is required (see %s --help)", table[k].required,
+                     cmd);
+            return 0;
+        }
+    return 1;
 }
 
 fm_status cli_int64(const char *cmd, const char *flag, const char *text, int64_t min,
@@ -282,8 +295,13 @@ int cli_problem_option(const char *cmd, int argc, char **argv, int *i, cli_probl
     return 0;
 }
 
-fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o)
+fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o, const cli_problem_opts *defaults)
 {
+    if (!o->batch) o->batch = defaults->batch;
+    if (!o->q_heads) o->q_heads = defaults->q_heads;
+    if (!o->seqlen_q) o->seqlen_q = defaults->seqlen_q;
+    if (!o->head_dim) o->head_dim = defaults->head_dim;
+    if (!o->dtype_given) o->dtype = defaults->dtype;
     if (!o->kv_heads) o->kv_heads = o->q_heads;
     if (!o->seqlen_k) o->seqlen_k = o->seqlen_q;
     if (!o->mask_heads) o->mask_heads = 1;

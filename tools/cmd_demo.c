@@ -334,12 +334,9 @@ int cmd_demo(int argc, char **argv)
                             argv[i]);
         }
     }
-    if (!o.batch) o.batch = 1;
-    if (!o.q_heads) o.q_heads = 4;
-    if (!o.seqlen_q) o.seqlen_q = 1024;
-    if (!o.head_dim) o.head_dim = 64;
-    if (!o.dtype_given) o.dtype = FM_BFLOAT16;
-    if (cli_problem_finish(cmd, &o) != FM_OK) return 2;
+    const cli_problem_opts defaults = {.batch = 1, .q_heads = 4, .seqlen_q = 1024, .head_dim = 64,
+                                       .dtype = FM_BFLOAT16};
+    if (cli_problem_finish(cmd, &o, &defaults) != FM_OK) return 2;
 
     /* every available implementation besides the reference, unless --impl named some */
     printf("flashmask demo: B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld, seed %llu\n",

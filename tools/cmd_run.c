@@ -101,15 +101,12 @@ int cmd_run(int argc, char **argv)
     const char *cmd = "run";
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *dtype_name = NULL;
     const char *kernel = NULL, *ladder_text = NULL;
-    const cli_string_opt opts[] = {{"--impl", &impl_name}, {"--case", &case_dir},
-                                   {"--out", &out_dir}, {"--dtype", &dtype_name},
-                                   {"--kernel", &kernel}, {"--ladder", &ladder_text}};
-    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 6);
-    if (parsed < 0) return usage();
-    if (parsed > 0) return parsed;
-    if (!impl_name || !case_dir || !out_dir)
-        return cli_fail(cmd, FM_ERR_INVALID, "%s is required (see run --help)",
-                        !impl_name ? "--impl" : !case_dir ? "--case DIR" : "--out DIR");
+    const cli_string_opt opts[] = {
+        {"--impl", &impl_name, "--impl"},    {"--case", &case_dir, "--case DIR"},
+        {"--out", &out_dir, "--out DIR"},    {"--dtype", &dtype_name, NULL},
+        {"--kernel", &kernel, NULL},         {"--ladder", &ladder_text, NULL}};
+    int rc;
+    if (!cli_parse_string_options(cmd, argc, argv, opts, 6, NULL, usage, &rc)) return rc;
     fm_impl impl;
     fm_dtype dtype = FM_FLOAT32;
     fm_kernel_options kopt;
@@ -144,7 +141,6 @@ int cmd_run(int argc, char **argv)
     if (dtype_name) p->dtype = dtype;
 
     fm_results r;
-    int rc;
     double t0 = 0, t1 = 0, t2 = 0;
     if (!cli_results_alloc(p, &r)) {
         rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
