@@ -59,6 +59,23 @@ int cli_is_help(const char *arg);
 int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_options *opt,
                      const char **dtype_name, const char **json_path);
 
+/* The command line of `check` and `check-suite`: the directory judged against (`dir_flag`:
+ * --case, --suite) and the candidates (`cand_flag`), both required; the judging options
+ * (cli_check_option, --dtype parsed into opt.dtype); and the command's own options through
+ * `extra` (NULL: none; 1 matched, 0 not ours, -1 error already printed). -h/--help prints
+ * usage(stdout); an unexpected argument or a missing directory prints usage(stderr) and an
+ * error. Returns 1 when the command goes on, 0 when it must return *exit_code. */
+typedef struct cli_check_args {
+    const char *dir_flag, *cand_flag; /* set by the command */
+    const char *dir, *cand, *dtype_name, *json_path;
+    fm_check_options opt;
+} cli_check_args;
+
+int cli_check_parse(const char *cmd, int argc, char **argv, cli_check_args *a,
+                    void (*usage)(FILE *out),
+                    int (*extra)(void *ctx, const char *cmd, int argc, char **argv, int *i),
+                    void *ctx, int *exit_code);
+
 /* Writes `text` and a newline to `path` atomically (a temporary file beside it, then link(2)):
  * `path` appears complete or not at all, and an existing file is never replaced. Returns 1 on
  * success, 0 with errno set (EEXIST when path exists) otherwise. */
@@ -89,6 +106,12 @@ int cli_problem_option(const char *cmd, int argc, char **argv, int *i, cli_probl
  * bottom_right; checks divisibility (message names both values). */
 fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o,
                              const cli_problem_opts *defaults);
+
+/* The seven sizes of a problem and its mask, {batch, q_heads, kv_heads, mask_heads, seqlen_q,
+ * seqlen_k, head_dim} in that order, as number members of the JSON object `o` under those names
+ * (the reports of demo, show_dense and the gen-suite manifest). */
+struct cJSON;
+void cli_json_add_sizes(struct cJSON *o, const int64_t sizes[7]);
 
 /* Text of the problem options for usage messages. */
 extern const char cli_problem_usage[];

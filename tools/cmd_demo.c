@@ -361,11 +361,9 @@ int cmd_demo(int argc, char **argv)
         cJSON_AddStringToObject(root, "tool", "flashmask demo");
         cJSON_AddStringToObject(root, "version", fm_version());
         cJSON *pj = cJSON_AddObjectToObject(root, "problem");
-        const int64_t dims[] = {o.batch, o.q_heads, o.kv_heads, o.mask_heads, o.seqlen_q,
-                                o.seqlen_k, o.head_dim};
-        const char *names[] = {"batch", "q_heads", "kv_heads", "mask_heads", "seqlen_q",
-                               "seqlen_k", "head_dim"};
-        for (int k = 0; k < 7; k++) cJSON_AddNumberToObject(pj, names[k], (double)dims[k]);
+        const int64_t sizes[7] = {o.batch, o.q_heads, o.kv_heads, o.mask_heads, o.seqlen_q,
+                                  o.seqlen_k, o.head_dim};
+        cli_json_add_sizes(pj, sizes);
         cJSON_AddStringToObject(pj, "causal", fm_causal_name(o.causal));
         cJSON_AddStringToObject(pj, "cuda_dtype", fm_dtype_name(o.dtype));
         cJSON_AddNumberToObject(pj, "seed", (double)o.seed);

@@ -41,11 +41,9 @@ static int write_json(const char *path, const char *case_dir, const fm_dense_cas
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "case", case_dir);
     cJSON_AddStringToObject(root, "pattern", fm_dense_pattern_name(c->pattern));
-    const char *names[] = {"batch", "q_heads", "kv_heads", "mask_heads", "seqlen_q", "seqlen_k",
-                           "head_dim"};
-    const int64_t dims[] = {p->batch, p->q_heads, p->kv_heads, c->mask_heads, p->seqlen_q,
-                            p->seqlen_k, p->head_dim};
-    for (int i = 0; i < 7; i++) cJSON_AddNumberToObject(root, names[i], (double)dims[i]);
+    const int64_t sizes[7] = {p->batch, p->q_heads, p->kv_heads, c->mask_heads, p->seqlen_q,
+                              p->seqlen_k, p->head_dim};
+    cli_json_add_sizes(root, sizes);
     cJSON_AddStringToObject(root, "dtype", fm_dtype_name(p->dtype));
     cJSON_AddNumberToObject(root, "allowed_pairs", (double)fm_bbm_total_allowed_pairs(bbm));
     cJSON_AddNumberToObject(root, "cells", (double)(p->batch * c->mask_heads) *
