@@ -12,10 +12,8 @@
 # Layer: tools (GPU evidence script; nothing here is part of the library).
 set -u
 OUT=$1 B=${2:-build-gpu}
-mkdir -p "$OUT"
-[ -f .gpu/env.sh ] && source .gpu/env.sh
-{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; git log -1 --oneline
-} > "$OUT/env.txt" 2>&1
+source "$(dirname "$0")/common.sh"
+gpu_begin "$OUT"
 
 for t in test_cuda test_cuda_reference test_ladder; do
     "$B/tests/cuda/$t" > "$OUT/$t.log" 2>&1
