@@ -58,6 +58,7 @@ def run_ours(pr, q, k, v, dout, mask, scale):
 
 FLEX = {"fn": None, "compile_s": {}, "extra": None}
 G = {}  # the mask the compiled mask_mod reads: one compiled graph serves every mask of a shape
+FLEX_MASKS = {}  # shape -> its mask tensor
 
 
 def flex_mask_mod(b, h, q_idx, kv_idx):
@@ -87,8 +88,9 @@ def run_flex(pr, q, k, v, dout, mask, scale):
     shape = (pr["b"], pr["hq"], pr["hk"], pr["sq"], pr["sk"], pr["d"], pr["dtype"])
     fn = _flex_fn()
     allowed = torch.from_numpy(np.ascontiguousarray(mask.to_dense()[:, 0])).to("cuda").bool()
-    # one tensor object per shape, refilled: what the compiled graph of the shape last saw
-    G["allowed"] = G.setdefault(shape, torch.empty_like(allowed))
+    # one tensor object per shape, refilled: what the compiled graph of the shape last saw (kept
+    # apart from G, whose only key the compiled mask_mod reads)
+    G["allowed"] = FLEX_MASKS.setdefault(shape, torch.empty_like(allowed))
     G["allowed"].copy_(allowed)
     bm = create_block_mask(flex_mask_mod, pr["b"], None, pr["sq"], pr["sk"], device="cuda")
     tq, tk, tv, tdo = torch_inputs(q, k, v, dout, pr["dtype"])
