@@ -122,11 +122,11 @@ class Tally:
         per job): counted once both are in."""
         key = (pr["id"], rec["backend"])
         if key in self.partial:
-            rec["cpu_s"] = rec.get("cpu_s", 0.0) + self.partial[key].get("cpu_s", 0.0)
             old = self.partial.pop(key)
             rec = dict(old, **{r: rec[r] for r in ("derived", "fa") if r in rec},
                        why={**old["why"], **rec["why"]}, worst=max(old["worst"], rec["worst"]),
-                       masked_conv=old["masked_conv"] or rec["masked_conv"])
+                       masked_conv=old["masked_conv"] or rec["masked_conv"],
+                       cpu_s=old.get("cpu_s", 0.0) + rec.get("cpu_s", 0.0))
         if "derived" not in rec or "fa" not in rec:
             self.partial[key] = rec
             return
