@@ -95,8 +95,11 @@ seeds)
     OUT=$WORK bash tools/gpu/seed_sweep_cuda.sh "$BUILD" "${ARG:-20}" "$(nproc)" 480 \
         > "$WORK/seed_sweep.log" 2>&1
     rc=$?
-    grep -E ': (FAIL|TIMEOUT|NOT RUN)' "$WORK/seed_sweep_cuda.txt" | head -20 | tee -a "$SUM"
     head -1 "$WORK/seed_sweep_cuda.txt" | tee -a "$SUM"
+    grep -E '^test_cuda FM_SEED=0x' "$WORK/seed_sweep_cuda.txt" | tee -a "$SUM"
+    grep -E ': (FAIL|TIMEOUT|NOT RUN)' "$WORK/seed_sweep_cuda.txt" | grep -v 'FM_SEED=0x' | head -20 |
+        tee -a "$SUM"
+    grep '^seed ' "$WORK/seed_sweep_cuda.txt" | tee -a "$SUM"
     tail -1 "$WORK/seed_sweep_cuda.txt" | tee -a "$SUM"
     ;;
 *)

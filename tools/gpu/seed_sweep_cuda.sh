@@ -66,10 +66,12 @@ export BUILD OUT deadline
 jobs="$OUT/jobs.txt"
 {
     for seed in 0x2026120201 0x51 0x52 0x53; do echo "test_cuda $seed"; done
-    i=0
-    while [ "$i" -lt "$N" ]; do
-        for s in $suites; do echo "$s $((base + i))"; done
-        i=$((i + 1))
+    for s in test_ladder test_cuda; do  # the longer suite first: the jobs pack better
+        i=0
+        while [ "$i" -lt "$N" ]; do
+            echo "$s $((base + i))"
+            i=$((i + 1))
+        done
     done
 } > "$jobs"
 # shellcheck disable=SC2016  # $0, $1 expand in the child bash
@@ -82,11 +84,25 @@ tout=$(grep -c ': TIMEOUT' "$summary")
 notrun=$(grep -c ': NOT RUN' "$summary")
 seeds_ok=0
 i=0
-while [ "$i" -lt "$N" ]; do
+while [ "$i" -lt "$N" ]; do  # one line per seed
     seed=$((base + i))
-    [ "$(grep -c "FM_SEED=$seed: pass" "$summary")" -eq 2 ] && seeds_ok=$((seeds_ok + 1))
+    line="FM_SEED=$seed:"
+    for s in $suites; do
+        st=$(grep "^$s FM_SEED=$seed: " "$summary" | head -1 |
+            sed -E 's/^[^:]*: (pass|FAIL|TIMEOUT|NOT RUN).*/\1/')
+        line="$line $s ${st:-missing},"
+    done
+    if [ "$(grep -c "FM_SEED=$seed: pass" "$summary")" -eq 2 ]; then
+        seeds_ok=$((seeds_ok + 1))
+        echo "seed $line -> pass"
+    else
+        echo "seed $line -> FAIL"
+    fi
     i=$((i + 1))
-done
+done | tee -a "$summary.seeds"
+cat "$summary.seeds" >> "$summary"
+seeds_ok=$(grep -c -- '-> pass$' "$summary.seeds")
+rm -f "$summary.seeds"
 echo "cuda seed sweep: $seeds_ok of $N fresh seeds passed both suites; jobs: $pass pass, $fail FAIL, $tout TIMEOUT, $notrun NOT RUN" \
     | tee -a "$summary"
 [ "$fail" -eq 0 ] && [ "$tout" -eq 0 ] && [ "$notrun" -eq 0 ]
