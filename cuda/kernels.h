@@ -50,6 +50,7 @@ cudaError_t fm_cuda_launch_live_tiles(const int32_t *summary, int batch, int hea
  * follow the plan. */
 struct fm_kernel_plan {
     bool fwd_wgmma;     /* forward_wgmma.cu (which may still decline: see below) */
+    bool fwd_pingpong;  /* with fwd_wgmma: forward_pingpong.cu instead (same results) */
     int fwd_shape;      /* fm_fwd_shape of forward.cu's kernel at D = 64 and 128 */
     bool bwd_wgmma;     /* backward_wgmma.cu */
     int bwd_warpgroups; /* 1 or 2: the wgmma dK/dV block (64 or 128 keys) */
@@ -72,6 +73,11 @@ cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cud
  * aligned): the caller then runs forward.cu's kernel. */
 cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
                                          cudaStream_t stream);
+/* forward_pingpong.cu: the same forward with FlashAttention-3's ping-pong of the two
+ * warpgroups and the overlap of one tile's softmax with the next tile's products; declines as
+ * fm_cuda_launch_forward_wgmma does. */
+cudaError_t fm_cuda_launch_forward_pingpong(const fm_attn_params &p, fm_dtype dtype,
+                                            cudaStream_t stream);
 #else /* not built: never used (the stubs keep the callers free of #ifdefs) */
 static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_dtype, bool, int,
                                                     cudaStream_t)
@@ -84,6 +90,11 @@ static inline cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &, fm_dty
 }
 static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, fm_dtype,
                                                        cudaStream_t)
+{
+    return cudaErrorNotSupported;
+}
+static inline cudaError_t fm_cuda_launch_forward_pingpong(const fm_attn_params &, fm_dtype,
+                                                          cudaStream_t)
 {
     return cudaErrorNotSupported;
 }

@@ -1,7 +1,7 @@
 /* cuda/wgmma.cuh — Hopper (sm_90a) warpgroup matrix products and the shared-memory layout they
- * read, for the kernels of the CUDA layer's wgmma path (forward_wgmma.cu and backward_wgmma.cu;
- * docs/cuda.md draws the layout). Layer: cuda
- * (private header, device code).
+ * read, for the kernels of the CUDA layer's wgmma path (forward_wgmma.cu, forward_pingpong.cu
+ * and backward_wgmma.cu; docs/cuda.md draws the layout). Layer: cuda (private header, device
+ * code).
  *
  * A warpgroup is 4 consecutive warps (128 threads); `wgmma.mma_async` multiplies a 64-row A by
  * an N-column B into float32 accumulators spread over the warpgroup: warp w holds rows
@@ -82,6 +82,25 @@ __device__ __forceinline__ void fm_wg_commit()
 template <int N> __device__ __forceinline__ void fm_wg_wait()
 {
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* Pins the registers of an operand at this point of the program, as CUTLASS's
+ * warpgroup_fence_operand does. The compiler sees a wgmma as an ordinary instruction that
+ * writes its accumulators when issued; placed after fm_wg_wait, this keeps reads of the
+ * accumulators from moving above the wait, and keeps an A operand's registers from being
+ * reused while an issued product may still read them. */
+template <int N> __device__ __forceinline__ void fm_wg_hold(float (&r)[N][4])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) asm volatile("" : "+f"(r[i][e])::"memory");
+}
+template <int N> __device__ __forceinline__ void fm_wg_hold(uint32_t (&r)[N][2])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) asm volatile("" : "+r"(r[i][e])::"memory");
 }
 /* Generic-proxy writes to shared memory (st.shared, cp.async) -> visible to wgmma's reads. */
 __device__ __forceinline__ void fm_fence_async_smem()
