@@ -1,4 +1,4 @@
-/* cuda/forward_pingpong.cu — the Hopper forward (sm_90a, D = 128) with its products scheduled
+/* cuda/forward_pingpong.cu — the Hopper forward (sm_90a, D = 64, 128) with its products scheduled
  * as FlashAttention-3 schedules them (its sections 3.1 and 3.2): the same blocks, producer,
  * live-block walk and tile rules as forward_wgmma.cu (forward_sm90.cuh), the same arithmetic in
  * the same order, so the same bits out; only when each product is issued and waited for
@@ -42,7 +42,7 @@ constexpr int TURN_THREADS = 256; /* both consumer warpgroups take part in each 
 
 #ifdef FM_WGMMA_DEVICE
 /* Issues S = Q K^T (one commit group): Q of the warpgroup at aQ, K of the stage at aK. */
-template <typename T>
+template <typename T, int D>
 __device__ __forceinline__ void issue_qk(float (&s)[BC / 8][4], uint32_t aQ, uint32_t aK)
 {
 #pragma unroll
@@ -57,7 +57,7 @@ __device__ __forceinline__ void issue_qk(float (&s)[BC / 8][4], uint32_t aQ, uin
 }
 
 /* Issues O += P V (one commit group): P in registers, V of the stage at aV. */
-template <typename T>
+template <typename T, int D>
 __device__ __forceinline__ void issue_pv(float (&acc_o)[D / 8][4],
                                          const uint32_t (&p_tc)[BC / 8][2], uint32_t aV)
 {
@@ -66,13 +66,13 @@ __device__ __forceinline__ void issue_pv(float (&acc_o)[D / 8][4],
     for (int kk = 0; kk < BC / 16; kk++) {
         const uint32_t a[4] = {p_tc[2 * kk][0], p_tc[2 * kk][1], p_tc[2 * kk + 1][0],
                                p_tc[2 * kk + 1][1]};
-        fm_wg_rs128<T>(acc_o, a, fm_wg_mnmajor(aV, 64, kk));
+        fm_wg_rs<T, D>(acc_o, a, fm_wg_mnmajor(aV, 64, kk));
     }
     fm_wg_commit();
 }
 #endif
 
-template <typename T>
+template <typename T, int D>
 __global__ void __launch_bounds__(NT, 1)
     fm_forward_pingpong_kernel(const fm_attn_params p, const __grid_constant__ CUtensorMap map_q,
                                const __grid_constant__ CUtensorMap map_k,
@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(NT, 1)
     extern __shared__ unsigned char smem_raw[];
     unsigned char *smem_p = reinterpret_cast<unsigned char *>(
         (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
-    const block_smem sm{(uint32_t)__cvta_generic_to_shared(smem_p)};
+    const block_smem<D> sm{(uint32_t)__cvta_generic_to_shared(smem_p)};
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int h = blockIdx.y, b = blockIdx.z;
@@ -149,15 +149,15 @@ __global__ void __launch_bounds__(NT, 1)
             uint32_t col_bits[2] = {0u, 0u};
             if (partial)
                 fm_cuda_column_bits(p, reinterpret_cast<const int32_t *>(
-                                           smem_p + smem::OFF_COLS + stage * COLS),
+                                           smem_p + smem<D>::OFF_COLS + stage * COLS),
                                     c0, w0, lane, col_bits);
             /* Four straight paths, so that every product is waited for on the path that
              * issued it (ptxas serialises products whose wait it cannot place otherwise). */
             float s[1][BC / 8][4], corr[1][2];
             if (live && held >= 0) { /* S of this tile and P V of the pending one */
                 fm_bar_sync(TURN + wg, TURN_THREADS);
-                issue_qk<T>(s[0], aQ, sm.k(stage));
-                issue_pv<T>(acc_o[0], p_tc[0], sm.v(held));
+                issue_qk<T, D>(s[0], aQ, sm.k(stage));
+                issue_pv<T, D>(acc_o[0], p_tc[0], sm.v(held));
                 fm_bar_arrive(TURN + (wg ^ 1), TURN_THREADS);
                 fm_wg_wait<1>(); /* S has landed; P V may still run */
                 fm_wg_hold(s[0]);
@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(NT, 1)
                 held = stage;
             } else if (live) { /* S of this tile; nothing pending */
                 fm_bar_sync(TURN + wg, TURN_THREADS);
-                issue_qk<T>(s[0], aQ, sm.k(stage));
+                issue_qk<T, D>(s[0], aQ, sm.k(stage));
                 fm_bar_arrive(TURN + (wg ^ 1), TURN_THREADS);
                 fm_wg_wait<0>();
                 fm_wg_hold(s[0]);
@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(NT, 1)
                 held = stage;
             } else if (held >= 0) { /* masked for this warpgroup: finish the pending P V */
                 fm_bar_sync(TURN + wg, TURN_THREADS);
-                issue_pv<T>(acc_o[0], p_tc[0], sm.v(held));
+                issue_pv<T, D>(acc_o[0], p_tc[0], sm.v(held));
                 fm_bar_arrive(TURN + (wg ^ 1), TURN_THREADS);
                 fm_wg_wait<0>();
                 fm_wg_hold(acc_o[0]);
@@ -198,7 +198,7 @@ __global__ void __launch_bounds__(NT, 1)
         }
     }
     if (held >= 0) { /* the last tile's P V, outside the turns */
-        issue_pv<T>(acc_o[0], p_tc[0], sm.v(held));
+        issue_pv<T, D>(acc_o[0], p_tc[0], sm.v(held));
         fm_wg_wait<0>();
         fm_wg_hold(acc_o[0]);
         release(held);
@@ -210,16 +210,16 @@ __global__ void __launch_bounds__(NT, 1)
 #endif
 }
 
-template <typename T> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
+template <typename T, int D> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
 {
     maps m;
-    if (make_maps<T>(p, &m) != cudaSuccess) return cudaErrorNotSupported;
-    cudaError_t err = cudaFuncSetAttribute(fm_forward_pingpong_kernel<T>,
+    if (make_maps<T, D>(p, &m) != cudaSuccess) return cudaErrorNotSupported;
+    cudaError_t err = cudaFuncSetAttribute(fm_forward_pingpong_kernel<T, D>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           smem::BYTES);
+                                           smem<D>::BYTES);
     if (err != cudaSuccess) return err;
     dim3 grid((p.seqlen_q + BR - 1) / BR, p.q_heads, p.batch);
-    fm_forward_pingpong_kernel<T><<<grid, NT, smem::BYTES, stream>>>(p, m.q, m.k, m.v,
+    fm_forward_pingpong_kernel<T, D><<<grid, NT, smem<D>::BYTES, stream>>>(p, m.q, m.k, m.v,
                                                                       m.bounds);
     return cudaGetLastError();
 }
@@ -229,6 +229,11 @@ template <typename T> cudaError_t launch(const fm_attn_params &p, cudaStream_t s
 cudaError_t fm_cuda_launch_forward_pingpong(const fm_attn_params &p, fm_dtype dtype,
                                             cudaStream_t stream)
 {
-    if (p.head_dim != D) return cudaErrorNotSupported;
-    return dtype == FM_BFLOAT16 ? launch<__nv_bfloat16>(p, stream) : launch<__half>(p, stream);
+    const bool bf16 = dtype == FM_BFLOAT16;
+    switch (p.head_dim) {
+    case 64: return bf16 ? launch<__nv_bfloat16, 64>(p, stream) : launch<__half, 64>(p, stream);
+    case 128:
+        return bf16 ? launch<__nv_bfloat16, 128>(p, stream) : launch<__half, 128>(p, stream);
+    default: return cudaErrorNotSupported;
+    }
 }

@@ -1,6 +1,6 @@
-/* cuda/forward_wgmma.cu — the FlashMask forward on Hopper (sm_90a), D = 128: the same function
- * as forward.cu's mma.sync kernel, which it replaces there when built and the plan says so
- * (cuda/heuristics.cu).
+/* cuda/forward_wgmma.cu — the FlashMask forward on Hopper (sm_90a), D = 64 and 128: the same
+ * function as forward.cu's mma.sync kernel, which it replaces there when built and the plan says
+ * so (cuda/heuristics.cu: at D = 128 by default, at 64 when asked for).
  * Layer: cuda <- masks (rules.h, through tile.cuh).
  *
  * Warp-specialised, in FlashAttention-3's manner: the block shape, the TMA producer warp and
@@ -10,7 +10,7 @@
  *       S = Q K^T                          wgmma.m64n64k16, both operands from shared memory
  *       partial tile: S = -inf where masked (per-column row bits, tile.cuh)
  *       online softmax, P to T in registers (softmax.cuh, shared with forward.cu)
- *       O += P V                           wgmma.m64n128k16, A = P from registers
+ *       O += P V                           wgmma.m64n{D}k16, A = P from registers
  * and then release the stage (one arrival per warp on its "empty" mbarrier). The two
  * warpgroups share the SM's tensor cores, but nothing schedules them against each other, and a
  * warpgroup waits for S before its softmax: forward_pingpong.cu is the variant that orders
@@ -23,7 +23,7 @@ namespace {
 
 using namespace fm_sm90_fwd;
 
-template <typename T>
+template <typename T, int D>
 __global__ void __launch_bounds__(NT, 1)
     fm_forward_wgmma_kernel(const fm_attn_params p, const __grid_constant__ CUtensorMap map_q,
                             const __grid_constant__ CUtensorMap map_k,
@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(NT, 1)
     extern __shared__ unsigned char smem_raw[];
     unsigned char *smem_p = reinterpret_cast<unsigned char *>(
         (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
-    const block_smem sm{(uint32_t)__cvta_generic_to_shared(smem_p)};
+    const block_smem<D> sm{(uint32_t)__cvta_generic_to_shared(smem_p)};
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int h = blockIdx.y, b = blockIdx.z;
@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(NT, 1)
                 uint32_t col_bits[2] = {0u, 0u};
                 if (partial)
                     fm_cuda_column_bits(p, reinterpret_cast<const int32_t *>(
-                                               smem_p + smem::OFF_COLS + stage * COLS),
+                                               smem_p + smem<D>::OFF_COLS + stage * COLS),
                                         c0, w0, lane, col_bits);
                 const uint32_t aK = sm.k(stage), aV = sm.v(stage);
 
@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(NT, 1)
                 for (int kk = 0; kk < BC / 16; kk++) {
                     const uint32_t a[4] = {p_tc[0][2 * kk][0], p_tc[0][2 * kk][1],
                                            p_tc[0][2 * kk + 1][0], p_tc[0][2 * kk + 1][1]};
-                    fm_wg_rs128<T>(acc_o[0], a, fm_wg_mnmajor(aV, 64, kk));
+                    fm_wg_rs<T, D>(acc_o[0], a, fm_wg_mnmajor(aV, 64, kk));
                 }
                 fm_wg_commit();
                 fm_wg_wait<0>();
@@ -125,16 +125,17 @@ __global__ void __launch_bounds__(NT, 1)
 #endif
 }
 
-template <typename T> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
+template <typename T, int D> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
 {
     maps m;
-    if (make_maps<T>(p, &m) != cudaSuccess) return cudaErrorNotSupported;
-    cudaError_t err = cudaFuncSetAttribute(fm_forward_wgmma_kernel<T>,
+    if (make_maps<T, D>(p, &m) != cudaSuccess) return cudaErrorNotSupported;
+    cudaError_t err = cudaFuncSetAttribute(fm_forward_wgmma_kernel<T, D>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           smem::BYTES);
+                                           smem<D>::BYTES);
     if (err != cudaSuccess) return err;
     dim3 grid((p.seqlen_q + BR - 1) / BR, p.q_heads, p.batch);
-    fm_forward_wgmma_kernel<T><<<grid, NT, smem::BYTES, stream>>>(p, m.q, m.k, m.v, m.bounds);
+    fm_forward_wgmma_kernel<T, D><<<grid, NT, smem<D>::BYTES, stream>>>(p, m.q, m.k, m.v,
+                                                                        m.bounds);
     return cudaGetLastError();
 }
 
@@ -143,6 +144,11 @@ template <typename T> cudaError_t launch(const fm_attn_params &p, cudaStream_t s
 cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
                                          cudaStream_t stream)
 {
-    if (p.head_dim != D) return cudaErrorNotSupported;
-    return dtype == FM_BFLOAT16 ? launch<__nv_bfloat16>(p, stream) : launch<__half>(p, stream);
+    const bool bf16 = dtype == FM_BFLOAT16;
+    switch (p.head_dim) {
+    case 64: return bf16 ? launch<__nv_bfloat16, 64>(p, stream) : launch<__half, 64>(p, stream);
+    case 128:
+        return bf16 ? launch<__nv_bfloat16, 128>(p, stream) : launch<__half, 128>(p, stream);
+    default: return cudaErrorNotSupported;
+    }
 }

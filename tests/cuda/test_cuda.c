@@ -7,11 +7,12 @@
  *   - fully masked tiles are never loaded: NaN in K/V of a key block that every row masks
  *     leaves every output finite and equal to the run with zeros there;
  *   - both dQ paths (float32 atomics; FM_FLAG_DETERMINISTIC) pass, and the deterministic one
- *     gives identical bits on two runs; on Hopper both dK/dV block shapes and all three D = 128
- *     forwards run (the random properties choose them per case through fm_kernel_options:
- *     mma.sync, wgmma, and wgmma with ping-pong warpgroups);
+ *     gives identical bits on two runs; on Hopper both dK/dV block shapes and all three forwards
+ *     at D = 64 and 128 run (the random properties choose them per case through
+ *     fm_kernel_options: mma.sync, wgmma, and wgmma with ping-pong warpgroups);
  *   - the ping-pong Hopper forward gives the same bits as the wgmma one (O and LSE), which
- *     computes the same products in the same order, on D = 128 cases of every kind;
+ *     computes the same products in the same order, on D = 64 and 128 cases of every kind, and
+ *     both pass the oracle (the wgmma forward at D = 64 runs only when asked for);
  *   - kernel options: specs read and written back, bad ones refused by name, a choice the
  *     call cannot run refused before any launch (these run without a GPU too);
  *   - the GPU summary and live-tile count equal masks/;
@@ -65,12 +66,15 @@ static int hopper_forwards(void)
 }
 
 /* The forward a random case runs: where the Hopper forwards serve it (head dims that pad to
- * 128), one of auto (the wgmma kernel), mma and pingpong by the seed; elsewhere auto or mma. */
+ * 128, where auto is the wgmma kernel, or to 64, where auto is mma.sync), one of auto, the
+ * other one and pingpong by the seed; elsewhere auto or mma. */
 static int32_t forward_choice(const fm_random_case *c)
 {
     const int64_t d = c->problem.head_dim;
-    if (d > 96 && d <= 128 && fm_cuda_available() == FM_OK && hopper_forwards()) {
-        static const int32_t three[3] = {FM_KERNEL_AUTO, FM_KERNEL_MMA, FM_KERNEL_PINGPONG};
+    const int d64 = d > 32 && d <= 64, d128 = d > 96 && d <= 128;
+    if ((d64 || d128) && fm_cuda_available() == FM_OK && hopper_forwards()) {
+        const int32_t three[3] = {FM_KERNEL_AUTO, d128 ? FM_KERNEL_MMA : FM_KERNEL_WGMMA,
+                                  FM_KERNEL_PINGPONG};
         return three[(c->seed >> 3) % 3];
     }
     return (c->seed & 8) ? FM_KERNEL_MMA : FM_KERNEL_AUTO;
@@ -193,14 +197,15 @@ static void test_long_fast_dims(void **state)
 }
 
 /* The ping-pong forward (fwd=pingpong) computes the wgmma forward's products in the same order,
- * only scheduled differently: on the case's shape and mask at D = 128 (inputs drawn here from
- * the case's seed) it gives the same bits, O and LSE, and passes the oracle. */
+ * only scheduled differently: on the case's shape and mask at D = 128 or 64 (inputs drawn here
+ * from the case's seed) it gives the same bits, O and LSE, and both pass the oracle. */
 static int prop_pingpong(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
     (void)ctx;
     const fm_problem *cp = &c->problem;
     fm_problem p;
-    fm_problem_init(&p, cp->batch, cp->q_heads, cp->kv_heads, cp->seqlen_q, cp->seqlen_k, 128);
+    const int64_t d = (c->seed >> 1) & 1 ? 64 : 128;
+    fm_problem_init(&p, cp->batch, cp->q_heads, cp->kv_heads, cp->seqlen_q, cp->seqlen_k, d);
     p.dtype = (c->seed & 1) ? FM_BFLOAT16 : FM_FLOAT16;
     const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     const size_t nl = fm_problem_lse_elems(&p);
@@ -428,11 +433,11 @@ static void test_bad_arguments(void **state)
     assert_int_equal(fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, NULL, NULL),
                      FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "48"));
-    /* The wgmma kernels serve D = 128 only: forcing them elsewhere is refused before a launch
-     * (or, where they cannot run at all, reported unavailable). */
+    /* The wgmma kernels serve D = 128 (the forwards also 64): forcing them elsewhere is refused
+     * before a launch (or, where they cannot run at all, reported unavailable). */
     fm_kernel_options wg;
     assert_int_equal(fm_kernel_options_parse("wgmma", &wg), FM_OK);
-    p.head_dim = 64;
+    p.head_dim = 96;
     fm_status st = fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, &wg, NULL);
     assert_true(st == FM_ERR_INVALID || st == FM_ERR_UNAVAILABLE);
     assert_non_null(strstr(fm_last_error(), "wgmma"));

@@ -1,22 +1,25 @@
 #!/bin/bash
 # tools/gpu/pingpong.sh — on a GPU host (an H200), the evidence for the ping-pong Hopper forward
 # (cuda/forward_pingpong.cu, kernel option fwd=pingpong) against the wgmma forward it
-# reschedules (cuda/forward_wgmma.cu, the default at D = 128), in about 6 minutes:
+# reschedules (cuda/forward_wgmma.cu, the default at D = 128; both now also at D = 64, where
+# forward.cu's mma.sync kernel is the default), in about 6 minutes:
 #   1. test_cuda with the random properties judging the forward only (FM_FORWARD_ONLY=1): every
-#      case at a head dim that pads to 128 runs auto (wgmma), mma or pingpong; and the
-#      property that pingpong gives wgmma's bits (O, LSE) and passes the oracle;
+#      case at a head dim that pads to 128 runs auto (wgmma), mma or pingpong, at one that pads
+#      to 64 auto (mma), wgmma or pingpong; and the property that pingpong gives wgmma's bits
+#      (O, LSE) at D = 64 and 128 and passes the oracle;
 #   2. compute-sanitizer memcheck, racecheck and synccheck (the named barriers) on a few small
 #      cases of that property (each runs both Hopper forwards);
 #   3. bench/flex_bench.py with both forwards timed in one process on the same inputs
 #      (--fwd-variants wgmma,pingpong --no-bwd), 12 families at 8K and 32K, D = 128, H = 16,
 #      plus GQA 32:8 at 8K on full and causal, cuDNN / FlashAttention-2 on full and causal
-#      (--sdpa) and the bf16 matmul as the ceiling. FlexAttention is left out unless FLEX=1 (its compiles
+#      (--sdpa) and the bf16 matmul as the ceiling; and at D = 64 (H = 32, 8K, 12 families)
+#      the three forwards: mma (today's default there), wgmma and pingpong. FlexAttention is left out unless FLEX=1 (its compiles
 #      take minutes); then it runs at 8K on five families.
 #   usage (repository root; build-gpu compiled with -Dgpu_archs=90a -Dnative_cpu=false and the
 #   GPU host's runtime packages in .gpu/, see docs/performance-cuda.md "Reproduce"):
 #       OUT=/some/dir tools/gpu/pingpong.sh [BUILD_DIR]
 # $OUT gets pingpong.tgz (every log and the benchmark JSON) and summary.txt (the verdicts and
-# tables). Every step has its own time limit (together 8 minutes at worst; about 5 expected).
+# tables). Every step has its own time limit (together 9 minutes at worst; about 5 expected).
 # Layer: tools (GPU evidence script; nothing here is part of the library).
 set -u
 B=${1:-build-gpu}
@@ -71,6 +74,9 @@ for r in d["results"]:
               f"{r.get('cudnn_fwd_tflops', float('nan')):.0f}, fa2 "
               f"{r.get('fa2_fwd_tflops', float('nan')):.0f} TFLOP/s")
 PY
+step bench_d64 60 python3 bench/flex_bench.py --lib "$LIB" --no-flex --no-bwd --sdpa \
+    --fwd-variants mma,wgmma,pingpong --configs 32x8192x64 --out "$W/bench_d64.json"
+sed -n '/^forward variants/,$p' "$W/bench_d64.txt" >> "$S"
 step bench_gqa 30 python3 bench/flex_bench.py --lib "$LIB" --no-flex --no-bwd \
     --fwd-variants wgmma,pingpong --configs 32:8x8192x128 --families full,causal \
     --out "$W/bench_gqa.json"
