@@ -20,6 +20,10 @@ matmul (8192^3) is timed in the same run, before and after, as the card's ceilin
 
 Configs are HQxSxD or HQ:HKxSxD (GQA, e.g. 32:8x8192x128). Run on a GPU host, e.g.
     python3 bench/flex_bench.py --lib build/libflashmask.so --out bench/results/x.json
+Forward kernels side by side, in the same process on the same inputs (e.g. the Hopper forward
+and its ping-pong schedule), with --fwd-variants wgmma,pingpong: each row then also times our
+forward with fwd=<each> and says whether its O and LSE are bit-identical to the previous one's;
+--no-bwd leaves every backward out; --sdpa keeps cuDNN and FlashAttention-2 with --no-flex.
 
 Layer: tools (benchmark), on top of the cuda layer.
 """
@@ -232,7 +236,7 @@ def same_mask(mod, heads, n):
 
 
 def flex_side(row, mask, params, heads, mheads, per_head, seqlen, q, k, v, do, out, fwd_flops,
-              bwd_flops, flex_compiled):
+              bwd_flops, flex_compiled, do_bwd=True):
     """FlexAttention on the same mask and the same tensors, in its user form and in the bounds
     lookup form; ratios against the faster."""
     nb = mask.batch * mask.heads * seqlen * 4
@@ -258,17 +262,21 @@ def flex_side(row, mask, params, heads, mheads, per_head, seqlen, q, k, v, do, o
         # Same function: our forward against FlexAttention's, on identical inputs.
         row[f"max_abs_diff_vs_flex_{form}"] = (fo.float() - out.float()).abs().max().item()
         fwd_ms = bench_ms(lambda: flex_compiled(qf, kf, vf, block_mask=bm, enable_gqa=gqa))
-        bwd_ms = bench_ms(lambda: fo.backward(do, retain_graph=True))
         row[f"flex_{form}_fwd_tflops"] = fwd_flops / fwd_ms / 1e9
-        row[f"flex_{form}_bwd_tflops"] = bwd_flops / bwd_ms / 1e9
+        if do_bwd:
+            bwd_ms = bench_ms(lambda: fo.backward(do, retain_graph=True))
+            row[f"flex_{form}_bwd_tflops"] = bwd_flops / bwd_ms / 1e9
         del fo, qf, kf, vf
     row["flex_fwd_tflops"] = max(row[f"flex_{f}_fwd_tflops"] for f in forms)
-    row["flex_bwd_tflops"] = max(row[f"flex_{f}_bwd_tflops"] for f in forms)
     row["ratio_fwd"] = row["ours_fwd_tflops"] / row["flex_fwd_tflops"]
-    row["ratio_bwd"] = row["ours_bwd_tflops"] / row["flex_bwd_tflops"]
+    for name in row.get("fwd_variants", []):
+        row[f"ratio_fwd_{name}"] = row[f"ours_fwd_tflops_{name}"] / row["flex_fwd_tflops"]
+    if do_bwd:
+        row["flex_bwd_tflops"] = max(row[f"flex_{f}_bwd_tflops"] for f in forms)
+        row["ratio_bwd"] = row["ours_bwd_tflops"] / row["flex_bwd_tflops"]
 
 
-def sdpa_side(row, q, k, v, do, fwd_flops, bwd_flops):
+def sdpa_side(row, q, k, v, do, fwd_flops, bwd_flops, do_bwd=True):
     """SDPA's cuDNN and FlashAttention-2 backends on the full and causal masks (Sq = Sk, so
     is_causal's top-left alignment is ours)."""
     causal = row["family"] == "causal"
@@ -282,15 +290,17 @@ def sdpa_side(row, q, k, v, do, fwd_flops, bwd_flops):
                                                              enable_gqa=gqa)
                 o = run()
                 row[f"{name}_fwd_tflops"] = fwd_flops / bench_ms(run) / 1e9
-                row[f"{name}_bwd_tflops"] = bwd_flops / bench_ms(
-                    lambda: o.backward(do, retain_graph=True)) / 1e9
+                if do_bwd:
+                    row[f"{name}_bwd_tflops"] = bwd_flops / bench_ms(
+                        lambda: o.backward(do, retain_graph=True)) / 1e9
             del o, qf, kf, vf
         except Exception as e:  # recorded, not fatal
             row[f"{name}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
 
 
 def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex_compiled,
-               results, save=None, flags=0, kernel="auto"):
+               results, save=None, flags=0, kernel="auto", fwd_variants=(), do_bwd=True,
+               do_sdpa=False):
     torch.manual_seed(0)
     tdtype = torch.bfloat16 if dtype == BFLOAT16 else torch.float16
     qshape, kshape = (1, heads, seqlen, dim), (1, kv_heads, seqlen, dim)
@@ -302,6 +312,8 @@ def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex
     prob = Problem(1, heads, kv_heads, seqlen, seqlen, dim, 1.0 / math.sqrt(dim), dtype, flags)
     stream = torch.cuda.current_stream().cuda_stream
     kopt = lib.kernel_options(kernel)
+    # --fwd-variants: the same options with another forward kernel each (a later fwd= wins)
+    vopts = {name: lib.kernel_options(f"{kernel},fwd={name}") for name in fwd_variants}
     for fam in families:
         per_head = fam == "random_eviction"  # differs per (b, head)
         mheads = heads if per_head else 1
@@ -312,9 +324,9 @@ def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex
         lib.check(lib.so.fm_cuda_mask_upload(C.byref(mask), C.byref(dmask)), "upload")
         ptr = lambda t: C.c_void_p(t.data_ptr())
 
-        def ours_fwd():
+        def ours_fwd(o=kopt):
             lib.check(lib.so.fm_cuda_forward(C.byref(prob), C.byref(dmask), ptr(q), ptr(k),
-                                             ptr(v), ptr(out), ptr(lse), C.byref(kopt),
+                                             ptr(v), ptr(out), ptr(lse), C.byref(o),
                                              C.c_void_p(stream)), "forward")
 
         def ours_bwd():
@@ -330,20 +342,37 @@ def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex
         # The fraction of 64 x 64 tiles not fully masked (counted at upload), which picks the
         # Hopper backward's block shape (docs/performance-cuda.md).
         row["live_tile_fraction"] = dmask.live_per_kblock / ((seqlen + 63) // 64)
+        if vopts:
+            row["fwd_variants"] = list(vopts)
+            prev = None
+            for name, o in vopts.items():
+                ours_fwd(o)
+                torch.cuda.synchronize()
+                # bit patterns: O as 16-bit words, LSE as 32-bit words (-inf rows included)
+                bits = (out.view(torch.int16).clone(), lse.view(torch.int32).clone())
+                prev = prev or bits
+                row[f"fwd_bits_equal_prev_{name}"] = bool(torch.equal(bits[0], prev[0]) and
+                                                          torch.equal(bits[1], prev[1]))
+                prev = bits
+                ms = bench_ms(lambda o=o: ours_fwd(o))
+                row[f"ours_fwd_tflops_{name}"] = fwd_flops / ms / 1e9
+            ours_fwd()  # the --kernel forward's out, which Flex is compared with
+            torch.cuda.synchronize()
         row["ours_fwd_ms"] = bench_ms(ours_fwd)
-        row["ours_bwd_ms"] = bench_ms(ours_bwd)
         row["ours_fwd_tflops"] = fwd_flops / row["ours_fwd_ms"] / 1e9
-        row["ours_bwd_tflops"] = bwd_flops / row["ours_bwd_ms"] / 1e9
+        if do_bwd:
+            row["ours_bwd_ms"] = bench_ms(ours_bwd)
+            row["ours_bwd_tflops"] = bwd_flops / row["ours_bwd_ms"] / 1e9
         if do_flex:
             try:
                 flex_side(row, mask, params, heads, mheads, per_head, seqlen, q, k, v, do,
-                          out, fwd_flops, bwd_flops, flex_compiled)
+                          out, fwd_flops, bwd_flops, flex_compiled, do_bwd)
             except Exception as e:  # recorded, not fatal: the other rows stand
                 row["flex_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
                 print("flex failed:", row["flex_error"], flush=True)
                 torch.cuda.empty_cache()
-            if fam in ("full", "causal"):
-                sdpa_side(row, q, k, v, do, fwd_flops, bwd_flops)
+        if (do_flex or do_sdpa) and fam in ("full", "causal"):
+            sdpa_side(row, q, k, v, do, fwd_flops, bwd_flops, do_bwd)
         lib.so.fm_cuda_mask_free(C.byref(dmask))
         lib.so.fm_mask_free(C.byref(mask))
         results.append(row)
@@ -401,7 +430,15 @@ def main():
     ap.add_argument("--kernel", default="auto",
                     help="our kernels: auto (the heuristics), mma, wgmma, or a comma list of "
                          "fwd=..., bwd=..., shape=8x1|4x2|8x2, wgs=1|2 (fm_kernel_options)")
+    ap.add_argument("--fwd-variants", default="",
+                    help="comma list of forward kernels (auto, mma, wgmma, pingpong) each also "
+                         "timed per row, on the same inputs, with --kernel's other options")
+    ap.add_argument("--no-bwd", action="store_true", help="time forwards only")
+    ap.add_argument("--sdpa", action="store_true",
+                    help="with --no-flex: still time SDPA's cuDNN and FlashAttention-2 on the "
+                         "full and causal masks")
     args = ap.parse_args()
+    variants = [v for v in args.fwd_variants.split(",") if v]
 
     # Timing backward repeatedly needs retain_graph=True, which compiled graphs with donated
     # buffers refuse.
@@ -420,7 +457,8 @@ def main():
     for cfg in args.configs.split(","):
         h, hk, s, d = parse_config(cfg)
         run_config(lib, h, hk, s, d, args.families.split(","), BFLOAT16, not args.no_flex,
-                   flex_compiled, results, save, 1 if args.deterministic else 0, args.kernel)
+                   flex_compiled, results, save, 1 if args.deterministic else 0, args.kernel,
+                   variants, not args.no_bwd, args.sdpa)
         torch.cuda.empty_cache()
     mm_after = matmul_tflops()
 
@@ -432,8 +470,18 @@ def main():
         cfg = config_name(r)
         print(f"{cfg:>14} {r['family']:>22} {r['ours_fwd_tflops']:9.1f} "
               f"{r.get('flex_fwd_tflops', nan):9.1f} {r.get('ratio_fwd', nan):6.2f} "
-              f"{r['ours_bwd_tflops']:9.1f} {r.get('flex_bwd_tflops', nan):9.1f} "
+              f"{r.get('ours_bwd_tflops', nan):9.1f} {r.get('flex_bwd_tflops', nan):9.1f} "
               f"{r.get('ratio_bwd', nan):6.2f}")
+    if variants:
+        print(f"\nforward variants (TFLOP/s; ratio: {variants[-1]} / {variants[0]}; bits: "
+              f"whether each variant's O and LSE equal the previous variant's, 1/0)")
+        print(f"{'config':>14} {'family':>22} " + " ".join(f"{v:>9}" for v in variants) +
+              f" {'ratio':>6} {'bits':>5}")
+        for r in results:
+            t = [r[f"ours_fwd_tflops_{v}"] for v in variants]
+            same = "".join(str(int(r[f"fwd_bits_equal_prev_{v}"])) for v in variants[1:])
+            print(f"{config_name(r):>14} {r['family']:>22} " +
+                  " ".join(f"{x:9.1f}" for x in t) + f" {t[-1] / t[0]:6.2f} {same:>5}")
     summary = {}
     for cfg in args.configs.split(","):
         rows = [r for r in results if config_name(r) == cfg]
@@ -441,13 +489,27 @@ def main():
         if rated:
             summary[cfg] = {"families_compared": len(rated),
                             "geomean_ratio_fwd": geomean([r["ratio_fwd"] for r in rated]),
-                            "geomean_ratio_bwd": geomean([r["ratio_bwd"] for r in rated]),
-                            "min_ratio_fwd": min(r["ratio_fwd"] for r in rated),
-                            "min_ratio_bwd": min(r["ratio_bwd"] for r in rated)}
+                            "min_ratio_fwd": min(r["ratio_fwd"] for r in rated)}
+            if not args.no_bwd:
+                summary[cfg]["geomean_ratio_bwd"] = geomean([r["ratio_bwd"] for r in rated])
+                summary[cfg]["min_ratio_bwd"] = min(r["ratio_bwd"] for r in rated)
+            for v in variants:
+                summary[cfg][f"geomean_ratio_fwd_{v}"] = geomean(
+                    [r[f"ratio_fwd_{v}"] for r in rated])
         full = [r for r in rows if r["family"] == "full"]
         if full:
             summary.setdefault(cfg, {})["full_fwd_fraction_of_matmul"] = \
                 full[0]["ours_fwd_tflops"] / mm
+            for v in variants:
+                summary[cfg][f"full_fwd_fraction_of_matmul_{v}"] = \
+                    full[0][f"ours_fwd_tflops_{v}"] / mm
+        if len(variants) > 1 and rows:
+            summary.setdefault(cfg, {})[f"geomean_fwd_{variants[-1]}_over_{variants[0]}"] = \
+                geomean([r[f"ours_fwd_tflops_{variants[-1]}"] / r[f"ours_fwd_tflops_{variants[0]}"]
+                         for r in rows])
+            for v in variants[1:]:
+                summary[cfg][f"fwd_bits_equal_prev_{v}_rows"] = sum(
+                    r[f"fwd_bits_equal_prev_{v}"] for r in rows)
         if cfg in summary:
             print(cfg, json.dumps(summary[cfg]))
     if args.out:

@@ -246,8 +246,10 @@ static cudaError_t launch_dim(const fm_attn_params &p, int shape, cudaStream_t s
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
                                    const fm_kernel_plan &plan, cudaStream_t stream)
 {
-    if (plan.fwd_wgmma) { /* Hopper, D = 128: forward_wgmma.cu when it can */
-        const cudaError_t err = fm_cuda_launch_forward_wgmma(p, dtype, stream);
+    if (plan.fwd_wgmma) { /* Hopper, D = 128: forward_wgmma.cu or _pingpong.cu when it can */
+        const cudaError_t err = plan.fwd_pingpong
+                                    ? fm_cuda_launch_forward_pingpong(p, dtype, stream)
+                                    : fm_cuda_launch_forward_wgmma(p, dtype, stream);
         if (err != cudaErrorNotSupported) return err;
     }
     return dtype == FM_BFLOAT16 ? launch_dim<__nv_bfloat16>(p, plan.fwd_shape, stream)

@@ -5,7 +5,8 @@
  *
  * The rules, each measured on an H200 (the numbers and their history: docs/performance-cuda.md):
  * - wgmma (Hopper, D = 128) when built (gpu_archs has 90a) and the device is 9.0: both passes
- *   beat the mma.sync kernels there on every family.
+ *   beat the mma.sync kernels there on every family. The wgmma forwards also serve D = 64 when
+ *   asked for (fwd=wgmma, fwd=pingpong); auto keeps forward.cu there until measured.
  * - mma.sync forward at D = 64 and 128: 4 warps of 2 x 16 rows, the two 16-row halves of a warp
  *   sharing each K/V fragment read from shared memory.
  * - sparse masks (fewer than FM_CUDA_SPARSE_BELOW of the 64-row x key-block tiles live): the
@@ -14,9 +15,12 @@
  *   jumps over fully masked query blocks.
  * - the wgmma dK/dV kernel with two warpgroups (128 keys) halves the dQ atomics; the
  *   deterministic mode has no atomics to save and takes one.
+ * - the ping-pong Hopper forward (forward_pingpong.cu) runs only when asked for (fwd=pingpong)
+ *   until an H200 measurement says it beats forward_wgmma.cu.
  * Layer: cuda <- masks <- core.
  */
 #include <cuda_runtime.h>
+#include <string.h>
 
 #include "heuristics.h"
 extern "C" {
@@ -55,21 +59,29 @@ static fm_status wgmma_runs(void)
 #endif
 }
 
-/* Whether a pass runs the wgmma kernels: forced, refused, or decided. */
+/* Whether a pass runs the wgmma kernels: forced, refused, or decided. FM_KERNEL_PINGPONG (the
+ * forward's other Hopper kernel) is a wgmma choice with the same conditions. The forwards are
+ * built for D = 64 and 128, the backward for 128; auto takes them at 128 only (D = 64 on wgmma
+ * is not measured yet). */
 static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *use)
 {
     *use = false;
+    const bool forward = strcmp(pass, "forward") == 0;
     if (choice == FM_KERNEL_MMA) return FM_OK;
+    if (choice == FM_KERNEL_PINGPONG && !forward)
+        return fm_fail(FM_ERR_INVALID, "kernel options: pingpong is a forward kernel (the %s "
+                       "has none)", pass);
     if (choice == FM_KERNEL_AUTO) {
         *use = head_dim == 128 && wgmma_runs() == FM_OK;
         fm_clear_error(); /* auto: a device without wgmma is no error */
         return FM_OK;
     }
-    if (choice != FM_KERNEL_WGMMA)
+    if (choice != FM_KERNEL_WGMMA && choice != FM_KERNEL_PINGPONG)
         return fm_fail(FM_ERR_INVALID, "kernel options: unknown %s kernel %d", pass, choice);
-    if (head_dim != 128)
-        return fm_fail(FM_ERR_INVALID, "kernel options: the wgmma %s serves head_dim 128 only "
-                       "(this call: %d)", pass, head_dim);
+    if (head_dim != 128 && !(forward && head_dim == 64))
+        return fm_fail(FM_ERR_INVALID, "kernel options: the %s %s serves head_dim %s only "
+                       "(this call: %d)", choice == FM_KERNEL_PINGPONG ? "pingpong" : "wgmma",
+                       pass, forward ? "64 and 128" : "128", head_dim);
     fm_status st = wgmma_runs();
     *use = st == FM_OK;
     return st;
@@ -91,7 +103,9 @@ fm_status fm_cuda_plan_kernels(const fm_problem *p, const fm_attn_params &kp,
     plan->deterministic = (p->flags & FM_FLAG_DETERMINISTIC) || o.deterministic;
     if (!backward) {
         plan->fwd_shape = o.fwd_shape;
-        return choose_wgmma(o.forward, kp.head_dim, "forward", &plan->fwd_wgmma);
+        fm_status st = choose_wgmma(o.forward, kp.head_dim, "forward", &plan->fwd_wgmma);
+        plan->fwd_pingpong = plan->fwd_wgmma && o.forward == FM_KERNEL_PINGPONG;
+        return st;
     }
     fm_status st = choose_wgmma(o.backward, kp.head_dim, "backward", &plan->bwd_wgmma);
     if (st != FM_OK) return st;

@@ -50,6 +50,7 @@ cudaError_t fm_cuda_launch_live_tiles(const int32_t *summary, int batch, int hea
  * follow the plan. */
 struct fm_kernel_plan {
     bool fwd_wgmma;     /* forward_wgmma.cu (which may still decline: see below) */
+    bool fwd_pingpong;  /* with fwd_wgmma: forward_pingpong.cu instead (same results) */
     int fwd_shape;      /* fm_fwd_shape of forward.cu's kernel at D = 64 and 128 */
     bool bwd_wgmma;     /* backward_wgmma.cu */
     int bwd_warpgroups; /* 1 or 2: the wgmma dK/dV block (64 or 128 keys) */
@@ -59,19 +60,25 @@ struct fm_kernel_plan {
 
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
                                    const fm_kernel_plan &plan, cudaStream_t stream);
-/* The Hopper path (forward_wgmma.cu, backward_wgmma.cu: wgmma, D = 128), built when gpu_archs
- * contains 90a (FM_CUDA_WGMMA); the plan says whether it serves a call. */
+/* The Hopper path (forward_wgmma.cu, forward_pingpong.cu at D = 64 and 128, backward_wgmma.cu
+ * at D = 128: wgmma), built when gpu_archs contains 90a (FM_CUDA_WGMMA); the plan says whether
+ * it serves a call. */
 #ifdef FM_CUDA_WGMMA
 /* backward_wgmma.cu's dK/dV kernel (with the atomic dQ when do_dq), `warpgroups` 1 or 2 */
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
                                       int warpgroups, cudaStream_t stream);
 /* dQ by query blocks, no atomics (writes p.dq) */
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
-/* forward_wgmma.cu: the warp-specialised forward (TMA + wgmma). cudaErrorNotSupported when it
- * cannot serve the call (D != 128, a tensor the copy engine cannot describe, e.g. not 16-byte
- * aligned): the caller then runs forward.cu's kernel. */
+/* forward_wgmma.cu: the warp-specialised forward (TMA + wgmma, D = 64 or 128).
+ * cudaErrorNotSupported when it cannot serve the call (another D, a tensor the copy engine
+ * cannot describe, e.g. not 16-byte aligned): the caller then runs forward.cu's kernel. */
 cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
                                          cudaStream_t stream);
+/* forward_pingpong.cu: the same forward with FlashAttention-3's ping-pong of the two
+ * warpgroups and the overlap of one tile's softmax with the next tile's products; declines as
+ * fm_cuda_launch_forward_wgmma does. */
+cudaError_t fm_cuda_launch_forward_pingpong(const fm_attn_params &p, fm_dtype dtype,
+                                            cudaStream_t stream);
 #else /* not built: never used (the stubs keep the callers free of #ifdefs) */
 static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_dtype, bool, int,
                                                     cudaStream_t)
@@ -84,6 +91,11 @@ static inline cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &, fm_dty
 }
 static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, fm_dtype,
                                                        cudaStream_t)
+{
+    return cudaErrorNotSupported;
+}
+static inline cudaError_t fm_cuda_launch_forward_pingpong(const fm_attn_params &, fm_dtype,
+                                                          cudaStream_t)
 {
     return cudaErrorNotSupported;
 }

@@ -1,6 +1,7 @@
 /* cuda/tma.cuh — Hopper's asynchronous copy engine (TMA) and the shared-memory barriers
  * (mbarrier) that say when its copies have landed, for warp-specialised kernels where one warp
- * loads and the others compute (forward_wgmma.cu). Layer: cuda (private header).
+ * loads and the others compute (forward_sm90.cuh), and the named barriers that order warps
+ * without memory (forward_pingpong.cu). Layer: cuda (private header).
  *
  * Host side: fm_tma_map_3d describes a [n2][n1][n0] tensor in global memory (n0 contiguous) to
  * the copy engine, with a box of [1][box1][box0] elements per copy; rows past n1 read as zeros,
@@ -63,6 +64,18 @@ __device__ __forceinline__ void fm_mbar_wait(uint32_t bar, uint32_t parity)
                      : "r"(bar), "r"(parity)
                      : "memory");
     } while (!done);
+}
+/* Named barriers (bar.sync / bar.arrive with an id in 1..15; 0 is __syncthreads'): `count`
+ * threads (a multiple of 32) take part in one phase. fm_bar_sync counts the calling warp in and
+ * waits until all `count` have arrived; fm_bar_arrive counts it in and goes on. Every thread of
+ * a warp calls them together. forward_pingpong.cu passes turns between warpgroups with them. */
+__device__ __forceinline__ void fm_bar_sync(int id, int count)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void fm_bar_arrive(int id, int count)
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
 /* One box at element coordinates (x0, x1, x2) into shared memory at dst; its bytes count down
  * barrier bar. */

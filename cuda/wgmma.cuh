@@ -1,7 +1,7 @@
 /* cuda/wgmma.cuh — Hopper (sm_90a) warpgroup matrix products and the shared-memory layout they
- * read, for the kernels of the CUDA layer's wgmma path (forward_wgmma.cu and backward_wgmma.cu;
- * docs/cuda.md draws the layout). Layer: cuda
- * (private header, device code).
+ * read, for the kernels of the CUDA layer's wgmma path (forward_wgmma.cu, forward_pingpong.cu
+ * and backward_wgmma.cu; docs/cuda.md draws the layout). Layer: cuda (private header, device
+ * code).
  *
  * A warpgroup is 4 consecutive warps (128 threads); `wgmma.mma_async` multiplies a 64-row A by
  * an N-column B into float32 accumulators spread over the warpgroup: warp w holds rows
@@ -83,6 +83,25 @@ template <int N> __device__ __forceinline__ void fm_wg_wait()
 {
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
+/* Pins the registers of an operand at this point of the program, as CUTLASS's
+ * warpgroup_fence_operand does. The compiler sees a wgmma as an ordinary instruction that
+ * writes its accumulators when issued; placed after fm_wg_wait, this keeps reads of the
+ * accumulators from moving above the wait, and keeps an A operand's registers from being
+ * reused while an issued product may still read them. */
+template <int N> __device__ __forceinline__ void fm_wg_hold(float (&r)[N][4])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) asm volatile("" : "+f"(r[i][e])::"memory");
+}
+template <int N> __device__ __forceinline__ void fm_wg_hold(uint32_t (&r)[N][2])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) asm volatile("" : "+r"(r[i][e])::"memory");
+}
 /* Generic-proxy writes to shared memory (st.shared, cp.async) -> visible to wgmma's reads. */
 __device__ __forceinline__ void fm_fence_async_smem()
 {
@@ -143,6 +162,35 @@ __device__ __forceinline__ void fm_wg_rs128(float (&d)[16][4], const uint32_t (&
     }
 FM_WG_RS128(__half, f16)
 FM_WG_RS128(__nv_bfloat16, bf16)
+
+/* d[64 x 64] += A(registers, a[4] per thread) B(desc, MN-major), m64n64k16. */
+template <typename T>
+__device__ __forceinline__ void fm_wg_rs64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db);
+
+#define FM_WG_RS64(TY, NAME)                                                                       \
+    template <>                                                                                    \
+    __device__ __forceinline__ void fm_wg_rs64<TY>(float (&d)[8][4], const uint32_t (&a)[4],      \
+                                                   uint64_t db)                                    \
+    {                                                                                              \
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32." #NAME "." #NAME " "            \
+                     FM_WG_REGS32 ", {%32,%33,%34,%35}, %36, 1, 1, 1, 1;\n"                        \
+                     : FM_WG_ACC4(0), FM_WG_ACC4(1), FM_WG_ACC4(2), FM_WG_ACC4(3), FM_WG_ACC4(4),  \
+                       FM_WG_ACC4(5), FM_WG_ACC4(6), FM_WG_ACC4(7)                                 \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));                       \
+    }
+FM_WG_RS64(__half, f16)
+FM_WG_RS64(__nv_bfloat16, bf16)
+
+/* d[64 x N] += A(registers) B(desc, MN-major) for N = 64 or 128 (the forwards' P V). */
+template <typename T, int N>
+__device__ __forceinline__ void fm_wg_rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t db)
+{
+    static_assert(N == 64 || N == 128, "m64n64k16 or m64n128k16");
+    if constexpr (N == 128)
+        fm_wg_rs128<T>(d, a, db);
+    else
+        fm_wg_rs64<T>(d, a, db);
+}
 #endif /* FM_WGMMA_DEVICE */
 
 #endif

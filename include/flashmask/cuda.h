@@ -25,8 +25,13 @@ extern "C" {
 typedef enum fm_kernel_choice {
     FM_KERNEL_AUTO = 0,  /* the heuristics decide */
     FM_KERNEL_MMA = 1,   /* the mma.sync kernels (forward.cu, backward.cu): every GPU, every D */
-    FM_KERNEL_WGMMA = 2  /* the Hopper kernels (forward_wgmma.cu, backward_wgmma.cu): a build
-                            with 90a in gpu_archs, a compute capability 9.0 device, D = 128 */
+    FM_KERNEL_WGMMA = 2, /* the Hopper kernels (forward_wgmma.cu, backward_wgmma.cu): a build
+                            with 90a in gpu_archs, a compute capability 9.0 device, D = 128
+                            (the forward also D = 64, when asked for; auto: 128 only) */
+    FM_KERNEL_PINGPONG = 3 /* forward only: the Hopper forward with its two warpgroups taking
+                              turns at the tensor cores and each tile's softmax overlapping the
+                              next tile's products (forward_pingpong.cu; same conditions and
+                              the same results as FM_KERNEL_WGMMA) */
 } fm_kernel_choice;
 
 typedef enum fm_fwd_shape {
@@ -50,7 +55,7 @@ typedef struct fm_kernel_options {
 void fm_kernel_options_default(fm_kernel_options *o); /* every field auto / 0 */
 int fm_kernel_options_is_default(const fm_kernel_options *o); /* 1 if NULL or all auto */
 
-/* Reads a spec such as "auto", "mma", "wgmma", or a comma list of fwd=auto|mma|wgmma,
+/* Reads a spec such as "auto", "mma", "wgmma", or a comma list of fwd=auto|mma|wgmma|pingpong,
  * bwd=auto|mma|wgmma, shape=8x1|4x2|8x2, wgs=1|2, deterministic (a bare "mma" / "wgmma" sets
  * both passes). FM_ERR_INVALID names the item it cannot read. */
 fm_status fm_kernel_options_parse(const char *spec, fm_kernel_options *o);

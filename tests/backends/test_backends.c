@@ -199,7 +199,7 @@ static void test_kernel_options(void **state)
     (void)state;
     static const char *const specs[] = {"auto", "fwd=mma,bwd=mma", "fwd=wgmma,bwd=wgmma",
                                         "fwd=mma,shape=8x2", "bwd=wgmma,wgs=1,deterministic",
-                                        "shape=8x1", "wgs=2"};
+                                        "shape=8x1", "wgs=2", "fwd=pingpong,bwd=wgmma"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         fm_kernel_options o;
         char back[128];
@@ -213,6 +213,12 @@ static void test_kernel_options(void **state)
     assert_int_equal(o.backward, FM_KERNEL_WGMMA);
     EXPECT_FAIL(fm_kernel_options_parse("fwd=mma,wgs=3", &o), FM_ERR_INVALID, "'wgs=3'");
     EXPECT_FAIL(fm_kernel_options_parse("fast", &o), FM_ERR_INVALID, "'fast'");
+    /* pingpong is a forward kernel: not a backward choice, nor a bare word for both passes */
+    assert_int_equal(fm_kernel_options_parse("fwd=pingpong", &o), FM_OK);
+    assert_int_equal(o.forward, FM_KERNEL_PINGPONG);
+    assert_int_equal(o.backward, FM_KERNEL_AUTO);
+    EXPECT_FAIL(fm_kernel_options_parse("bwd=pingpong", &o), FM_ERR_INVALID, "'bwd=pingpong'");
+    EXPECT_FAIL(fm_kernel_options_parse("pingpong", &o), FM_ERR_INVALID, "'pingpong'");
     assert_true(fm_kernel_options_is_default(NULL));
 
     fm_random_case c; /* under fm_case_limits_default() */

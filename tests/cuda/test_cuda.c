@@ -7,13 +7,20 @@
  *   - fully masked tiles are never loaded: NaN in K/V of a key block that every row masks
  *     leaves every output finite and equal to the run with zeros there;
  *   - both dQ paths (float32 atomics; FM_FLAG_DETERMINISTIC) pass, and the deterministic one
- *     gives identical bits on two runs; on Hopper both dK/dV block shapes and both D = 128
- *     forwards run (the random properties choose them per case through fm_kernel_options);
+ *     gives identical bits on two runs; on Hopper both dK/dV block shapes and all three forwards
+ *     at D = 64 and 128 run (the random properties choose them per case through
+ *     fm_kernel_options: mma.sync, wgmma, and wgmma with ping-pong warpgroups);
+ *   - the ping-pong Hopper forward gives the same bits as the wgmma one (O and LSE), which
+ *     computes the same products in the same order, on D = 64 and 128 cases of every kind, and
+ *     both pass the oracle (the wgmma forward at D = 64 runs only when asked for);
  *   - kernel options: specs read and written back, bad ones refused by name, a choice the
  *     call cannot run refused before any launch (these run without a GPU too);
  *   - the GPU summary and live-tile count equal masks/;
  *   - bad arguments (float32 dtype, head_dim 300) are errors naming the value.
- * Environment: FM_TRIALS, FM_SEED (tests/common/prop.h); FM_LIMITS overrides the shapes.
+ * Environment: FM_TRIALS, FM_SEED (tests/common/prop.h); FM_LIMITS overrides the shapes;
+ * FM_FORWARD_ONLY=1 makes the random properties run and judge the forward only (O, LSE), for a
+ * quick check of forward kernels; FM_TEST_FILTER runs only the tests whose names match a
+ * cmocka pattern (e.g. "test_pingpong*").
  * Layer: tests of cuda/ (uses oracle/, masks/, core/).
  */
 #include <inttypes.h>
@@ -32,6 +39,41 @@
 #include "prop.h"
 #include "runs.h"
 
+/* Whether the Hopper forwards (fwd=wgmma, fwd=pingpong) run here: a build with 90a and a
+ * compute capability 9.0 device, found by asking for one on a tiny D = 128 problem. */
+static int hopper_forwards(void)
+{
+    static int known = -1;
+    if (known >= 0) return known;
+    fm_problem p;
+    fm_problem_init(&p, 1, 1, 1, 8, 8, 128);
+    p.dtype = FM_BFLOAT16;
+    fm_mask m;
+    assert_int_equal(fm_mask_init(&m, 1, 1, 8, 8, FM_CAUSAL_NONE), FM_OK);
+    double q[8 * 128] = {0}, out[8 * 128], lse[8];
+    fm_tensors t = {q, q, q, NULL, out, lse, NULL, NULL, NULL};
+    fm_kernel_options o;
+    assert_int_equal(fm_kernel_options_parse("fwd=wgmma", &o), FM_OK);
+    known = fm_cuda_forward_host(&p, &m, &t, &o) == FM_OK;
+    fm_mask_free(&m);
+    return known;
+}
+
+/* The forward a random case runs: where the Hopper forwards serve it (head dims that pad to
+ * 128, where auto is the wgmma kernel, or to 64, where auto is mma.sync), one of auto, the
+ * other one and pingpong by the seed; elsewhere auto or mma. */
+static int32_t forward_choice(const fm_random_case *c)
+{
+    const int64_t d = c->problem.head_dim;
+    const int d64 = d > 32 && d <= 64, d128 = d > 96 && d <= 128;
+    if ((d64 || d128) && fm_cuda_available() == FM_OK && hopper_forwards()) {
+        const int32_t three[3] = {FM_KERNEL_AUTO, d128 ? FM_KERNEL_MMA : FM_KERNEL_WGMMA,
+                                  FM_KERNEL_PINGPONG};
+        return three[(c->seed >> 3) % 3];
+    }
+    return (c->seed & 8) ? FM_KERNEL_MMA : FM_KERNEL_AUTO;
+}
+
 /* Runs the CUDA forward and backward on the case (inputs rounded to `dtype`) and judges all
  * five tensors with the oracle. Returns 1 on pass; msg says why not. */
 static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_t len)
@@ -40,23 +82,25 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     p.dtype = dtype;
     if (c->seed & 2) p.flags |= FM_FLAG_DETERMINISTIC; /* both dQ paths, one case in two */
     /* Both shapes of the Hopper dK/dV kernel (one or two warpgroups per block), whatever the
-     * case's size would pick (small cases pick one), and both Hopper forwards at D = 128: the
-     * warp-specialised wgmma one (auto) and forward.cu's (mma). */
+     * case's size would pick (small cases pick one), and the three forwards at D = 128: the
+     * warp-specialised wgmma one (auto), its ping-pong schedule and forward.cu's (mma). */
     fm_kernel_options kopt;
     fm_kernel_options_default(&kopt);
     kopt.bwd_warpgroups = (c->seed & 4) ? 2 : 1;
-    kopt.forward = (c->seed & 8) ? FM_KERNEL_MMA : FM_KERNEL_AUTO;
+    kopt.forward = forward_choice(c);
     fm_tensors in = {0}, got;
     assert_true(fm_test_inputs_rounded(&in, &p, c->q, c->k, c->v, c->dout, dtype));
     got = in;
     fm_test_outputs_alloc(&got, &p);
     int ok = 0;
+    const int forward_only = getenv("FM_FORWARD_ONLY") && atoi(getenv("FM_FORWARD_ONLY"));
     fm_status st = fm_cuda_forward_host(&p, &c->mask, &got, &kopt);
-    if (st == FM_OK) st = fm_cuda_backward_host(&p, &c->mask, &got, &kopt);
+    if (st == FM_OK && !forward_only) st = fm_cuda_backward_host(&p, &c->mask, &got, &kopt);
     if (st != FM_OK) {
         snprintf(msg, len, "cuda %s failed: %s", fm_dtype_name(dtype), fm_last_error());
     } else {
         fm_check_options opt = fm_check_options_default(dtype);
+        opt.forward_only = forward_only;
         ok = fm_test_judge(&p, &c->mask, &in, &got, &opt, fm_dtype_name(dtype), msg, len);
         if (ok == 0) {
             /* Tiny cases can fail by the rule's statistics rather than a defect
@@ -100,6 +144,85 @@ static fm_property_test long_fast_dims = {"cuda long sequences pass the oracle",
                                           .trials = 24, .max_batch = 1, .max_q_heads = 2,
                                           .max_seqlen = 700, .max_head_dim = 128,
                                           .needs_gpu = 1};
+
+/* The ping-pong forward (fwd=pingpong) computes the wgmma forward's products in the same order,
+ * only scheduled differently: on the case's shape and mask at D = 128 or 64 (inputs drawn here
+ * from the case's seed) it gives the same bits, O and LSE, and both pass the oracle. */
+static int prop_pingpong(const fm_random_case *c, void *ctx, char *msg, size_t len)
+{
+    (void)ctx;
+    const fm_problem *cp = &c->problem;
+    fm_problem p;
+    const int64_t d = (c->seed >> 1) & 1 ? 64 : 128;
+    fm_problem_init(&p, cp->batch, cp->q_heads, cp->kv_heads, cp->seqlen_q, cp->seqlen_k, d);
+    p.dtype = (c->seed & 1) ? FM_BFLOAT16 : FM_FLOAT16;
+    const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
+    const size_t nl = fm_problem_lse_elems(&p);
+    double *x = malloc((nq + 2 * nkv) * sizeof *x);
+    assert_non_null(x);
+    fm_rng rng;
+    fm_rng_seed(&rng, c->seed);
+    for (size_t i = 0; i < nq + 2 * nkv; i++) x[i] = fm_rng_normal(&rng);
+    double *q = fm_rounded_copy(x, nq, p.dtype), *k = fm_rounded_copy(x + nq, nkv, p.dtype);
+    double *v = fm_rounded_copy(x + nq + nkv, nkv, p.dtype);
+    double *out[2] = {malloc(nq * 8), malloc(nq * 8)}, *lse[2] = {malloc(nl * 8), malloc(nl * 8)};
+    assert_true(q && k && v && out[0] && out[1] && lse[0] && lse[1]);
+    static const char *const spec[2] = {"fwd=wgmma", "fwd=pingpong"};
+    int ok = 1;
+    for (int r = 0; r < 2 && ok; r++) {
+        fm_kernel_options o;
+        assert_int_equal(fm_kernel_options_parse(spec[r], &o), FM_OK);
+        fm_tensors t = {q, k, v, NULL, out[r], lse[r], NULL, NULL, NULL};
+        if (fm_cuda_forward_host(&p, &c->mask, &t, &o) != FM_OK) {
+            snprintf(msg, len, "%s failed: %s", spec[r], fm_last_error());
+            ok = 0;
+        }
+    }
+    for (size_t i = 0; ok && i < nq; i++)
+        if (memcmp(&out[0][i], &out[1][i], sizeof(double)) != 0) {
+            snprintf(msg, len, "%s O[%zu] = %.9g, pingpong %.9g", fm_dtype_name(p.dtype), i,
+                     out[0][i], out[1][i]);
+            ok = 0;
+        }
+    for (size_t i = 0; ok && i < nl; i++)
+        if (memcmp(&lse[0][i], &lse[1][i], sizeof(double)) != 0) {
+            snprintf(msg, len, "%s LSE[%zu] = %.9g, pingpong %.9g", fm_dtype_name(p.dtype), i,
+                     lse[0][i], lse[1][i]);
+            ok = 0;
+        }
+    if (ok) {
+        fm_check_options opt = fm_check_options_default(p.dtype);
+        opt.forward_only = 1;
+        fm_tensors ref = {q, k, v, NULL, NULL, NULL, NULL, NULL, NULL};
+        fm_tensors cand = {NULL, NULL, NULL, NULL, out[1], lse[1], NULL, NULL, NULL};
+        fm_check_report rep;
+        if (fm_check_case(&p, &c->mask, &ref, &cand, &opt, &rep) != FM_OK) {
+            snprintf(msg, len, "oracle error: %s", fm_last_error());
+            ok = 0;
+        } else if (!rep.pass) {
+            const int w = rep.tensor[0].pass ? 1 : 0;
+            snprintf(msg, len, "pingpong %s %s: %s", fm_dtype_name(p.dtype), rep.tensor[w].name,
+                     rep.tensor[w].why);
+            ok = 0;
+        }
+    }
+    free(x), free(q), free(k), free(v);
+    free(out[0]), free(out[1]), free(lse[0]), free(lse[1]);
+    return ok;
+}
+
+static void test_pingpong_same_bits(void **state)
+{
+    (void)state;
+    fm_test_skip_without_gpu();
+    if (!hopper_forwards()) {
+        print_message("[  SKIP    ] the Hopper forwards do not run here\n");
+        skip();
+    }
+    fm_case_limits l = fm_case_limits_default();
+    l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 700, l.max_head_dim = 1;
+    fm_check_property("pingpong forward equals the wgmma forward", prop_pingpong, NULL, 60, &l);
+}
 
 /* The GPU pre-pass computes exactly the summaries of masks/. */
 static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t len)
@@ -204,14 +327,26 @@ static void test_bad_arguments(void **state)
     p.head_dim = 48;
     EXPECT_FAIL(fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, NULL, NULL),
                 FM_ERR_INVALID, "48");
-    /* The wgmma kernels serve D = 128 only: forcing them elsewhere is refused before a launch
-     * (or, where they cannot run at all, reported unavailable). */
+    /* The wgmma kernels serve D = 128 (the forwards also 64): forcing them elsewhere is refused
+     * before a launch (or, where they cannot run at all, reported unavailable). */
     fm_kernel_options wg;
     assert_int_equal(fm_kernel_options_parse("wgmma", &wg), FM_OK);
-    p.head_dim = 64;
+    p.head_dim = 96;
     fm_status st = fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, &wg, NULL);
     assert_true(st == FM_ERR_INVALID || st == FM_ERR_UNAVAILABLE);
     assert_non_null(strstr(fm_last_error(), "wgmma"));
+    assert_int_equal(fm_kernel_options_parse("fwd=pingpong", &wg), FM_OK);
+    st = fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, &wg, NULL);
+    assert_true(st == FM_ERR_INVALID || st == FM_ERR_UNAVAILABLE);
+    assert_non_null(strstr(fm_last_error(), st == FM_ERR_INVALID ? "pingpong" : "wgmma"));
+    /* pingpong is no backward kernel: refused by name when the struct says so */
+    p.head_dim = 128;
+    fm_kernel_options_default(&wg);
+    wg.backward = FM_KERNEL_PINGPONG;
+    st = fm_cuda_backward(&p, &dm, out, out, out, out, (float *)lse, out, out, out, out, &wg,
+                          NULL);
+    assert_int_equal(st, FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "pingpong"));
     fm_cuda_mask_free(&dm);
     fm_test_outputs_free(&t);
     fm_random_case_free(&c);
@@ -238,7 +373,9 @@ int main(void)
         fm_property_unit_test(random_f16),
         fm_property_unit_test(random_bf16),
         fm_property_unit_test(long_fast_dims),
+        cmocka_unit_test(test_pingpong_same_bits),
     };
+    if (getenv("FM_TEST_FILTER")) cmocka_set_test_filter(getenv("FM_TEST_FILTER"));
     /* No GPU: everything that needs one skipped; meson is told so (exit 77). */
     return fm_test_gpu_suite_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
