@@ -11,8 +11,10 @@ The candidate is one of our implementations, timed apart from the judgement: the
 layer for host inputs, the CUDA kernels (flashmask.torch.attention, autograd) for CUDA tensors.
 Prints one JSON object per run: candidate_s, check_s (wall), check_cpu_s (this process's CPU
 time: on a shared machine it says more than the wall time), passed, and with --phases the
-judgement's parts timed apart on the same inputs: reference_s (the float64 reference forward
-and backward), naive_s (the naive computation in X); the derived rule's bounds are the rest.
+judgement's parts timed apart on the same inputs (wall and CPU): reference_s (the float64
+reference forward and backward, as fm.reference computes it: the dense backend where it fits,
+or the GPU's with --oracle reference-cuda), naive_s (the naive computation in X); the derived
+rule's bounds are most of the rest.
 Layer: tools (benchmark), over the Python package.
 """
 import argparse
@@ -82,9 +84,10 @@ def run(a):
            "worst_ratio": max(t["ratio"] for t in rep.tensors.values())}
     if a.phases:
         impl = a.oracle if a.oracle == "reference-cuda" else "reference"
-        ref, res["reference_s"], _ = timed(lambda: fm.reference(q, k, v, do, mask, impl=impl))
-        _, res["naive_s"], _ = timed(lambda: fm.naive(q, k, v, do, mask, a.dtype))
-        res["reference_s"], res["naive_s"] = round(res["reference_s"], 2), round(res["naive_s"], 2)
+        for name, f in (("reference", lambda: fm.reference(q, k, v, do, mask, impl=impl)),
+                        ("naive", lambda: fm.naive(q, k, v, do, mask, a.dtype))):
+            _, wall, cpu = timed(f)
+            res[name + "_s"], res[name + "_cpu_s"] = round(wall, 2), round(cpu, 2)
     if not rep.passed:
         res["report"] = rep.table()
     return res
