@@ -33,6 +33,7 @@
 #include "flashmask/reference.h"
 #include "oracle_emul.h"
 #include "prop.h"
+#include "runs.h"
 
 enum { CAND_EXACT, CAND_IDEAL16, CAND_EMUL, CAND_CPU32, CAND_GQASUM, CANDS };
 static const char *const cand_names[CANDS] = {"exact", "ideal16", "emul", "cpu32", "gqasum"};
@@ -199,8 +200,7 @@ static void run_case(uint64_t seed, int power, int64_t max_seqlen, tallies *T)
     const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     const size_t nl = fm_problem_lse_elems(&p);
     fm_tensors in = {0};
-    in.q = fm_rounded_copy(c.q, nq, x), in.k = fm_rounded_copy(c.k, nkv, x);
-    in.v = fm_rounded_copy(c.v, nkv, x), in.dout = fm_rounded_copy(c.dout, nq, x);
+    fm_test_inputs_rounded(&in, &p, c.q, c.k, c.v, c.dout, x);
     judge_ctx J;
     char why[300];
     if (judge_prepare(&J, &c, &p, x, &in) != FM_OK) {
@@ -295,7 +295,7 @@ done_e:
     for (int t = 0; t < 5; t++) free(e[t]);
 done:
     judge_free(&J);
-    free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
+    fm_test_inputs_free(&in);
     fm_random_case_free(&c);
 }
 

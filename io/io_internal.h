@@ -85,6 +85,13 @@ void fm_sha256_hex(fm_sha256 *s, char hex[65]); /* finishes s; 64 hex digits + N
  * changed, were added or were removed otherwise. */
 fm_status fm_io_digest_seal(const char *dir, const char *json, char **sealed);
 fm_status fm_io_digest_verify(const char *dir, const char *json, size_t size, int *has_digest);
+/* Writing a case directory (io/case.c, io/dense_case.c) around its case.json text `json`
+ * (malloc'd; these two own it): fm_io_case_begin starts the directory `dir` (on failure it frees
+ * `json`); the case files are written; fm_io_case_finish, when `st` (the status of the files
+ * written) is FM_OK, seals `json` and writes it as case.json, then commits; it frees `json`, and
+ * any failure, earlier or there, aborts the directory. */
+fm_status fm_io_case_begin(fm_io_outdir *o, const char *dir, char *json);
+fm_status fm_io_case_finish(fm_io_outdir *o, fm_status st, char *json);
 /* Validates the shape of a "digest" member (fm_case_parse_json): an object of strings. */
 fm_status fm_io_digest_check_member(const cJSON *digest, const char *where);
 

@@ -284,6 +284,22 @@ static void block_backward(const fm_oracle_bound_args *g, int64_t b, int64_t h, 
     }
 }
 
+/* Whether query row i of (batch b, query head h) sees key j under g's mask: the column mask's
+ * rule (docs/spec.md §2), or the dense mask's value. */
+static int allowed(const fm_oracle_bound_args *g, int64_t b, int64_t h, int64_t i, int64_t j)
+{
+    const fm_problem *p = g->p;
+    const fm_mask *m = g->columns;
+    if (m) {
+        const int64_t offset = fm_causal_offset(m->causal, p->seqlen_q, p->seqlen_k);
+        const int64_t hm = h / (p->q_heads / m->heads);
+        return !fm_element_masked(fm_mask_column(m, b, hm, j), m->causal, offset, i, j);
+    }
+    const int64_t hm = h / (p->q_heads / g->mask_heads);
+    return g->dense[(((size_t)b * (size_t)g->mask_heads + (size_t)hm) * (size_t)p->seqlen_q +
+                     (size_t)i) * (size_t)p->seqlen_k + (size_t)j] != 0;
+}
+
 /* The allowed pattern of rows [i0, i0 + rows) into rb->ok; [*jlo, *jhi) receives the range of
  * keys allowed to any of them (empty: *jlo == *jhi). */
 static void block_allowed(const fm_oracle_bound_args *g, int64_t b, int64_t h, int64_t i0,
@@ -294,7 +310,7 @@ static void block_allowed(const fm_oracle_bound_args *g, int64_t b, int64_t h, i
     for (int64_t ii = 0; ii < rows; ii++) {
         unsigned char *ok = rb->ok + ii * Sk;
         for (int64_t j = 0; j < Sk; j++) {
-            ok[j] = (unsigned char)(g->allowed(g->ctx, b, h, i0 + ii, j) != 0);
+            ok[j] = (unsigned char)allowed(g, b, h, i0 + ii, j);
             if (ok[j]) {
                 if (j < lo) lo = j;
                 if (j + 1 > hi) hi = j + 1;
@@ -396,20 +412,6 @@ fm_status fm_oracle_bounds_with(const fm_oracle_bound_args *g)
     return FM_OK;
 }
 
-/* The column mask's allowed predicate (docs/spec.md §2). */
-typedef struct colmask_ctx {
-    const fm_problem *p;
-    const fm_mask *m;
-    int64_t offset;
-} colmask_ctx;
-
-static int colmask_allowed(const void *ctx, int64_t b, int64_t h, int64_t i, int64_t j)
-{
-    const colmask_ctx *c = ctx;
-    const int64_t hm = h / (c->p->q_heads / c->m->heads);
-    return !fm_element_masked(fm_mask_column(c->m, b, hm, j), c->m->causal, c->offset, i, j);
-}
-
 fm_status fm_oracle_bounds(const fm_problem *p, const fm_mask *mask, fm_dtype dtype,
                            const fm_tensors *ref, double *b_out, double *b_lse, double *b_dq,
                            double *b_dk, double *b_dv)
@@ -424,9 +426,8 @@ fm_status fm_oracle_bounds(const fm_problem *p, const fm_mask *mask, fm_dtype dt
     if (!ref || !ref->q || !ref->k || !ref->v || !ref->out || !ref->lse || !b_out || !b_lse ||
         (bwd && (!ref->dout || !ref->dq || !b_dk || !b_dv)))
         return fm_fail(FM_ERR_INVALID, "derived bounds: NULL tensor");
-    colmask_ctx c = {p, mask, fm_causal_offset(mask->causal, p->seqlen_q, p->seqlen_k)};
-    fm_oracle_bound_args g = {.p = p, .dtype = dtype, .t = ref, .allowed = colmask_allowed,
-                              .ctx = &c, .b_out = b_out, .b_lse = b_lse, .b_dq = b_dq,
+    fm_oracle_bound_args g = {.p = p, .dtype = dtype, .t = ref, .columns = mask,
+                              .b_out = b_out, .b_lse = b_lse, .b_dq = b_dq,
                               .b_dk = b_dk, .b_dv = b_dv};
     return fm_oracle_bounds_with(&g);
 }

@@ -3,13 +3,11 @@
  * out/lse/dq/dk/dv.npy into a results directory that appears only when complete. With
  * --ladder N (cuda only) the kernels are step N of the CUDA kernel ladder (cuda/ladder/).
  * Layer: tools CLI (io, dispatch, cuda). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
 #include "commands.h"
-#include "fm_internal.h" /* fm_fail: the message of a refused result */
 
 static int usage(void)
 {
@@ -52,24 +50,6 @@ static void to_double(double *y, const float *x, size_t n)
  * converted once and keep out/lse in float32 from the forward to the backward; results become
  * float64 once, for the file. (fm_forward/fm_backward would convert every tensor both ways per
  * call; the case loader has already checked the inputs finite.) */
-/* Finite float32 inputs can still overflow the cpu layer's arithmetic (dout = 3e38): results
- * holding inf or NaN are an error naming the tensor, never written as a success (what
- * fm_forward's own result check does for the other implementations). */
-static fm_status check_finite_results(const fm_problem *p, const fm_results *r)
-{
-    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
-    const double *xs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
-    const size_t ns[5] = {nq, fm_problem_lse_elems(p), nq, nkv, nkv};
-    for (int t = 0; t < 5; t++)
-        for (size_t i = 0; i < ns[t]; i++)
-            if (!isfinite(xs[t][i]) && !(t == 1 && xs[t][i] == -INFINITY))
-                return fm_fail(FM_ERR_OVERFLOW, "cpu: result %s[%zu] = %g from finite inputs: "
-                               "float32 arithmetic overflowed; an input (q, k, v or dout) is "
-                               "too large in magnitude for it", names[t], i, xs[t][i]);
-    return FM_OK;
-}
-
 static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c, fm_results *r,
                                  double *t_fwd, double *t_bwd)
 {
@@ -90,7 +70,10 @@ static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c, fm_resul
     if (st == FM_OK) {
         to_double(r->out, o, nq), to_double(r->lse, l, nl), to_double(r->dq, dq, nq);
         to_double(r->dk, dk, nkv), to_double(r->dv, dv, nkv);
-        st = check_finite_results(p, r);
+        /* finite float32 inputs can still overflow (dout = 3e38): fm_forward's result check */
+        const fm_tensors t = {c->q, c->k, c->v, c->dout, r->out, r->lse, r->dq, r->dk, r->dv};
+        st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 0);
+        if (st == FM_OK) st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 1);
     }
     free(q), free(k), free(v), free(d), free(o), free(l), free(dq), free(dk), free(dv);
     return st;
@@ -101,15 +84,12 @@ int cmd_run(int argc, char **argv)
     const char *cmd = "run";
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *dtype_name = NULL;
     const char *kernel = NULL, *ladder_text = NULL;
-    const cli_string_opt opts[] = {{"--impl", &impl_name}, {"--case", &case_dir},
-                                   {"--out", &out_dir}, {"--dtype", &dtype_name},
-                                   {"--kernel", &kernel}, {"--ladder", &ladder_text}};
-    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 6);
-    if (parsed < 0) return usage();
-    if (parsed > 0) return parsed;
-    if (!impl_name || !case_dir || !out_dir)
-        return cli_fail(cmd, FM_ERR_INVALID, "%s is required (see run --help)",
-                        !impl_name ? "--impl" : !case_dir ? "--case DIR" : "--out DIR");
+    const cli_string_opt opts[] = {
+        {"--impl", &impl_name, "--impl"},    {"--case", &case_dir, "--case DIR"},
+        {"--out", &out_dir, "--out DIR"},    {"--dtype", &dtype_name, NULL},
+        {"--kernel", &kernel, NULL},         {"--ladder", &ladder_text, NULL}};
+    int rc;
+    if (!cli_parse_string_options(cmd, argc, argv, opts, 6, NULL, usage, &rc)) return rc;
     fm_impl impl;
     fm_dtype dtype = FM_FLOAT32;
     fm_kernel_options kopt;
@@ -144,7 +124,6 @@ int cmd_run(int argc, char **argv)
     if (dtype_name) p->dtype = dtype;
 
     fm_results r;
-    int rc;
     double t0 = 0, t1 = 0, t2 = 0;
     if (!cli_results_alloc(p, &r)) {
         rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
