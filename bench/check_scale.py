@@ -110,6 +110,10 @@ def main():
                     "naive computation alone")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    if a.input == "torch-cuda":
+        import torch
+        if not torch.cuda.is_available():
+            ap.error("--input torch-cuda: torch sees no CUDA device")
     for family in a.family or ["full", "causal"]:
         print(json.dumps(run(argparse.Namespace(**{**vars(a), "family": family}))), flush=True)
 

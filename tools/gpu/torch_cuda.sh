@@ -17,14 +17,15 @@ BUILD=$(cd "$1" && pwd) HOST_DIR=$2 OUT=$3
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/common.sh"
+gpu_begin "$WORK"           # env.txt: date, GPU, commit
 source "$HOST_DIR/env.sh"   # OpenBLAS, cJSON for libflashmask
 export FLASHMASK_LIB=$BUILD/libflashmask.so PYTHONPATH=python PYTHONDONTWRITEBYTECODE=1
-{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-  echo "cpus $(nproc)"
+{ echo "cpus $(nproc)"
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
   python3 -c 'import flashmask as fm; print("flashmask", fm.__version__, fm.LIB_PATH)
 print("available: cuda", fm.available("cuda"), "reference-cuda", fm.available("reference-cuda"))'
-} > "$WORK/env.txt" 2>&1
+} >> "$WORK/env.txt" 2>&1
 
 rc=0
 start=$(date +%s)
