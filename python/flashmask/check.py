@@ -203,15 +203,40 @@ def check_suite(suite_dir, candidates_dir, dtype=None, allow_fa2_inf_lse=False,
     return results
 
 
+ORACLES = ("reference", "reference-cuda")
+
+
+def _gpu_reference(q, k, v, dout, mask, scale, dtype, forward_only):
+    """The float64 expected outputs computed on the GPU (fm_cuda_reference_*) from the inputs
+    rounded to dtype, as fm_check_case computes them on the CPU."""
+    from .attention import backward, forward, round_to
+    qx, kx, vx = (round_to(x, dtype) for x in (q, k, v))
+    out, lse = forward(qx, kx, vx, mask, scale, "reference-cuda")
+    ref = {"out": out, "lse": lse}
+    if not forward_only:
+        dq, dk, dv = backward(qx, kx, vx, out, lse, round_to(dout, dtype), mask, scale,
+                              "reference-cuda")
+        ref.update(dq=dq, dk=dk, dv=dv)
+    return ref
+
+
 def check_arrays(q, k, v, dout, mask, candidate, dtype, scale=None, reference=None,
-                 allow_fa2_inf_lse=False, forward_only=False, rule="derived"):
+                 allow_fa2_inf_lse=False, forward_only=False, rule="derived",
+                 oracle="reference"):
     """Judge `candidate` (dict out, lse[, dq, dk, dv]) computed in `dtype` from these inputs.
     `reference` (dict, optional) holds the float64 expected outputs; without it the oracle
-    computes them from the inputs rounded to dtype."""
+    computes them from the inputs rounded to dtype: on the CPU (oracle="reference", the tiled
+    float64 reference on every core) or on the GPU (oracle="reference-cuda", the same function
+    in float64 on the GPU: seconds at S = 8192; docs/reference-cuda.md). The bounds of the
+    pass rule and the naive computation run on the CPU either way."""
+    if oracle not in ORACLES:
+        raise _lib.InvalidInput(1, f"oracle {oracle!r}; expected one of {ORACLES}", "oracle")
     opt = _array_options(dtype, allow_fa2_inf_lse, forward_only, "check_arrays", rule)
     q64 = _lib.as_c(q, np.float64, "q", 4)
     k64 = _lib.as_c(k, np.float64, "k", 4)
     p = problem_for(q64, k64, mask, scale, dtype)
+    if reference is None and oracle == "reference-cuda":
+        reference = _gpu_reference(q64, k64, v, dout, mask, scale, dtype, forward_only)
     r, cand, keep = _judged_tensors(p, q64, k64, v, dout, candidate, reference)
     rep = _lib.CheckReport()
     cm = mask.c()
@@ -227,4 +252,5 @@ def atol(ref, dtype):
     return lib.fm_oracle_atol(DTYPES[dtype], _lib.dptr(a), a.size)
 
 
-__all__ = ["Report", "CaseError", "check_dirs", "check_suite", "check_arrays", "atol"]
+__all__ = ["Report", "CaseError", "check_dirs", "check_suite", "check_arrays", "atol",
+           "ORACLES"]

@@ -79,11 +79,13 @@ _NAMES = ("out", "lse", "dq", "dk", "dv")
 
 
 def judge(candidate, case, *, layout="bhsd", to=None, forward_only=None, scale=None,
-          allow_fa2_inf_lse=False):
+          allow_fa2_inf_lse=False, oracle=None):
     """Runs candidate on the case and returns the oracle's flashmask.Report. `to` converts each
     input array before the call (e.g. lambda a: torch.tensor(a, dtype=torch.bfloat16,
     device="cuda")); `layout` is the candidate's ('bshd': the inputs are handed over
-    transposed). forward_only None: decided by how many results come back (2 or 5)."""
+    transposed). forward_only None: decided by how many results come back (2 or 5). oracle:
+    who computes the float64 reference (flashmask.tensors.check's; None: the GPU for CUDA
+    tensors where it runs, else the CPU)."""
     if layout not in tensors.LAYOUTS:
         raise ValueError(f"layout {layout!r}; expected one of {tensors.LAYOUTS}")
     conv = to or (lambda a: a)
@@ -104,7 +106,7 @@ def judge(candidate, case, *, layout="bhsd", to=None, forward_only=None, scale=N
         raise AssertionError(f"{case.name}: the candidate returned no {', '.join(missing)}")
     return tensors.check(q, k, v, None if forward_only else dout, case.mask, got, case.dtype,
                          layout=layout, scale=scale, allow_fa2_inf_lse=allow_fa2_inf_lse,
-                         forward_only=forward_only)
+                         forward_only=forward_only, oracle=oracle)
 
 
 def failure_message(case, report):

@@ -358,6 +358,28 @@ class CheckTests(unittest.TestCase):
                     "dk": fm.round_to(dk, "float16"), "dv": fm.round_to(dv, "float16")}
             self.assertTrue(fm.check_arrays(q1, k1, v1, d1, m1, cand, "float16").passed)
 
+    def test_oracle_option(self):
+        """check_arrays(oracle=...): the reference computed on the GPU judges as the CPU one
+        (a correct candidate passes, a wrong scale fails) where the GPU oracle runs, raises
+        Unavailable elsewhere; an unknown oracle is an error."""
+        rng = np.random.default_rng(5)
+        q, k, v, dout = rounded([rng.standard_normal((1, 2, 33, 16)) for _ in range(4)],
+                                "bfloat16")
+        m = fm.build("causal_document", 1, 1, 33, 33, doc_lens=[20, 13])
+        good = {n: fm.round_to(x, "bfloat16") for n, x in fm.reference(q, k, v, dout, m).items()}
+        good["lse"] = fm.reference(q, k, v, dout, m)["lse"]
+        bad = fm.reference(q, k, v, dout, m, scale=1.0)
+        with self.assertRaises(fm.InvalidInput):
+            fm.check_arrays(q, k, v, dout, m, good, "bfloat16", oracle="gpu")
+        self.assertTrue(fm.check_arrays(q, k, v, dout, m, good, "bfloat16").passed)
+        if not fm.available("reference-cuda"):
+            with self.assertRaises(fm.Unavailable):
+                fm.check_arrays(q, k, v, dout, m, good, "bfloat16", oracle="reference-cuda")
+            return
+        for cand, want in ((good, True), (bad, False)):
+            rep = fm.check_arrays(q, k, v, dout, m, cand, "bfloat16", oracle="reference-cuda")
+            self.assertEqual(rep.passed, want, rep.table())
+
     def test_fa2_inf_lse_option(self):
         q, k, v, dout = normal_inputs(3, (1, 1, 8, 4), (1, 1, 4, 4), "float16")
         m = fm.build("causal", 1, 1, 8, 4, alignment="bottom_right")  # rows 0..3 fully masked
