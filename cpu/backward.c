@@ -4,10 +4,10 @@
  * the tile plan (cpu_internal.h, the tile contract) differs.
  * Layer: cpu <- masks <- core.
  *
- * Work split: OpenMP over (batch, kv head, key tile), dynamic schedule, longest tasks first
- * (fm_tile_plan_order_tasks). A task owns the rows of dK and dV of its key tile and accumulates
- * them privately over every query head that reads this kv head (GQA: the sum docs/spec.md §1
- * asks for) and every query tile:
+ * Work split: OpenMP over (batch, kv head, key tile), dynamic schedule (in index order: a key
+ * tile's work falls with kb under causal masks, so the longest come first already). A task owns
+ * the rows of dK and dV of its key tile and accumulates them privately over every query head
+ * that reads this kv head (GQA: the sum docs/spec.md §1 asks for) and every query tile:
  *   masked tile   -> counted and skipped: no load, no arithmetic;
  *   otherwise     -> S = (scale log2 e) Q K^T, masked scores -> -inf in a partial tile,
  *                    P = 2^(S - LSE log2 e)            (recomputed from the forward's LSE)
@@ -20,8 +20,7 @@
  * (a task touches every query tile of several heads), and a second pass over query tiles
  * recomputes S and dP (8 tile matmuls instead of 5). With FM_FLAG_DETERMINISTIC the lock order
  * would still vary between runs, so that flag runs the backward on one thread: bitwise
- * reproducible, slower (the task order is fixed by the tile plan, so the order of the adds is
- * too).
+ * reproducible, slower.
  * Runs of consecutive computed query tiles (up to FM_CPU_RUN_TILES) share one set of products.
  * Per-thread memory: 2 R Bk + R D + 2 Bk D floats (R = run rows); shared: Delta [B Hq Sq] and
  * the locks.
@@ -143,26 +142,21 @@ static fm_status backward_plan(const fm_problem *p, const fm_tile_plan *plan, co
     const size_t per_thread = (size_t)(2 * Rq * Bk + Rq * D + 2 * Bk * D);
     const size_t n_rows = fm_problem_lse_elems(p);
     const size_t n_locks = (size_t)(p->batch * p->q_heads * plan->n_q_blocks);
-    /* tasks largest first (fm_tile_plan_order_tasks): work, order, counting-sort scratch */
     const int64_t n_tasks = p->batch * p->kv_heads * plan->n_k_blocks;
-    const int64_t group = p->q_heads / p->kv_heads, max_work = group * plan->n_q_blocks;
     float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu backward scratch");
     float *delta = fm_alloc(n_rows, sizeof(float), "cpu backward Delta");
     omp_lock_t *locks = fm_alloc(n_locks, sizeof(omp_lock_t), "cpu backward dQ locks");
-    int64_t *work = fm_alloc((size_t)(2 * n_tasks + max_work + 2), sizeof(int64_t),
-                             "cpu backward task order");
-    if (!scratch || !delta || !locks || !work) {
-        free(scratch), free(delta), free(locks), free(work);
+    if (!scratch || !delta || !locks) {
+        free(scratch), free(delta), free(locks);
         return FM_ERR_NOMEM;
     }
-    int64_t *order = work + n_tasks, *count = order + n_tasks;
     for (size_t i = 0; i < n_locks; i++) omp_init_lock(&locks[i]);
 
     bwd_args args = {p, plan, q, k, v, lse, dout, delta, dq, dk, dv, locks};
     int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
     const int blas_threads = fm_blas_threads_begin_single();
-    /* One parallel region: dQ zeroed and Delta computed by rows, the tasks' work counted and
-     * sorted, then the tasks (one fork and join per call, no serial pass over dQ). */
+    /* One parallel region: dQ zeroed and Delta computed by rows, then the tasks (one fork and
+     * join per call, no serial pass over dQ). */
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
     {
         float *base = scratch + (size_t)omp_get_thread_num() * per_thread;
@@ -170,7 +164,7 @@ static fm_status backward_plan(const fm_problem *p, const fm_tile_plan *plan, co
                          base + 2 * Rq * Bk + Rq * D + Bk * D};
         fm_tile_stats local = {0, 0, 0, 0};
         /* Delta_i = dO_i . O_i for every (b, hq, row); dQ = 0 */
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(static)
         for (int64_t r = 0; r < (int64_t)n_rows; r++) {
             const float *o = out + r * D, *d = dout + r * D;
             float acc = 0.0f;
@@ -178,20 +172,9 @@ static fm_status backward_plan(const fm_problem *p, const fm_tile_plan *plan, co
             for (int64_t c = 0; c < D; c++) acc += o[c] * d[c];
             delta[r] = acc;
             memset(dq + r * D, 0, (size_t)D * sizeof(float));
-        }
-#pragma omp for schedule(static)
-        for (int64_t task = 0; task < n_tasks; task++) {
-            const int64_t bh = task / plan->n_k_blocks, b = bh / p->kv_heads;
-            const int64_t hk = bh % p->kv_heads, kb = task % plan->n_k_blocks;
-            work[task] = 0;
-            for (int64_t hq = hk * group; hq < (hk + 1) * group; hq++)
-                work[task] += fm_tile_plan_line_tiles(plan, b, hq, FM_RUN_ALONG_QUERIES, kb);
-        } /* the barrier here also ends the rows' loop: Delta and dQ are ready */
-#pragma omp single
-        fm_tile_plan_order_tasks(work, n_tasks, max_work, count, order);
+        } /* the barrier here: Delta and dQ ready before any task */
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t i = 0; i < n_tasks; i++) {
-            const int64_t task = order[i];
+        for (int64_t task = 0; task < n_tasks; task++) {
             const int64_t kb = task % plan->n_k_blocks;
             const int64_t bh = task / plan->n_k_blocks;
             backward_key_tile(&args, bh / p->kv_heads, bh % p->kv_heads, kb, &w, &local);
@@ -205,7 +188,7 @@ static fm_status backward_plan(const fm_problem *p, const fm_tile_plan *plan, co
 
     if (stats) *stats = (fm_tile_stats){total, masked, partial, unmasked};
     for (size_t i = 0; i < n_locks; i++) omp_destroy_lock(&locks[i]);
-    free(scratch), free(delta), free(locks), free(work);
+    free(scratch), free(delta), free(locks);
     return FM_OK;
 }
 

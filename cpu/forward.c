@@ -107,6 +107,14 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
         return FM_ERR_NOMEM;
     }
     int64_t *order = work + n_tasks, *count = order + n_tasks;
+    /* before the parallel region, not in it: a barrier there costs more than these classifier
+     * calls (one per tile) on a loaded machine */
+    for (int64_t task = 0; task < n_tasks; task++) {
+        const int64_t bh = task / plan->n_q_blocks;
+        work[task] = fm_tile_plan_line_tiles(plan, bh / p->q_heads, bh % p->q_heads,
+                                             FM_RUN_ALONG_KEYS, task % plan->n_q_blocks);
+    }
+    fm_tile_plan_order_tasks(work, n_tasks, plan->n_k_blocks, count, order);
     int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
     const int blas_threads = fm_blas_threads_begin_single();
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
@@ -114,14 +122,6 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
         float *base = scratch + (size_t)omp_get_thread_num() * per_thread;
         fwd_scratch w = {base, base + Bs, base + Bs + Bq * D, base + Bs + Bq * D + Bq};
         fm_tile_stats local = {0, 0, 0, 0};
-#pragma omp for schedule(static)
-        for (int64_t task = 0; task < n_tasks; task++) {
-            const int64_t bh = task / plan->n_q_blocks;
-            work[task] = fm_tile_plan_line_tiles(plan, bh / p->q_heads, bh % p->q_heads,
-                                                 FM_RUN_ALONG_KEYS, task % plan->n_q_blocks);
-        }
-#pragma omp single
-        fm_tile_plan_order_tasks(work, n_tasks, plan->n_k_blocks, count, order);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t i = 0; i < n_tasks; i++) {
             const int64_t task = order[i];
