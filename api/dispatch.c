@@ -72,8 +72,8 @@ static double max_abs(const double *x, size_t n)
 /* Finite inputs can still overflow an implementation's arithmetic (float32 products of 3e38,
  * exp of scores near 1e60): its results then hold inf or NaN, which must never be returned as
  * a success. Names the first bad result and the input largest in magnitude. */
-static fm_status check_results(fm_impl impl, const fm_problem *p, const fm_tensors *t,
-                               int backward)
+fm_status fm_results_check_finite(fm_impl impl, const fm_problem *p, const fm_tensors *t,
+                                  int backward)
 {
     size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
     const char *names[3] = {"out", "lse", NULL};
@@ -140,7 +140,7 @@ static fm_status run(int backward, fm_impl impl, const fm_problem *p, const fm_m
         break;
     default: return fm_fail(FM_ERR_INVALID, "unknown implementation %d", (int)impl);
     }
-    return st == FM_OK ? check_results(impl, p, t, backward) : st;
+    return st == FM_OK ? fm_results_check_finite(impl, p, t, backward) : st;
 }
 
 fm_status fm_forward_opts(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t,

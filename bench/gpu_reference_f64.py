@@ -57,26 +57,25 @@ def build_mask(fm, family, seqlen, docs):
     return fm.build(family, seqlen_q=seqlen)
 
 
-def allowed_rows(bounds, causal_off, rows, seqlen):
-    """Dense allowed [len(rows), Sk] for a few query rows (docs/spec.md §2), on the GPU."""
-    b = torch.from_numpy(np.ascontiguousarray(bounds[0, 0])).cuda().long()  # [Sk, 4]
-    i = torch.tensor(rows, device="cuda").view(-1, 1)
-    j = torch.arange(seqlen, device="cuda").view(1, -1)
-    masked = ((b[:, 0] <= i) & (i < b[:, 1])) | ((b[:, 2] <= i) & (i < b[:, 3]))
-    if causal_off is not None:
-        masked |= j > i + causal_off
-    return ~masked
-
-
-def allowed_cols(bounds, causal_off, cols, seqlen):
-    """Dense allowed [Sq, len(cols)] for a few key columns."""
+def allowed(bounds, causal_off, rows, cols):
+    """Dense allowed [len(rows), len(cols)] (docs/spec.md §2), on the GPU; bounds [Sk, 4]."""
     b = torch.from_numpy(np.ascontiguousarray(bounds[0, 0, cols])).cuda().long()  # [c, 4]
-    i = torch.arange(seqlen, device="cuda").view(-1, 1)
+    i = torch.tensor(rows, device="cuda").view(-1, 1)
     j = torch.tensor(cols, device="cuda").view(1, -1)
     masked = ((b[:, 0] <= i) & (i < b[:, 1])) | ((b[:, 2] <= i) & (i < b[:, 3]))
     if causal_off is not None:
         masked |= j > i + causal_off
     return ~masked
+
+
+def allowed_rows(bounds, causal_off, rows, seqlen):
+    """Dense allowed [len(rows), Sk] for a few query rows."""
+    return allowed(bounds, causal_off, rows, list(range(seqlen)))
+
+
+def allowed_cols(bounds, causal_off, cols, seqlen):
+    """Dense allowed [Sq, len(cols)] for a few key columns."""
+    return allowed(bounds, causal_off, list(range(seqlen)), cols)
 
 
 def rel(a, b):

@@ -63,6 +63,13 @@ static int64_t kv_head(const ctx *c, int64_t h)
     return c->bug == BUG_GQA_MAP ? h % p->kv_heads : h / (p->q_heads / p->kv_heads);
 }
 
+/* The scale the scores get: p->scale in float32, or what the scale bugs make of it. */
+static float score_scale(const ctx *c)
+{
+    const float scale = (float)c->p->scale;
+    return c->bug == BUG_SCALE_TWICE ? scale * scale : c->bug == BUG_NO_SCALE ? 1.0f : scale;
+}
+
 /* Fills c->allow and c->live for (b, h). */
 static void plan(ctx *c, int64_t b, int64_t h)
 {
@@ -88,10 +95,7 @@ static void forward_head(ctx *c, int64_t b, int64_t h, const double *q, const do
     const fm_problem *p = c->p;
     const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
     const int64_t hk = kv_head(c, h);
-    const float scale = (float)p->scale;
-    const float sc = c->bug == BUG_SCALE_TWICE ? scale * scale
-                     : c->bug == BUG_NO_SCALE  ? 1.0f
-                                               : scale;
+    const float sc = score_scale(c);
     const double *kh = k + (size_t)((b * p->kv_heads + hk) * Sk * D);
     const double *vh = v + (size_t)((b * p->kv_heads + hk) * Sk * D);
     for (int64_t i = 0; i < Sq; i++) {
@@ -158,10 +162,7 @@ static void backward_head(ctx *c, int64_t b, int64_t h, const double *q, const d
     const fm_problem *p = c->p;
     const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
     const int64_t hk = kv_head(c, h);
-    const float scale = (float)p->scale;
-    const float sc = c->bug == BUG_SCALE_TWICE ? scale * scale
-                     : c->bug == BUG_NO_SCALE  ? 1.0f
-                                               : scale;
+    const float sc = score_scale(c);
     const size_t kv0 = (size_t)((b * p->kv_heads + hk) * Sk * D);
     const double *kh = k + kv0, *vh = v + kv0;
     float *dkh = dk_acc + kv0, *dvh = dv_acc + kv0;
@@ -192,7 +193,7 @@ static void backward_head(ctx *c, int64_t b, int64_t h, const double *q, const d
                     }
                 }
             }
-        const float dqs = c->bug == BUG_DQ_NO_SCALE ? 1.0f : scale;
+        const float dqs = c->bug == BUG_DQ_NO_SCALE ? 1.0f : (float)p->scale;
         for (int64_t d = 0; d < D; d++)
             dq[row * (size_t)D + d] = fm_round_to_dtype(dq_acc[d] * dqs, c->x);
     }

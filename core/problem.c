@@ -10,15 +10,10 @@
 void fm_problem_init(fm_problem *p, int64_t batch, int64_t q_heads, int64_t kv_heads,
                      int64_t seqlen_q, int64_t seqlen_k, int64_t head_dim)
 {
-    p->batch = batch;
-    p->q_heads = q_heads;
-    p->kv_heads = kv_heads;
-    p->seqlen_q = seqlen_q;
-    p->seqlen_k = seqlen_k;
-    p->head_dim = head_dim;
-    p->scale = head_dim > 0 ? 1.0 / sqrt((double)head_dim) : 1.0;
-    p->dtype = FM_FLOAT32;
-    p->flags = 0;
+    *p = (fm_problem){.batch = batch, .q_heads = q_heads, .kv_heads = kv_heads,
+                      .seqlen_q = seqlen_q, .seqlen_k = seqlen_k, .head_dim = head_dim,
+                      .scale = head_dim > 0 ? 1.0 / sqrt((double)head_dim) : 1.0,
+                      .dtype = FM_FLOAT32, .flags = 0};
 }
 
 fm_status fm_problem_check(const fm_problem *p)

@@ -15,6 +15,7 @@ extern "C" {
 #include "heuristics.h"
 #include "kernels.h"
 #include "ladder/ladder.h"
+#include "problem_check.h"
 
 /* Turn a CUDA error into FM_ERR_DEVICE with the call that failed. */
 static fm_status cuda_fail(cudaError_t err, const char *what)
@@ -132,27 +133,34 @@ static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, const fm_ke
     return st != FM_OK ? st : fm_cuda_plan_kernels(p, *kp, opt, backward, plan);
 }
 
+fm_status fm_cuda_check_problem(const char *who, const fm_problem *p, const fm_cuda_mask *m)
+{
+    if (!p || !m) return fm_fail(FM_ERR_INVALID, "%s: NULL problem or mask", who);
+    if (!m->bounds || !m->summary)
+        return fm_fail(FM_ERR_INVALID, "%s: mask not uploaded (use fm_cuda_mask_upload)", who);
+    if (p->batch < 1 || p->q_heads < 1 || p->kv_heads < 1 || p->seqlen_q < 1 || p->seqlen_k < 1)
+        return fm_fail(FM_ERR_INVALID, "%s: sizes must be >= 1 (B=%lld Hq=%lld Hk=%lld "
+                       "Sq=%lld Sk=%lld)", who, (long long)p->batch, (long long)p->q_heads,
+                       (long long)p->kv_heads, (long long)p->seqlen_q, (long long)p->seqlen_k);
+    if (p->q_heads % p->kv_heads != 0)
+        return fm_fail(FM_ERR_INVALID, "%s: kv_heads = %lld does not divide q_heads = %lld",
+                       who, (long long)p->kv_heads, (long long)p->q_heads);
+    if (m->heads < 1 || p->q_heads % m->heads != 0)
+        return fm_fail(FM_ERR_INVALID, "%s: mask heads = %lld does not divide q_heads = %lld",
+                       who, (long long)m->heads, (long long)p->q_heads);
+    if (m->batch != p->batch || m->seqlen_q != p->seqlen_q || m->seqlen_k != p->seqlen_k)
+        return fm_fail(FM_ERR_INVALID, "%s: mask is B=%lld, %lld x %lld but the problem is "
+                       "B=%lld, %lld x %lld", who, (long long)m->batch, (long long)m->seqlen_q,
+                       (long long)m->seqlen_k, (long long)p->batch, (long long)p->seqlen_q,
+                       (long long)p->seqlen_k);
+    return FM_OK;
+}
+
 static fm_status check_and_fill(const fm_problem *p, const fm_cuda_mask *m, fm_attn_params *kp)
 {
     fm_clear_error();
-    if (!p || !m) return fm_fail(FM_ERR_INVALID, "cuda: NULL problem or mask");
-    if (!m->bounds || !m->summary)
-        return fm_fail(FM_ERR_INVALID, "cuda: mask not uploaded (use fm_cuda_mask_upload)");
-    if (p->batch < 1 || p->q_heads < 1 || p->kv_heads < 1 || p->seqlen_q < 1 || p->seqlen_k < 1)
-        return fm_fail(FM_ERR_INVALID, "cuda: sizes must be >= 1 (B=%lld Hq=%lld Hk=%lld "
-                       "Sq=%lld Sk=%lld)", (long long)p->batch, (long long)p->q_heads,
-                       (long long)p->kv_heads, (long long)p->seqlen_q, (long long)p->seqlen_k);
-    if (p->q_heads % p->kv_heads != 0)
-        return fm_fail(FM_ERR_INVALID, "cuda: kv_heads = %lld does not divide q_heads = %lld",
-                       (long long)p->kv_heads, (long long)p->q_heads);
-    if (m->heads < 1 || p->q_heads % m->heads != 0)
-        return fm_fail(FM_ERR_INVALID, "cuda: mask heads = %lld does not divide q_heads = %lld",
-                       (long long)m->heads, (long long)p->q_heads);
-    if (m->batch != p->batch || m->seqlen_q != p->seqlen_q || m->seqlen_k != p->seqlen_k)
-        return fm_fail(FM_ERR_INVALID, "cuda: mask is B=%lld, %lld x %lld but the problem is "
-                       "B=%lld, %lld x %lld", (long long)m->batch, (long long)m->seqlen_q,
-                       (long long)m->seqlen_k, (long long)p->batch, (long long)p->seqlen_q,
-                       (long long)p->seqlen_k);
+    fm_status st = fm_cuda_check_problem("cuda", p, m);
+    if (st != FM_OK) return st;
     const int64_t d = p->head_dim;
     if (d != 32 && d != 64 && d != 96 && d != 128 && d != 256)
         return fm_fail(FM_ERR_INVALID, "cuda: head_dim = %lld on device pointers must be 32, 64, "
@@ -168,20 +176,9 @@ static fm_status check_and_fill(const fm_problem *p, const fm_cuda_mask *m, fm_a
                        "(Sq=%lld Sk=%lld Hq=%lld B=%lld)", (long long)p->seqlen_q,
                        (long long)p->seqlen_k, (long long)p->q_heads, (long long)p->batch);
     memset(kp, 0, sizeof *kp);
-    kp->batch = (int)p->batch;
-    kp->q_heads = (int)p->q_heads;
-    kp->kv_heads = (int)p->kv_heads;
-    kp->mask_heads = (int)m->heads;
-    kp->seqlen_q = (int)p->seqlen_q;
-    kp->seqlen_k = (int)p->seqlen_k;
-    kp->head_dim = (int)d;
-    kp->n_kblocks = (int)m->n_blocks;
-    kp->causal = (int)m->causal;
-    kp->offset = fm_causal_offset(m->causal, p->seqlen_q, p->seqlen_k);
+    fm_cuda_fill_shape(kp, p, m);
     kp->live_per_kblock = (float)m->live_per_kblock;
     kp->scale = (float)p->scale;
-    kp->bounds = m->bounds;
-    kp->summary = m->summary;
     return FM_OK;
 }
 
@@ -235,6 +232,18 @@ static fm_kernel_options ladder_options(int step, bool backward, const fm_kernel
     return o;
 }
 
+/* prepare() for ladder step `step` (0: the library's choice, `opt`), refusing a step that
+ * cannot run this problem. */
+static fm_status prepare_step(int step, bool backward, const fm_problem *p,
+                              const fm_cuda_mask *mask, const fm_kernel_options *opt,
+                              fm_attn_params *kp, fm_kernel_plan *plan)
+{
+    const fm_kernel_options o = ladder_options(step, backward, opt);
+    fm_status st = prepare(p, mask, &o, backward, kp, plan);
+    if (st == FM_OK && step != 0) st = fm_cuda_ladder_check(step, backward, p->head_dim);
+    return st;
+}
+
 /* The forward of ladder step `step` (0: the library's choice, `opt`). */
 static fm_status forward_step(int step, const fm_problem *p, const fm_cuda_mask *mask,
                               const void *q, const void *k, const void *v, void *out, float *lse,
@@ -242,10 +251,8 @@ static fm_status forward_step(int step, const fm_problem *p, const fm_cuda_mask 
 {
     fm_attn_params kp;
     fm_kernel_plan plan;
-    const fm_kernel_options o = ladder_options(step, false, opt);
-    fm_status st = prepare(p, mask, &o, false, &kp, &plan);
+    fm_status st = prepare_step(step, false, p, mask, opt, &kp, &plan);
     if (st != FM_OK) return st;
-    if (step != 0 && (st = fm_cuda_ladder_check(step, 0, p->head_dim)) != FM_OK) return st;
     if (!q || !k || !v || !out || !lse)
         return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
     static const char *const names[] = {"q", "k", "v", "out", "lse"};
@@ -281,10 +288,8 @@ static fm_status backward_step(int step, const fm_problem *p, const fm_cuda_mask
 {
     fm_attn_params kp;
     fm_kernel_plan plan;
-    const fm_kernel_options o = ladder_options(step, true, opt);
-    fm_status st = prepare(p, mask, &o, true, &kp, &plan);
+    fm_status st = prepare_step(step, true, p, mask, opt, &kp, &plan);
     if (st != FM_OK) return st;
-    if (step != 0 && (st = fm_cuda_ladder_check(step, 1, p->head_dim)) != FM_OK) return st;
     /* ladder steps 1 and 2 sum dQ in a fixed order and need no accumulator */
     const bool ladder = step == 1 || step == 2;
     if (ladder) plan.deterministic = true;

@@ -269,14 +269,21 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                  * turn when WGS = 1: A = dS^T read transposed (queries contiguous), B = K read
                  * transposed (d contiguous). */
                 const uint32_t adS = base + L::OFF_DS;
+                /* A masked warpgroup's K rows may hold anything, NaN included (a key block
+                 * masked for every row is never meant to be read): its zero rows of dS^T are
+                 * multiplied by the other warpgroup's K rows instead (k-steps kk ^ 4), which are
+                 * live here and so finite, making its share an exact 0 with no branch. */
+                const int masked_half = WGS == 2 && (live & 3u) != 3u ? (live & 1u ? 1 : 0) : -1;
 #pragma unroll
                 for (int half = WGS == 2 ? wg : 0; half < 2; half += WGS) {
                     float dq[8][4];
                     fm_wg_fence();
 #pragma unroll
-                    for (int kk = 0; kk < KEYS / 16; kk++)
+                    for (int kk = 0; kk < KEYS / 16; kk++) {
+                        const int kk_k = kk / 4 == masked_half ? kk ^ 4 : kk;
                         fm_wg_ss64<T, 1, 1>(dq, fm_wg_mnmajor(adS, KEYS, kk),
-                                            fm_wg_mnmajor(aK, KEYS, kk, half), kk);
+                                            fm_wg_mnmajor(aK, KEYS, kk_k, half), kk);
+                    }
                     fm_wg_commit();
                     fm_wg_wait<0>();
 #pragma unroll

@@ -102,10 +102,59 @@ static fm_status lse_alloc(size_t n, float **dev, float **host)
     return fm_fail(FM_ERR_NOMEM, "cuda: cudaMalloc lse: %s", cudaGetErrorString(err));
 }
 
-/* Common checks; *padded receives the problem with the kernel's head dimension. */
-static fm_status host_prepare(const fm_problem *p, const fm_mask *mask, const fm_tensors *t,
-                              fm_problem *padded)
+/* What a call on host memory holds: the problem with the kernels' head dimension, the row
+ * counts, the staged tensors, the LSE on host and device and the device mask; host_call_free
+ * releases them all. */
+typedef struct host_call {
+    fm_problem pp;
+    size_t q_rows, kv_rows;
+    int64_t d, dp; /* head dimension of the caller's tensors, of the kernels' */
+    staged q, k, v, o, dout, dq, dk, dv;
+    float *lse_dev, *lse_host;
+    fm_cuda_mask dm;
+} host_call;
+
+static void host_call_free(host_call *h)
 {
+    staged *all[] = {&h->q, &h->k, &h->v, &h->o, &h->dout, &h->dq, &h->dk, &h->dv};
+    for (int i = 0; i < 8; i++) staged_free(all[i]);
+    if (h->lse_dev) cudaFree(h->lse_dev);
+    free(h->lse_host);
+    fm_cuda_mask_free(&h->dm);
+}
+
+/* Stages the inputs on the device (q, k, v; out and dout for the backward), allocates the
+ * outputs (out; dq, dk, dv for the backward) and the LSE, and uploads the mask. */
+static fm_status stage_call(host_call *h, const fm_mask *mask, const fm_tensors *t,
+                            fm_dtype dtype, bool backward)
+{
+    const size_t nq = h->q_rows, nk = h->kv_rows;
+    const int64_t d = h->d, dp = h->dp;
+    fm_status st;
+    if ((st = stage_in(&h->q, t->q, nq, d, dp, dtype, "cuda q")) != FM_OK ||
+        (st = stage_in(&h->k, t->k, nk, d, dp, dtype, "cuda k")) != FM_OK ||
+        (st = stage_in(&h->v, t->v, nk, d, dp, dtype, "cuda v")) != FM_OK)
+        return st;
+    if (!backward) {
+        st = staged_alloc(&h->o, nq * dp, "cuda out");
+    } else if ((st = stage_in(&h->o, t->out, nq, d, dp, dtype, "cuda out")) == FM_OK &&
+               (st = stage_in(&h->dout, t->dout, nq, d, dp, dtype, "cuda dout")) == FM_OK &&
+               (st = staged_alloc(&h->dq, nq * dp, "cuda dq")) == FM_OK &&
+               (st = staged_alloc(&h->dk, nk * dp, "cuda dk")) == FM_OK) {
+        st = staged_alloc(&h->dv, nk * dp, "cuda dv");
+    }
+    if (st == FM_OK) st = lse_alloc(nq, &h->lse_dev, &h->lse_host);
+    if (st == FM_OK) st = fm_cuda_mask_upload(mask, &h->dm);
+    return st;
+}
+
+/* The checks of a call (and ladder step `step`'s, when not 0), then the device copies
+ * (stage_call): on FM_OK the caller runs the kernels and frees h; on failure nothing is held. */
+static fm_status host_begin(host_call *h, const fm_problem *p, const fm_mask *mask,
+                            fm_tensors *t, int step, bool backward)
+{
+    memset(h, 0, sizeof *h);
+    fm_problem *padded = &h->pp;
     fm_clear_error();
     fm_status st = fm_problem_validate(p, mask);
     if (st != FM_OK) return st;
@@ -118,138 +167,104 @@ static fm_status host_prepare(const fm_problem *p, const fm_mask *mask, const fm
     if (padded->head_dim == 0)
         return fm_fail(FM_ERR_INVALID, "cuda: head_dim = %lld; the CUDA layer supports up to 256",
                        (long long)p->head_dim);
-    return fm_cuda_available();
-}
-
-/* Forward on host tensors: ladder step `step` (0: the kernels `opt` and cuda/heuristics.cu
- * choose). */
-static fm_status forward_host(int step, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
-                              const fm_kernel_options *opt)
-{
-    fm_problem pp;
-    fm_status st = host_prepare(p, mask, t, &pp);
-    if (st != FM_OK) return st;
-    if (step != 0 && (st = fm_cuda_ladder_check(step, 0, pp.head_dim)) != FM_OK) return st;
-    if (!t->q || !t->k || !t->v || !t->out || !t->lse)
+    if ((st = fm_cuda_available()) != FM_OK) return st;
+    h->q_rows = fm_problem_lse_elems(p);
+    h->kv_rows = fm_problem_kv_elems(p) / (size_t)p->head_dim;
+    h->d = p->head_dim, h->dp = padded->head_dim;
+    if (step != 0 && (st = fm_cuda_ladder_check(step, backward, padded->head_dim)) != FM_OK)
+        return st;
+    if (!backward && (!t->q || !t->k || !t->v || !t->out || !t->lse))
         return fm_fail(FM_ERR_INVALID, "cuda forward: NULL q, k, v, out or lse");
-    const size_t q_rows = fm_problem_lse_elems(p);
-    const size_t kv_rows = fm_problem_kv_elems(p) / (size_t)p->head_dim;
-    const int64_t d = p->head_dim, dp = pp.head_dim;
-    staged q, k, v, o;
-    memset(&q, 0, sizeof q), memset(&k, 0, sizeof k), memset(&v, 0, sizeof v);
-    memset(&o, 0, sizeof o);
-    float *lse_dev = NULL, *lse_host = NULL;
-    fm_cuda_mask dm;
-    memset(&dm, 0, sizeof dm);
-    cudaError_t err = cudaSuccess;
-
-    if ((st = stage_in(&q, t->q, q_rows, d, dp, p->dtype, "cuda q")) != FM_OK ||
-        (st = stage_in(&k, t->k, kv_rows, d, dp, p->dtype, "cuda k")) != FM_OK ||
-        (st = stage_in(&v, t->v, kv_rows, d, dp, p->dtype, "cuda v")) != FM_OK ||
-        (st = staged_alloc(&o, q_rows * dp, "cuda out")) != FM_OK ||
-        (st = lse_alloc(q_rows, &lse_dev, &lse_host)) != FM_OK ||
-        (st = fm_cuda_mask_upload(mask, &dm)) != FM_OK)
-        goto done;
-    st = step ? fm_cuda_forward_step(step, &pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, NULL)
-              : fm_cuda_forward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, opt, NULL);
-    if (st != FM_OK) goto done;
-    if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
-        st = fm_fail(FM_ERR_DEVICE, "cuda forward: %s", cudaGetErrorString(err));
-        goto done;
-    }
-    if ((st = download(t->out, &o, q_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((err = cudaMemcpy(lse_host, lse_dev, q_rows * sizeof(float), cudaMemcpyDeviceToHost)) !=
-        cudaSuccess) {
-        st = fm_fail(FM_ERR_DEVICE, "cuda: download lse: %s", cudaGetErrorString(err));
-        goto done;
-    }
-    for (size_t i = 0; i < q_rows; i++) t->lse[i] = lse_host[i];
-done:
-    staged_free(&q), staged_free(&k), staged_free(&v), staged_free(&o);
-    if (lse_dev) cudaFree(lse_dev);
-    free(lse_host);
-    fm_cuda_mask_free(&dm);
+    if (backward && (!t->q || !t->k || !t->v || !t->out || !t->lse || !t->dout || !t->dq ||
+                     !t->dk || !t->dv))
+        return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor");
+    if ((st = stage_call(h, mask, t, p->dtype, backward)) != FM_OK) host_call_free(h);
     return st;
 }
 
-/* Backward on host tensors, as forward_host. */
-static fm_status backward_host(int step, const fm_problem *p, const fm_mask *mask, fm_tensors *t,
-                               const fm_kernel_options *opt)
+/* Waits for the kernels; a failure names the pass. */
+static fm_status synchronize(const char *pass)
 {
-    fm_problem pp;
-    fm_status st = host_prepare(p, mask, t, &pp);
-    if (st != FM_OK) return st;
-    if (step != 0 && (st = fm_cuda_ladder_check(step, 1, pp.head_dim)) != FM_OK) return st;
-    if (!t->q || !t->k || !t->v || !t->out || !t->lse || !t->dout || !t->dq || !t->dk || !t->dv)
-        return fm_fail(FM_ERR_INVALID, "cuda backward: NULL tensor");
-    const size_t q_rows = fm_problem_lse_elems(p);
-    const size_t kv_rows = fm_problem_kv_elems(p) / (size_t)p->head_dim;
-    const int64_t d = p->head_dim, dp = pp.head_dim;
-    staged q, k, v, o, dout, dq, dk, dv;
-    staged *all[] = {&q, &k, &v, &o, &dout, &dq, &dk, &dv};
-    for (int i = 0; i < 8; i++) memset(all[i], 0, sizeof(staged));
-    float *lse_dev = NULL, *lse_host = NULL;
-    fm_cuda_mask dm;
-    memset(&dm, 0, sizeof dm);
-    cudaError_t err = cudaSuccess;
+    cudaError_t err = cudaDeviceSynchronize();
+    return err == cudaSuccess
+               ? FM_OK
+               : fm_fail(FM_ERR_DEVICE, "cuda %s: %s", pass, cudaGetErrorString(err));
+}
 
-    if ((st = stage_in(&q, t->q, q_rows, d, dp, p->dtype, "cuda q")) != FM_OK ||
-        (st = stage_in(&k, t->k, kv_rows, d, dp, p->dtype, "cuda k")) != FM_OK ||
-        (st = stage_in(&v, t->v, kv_rows, d, dp, p->dtype, "cuda v")) != FM_OK ||
-        (st = stage_in(&o, t->out, q_rows, d, dp, p->dtype, "cuda out")) != FM_OK ||
-        (st = stage_in(&dout, t->dout, q_rows, d, dp, p->dtype, "cuda dout")) != FM_OK ||
-        (st = staged_alloc(&dq, q_rows * dp, "cuda dq")) != FM_OK ||
-        (st = staged_alloc(&dk, kv_rows * dp, "cuda dk")) != FM_OK ||
-        (st = staged_alloc(&dv, kv_rows * dp, "cuda dv")) != FM_OK ||
-        (st = lse_alloc(q_rows, &lse_dev, &lse_host)) != FM_OK ||
-        (st = fm_cuda_mask_upload(mask, &dm)) != FM_OK)
-        goto done;
-    for (size_t i = 0; i < q_rows; i++) lse_host[i] = (float)t->lse[i]; /* -inf stays -inf */
-    if ((err = cudaMemcpy(lse_dev, lse_host, q_rows * sizeof(float), cudaMemcpyHostToDevice)) !=
-        cudaSuccess) {
-        st = fm_fail(FM_ERR_DEVICE, "cuda: upload lse: %s", cudaGetErrorString(err));
-        goto done;
+/* The LSE between the caller's float64 rows and the device's float32 ones (-inf stays -inf). */
+static fm_status lse_upload(host_call *h, const double *lse)
+{
+    for (size_t i = 0; i < h->q_rows; i++) h->lse_host[i] = (float)lse[i];
+    cudaError_t err = cudaMemcpy(h->lse_dev, h->lse_host, h->q_rows * sizeof(float),
+                                 cudaMemcpyHostToDevice);
+    return err == cudaSuccess
+               ? FM_OK
+               : fm_fail(FM_ERR_DEVICE, "cuda: upload lse: %s", cudaGetErrorString(err));
+}
+
+static fm_status lse_download(host_call *h, double *lse)
+{
+    cudaError_t err = cudaMemcpy(h->lse_host, h->lse_dev, h->q_rows * sizeof(float),
+                                 cudaMemcpyDeviceToHost);
+    if (err != cudaSuccess)
+        return fm_fail(FM_ERR_DEVICE, "cuda: download lse: %s", cudaGetErrorString(err));
+    for (size_t i = 0; i < h->q_rows; i++) lse[i] = h->lse_host[i];
+    return FM_OK;
+}
+
+/* Forward or backward on host tensors: ladder step `step` (0: the kernels `opt` and
+ * cuda/heuristics.cu choose). */
+static fm_status run_host(int step, bool backward, const fm_problem *p, const fm_mask *mask,
+                          fm_tensors *t, const fm_kernel_options *opt)
+{
+    host_call h;
+    fm_status st = host_begin(&h, p, mask, t, step, backward);
+    if (st != FM_OK) return st;
+    if (!backward) {
+        st = step ? fm_cuda_forward_step(step, &h.pp, &h.dm, h.q.dev, h.k.dev, h.v.dev, h.o.dev,
+                                         h.lse_dev, NULL)
+                  : fm_cuda_forward(&h.pp, &h.dm, h.q.dev, h.k.dev, h.v.dev, h.o.dev, h.lse_dev,
+                                    opt, NULL);
+    } else if ((st = lse_upload(&h, t->lse)) == FM_OK) {
+        st = step ? fm_cuda_backward_step(step, &h.pp, &h.dm, h.q.dev, h.k.dev, h.v.dev, h.o.dev,
+                                          h.lse_dev, h.dout.dev, h.dq.dev, h.dk.dev, h.dv.dev,
+                                          NULL)
+                  : fm_cuda_backward(&h.pp, &h.dm, h.q.dev, h.k.dev, h.v.dev, h.o.dev, h.lse_dev,
+                                     h.dout.dev, h.dq.dev, h.dk.dev, h.dv.dev, opt, NULL);
     }
-    st = step ? fm_cuda_backward_step(step, &pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev,
-                                      dout.dev, dq.dev, dk.dev, dv.dev, NULL)
-              : fm_cuda_backward(&pp, &dm, q.dev, k.dev, v.dev, o.dev, lse_dev, dout.dev, dq.dev,
-                                 dk.dev, dv.dev, opt, NULL);
-    if (st != FM_OK) goto done;
-    if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
-        st = fm_fail(FM_ERR_DEVICE, "cuda backward: %s", cudaGetErrorString(err));
-        goto done;
+    if (st == FM_OK) st = synchronize(backward ? "backward" : "forward");
+    if (st == FM_OK && !backward) {
+        st = download(t->out, &h.o, h.q_rows, h.d, h.dp, p->dtype);
+        if (st == FM_OK) st = lse_download(&h, t->lse);
+    } else if (st == FM_OK) {
+        st = download(t->dq, &h.dq, h.q_rows, h.d, h.dp, p->dtype);
+        if (st == FM_OK) st = download(t->dk, &h.dk, h.kv_rows, h.d, h.dp, p->dtype);
+        if (st == FM_OK) st = download(t->dv, &h.dv, h.kv_rows, h.d, h.dp, p->dtype);
     }
-    if ((st = download(t->dq, &dq, q_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    if ((st = download(t->dk, &dk, kv_rows, d, dp, p->dtype)) != FM_OK) goto done;
-    st = download(t->dv, &dv, kv_rows, d, dp, p->dtype);
-done:
-    for (int i = 0; i < 8; i++) staged_free(all[i]);
-    if (lse_dev) cudaFree(lse_dev);
-    free(lse_host);
-    fm_cuda_mask_free(&dm);
+    host_call_free(&h);
     return st;
 }
 
 extern "C" fm_status fm_cuda_forward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
                                           const fm_kernel_options *opt)
 {
-    return forward_host(0, p, mask, t, opt);
+    return run_host(0, false, p, mask, t, opt);
 }
 
 extern "C" fm_status fm_cuda_backward_host(const fm_problem *p, const fm_mask *mask, fm_tensors *t,
                                            const fm_kernel_options *opt)
 {
-    return backward_host(0, p, mask, t, opt);
+    return run_host(0, true, p, mask, t, opt);
 }
 
 extern "C" fm_status fm_cuda_forward_host_step(int step, const fm_problem *p,
                                                const fm_mask *mask, fm_tensors *t)
 {
-    return forward_host(step, p, mask, t, NULL);
+    return run_host(step, false, p, mask, t, NULL);
 }
 
 extern "C" fm_status fm_cuda_backward_host_step(int step, const fm_problem *p,
                                                 const fm_mask *mask, fm_tensors *t)
 {
-    return backward_host(step, p, mask, t, NULL);
+    return run_host(step, true, p, mask, t, NULL);
 }

@@ -14,6 +14,7 @@
 extern "C" {
 #include "fm_internal.h" /* a C header without C++ guards */
 }
+#include "problem_check.h"
 #include "reference_f64.cuh"
 
 static fm_status cuda_fail(cudaError_t err, const char *what)
@@ -29,24 +30,8 @@ static fm_status cuda_fail(cudaError_t err, const char *what)
 static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, fm_ref64_params *kp)
 {
     fm_clear_error();
-    if (!p || !m) return fm_fail(FM_ERR_INVALID, "cuda reference: NULL problem or mask");
-    if (!m->bounds || !m->summary)
-        return fm_fail(FM_ERR_INVALID, "cuda reference: mask not uploaded (fm_cuda_mask_upload)");
-    if (p->batch < 1 || p->q_heads < 1 || p->kv_heads < 1 || p->seqlen_q < 1 || p->seqlen_k < 1)
-        return fm_fail(FM_ERR_INVALID, "cuda reference: sizes must be >= 1 (B=%lld Hq=%lld "
-                       "Hk=%lld Sq=%lld Sk=%lld)", (long long)p->batch, (long long)p->q_heads,
-                       (long long)p->kv_heads, (long long)p->seqlen_q, (long long)p->seqlen_k);
-    if (p->q_heads % p->kv_heads != 0)
-        return fm_fail(FM_ERR_INVALID, "cuda reference: kv_heads = %lld does not divide "
-                       "q_heads = %lld", (long long)p->kv_heads, (long long)p->q_heads);
-    if (m->heads < 1 || p->q_heads % m->heads != 0)
-        return fm_fail(FM_ERR_INVALID, "cuda reference: mask heads = %lld does not divide "
-                       "q_heads = %lld", (long long)m->heads, (long long)p->q_heads);
-    if (m->batch != p->batch || m->seqlen_q != p->seqlen_q || m->seqlen_k != p->seqlen_k)
-        return fm_fail(FM_ERR_INVALID, "cuda reference: mask is B=%lld, %lld x %lld but the "
-                       "problem is B=%lld, %lld x %lld", (long long)m->batch,
-                       (long long)m->seqlen_q, (long long)m->seqlen_k, (long long)p->batch,
-                       (long long)p->seqlen_q, (long long)p->seqlen_k);
+    fm_status st = fm_cuda_check_problem("cuda reference", p, m);
+    if (st != FM_OK) return st;
     if (m->block_k != FM_REF64_SUMMARY_K)
         return fm_fail(FM_ERR_INTERNAL, "cuda reference: mask summary blocks of %lld keys, "
                        "expected %d", (long long)m->block_k, (int)FM_REF64_SUMMARY_K);
@@ -64,19 +49,8 @@ static fm_status prepare(const fm_problem *p, const fm_cuda_mask *m, fm_ref64_pa
                        "B*Hq <= 65535 (Sq=%lld Sk=%lld B*Hq=%lld)", (long long)p->seqlen_q,
                        (long long)p->seqlen_k, (long long)(p->batch * p->q_heads));
     memset(kp, 0, sizeof *kp);
-    kp->batch = (int)p->batch;
-    kp->q_heads = (int)p->q_heads;
-    kp->kv_heads = (int)p->kv_heads;
-    kp->mask_heads = (int)m->heads;
-    kp->seqlen_q = (int)p->seqlen_q;
-    kp->seqlen_k = (int)p->seqlen_k;
-    kp->head_dim = (int)p->head_dim;
-    kp->n_kblocks = (int)m->n_blocks;
-    kp->causal = (int)m->causal;
-    kp->offset = fm_causal_offset(m->causal, p->seqlen_q, p->seqlen_k);
+    fm_cuda_fill_shape(kp, p, m);
     kp->scale = p->scale;
-    kp->bounds = m->bounds;
-    kp->summary = m->summary;
     return FM_OK;
 }
 
@@ -193,37 +167,52 @@ static fm_status check_result(const char *what, const double *x, size_t n, int a
     return FM_OK;
 }
 
-static fm_status host_prepare(const fm_problem *p, const fm_mask *mask, const fm_tensors *t)
+/* What a call on host memory holds: the tensor sizes (elements of q, of k, of lse), the device
+ * copies and the device mask; freed by host_call_free. */
+typedef struct host_call {
+    size_t nq, nkv, nl;
+    dev_set s;
+    fm_cuda_mask dm;
+} host_call;
+
+static fm_status host_prepare(const fm_problem *p, const fm_mask *mask, const fm_tensors *t,
+                              host_call *h)
 {
+    memset(h, 0, sizeof *h);
     fm_clear_error();
     fm_status st = fm_problem_validate(p, mask);
     if (st != FM_OK) return st;
     if (!t) return fm_fail(FM_ERR_INVALID, "cuda reference: NULL tensors");
+    h->nq = fm_problem_q_elems(p), h->nkv = fm_problem_kv_elems(p);
+    h->nl = fm_problem_lse_elems(p);
     return fm_cuda_available();
+}
+
+static void host_call_free(host_call *h)
+{
+    dev_set_free(&h->s);
+    fm_cuda_mask_free(&h->dm);
 }
 
 extern "C" fm_status fm_cuda_reference_forward_host(const fm_problem *p, const fm_mask *mask,
                                                     fm_tensors *t)
 {
-    fm_status st = host_prepare(p, mask, t);
+    host_call h;
+    fm_status st = host_prepare(p, mask, t, &h);
     if (st != FM_OK) return st;
     if (!t->q || !t->k || !t->v || !t->out || !t->lse)
         return fm_fail(FM_ERR_INVALID, "cuda reference forward: NULL q, k, v, out or lse");
-    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    const size_t nl = fm_problem_lse_elems(p);
-    dev_set s;
-    memset(&s, 0, sizeof s);
-    fm_cuda_mask dm;
-    memset(&dm, 0, sizeof dm);
+    const size_t nq = h.nq, nkv = h.nkv, nl = h.nl;
+    dev_set &s = h.s;
     cudaError_t err;
     if ((st = dev_put(&s, 0, t->q, nq, "q")) != FM_OK ||
         (st = dev_put(&s, 1, t->k, nkv, "k")) != FM_OK ||
         (st = dev_put(&s, 2, t->v, nkv, "v")) != FM_OK ||
         (st = dev_put(&s, 3, NULL, nq, "out")) != FM_OK ||
         (st = dev_put(&s, 4, NULL, nl, "lse")) != FM_OK ||
-        (st = fm_cuda_mask_upload(mask, &dm)) != FM_OK ||
-        (st = fm_cuda_reference_forward(p, &dm, s.d[0], s.d[1], s.d[2], s.d[3], s.d[4], NULL)) !=
-            FM_OK)
+        (st = fm_cuda_mask_upload(mask, &h.dm)) != FM_OK ||
+        (st = fm_cuda_reference_forward(p, &h.dm, s.d[0], s.d[1], s.d[2], s.d[3], s.d[4],
+                                        NULL)) != FM_OK)
         goto done;
     if ((err = cudaDeviceSynchronize()) != cudaSuccess) {
         st = cuda_fail(err, "forward");
@@ -235,24 +224,20 @@ extern "C" fm_status fm_cuda_reference_forward_host(const fm_problem *p, const f
     if ((st = check_result("lse", t->lse, nl, 1)) == FM_OK)
         st = check_result("out", t->out, nq, 0);
 done:
-    dev_set_free(&s);
-    fm_cuda_mask_free(&dm);
+    host_call_free(&h);
     return st;
 }
 
 extern "C" fm_status fm_cuda_reference_backward_host(const fm_problem *p, const fm_mask *mask,
                                                      fm_tensors *t)
 {
-    fm_status st = host_prepare(p, mask, t);
+    host_call h;
+    fm_status st = host_prepare(p, mask, t, &h);
     if (st != FM_OK) return st;
     if (!t->q || !t->k || !t->v || !t->out || !t->lse || !t->dout || !t->dq || !t->dk || !t->dv)
         return fm_fail(FM_ERR_INVALID, "cuda reference backward: NULL tensor");
-    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    const size_t nl = fm_problem_lse_elems(p);
-    dev_set s;
-    memset(&s, 0, sizeof s);
-    fm_cuda_mask dm;
-    memset(&dm, 0, sizeof dm);
+    const size_t nq = h.nq, nkv = h.nkv, nl = h.nl;
+    dev_set &s = h.s;
     unsigned long long *bad_dev = NULL, bad = ULLONG_MAX;
     cudaError_t err;
     if ((st = dev_put(&s, 0, t->q, nq, "q")) != FM_OK ||
@@ -264,14 +249,14 @@ extern "C" fm_status fm_cuda_reference_backward_host(const fm_problem *p, const 
         (st = dev_put(&s, 6, NULL, nq, "dq")) != FM_OK ||
         (st = dev_put(&s, 7, NULL, nkv, "dk")) != FM_OK ||
         (st = dev_put(&s, 8, NULL, nkv, "dv")) != FM_OK ||
-        (st = fm_cuda_mask_upload(mask, &dm)) != FM_OK)
+        (st = fm_cuda_mask_upload(mask, &h.dm)) != FM_OK)
         goto done;
     if ((err = cudaMalloc((void **)&bad_dev, sizeof bad)) != cudaSuccess ||
         (err = cudaMemcpy(bad_dev, &bad, sizeof bad, cudaMemcpyHostToDevice)) != cudaSuccess) {
         st = cuda_fail(err, "LSE check flag");
         goto done;
     }
-    if ((st = backward(p, &dm, s.d[0], s.d[1], s.d[2], s.d[3], s.d[4], s.d[5], s.d[6], s.d[7],
+    if ((st = backward(p, &h.dm, s.d[0], s.d[1], s.d[2], s.d[3], s.d[4], s.d[5], s.d[6], s.d[7],
                        s.d[8], bad_dev, NULL)) != FM_OK)
         goto done;
     if ((err = cudaDeviceSynchronize()) != cudaSuccess ||
@@ -296,8 +281,7 @@ extern "C" fm_status fm_cuda_reference_backward_host(const fm_problem *p, const 
         (st = check_result("dk", t->dk, nkv, 0)) == FM_OK)
         st = check_result("dv", t->dv, nkv, 0);
 done:
-    dev_set_free(&s);
+    host_call_free(&h);
     if (bad_dev) cudaFree(bad_dev);
-    fm_cuda_mask_free(&dm);
     return st;
 }

@@ -8,13 +8,7 @@
 #include <string.h>
 
 #include "flashmask.h"
-
-static uint8_t next_byte(const uint8_t **data, size_t *size)
-{
-    if (*size == 0) return 0;
-    (*size)--;
-    return *(*data)++;
-}
+#include "fuzz_bytes.h"
 
 static void check_bbm(const fm_bbm *m, const uint8_t *dense, size_t n)
 {
@@ -46,12 +40,10 @@ static void check_bbm(const fm_bbm *m, const uint8_t *dense, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int64_t batch = 1 + next_byte(&data, &size) % 2;
-    int64_t heads = 1 + next_byte(&data, &size) % 2;
-    int64_t sq = 1 + next_byte(&data, &size) % 20;
-    int64_t sk = 1 + next_byte(&data, &size) % 20;
-    fm_causal causal = (fm_causal)(next_byte(&data, &size) % 3);
-    int64_t bq = 1 + next_byte(&data, &size) % 24, bk = 1 + next_byte(&data, &size) % 24;
+    const fuzz_shape sh = fuzz_draw_shape(&data, &size, 20, 24);
+    const int64_t batch = sh.batch, heads = sh.heads, sq = sh.sq, sk = sh.sk;
+    const fm_causal causal = sh.causal;
+    const int64_t bq = sh.bq, bk = sh.bk;
     int raw = next_byte(&data, &size) % 8 == 0; /* raw bytes: values > 1 must be refused */
 
     size_t n = (size_t)(batch * heads * sq * sk);

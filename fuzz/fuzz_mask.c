@@ -6,13 +6,7 @@
 #include <string.h>
 
 #include "flashmask.h"
-
-static uint8_t next_byte(const uint8_t **data, size_t *size)
-{
-    if (*size == 0) return 0;
-    (*size)--;
-    return *(*data)++;
-}
+#include "fuzz_bytes.h"
 
 static void check_dense_round_trip(const fm_mask *m, const uint8_t *dense, size_t n)
 {
@@ -73,12 +67,10 @@ static void check_tiles_and_pairs(const fm_mask *m, const uint8_t *dense, int64_
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int64_t batch = 1 + next_byte(&data, &size) % 2;
-    int64_t heads = 1 + next_byte(&data, &size) % 2;
-    int64_t sq = 1 + next_byte(&data, &size) % 16;
-    int64_t sk = 1 + next_byte(&data, &size) % 16;
-    fm_causal causal = (fm_causal)(next_byte(&data, &size) % 3);
-    int64_t bq = 1 + next_byte(&data, &size) % 5, bk = 1 + next_byte(&data, &size) % 5;
+    const fuzz_shape sh = fuzz_draw_shape(&data, &size, 16, 5);
+    const int64_t batch = sh.batch, heads = sh.heads, sq = sh.sq, sk = sh.sk;
+    const fm_causal causal = sh.causal;
+    const int64_t bq = sh.bq, bk = sh.bk;
 
     fm_mask m = {0};
     if (fm_mask_init(&m, batch, heads, sq, sk, causal) != FM_OK) abort();

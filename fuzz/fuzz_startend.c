@@ -8,13 +8,7 @@
 #include <string.h>
 
 #include "flashmask.h"
-
-static uint8_t next_byte(const uint8_t **data, size_t *size)
-{
-    if (*size == 0) return 0;
-    (*size)--;
-    return *(*data)++;
-}
+#include "fuzz_bytes.h"
 
 /* One int32 value: mode 0 takes a small value in [-2, Sq + 2], mode 1 four raw bytes. */
 static int32_t next_value(const uint8_t **data, size_t *size, int raw, int64_t sq)

@@ -495,10 +495,7 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
     char *text = NULL;
     if ((st = case_json_text(c, &text)) != FM_OK) return st;
     fm_io_outdir o;
-    if ((st = fm_io_outdir_begin(&o, dir)) != FM_OK) {
-        free(text);
-        return st;
-    }
+    if ((st = fm_io_case_begin(&o, dir, text)) != FM_OK) return st;
 
     int64_t qs[4] = {p->batch, p->q_heads, p->seqlen_q, p->head_dim};
     int64_t kvs[4] = {p->batch, p->kv_heads, p->seqlen_k, p->head_dim};
@@ -515,16 +512,7 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
     const double *outs[5] = {c->out, c->lse, c->dq, c->dk, c->dv};
     if (st == FM_OK) st = write_outputs(&o, p, outs);
     /* case.json last, with the digest of everything written above */
-    char *sealed = NULL;
-    if (st == FM_OK) st = fm_io_digest_seal(o.tmp, text, &sealed);
-    free(text);
-    if (st == FM_OK) st = fm_io_outdir_text(&o, "case.json", sealed);
-    free(sealed);
-    if (st != FM_OK) {
-        fm_io_outdir_abort(&o);
-        return st;
-    }
-    return fm_io_outdir_commit(&o);
+    return fm_io_case_finish(&o, st, text);
 }
 
 fm_status fm_results_save(const char *dir, const fm_problem *p, const fm_results *r)

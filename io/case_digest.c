@@ -221,3 +221,24 @@ fm_status fm_case_verify_digest(const char *dir, int *has_digest)
     if (has_digest) *has_digest = sealed;
     return st;
 }
+
+fm_status fm_io_case_begin(fm_io_outdir *o, const char *dir, char *json)
+{
+    fm_status st = fm_io_outdir_begin(o, dir);
+    if (st != FM_OK) free(json);
+    return st;
+}
+
+fm_status fm_io_case_finish(fm_io_outdir *o, fm_status st, char *json)
+{
+    char *sealed = NULL;
+    if (st == FM_OK) st = fm_io_digest_seal(o->tmp, json, &sealed);
+    free(json);
+    if (st == FM_OK) st = fm_io_outdir_text(o, "case.json", sealed);
+    free(sealed);
+    if (st != FM_OK) {
+        fm_io_outdir_abort(o);
+        return st;
+    }
+    return fm_io_outdir_commit(o);
+}

@@ -222,10 +222,7 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
     char *text = NULL;
     if ((st = json_text(c, &text)) != FM_OK) return st;
     fm_io_outdir o;
-    if ((st = fm_io_outdir_begin(&o, dir)) != FM_OK) {
-        free(text);
-        return st;
-    }
+    if ((st = fm_io_case_begin(&o, dir, text)) != FM_OK) return st;
     char path[PATH_MAX];
     const int64_t B = p->batch, Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
     const int64_t ms[4] = {B, c->mask_heads, Sq, Sk};
@@ -276,16 +273,7 @@ fm_status fm_dense_case_save(const char *dir, const fm_dense_case *c)
         if (st == FM_OK) st = fm_npy_write(path, FM_NPY_I4, 3, kr, c->k_buckets);
     }
     /* case.json last, with the digest of every file written above */
-    char *sealed = NULL;
-    if (st == FM_OK) st = fm_io_digest_seal(o.tmp, text, &sealed);
-    free(text);
-    if (st == FM_OK) st = fm_io_outdir_text(&o, "case.json", sealed);
-    free(sealed);
-    if (st != FM_OK) {
-        fm_io_outdir_abort(&o);
-        return st;
-    }
-    return fm_io_outdir_commit(&o);
+    return fm_io_case_finish(&o, st, text);
 }
 
 /* ---------------------------------------------------------------- loading */

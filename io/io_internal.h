@@ -115,6 +115,13 @@ typedef struct fm_io_file_hash {
 fm_status fm_io_digest_verify_read(const char *dir, const char *json, size_t size,
                                    const fm_io_file_hash *known, int n_known, int skip_outputs,
                                    int *has_digest);
+/* Writing a case directory (io/case.c, io/dense_case.c) around its case.json text `json`
+ * (malloc'd; these two own it): fm_io_case_begin starts the directory `dir` (on failure it frees
+ * `json`); the case files are written; fm_io_case_finish, when `st` (the status of the files
+ * written) is FM_OK, seals `json` and writes it as case.json, then commits; it frees `json`, and
+ * any failure, earlier or there, aborts the directory. */
+fm_status fm_io_case_begin(fm_io_outdir *o, const char *dir, char *json);
+fm_status fm_io_case_finish(fm_io_outdir *o, fm_status st, char *json);
 /* Validates the shape of a "digest" member (fm_case_parse_json): an object of strings. */
 fm_status fm_io_digest_check_member(const cJSON *digest, const char *where);
 

@@ -49,28 +49,19 @@ static fm_status check_request(const uint8_t *allowed, int64_t batch, int64_t he
                        (long long)batch, (long long)heads, (long long)seqlen_q,
                        (long long)seqlen_k);
     if (!allowed) return fm_fail(FM_ERR_INVALID, "bbm: NULL dense mask");
-    return FM_OK;
+    return fm_dense_check_values("bbm: ", allowed, batch, heads, seqlen_q, seqlen_k);
 }
 
-/* Counts the allowed elements of one tile, refusing values other than 0 and 1. */
-static fm_status count_tile(const uint8_t *plane, int64_t seqlen_k, int64_t r0, int64_t r1,
-                            int64_t c0, int64_t c1, int64_t b, int64_t h, int64_t *count)
+/* Counts the allowed elements of one tile (values already checked to be 0 or 1). */
+static int64_t count_tile(const uint8_t *plane, int64_t seqlen_k, int64_t r0, int64_t r1,
+                          int64_t c0, int64_t c1)
 {
     int64_t n = 0;
     for (int64_t i = r0; i < r1; i++) {
         const uint8_t *row = plane + i * seqlen_k;
-        for (int64_t j = c0; j < c1; j++) {
-            if (row[j] > 1)
-                return fm_fail(FM_ERR_INVALID,
-                               "bbm: dense mask value %u at b=%lld head=%lld row=%lld col=%lld; "
-                               "expected 0 (masked) or 1 (allowed)",
-                               (unsigned)row[j], (long long)b, (long long)h, (long long)i,
-                               (long long)j);
-            n += row[j];
-        }
+        for (int64_t j = c0; j < c1; j++) n += row[j];
     }
-    *count = n;
-    return FM_OK;
+    return n;
 }
 
 /* Longest run of full tiles in one query tile's row of codes (first one on ties). */
@@ -131,11 +122,7 @@ fm_status fm_bbm_from_dense(fm_bbm *out, const uint8_t *allowed, int64_t batch, 
                             r1 = r0 + block_q < seqlen_q ? r0 + block_q : seqlen_q;
                     int64_t c0 = kb * block_k,
                             c1 = c0 + block_k < seqlen_k ? c0 + block_k : seqlen_k;
-                    int64_t count = 0;
-                    if ((st = count_tile(p, seqlen_k, r0, r1, c0, c1, b, h, &count)) != FM_OK) {
-                        fm_bbm_free(&m);
-                        return st;
-                    }
+                    const int64_t count = count_tile(p, seqlen_k, r0, r1, c0, c1);
                     m.bits_offset[t] = -1;
                     if (count == 0) m.codes[t] = FM_TILE_MASKED;
                     else if (count == (r1 - r0) * (c1 - c0)) m.codes[t] = FM_TILE_UNMASKED;
@@ -247,38 +234,31 @@ fm_status fm_bbm_to_dense(const fm_bbm *m, uint8_t *allowed)
 fm_status fm_bbm_check_problem(const fm_problem *p, const fm_bbm *m)
 {
     if (!m || !m->codes) return fm_fail(FM_ERR_INVALID, "bbm: NULL mask");
-    /* The problem's own checks, against an empty column mask of the same shape (no bounds are
-     * read for validation beyond its [B, Hm, Sk] columns, which fm_mask_init makes valid). */
-    fm_mask shape = {0};
-    fm_status st = fm_mask_init(&shape, m->batch, m->heads, m->seqlen_q, m->seqlen_k,
-                                FM_CAUSAL_NONE);
-    if (st != FM_OK) return st;
-    st = fm_problem_validate(p, &shape);
-    fm_mask_free(&shape);
-    return st;
+    return fm_problem_validate_shape(p, m->batch, m->heads, m->seqlen_q, m->seqlen_k);
 }
 
 fm_status fm_dense_check_problem(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads)
 {
     if (!allowed) return fm_fail(FM_ERR_INVALID, "dense mask: NULL");
     if (!p) return fm_fail(FM_ERR_INVALID, "problem: NULL descriptor");
-    fm_mask shape = {0};
-    fm_status st = fm_mask_init(&shape, p->batch, mask_heads, p->seqlen_q, p->seqlen_k,
-                                FM_CAUSAL_NONE);
+    fm_status st = fm_problem_validate_shape(p, p->batch, mask_heads, p->seqlen_q, p->seqlen_k);
     if (st != FM_OK) return st;
-    st = fm_problem_validate(p, &shape);
-    fm_mask_free(&shape);
-    if (st != FM_OK) return st;
-    size_t n = (size_t)(p->batch * mask_heads) * (size_t)p->seqlen_q * (size_t)p->seqlen_k;
-    for (size_t x = 0; x < n; x++)
-        if (allowed[x] > 1) {
-            size_t j = x % (size_t)p->seqlen_k, i = x / (size_t)p->seqlen_k % (size_t)p->seqlen_q;
-            size_t bh = x / ((size_t)p->seqlen_k * (size_t)p->seqlen_q);
-            return fm_fail(FM_ERR_INVALID,
-                           "dense mask value %u at b=%zu head=%zu row=%zu col=%zu; expected 0 "
-                           "(masked) or 1 (allowed)",
-                           (unsigned)allowed[x], bh / (size_t)mask_heads,
-                           bh % (size_t)mask_heads, i, j);
-        }
+    return fm_dense_check_values("", allowed, p->batch, mask_heads, p->seqlen_q, p->seqlen_k);
+}
+
+fm_status fm_dense_check_values(const char *who, const uint8_t *allowed, int64_t batch,
+                                int64_t heads, int64_t seqlen_q, int64_t seqlen_k)
+{
+    const uint8_t *row = allowed;
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t i = 0; i < seqlen_q; i++, row += seqlen_k)
+                for (int64_t j = 0; j < seqlen_k; j++)
+                    if (row[j] > 1)
+                        return fm_fail(FM_ERR_INVALID,
+                                       "%sdense mask value %u at b=%lld head=%lld row=%lld "
+                                       "col=%lld; expected 0 (masked) or 1 (allowed)",
+                                       who, (unsigned)row[j], (long long)b, (long long)h,
+                                       (long long)i, (long long)j);
     return FM_OK;
 }

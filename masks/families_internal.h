@@ -70,65 +70,44 @@ fm_status fm_mask_params_begin(fm_mask_params *p, fm_family f, int64_t seqlen, c
 /* One row per family (masks/families.c): everything the library knows about it. Adding a
  * family = its enum value (masks.h), its row, its builder (and, where no existing one fits, its
  * defaults / random / validate functions beside the builder), and its docs. */
+/* The functions a family row names (masks/families.c): its documented defaults, a random draw
+ * for property tests, the checks of its parameters (messages start with `family`), and the
+ * builder of its mask (parameters validated). */
+typedef fm_status fm_defaults_fn(fm_mask_params *p, int64_t seqlen);
+typedef fm_status fm_random_fn(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
+typedef fm_status fm_validate_fn(const char *family, const fm_mask_params *p, int64_t seqlen_k);
+typedef fm_status fm_build_fn(const fm_build_ctx *c);
+
 typedef struct fm_family_row {
     const char *name;
     int causal;                  /* docs/spec.md §4's "causal" column */
     const char *help;            /* its parameters, one line (`flashmask masks`) */
     const fm_param_field *fields; /* the parameters it reads: JSON and CLI names, struct fields */
     int n_fields;
-    fm_status (*defaults)(fm_mask_params *p, int64_t seqlen);             /* documented default */
-    fm_status (*random)(fm_mask_params *p, int64_t seqlen, fm_rng *rng);  /* property tests */
-    fm_status (*validate)(const char *name, const fm_mask_params *p, int64_t seqlen_k);
-    fm_status (*build)(const fm_build_ctx *c);                            /* p validated */
+    fm_defaults_fn *defaults;
+    fm_random_fn *random;
+    fm_validate_fn *validate;
+    fm_build_fn *build;
 } fm_family_row;
 
 /* Defaults (masks/params.c), random draws (masks/params_random.c) and checks
  * (masks/params_validate.c) that the rows share; _none: a family without parameters. */
-fm_status fm_defaults_none(fm_mask_params *p, int64_t seqlen);
-fm_status fm_defaults_sliding_window(fm_mask_params *p, int64_t seqlen);
-fm_status fm_defaults_docs(fm_mask_params *p, int64_t seqlen);
-fm_status fm_defaults_prefix_lm_document(fm_mask_params *p, int64_t seqlen);
-fm_status fm_defaults_shared_question(fm_mask_params *p, int64_t seqlen);
-fm_status fm_defaults_global_sliding_window(fm_mask_params *p, int64_t seqlen);
-fm_status fm_defaults_prefix_lm_causal(fm_mask_params *p, int64_t seqlen);
-fm_status fm_defaults_qk_sparse(fm_mask_params *p, int64_t seqlen);
-fm_status fm_defaults_random_eviction(fm_mask_params *p, int64_t seqlen);
+fm_defaults_fn fm_defaults_none, fm_defaults_sliding_window, fm_defaults_docs,
+    fm_defaults_prefix_lm_document, fm_defaults_shared_question,
+    fm_defaults_global_sliding_window, fm_defaults_prefix_lm_causal, fm_defaults_qk_sparse,
+    fm_defaults_random_eviction;
+fm_random_fn fm_random_none, fm_random_sliding_window, fm_random_docs,
+    fm_random_prefix_lm_document, fm_random_shared_question, fm_random_global_sliding_window,
+    fm_random_prefix_lm_causal, fm_random_qk_sparse, fm_random_random_eviction;
+fm_validate_fn fm_validate_none, fm_validate_sliding_window, fm_validate_docs,
+    fm_validate_prefix_lm_document, fm_validate_shared_question,
+    fm_validate_global_sliding_window, fm_validate_prefix_lm_causal, fm_validate_qk_sparse,
+    fm_validate_random_eviction;
 
-fm_status fm_random_none(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
-fm_status fm_random_sliding_window(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
-fm_status fm_random_docs(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
-fm_status fm_random_prefix_lm_document(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
-fm_status fm_random_shared_question(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
-fm_status fm_random_global_sliding_window(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
-fm_status fm_random_prefix_lm_causal(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
-fm_status fm_random_qk_sparse(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
-fm_status fm_random_random_eviction(fm_mask_params *p, int64_t seqlen, fm_rng *rng);
-
-#define FM_VALIDATE_FN(name) \
-    fm_status name(const char *family, const fm_mask_params *p, int64_t seqlen_k)
-FM_VALIDATE_FN(fm_validate_none);
-FM_VALIDATE_FN(fm_validate_sliding_window);
-FM_VALIDATE_FN(fm_validate_docs);
-FM_VALIDATE_FN(fm_validate_prefix_lm_document);
-FM_VALIDATE_FN(fm_validate_shared_question);
-FM_VALIDATE_FN(fm_validate_global_sliding_window);
-FM_VALIDATE_FN(fm_validate_prefix_lm_causal);
-FM_VALIDATE_FN(fm_validate_qk_sparse);
-FM_VALIDATE_FN(fm_validate_random_eviction);
-#undef FM_VALIDATE_FN
-
-/* The builders, one per family (p validated, mask initialised with the right causal tag). */
-fm_status fm_build_full(const fm_build_ctx *c);
-fm_status fm_build_causal(const fm_build_ctx *c);
-fm_status fm_build_sliding_window(const fm_build_ctx *c);
-fm_status fm_build_global_sliding_window(const fm_build_ctx *c);
-fm_status fm_build_prefix_lm_causal(const fm_build_ctx *c);
-fm_status fm_build_causal_document(const fm_build_ctx *c);
-fm_status fm_build_document(const fm_build_ctx *c);
-fm_status fm_build_causal_blockwise(const fm_build_ctx *c);
-fm_status fm_build_prefix_lm_document(const fm_build_ctx *c);
-fm_status fm_build_shared_question(const fm_build_ctx *c);
-fm_status fm_build_qk_sparse(const fm_build_ctx *c);
-fm_status fm_build_random_eviction(const fm_build_ctx *c);
+/* The builders, one per family (masks/builders*.c). */
+fm_build_fn fm_build_full, fm_build_causal, fm_build_sliding_window,
+    fm_build_global_sliding_window, fm_build_prefix_lm_causal, fm_build_causal_document,
+    fm_build_document, fm_build_causal_blockwise, fm_build_prefix_lm_document,
+    fm_build_shared_question, fm_build_qk_sparse, fm_build_random_eviction;
 
 #endif

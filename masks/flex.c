@@ -12,6 +12,7 @@
 
 #include "flashmask/masks.h"
 #include "fm_internal.h"
+#include "mask_internal.h"
 
 void fm_flex_block_mask_free(fm_flex_block_mask *fb)
 {
@@ -26,15 +27,12 @@ void fm_flex_block_mask_free(fm_flex_block_mask *fb)
 fm_status fm_mask_to_flex_blocks(const fm_mask *m, int64_t q_block, int64_t kv_block,
                                  fm_flex_block_mask *out)
 {
-    if (!out) return fm_fail(FM_ERR_INVALID, "to_flex_blocks: NULL output");
-    memset(out, 0, sizeof *out);
-    if (q_block < 1)
-        return fm_fail(FM_ERR_INVALID, "to_flex_blocks: q_block = %lld, must be >= 1",
-                       (long long)q_block);
     fm_block_summary s;
-    fm_status st = fm_block_summary_build(m, kv_block, &s); /* validates m and kv_block */
+    int64_t n_q;
+    fm_status st = fm_tile_view_begin("to_flex_blocks", "q_block", out, sizeof *out, m, q_block,
+                                      kv_block, &s, &n_q);
     if (st != FM_OK) return st;
-    const int64_t n_q = (m->seqlen_q - 1) / q_block + 1, n_kv = s.n_blocks; /* huge q_block ok */
+    const int64_t n_kv = s.n_blocks;
     int64_t row_shape[] = {m->batch, m->heads, n_q}, idx_shape[] = {m->batch, m->heads, n_q, n_kv};
     size_t n_rows, n_idx;
     if (fm_mul_sizes(&n_rows, 3, row_shape) || fm_mul_sizes(&n_idx, 4, idx_shape)) {

@@ -89,12 +89,8 @@ fm_status fm_mask_init(fm_mask *m, int64_t batch, int64_t heads, int64_t seqlen_
         bounds[c + FM_UTS] = 0;
         bounds[c + FM_UTE] = 0;
     }
-    m->batch = batch;
-    m->heads = heads;
-    m->seqlen_q = seqlen_q;
-    m->seqlen_k = seqlen_k;
-    m->causal = causal;
-    m->bounds = bounds;
+    *m = (fm_mask){.batch = batch, .heads = heads, .seqlen_q = seqlen_q, .seqlen_k = seqlen_k,
+                   .causal = causal, .bounds = bounds};
     return FM_OK;
 }
 

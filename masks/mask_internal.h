@@ -12,6 +12,14 @@
  * causal is none. */
 int64_t fm_causal_row_end(fm_causal causal, int64_t offset, int64_t seqlen_q, int64_t j);
 
+/* The start of a per-tile view of m (fm_mask_tile_stats, fm_mask_to_flex_blocks; `who` names
+ * it in messages): `out` (out_size bytes) non-NULL and zeroed, the query block size `block_q`
+ * (called `q_name`) >= 1, and *s = m's block summary at key blocks of block_k (which validates
+ * m and block_k; fm_block_summary_free). *n_q = the number of query blocks. */
+fm_status fm_tile_view_begin(const char *who, const char *q_name, void *out, size_t out_size,
+                             const fm_mask *m, int64_t block_q, int64_t block_k,
+                             fm_block_summary *s, int64_t *n_q);
+
 /* A run of masked rows [start, end). */
 typedef struct fm_run {
     int64_t start, end;

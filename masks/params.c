@@ -7,6 +7,7 @@
  * Layer: masks <- core. Arrays are allocated with malloc (fm_alloc), so a caller that fills a
  * struct itself may hand malloc'd arrays over to fm_mask_params_free.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,14 +16,41 @@
 
 /* ---------------------------------------------------------------- ownership */
 
+/* The arrays a fm_mask_params owns, each with the member that counts its elements (as the
+ * families' parameter lists describe them, flashmask/masks.h fm_param_field): copy duplicates
+ * exactly these and free releases them. */
+static const fm_param_field owned[] = {
+    {"doc_lens", FM_PARAM_LIST, offsetof(fm_mask_params, doc_lens),
+     offsetof(fm_mask_params, n_docs)},
+    {"doc_prefix", FM_PARAM_LIST, offsetof(fm_mask_params, doc_prefix),
+     offsetof(fm_mask_params, n_docs)},
+    {"sample_segments", FM_PARAM_LIST, offsetof(fm_mask_params, sample_segments),
+     offsetof(fm_mask_params, n_samples)},
+    {"span_offset", FM_PARAM_LIST, offsetof(fm_mask_params, span_offset),
+     offsetof(fm_mask_params, n_spans)},
+    {"span_len", FM_PARAM_LIST, offsetof(fm_mask_params, span_len),
+     offsetof(fm_mask_params, n_spans)},
+};
+enum { N_OWNED = sizeof owned / sizeof owned[0] };
+
+/* Where owned array a of p lives, the array itself, and its element count. */
+static int64_t **owned_array(fm_mask_params *p, int a)
+{
+    return (int64_t **)((char *)p + owned[a].value_offset);
+}
+static const int64_t *owned_values(const fm_mask_params *p, int a)
+{
+    return *(int64_t *const *)((const char *)p + owned[a].value_offset);
+}
+static int64_t owned_count(const fm_mask_params *p, int a)
+{
+    return *(const int64_t *)((const char *)p + owned[a].count_offset);
+}
+
 void fm_mask_params_free(fm_mask_params *p)
 {
     if (!p) return;
-    free(p->doc_lens);
-    free(p->doc_prefix);
-    free(p->sample_segments);
-    free(p->span_offset);
-    free(p->span_len);
+    for (int a = 0; a < N_OWNED; a++) free(*owned_array(p, a));
     fm_family family = p->family;
     memset(p, 0, sizeof *p);
     p->family = family; /* a freed struct still names its family, with no arrays */
@@ -43,12 +71,12 @@ fm_status fm_mask_params_copy(fm_mask_params *dst, const fm_mask_params *src)
 {
     if (!dst || !src) return fm_fail(FM_ERR_INVALID, "mask params copy: NULL argument");
     fm_mask_params c = *src;
-    c.doc_lens = c.doc_prefix = c.sample_segments = c.span_offset = c.span_len = NULL;
-    if (dup_array(&c.doc_lens, src->doc_lens, src->n_docs, "doc_lens") ||
-        dup_array(&c.doc_prefix, src->doc_prefix, src->n_docs, "doc_prefix") ||
-        dup_array(&c.sample_segments, src->sample_segments, src->n_samples, "sample_segments") ||
-        dup_array(&c.span_offset, src->span_offset, src->n_spans, "span_offset") ||
-        dup_array(&c.span_len, src->span_len, src->n_spans, "span_len")) {
+    for (int a = 0; a < N_OWNED; a++) *owned_array(&c, a) = NULL;
+    fm_status st = FM_OK;
+    for (int a = 0; a < N_OWNED && st == FM_OK; a++)
+        st = dup_array(owned_array(&c, a), owned_values(src, a), owned_count(src, a),
+                       owned[a].key);
+    if (st != FM_OK) {
         fm_mask_params_free(&c);
         return FM_ERR_NOMEM;
     }

@@ -20,7 +20,7 @@ static fm_status check_nonneg(const char *family, const char *field, int64_t val
 }
 
 /* doc_lens: n_docs >= 1 lengths, each >= 1, summing to Sk. */
-static fm_status check_docs(const char *family, const fm_mask_params *p, int64_t seqlen_k)
+fm_status fm_validate_docs(const char *family, const fm_mask_params *p, int64_t seqlen_k)
 {
     if (p->n_docs < 1)
         return fm_fail(FM_ERR_INVALID, "%s: n_docs = %lld, must be >= 1", family,
@@ -91,7 +91,8 @@ static int by_offset(const void *a, const void *b)
     return (oa > ob) - (oa < ob);
 }
 
-static fm_status check_spans(const char *family, const fm_mask_params *p, int64_t seqlen_k)
+fm_status fm_validate_qk_sparse(const char *family, const fm_mask_params *p,
+                                int64_t seqlen_k)
 {
     if (p->n_spans < 0)
         return fm_fail(FM_ERR_INVALID, "%s: n_spans = %lld, must be >= 0", family,
@@ -142,22 +143,17 @@ fm_status fm_validate_sliding_window(const char *name, const fm_mask_params *p, 
     return check_nonneg(name, "window", p->window, 1);
 }
 
-fm_status fm_validate_docs(const char *name, const fm_mask_params *p, int64_t seqlen_k)
-{
-    return check_docs(name, p, seqlen_k);
-}
-
 fm_status fm_validate_prefix_lm_document(const char *name, const fm_mask_params *p,
                                          int64_t seqlen_k)
 {
-    fm_status st = check_docs(name, p, seqlen_k);
+    fm_status st = fm_validate_docs(name, p, seqlen_k);
     return st ? st : check_doc_prefix(name, p);
 }
 
 fm_status fm_validate_shared_question(const char *name, const fm_mask_params *p,
                                       int64_t seqlen_k)
 {
-    fm_status st = check_docs(name, p, seqlen_k);
+    fm_status st = fm_validate_docs(name, p, seqlen_k);
     return st ? st : check_samples(name, p);
 }
 
@@ -176,11 +172,6 @@ fm_status fm_validate_prefix_lm_causal(const char *name, const fm_mask_params *p
 {
     (void)seqlen_k;
     return check_nonneg(name, "prefix", p->prefix, 0);
-}
-
-fm_status fm_validate_qk_sparse(const char *name, const fm_mask_params *p, int64_t seqlen_k)
-{
-    return check_spans(name, p, seqlen_k);
 }
 
 fm_status fm_validate_random_eviction(const char *name, const fm_mask_params *p,

@@ -25,6 +25,19 @@ fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask)
     return fm_mask_validate(mask);
 }
 
+fm_status fm_problem_validate_shape(const fm_problem *p, int64_t batch, int64_t heads,
+                                    int64_t seqlen_q, int64_t seqlen_k)
+{
+    /* An empty column mask of that shape: fm_mask_init makes its columns valid, so only the
+     * shape can be at fault. */
+    fm_mask shape = {0};
+    fm_status st = fm_mask_init(&shape, batch, heads, seqlen_q, seqlen_k, FM_CAUSAL_NONE);
+    if (st != FM_OK) return st;
+    st = fm_problem_validate(p, &shape);
+    fm_mask_free(&shape);
+    return st;
+}
+
 double fm_problem_flops(const fm_problem *p, const fm_mask *mask, int backward)
 {
     if (fm_problem_validate(p, mask) != FM_OK) return 0.0; /* no division by zero heads */

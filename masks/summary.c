@@ -10,6 +10,7 @@
 
 #include "flashmask/masks.h"
 #include "fm_internal.h"
+#include "mask_internal.h"
 
 /* Folds one column's bounds into a key block's summary `mm` (started at the identities: Sq for
  * each min, 0 for each max). Empty intervals (start >= end) are treated per reader, so that
@@ -106,18 +107,28 @@ fm_tile_class fm_block_summary_classify(const fm_block_summary *s, int64_t b, in
     return fm_classify_tile(fm_block_summary_at(s, b, h, kb), s->causal, offset, r0, r1, c0, c1);
 }
 
+fm_status fm_tile_view_begin(const char *who, const char *q_name, void *out, size_t out_size,
+                             const fm_mask *m, int64_t block_q, int64_t block_k,
+                             fm_block_summary *s, int64_t *n_q)
+{
+    if (!out) return fm_fail(FM_ERR_INVALID, "%s: NULL output", who);
+    memset(out, 0, out_size);
+    if (block_q < 1)
+        return fm_fail(FM_ERR_INVALID, "%s: %s = %lld, must be >= 1", who, q_name,
+                       (long long)block_q);
+    fm_status st = fm_block_summary_build(m, block_k, s);
+    if (st == FM_OK) *n_q = (m->seqlen_q - 1) / block_q + 1; /* no overflow for huge blocks */
+    return st;
+}
+
 fm_status fm_mask_tile_stats(const fm_mask *m, int64_t block_q, int64_t block_k,
                              fm_tile_stats *out)
 {
-    if (!out) return fm_fail(FM_ERR_INVALID, "tile stats: NULL output");
-    memset(out, 0, sizeof *out);
-    if (block_q < 1)
-        return fm_fail(FM_ERR_INVALID, "tile stats: block_q = %lld, must be >= 1",
-                       (long long)block_q);
     fm_block_summary s;
-    fm_status st = fm_block_summary_build(m, block_k, &s);
+    int64_t n_q_blocks;
+    fm_status st = fm_tile_view_begin("tile stats", "block_q", out, sizeof *out, m, block_q,
+                                      block_k, &s, &n_q_blocks);
     if (st != FM_OK) return st;
-    const int64_t n_q_blocks = (m->seqlen_q - 1) / block_q + 1; /* no overflow for huge blocks */
     const int64_t offset = fm_causal_offset(s.causal, s.seqlen_q, s.seqlen_k);
     /* Down each key block's column of tiles, live tiles only (fm_next_live_qblock jumps over
      * masked runs, as the dK/dV kernels walk): the rest are masked. */

@@ -73,6 +73,22 @@ static void rowbuf_free(rowbuf *r)
 }
 
 /* One (b, kv head): every query head h of its group, every row i. */
+/* Whether query row i of (batch b, query head h) sees key j under g's mask: the column mask's
+ * rule (docs/spec.md §2), or the dense mask's value. */
+static int allowed(const fm_oracle_bound_args *g, int64_t b, int64_t h, int64_t i, int64_t j)
+{
+    const fm_problem *p = g->p;
+    const fm_mask *m = g->columns;
+    if (m) {
+        const int64_t offset = fm_causal_offset(m->causal, p->seqlen_q, p->seqlen_k);
+        const int64_t hm = h / (p->q_heads / m->heads);
+        return !fm_element_masked(fm_mask_column(m, b, hm, j), m->causal, offset, i, j);
+    }
+    const int64_t hm = h / (p->q_heads / g->mask_heads);
+    return g->dense[(((size_t)b * (size_t)g->mask_heads + (size_t)hm) * (size_t)p->seqlen_q +
+                     (size_t)i) * (size_t)p->seqlen_k + (size_t)j] != 0;
+}
+
 static void bounds_group(const fm_oracle_bound_args *g, int64_t b, int64_t hk, rowbuf *rb)
 {
     const fm_problem *p = g->p;
@@ -107,7 +123,7 @@ static void bounds_group(const fm_oracle_bound_args *g, int64_t b, int64_t hk, r
             double amax = 0.0;
             for (int64_t j = 0; j < Sk; j++) {
                 rb->pr[j] = 0.0;
-                if (!g->allowed(g->ctx, b, h, i, j)) continue;
+                if (!allowed(g, b, h, i, j)) continue;
                 const double *kj = K + j * D;
                 double dot = 0.0, ab = 0.0;
                 for (int64_t d = 0; d < D; d++) dot += Q[d] * kj[d], ab += fabs(Q[d] * kj[d]);
@@ -118,7 +134,7 @@ static void bounds_group(const fm_oracle_bound_args *g, int64_t b, int64_t hk, r
             if (n == 0) continue; /* fully masked row: held to exact values, not to a bound */
             const double lse = g->t->lse[row];
             for (int64_t j = 0; j < Sk; j++)
-                if (g->allowed(g->ctx, b, h, i, j)) rb->pr[j] = exp(rb->s[j] - lse);
+                if (allowed(g, b, h, i, j)) rb->pr[j] = exp(rb->s[j] - lse);
             /* tau: error of any exponent argument S_ij - m or S_ij - lse (terms F1, F2) */
             const double tau = gamma_n((double)(D + 4)) * (2.0 * amax + fabs(lse));
             const double gsum = gamma_n(3.0 * (double)n + 8.0);
@@ -130,7 +146,7 @@ static void bounds_group(const fm_oracle_bound_args *g, int64_t b, int64_t hk, r
              * reads the kernel's own float32 lse, so pi below uses blse without it */
             g->b_lse[row] = blse + SLACK * u * fabs(lse);
             for (int64_t j = 0; j < Sk; j++) {
-                if (rb->pr[j] == 0.0 && !g->allowed(g->ctx, b, h, i, j)) continue;
+                if (rb->pr[j] == 0.0 && !allowed(g, b, h, i, j)) continue;
                 const double w = rho * rb->pr[j] + eta;
                 const double *vj = V + j * D;
                 for (int64_t d = 0; d < D; d++) bo[d] += w * fabs(vj[d]);
@@ -155,7 +171,7 @@ static void bounds_group(const fm_oracle_bound_args *g, int64_t b, int64_t hk, r
             double *bdq = g->b_dq + row * (size_t)D;
             for (int64_t j = 0; j < Sk; j++) {
                 const double pij = rb->pr[j];
-                if (pij == 0.0 && !g->allowed(g->ctx, b, h, i, j)) continue;
+                if (pij == 0.0 && !allowed(g, b, h, i, j)) continue;
                 const double *kj = K + j * D, *vj = V + j * D;
                 double dp = 0.0, c = 0.0;
                 for (int64_t d = 0; d < D; d++) dp += dO[d] * vj[d], c += fabs(dO[d] * vj[d]);
@@ -238,20 +254,6 @@ fm_status fm_oracle_bounds_with(const fm_oracle_bound_args *g)
     return FM_OK;
 }
 
-/* The column mask's allowed predicate (docs/spec.md §2). */
-typedef struct colmask_ctx {
-    const fm_problem *p;
-    const fm_mask *m;
-    int64_t offset;
-} colmask_ctx;
-
-static int colmask_allowed(const void *ctx, int64_t b, int64_t h, int64_t i, int64_t j)
-{
-    const colmask_ctx *c = ctx;
-    const int64_t hm = h / (c->p->q_heads / c->m->heads);
-    return !fm_element_masked(fm_mask_column(c->m, b, hm, j), c->m->causal, c->offset, i, j);
-}
-
 fm_status fm_oracle_bounds(const fm_problem *p, const fm_mask *mask, fm_dtype dtype,
                            const fm_tensors *ref, double *b_out, double *b_lse, double *b_dq,
                            double *b_dk, double *b_dv)
@@ -266,9 +268,8 @@ fm_status fm_oracle_bounds(const fm_problem *p, const fm_mask *mask, fm_dtype dt
     if (!ref || !ref->q || !ref->k || !ref->v || !ref->out || !ref->lse || !b_out || !b_lse ||
         (bwd && (!ref->dout || !ref->dq || !b_dk || !b_dv)))
         return fm_fail(FM_ERR_INVALID, "derived bounds: NULL tensor");
-    colmask_ctx c = {p, mask, fm_causal_offset(mask->causal, p->seqlen_q, p->seqlen_k)};
-    fm_oracle_bound_args g = {.p = p, .dtype = dtype, .t = ref, .allowed = colmask_allowed,
-                              .ctx = &c, .b_out = b_out, .b_lse = b_lse, .b_dq = b_dq,
+    fm_oracle_bound_args g = {.p = p, .dtype = dtype, .t = ref, .columns = mask,
+                              .b_out = b_out, .b_lse = b_lse, .b_dq = b_dq,
                               .b_dk = b_dk, .b_dv = b_dv};
     return fm_oracle_bounds_with(&g);
 }

@@ -96,22 +96,6 @@ static fm_status naive_dense(const fm_problem *p, const uint8_t *allowed, int64_
     return st;
 }
 
-/* The dense mask as the derived rule's predicate (oracle/bound.c). */
-typedef struct dense_ctx {
-    const fm_problem *p;
-    const uint8_t *allowed;
-    int64_t mask_heads;
-} dense_ctx;
-
-static int dense_allowed(const void *ctx, int64_t b, int64_t h, int64_t i, int64_t j)
-{
-    const dense_ctx *c = ctx;
-    const int64_t Sq = c->p->seqlen_q, Sk = c->p->seqlen_k;
-    const int64_t m = h / (c->p->q_heads / c->mask_heads);
-    return c->allowed[(((size_t)b * (size_t)c->mask_heads + (size_t)m) * (size_t)Sq +
-                       (size_t)i) * (size_t)Sk + (size_t)j] != 0;
-}
-
 fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads,
                          const fm_tensors *ref, const fm_tensors *cand,
                          const fm_check_options *opt, fm_check_report *report)
@@ -158,12 +142,11 @@ fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t ma
     /* the derived rule's per-element bounds (flashmask/oracle.h); NULL under the FA rule */
     double *bd[5] = {NULL, NULL, NULL, NULL, NULL};
     if (st == FM_OK && opt->rule == FM_RULE_DERIVED) {
-        dense_ctx dc = {p, allowed, mask_heads};
         fm_tensors bt = r;
         bt.q = ref->q, bt.k = ref->k, bt.v = ref->v, bt.dout = ref->dout;
         for (int i = 0; i < 5; i++) bd[i] = buf[10 + i];
-        fm_oracle_bound_args g = {.p = p, .dtype = x, .t = &bt, .allowed = dense_allowed,
-                                  .ctx = &dc, .b_out = bd[0], .b_lse = bd[1],
+        fm_oracle_bound_args g = {.p = p, .dtype = x, .t = &bt, .dense = allowed,
+                                  .mask_heads = mask_heads, .b_out = bd[0], .b_lse = bd[1],
                                   .b_dq = bwd ? bd[2] : NULL, .b_dk = bd[3], .b_dv = bd[4]};
         st = fm_oracle_bounds_with(&g);
     }

@@ -12,17 +12,18 @@
  * when every tensor passed. `backward`: dq, dk and dv were judged too. */
 void fm_check_report_finish(const fm_problem *p, int backward, fm_check_report *report);
 
-/* The derived rule's bounds (oracle/bound.c) for any mask given as a predicate: allowed(ctx, b,
- * h, i, j) says whether query row i of (batch b, query head h) sees key j. `t` holds the inputs
- * (as the candidate saw them) and the float64 reference's out, lse (and dout, dq for the
- * backward); b_dq == NULL computes the forward bounds only. Outputs are laid out like the
- * tensors they bound. The dense-mask checker can call it with its own predicate. */
+/* The derived rule's bounds (oracle/bound.c) under either mask form: the column mask `columns`,
+ * or (columns NULL) the dense mask `dense` [B, mask_heads, Sq, Sk]. `t` holds the inputs (as the
+ * candidate saw them) and the float64 reference's out, lse (and dout, dq for the backward);
+ * b_dq == NULL computes the forward bounds only. Outputs are laid out like the tensors they
+ * bound. The problem and the mask are checked by the caller. */
 typedef struct fm_oracle_bound_args {
     const fm_problem *p;
     fm_dtype dtype;
     const fm_tensors *t;
-    int (*allowed)(const void *ctx, int64_t b, int64_t h, int64_t i, int64_t j);
-    const void *ctx;
+    const fm_mask *columns;
+    const uint8_t *dense;
+    int64_t mask_heads; /* of the dense mask */
     double *b_out, *b_lse, *b_dq, *b_dk, *b_dv;
 } fm_oracle_bound_args;
 

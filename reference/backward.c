@@ -56,11 +56,12 @@ static void softmax_backward(const fm_problem *p, const double *prob, double *dp
     }
 }
 
-fm_status fm_ref_dense_backward(const fm_problem *p, const fm_mask *mask, const double *q,
-                                const double *k, const double *v, const double *out,
-                                const double *lse, const double *dout, double *dq, double *dk,
-                                double *dv)
+fm_status fm_ref_dense_backward(const fm_problem *p, const fm_mask *mask,
+                                const fm_ref_options *o, const double *q, const double *k,
+                                const double *v, const double *out, const double *lse,
+                                const double *dout, double *dq, double *dk, double *dv)
 {
+    (void)o; /* the dense backend has no options */
     fm_status st;
     double *prob = fm_ref_alloc_matrix(p, "reference backward P", &st);
     if (!prob) return st;

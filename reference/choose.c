@@ -21,7 +21,7 @@ fm_status fm_ref_forward_opts(const fm_problem *p, const fm_mask *mask, const fm
     if (fm_ref_backend_of(p, o) == FM_REF_DENSE) {
         /* one BLAS thread, so that the sums do not depend on the thread count (ref_internal.h) */
         const int threads = fm_ref_blas_serial_begin();
-        st = fm_ref_dense_forward(p, mask, q, k, v, out, lse);
+        st = fm_ref_dense_forward(p, mask, o, q, k, v, out, lse);
         fm_ref_blas_serial_end(threads);
         return st;
     }
@@ -43,7 +43,7 @@ fm_status fm_ref_backward_opts(const fm_problem *p, const fm_mask *mask,
                        "reference backward: NULL tensor (q, k, v, out, lse, dout, dq, dk or dv)");
     if (fm_ref_backend_of(p, o) == FM_REF_DENSE) {
         const int threads = fm_ref_blas_serial_begin();
-        st = fm_ref_dense_backward(p, mask, q, k, v, out, lse, dout, dq, dk, dv);
+        st = fm_ref_dense_backward(p, mask, o, q, k, v, out, lse, dout, dq, dk, dv);
         fm_ref_blas_serial_end(threads);
         return st;
     }

@@ -25,9 +25,9 @@ static fm_problem one_row_problem(const fm_problem *p)
     return r;
 }
 
-/* Row i of the dense mask as a one-row column mask (Sq = 1, causal none). Values other than
- * 0/1 are refused naming the element. `row_mask` was made by fm_mask_init(B, Hm, 1, Sk). */
-static fm_status row_to_columns(fm_mask *row_mask, const uint8_t *allowed, const fm_problem *p,
+/* Row i of the dense mask (values checked to be 0/1 by check_dense) as a one-row column mask
+ * (Sq = 1, causal none). `row_mask` was made by fm_mask_init(B, Hm, 1, Sk). */
+static void row_to_columns(fm_mask *row_mask, const uint8_t *allowed, const fm_problem *p,
                                 int64_t mask_heads, int64_t i)
 {
     const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k;
@@ -37,18 +37,11 @@ static fm_status row_to_columns(fm_mask *row_mask, const uint8_t *allowed, const
                 allowed + (((size_t)b * (size_t)mask_heads + (size_t)m) * (size_t)Sq + (size_t)i) *
                               (size_t)Sk;
             for (int64_t j = 0; j < Sk; j++) {
-                if (row[j] > 1)
-                    return fm_fail(FM_ERR_INVALID,
-                                   "dense mask value %u at b=%lld head=%lld row=%lld col=%lld; "
-                                   "expected 0 (masked) or 1 (allowed)",
-                                   (unsigned)row[j], (long long)b, (long long)m, (long long)i,
-                                   (long long)j);
                 int32_t *col = fm_mask_column(row_mask, b, m, j);
                 col[FM_LTS] = row[j] ? 1 : 0; /* masked: rows [0, 1); allowed: [1, 1) empty */
                 col[FM_LTE] = 1;
             }
         }
-    return FM_OK;
 }
 
 /* Copies row i of every (b, head) of a [B, H, S, W] tensor to/from a [B, H, 1, W] one. */
@@ -90,8 +83,11 @@ static fm_status check_dense(const fm_problem *p, const uint8_t *allowed, int64_
                        "their product fit size_t",
                        (long long)p->batch, (long long)mask_heads, (long long)p->seqlen_q,
                        (long long)p->seqlen_k);
-    fm_status st = fm_mask_init(row_mask, p->batch, mask_heads, 1, p->seqlen_k, FM_CAUSAL_NONE);
+    fm_status st = fm_dense_check_values("", allowed, p->batch, mask_heads, p->seqlen_q,
+                                         p->seqlen_k);
     if (st != FM_OK) return st;
+    if ((st = fm_mask_init(row_mask, p->batch, mask_heads, 1, p->seqlen_k, FM_CAUSAL_NONE)) != FM_OK)
+        return st;
     fm_problem row = one_row_problem(p);
     if ((st = fm_problem_validate(&row, row_mask)) != FM_OK) fm_mask_free(row_mask);
     return st;
@@ -116,7 +112,7 @@ fm_status fm_ref_forward_dense(const fm_problem *p, const uint8_t *allowed, int6
     double *l1 = fm_alloc((size_t)bh, sizeof(double), "dense reference lse row");
     if (!q1 || !o1 || !l1) st = FM_ERR_NOMEM;
     for (int64_t i = 0; st == FM_OK && i < p->seqlen_q; i++) {
-        if ((st = row_to_columns(&row_mask, allowed, p, mask_heads, i)) != FM_OK) break;
+        row_to_columns(&row_mask, allowed, p, mask_heads, i);
         gather_row(q1, q, bh, p->seqlen_q, D, i);
         if ((st = fm_ref_forward(&row, &row_mask, q1, k, v, o1, l1)) != FM_OK) break;
         scatter_row(out, o1, bh, p->seqlen_q, D, i);
@@ -156,7 +152,7 @@ fm_status fm_ref_backward_dense(const fm_problem *p, const uint8_t *allowed, int
         memset(dv, 0, nkv * sizeof(double));
     }
     for (int64_t i = 0; st == FM_OK && i < p->seqlen_q; i++) {
-        if ((st = row_to_columns(&row_mask, allowed, p, mask_heads, i)) != FM_OK) break;
+        row_to_columns(&row_mask, allowed, p, mask_heads, i);
         gather_row(q1, q, bh, p->seqlen_q, D, i);
         gather_row(o1, out, bh, p->seqlen_q, D, i);
         gather_row(do1, dout, bh, p->seqlen_q, D, i);

@@ -47,9 +47,11 @@ static double softmax_row(double *row, const fm_mask *mask, int64_t b, int64_t m
     return row_max + log(sum);
 }
 
-fm_status fm_ref_dense_forward(const fm_problem *p, const fm_mask *mask, const double *q,
-                               const double *k, const double *v, double *out, double *lse)
+fm_status fm_ref_dense_forward(const fm_problem *p, const fm_mask *mask,
+                               const fm_ref_options *o, const double *q, const double *k,
+                               const double *v, double *out, double *lse)
 {
+    (void)o; /* the dense backend has no options */
     fm_status st;
     double *scores = fm_ref_alloc_matrix(p, "reference forward scores", &st);
     if (!scores) return st;

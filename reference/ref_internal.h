@@ -127,22 +127,18 @@ static inline fm_status fm_ref_check_result(const char *what, const double *x, s
 fm_status fm_ref_check_options(const char *pass, const fm_problem *p, const fm_mask *mask,
                                const fm_ref_options *o);
 
-/* The dense backend (forward.c, backward.c); the problem, mask and pointers already checked. */
-fm_status fm_ref_dense_forward(const fm_problem *p, const fm_mask *mask, const double *q,
-                               const double *k, const double *v, double *out, double *lse);
-fm_status fm_ref_dense_backward(const fm_problem *p, const fm_mask *mask, const double *q,
-                                const double *k, const double *v, const double *out,
-                                const double *lse, const double *dout, double *dq, double *dk,
-                                double *dv);
-
-/* The tiled backend (tiled_forward.c, tiled_backward.c); same preconditions, `o` not NULL. */
-fm_status fm_ref_tiled_forward(const fm_problem *p, const fm_mask *mask,
-                               const fm_ref_options *o, const double *q, const double *k,
-                               const double *v, double *out, double *lse);
-fm_status fm_ref_tiled_backward(const fm_problem *p, const fm_mask *mask,
-                                const fm_ref_options *o, const double *q, const double *k,
-                                const double *v, const double *out, const double *lse,
-                                const double *dout, double *dq, double *dk, double *dv);
+/* The two backends, one signature (choose.c calls the one fm_ref_backend_of picks): the
+ * problem, mask and pointers already checked, `o` not NULL (the dense backend reads none of
+ * it). Dense: forward.c, backward.c; tiled: tiled_forward.c, tiled_backward.c. */
+typedef fm_status fm_ref_forward_fn(const fm_problem *p, const fm_mask *mask,
+                                    const fm_ref_options *o, const double *q, const double *k,
+                                    const double *v, double *out, double *lse);
+typedef fm_status fm_ref_backward_fn(const fm_problem *p, const fm_mask *mask,
+                                     const fm_ref_options *o, const double *q, const double *k,
+                                     const double *v, const double *out, const double *lse,
+                                     const double *dout, double *dq, double *dk, double *dv);
+fm_ref_forward_fn fm_ref_dense_forward, fm_ref_tiled_forward;
+fm_ref_backward_fn fm_ref_dense_backward, fm_ref_tiled_backward;
 
 /* The backend a call with options o runs (shares, parts > 1, exist only in the tiled one). */
 fm_ref_backend fm_ref_backend_of(const fm_problem *p, const fm_ref_options *o);

@@ -82,4 +82,23 @@ void fm_ref_progress_start(fm_ref_progress *g, const fm_ref_options *o, const ch
                            int64_t total);
 void fm_ref_progress_step(fm_ref_progress *g); /* call once per finished task, any thread */
 
+/* One parallel pass of the tiled backend: tasks [lo, hi) handed out one at a time (schedule
+ * dynamic) to the OpenMP threads when fm_ref_tiled_parallel says so. Each thread allocates its
+ * scratch with alloc (NULL: out of memory, and that thread runs no task), runs
+ * task(ctx, x, scratch) and gives the scratch back with release. A task returns a flat row index
+ * to report (the backward's rows whose LSE does not fit) or -1. Progress is counted under
+ * `name`. */
+typedef struct fm_ref_pass {
+    const char *name;
+    int64_t lo, hi;
+    const void *ctx;
+    void *(*alloc)(const fm_ref_tiling *t);
+    void (*release)(void *scratch);
+    int64_t (*task)(const void *ctx, int64_t x, void *scratch);
+} fm_ref_pass;
+
+/* Runs the pass (tiled_common.c); *first_row (when not NULL) receives the smallest row a task
+ * returned, INT64_MAX for none. Returns 1 when a thread could not allocate its scratch, else 0. */
+int fm_ref_run_pass(const fm_ref_tiling *t, const fm_ref_pass *pass, int64_t *first_row);
+
 #endif

@@ -37,19 +37,27 @@ typedef struct bwd_args {
     double *dq, *dk, *dv;
 } bwd_args;
 
-static int scratch_alloc(bwd_scratch *w, const fm_ref_tiling *t)
+static void scratch_free(void *scratch)
+{
+    bwd_scratch *w = scratch;
+    if (!w) return;
+    free(w->p), free(w->ds), free(w->allowed), free(w->nonzero);
+    free(w);
+}
+
+/* One thread's scratch (fm_ref_pass.alloc); NULL when out of memory. */
+static void *scratch_alloc(const fm_ref_tiling *t)
 {
     const size_t bq = (size_t)t->bq, bk = (size_t)t->bk;
+    bwd_scratch *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
     w->p = malloc(bq * bk * sizeof(double));
     w->ds = malloc(bq * bk * sizeof(double));
     w->allowed = calloc(bq, 1);
     w->nonzero = calloc(bq, 1);
-    return w->p && w->ds && w->allowed && w->nonzero;
-}
-
-static void scratch_free(bwd_scratch *w)
-{
-    free(w->p), free(w->ds), free(w->allowed), free(w->nonzero);
+    if (w->p && w->ds && w->allowed && w->nonzero) return w;
+    scratch_free(w);
+    return NULL;
 }
 
 /* P and dS of the tile (query block qb of (b, h)) x (key block kb) into w->p and w->ds. */
@@ -176,6 +184,18 @@ static void compute_delta(const fm_problem *p, const double *out, const double *
     }
 }
 
+/* key_task and query_task as fm_ref_pass tasks. */
+static int64_t key_pass_task(const void *ctx, int64_t task, void *scratch)
+{
+    key_task(ctx, task, scratch);
+    return -1; /* no row to report */
+}
+
+static int64_t query_pass_task(const void *ctx, int64_t task, void *scratch)
+{
+    return query_task(ctx, task, scratch);
+}
+
 fm_status fm_ref_tiled_backward(const fm_problem *p, const fm_mask *mask,
                                 const fm_ref_options *o, const double *q, const double *k,
                                 const double *v, const double *out, const double *lse,
@@ -191,38 +211,14 @@ fm_status fm_ref_tiled_backward(const fm_problem *p, const fm_mask *mask,
     }
     compute_delta(p, out, dout, delta);
     const bwd_args a = {&t, q, k, v, lse, dout, delta, dq, dk, dv};
+    const fm_ref_pass keys = {"backward dK dV", t.kv_task_lo, t.kv_task_hi, &a, scratch_alloc,
+                              scratch_free, key_pass_task};
+    const fm_ref_pass queries = {"backward dQ", t.q_task_lo, t.q_task_hi, &a, scratch_alloc,
+                                 scratch_free, query_pass_task};
     int64_t bad_row = INT64_MAX;
-    int nomem = 0;
-    const int parallel = fm_ref_tiled_parallel(p);
-    fm_ref_progress prog_k, prog_q;
     fm_ref_blas_single_begin();
-    fm_ref_progress_start(&prog_k, o, "backward dK dV", t.kv_task_hi - t.kv_task_lo);
-#pragma omp parallel reduction(|| : nomem) if (parallel)
-    {
-        bwd_scratch w = {0};
-        if (!scratch_alloc(&w, &t)) nomem = 1;
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t task = t.kv_task_lo; task < t.kv_task_hi; task++) {
-            if (nomem) continue;
-            key_task(&a, task, &w);
-            fm_ref_progress_step(&prog_k);
-        }
-        scratch_free(&w);
-    }
-    fm_ref_progress_start(&prog_q, o, "backward dQ", t.q_task_hi - t.q_task_lo);
-#pragma omp parallel reduction(|| : nomem) if (parallel) reduction(min : bad_row)
-    {
-        bwd_scratch w = {0};
-        if (!scratch_alloc(&w, &t)) nomem = 1;
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t task = t.q_task_lo; task < t.q_task_hi; task++) {
-            if (nomem) continue;
-            const int64_t bad = query_task(&a, task, &w);
-            if (bad >= 0 && bad < bad_row) bad_row = bad;
-            fm_ref_progress_step(&prog_q);
-        }
-        scratch_free(&w);
-    }
+    int nomem = fm_ref_run_pass(&t, &keys, NULL);
+    nomem |= fm_ref_run_pass(&t, &queries, &bad_row);
     fm_ref_blas_single_end();
     free(delta);
     const size_t D = (size_t)p->head_dim;

@@ -200,3 +200,26 @@ void fm_ref_progress_step(fm_ref_progress *g)
         }
     }
 }
+
+int fm_ref_run_pass(const fm_ref_tiling *t, const fm_ref_pass *pass, int64_t *first_row)
+{
+    fm_ref_progress prog;
+    fm_ref_progress_start(&prog, t->o, pass->name, pass->hi - pass->lo);
+    int nomem = 0;
+    int64_t first = INT64_MAX;
+#pragma omp parallel reduction(|| : nomem) reduction(min : first) if (fm_ref_tiled_parallel(t->p))
+    {
+        void *scratch = pass->alloc(t);
+        if (!scratch) nomem = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t x = pass->lo; x < pass->hi; x++) {
+            if (nomem) continue;
+            const int64_t row = pass->task(pass->ctx, x, scratch);
+            if (row >= 0 && row < first) first = row;
+            fm_ref_progress_step(&prog);
+        }
+        pass->release(scratch);
+    }
+    if (first_row) *first_row = first;
+    return nomem;
+}

@@ -32,26 +32,44 @@ typedef struct fwd_scratch {
     unsigned char *allowed; /* [Bq] row has an allowed key */
 } fwd_scratch;
 
-static void scratch_free(fwd_scratch *w)
+static void scratch_free(void *scratch)
 {
+    fwd_scratch *w = scratch;
+    if (!w) return;
     free(w->s), free(w->o), free(w->m), free(w->l), free(w->allowed);
+    free(w);
 }
 
-static int scratch_alloc(fwd_scratch *w, const fm_ref_tiling *t)
+/* One thread's scratch (fm_ref_pass.alloc); NULL when out of memory. */
+static void *scratch_alloc(const fm_ref_tiling *t)
 {
     const size_t bq = (size_t)t->bq, bk = (size_t)t->bk, D = (size_t)t->p->head_dim;
+    fwd_scratch *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
     w->s = malloc(bq * bk * sizeof(double));
     w->o = malloc(bq * D * sizeof(double));
     w->m = malloc(bq * sizeof(double));
     w->l = malloc(bq * sizeof(double));
     w->allowed = malloc(bq);
-    return w->s && w->o && w->m && w->l && w->allowed;
+    if (w->s && w->o && w->m && w->l && w->allowed) return w;
+    scratch_free(w);
+    return NULL;
 }
 
+typedef struct fwd_args {
+    const fm_ref_tiling *t;
+    const double *q, *k, *v;
+    double *out, *lse;
+} fwd_args;
+
 /* Query task `task`: rows [r0, r0 + rows) of (b, h). */
-static void forward_task(const fm_ref_tiling *t, int64_t task, const double *q, const double *k,
-                         const double *v, double *out, double *lse, fwd_scratch *w)
+static int64_t forward_task(const void *ctx, int64_t task, void *scratch)
 {
+    const fwd_args *a = ctx;
+    const fm_ref_tiling *t = a->t;
+    const double *q = a->q, *k = a->k, *v = a->v;
+    double *out = a->out, *lse = a->lse;
+    fwd_scratch *w = scratch;
     const fm_problem *p = t->p;
     const int64_t Sq = p->seqlen_q, Sk = p->seqlen_k, D = p->head_dim;
     const int64_t bh = task / t->nqb, qb = task % t->nqb;
@@ -64,7 +82,7 @@ static void forward_task(const fm_ref_tiling *t, int64_t task, const double *q, 
     double *oh = out + fm_ref_offset(b, p->q_heads, h, Sq, D) + (size_t)r0 * (size_t)D;
     double *lh = lse + fm_ref_offset(b, p->q_heads, h, Sq, 1) + r0;
     const int64_t ld = t->bk;
-    if (rows <= 0) return; /* never: tasks cover existing rows (keeps the compiler informed) */
+    if (rows <= 0) return -1; /* never: tasks cover existing rows (keeps the compiler informed) */
 
     for (int64_t i = 0; i < rows; i++) w->m[i] = -INFINITY, w->l[i] = 0.0;
     memset(w->allowed, 0, (size_t)rows);
@@ -120,6 +138,7 @@ static void forward_task(const fm_ref_tiling *t, int64_t task, const double *q, 
             for (int64_t d = 0; d < D; d++) orow[d] = w->o[i * D + d] / w->l[i];
         }
     }
+    return -1; /* no row to report */
 }
 
 fm_status fm_ref_tiled_forward(const fm_problem *p, const fm_mask *mask,
@@ -129,23 +148,11 @@ fm_status fm_ref_tiled_forward(const fm_problem *p, const fm_mask *mask,
     fm_ref_tiling t;
     fm_status st = fm_ref_tiling_init(&t, p, mask, o);
     if (st != FM_OK) return st;
-    fm_ref_progress prog;
-    fm_ref_progress_start(&prog, o, "forward", t.q_task_hi - t.q_task_lo);
-    int nomem = 0;
-    const int parallel = fm_ref_tiled_parallel(p);
+    const fwd_args a = {&t, q, k, v, out, lse};
+    const fm_ref_pass pass = {"forward", t.q_task_lo, t.q_task_hi, &a, scratch_alloc,
+                              scratch_free, forward_task};
     fm_ref_blas_single_begin();
-#pragma omp parallel reduction(|| : nomem) if (parallel)
-    {
-        fwd_scratch w = {0};
-        if (!scratch_alloc(&w, &t)) nomem = 1;
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t task = t.q_task_lo; task < t.q_task_hi; task++) {
-            if (nomem) continue;
-            forward_task(&t, task, q, k, v, out, lse, &w);
-            fm_ref_progress_step(&prog);
-        }
-        scratch_free(&w);
-    }
+    const int nomem = fm_ref_run_pass(&t, &pass, NULL);
     fm_ref_blas_single_end();
     const int64_t lo = fm_ref_q_task_row(&t, t.q_task_lo), hi = fm_ref_q_task_row(&t, t.q_task_hi);
     fm_ref_tiling_free(&t);

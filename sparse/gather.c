@@ -16,13 +16,25 @@ fm_status fm_sparse_check_problem(const fm_problem *p)
     if (p->batch < 1 || p->q_heads < 1 || p->seqlen_q < 1 || p->seqlen_k < 1)
         return fm_fail(FM_ERR_INVALID, "problem: batch, q_heads, seqlen_q, seqlen_k must be >= 1");
     /* fm_problem_validate with an empty mask of the problem's shape checks everything else */
-    fm_mask shape = {0};
-    fm_status st = fm_mask_init(&shape, p->batch, p->q_heads, p->seqlen_q, p->seqlen_k,
-                                FM_CAUSAL_NONE);
-    if (st != FM_OK) return st;
-    st = fm_problem_validate(p, &shape);
-    fm_mask_free(&shape);
-    return st;
+    return fm_problem_validate_shape(p, p->batch, p->q_heads, p->seqlen_q, p->seqlen_k);
+}
+
+void fm_sparse_dense_mask(const fm_problem *p, fm_causal alignment,
+                          int (*pair)(const void *ctx, int64_t qrow, int64_t krow), const void *ctx,
+                          uint8_t *allowed)
+{
+    const int64_t off = fm_causal_offset(alignment, p->seqlen_q, p->seqlen_k);
+    const int64_t group = p->q_heads / p->kv_heads;
+    size_t x = 0;
+    for (int64_t b = 0; b < p->batch; b++)
+        for (int64_t h = 0; h < p->q_heads; h++)
+            for (int64_t i = 0; i < p->seqlen_q; i++)
+                for (int64_t j = 0; j < p->seqlen_k; j++, x++) {
+                    const int64_t qrow = (b * p->q_heads + h) * p->seqlen_q + i;
+                    const int64_t krow = (b * p->kv_heads + h / group) * p->seqlen_k + j;
+                    allowed[x] = (uint8_t)(pair(ctx, qrow, krow) &&
+                                           !fm_causal_masked(alignment, off, i, j));
+                }
 }
 
 fm_status fm_gather_plan_init(fm_gather_plan *g, const fm_problem *p, int64_t sq, int64_t sk)
@@ -140,44 +152,27 @@ static void gather_inputs(compact_buffers *c, const fm_problem *p, const fm_gath
     gather_rows(c->dout, t->dout, g->q_index, bq, cp->seqlen_q, p->seqlen_q, D, 0.0);
 }
 
-fm_status fm_gather_forward(const fm_attend *a, const fm_problem *p, const fm_gather_plan *g,
-                            fm_tensors *t)
+fm_status fm_gather_run(const fm_attend *a, int backward, const fm_problem *p,
+                        const fm_gather_plan *g, fm_tensors *t)
 {
     compact_buffers c;
-    fm_status st = alloc_buffers(&c, &g->compact, 0);
+    fm_status st = alloc_buffers(&c, &g->compact, backward);
     if (st != FM_OK) return st;
-    gather_inputs(&c, p, g, t, 0);
-    fm_tensors ct = {.q = c.q, .k = c.k, .v = c.v, .out = c.out, .lse = c.lse};
-    st = a->run(a->impl, 0, &g->compact, &g->mask, &ct);
-    if (st == FM_OK) {
-        /* dropped queries: out 0 and lse -inf, as a row with no allowed key */
-        const int64_t bq = p->batch * p->q_heads;
-        scatter_rows(t->out, c.out, g->q_index, bq, g->compact.seqlen_q, p->seqlen_q,
-                     p->head_dim, 0.0);
-        scatter_rows(t->lse, c.lse, g->q_index, bq, g->compact.seqlen_q, p->seqlen_q, 1,
-                     -INFINITY);
-    }
-    free_buffers(&c);
-    return st;
-}
-
-fm_status fm_gather_backward(const fm_attend *a, const fm_problem *p, const fm_gather_plan *g,
-                             fm_tensors *t)
-{
-    compact_buffers c;
-    fm_status st = alloc_buffers(&c, &g->compact, 1);
-    if (st != FM_OK) return st;
-    gather_inputs(&c, p, g, t, 1);
+    gather_inputs(&c, p, g, t, backward);
     fm_tensors ct = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout, .out = c.out,
                      .lse = c.lse, .dq = c.dq, .dk = c.dk, .dv = c.dv};
-    st = a->run(a->impl, 1, &g->compact, &g->mask, &ct);
-    if (st == FM_OK) {
+    st = a->run(a->impl, backward, &g->compact, &g->mask, &ct);
+    const int64_t bq = p->batch * p->q_heads, bk = p->batch * p->kv_heads;
+    const int64_t D = p->head_dim, csq = g->compact.seqlen_q, csk = g->compact.seqlen_k;
+    if (st == FM_OK && !backward) {
+        /* dropped queries: out 0 and lse -inf, as a row with no allowed key */
+        scatter_rows(t->out, c.out, g->q_index, bq, csq, p->seqlen_q, D, 0.0);
+        scatter_rows(t->lse, c.lse, g->q_index, bq, csq, p->seqlen_q, 1, -INFINITY);
+    } else if (st == FM_OK) {
         /* dropped queries and keys receive no gradient: 0 */
-        const int64_t bq = p->batch * p->q_heads, bk = p->batch * p->kv_heads;
-        const int64_t D = p->head_dim;
-        scatter_rows(t->dq, c.dq, g->q_index, bq, g->compact.seqlen_q, p->seqlen_q, D, 0.0);
-        scatter_rows(t->dk, c.dk, g->k_index, bk, g->compact.seqlen_k, p->seqlen_k, D, 0.0);
-        scatter_rows(t->dv, c.dv, g->k_index, bk, g->compact.seqlen_k, p->seqlen_k, D, 0.0);
+        scatter_rows(t->dq, c.dq, g->q_index, bq, csq, p->seqlen_q, D, 0.0);
+        scatter_rows(t->dk, c.dk, g->k_index, bk, csk, p->seqlen_k, D, 0.0);
+        scatter_rows(t->dv, c.dv, g->k_index, bk, csk, p->seqlen_k, D, 0.0);
     }
     free_buffers(&c);
     return st;

@@ -25,6 +25,14 @@ typedef struct fm_gather_plan {
 /* The problem's own checks (sizes, Hk | Hq, scale), with mask heads = Hq. */
 fm_status fm_sparse_check_problem(const fm_problem *p);
 
+/* The dense mask [B, Hq, Sq, Sk] of a row selection (QK-sparse, Hash-sparse), for a checked
+ * problem: (i, j) of (b, h) is allowed when pair(ctx, qrow, krow) is non-zero and the causal rule
+ * of `alignment` does not mask it; qrow indexes query row i of (b, h) in a [B, Hq, Sq] array,
+ * krow key row j of (b, h's kv head) in a [B, Hk, Sk] one. */
+void fm_sparse_dense_mask(const fm_problem *p, fm_causal alignment,
+                          int (*pair)(const void *ctx, int64_t qrow, int64_t krow), const void *ctx,
+                          uint8_t *allowed);
+
 /* Allocates the index lists (filled with -1) for compact lengths sq, sk >= 1. */
 fm_status fm_gather_plan_init(fm_gather_plan *g, const fm_problem *p, int64_t sq, int64_t sk);
 void fm_gather_plan_free(fm_gather_plan *g);
@@ -38,12 +46,10 @@ static inline int32_t *fm_gather_k_list(const fm_gather_plan *g, int64_t b, int6
     return g->k_index + (b * g->compact.kv_heads + hk) * g->compact.seqlen_k;
 }
 
-/* Forward/backward of the attention `a` in the compact order, results scattered to t
- * (original order). */
-fm_status fm_gather_forward(const fm_attend *a, const fm_problem *p, const fm_gather_plan *g,
-                            fm_tensors *t);
-fm_status fm_gather_backward(const fm_attend *a, const fm_problem *p, const fm_gather_plan *g,
-                             fm_tensors *t);
+/* Forward (backward = 0) or backward (1) of the attention `a` in the compact order, results
+ * scattered to t (original order). */
+fm_status fm_gather_run(const fm_attend *a, int backward, const fm_problem *p,
+                        const fm_gather_plan *g, fm_tensors *t);
 
 /* Row splitting (sparse/rowsplit.c): the greedy block ends (ends[n_blocks - 1] = Sq; `ends`
  * has Sq entries) and the plan of one block — its rows in order, every key, and the column form

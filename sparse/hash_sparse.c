@@ -171,9 +171,16 @@ fm_status fm_hash_sparse_run(const fm_attend *a, int backward, const fm_problem 
     if (!t) return fm_fail(FM_ERR_INVALID, "hash-sparse: NULL tensors");
     fm_gather_plan g;
     if ((st = hash_plan(&g, p, alignment, q_buckets, k_buckets, n_buckets)) != FM_OK) return st;
-    st = backward ? fm_gather_backward(a, p, &g, t) : fm_gather_forward(a, p, &g, t);
+    st = fm_gather_run(a, backward, p, &g, t);
     fm_gather_plan_free(&g);
     return st;
+}
+
+/* fm_sparse_dense_mask's pair test: the query and the key rows share a bucket. */
+static int same_bucket(const void *ctx, int64_t qrow, int64_t krow)
+{
+    const int32_t *const *buckets = ctx;
+    return buckets[0][qrow] == buckets[1][krow];
 }
 
 fm_status fm_hash_sparse_dense_mask(const fm_problem *p, fm_causal alignment,
@@ -185,16 +192,7 @@ fm_status fm_hash_sparse_dense_mask(const fm_problem *p, fm_causal alignment,
     if (st != FM_OK) return st;
     if (!allowed) return fm_fail(FM_ERR_INVALID, "hash-sparse dense mask: NULL output");
     if ((st = check_buckets(p, q_buckets, k_buckets, n_buckets)) != FM_OK) return st;
-    const int64_t off = fm_causal_offset(alignment, p->seqlen_q, p->seqlen_k);
-    const int64_t group = p->q_heads / p->kv_heads;
-    size_t x = 0;
-    for (int64_t b = 0; b < p->batch; b++)
-        for (int64_t h = 0; h < p->q_heads; h++)
-            for (int64_t i = 0; i < p->seqlen_q; i++)
-                for (int64_t j = 0; j < p->seqlen_k; j++, x++) {
-                    int same = q_buckets[(b * p->q_heads + h) * p->seqlen_q + i] ==
-                               k_buckets[(b * p->kv_heads + h / group) * p->seqlen_k + j];
-                    allowed[x] = (uint8_t)(same && !fm_causal_masked(alignment, off, i, j));
-                }
+    const int32_t *const buckets[2] = {q_buckets, k_buckets};
+    fm_sparse_dense_mask(p, alignment, same_bucket, buckets, allowed);
     return FM_OK;
 }

@@ -111,9 +111,16 @@ fm_status fm_qk_sparse_run(const fm_attend *a, int backward, const fm_problem *p
     fm_gather_plan g;
     st = qk_plan(&g, p, alignment, q_keep, k_keep);
     if (st != FM_OK) return st;
-    st = backward ? fm_gather_backward(a, p, &g, t) : fm_gather_forward(a, p, &g, t);
+    st = fm_gather_run(a, backward, p, &g, t);
     fm_gather_plan_free(&g);
     return st;
+}
+
+/* fm_sparse_dense_mask's pair test: the query and the key rows are both kept. */
+static int both_kept(const void *ctx, int64_t qrow, int64_t krow)
+{
+    const uint8_t *const *keep = ctx;
+    return keep[0][qrow] && keep[1][krow];
 }
 
 fm_status fm_qk_sparse_dense_mask(const fm_problem *p, fm_causal alignment,
@@ -127,16 +134,7 @@ fm_status fm_qk_sparse_dense_mask(const fm_problem *p, fm_causal alignment,
     if (!allowed) return fm_fail(FM_ERR_INVALID, "qk-sparse dense mask: NULL output");
     st = check_keep(p, q_keep, k_keep, &max_q, &max_k);
     if (st != FM_OK) return st;
-    const int64_t off = fm_causal_offset(alignment, p->seqlen_q, p->seqlen_k);
-    const int64_t group = p->q_heads / p->kv_heads;
-    size_t x = 0;
-    for (int64_t b = 0; b < p->batch; b++)
-        for (int64_t h = 0; h < p->q_heads; h++)
-            for (int64_t i = 0; i < p->seqlen_q; i++)
-                for (int64_t j = 0; j < p->seqlen_k; j++, x++) {
-                    int keep = q_keep[(b * p->q_heads + h) * p->seqlen_q + i] &&
-                               k_keep[(b * p->kv_heads + h / group) * p->seqlen_k + j];
-                    allowed[x] = (uint8_t)(keep && !fm_causal_masked(alignment, off, i, j));
-                }
+    const uint8_t *const keep[2] = {q_keep, k_keep};
+    fm_sparse_dense_mask(p, alignment, both_kept, keep, allowed);
     return FM_OK;
 }

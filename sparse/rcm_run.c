@@ -85,7 +85,7 @@ fm_status fm_rcm_run(const fm_attend *a, int backward, const fm_problem *p,
     fm_gather_plan g;
     fm_status st = rcm_plan(&g, p, allowed, mask_heads, block_q, block_k);
     if (st != FM_OK) return st;
-    st = backward ? fm_gather_backward(a, p, &g, t) : fm_gather_forward(a, p, &g, t);
+    st = fm_gather_run(a, backward, p, &g, t);
     fm_gather_plan_free(&g);
     return st;
 }

@@ -149,11 +149,11 @@ fm_status fm_rowsplit_run(const fm_attend *a, int backward, const fm_problem *p,
         fm_tensors bt = *t;
         if (backward) {
             bt.dq = dq, bt.dk = t->dk, bt.dv = t->dv; /* block's dk/dv, summed below */
-            st = fm_gather_backward(a, p, &g, &bt);
+            st = fm_gather_run(a, 1, p, &g, &bt);
             for (size_t e = 0; st == FM_OK && e < nkv; e++) dk[e] += t->dk[e], dv[e] += t->dv[e];
         } else {
             bt.out = out, bt.lse = lse;
-            st = fm_gather_forward(a, p, &g, &bt);
+            st = fm_gather_run(a, 0, p, &g, &bt);
         }
         fm_gather_plan_free(&g);
         if (st != FM_OK) break;

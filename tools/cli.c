@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -57,19 +58,32 @@ int cli_option(const char *cmd, int argc, char **argv, int *i, const char *flag,
 }
 
 int cli_parse_string_options(const char *cmd, int argc, char **argv, const cli_string_opt *table,
-                             int n)
+                             int n, cli_problem_opts *problem, int (*usage)(void),
+                             int *exit_code)
 {
+    *exit_code = 2;
     for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) return -1;
-        int r = 0;
+        if (cli_is_help(argv[i])) {
+            *exit_code = usage();
+            return 0;
+        }
+        int r = problem ? cli_problem_option(cmd, argc, argv, &i, problem) : 0;
         for (int k = 0; k < n && r == 0; k++) r = cli_option(cmd, argc, argv, &i, table[k].flag,
                                                              table[k].value);
-        if (r < 0) return 2;
-        if (r == 0)
-            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see %s --help)",
-                            argv[i], cmd);
+        if (r < 0) return 0;
+        if (r == 0) {
+            cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see %s --help)", argv[i],
+                     cmd);
+            return 0;
+        }
     }
-    return 0;
+    for (int k = 0; k < n; k++)
+        if (table[k].required && !*table[k].value) {
+            cli_fail(cmd, FM_ERR_INVALID, "%s is required (see %s --help)", table[k].required,
+                     cmd);
+            return 0;
+        }
+    return 1;
 }
 
 fm_status cli_int64(const char *cmd, const char *flag, const char *text, int64_t min,
@@ -149,6 +163,44 @@ int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_op
         return 1;
     }
     return 0;
+}
+
+int cli_check_parse(const char *cmd, int argc, char **argv, cli_check_args *a,
+                    void (*usage)(FILE *out),
+                    int (*extra)(void *ctx, const char *cmd, int argc, char **argv, int *i),
+                    void *ctx, int *exit_code)
+{
+    *exit_code = 2;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            *exit_code = 0;
+            return 0;
+        }
+        int m = cli_option(cmd, argc, argv, &i, a->dir_flag, &a->dir);
+        if (m == 0) m = cli_option(cmd, argc, argv, &i, a->cand_flag, &a->cand);
+        if (m == 0) m = cli_check_option(cmd, argc, argv, &i, &a->opt, &a->dtype_name,
+                                         &a->json_path);
+        if (m == 0 && extra) m = extra(ctx, cmd, argc, argv, &i);
+        if (m < 0) return 0;
+        if (m == 0) {
+            usage(stderr);
+            *exit_code = cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
+            return 0;
+        }
+    }
+    if (!a->dir || !a->cand) {
+        usage(stderr);
+        *exit_code = cli_fail(cmd, FM_ERR_INVALID, "%s and %s are required", a->dir_flag,
+                              a->cand_flag);
+        return 0;
+    }
+    fm_status st = a->dtype_name ? fm_dtype_from_name(a->dtype_name, &a->opt.dtype) : FM_OK;
+    if (st != FM_OK) {
+        *exit_code = cli_report(cmd, st);
+        return 0;
+    }
+    return 1;
 }
 
 int cli_write_text(const char *path, const char *text)
@@ -282,8 +334,13 @@ int cli_problem_option(const char *cmd, int argc, char **argv, int *i, cli_probl
     return 0;
 }
 
-fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o)
+fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o, const cli_problem_opts *defaults)
 {
+    if (!o->batch) o->batch = defaults->batch;
+    if (!o->q_heads) o->q_heads = defaults->q_heads;
+    if (!o->seqlen_q) o->seqlen_q = defaults->seqlen_q;
+    if (!o->head_dim) o->head_dim = defaults->head_dim;
+    if (!o->dtype_given) o->dtype = defaults->dtype;
     if (!o->kv_heads) o->kv_heads = o->q_heads;
     if (!o->seqlen_k) o->seqlen_k = o->seqlen_q;
     if (!o->mask_heads) o->mask_heads = 1;
@@ -299,6 +356,13 @@ fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o)
         return FM_ERR_INVALID;
     }
     return FM_OK;
+}
+
+void cli_json_add_sizes(cJSON *o, const int64_t sizes[7])
+{
+    static const char *const names[7] = {"batch",    "q_heads",  "kv_heads", "mask_heads",
+                                         "seqlen_q", "seqlen_k", "head_dim"};
+    for (int k = 0; k < 7; k++) cJSON_AddNumberToObject(o, names[k], (double)sizes[k]);
 }
 
 static void fill_normal(fm_rng *rng, double *x, size_t n, fm_dtype dtype)

@@ -28,16 +28,21 @@ int cli_option(const char *cmd, int argc, char **argv, int *i, const char *flag,
                const char **value);
 
 /* Table-driven reading of a subcommand whose options all take a value: argv[1 .. argc) must
- * be options of `table` ("--flag VALUE" or "--flag=VALUE", the text into *value) or -h/--help.
- * Returns 0 when everything was read, -1 when help was asked for, or the exit code 2 after
- * printing an error naming `cmd` (an unknown argument, a missing value). */
+ * be options of `table` ("--flag VALUE" or "--flag=VALUE", the text into *value), problem
+ * options (cli_problem_option, when `problem` is not NULL) or -h/--help. An option whose
+ * `required` is set (the name to print, e.g. "--case DIR") must be given. Returns 1 when the
+ * command goes on; 0 when it must return *exit_code: usage()'s for -h/--help, 2 after an error
+ * naming `cmd` was printed (an unknown argument, a missing value, a required option absent). */
 typedef struct cli_string_opt {
     const char *flag;
     const char **value;
+    const char *required;
 } cli_string_opt;
 
+typedef struct cli_problem_opts cli_problem_opts;
 int cli_parse_string_options(const char *cmd, int argc, char **argv, const cli_string_opt *table,
-                             int n);
+                             int n, cli_problem_opts *problem, int (*usage)(void),
+                             int *exit_code);
 
 /* Strict decimal integer in [min, max]: no trailing characters, no overflow. On failure prints
  * an error naming `flag` and the text and returns FM_ERR_INVALID. */
@@ -53,6 +58,23 @@ int cli_is_help(const char *arg);
  * --forward-only and --recompute (set in *opt). 1 matched, 0 not ours, -1 error (already printed). */
 int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_options *opt,
                      const char **dtype_name, const char **json_path);
+
+/* The command line of `check` and `check-suite`: the directory judged against (`dir_flag`:
+ * --case, --suite) and the candidates (`cand_flag`), both required; the judging options
+ * (cli_check_option, --dtype parsed into opt.dtype); and the command's own options through
+ * `extra` (NULL: none; 1 matched, 0 not ours, -1 error already printed). -h/--help prints
+ * usage(stdout); an unexpected argument or a missing directory prints usage(stderr) and an
+ * error. Returns 1 when the command goes on, 0 when it must return *exit_code. */
+typedef struct cli_check_args {
+    const char *dir_flag, *cand_flag; /* set by the command */
+    const char *dir, *cand, *dtype_name, *json_path;
+    fm_check_options opt;
+} cli_check_args;
+
+int cli_check_parse(const char *cmd, int argc, char **argv, cli_check_args *a,
+                    void (*usage)(FILE *out),
+                    int (*extra)(void *ctx, const char *cmd, int argc, char **argv, int *i),
+                    void *ctx, int *exit_code);
 
 /* Writes `text` and a newline to `path` atomically (a temporary file beside it, then link(2)):
  * `path` appears complete or not at all, and an existing file is never replaced. Returns 1 on
@@ -79,8 +101,17 @@ typedef struct cli_problem_opts {
  * (both) --head-dim --causal --dtype --seed at argv[*i]. 1 matched, 0 not ours, -1 error. */
 int cli_problem_option(const char *cmd, int argc, char **argv, int *i, cli_problem_opts *o);
 
-/* Fills defaults for unset fields and checks divisibility (message names both values). */
-fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o);
+/* Fills unset fields: batch, q_heads, seqlen_q, head_dim and (without --dtype) dtype from the
+ * command's `defaults`, then kv_heads = q_heads, seqlen_k = seqlen_q, mask_heads = 1, causal
+ * bottom_right; checks divisibility (message names both values). */
+fm_status cli_problem_finish(const char *cmd, cli_problem_opts *o,
+                             const cli_problem_opts *defaults);
+
+/* The seven sizes of a problem and its mask, {batch, q_heads, kv_heads, mask_heads, seqlen_q,
+ * seqlen_k, head_dim} in that order, as number members of the JSON object `o` under those names
+ * (the reports of demo, show_dense and the gen-suite manifest). */
+struct cJSON;
+void cli_json_add_sizes(struct cJSON *o, const int64_t sizes[7]);
 
 /* Text of the problem options for usage messages. */
 extern const char cli_problem_usage[];

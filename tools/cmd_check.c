@@ -38,38 +38,13 @@ static void usage(FILE *out)
 
 int cmd_check(int argc, char **argv)
 {
-    const char *cmd = "check", *case_dir = NULL, *cand_dir = NULL, *dtype_name = NULL;
-    const char *json_path = NULL;
-    fm_check_options opt = fm_check_options_default(FM_FLOAT64); /* float64: the case's */
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if ((m = cli_option(cmd, argc, argv, &i, "--case", &case_dir)) != 0) {
-            if (m < 0) return 2;
-        } else if ((m = cli_option(cmd, argc, argv, &i, "--candidate", &cand_dir)) != 0) {
-            if (m < 0) return 2;
-        } else if ((m = cli_check_option(cmd, argc, argv, &i, &opt, &dtype_name,
-                                         &json_path)) != 0) {
-            if (m < 0) return 2;
-        } else {
-            usage(stderr);
-            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!case_dir || !cand_dir) {
-        usage(stderr);
-        return cli_fail(cmd, FM_ERR_INVALID, "--case and --candidate are required");
-    }
-    if (dtype_name) {
-        fm_status st = fm_dtype_from_name(dtype_name, &opt.dtype);
-        if (st != FM_OK) return cli_report(cmd, st);
-        if (opt.dtype == FM_FLOAT64)
-            return cli_fail(cmd, FM_ERR_INVALID,
-                            "--dtype float64: the rule judges float32, float16 or bfloat16");
-    }
+    const char *cmd = "check";
+    cli_check_args a = {.dir_flag = "--case", .cand_flag = "--candidate",
+                        .opt = fm_check_options_default(FM_FLOAT64)}; /* float64: the case's */
+    int rc;
+    if (!cli_check_parse(cmd, argc, argv, &a, usage, NULL, NULL, &rc)) return rc;
+    const char *case_dir = a.dir, *cand_dir = a.cand, *json_path = a.json_path;
+    const fm_check_options opt = a.opt;
     fm_check_report rep;
     char summary[256];
     /* a dense-mask case without mask.npy (docs/sparse.md): the same rule, dense mask */

@@ -66,54 +66,49 @@ static int matches(const char *const *pat, int n, const cJSON *entry)
     return 0;
 }
 
+/* The options of check-suite besides check's (cli_check_parse's `extra`). */
+enum { MAX_PATTERNS = 64 };
+typedef struct suite_opts {
+    const char *junit_path;
+    int verbose, n_only, n_skip;
+    const char *only[MAX_PATTERNS], *skip[MAX_PATTERNS];
+} suite_opts;
+
+static int suite_option(void *ctx, const char *cmd, int argc, char **argv, int *i)
+{
+    suite_opts *s = ctx;
+    int m;
+    if ((m = cli_option(cmd, argc, argv, i, "--junit", &s->junit_path)) != 0) return m;
+    if (strcmp(argv[*i], "--verbose") == 0) {
+        s->verbose = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--only") != 0 && strcmp(argv[*i], "--skip") != 0) return 0;
+    const int is_only = argv[*i][2] == 'o';
+    const char *pat = NULL;
+    if (cli_option(cmd, argc, argv, i, is_only ? "--only" : "--skip", &pat) < 0) return -1;
+    if ((is_only ? s->n_only : s->n_skip) >= MAX_PATTERNS) {
+        cli_fail(cmd, FM_ERR_INVALID, "more than %d --only/--skip patterns", MAX_PATTERNS);
+        return -1;
+    }
+    if (is_only) s->only[s->n_only++] = pat;
+    else s->skip[s->n_skip++] = pat;
+    return 1;
+}
+
 int cmd_check_suite(int argc, char **argv)
 {
-    const char *cmd = "check-suite", *suite = NULL, *cands = NULL, *dtype_name = NULL;
-    const char *json_path = NULL, *junit_path = NULL;
-    fm_check_options opt = fm_check_options_default(FM_FLOAT64); /* float64: each case's */
-    int verbose = 0, n_only = 0, n_skip = 0;
-    enum { MAX_PATTERNS = 64 };
-    const char *only[MAX_PATTERNS], *skip[MAX_PATTERNS];
-    for (int i = 1; i < argc; i++) {
-        int m;
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if ((m = cli_option(cmd, argc, argv, &i, "--suite", &suite)) != 0) {
-            if (m < 0) return 2;
-        } else if ((m = cli_option(cmd, argc, argv, &i, "--candidates", &cands)) != 0) {
-            if (m < 0) return 2;
-        } else if ((m = cli_check_option(cmd, argc, argv, &i, &opt, &dtype_name,
-                                         &json_path)) != 0) {
-            if (m < 0) return 2;
-        } else if ((m = cli_option(cmd, argc, argv, &i, "--junit", &junit_path)) != 0) {
-            if (m < 0) return 2;
-        } else if (strcmp(argv[i], "--verbose") == 0) {
-            verbose = 1;
-        } else if (!strcmp(argv[i], "--only") || !strcmp(argv[i], "--skip")) {
-            const int is_only = argv[i][2] == 'o';
-            const char *pat = NULL;
-            if ((m = cli_option(cmd, argc, argv, &i, is_only ? "--only" : "--skip", &pat)) < 0)
-                return 2;
-            if ((is_only ? n_only : n_skip) >= MAX_PATTERNS)
-                return cli_fail(cmd, FM_ERR_INVALID, "more than %d --only/--skip patterns",
-                                MAX_PATTERNS);
-            if (is_only) only[n_only++] = pat;
-            else skip[n_skip++] = pat;
-        } else {
-            usage(stderr);
-            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!suite || !cands) {
-        usage(stderr);
-        return cli_fail(cmd, FM_ERR_INVALID, "--suite and --candidates are required");
-    }
-    if (dtype_name) {
-        fm_status st = fm_dtype_from_name(dtype_name, &opt.dtype);
-        if (st != FM_OK) return cli_report(cmd, st);
-    }
+    const char *cmd = "check-suite";
+    cli_check_args a = {.dir_flag = "--suite", .cand_flag = "--candidates",
+                        .opt = fm_check_options_default(FM_FLOAT64)}; /* float64: each case's */
+    suite_opts so = {0};
+    int rc;
+    if (!cli_check_parse(cmd, argc, argv, &a, usage, suite_option, &so, &rc)) return rc;
+    const char *suite = a.dir, *cands = a.cand, *json_path = a.json_path;
+    const char *junit_path = so.junit_path;
+    const int verbose = so.verbose, n_only = so.n_only, n_skip = so.n_skip;
+    const char *const *only = so.only, *const *skip = so.skip;
+    const fm_check_options opt = a.opt;
 
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/manifest.json", suite) >= sizeof path)
@@ -217,7 +212,7 @@ int cmd_check_suite(int argc, char **argv)
     cJSON_AddNumberToObject(out_json, "invalid", invalid);
     cJSON_AddNumberToObject(out_json, "skipped", skipped);
     cJSON_AddStringToObject(out_json, "rule", fm_check_rule_name((fm_check_rule)opt.rule));
-    int rc = changed ? 2 : (failed || invalid) ? 1 : 0; /* a changed case: exit 2 */
+    rc = changed ? 2 : (failed || invalid) ? 1 : 0; /* a changed case: exit 2 */
     if (changed)
         fprintf(stderr, "flashmask check-suite: malformed file: %d case(s) of %s changed after "
                 "they were written (see above)\n", changed, suite);

@@ -334,12 +334,9 @@ int cmd_demo(int argc, char **argv)
                             argv[i]);
         }
     }
-    if (!o.batch) o.batch = 1;
-    if (!o.q_heads) o.q_heads = 4;
-    if (!o.seqlen_q) o.seqlen_q = 1024;
-    if (!o.head_dim) o.head_dim = 64;
-    if (!o.dtype_given) o.dtype = FM_BFLOAT16;
-    if (cli_problem_finish(cmd, &o) != FM_OK) return 2;
+    const cli_problem_opts defaults = {.batch = 1, .q_heads = 4, .seqlen_q = 1024, .head_dim = 64,
+                                       .dtype = FM_BFLOAT16};
+    if (cli_problem_finish(cmd, &o, &defaults) != FM_OK) return 2;
 
     /* every available implementation besides the reference, unless --impl named some */
     printf("flashmask demo: B=%lld Hq=%lld Hk=%lld Hm=%lld Sq=%lld Sk=%lld D=%lld, seed %llu\n",
@@ -364,11 +361,9 @@ int cmd_demo(int argc, char **argv)
         cJSON_AddStringToObject(root, "tool", "flashmask demo");
         cJSON_AddStringToObject(root, "version", fm_version());
         cJSON *pj = cJSON_AddObjectToObject(root, "problem");
-        const int64_t dims[] = {o.batch, o.q_heads, o.kv_heads, o.mask_heads, o.seqlen_q,
-                                o.seqlen_k, o.head_dim};
-        const char *names[] = {"batch", "q_heads", "kv_heads", "mask_heads", "seqlen_q",
-                               "seqlen_k", "head_dim"};
-        for (int k = 0; k < 7; k++) cJSON_AddNumberToObject(pj, names[k], (double)dims[k]);
+        const int64_t sizes[7] = {o.batch, o.q_heads, o.kv_heads, o.mask_heads, o.seqlen_q,
+                                  o.seqlen_k, o.head_dim};
+        cli_json_add_sizes(pj, sizes);
         cJSON_AddStringToObject(pj, "causal", fm_causal_name(o.causal));
         cJSON_AddStringToObject(pj, "cuda_dtype", fm_dtype_name(o.dtype));
         cJSON_AddNumberToObject(pj, "seed", (double)o.seed);

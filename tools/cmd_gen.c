@@ -33,10 +33,7 @@ static int gen_main(int argc, char **argv);
 
 int cmd_gen(int argc, char **argv)
 {
-    cli_mpi_begin(&argc, &argv);
-    int rc = cli_mpi_agree(gen_main(argc, argv));
-    cli_mpi_end();
-    return rc;
+    return cli_mpi_run(gen_main, argc, argv);
 }
 
 static int gen_main(int argc, char **argv)
@@ -88,12 +85,9 @@ static int gen_main(int argc, char **argv)
                       !family_name ? "--mask FAMILY" : "--out DIR");
         goto done;
     }
-    if (!o.batch) o.batch = 1;
-    if (!o.q_heads) o.q_heads = 2;
-    if (!o.seqlen_q) o.seqlen_q = 128;
-    if (!o.head_dim) o.head_dim = 32;
-    if (!o.dtype_given) o.dtype = FM_FLOAT32;
-    if (cli_problem_finish(cmd, &o) != FM_OK) goto done;
+    const cli_problem_opts defaults = {.batch = 1, .q_heads = 2, .seqlen_q = 128, .head_dim = 32,
+                                       .dtype = FM_FLOAT32};
+    if (cli_problem_finish(cmd, &o, &defaults) != FM_OK) goto done;
 
     /* the mask: family defaults for Sk, then the --param overrides, checked together */
     fm_family family;

@@ -34,28 +34,12 @@ int cmd_gen_dense(int argc, char **argv)
     cli_problem_opts o = {0};
     const char *pattern_name = NULL, *out_dir = NULL, *density_text = "0.1";
     const char *band_text = "3", *buckets_text = "4", *align_name = "top_left";
-    for (int i = 1; i < argc; i++) {
-        const char *val;
-        int r;
-        if (cli_is_help(argv[i])) return usage();
-        if ((r = cli_problem_option(cmd, argc, argv, &i, &o)) != 0) {
-            if (r < 0) return 2;
-            continue;
-        }
-        if ((r = cli_option(cmd, argc, argv, &i, "--pattern", &val)) != 0) pattern_name = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--density", &val)) != 0) density_text = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--band", &val)) != 0) band_text = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--buckets", &val)) != 0) buckets_text = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--align", &val)) != 0) align_name = val;
-        else if ((r = cli_option(cmd, argc, argv, &i, "--out", &val)) != 0) out_dir = val;
-        else
-            return cli_fail(cmd, FM_ERR_INVALID, "unexpected argument '%s' (see gen_dense --help)",
-                            argv[i]);
-        if (r < 0) return 2;
-    }
-    if (!pattern_name || !out_dir)
-        return cli_fail(cmd, FM_ERR_INVALID, "%s is required (see gen_dense --help)",
-                        !pattern_name ? "--pattern" : "--out DIR");
+    const cli_string_opt opts[] = {
+        {"--pattern", &pattern_name, "--pattern"}, {"--density", &density_text, NULL},
+        {"--band", &band_text, NULL}, {"--buckets", &buckets_text, NULL},
+        {"--align", &align_name, NULL}, {"--out", &out_dir, "--out DIR"}};
+    int rc;
+    if (!cli_parse_string_options(cmd, argc, argv, opts, 6, &o, usage, &rc)) return rc;
     fm_dense_pattern pattern;
     fm_causal align;
     fm_status st = fm_dense_pattern_from_name(pattern_name, &pattern);
@@ -71,12 +55,9 @@ int cmd_gen_dense(int argc, char **argv)
     if (cli_int64(cmd, "--band", band_text, 1, INT32_MAX, &band) != FM_OK ||
         cli_int64(cmd, "--buckets", buckets_text, 2, INT32_MAX, &buckets) != FM_OK)
         return 2;
-    if (!o.batch) o.batch = 1;
-    if (!o.q_heads) o.q_heads = 2;
-    if (!o.seqlen_q) o.seqlen_q = 128;
-    if (!o.head_dim) o.head_dim = 32;
-    if (!o.dtype_given) o.dtype = FM_FLOAT32;
-    if (cli_problem_finish(cmd, &o) != FM_OK) return 2;
+    const cli_problem_opts defaults = {.batch = 1, .q_heads = 2, .seqlen_q = 128, .head_dim = 32,
+                                       .dtype = FM_FLOAT32};
+    if (cli_problem_finish(cmd, &o, &defaults) != FM_OK) return 2;
     fm_problem p;
     fm_problem_init(&p, o.batch, o.q_heads, o.kv_heads, o.seqlen_q, o.seqlen_k, o.head_dim);
     p.dtype = o.dtype;
@@ -84,7 +65,7 @@ int cmd_gen_dense(int argc, char **argv)
     st = fm_dense_case_generate(&c, &p, o.mask_heads, pattern, density, band, buckets, align,
                                 o.seed);
     if (st == FM_OK) st = fm_dense_case_save(out_dir, &c);
-    int rc = cli_report(cmd, st);
+    rc = cli_report(cmd, st);
     if (rc == 0) {
         int64_t allowed = 0;
         size_t n = (size_t)(p.batch * c.mask_heads) * (size_t)p.seqlen_q * (size_t)p.seqlen_k;

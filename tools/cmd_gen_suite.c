@@ -286,13 +286,9 @@ static cJSON *manifest_entry(const suite_spec *s, uint64_t seed, int64_t masked_
     cJSON_AddStringToObject(e, "causal",
                             (s->family >= 0 && fm_family_is_causal((fm_family)s->family))
                                 ? fm_causal_name(s->alignment) : "none");
-    cJSON_AddNumberToObject(e, "batch", (double)s->batch);
-    cJSON_AddNumberToObject(e, "q_heads", (double)s->q_heads);
-    cJSON_AddNumberToObject(e, "kv_heads", (double)s->kv_heads);
-    cJSON_AddNumberToObject(e, "mask_heads", (double)s->mask_heads);
-    cJSON_AddNumberToObject(e, "seqlen_q", (double)s->seqlen_q);
-    cJSON_AddNumberToObject(e, "seqlen_k", (double)s->seqlen_k);
-    cJSON_AddNumberToObject(e, "head_dim", (double)s->head_dim);
+    const int64_t sizes[7] = {s->batch,    s->q_heads,  s->kv_heads, s->mask_heads,
+                              s->seqlen_q, s->seqlen_k, s->head_dim};
+    cli_json_add_sizes(e, sizes);
     cJSON_AddNumberToObject(e, "seed", (double)seed);
     cJSON_AddNumberToObject(e, "fully_masked_rows", (double)masked_rows);
     cJSON_AddStringToObject(e, "feature", s->feature);
@@ -329,10 +325,7 @@ static int suite_main(int argc, char **argv);
  * 0 touches the file system (tools/ref_compute.c). */
 int cmd_gen_suite(int argc, char **argv)
 {
-    cli_mpi_begin(&argc, &argv);
-    int rc = cli_mpi_agree(suite_main(argc, argv));
-    cli_mpi_end();
-    return rc;
+    return cli_mpi_run(suite_main, argc, argv);
 }
 
 static int suite_main(int argc, char **argv)

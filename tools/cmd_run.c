@@ -9,7 +9,6 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "fm_internal.h" /* fm_fail: the message of a refused result */
 
 static int usage(void)
 {
@@ -43,22 +42,35 @@ static void to_double(double *y, const float *x, size_t n)
  * the loader read them (fm_case_load_inputs: float32 files used as read, checked finite) and
  * keep out/lse in float32 from the forward to the backward; results become float64 once, for
  * the file. (fm_forward/fm_backward would convert every tensor both ways per call.) */
-/* Finite float32 inputs can still overflow the cpu layer's arithmetic (dout = 3e38): results
- * holding inf or NaN are an error naming the tensor, never written as a success (what
- * fm_forward's own result check does for the other implementations). */
-static fm_status check_finite_results(const fm_problem *p, const fm_results *r)
+
+/* 1 when x[0..n) holds no inf or NaN (-inf allowed with allow_neg_inf: lse of masked rows). */
+static int all_finite(const float *x, size_t n, int allow_neg_inf)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) && !(allow_neg_inf && x[i] == -INFINITY)) return 0;
+    return 1;
+}
+
+/* Finite float32 inputs can still overflow (dout = 3e38): results holding inf or NaN are an error,
+ * reported by fm_forward's result check (fm_results_check_finite, which names the input largest
+ * in magnitude); it reads float64 inputs, made here only on that failure. */
+static fm_status overflow_error(const fm_problem *p, const fm_case_inputs32 *in,
+                                const fm_results *r)
 {
     const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
-    const double *xs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
-    const size_t ns[5] = {nq, fm_problem_lse_elems(p), nq, nkv, nkv};
-    for (int t = 0; t < 5; t++)
-        for (size_t i = 0; i < ns[t]; i++)
-            if (!isfinite(xs[t][i]) && !(t == 1 && xs[t][i] == -INFINITY))
-                return fm_fail(FM_ERR_OVERFLOW, "cpu: result %s[%zu] = %g from finite inputs: "
-                               "float32 arithmetic overflowed; an input (q, k, v or dout) is "
-                               "too large in magnitude for it", names[t], i, xs[t][i]);
-    return FM_OK;
+    double *x[4] = {malloc(nq * sizeof(double)), malloc(nkv * sizeof(double)),
+                    malloc(nkv * sizeof(double)), malloc(nq * sizeof(double))};
+    const float *y[4] = {in->q, in->k, in->v, in->dout};
+    const size_t n[4] = {nq, nkv, nkv, nq};
+    fm_status st = FM_ERR_NOMEM;
+    if (x[0] && x[1] && x[2] && x[3]) {
+        for (int t = 0; t < 4; t++) to_double(x[t], y[t], n[t]);
+        const fm_tensors t = {x[0], x[1], x[2], x[3], r->out, r->lse, r->dq, r->dk, r->dv};
+        st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 0);
+        if (st == FM_OK) st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 1);
+    }
+    for (int t = 0; t < 4; t++) free(x[t]);
+    return st;
 }
 
 static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c,
@@ -82,7 +94,9 @@ static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c,
     if (st == FM_OK) {
         to_double(r->out, o, nq), to_double(r->lse, l, nl), to_double(r->dq, dq, nq);
         to_double(r->dk, dk, nkv), to_double(r->dv, dv, nkv);
-        st = check_finite_results(p, r);
+        if (!(all_finite(o, nq, 0) && all_finite(l, nl, 1) && all_finite(dq, nq, 0) &&
+              all_finite(dk, nkv, 0) && all_finite(dv, nkv, 0)))
+            st = overflow_error(p, in, r);
     }
     free(o), free(l), free(dq), free(dk), free(dv);
     return st;
@@ -93,15 +107,12 @@ int cmd_run(int argc, char **argv)
     const char *cmd = "run";
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *dtype_name = NULL;
     const char *kernel = NULL, *ladder_text = NULL;
-    const cli_string_opt opts[] = {{"--impl", &impl_name}, {"--case", &case_dir},
-                                   {"--out", &out_dir}, {"--dtype", &dtype_name},
-                                   {"--kernel", &kernel}, {"--ladder", &ladder_text}};
-    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 6);
-    if (parsed < 0) return usage();
-    if (parsed > 0) return parsed;
-    if (!impl_name || !case_dir || !out_dir)
-        return cli_fail(cmd, FM_ERR_INVALID, "%s is required (see run --help)",
-                        !impl_name ? "--impl" : !case_dir ? "--case DIR" : "--out DIR");
+    const cli_string_opt opts[] = {
+        {"--impl", &impl_name, "--impl"},    {"--case", &case_dir, "--case DIR"},
+        {"--out", &out_dir, "--out DIR"},    {"--dtype", &dtype_name, NULL},
+        {"--kernel", &kernel, NULL},         {"--ladder", &ladder_text, NULL}};
+    int rc;
+    if (!cli_parse_string_options(cmd, argc, argv, opts, 6, NULL, usage, &rc)) return rc;
     fm_impl impl;
     fm_dtype dtype = FM_FLOAT32;
     fm_kernel_options kopt;
@@ -139,7 +150,6 @@ int cmd_run(int argc, char **argv)
     if (dtype_name) p->dtype = dtype;
 
     fm_results r;
-    int rc;
     double t0 = 0, t1 = 0, t2 = 0;
     if (!cli_results_alloc(p, &r)) {
         rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");

@@ -30,16 +30,13 @@ int cmd_run_dense(int argc, char **argv)
     const char *cmd = argv[0]; /* as typed: run-dense, or run when run hands over */
     const char *impl_name = NULL, *case_dir = NULL, *out_dir = NULL, *method_name = "auto";
     const char *bq_text = "128", *bk_text = "128", *dtype_name = NULL;
-    const cli_string_opt opts[] = {{"--impl", &impl_name},   {"--case", &case_dir},
-                                   {"--out", &out_dir},       {"--method", &method_name},
-                                   {"--block-q", &bq_text},   {"--block-k", &bk_text},
-                                   {"--dtype", &dtype_name}};
-    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 7);
-    if (parsed < 0) return usage();
-    if (parsed > 0) return parsed;
-    if (!impl_name || !case_dir || !out_dir)
-        return cli_fail(cmd, FM_ERR_INVALID, "%s is required (see run_dense --help)",
-                        !impl_name ? "--impl" : !case_dir ? "--case DIR" : "--out DIR");
+    const cli_string_opt opts[] = {
+        {"--impl", &impl_name, "--impl"},  {"--case", &case_dir, "--case DIR"},
+        {"--out", &out_dir, "--out DIR"},  {"--method", &method_name, NULL},
+        {"--block-q", &bq_text, NULL},     {"--block-k", &bk_text, NULL},
+        {"--dtype", &dtype_name, NULL}};
+    int rc;
+    if (!cli_parse_string_options(cmd, argc, argv, opts, 7, NULL, usage, &rc)) return rc;
     fm_impl impl;
     fm_dense_method method;
     fm_dtype dtype = FM_FLOAT32;
@@ -58,7 +55,6 @@ int cmd_run_dense(int argc, char **argv)
     if (dtype_name) c.problem.dtype = dtype; /* what cuda computes in, as `run --dtype` */
     const fm_problem *p = &c.problem;
     fm_results r;
-    int rc;
     if (!cli_results_alloc(p, &r)) {
         rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
         goto done;

@@ -41,11 +41,9 @@ static int write_json(const char *path, const char *case_dir, const fm_dense_cas
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "case", case_dir);
     cJSON_AddStringToObject(root, "pattern", fm_dense_pattern_name(c->pattern));
-    const char *names[] = {"batch", "q_heads", "kv_heads", "mask_heads", "seqlen_q", "seqlen_k",
-                           "head_dim"};
-    const int64_t dims[] = {p->batch, p->q_heads, p->kv_heads, c->mask_heads, p->seqlen_q,
-                            p->seqlen_k, p->head_dim};
-    for (int i = 0; i < 7; i++) cJSON_AddNumberToObject(root, names[i], (double)dims[i]);
+    const int64_t sizes[7] = {p->batch, p->q_heads, p->kv_heads, c->mask_heads, p->seqlen_q,
+                              p->seqlen_k, p->head_dim};
+    cli_json_add_sizes(root, sizes);
     cJSON_AddStringToObject(root, "dtype", fm_dtype_name(p->dtype));
     cJSON_AddNumberToObject(root, "allowed_pairs", (double)fm_bbm_total_allowed_pairs(bbm));
     cJSON_AddNumberToObject(root, "cells", (double)(p->batch * c->mask_heads) *
@@ -73,14 +71,11 @@ int cmd_show_dense(int argc, char **argv)
 {
     const char *cmd = argv[0]; /* the subcommand as typed */
     const char *case_dir = NULL, *bq_text = "128", *bk_text = "128", *json_path = NULL;
-    const cli_string_opt opts[] = {{"--case", &case_dir},
-                                   {"--block-q", &bq_text},
-                                   {"--block-k", &bk_text},
-                                   {"--json", &json_path}};
-    const int parsed = cli_parse_string_options(cmd, argc, argv, opts, 4);
-    if (parsed < 0) return usage();
-    if (parsed > 0) return parsed;
-    if (!case_dir) return cli_fail(cmd, FM_ERR_INVALID, "--case DIR is required");
+    const cli_string_opt opts[] = {
+        {"--case", &case_dir, "--case DIR"}, {"--block-q", &bq_text, NULL},
+        {"--block-k", &bk_text, NULL},       {"--json", &json_path, NULL}};
+    int rc;
+    if (!cli_parse_string_options(cmd, argc, argv, opts, 4, NULL, usage, &rc)) return rc;
     int64_t bq, bk;
     if (cli_int64(cmd, "--block-q", bq_text, 1, 1 << 20, &bq) != FM_OK ||
         cli_int64(cmd, "--block-k", bk_text, 1, 1 << 20, &bk) != FM_OK)
@@ -102,7 +97,7 @@ int cmd_show_dense(int argc, char **argv)
     if (st == FM_OK)
         st = fm_rcm_tile_report(c.allowed, p->batch, c.mask_heads, p->seqlen_q, p->seqlen_k, bq,
                                 bk, &rep);
-    int rc = cli_report(cmd, st);
+    rc = cli_report(cmd, st);
     if (rc == 0) {
         int64_t allowed = fm_bbm_total_allowed_pairs(&bbm);
         double cells =

@@ -6,23 +6,7 @@
 #include <string.h>
 
 #include "junit.h"
-
-static void xml_escaped(FILE *f, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&apos;", f); break;
-        default:
-            /* control characters other than tab and newline are not allowed in XML 1.0 */
-            if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n') fputc(' ', f);
-            else fputc(*s, f);
-        }
-    }
-}
+#include "svg.h"
 
 static const char *string_of(const cJSON *o, const char *key)
 {

@@ -83,6 +83,14 @@ int cli_mpi_agree(int rc)
     return rc;
 }
 
+int cli_mpi_run(int (*command)(int argc, char **argv), int argc, char **argv)
+{
+    cli_mpi_begin(&argc, &argv);
+    const int rc = cli_mpi_agree(command(argc, argv));
+    cli_mpi_end();
+    return rc;
+}
+
 /* Progress on stderr, only when it is a terminal (CI and pipes stay quiet). */
 static void show_progress(void *ctx, const char *pass, int64_t done, int64_t total)
 {

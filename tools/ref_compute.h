@@ -26,6 +26,9 @@ int cli_mpi_rank(void);
 int cli_mpi_size(void);
 /* The largest rc over the ranks: every rank takes the same exit path. */
 int cli_mpi_agree(int rc);
+/* Runs `command` between cli_mpi_begin and cli_mpi_end; every rank returns the worst exit
+ * code of all (cli_mpi_agree). */
+int cli_mpi_run(int (*command)(int argc, char **argv), int argc, char **argv);
 
 /* Forward then backward of the reference into t's out, lse, dq, dk, dv (q, k, v, dout in t).
  * Under several ranks each computes its share and rank 0 gathers the whole result. The status

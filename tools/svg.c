@@ -2,17 +2,19 @@
  * printed with at most two decimals, which is exact enough for pixels and keeps files small. */
 #include "svg.h"
 
-/* Writes s with the five XML special characters escaped. */
-static void svg_escaped(FILE *f, const char *s)
+void xml_escaped(FILE *f, const char *s)
 {
-    for (; *s; s++) {
+    for (; s && *s; s++) {
         switch (*s) {
         case '&': fputs("&amp;", f); break;
         case '<': fputs("&lt;", f); break;
         case '>': fputs("&gt;", f); break;
         case '"': fputs("&quot;", f); break;
         case '\'': fputs("&apos;", f); break;
-        default: fputc(*s, f);
+        default:
+            /* control characters other than tab and newline are not allowed in XML 1.0 */
+            if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n') fputc(' ', f);
+            else fputc(*s, f);
         }
     }
 }
@@ -34,7 +36,7 @@ void svg_rect(FILE *f, double x, double y, double w, double h, const char *fill,
     fprintf(f, "<rect");
     if (cls) {
         fputs(" class=\"", f);
-        svg_escaped(f, cls);
+        xml_escaped(f, cls);
         fputc('"', f);
     }
     fprintf(f, " x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"", x, y, w, h,
@@ -57,14 +59,14 @@ void svg_text(FILE *f, double x, double y, double size, const char *anchor, doub
             anchor);
     if (rotate != 0.0) fprintf(f, " transform=\"rotate(%.1f %.2f %.2f)\"", rotate, x, y);
     fputc('>', f);
-    svg_escaped(f, text);
+    xml_escaped(f, text);
     fputs("</text>\n", f);
 }
 
 void svg_title(FILE *f, const char *text)
 {
     fputs("<title>", f);
-    svg_escaped(f, text);
+    xml_escaped(f, text);
     fputs("</title>\n", f);
 }
 
@@ -73,7 +75,7 @@ void svg_group_begin(FILE *f, const char *cls)
     fputs("<g", f);
     if (cls) {
         fputs(" class=\"", f);
-        svg_escaped(f, cls);
+        xml_escaped(f, cls);
         fputc('"', f);
     }
     fputs(">\n", f);

@@ -7,6 +7,11 @@
 
 #include <stdio.h>
 
+/* Writes s (NULL: nothing) as XML text: the five characters & < > " ' escaped, control
+ * characters other than tab and newline (not allowed in XML 1.0) written as spaces. The JUnit
+ * writer (tools/junit.c) uses it too. */
+void xml_escaped(FILE *f, const char *s);
+
 /* Opens the <svg> element of a width x height picture (user units = pixels), with a white
  * background. */
 void svg_begin(FILE *f, double width, double height);

@@ -29,6 +29,14 @@ fm_status fm_impl_available(fm_impl impl);
 /* The dtype the implementation computes in for this problem. */
 fm_dtype fm_impl_dtype(fm_impl impl, const fm_problem *p);
 
+/* The check fm_forward / fm_backward make of an implementation's results (backward = 0: out
+ * and lse, lse may be -inf; 1: dq, dk, dv) computed from t's finite inputs: a result that is
+ * inf or NaN means the implementation's arithmetic (fm_impl_dtype) overflowed, and is
+ * FM_ERR_OVERFLOW naming the result, its index and the input largest in magnitude. For callers
+ * that run an implementation's own entry points (`flashmask run`'s float32 path). */
+fm_status fm_results_check_finite(fm_impl impl, const fm_problem *p, const fm_tensors *t,
+                                  int backward);
+
 /* The same calling shape for every implementation: validate (problem, mask, finiteness of the
  * inputs: FM_ERR_NONFINITE names the tensor and index), convert, run, convert back. */
 fm_status fm_forward(fm_impl impl, const fm_problem *p, const fm_mask *mask, fm_tensors *t);

@@ -75,6 +75,11 @@ fm_status fm_bbm_check_problem(const fm_problem *p, const fm_bbm *m);
 /* The same for a dense mask [B, mask_heads, Sq, Sk] (allowed non-NULL, every value 0 or 1). */
 fm_status fm_dense_check_problem(const fm_problem *p, const uint8_t *allowed, int64_t mask_heads);
 
+/* Every value of the dense mask [batch, heads, seqlen_q, seqlen_k] 0 or 1; the message (prefixed
+ * by `who`, e.g. "bbm: ") names the first other value in memory order and its position. */
+fm_status fm_dense_check_values(const char *who, const uint8_t *allowed, int64_t batch,
+                                int64_t heads, int64_t seqlen_q, int64_t seqlen_k);
+
 /* Tile counts over every (b, h): masked = empty, partial, unmasked = full. */
 fm_status fm_bbm_tile_stats(const fm_bbm *m, fm_tile_stats *out);
 

@@ -64,6 +64,11 @@ int64_t fm_mask_total_allowed_pairs(const fm_mask *m);
  * (fm_mask_validate). The message names the value at fault. */
 fm_status fm_problem_validate(const fm_problem *p, const fm_mask *mask);
 
+/* fm_problem_validate against a mask of shape [batch, heads, seqlen_q, seqlen_k] whose bounds
+ * are not looked at: for mask forms other than columns (BBM, dense, the sparse transforms). */
+fm_status fm_problem_validate_shape(const fm_problem *p, int64_t batch, int64_t heads,
+                                    int64_t seqlen_q, int64_t seqlen_k);
+
 /* FLOPs counted from allowed pairs only (docs/spec.md §3): 4*D per allowed (i, j) pair and query
  * head forward; 2.5 times that backward. */
 double fm_problem_flops(const fm_problem *p, const fm_mask *mask, int backward);

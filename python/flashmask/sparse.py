@@ -288,6 +288,20 @@ def backward_dense(q, k, v, out, lse, dout, allowed, impl="reference", method="a
 
 # ------------------------------------------------------------------ Sparse Flash Attention
 
+def _selection_args(kind, p, a, b, n_buckets):
+    """The C arguments of a selection checked against problem p: QK-sparse (kind "qk": q_keep,
+    k_keep as uint8) or Hash-sparse ("hash": q_buckets, k_buckets as int32, then n_buckets).
+    Returns (arrays, args); the arrays must stay alive while args are used."""
+    if kind == "qk":
+        names, convert, ctype, extra = ("q_keep", "k_keep"), _u8, ctypes.c_uint8, ()
+    else:
+        names, convert, ctype, extra = ("q_buckets", "k_buckets"), _i32, ctypes.c_int32, \
+            (n_buckets,)
+    a, b = convert(a, names[0], 3), convert(b, names[1], 3)
+    _check_row_shapes(p, a, b, names)
+    return (a, b), (_lib.ptr(a, ctype), _lib.ptr(b, ctype)) + extra
+
+
 def _run_sparse(kind, backward, q, k, v, a, b, n_buckets, alignment, impl, scale, out=None,
                 lse=None, dout=None):
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
@@ -295,19 +309,9 @@ def _run_sparse(kind, backward, q, k, v, a, b, n_buckets, alignment, impl, scale
     _lib.check_shapes(p, v=v)
     al, impl_id = _choice(CAUSALS, alignment, "alignment"), _choice(IMPLS, impl, "impl")
     res, t, keep = _pass_tensors(p, backward, q, k, v, out, lse, dout)  # keep: alive
-    if kind == "qk":
-        a, b = _u8(a, "q_keep", 3), _u8(b, "k_keep", 3)
-        _check_row_shapes(p, a, b, ("q_keep", "k_keep"))
-        fn = lib.fm_qk_sparse_backward if backward else lib.fm_qk_sparse_forward
-        st = fn(impl_id, ctypes.byref(p), al, _lib.ptr(a, ctypes.c_uint8),
-                _lib.ptr(b, ctypes.c_uint8), ctypes.byref(t))
-    else:
-        a, b = _i32(a, "q_buckets", 3), _i32(b, "k_buckets", 3)
-        _check_row_shapes(p, a, b, ("q_buckets", "k_buckets"))
-        fn = lib.fm_hash_sparse_backward if backward else lib.fm_hash_sparse_forward
-        st = fn(impl_id, ctypes.byref(p), al, _lib.ptr(a, ctypes.c_int32),
-                _lib.ptr(b, ctypes.c_int32), n_buckets, ctypes.byref(t))
-    _lib.check(st, f"{kind}_sparse[{impl}]")
+    selection, args = _selection_args(kind, p, a, b, n_buckets)  # selection: alive
+    fn = getattr(lib, f"fm_{kind}_sparse_{'backward' if backward else 'forward'}")
+    _lib.check(fn(impl_id, ctypes.byref(p), al, *args, ctypes.byref(t)), f"{kind}_sparse[{impl}]")
     return (res["dq"], res["dk"], res["dv"]) if backward else (res["out"], res["lse"])
 
 
@@ -326,16 +330,17 @@ def qk_sparse_backward(q, k, v, out, lse, dout, q_keep, k_keep, alignment="top_l
 
 def qk_sparse_dense_mask(q, k, q_keep, k_keep, alignment="top_left"):
     """The equivalent dense mask [B, Hq, Sq, Sk] of a QK-sparse selection."""
+    return _sparse_dense_mask("qk", q, k, q_keep, k_keep, 0, alignment)
+
+
+def _sparse_dense_mask(kind, q, k, a, b, n_buckets, alignment):
     q, k = _f64(q, "q"), _f64(k, "k")
     p = _problem(q, k, None)
-    a, b = _u8(q_keep, "q_keep", 3), _u8(k_keep, "k_keep", 3)
-    _check_row_shapes(p, a, b, ("q_keep", "k_keep"))
+    selection, args = _selection_args(kind, p, a, b, n_buckets)  # selection: alive
     out = np.empty(q.shape[:3] + (k.shape[2],), np.uint8)
-    _lib.check(lib.fm_qk_sparse_dense_mask(ctypes.byref(p), _choice(CAUSALS, alignment,
-                                                                    "alignment"),
-                                           _lib.ptr(a, ctypes.c_uint8),
-                                           _lib.ptr(b, ctypes.c_uint8),
-                                           _lib.ptr(out, ctypes.c_uint8)), "qk_sparse_dense_mask")
+    fn = getattr(lib, f"fm_{kind}_sparse_dense_mask")
+    _lib.check(fn(ctypes.byref(p), _choice(CAUSALS, alignment, "alignment"), *args,
+                  _lib.ptr(out, ctypes.c_uint8)), f"{kind}_sparse_dense_mask")
     return out
 
 
@@ -367,18 +372,7 @@ def hash_sparse_backward(q, k, v, out, lse, dout, q_buckets, k_buckets, n_bucket
 
 def hash_sparse_dense_mask(q, k, q_buckets, k_buckets, n_buckets, alignment="top_left"):
     """The equivalent dense mask [B, Hq, Sq, Sk] of a Hash-sparse bucketing."""
-    q, k = _f64(q, "q"), _f64(k, "k")
-    p = _problem(q, k, None)
-    a, b = _i32(q_buckets, "q_buckets", 3), _i32(k_buckets, "k_buckets", 3)
-    _check_row_shapes(p, a, b, ("q_buckets", "k_buckets"))
-    out = np.empty(q.shape[:3] + (k.shape[2],), np.uint8)
-    _lib.check(lib.fm_hash_sparse_dense_mask(ctypes.byref(p), _choice(CAUSALS, alignment,
-                                                                      "alignment"),
-                                             _lib.ptr(a, ctypes.c_int32),
-                                             _lib.ptr(b, ctypes.c_int32), n_buckets,
-                                             _lib.ptr(out, ctypes.c_uint8)),
-               "hash_sparse_dense_mask")
-    return out
+    return _sparse_dense_mask("hash", q, k, q_buckets, k_buckets, n_buckets, alignment)
 
 
 # ------------------------------------------------------------------ the pass rule, dense

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "prop.h"
+#include "runs.h"
 
 #define FM_DEFAULT_SEED 0x20261122ull
 #define FM_MSG_LEN 2048
@@ -481,4 +482,17 @@ double fm_max_abs(const double *a, size_t n)
         if (fabs(a[i]) > worst) worst = fabs(a[i]);
     }
     return worst;
+}
+
+void fm_property_test_run(void **state)
+{
+    const fm_property_test *t = *state;
+    if (t->needs_gpu) fm_test_skip_without_gpu();
+    fm_case_limits l = fm_case_limits_default();
+    if (t->max_batch > 0) l.max_batch = t->max_batch;
+    if (t->max_q_heads > 0) l.max_q_heads = t->max_q_heads;
+    if (t->max_seqlen > 0) l.max_seqlen = t->max_seqlen;
+    if (t->max_head_dim > 0) l.max_head_dim = t->max_head_dim;
+    if (t->families_only) l.families_only = 1;
+    fm_check_property(t->name, t->prop, t->ctx, t->trials, &l);
 }

@@ -65,6 +65,24 @@ typedef int (*fm_property_fn)(const fm_random_case *c, void *ctx, char *msg, siz
 int fm_check_property(const char *name, fm_property_fn prop, void *ctx, int default_trials,
                       const fm_case_limits *limits);
 
+/* One property test of a suite, as a table entry: fm_property_unit_test(t) is the cmocka test
+ * that runs fm_check_property(t.name, t.prop, t.ctx, t.trials, limits), the limits being
+ * fm_case_limits_default() with each max_* below that is > 0 in place of the default's and
+ * families_only set when it is (skipped first without a GPU where needs_gpu is set). The cmocka
+ * test is named after the property. */
+typedef struct fm_property_test {
+    const char *name;
+    fm_property_fn prop;
+    void *ctx;
+    int trials;
+    int64_t max_batch, max_q_heads, max_seqlen, max_head_dim;
+    int families_only;
+    int needs_gpu; /* 1: a cmocka skip where fm_cuda_available() says no */
+} fm_property_test;
+
+void fm_property_test_run(void **state); /* *state: the fm_property_test */
+#define fm_property_unit_test(t) {(t).name, fm_property_test_run, NULL, NULL, &(t)}
+
 /* A malloc'd copy of x[n] with every value rounded to dtype (fm_round_to_dtype): the inputs
  * as a candidate computing in dtype sees them. NULL when out of memory. */
 double *fm_rounded_copy(const double *x, size_t n, fm_dtype dtype);

@@ -1,11 +1,28 @@
 /* tests/common/test_fs.c — the helpers of test_fs.h. Layer: tests (POSIX only). */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include "test_fs.h"
 
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+char fm_test_tmpdir[256];
+
+int fm_test_tmpdir_setup(void **state)
+{
+    (void)state;
+    snprintf(fm_test_tmpdir, sizeof fm_test_tmpdir, "/tmp/fm-test-XXXXXX");
+    return mkdtemp(fm_test_tmpdir) ? 0 : -1;
+}
+
+int fm_test_tmpdir_teardown(void **state)
+{
+    (void)state;
+    return rmdir(fm_test_tmpdir);
+}
 
 void fm_test_path(char *out, size_t cap, const char *dir, const char *name)
 {

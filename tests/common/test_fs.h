@@ -1,12 +1,20 @@
 /* tests/common/test_fs.h — file-system helpers for the suites that write case directories
- * (tests/cli/test_case.c, tests/robustness/test_files.c): joining paths, rm -r, and counting
- * what a directory holds (to see that a save left nothing temporary behind).
+ * and files (tests/cli/, tests/robustness/test_files.c): a scratch directory per suite, joining
+ * paths, rm -r, and counting what a directory holds (to see that a save left nothing temporary
+ * behind).
  * Meson: part of fm_prop_dep (tests/common/meson.build). Layer: tests.
  */
 #ifndef FM_TEST_FS_H
 #define FM_TEST_FS_H
 
 #include <stddef.h>
+
+/* The suite's scratch directory: fm_test_tmpdir_setup, as the cmocka group setup, makes
+ * /tmp/fm-test-XXXXXX; fm_test_tmpdir_teardown removes it and fails unless the tests left it
+ * empty. */
+extern char fm_test_tmpdir[256];
+int fm_test_tmpdir_setup(void **state);
+int fm_test_tmpdir_teardown(void **state);
 
 /* out = "dir/name" (truncated to cap). */
 void fm_test_path(char *out, size_t cap, const char *dir, const char *name);

@@ -200,39 +200,26 @@ done:
     return ok;
 }
 
-/* Random interval vectors and families mixed; several tiles per side. */
-static void test_cpu_vs_reference_mixed(void **state)
-{
-    (void)state;
-    fm_case_limits l = {.max_batch = 2, .max_q_heads = 4, .max_seqlen = 300, .max_head_dim = 16,
-                        .allow_unequal_seqlens = 1, .families_only = 0};
-    fm_check_property("cpu_vs_reference_mixed", prop_cpu_matches_reference, NULL, 40, &l);
-}
-
-/* Every mask family with random parameters (the harness draws families uniformly). */
-static void test_cpu_vs_reference_families(void **state)
-{
-    (void)state;
-    fm_case_limits l = {.max_batch = 2, .max_q_heads = 4, .max_seqlen = 300, .max_head_dim = 16,
-                        .allow_unequal_seqlens = 1, .families_only = 1};
-    fm_check_property("cpu_vs_reference_families", prop_cpu_matches_reference, NULL, 60, &l);
-}
-
-/* Small shapes (lengths 1..24, one tile) hit the edge cases of the harness most often. */
-static void test_cpu_vs_reference_small(void **state)
-{
-    (void)state;
-    fm_check_property("cpu_vs_reference_small", prop_cpu_matches_reference, NULL, 200, NULL);
-}
-
-/* Large head dimension (the benchmark's D = 128) on a couple of tiles. */
-static void test_cpu_vs_reference_wide_heads(void **state)
-{
-    (void)state;
-    fm_case_limits l = {.max_batch = 1, .max_q_heads = 2, .max_seqlen = 260, .max_head_dim = 128,
-                        .allow_unequal_seqlens = 1, .families_only = 0};
-    fm_check_property("cpu_vs_reference_wide_heads", prop_cpu_matches_reference, NULL, 10, &l);
-}
+/* The property over five kinds of case (limits over fm_case_limits_default(), prop.h):
+ *   small:       lengths 1..24, one tile: the edge cases of the harness most often;
+ *   mixed:       random interval vectors and families mixed; several tiles per side;
+ *   families:    every mask family with random parameters (drawn uniformly);
+ *   wide_heads:  the benchmark's D = 128 on a couple of tiles;
+ *   long:        narrow heads on long sequences: runs of more than FM_CPU_RUN_TILES computed
+ *                tiles, runs broken by masked tiles, and ragged last tiles. */
+static fm_property_test small = {"cpu_vs_reference_small", prop_cpu_matches_reference,
+                                 .trials = 200};
+static fm_property_test mixed = {"cpu_vs_reference_mixed", prop_cpu_matches_reference,
+                                 .trials = 40, .max_seqlen = 300, .max_head_dim = 16};
+static fm_property_test families = {"cpu_vs_reference_families", prop_cpu_matches_reference,
+                                    .trials = 60, .max_seqlen = 300, .max_head_dim = 16,
+                                    .families_only = 1};
+static fm_property_test wide_heads = {"cpu_vs_reference_wide_heads", prop_cpu_matches_reference,
+                                      .trials = 10, .max_batch = 1, .max_q_heads = 2,
+                                      .max_seqlen = 260, .max_head_dim = 128};
+static fm_property_test long_seqs = {"cpu_vs_reference_long", prop_cpu_matches_reference,
+                                     .trials = 20, .max_batch = 1, .max_q_heads = 2,
+                                     .max_seqlen = 700, .max_head_dim = 6};
 
 static void test_report_margins(void **state)
 {
@@ -240,16 +227,6 @@ static void test_report_margins(void **state)
     printf("largest rel errors seen: O %.2g, LSE %.2g (bound %.0g); dQ %.2g, dK %.2g, dV %.2g "
            "(bound %.0g)\n", worst_seen[0], worst_seen[1], FM_CPU_TOL_FORWARD, worst_seen[2],
            worst_seen[3], worst_seen[4], FM_CPU_TOL_BACKWARD);
-}
-
-/* Long sequences with narrow heads: runs of more than FM_CPU_RUN_TILES computed tiles, runs
- * broken by masked tiles, and ragged last tiles. */
-static void test_cpu_vs_reference_long(void **state)
-{
-    (void)state;
-    fm_case_limits l = {.max_batch = 1, .max_q_heads = 2, .max_seqlen = 700, .max_head_dim = 6,
-                        .allow_unequal_seqlens = 1, .families_only = 0};
-    fm_check_property("cpu_vs_reference_long", prop_cpu_matches_reference, NULL, 20, &l);
 }
 
 int main(void)
@@ -261,11 +238,11 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cpu_vs_reference_small),
-        cmocka_unit_test(test_cpu_vs_reference_mixed),
-        cmocka_unit_test(test_cpu_vs_reference_families),
-        cmocka_unit_test(test_cpu_vs_reference_wide_heads),
-        cmocka_unit_test(test_cpu_vs_reference_long),
+        fm_property_unit_test(small),
+        fm_property_unit_test(mixed),
+        fm_property_unit_test(families),
+        fm_property_unit_test(wide_heads),
+        fm_property_unit_test(long_seqs),
         cmocka_unit_test(test_report_margins),
     };
     return cmocka_run_group_tests_name("cpu_props", tests, NULL, NULL);

@@ -26,8 +26,10 @@ typedef struct problem_data {
 } problem_data;
 
 /* A GQA causal-document problem over several tiles, with random inputs. */
-static void make_problem(problem_data *d)
+static problem_data *make_problem(void)
 {
+    problem_data *d = malloc(sizeof *d);
+    assert_non_null(d);
     fm_problem_init(&d->p, 2, 4, 2, 421, 421, 32);
     fm_mask_params params;
     assert_int_equal(fm_mask_params_default(&params, FM_FAMILY_CAUSAL_DOCUMENT, 421), FM_OK);
@@ -45,12 +47,27 @@ static void make_problem(problem_data *d)
         assert_non_null(*xs[t]);
         for (size_t i = 0; i < ns[t]; i++) (*xs[t])[i] = (float)fm_rng_normal(&rng);
     }
+    return d;
 }
 
 static void free_problem(problem_data *d)
 {
     free(d->q), free(d->k), free(d->v), free(d->dout);
     fm_mask_free(&d->m);
+}
+
+/* The cmocka fixture of every test here: *state is a fresh problem_data. */
+static int setup_problem(void **state)
+{
+    *state = make_problem();
+    return 0;
+}
+
+static int teardown_problem(void **state)
+{
+    free_problem(*state);
+    free(*state);
+    return 0;
 }
 
 static float *alloc_floats(size_t n)
@@ -62,56 +79,48 @@ static float *alloc_floats(size_t n)
 
 static void test_blas_thread_count_restored(void **state)
 {
-    (void)state;
-    problem_data d;
-    make_problem(&d);
-    float *out = alloc_floats(d.nq), *lse = alloc_floats(d.nl), *dq = alloc_floats(d.nq);
-    float *dk = alloc_floats(d.nkv), *dv = alloc_floats(d.nkv);
+    problem_data *d = *state;
+    float *out = alloc_floats(d->nq), *lse = alloc_floats(d->nl), *dq = alloc_floats(d->nq);
+    float *dk = alloc_floats(d->nkv), *dv = alloc_floats(d->nkv);
     openblas_set_num_threads(2);
     const int before = openblas_get_num_threads();
-    assert_int_equal(fm_cpu_forward(&d.p, &d.m, d.q, d.k, d.v, out, lse, NULL), FM_OK);
+    assert_int_equal(fm_cpu_forward(&d->p, &d->m, d->q, d->k, d->v, out, lse, NULL), FM_OK);
     assert_int_equal(openblas_get_num_threads(), before);
-    assert_int_equal(fm_cpu_backward(&d.p, &d.m, d.q, d.k, d.v, out, lse, d.dout, dq, dk, dv,
+    assert_int_equal(fm_cpu_backward(&d->p, &d->m, d->q, d->k, d->v, out, lse, d->dout, dq, dk, dv,
                                      NULL),
                      FM_OK);
     assert_int_equal(openblas_get_num_threads(), before);
     free(out), free(lse), free(dq), free(dk), free(dv);
-    free_problem(&d);
 }
 
 static void test_forward_same_bits_at_any_thread_count(void **state)
 {
-    (void)state;
-    problem_data d;
-    make_problem(&d);
-    float *out1 = alloc_floats(d.nq), *lse1 = alloc_floats(d.nl);
-    float *out2 = alloc_floats(d.nq), *lse2 = alloc_floats(d.nl);
+    problem_data *d = *state;
+    float *out1 = alloc_floats(d->nq), *lse1 = alloc_floats(d->nl);
+    float *out2 = alloc_floats(d->nq), *lse2 = alloc_floats(d->nl);
     const int saved = omp_get_max_threads();
     omp_set_num_threads(1);
-    assert_int_equal(fm_cpu_forward(&d.p, &d.m, d.q, d.k, d.v, out1, lse1, NULL), FM_OK);
+    assert_int_equal(fm_cpu_forward(&d->p, &d->m, d->q, d->k, d->v, out1, lse1, NULL), FM_OK);
     omp_set_num_threads(2);
-    assert_int_equal(fm_cpu_forward(&d.p, &d.m, d.q, d.k, d.v, out2, lse2, NULL), FM_OK);
+    assert_int_equal(fm_cpu_forward(&d->p, &d->m, d->q, d->k, d->v, out2, lse2, NULL), FM_OK);
     omp_set_num_threads(saved);
-    assert_memory_equal(out1, out2, d.nq * sizeof(float));
-    assert_memory_equal(lse1, lse2, d.nl * sizeof(float));
+    assert_memory_equal(out1, out2, d->nq * sizeof(float));
+    assert_memory_equal(lse1, lse2, d->nl * sizeof(float));
     free(out1), free(lse1), free(out2), free(lse2);
-    free_problem(&d);
 }
 
 static void test_backward_deterministic_flag(void **state)
 {
-    (void)state;
-    problem_data d;
-    make_problem(&d);
-    float *out = alloc_floats(d.nq), *lse = alloc_floats(d.nl);
-    assert_int_equal(fm_cpu_forward(&d.p, &d.m, d.q, d.k, d.v, out, lse, NULL), FM_OK);
+    problem_data *d = *state;
+    float *out = alloc_floats(d->nq), *lse = alloc_floats(d->nl);
+    assert_int_equal(fm_cpu_forward(&d->p, &d->m, d->q, d->k, d->v, out, lse, NULL), FM_OK);
     float *g[3][3]; /* [run][dq, dk, dv] */
-    const size_t n[3] = {d.nq, d.nkv, d.nkv};
+    const size_t n[3] = {d->nq, d->nkv, d->nkv};
     omp_set_num_threads(2);
     for (int r = 0; r < 3; r++) {
         for (int t = 0; t < 3; t++) g[r][t] = alloc_floats(n[t]);
-        d.p.flags = r < 2 ? FM_FLAG_DETERMINISTIC : 0; /* runs 0, 1 deterministic; 2 not */
-        assert_int_equal(fm_cpu_backward(&d.p, &d.m, d.q, d.k, d.v, out, lse, d.dout, g[r][0],
+        d->p.flags = r < 2 ? FM_FLAG_DETERMINISTIC : 0; /* runs 0, 1 deterministic; 2 not */
+        assert_int_equal(fm_cpu_backward(&d->p, &d->m, d->q, d->k, d->v, out, lse, d->dout, g[r][0],
                                          g[r][1], g[r][2], NULL),
                          FM_OK);
     }
@@ -120,7 +129,7 @@ static void test_backward_deterministic_flag(void **state)
     assert_memory_equal(g[0][1], g[2][1], n[1] * sizeof(float));
     assert_memory_equal(g[0][2], g[2][2], n[2] * sizeof(float));
     double diff = 0.0, mag = 0.0;
-    for (size_t i = 0; i < d.nq; i++) {
+    for (size_t i = 0; i < d->nq; i++) {
         diff = fmax(diff, fabs((double)g[0][0][i] - (double)g[2][0][i]));
         mag = fmax(mag, fabs((double)g[0][0][i]));
     }
@@ -128,45 +137,44 @@ static void test_backward_deterministic_flag(void **state)
     for (int r = 0; r < 3; r++)
         for (int t = 0; t < 3; t++) free(g[r][t]);
     free(out), free(lse);
-    free_problem(&d);
 }
 
 /* Two caller threads at once (an outer OpenMP region): both results equal the single call's,
  * and the OpenBLAS thread count is restored once both are done. */
 static void test_concurrent_callers(void **state)
 {
-    (void)state;
-    problem_data d;
-    make_problem(&d);
-    float *ref = alloc_floats(d.nq), *lref = alloc_floats(d.nl);
-    float *out[2] = {alloc_floats(d.nq), alloc_floats(d.nq)};
-    float *lse[2] = {alloc_floats(d.nl), alloc_floats(d.nl)};
+    problem_data *d = *state;
+    float *ref = alloc_floats(d->nq), *lref = alloc_floats(d->nl);
+    float *out[2] = {alloc_floats(d->nq), alloc_floats(d->nq)};
+    float *lse[2] = {alloc_floats(d->nl), alloc_floats(d->nl)};
     openblas_set_num_threads(2);
-    assert_int_equal(fm_cpu_forward(&d.p, &d.m, d.q, d.k, d.v, ref, lref, NULL), FM_OK);
+    assert_int_equal(fm_cpu_forward(&d->p, &d->m, d->q, d->k, d->v, ref, lref, NULL), FM_OK);
     fm_status st[2];
 #pragma omp parallel num_threads(2)
     {
         int t = omp_get_thread_num();
-        st[t] = fm_cpu_forward(&d.p, &d.m, d.q, d.k, d.v, out[t], lse[t], NULL);
+        st[t] = fm_cpu_forward(&d->p, &d->m, d->q, d->k, d->v, out[t], lse[t], NULL);
     }
     for (int t = 0; t < 2; t++) {
         assert_int_equal(st[t], FM_OK);
-        assert_memory_equal(out[t], ref, d.nq * sizeof(float));
-        assert_memory_equal(lse[t], lref, d.nl * sizeof(float));
+        assert_memory_equal(out[t], ref, d->nq * sizeof(float));
+        assert_memory_equal(lse[t], lref, d->nl * sizeof(float));
         free(out[t]), free(lse[t]);
     }
     assert_int_equal(openblas_get_num_threads(), 2);
     free(ref), free(lref);
-    free_problem(&d);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_blas_thread_count_restored),
-        cmocka_unit_test(test_forward_same_bits_at_any_thread_count),
-        cmocka_unit_test(test_backward_deterministic_flag),
-        cmocka_unit_test(test_concurrent_callers),
+        cmocka_unit_test_setup_teardown(test_blas_thread_count_restored, setup_problem,
+                                        teardown_problem),
+        cmocka_unit_test_setup_teardown(test_forward_same_bits_at_any_thread_count, setup_problem,
+                                        teardown_problem),
+        cmocka_unit_test_setup_teardown(test_backward_deterministic_flag, setup_problem,
+                                        teardown_problem),
+        cmocka_unit_test_setup_teardown(test_concurrent_callers, setup_problem, teardown_problem),
     };
     return cmocka_run_group_tests_name("cpu_threads", tests, NULL, NULL);
 }

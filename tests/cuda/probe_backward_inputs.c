@@ -19,32 +19,19 @@
 #include "flashmask/io.h"
 #include "flashmask/oracle.h"
 #include "prop.h"
-
-static void alloc_outputs(fm_tensors *t, size_t nq, size_t nkv, size_t nl)
-{
-    t->out = malloc(nq * sizeof(double)), t->lse = malloc(nl * sizeof(double));
-    t->dq = malloc(nq * sizeof(double)), t->dk = malloc(nkv * sizeof(double));
-    t->dv = malloc(nkv * sizeof(double));
-}
-
-static void free_outputs(fm_tensors *t)
-{
-    free(t->out), free(t->lse), free(t->dq), free(t->dk), free(t->dv);
-}
+#include "runs.h"
 
 /* Where dK is worst: the key row (b, kv head, key) and dim, ours, the reference, and the naive
  * same-precision value there, with that key row's largest error per dim range. */
 static void print_worst_dk(const fm_problem *p, const fm_mask *mask, const fm_tensors *in,
                            const fm_tensors *got, const fm_tensors *ref, size_t nkv, fm_dtype dtype)
 {
-    const size_t nq = fm_problem_q_elems(p), nl = fm_problem_lse_elems(p);
-    double *out = malloc(nq * sizeof(double)), *lse = malloc(nl * sizeof(double));
-    double *dq = malloc(nq * sizeof(double)), *dk = malloc(nkv * sizeof(double));
-    double *dv = malloc(nkv * sizeof(double));
-    if (!out || !lse || !dq || !dk || !dv ||
-        fm_naive_forward(p, mask, dtype, in->q, in->k, in->v, out, lse) != FM_OK ||
-        fm_naive_backward(p, mask, dtype, in->q, in->k, in->v, out, lse, in->dout, dq, dk, dv) !=
-            FM_OK) {
+    fm_tensors naive = {0};
+    fm_test_outputs_alloc(&naive, p);
+    double *dk = naive.dk;
+    if (fm_naive_forward(p, mask, dtype, in->q, in->k, in->v, naive.out, naive.lse) != FM_OK ||
+        fm_naive_backward(p, mask, dtype, in->q, in->k, in->v, naive.out, naive.lse, in->dout,
+                          naive.dq, naive.dk, naive.dv) != FM_OK) {
         fprintf(stderr, "naive: %s\n", fm_last_error());
     } else {
         size_t w = 0;
@@ -64,7 +51,7 @@ static void print_worst_dk(const fm_problem *p, const fm_mask *mask, const fm_te
         }
         printf("\n");
     }
-    free(out), free(lse), free(dq), free(dk), free(dv);
+    fm_test_outputs_free(&naive);
 }
 
 /* FM_PROBE_SAVE=DIR: the case (inputs and the reference's outputs) to DIR/case and our results
@@ -118,12 +105,14 @@ int main(int argc, char **argv)
     const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     const size_t nl = fm_problem_lse_elems(&p);
     fm_tensors in = {0};
-    in.q = fm_rounded_copy(c.q, nq, dtype), in.k = fm_rounded_copy(c.k, nkv, dtype);
-    in.v = fm_rounded_copy(c.v, nkv, dtype), in.dout = fm_rounded_copy(c.dout, nq, dtype);
+    if (!fm_test_inputs_rounded(&in, &p, c.q, c.k, c.v, c.dout, dtype)) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
     fm_problem p64 = p;
     p64.dtype = FM_FLOAT64;
     fm_tensors ref = in;
-    alloc_outputs(&ref, nq, nkv, nl);
+    fm_test_outputs_alloc(&ref, &p);
     if (fm_forward(FM_IMPL_REFERENCE, &p64, &c.mask, &ref) != FM_OK ||
         fm_backward(FM_IMPL_REFERENCE, &p64, &c.mask, &ref) != FM_OK) {
         fprintf(stderr, "reference: %s\n", fm_last_error());
@@ -138,7 +127,7 @@ int main(int argc, char **argv)
             fm_problem pp = p;
             if (det) pp.flags |= FM_FLAG_DETERMINISTIC;
             fm_tensors got = in;
-            alloc_outputs(&got, nq, nkv, nl);
+            fm_test_outputs_alloc(&got, &p);
             if (fm_cuda_forward_host(&pp, &c.mask, &got, &kopt) != FM_OK) {
                 fprintf(stderr, "cuda forward: %s\n", fm_last_error());
                 return 1;
@@ -160,10 +149,10 @@ int main(int argc, char **argv)
             printf("\n");
             if (k == 0) print_worst_dk(&p, &c.mask, &in, &got, &ref, nkv, dtype);
             if (k == 0 && !det && getenv("FM_PROBE_SAVE")) save_case(&c, &p, &in, &ref, &got);
-            free_outputs(&got);
+            fm_test_outputs_free(&got);
         }
-    free_outputs(&ref);
-    free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
+    fm_test_outputs_free(&ref);
+    fm_test_inputs_free(&in);
     fm_random_case_free(&c);
     return 0;
 }

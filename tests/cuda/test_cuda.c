@@ -28,15 +28,9 @@
 #include <cmocka.h>
 
 #include "flashmask/oracle.h"
+#include "expect_fail.h"
 #include "prop.h"
-
-static void skip_without_gpu(void)
-{
-    if (fm_cuda_available() != FM_OK) {
-        print_message("[  SKIP    ] %s\n", fm_last_error());
-        skip();
-    }
-}
+#include "runs.h"
 
 /* Runs the CUDA forward and backward on the case (inputs rounded to `dtype`) and judges all
  * five tensors with the oracle. Returns 1 on pass; msg says why not. */
@@ -52,16 +46,10 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     fm_kernel_options_default(&kopt);
     kopt.bwd_warpgroups = (c->seed & 4) ? 2 : 1;
     kopt.forward = (c->seed & 8) ? FM_KERNEL_MMA : FM_KERNEL_AUTO;
-    size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-    size_t nl = fm_problem_lse_elems(&p);
-    fm_tensors in = {0}, got = {0};
-    in.q = fm_rounded_copy(c->q, nq, dtype), in.k = fm_rounded_copy(c->k, nkv, dtype);
-    in.v = fm_rounded_copy(c->v, nkv, dtype), in.dout = fm_rounded_copy(c->dout, nq, dtype);
-    assert_true(in.q && in.k && in.v && in.dout);
+    fm_tensors in = {0}, got;
+    assert_true(fm_test_inputs_rounded(&in, &p, c->q, c->k, c->v, c->dout, dtype));
     got = in;
-    got.out = malloc(nq * sizeof(double)), got.lse = malloc(nl * sizeof(double));
-    got.dq = malloc(nq * sizeof(double)), got.dk = malloc(nkv * sizeof(double));
-    got.dv = malloc(nkv * sizeof(double));
+    fm_test_outputs_alloc(&got, &p);
     int ok = 0;
     fm_status st = fm_cuda_forward_host(&p, &c->mask, &got, &kopt);
     if (st == FM_OK) st = fm_cuda_backward_host(&p, &c->mask, &got, &kopt);
@@ -69,17 +57,8 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
         snprintf(msg, len, "cuda %s failed: %s", fm_dtype_name(dtype), fm_last_error());
     } else {
         fm_check_options opt = fm_check_options_default(dtype);
-        fm_check_report rep;
-        st = fm_check_case(&p, &c->mask, &in, &got, &opt, &rep);
-        if (st != FM_OK) {
-            snprintf(msg, len, "oracle error: %s", fm_last_error());
-        } else if (!rep.pass) {
-            int w = 0;
-            for (int i = 0; i < rep.n_tensors; i++)
-                if (!rep.tensor[i].pass) w = i;
-            snprintf(msg, len, "%s %s: max|err| %.3g > bound %.3g (naive %.3g): %s",
-                     fm_dtype_name(dtype), rep.tensor[w].name, rep.tensor[w].max_abs,
-                     rep.tensor[w].bound, rep.tensor[w].naive_max_abs, rep.tensor[w].why);
+        ok = fm_test_judge(&p, &c->mask, &in, &got, &opt, fm_dtype_name(dtype), msg, len);
+        if (ok == 0) {
             /* Tiny cases can fail by the rule's statistics rather than a defect
              * (docs/performance-cuda.md): the probe tells the two apart. */
             char spec[96];
@@ -89,51 +68,25 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
                      " [dissect: FM_LIMITS=<the replay line's> probe_backward_inputs "
                      "%" PRIu64 " %d %s]",
                      c->seed, dtype == FM_BFLOAT16, spec);
-            if (getenv("FM_VERBOSE")) fm_check_report_print(&rep, stderr);
-        } else {
-            ok = 1;
         }
     }
-    free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
-    free(got.out), free(got.lse), free(got.dq), free(got.dk), free(got.dv);
-    return ok;
+    fm_test_inputs_free(&in);
+    fm_test_outputs_free(&got);
+    return ok == 1;
 }
 
-static int prop_f16(const fm_random_case *c, void *ctx, char *msg, size_t len)
+/* ctx: the fm_dtype to run in. */
+static int prop_cuda(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
-    (void)ctx;
-    return cuda_passes(c, FM_FLOAT16, msg, len);
-}
-
-static int prop_bf16(const fm_random_case *c, void *ctx, char *msg, size_t len)
-{
-    (void)ctx;
-    return cuda_passes(c, FM_BFLOAT16, msg, len);
+    return cuda_passes(c, *(const fm_dtype *)ctx, msg, len);
 }
 
 /* Small shapes that still span several tiles (128-row query blocks, 64-key blocks). */
-static fm_case_limits random_limits(void)
-{
-    fm_case_limits l = fm_case_limits_default();
-    l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 300, l.max_head_dim = 256;
-    return l;
-}
-
-static void test_random_f16(void **state)
-{
-    (void)state;
-    skip_without_gpu();
-    fm_case_limits l = random_limits();
-    fm_check_property("cuda float16 passes the oracle", prop_f16, NULL, 200, &l);
-}
-
-static void test_random_bf16(void **state)
-{
-    (void)state;
-    skip_without_gpu();
-    fm_case_limits l = random_limits();
-    fm_check_property("cuda bfloat16 passes the oracle", prop_bf16, NULL, 200, &l);
-}
+static fm_dtype f16 = FM_FLOAT16, bf16 = FM_BFLOAT16;
+static fm_property_test random_f16 = {"cuda float16 passes the oracle", prop_cuda, &f16, 200,
+                                      .max_seqlen = 300, .max_head_dim = 256, .needs_gpu = 1};
+static fm_property_test random_bf16 = {"cuda bfloat16 passes the oracle", prop_cuda, &bf16, 200,
+                                       .max_seqlen = 300, .max_head_dim = 256, .needs_gpu = 1};
 
 /* The fast head dimensions on longer sequences: many tiles of every class per case. */
 static int prop_fast_dims(const fm_random_case *c, void *ctx, char *msg, size_t len)
@@ -143,14 +96,10 @@ static int prop_fast_dims(const fm_random_case *c, void *ctx, char *msg, size_t 
     return cuda_passes(&copy, (c->seed & 1) ? FM_BFLOAT16 : FM_FLOAT16, msg, len);
 }
 
-static void test_long_fast_dims(void **state)
-{
-    (void)state;
-    skip_without_gpu();
-    fm_case_limits l = fm_case_limits_default();
-    l.max_batch = 1, l.max_q_heads = 2, l.max_seqlen = 700, l.max_head_dim = 128;
-    fm_check_property("cuda long sequences pass the oracle", prop_fast_dims, NULL, 24, &l);
-}
+static fm_property_test long_fast_dims = {"cuda long sequences pass the oracle", prop_fast_dims,
+                                          .trials = 24, .max_batch = 1, .max_q_heads = 2,
+                                          .max_seqlen = 700, .max_head_dim = 128,
+                                          .needs_gpu = 1};
 
 /* The GPU pre-pass computes exactly the summaries of masks/. */
 static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t len)
@@ -190,126 +139,71 @@ static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t le
     return ok;
 }
 
-static void test_summary(void **state)
-{
-    (void)state;
-    skip_without_gpu();
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 400;
-    fm_check_property("gpu summary equals fm_block_summary_build", prop_summary, NULL, 100, &l);
-}
+static fm_property_test summary = {"gpu summary equals fm_block_summary_build", prop_summary,
+                                   .trials = 100, .max_seqlen = 400, .needs_gpu = 1};
 
-/* Runs forward + backward from host tensors; all outputs go to `r` (allocated here). */
-typedef struct run_out {
-    double *out, *lse, *dq, *dk, *dv;
-} run_out;
-
-static void run_out_free(run_out *r)
+/* Forward + backward from t's host inputs into its outputs. */
+static void run_both(const fm_problem *p, const fm_mask *m, fm_tensors *t)
 {
-    free(r->out), free(r->lse), free(r->dq), free(r->dk), free(r->dv);
-}
-
-static void run_both(const fm_problem *p, const fm_mask *m, const double *q, const double *k,
-                     const double *v, const double *dout, run_out *r)
-{
-    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    r->out = malloc(nq * 8), r->lse = malloc(fm_problem_lse_elems(p) * 8);
-    r->dq = malloc(nq * 8), r->dk = malloc(nkv * 8), r->dv = malloc(nkv * 8);
-    fm_tensors t = {q, k, v, dout, r->out, r->lse, r->dq, r->dk, r->dv};
-    assert_int_equal(fm_cuda_forward_host(p, m, &t, NULL), FM_OK);
-    assert_int_equal(fm_cuda_backward_host(p, m, &t, NULL), FM_OK);
+    assert_int_equal(fm_cuda_forward_host(p, m, t, NULL), FM_OK);
+    assert_int_equal(fm_cuda_backward_host(p, m, t, NULL), FM_OK);
 }
 
 /* A key block that every row masks is never loaded: NaN there changes nothing. */
 static void test_masked_tiles_not_loaded(void **state)
 {
     (void)state;
-    skip_without_gpu();
-    const int64_t S = 320, D = 64;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, S, S, D);
-    p.dtype = FM_BFLOAT16;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, S, S, FM_CAUSAL_TOP_LEFT), FM_OK);
-    for (int64_t j = 64; j < 128; j++) { /* key block 1: masked for every row */
-        int32_t *col = fm_mask_column(&m, 0, 0, j);
-        col[FM_LTS] = 0, col[FM_LTE] = (int32_t)S;
-    }
-    size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-    double *q = malloc(nq * 8), *k = malloc(nkv * 8), *v = malloc(nkv * 8);
-    double *dout = malloc(nq * 8);
-    fm_rng rng;
-    fm_rng_seed(&rng, 7);
-    for (size_t i = 0; i < nq; i++) q[i] = fm_rng_normal(&rng), dout[i] = fm_rng_normal(&rng);
-    for (size_t i = 0; i < nkv; i++) k[i] = fm_rng_normal(&rng), v[i] = fm_rng_normal(&rng);
-    for (int64_t j = 64; j < 128; j++)
-        for (int64_t d = 0; d < D; d++) k[j * D + d] = v[j * D + d] = 0.0;
-    run_out clean, poisoned;
-    run_both(&p, &m, q, k, v, dout, &clean);
-    for (int64_t j = 64; j < 128; j++)
-        for (int64_t d = 0; d < D; d++) k[j * D + d] = v[j * D + d] = NAN;
-    run_both(&p, &m, q, k, v, dout, &poisoned);
-    for (size_t i = 0; i < nq; i++) {
-        assert_memory_equal(&clean.out[i], &poisoned.out[i], sizeof(double));
-        assert_memory_equal(&clean.dq[i], &poisoned.dq[i], sizeof(double));
-    }
-    for (int64_t j = 0; j < S; j++) {
-        if (j >= 64 && j < 128) continue; /* dK, dV of the masked keys: not compared */
-        for (int64_t d = 0; d < D; d++) {
-            assert_memory_equal(&clean.dk[j * D + d], &poisoned.dk[j * D + d], sizeof(double));
-            assert_memory_equal(&clean.dv[j * D + d], &poisoned.dv[j * D + d], sizeof(double));
-        }
-    }
-    run_out_free(&clean), run_out_free(&poisoned);
-    free(q), free(k), free(v), free(dout);
-    fm_mask_free(&m);
+    fm_test_skip_without_gpu();
+    fm_test_masked_block f;
+    fm_test_masked_block_make(&f, 320, 64, FM_BFLOAT16, 7);
+    const fm_tensors in = {.q = f.q, .k = f.k, .v = f.v, .dout = f.dout};
+    fm_tensors clean = in, poisoned = in;
+    fm_test_outputs_alloc(&clean, &f.p), fm_test_outputs_alloc(&poisoned, &f.p);
+    fm_test_masked_block_fill(&f, 0.0);
+    run_both(&f.p, &f.m, &clean);
+    fm_test_masked_block_fill(&f, NAN);
+    run_both(&f.p, &f.m, &poisoned);
+    fm_test_masked_block_assert_same(&f, &clean, &poisoned);
+    fm_test_outputs_free(&clean), fm_test_outputs_free(&poisoned);
+    fm_test_masked_block_free(&f);
 }
 
 /* Two backward runs in deterministic mode give identical bits (GQA: dK/dV summed over heads). */
 static void test_deterministic(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
+    const fm_case_limits l = {.max_batch = 2, .max_q_heads = 8, .max_seqlen = 500,
+                              .max_head_dim = 128, .allow_unequal_seqlens = 1};
     fm_random_case c;
-    fm_case_limits l = random_limits();
-    l.max_q_heads = 8, l.max_seqlen = 500, l.max_head_dim = 128;
     assert_int_equal(fm_random_case_make(&c, 12345, &l), FM_OK);
     fm_problem p = c.problem;
     p.dtype = FM_FLOAT16;
     p.flags |= FM_FLAG_DETERMINISTIC;
-    run_out a, b;
-    run_both(&p, &c.mask, c.q, c.k, c.v, c.dout, &a);
-    run_both(&p, &c.mask, c.q, c.k, c.v, c.dout, &b);
-    size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-    assert_memory_equal(a.dq, b.dq, nq * 8);
-    assert_memory_equal(a.dk, b.dk, nkv * 8);
-    assert_memory_equal(a.dv, b.dv, nkv * 8);
-    run_out_free(&a), run_out_free(&b);
+    const fm_tensors in = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout};
+    fm_test_assert_repeatable(run_both, &p, &c.mask, &in, 0); /* dq, dk, dv */
     fm_random_case_free(&c);
 }
 
 static void test_bad_arguments(void **state)
 {
     (void)state;
-    skip_without_gpu();
-    fm_random_case c;
-    fm_case_limits l = fm_case_limits_default();
-    assert_int_equal(fm_random_case_make(&c, 99, &l), FM_OK);
-    size_t nq = fm_problem_q_elems(&c.problem), nl = fm_problem_lse_elems(&c.problem);
-    double *out = malloc(nq * 8), *lse = malloc(nl * 8);
-    fm_tensors t = {c.q, c.k, c.v, c.dout, out, lse, NULL, NULL, NULL};
+    fm_test_skip_without_gpu();
+    fm_random_case c; /* under fm_case_limits_default() */
+    assert_int_equal(fm_random_case_make(&c, 99, NULL), FM_OK);
+    fm_tensors t = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout};
+    fm_test_outputs_alloc(&t, &c.problem);
+    double *out = t.out, *lse = t.lse; /* stand-ins for device pointers: nothing launches */
     fm_problem p = c.problem;
     p.dtype = FM_FLOAT32;
-    assert_int_equal(fm_cuda_forward_host(&p, &c.mask, &t, NULL), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "float32"));
+    EXPECT_FAIL(fm_cuda_forward_host(&p, &c.mask, &t, NULL), FM_ERR_INVALID, "float32");
     /* Device API: head_dim outside the built set is refused, naming the value. */
     fm_cuda_mask dm;
     assert_int_equal(fm_cuda_mask_upload(&c.mask, &dm), FM_OK);
     p.dtype = FM_FLOAT16;
     p.head_dim = 48;
-    assert_int_equal(fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, NULL, NULL),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "48"));
+    EXPECT_FAIL(fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, NULL, NULL),
+                FM_ERR_INVALID, "48");
     /* The wgmma kernels serve D = 128 only: forcing them elsewhere is refused before a launch
      * (or, where they cannot run at all, reported unavailable). */
     fm_kernel_options wg;
@@ -319,7 +213,7 @@ static void test_bad_arguments(void **state)
     assert_true(st == FM_ERR_INVALID || st == FM_ERR_UNAVAILABLE);
     assert_non_null(strstr(fm_last_error(), "wgmma"));
     fm_cuda_mask_free(&dm);
-    free(out), free(lse);
+    fm_test_outputs_free(&t);
     fm_random_case_free(&c);
 }
 
@@ -338,15 +232,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unavailable_says_why),
         cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_summary),
+        fm_property_unit_test(summary),
         cmocka_unit_test(test_masked_tiles_not_loaded),
         cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_random_f16),
-        cmocka_unit_test(test_random_bf16),
-        cmocka_unit_test(test_long_fast_dims),
+        fm_property_unit_test(random_f16),
+        fm_property_unit_test(random_bf16),
+        fm_property_unit_test(long_fast_dims),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    /* No GPU: everything but the availability check skipped; tell meson so (exit 77). */
-    if (failed == 0 && fm_cuda_available() != FM_OK) return 77;
-    return failed;
+    /* No GPU: everything that needs one skipped; meson is told so (exit 77). */
+    return fm_test_gpu_suite_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

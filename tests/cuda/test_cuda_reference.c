@@ -36,15 +36,9 @@
 
 #include <cmocka.h>
 
+#include "expect_fail.h"
 #include "prop.h"
-
-static void skip_without_gpu(void)
-{
-    if (fm_cuda_available() != FM_OK) {
-        print_message("[  SKIP    ] %s\n", fm_last_error());
-        skip();
-    }
-}
+#include "runs.h"
 
 static double tolerance(void)
 {
@@ -71,30 +65,13 @@ static double rel_err(const double *a, const double *b, size_t n, double term)
 /* The relative errors of the last comparison (out, lse, dq, dk, dv), for the long test's log. */
 static double last_rel[5];
 
-typedef struct outs {
-    double *out, *lse, *dq, *dk, *dv;
-} outs;
-
-static void outs_alloc(outs *o, const fm_problem *p)
-{
-    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    o->out = calloc(nq, 8), o->lse = calloc(fm_problem_lse_elems(p), 8);
-    o->dq = calloc(nq, 8), o->dk = calloc(nkv, 8), o->dv = calloc(nkv, 8);
-    assert_true(o->out && o->lse && o->dq && o->dk && o->dv);
-}
-
-static void outs_free(outs *o)
-{
-    free(o->out), free(o->lse), free(o->dq), free(o->dk), free(o->dv);
-}
-
 /* GPU against CPU on one problem. The backward of both reads the CPU forward's out and lse, so
  * that each pass is judged on its own. Returns 1 when every tensor agrees; msg says which not. */
 static int agrees(const fm_problem *p, const fm_mask *m, const double *q, const double *k,
                   const double *v, const double *dout, char *msg, size_t len)
 {
-    outs cpu, gpu;
-    outs_alloc(&cpu, p), outs_alloc(&gpu, p);
+    fm_tensors cpu = {0}, gpu = {0};
+    fm_test_outputs_alloc(&cpu, p), fm_test_outputs_alloc(&gpu, p);
     int ok = 0;
     /* the CPU reference as fm_forward runs it (whichever form the library picks for the size) */
     fm_tensors tc = {q, k, v, dout, cpu.out, cpu.lse, cpu.dq, cpu.dk, cpu.dv};
@@ -133,7 +110,7 @@ static int agrees(const fm_problem *p, const fm_mask *m, const double *q, const 
         }
     }
 done:
-    outs_free(&cpu), outs_free(&gpu);
+    fm_test_outputs_free(&cpu), fm_test_outputs_free(&gpu);
     return ok;
 }
 
@@ -152,32 +129,15 @@ static int prop_agrees(const fm_random_case *c, void *ctx, char *msg, size_t len
     return ok;
 }
 
-static void test_random(void **state)
-{
-    (void)state;
-    skip_without_gpu();
-    fm_case_limits l = fm_case_limits_default();
-    l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 300, l.max_head_dim = 256;
-    fm_check_property("gpu float64 reference equals the cpu reference", prop_agrees, NULL, 200,
-                      &l);
-}
-
+static fm_property_test random_cases = {"gpu float64 reference equals the cpu reference",
+                                        prop_agrees, .trials = 200, .max_seqlen = 300,
+                                        .max_head_dim = 256, .needs_gpu = 1};
 /* Longer sequences: many key tiles of every class per row block, and the jumps over masked
  * runs in the dK/dV walk. */
-static void test_random_long(void **state)
-{
-    (void)state;
-    skip_without_gpu();
-    fm_case_limits l = fm_case_limits_default();
-    l.max_batch = 1, l.max_q_heads = 2, l.max_seqlen = 1100, l.max_head_dim = 128;
-    fm_check_property("gpu float64 reference equals the cpu reference (long)", prop_agrees, NULL,
-                      24, &l);
-}
-
-static void fill_normal(double *x, size_t n, fm_rng *rng)
-{
-    for (size_t i = 0; i < n; i++) x[i] = fm_rng_normal(rng);
-}
+static fm_property_test random_long = {"gpu float64 reference equals the cpu reference (long)",
+                                       prop_agrees, .trials = 24, .max_batch = 1,
+                                       .max_q_heads = 2, .max_seqlen = 1100, .max_head_dim = 128,
+                                       .needs_gpu = 1};
 
 /* Opt-in (FM_REF_CUDA_LONG=S): one head, D = 128, S x S, full and causal_document (8
  * documents) against the CPU reference: thousands of tiles per row, the online softmax's
@@ -185,7 +145,7 @@ static void fill_normal(double *x, size_t n, fm_rng *rng)
 static void test_long_opt_in(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     const char *env = getenv("FM_REF_CUDA_LONG");
     const int64_t S = env ? atoll(env) : 0;
     if (S < 1) {
@@ -193,15 +153,12 @@ static void test_long_opt_in(void **state)
         skip();
     }
     const int64_t D = 128;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, S, S, D);
+    fm_problem p = fm_test_problem(1, 1, 1, S, S, D);
     size_t nq = fm_problem_q_elems(&p);
-    double *q = malloc(nq * 8), *k = malloc(nq * 8), *v = malloc(nq * 8), *dout = malloc(nq * 8);
-    assert_true(q && k && v && dout);
     fm_rng rng;
     fm_rng_seed(&rng, fm_test_seed() ^ (uint64_t)S);
-    fill_normal(q, nq, &rng), fill_normal(k, nq, &rng), fill_normal(v, nq, &rng);
-    fill_normal(dout, nq, &rng);
+    double *q = fm_test_normal(nq, &rng), *k = fm_test_normal(nq, &rng);
+    double *v = fm_test_normal(nq, &rng), *dout = fm_test_normal(nq, &rng);
     const fm_family fams[2] = {FM_FAMILY_FULL, FM_FAMILY_CAUSAL_DOCUMENT};
     for (int f = 0; f < 2; f++) {
         fm_mask_params mp;
@@ -225,7 +182,7 @@ static void test_long_opt_in(void **state)
 static void test_grid(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     static const int64_t sizes[][2] = {{1, 1}, {63, 65}, {65, 63}, {129, 129}};
     static const int64_t dims[] = {1, 8, 64, 100, 128, 256};
     /* FM_REF_CUDA_GRID_STEP=k runs every k-th case (under compute-sanitizer) */
@@ -248,13 +205,10 @@ static void test_grid(void **state)
             fm_problem p;
             fm_problem_init(&p, 1, 4, (f & 1) ? 1 : 2, Sq, Sk, D); /* MQA or GQA */
             size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-            double *q = malloc(nq * 8), *k = malloc(nkv * 8), *v = malloc(nkv * 8);
-            double *dout = malloc(nq * 8);
-            assert_true(q && k && v && dout);
             fm_rng rng;
             fm_rng_seed(&rng, fm_test_seed() + (uint64_t)(100 * f + s));
-            fill_normal(q, nq, &rng), fill_normal(k, nkv, &rng), fill_normal(v, nkv, &rng);
-            fill_normal(dout, nq, &rng);
+            double *q = fm_test_normal(nq, &rng), *k = fm_test_normal(nkv, &rng);
+            double *v = fm_test_normal(nkv, &rng), *dout = fm_test_normal(nq, &rng);
             char msg[512] = "";
             for (int small = 0; small < 2; small++) { /* both tile tiers */
                 fm_cuda_reference_force_small_tiles(small);
@@ -278,12 +232,12 @@ static void test_grid(void **state)
 static void test_dispatch(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_random_case c;
     fm_case_limits l = fm_case_limits_default();
     assert_int_equal(fm_random_case_make(&c, fm_test_seed() ^ 0x5eed, &l), FM_OK);
-    outs a, b;
-    outs_alloc(&a, &c.problem), outs_alloc(&b, &c.problem);
+    fm_tensors a = {0}, b = {0};
+    fm_test_outputs_alloc(&a, &c.problem), fm_test_outputs_alloc(&b, &c.problem);
     fm_tensors ta = {c.q, c.k, c.v, c.dout, a.out, a.lse, a.dq, a.dk, a.dv};
     fm_tensors tb = {c.q, c.k, c.v, c.dout, b.out, b.lse, b.dq, b.dk, b.dv};
     assert_int_equal(fm_forward(FM_IMPL_REFERENCE_CUDA, &c.problem, &c.mask, &ta), FM_OK);
@@ -297,34 +251,28 @@ static void test_dispatch(void **state)
     assert_memory_equal(a.dk, b.dk, nkv * 8);
     assert_memory_equal(a.dv, b.dv, nkv * 8);
     assert_int_equal(fm_impl_dtype(FM_IMPL_REFERENCE_CUDA, &c.problem), FM_FLOAT64);
-    outs_free(&a), outs_free(&b);
+    fm_test_outputs_free(&a), fm_test_outputs_free(&b);
     fm_random_case_free(&c);
+}
+
+/* The GPU oracle's forward and backward from t's host inputs into its outputs. */
+static void run_gpu_reference(const fm_problem *p, const fm_mask *m, fm_tensors *t)
+{
+    assert_int_equal(fm_cuda_reference_forward_host(p, m, t), FM_OK);
+    assert_int_equal(fm_cuda_reference_backward_host(p, m, t), FM_OK);
 }
 
 /* Two runs, same bits (no floating-point atomics anywhere): GQA so that dK/dV sum heads. */
 static void test_deterministic(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_random_case c;
     fm_case_limits l = fm_case_limits_default();
     l.max_q_heads = 8, l.max_seqlen = 700, l.max_head_dim = 128;
     assert_int_equal(fm_random_case_make(&c, 4242, &l), FM_OK);
-    outs a, b;
-    outs_alloc(&a, &c.problem), outs_alloc(&b, &c.problem);
-    fm_tensors ta = {c.q, c.k, c.v, c.dout, a.out, a.lse, a.dq, a.dk, a.dv};
-    fm_tensors tb = {c.q, c.k, c.v, c.dout, b.out, b.lse, b.dq, b.dk, b.dv};
-    for (int r = 0; r < 2; r++) {
-        fm_tensors *t = r ? &tb : &ta;
-        assert_int_equal(fm_cuda_reference_forward_host(&c.problem, &c.mask, t), FM_OK);
-        assert_int_equal(fm_cuda_reference_backward_host(&c.problem, &c.mask, t), FM_OK);
-    }
-    size_t nq = fm_problem_q_elems(&c.problem), nkv = fm_problem_kv_elems(&c.problem);
-    assert_memory_equal(a.out, b.out, nq * 8);
-    assert_memory_equal(a.dq, b.dq, nq * 8);
-    assert_memory_equal(a.dk, b.dk, nkv * 8);
-    assert_memory_equal(a.dv, b.dv, nkv * 8);
-    outs_free(&a), outs_free(&b);
+    const fm_tensors in = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout};
+    fm_test_assert_repeatable(run_gpu_reference, &c.problem, &c.mask, &in, 1);
     fm_random_case_free(&c);
 }
 
@@ -333,12 +281,10 @@ static void test_deterministic(void **state)
 static void test_masked_tiles_and_rows(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     const int64_t S = 320, D = 64;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, S, S, D);
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, S, S, FM_CAUSAL_TOP_LEFT), FM_OK);
+    fm_problem p = fm_test_problem(1, 2, 1, S, S, D);
+    fm_mask m = fm_test_mask(1, 1, S, S, FM_CAUSAL_TOP_LEFT);
     /* Key block 1 (keys 64..127) masks every row; keys 0..63 mask row 100, which the causal
      * rule (top-left) already hides from keys past 100: row 100 sees nothing. */
     for (int64_t j = 0; j < 128; j++) {
@@ -346,17 +292,16 @@ static void test_masked_tiles_and_rows(void **state)
         col[FM_LTS] = j < 64 ? 100 : 0, col[FM_LTE] = j < 64 ? 101 : (int32_t)S;
     }
     size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-    double *q = malloc(nq * 8), *k = malloc(nkv * 8), *v = malloc(nkv * 8), *dout = malloc(nq * 8);
     fm_rng rng;
     fm_rng_seed(&rng, 11);
-    fill_normal(q, nq, &rng), fill_normal(k, nkv, &rng), fill_normal(v, nkv, &rng);
-    fill_normal(dout, nq, &rng);
+    double *q = fm_test_normal(nq, &rng), *k = fm_test_normal(nkv, &rng);
+    double *v = fm_test_normal(nkv, &rng), *dout = fm_test_normal(nq, &rng);
     char msg[512] = "";
     if (!agrees(&p, &m, q, k, v, dout, msg, sizeof msg)) fail_msg("%s", msg);
-    outs clean, poisoned;
-    outs_alloc(&clean, &p), outs_alloc(&poisoned, &p);
+    fm_tensors clean = {0}, poisoned = {0};
+    fm_test_outputs_alloc(&clean, &p), fm_test_outputs_alloc(&poisoned, &p);
     for (int r = 0; r < 2; r++) {
-        outs *o = r ? &poisoned : &clean;
+        fm_tensors *o = r ? &poisoned : &clean;
         if (r)
             for (int64_t j = 64 * D; j < 128 * D; j++) k[j] = v[j] = NAN;
         fm_tensors t = {q, k, v, dout, o->out, o->lse, o->dq, o->dk, o->dv};
@@ -372,7 +317,7 @@ static void test_masked_tiles_and_rows(void **state)
             assert_true(clean.dq[(h * S + 100) * D + d] == 0.0);
         }
     }
-    outs_free(&clean), outs_free(&poisoned);
+    fm_test_outputs_free(&clean), fm_test_outputs_free(&poisoned);
     free(q), free(k), free(v), free(dout);
     fm_mask_free(&m);
 }
@@ -381,22 +326,20 @@ static void test_masked_tiles_and_rows(void **state)
 static void test_bad_lse(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     fm_random_case c;
     fm_case_limits l = fm_case_limits_default();
     l.families_only = 1;
     assert_int_equal(fm_random_case_make(&c, 77, &l), FM_OK);
-    fm_mask full;
-    assert_int_equal(fm_mask_init(&full, c.problem.batch, 1, c.problem.seqlen_q,
-                                  c.problem.seqlen_k, FM_CAUSAL_NONE), FM_OK);
-    outs o;
-    outs_alloc(&o, &c.problem);
+    fm_mask full =
+        fm_test_mask(c.problem.batch, 1, c.problem.seqlen_q, c.problem.seqlen_k, FM_CAUSAL_NONE);
+    fm_tensors o = {0};
+    fm_test_outputs_alloc(&o, &c.problem);
     fm_tensors t = {c.q, c.k, c.v, c.dout, o.out, o.lse, o.dq, o.dk, o.dv};
     assert_int_equal(fm_cuda_reference_forward_host(&c.problem, &full, &t), FM_OK);
     o.lse[0] = -INFINITY;
-    assert_int_equal(fm_cuda_reference_backward_host(&c.problem, &full, &t), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "row 0"));
-    outs_free(&o);
+    EXPECT_FAIL(fm_cuda_reference_backward_host(&c.problem, &full, &t), FM_ERR_INVALID, "row 0");
+    fm_test_outputs_free(&o);
     fm_mask_free(&full);
     fm_random_case_free(&c);
 }
@@ -407,8 +350,7 @@ static void test_bad_lse(void **state)
 static void test_bad_arguments(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 4, 2, 100, 90, 64);
+    fm_problem p = fm_test_problem(1, 4, 2, 100, 90, 64);
     static double buf[16];
     double *ok = buf, *d = NULL;
     fm_cuda_mask dm;
@@ -421,44 +363,34 @@ static void test_bad_arguments(void **state)
         print_message("[  SKIP    ] %s\n", fm_last_error());
         skip();
     }
-    assert_int_equal(st, FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "q is NULL"));
+    EXPECT_FAIL(st, FM_ERR_INVALID, "q is NULL");
     double *misaligned = (double *)((char *)buf + 4);
-    assert_int_equal(fm_cuda_reference_forward(&p, &dm, misaligned, ok, ok, ok, ok, NULL),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "8-byte"));
-    assert_int_equal(fm_cuda_reference_backward(&p, &dm, ok, ok, ok, ok, ok, ok, ok, ok, d,
-                                                NULL),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "dv is NULL"));
+    EXPECT_FAIL(fm_cuda_reference_forward(&p, &dm, misaligned, ok, ok, ok, ok, NULL),
+                FM_ERR_INVALID, "8-byte");
+    EXPECT_FAIL(fm_cuda_reference_backward(&p, &dm, ok, ok, ok, ok, ok, ok, ok, ok, d, NULL),
+                FM_ERR_INVALID, "dv is NULL");
     fm_problem bad = p;
     bad.head_dim = 300;
-    assert_int_equal(fm_cuda_reference_forward(&bad, &dm, ok, ok, ok, ok, ok, NULL),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "300"));
+    EXPECT_FAIL(fm_cuda_reference_forward(&bad, &dm, ok, ok, ok, ok, ok, NULL),
+                FM_ERR_INVALID, "300");
     bad = p, bad.seqlen_k = 91;
-    assert_int_equal(fm_cuda_reference_forward(&bad, &dm, ok, ok, ok, ok, ok, NULL),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "100 x 90"));
+    EXPECT_FAIL(fm_cuda_reference_forward(&bad, &dm, ok, ok, ok, ok, ok, NULL),
+                FM_ERR_INVALID, "100 x 90");
     bad = p, bad.kv_heads = 3;
-    assert_int_equal(fm_cuda_reference_forward(&bad, &dm, ok, ok, ok, ok, ok, NULL),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "kv_heads = 3"));
+    EXPECT_FAIL(fm_cuda_reference_forward(&bad, &dm, ok, ok, ok, ok, ok, NULL),
+                FM_ERR_INVALID, "kv_heads = 3");
     bad = p, bad.scale = -1.0;
-    assert_int_equal(fm_cuda_reference_forward(&bad, &dm, ok, ok, ok, ok, ok, NULL),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "scale"));
+    EXPECT_FAIL(fm_cuda_reference_forward(&bad, &dm, ok, ok, ok, ok, ok, NULL),
+                FM_ERR_INVALID, "scale");
     bad = p, bad.batch = 20000, bad.q_heads = 4; /* B * Hq = 80000: past the grid */
     fm_cuda_mask big = dm;
     big.batch = 20000;
-    assert_int_equal(fm_cuda_reference_forward(&bad, &big, ok, ok, ok, ok, ok, NULL),
-                     FM_ERR_OVERFLOW);
-    assert_non_null(strstr(fm_last_error(), "B*Hq"));
+    EXPECT_FAIL(fm_cuda_reference_forward(&bad, &big, ok, ok, ok, ok, ok, NULL),
+                FM_ERR_OVERFLOW, "B*Hq");
     fm_cuda_mask none = dm;
     none.bounds = NULL;
-    assert_int_equal(fm_cuda_reference_forward(&p, &none, ok, ok, ok, ok, ok, NULL),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "not uploaded"));
+    EXPECT_FAIL(fm_cuda_reference_forward(&p, &none, ok, ok, ok, ok, ok, NULL),
+                FM_ERR_INVALID, "not uploaded");
 }
 
 /* Without a GPU (or a CUDA build) the oracle says why, through every entry point. */
@@ -471,15 +403,15 @@ static void test_unavailable_says_why(void **state)
     fm_random_case c;
     fm_case_limits l = fm_case_limits_default();
     assert_int_equal(fm_random_case_make(&c, 5, &l), FM_OK);
-    outs o;
-    outs_alloc(&o, &c.problem);
+    fm_tensors o = {0};
+    fm_test_outputs_alloc(&o, &c.problem);
     fm_tensors t = {c.q, c.k, c.v, c.dout, o.out, o.lse, o.dq, o.dk, o.dv};
     assert_int_equal(fm_forward(FM_IMPL_REFERENCE_CUDA, &c.problem, &c.mask, &t),
                      FM_ERR_UNAVAILABLE);
     assert_true(strlen(fm_last_error()) > 10);
     assert_int_equal(fm_cuda_reference_backward_host(&c.problem, &c.mask, &t),
                      FM_ERR_UNAVAILABLE);
-    outs_free(&o);
+    fm_test_outputs_free(&o);
     fm_random_case_free(&c);
 }
 
@@ -491,7 +423,7 @@ static void test_unavailable_says_why(void **state)
 static void test_offsets_past_2g(void **state)
 {
     (void)state;
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     const char *big = getenv("FM_REF_CUDA_BIG");
     if (!big || strcmp(big, "1") != 0) {
         print_message("[  SKIP    ] set FM_REF_CUDA_BIG=1 to run (75 GB of device memory)\n");
@@ -502,8 +434,7 @@ static void test_offsets_past_2g(void **state)
     fm_problem_init(&p, 1, Hq, Hk, S, S, D);
     fm_problem_init(&p1, 1, G, 1, S, S, D);
     assert_true(fm_problem_q_elems(&p) > ((size_t)1 << 31));
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, S, S, FM_CAUSAL_BOTTOM_RIGHT), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, S, S, FM_CAUSAL_BOTTOM_RIGHT);
     const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     const size_t nq1 = fm_problem_q_elems(&p1), nkv1 = fm_problem_kv_elems(&p1);
     double *q = calloc(nq, 8), *k = calloc(nkv, 8), *v = calloc(nkv, 8), *dout = calloc(nq, 8);
@@ -511,10 +442,12 @@ static void test_offsets_past_2g(void **state)
     fm_rng rng;
     fm_rng_seed(&rng, 2024);
     /* the last group: query heads Hq - G .. Hq - 1, kv head Hk - 1 */
-    fill_normal(q + nq - nq1, nq1, &rng), fill_normal(dout + nq - nq1, nq1, &rng);
-    fill_normal(k + nkv - nkv1, nkv1, &rng), fill_normal(v + nkv - nkv1, nkv1, &rng);
-    outs all, one;
-    outs_alloc(&all, &p), outs_alloc(&one, &p1);
+    fm_test_fill_normal(q + nq - nq1, nq1, &rng);
+    fm_test_fill_normal(dout + nq - nq1, nq1, &rng);
+    fm_test_fill_normal(k + nkv - nkv1, nkv1, &rng);
+    fm_test_fill_normal(v + nkv - nkv1, nkv1, &rng);
+    fm_tensors all = {0}, one = {0};
+    fm_test_outputs_alloc(&all, &p), fm_test_outputs_alloc(&one, &p1);
     fm_tensors ta = {q, k, v, dout, all.out, all.lse, all.dq, all.dk, all.dv};
     fm_tensors t1 = {q + nq - nq1, k + nkv - nkv1, v + nkv - nkv1, dout + nq - nq1,
                      one.out, one.lse, one.dq, one.dk, one.dv};
@@ -527,7 +460,7 @@ static void test_offsets_past_2g(void **state)
     assert_memory_equal(all.dq + nq - nq1, one.dq, nq1 * 8);
     assert_memory_equal(all.dk + nkv - nkv1, one.dk, nkv1 * 8);
     assert_memory_equal(all.dv + nkv - nkv1, one.dv, nkv1 * 8);
-    outs_free(&all), outs_free(&one);
+    fm_test_outputs_free(&all), fm_test_outputs_free(&one);
     free(q), free(k), free(v), free(dout);
     fm_mask_free(&m);
 }
@@ -542,13 +475,11 @@ int main(void)
         cmocka_unit_test(test_masked_tiles_and_rows),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_grid),
-        cmocka_unit_test(test_random),
-        cmocka_unit_test(test_random_long),
+        fm_property_unit_test(random_cases),
+        fm_property_unit_test(random_long),
         cmocka_unit_test(test_long_opt_in),
         cmocka_unit_test(test_offsets_past_2g),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    /* No GPU: everything but the availability check skipped; tell meson so (exit 77). */
-    if (failed == 0 && fm_cuda_available() != FM_OK) return 77;
-    return failed;
+    /* No GPU: everything that needs one skipped; meson is told so (exit 77). */
+    return fm_test_gpu_suite_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

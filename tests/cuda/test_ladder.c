@@ -26,20 +26,14 @@
 #include <cmocka.h>
 
 #include "flashmask/oracle.h"
+#include "expect_fail.h"
 #include "prop.h"
+#include "runs.h"
 
 static int built(void)
 {
     return !(fm_cuda_ladder_check(1, 0, 64) == FM_ERR_UNAVAILABLE &&
              strstr(fm_last_error(), "no CUDA layer"));
-}
-
-static void skip_without_gpu(void)
-{
-    if (fm_cuda_available() != FM_OK) {
-        print_message("[  SKIP    ] %s\n", fm_last_error());
-        skip();
-    }
 }
 
 /* FM_LADDER_STEPS="1,2,3" limits the run to those steps (how the GPU script runs the slow
@@ -90,19 +84,14 @@ static int step_passes(const fm_random_case *c, void *vctx, char *msg, size_t le
     const size_t kv_rows = fm_problem_kv_elems(&p) / (size_t)d;
     p.head_dim = dw;
     if (dw != d) p.scale = 1.0 / sqrt((double)dw);
-    const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
     double *wq = widen(c->q, q_rows, d, dw), *wk = widen(c->k, kv_rows, d, dw);
     double *wv = widen(c->v, kv_rows, d, dw), *wdo = widen(c->dout, q_rows, d, dw);
-    fm_tensors in = {0}, got = {0};
-    in.q = fm_rounded_copy(wq, nq, p.dtype), in.k = fm_rounded_copy(wk, nkv, p.dtype);
-    in.v = fm_rounded_copy(wv, nkv, p.dtype), in.dout = fm_rounded_copy(wdo, nq, p.dtype);
+    fm_tensors in = {0}, got;
+    const int rounded = fm_test_inputs_rounded(&in, &p, wq, wk, wv, wdo, p.dtype);
     free(wq), free(wk), free(wv), free(wdo);
-    assert_true(in.q && in.k && in.v && in.dout);
+    assert_true(rounded);
     got = in;
-    got.out = malloc(nq * sizeof(double)), got.lse = malloc(q_rows * sizeof(double));
-    got.dq = malloc(nq * sizeof(double)), got.dk = malloc(nkv * sizeof(double));
-    got.dv = malloc(nkv * sizeof(double));
-    assert_true(got.out && got.lse && got.dq && got.dk && got.dv);
+    fm_test_outputs_alloc(&got, &p);
     const int backward = has_backward(ctx->step);
     int ok = 0;
     fm_status st = fm_cuda_forward_host_step(ctx->step, &p, &c->mask, &got);
@@ -113,31 +102,19 @@ static int step_passes(const fm_random_case *c, void *vctx, char *msg, size_t le
     } else {
         fm_check_options opt = fm_check_options_default(p.dtype);
         opt.forward_only = !backward;
-        fm_check_report rep;
-        st = fm_check_case(&p, &c->mask, &in, &got, &opt, &rep);
-        if (st != FM_OK) {
-            snprintf(msg, len, "oracle error: %s", fm_last_error());
-        } else if (!rep.pass) {
-            int w = 0;
-            for (int i = 0; i < rep.n_tensors; i++)
-                if (!rep.tensor[i].pass) w = i;
-            snprintf(msg, len, "step %d %s D=%lld %s: max|err| %.3g > bound %.3g (naive %.3g): %s",
-                     ctx->step, fm_dtype_name(p.dtype), (long long)dw, rep.tensor[w].name,
-                     rep.tensor[w].max_abs, rep.tensor[w].bound, rep.tensor[w].naive_max_abs,
-                     rep.tensor[w].why);
-            if (getenv("FM_VERBOSE")) fm_check_report_print(&rep, stderr);
-        } else {
-            ok = 1;
-        }
+        char what[64];
+        snprintf(what, sizeof what, "step %d %s D=%lld", ctx->step, fm_dtype_name(p.dtype),
+                 (long long)dw);
+        ok = fm_test_judge(&p, &c->mask, &in, &got, &opt, what, msg, len) == 1;
     }
-    free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
-    free(got.out), free(got.lse), free(got.dq), free(got.dk), free(got.dv);
+    fm_test_inputs_free(&in);
+    fm_test_outputs_free(&got);
     return ok;
 }
 
 static void run_step(int step, fm_dtype dtype, int trials, int64_t max_seqlen, int64_t max_d)
 {
-    skip_without_gpu();
+    fm_test_skip_without_gpu();
     if (!step_selected(step)) skip();
     if (!step_runs_here(step)) {
         print_message("[  SKIP    ] step %d: %s\n", step, fm_last_error());
@@ -162,62 +139,37 @@ STEP_TESTS(3)
 STEP_TESTS(4)
 STEP_TESTS(5)
 
-/* A key block that every row masks is never read by any step: NaN there changes nothing. */
-static void run_poisoned(int step, const double *q, const double *k, const double *v,
-                         const double *dout, const fm_problem *p, const fm_mask *m, double *out,
-                         double *dq, double *dk, double *dv)
+/* Forward (and backward where the step has one) of `step` on the fixture's tensors; the
+ * outputs go to `r` (allocated here). */
+static void run_masked_block(int step, const fm_test_masked_block *f, fm_tensors *r)
 {
-    double *lse = malloc(fm_problem_lse_elems(p) * sizeof *lse);
-    assert_non_null(lse);
-    fm_tensors t = {q, k, v, dout, out, lse, dq, dk, dv};
-    assert_int_equal(fm_cuda_forward_host_step(step, p, m, &t), FM_OK);
-    if (has_backward(step)) assert_int_equal(fm_cuda_backward_host_step(step, p, m, &t), FM_OK);
-    free(lse);
+    const fm_tensors in = {.q = f->q, .k = f->k, .v = f->v, .dout = f->dout};
+    *r = in;
+    fm_test_outputs_alloc(r, &f->p);
+    assert_int_equal(fm_cuda_forward_host_step(step, &f->p, &f->m, r), FM_OK);
+    if (has_backward(step))
+        assert_int_equal(fm_cuda_backward_host_step(step, &f->p, &f->m, r), FM_OK);
 }
 
+/* A key block that every row masks is never read by any step: NaN there changes nothing. */
 static void test_masked_tiles_not_read(void **state)
 {
     (void)state;
-    skip_without_gpu();
-    const int64_t S = 320, D = 128;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, S, S, D);
-    p.dtype = FM_BFLOAT16;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, S, S, FM_CAUSAL_TOP_LEFT), FM_OK);
-    for (int64_t j = 64; j < 128; j++) { /* key block 1: masked for every row */
-        int32_t *col = fm_mask_column(&m, 0, 0, j);
-        col[FM_LTS] = 0, col[FM_LTE] = (int32_t)S;
-    }
-    const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-    double *q = malloc(nq * 8), *k = malloc(nkv * 8), *v = malloc(nkv * 8), *dout = malloc(nq * 8);
-    double *o[2], *dq[2], *dk[2], *dv[2];
-    fm_rng rng;
-    fm_rng_seed(&rng, 11);
-    for (size_t i = 0; i < nq; i++) q[i] = fm_rng_normal(&rng), dout[i] = fm_rng_normal(&rng);
-    for (size_t i = 0; i < nkv; i++) k[i] = fm_rng_normal(&rng), v[i] = fm_rng_normal(&rng);
+    fm_test_skip_without_gpu();
+    fm_test_masked_block f;
+    fm_test_masked_block_make(&f, 320, 128, FM_BFLOAT16, 11);
     for (int step = 1; step <= FM_CUDA_LADDER_STEPS; step++) {
         if (!step_runs_here(step)) continue;
-        for (int run = 0; run < 2; run++) {
-            const double fill = run ? NAN : 0.0;
-            for (int64_t j = 64; j < 128; j++)
-                for (int64_t d = 0; d < D; d++) k[j * D + d] = v[j * D + d] = fill;
-            o[run] = calloc(nq, 8), dq[run] = calloc(nq, 8);
-            dk[run] = calloc(nkv, 8), dv[run] = calloc(nkv, 8);
-            run_poisoned(step, q, k, v, dout, &p, &m, o[run], dq[run], dk[run], dv[run]);
-        }
+        fm_tensors clean, poisoned;
+        fm_test_masked_block_fill(&f, 0.0);
+        run_masked_block(step, &f, &clean);
+        fm_test_masked_block_fill(&f, NAN);
+        run_masked_block(step, &f, &poisoned);
         print_message("step %d: comparing the clean and poisoned runs\n", step);
-        assert_memory_equal(o[0], o[1], nq * 8);
-        assert_memory_equal(dq[0], dq[1], nq * 8);
-        for (int64_t j = 0; j < S; j++) { /* dK, dV of the masked keys themselves: not compared */
-            if (j >= 64 && j < 128) continue;
-            assert_memory_equal(dk[0] + j * D, dk[1] + j * D, D * 8);
-            assert_memory_equal(dv[0] + j * D, dv[1] + j * D, D * 8);
-        }
-        for (int run = 0; run < 2; run++) free(o[run]), free(dq[run]), free(dk[run]), free(dv[run]);
+        fm_test_masked_block_assert_same(&f, &clean, &poisoned);
+        fm_test_outputs_free(&clean), fm_test_outputs_free(&poisoned);
     }
-    free(q), free(k), free(v), free(dout);
-    fm_mask_free(&m);
+    fm_test_masked_block_free(&f);
 }
 
 /* Bad requests name the step; they are decided before any device is touched. */
@@ -225,13 +177,10 @@ static void test_bad_steps(void **state)
 {
     (void)state;
     if (!built()) skip();
-    assert_int_equal(fm_cuda_ladder_check(6, 0, 64), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "step 6"));
+    EXPECT_FAIL(fm_cuda_ladder_check(6, 0, 64), FM_ERR_INVALID, "step 6");
     assert_int_equal(fm_cuda_ladder_check(-1, 1, 64), FM_ERR_INVALID);
-    assert_int_equal(fm_cuda_ladder_check(3, 1, 64), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "backward step 3"));
-    assert_int_equal(fm_cuda_ladder_check(5, 0, 64), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "128"));
+    EXPECT_FAIL(fm_cuda_ladder_check(3, 1, 64), FM_ERR_INVALID, "backward step 3");
+    EXPECT_FAIL(fm_cuda_ladder_check(5, 0, 64), FM_ERR_INVALID, "128");
     /* A valid request: FM_OK where it runs, else why not (no device, not Hopper). */
     const fm_status st = fm_cuda_ladder_check(2, 0, 64);
     assert_true(st == FM_OK || (st == FM_ERR_UNAVAILABLE && strlen(fm_last_error()) > 10));
@@ -244,8 +193,7 @@ static void test_bad_steps(void **state)
     p.dtype = FM_FLOAT16;
     double *out = malloc(fm_problem_q_elems(&p) * 8), *lse = malloc(fm_problem_lse_elems(&p) * 8);
     fm_tensors t = {c.q, c.k, c.v, c.dout, out, lse, NULL, NULL, NULL};
-    assert_int_equal(fm_cuda_forward_host_step(7, &p, &c.mask, &t), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "step 7"));
+    EXPECT_FAIL(fm_cuda_forward_host_step(7, &p, &c.mask, &t), FM_ERR_INVALID, "step 7");
     free(out), free(lse);
     fm_random_case_free(&c);
 }
@@ -265,7 +213,6 @@ int main(void)
         STEP_ENTRIES(4),
         STEP_ENTRIES(5),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    if (failed == 0 && fm_cuda_available() != FM_OK) return 77; /* no GPU: meson SKIP */
-    return failed;
+    /* No GPU: everything that needs one skipped; meson is told so (exit 77). */
+    return fm_test_gpu_suite_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "flashmask.h"
+#include "runs.h"
 
 /* The last error message must contain every given fragment. */
 static void expect_message(const char *const *fragments, int n)
@@ -32,8 +33,7 @@ static void expect_message(const char *const *fragments, int n)
 /* A 1 x 2 x Sq=6 x Sk=5 mask with nothing masked. */
 static fm_mask small_mask(fm_causal causal)
 {
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 2, 6, 5, causal), FM_OK);
+    fm_mask m = fm_test_mask(1, 2, 6, 5, causal);
     return m;
 }
 
@@ -187,8 +187,7 @@ static void test_causal_alignments_unequal(void **state)
 static void test_allowed_pairs_union(void **state)
 {
     (void)state;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, 10, 1, FM_CAUSAL_TOP_LEFT), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 10, 1, FM_CAUSAL_TOP_LEFT);
     /* column 0: causal prefix is empty (j = 0); LT [2, 7), UT [5, 9): union [2, 9) = 7 rows */
     int32_t *c = fm_mask_column(&m, 0, 0, 0);
     c[FM_LTS] = 2, c[FM_LTE] = 7, c[FM_UTS] = 5, c[FM_UTE] = 9;
@@ -321,8 +320,7 @@ static void test_startend_invalid(void **state)
 static void test_tile_stats_causal(void **state)
 {
     (void)state;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, 8, 8, FM_CAUSAL_BOTTOM_RIGHT), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 8, 8, FM_CAUSAL_BOTTOM_RIGHT);
     fm_tile_stats s;
     assert_int_equal(fm_mask_tile_stats(&m, 4, 4, &s), FM_OK);
     assert_int_equal(s.total, 4);
@@ -345,8 +343,7 @@ static void test_tile_stats_causal(void **state)
 static void test_union_rule_is_tighter(void **state)
 {
     (void)state;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, 4, 4, FM_CAUSAL_TOP_LEFT), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 4, 4, FM_CAUSAL_TOP_LEFT);
     for (int j = 2; j < 4; j++)
         fm_mask_column(&m, 0, 0, j)[FM_LTS] = 2, fm_mask_column(&m, 0, 0, j)[FM_LTE] = 4;
     fm_block_summary s;
@@ -362,8 +359,7 @@ static void test_union_rule_is_tighter(void **state)
 static void test_summary_canonical_empties(void **state)
 {
     (void)state;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, 8, 4, FM_CAUSAL_NONE), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 8, 4, FM_CAUSAL_NONE);
     for (int j = 0; j < 4; j++) {
         int32_t *c = fm_mask_column(&m, 0, 0, j);
         c[FM_LTS] = c[FM_LTE] = (int32_t)(3 + j % 2);
@@ -393,8 +389,7 @@ static void test_summary_canonical_empties(void **state)
 static void test_summary_empty_columns_keep_unmasked(void **state)
 {
     (void)state;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, 8, 4, FM_CAUSAL_NONE), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 8, 4, FM_CAUSAL_NONE);
     int32_t *c = fm_mask_column(&m, 0, 0, 1);
     c[FM_LTS] = 2, c[FM_LTE] = 4;
     fm_block_summary s;
@@ -419,8 +414,7 @@ static void test_summary_empty_columns_keep_unmasked(void **state)
 static void test_flex_small(void **state)
 {
     (void)state;
-    fm_mask m;
-    assert_int_equal(fm_mask_init(&m, 1, 1, 8, 8, FM_CAUSAL_TOP_LEFT), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 8, 8, FM_CAUSAL_TOP_LEFT);
     fm_flex_block_mask fb;
     assert_int_equal(fm_mask_to_flex_blocks(&m, 4, 4, &fb), FM_OK);
     assert_int_equal(fb.n_q_blocks, 2);

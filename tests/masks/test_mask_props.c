@@ -151,14 +151,23 @@ static int64_t draw_block(fm_rng *rng, int64_t seqlen)
     return fm_rng_range(rng, 1, seqlen + 2);
 }
 
+/* The case's mask made dense (dense_of), and a tile shape drawn (draw_block) from the case's
+ * seed ^ salt; NULL, with msg, when out of memory. */
+static uint8_t *dense_and_tile(const fm_random_case *c, uint64_t salt, int64_t *bq, int64_t *bk,
+                               char *msg, size_t len)
+{
+    fm_rng rng;
+    fm_rng_seed(&rng, c->seed ^ salt);
+    *bq = draw_block(&rng, c->mask.seqlen_q), *bk = draw_block(&rng, c->mask.seqlen_k);
+    return dense_of(&c->mask, msg, len);
+}
+
 static int prop_tiles_sound(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
     tightness *t = ctx;
     const fm_mask *m = &c->mask;
-    fm_rng rng;
-    fm_rng_seed(&rng, c->seed ^ 0x7111e5ull);
-    int64_t bq = draw_block(&rng, m->seqlen_q), bk = draw_block(&rng, m->seqlen_k);
-    uint8_t *d = dense_of(m, msg, len);
+    int64_t bq, bk;
+    uint8_t *d = dense_and_tile(c, 0x7111e5ull, &bq, &bk, msg, len);
     if (!d) return 0;
     fm_block_summary s;
     if (fm_block_summary_build(m, bk, &s)) {
@@ -405,10 +414,8 @@ static void test_startend_round_trip(void **state)
 static int prop_flex(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
     const fm_mask *m = &c->mask;
-    fm_rng rng;
-    fm_rng_seed(&rng, c->seed ^ 0xf1e8ull);
-    int64_t bq = draw_block(&rng, m->seqlen_q), bk = draw_block(&rng, m->seqlen_k);
-    uint8_t *d = dense_of(m, msg, len);
+    int64_t bq, bk;
+    uint8_t *d = dense_and_tile(c, 0xf1e8ull, &bq, &bk, msg, len);
     if (!d) return 0;
     fm_flex_block_mask fb;
     if (fm_mask_to_flex_blocks(m, bq, bk, &fb) != FM_OK) {

@@ -21,6 +21,7 @@
 #include "flashmask/oracle.h"
 #include "flashmask/reference.h"
 #include "prop.h"
+#include "runs.h"
 
 /* Judges the candidate whose backward read `out_for_delta`; 1 pass, 0 fail, -1 error. The
  * failing tensors are counted in fails[]. */
@@ -73,17 +74,16 @@ int main(int argc, char **argv)
         }
         fm_problem p = c.problem;
         p.dtype = dtype;
-        const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-        const size_t nl = fm_problem_lse_elems(&p);
+        const size_t nq = fm_problem_q_elems(&p);
         fm_problem p64 = p;
         p64.dtype = FM_FLOAT64;
         fm_tensors in = {0};
-        in.q = fm_rounded_copy(c.q, nq, dtype), in.k = fm_rounded_copy(c.k, nkv, dtype);
-        in.v = fm_rounded_copy(c.v, nkv, dtype), in.dout = fm_rounded_copy(c.dout, nq, dtype);
+        if (!fm_test_inputs_rounded(&in, &p, c.q, c.k, c.v, c.dout, dtype)) {
+            fprintf(stderr, "out of memory\n");
+            return 1;
+        }
         fm_tensors ref = in;
-        ref.out = malloc(nq * sizeof(double)), ref.lse = malloc(nl * sizeof(double));
-        ref.dq = malloc(nq * sizeof(double)), ref.dk = malloc(nkv * sizeof(double));
-        ref.dv = malloc(nkv * sizeof(double));
+        fm_test_outputs_alloc(&ref, &p);
         double *o16 = NULL;
         if (fm_forward(FM_IMPL_REFERENCE, &p64, &c.mask, &ref) == FM_OK &&
             fm_backward(FM_IMPL_REFERENCE, &p64, &c.mask, &ref) == FM_OK &&
@@ -100,8 +100,8 @@ int main(int argc, char **argv)
             }
         }
         free(o16);
-        free((void *)in.q), free((void *)in.k), free((void *)in.v), free((void *)in.dout);
-        free(ref.out), free(ref.lse), free(ref.dq), free(ref.dk), free(ref.dv);
+        fm_test_inputs_free(&in);
+        fm_test_outputs_free(&ref);
         fm_random_case_free(&c);
     }
     printf("%s, %d cases (base seed %llu, limits %lld,%lld,%lld,%lld):\n", fm_dtype_name(dtype),

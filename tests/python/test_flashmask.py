@@ -113,6 +113,20 @@ def rounded(arrays, dtype):
     return [fm.round_to(a, dtype) for a in arrays]
 
 
+def normal_inputs(seed, shape_q, shape_kv, dtype):
+    """q, k, v, dout standard normal from `seed` (drawn in that order), rounded to dtype."""
+    rng = np.random.default_rng(seed)
+    return rounded([rng.standard_normal(shape_q), rng.standard_normal(shape_kv),
+                    rng.standard_normal(shape_kv), rng.standard_normal(shape_q)], dtype)
+
+
+def causal_case(seed, dtype):
+    """normal_inputs for B = 1, H = 2, Sq = 24, Sk = 40, D = 16, and a bottom-right causal
+    mask."""
+    q, k, v, dout = normal_inputs(seed, (1, 2, 24, 16), (1, 2, 40, 16), dtype)
+    return q, k, v, dout, fm.build("causal", 1, 1, 24, 40, alignment="bottom_right")
+
+
 class MaskTests(unittest.TestCase):
     @SETTINGS
     @given(masks())
@@ -310,14 +324,8 @@ class CheckTests(unittest.TestCase):
     def test_dropped_max_shift_and_off_by_one_caught(self):
         """Two planted bugs a kernel author makes: the wrong causal offset (top-left where the
         case is bottom-right) and forgetting the 1/sqrt(D) scale."""
-        rng = np.random.default_rng(7)
-        B, H, Sq, Sk, D = 1, 2, 24, 40, 16
-        q, k, v, dout = rounded([rng.standard_normal((B, H, Sq, D)),
-                                 rng.standard_normal((B, H, Sk, D)),
-                                 rng.standard_normal((B, H, Sk, D)),
-                                 rng.standard_normal((B, H, Sq, D))], "bfloat16")
-        m = fm.build("causal", 1, 1, Sq, Sk, alignment="bottom_right")
-        wrong = fm.build("causal", 1, 1, Sq, Sk, alignment="top_left")
+        q, k, v, dout, m = causal_case(7, "bfloat16")
+        wrong = fm.build("causal", 1, 1, 24, 40, alignment="top_left")
         bad = fm.reference(q, k, v, dout, wrong)
         self.assertFalse(fm.check_arrays(q, k, v, dout, m, bad, "bfloat16").passed)
         unscaled = fm.reference(q, k, v, dout, m, scale=1.0)
@@ -326,13 +334,7 @@ class CheckTests(unittest.TestCase):
     def test_rules(self):
         """Both rules are selectable and reported; bugs fail both; a bad rule is an error; the
         derived rule passes the cancelling 1x1 float16 gradient the FA rule may not."""
-        rng = np.random.default_rng(11)
-        B, H, Sq, Sk, D = 1, 2, 24, 40, 16
-        q, k, v, dout = rounded([rng.standard_normal((B, H, Sq, D)),
-                                 rng.standard_normal((B, H, Sk, D)),
-                                 rng.standard_normal((B, H, Sk, D)),
-                                 rng.standard_normal((B, H, Sq, D))], "float16")
-        m = fm.build("causal", 1, 1, Sq, Sk, alignment="bottom_right")
+        q, k, v, dout, m = causal_case(11, "float16")
         ref = fm.reference(q, k, v, dout, m)
         for rule in ("derived", "fa"):
             rep = fm.check_arrays(q, k, v, dout, m, ref, "float16", rule=rule)
@@ -357,11 +359,7 @@ class CheckTests(unittest.TestCase):
             self.assertTrue(fm.check_arrays(q1, k1, v1, d1, m1, cand, "float16").passed)
 
     def test_fa2_inf_lse_option(self):
-        rng = np.random.default_rng(3)
-        q, k, v, dout = rounded([rng.standard_normal((1, 1, 8, 4)),
-                                 rng.standard_normal((1, 1, 4, 4)),
-                                 rng.standard_normal((1, 1, 4, 4)),
-                                 rng.standard_normal((1, 1, 8, 4))], "float16")
+        q, k, v, dout = normal_inputs(3, (1, 1, 8, 4), (1, 1, 4, 4), "float16")
         m = fm.build("causal", 1, 1, 8, 4, alignment="bottom_right")  # rows 0..3 fully masked
         ref = fm.reference(q, k, v, dout, m)
         cand = {t: a.copy() for t, a in ref.items()}
@@ -374,11 +372,7 @@ class CheckTests(unittest.TestCase):
                                         forward_only=True).passed)
 
     def test_case_files_round_trip_and_check_dirs(self):
-        rng = np.random.default_rng(11)
-        q, k, v, dout = rounded([rng.standard_normal((2, 4, 13, 8)),
-                                 rng.standard_normal((2, 2, 17, 8)),
-                                 rng.standard_normal((2, 2, 17, 8)),
-                                 rng.standard_normal((2, 4, 13, 8))], "bfloat16")
+        q, k, v, dout = normal_inputs(11, (2, 4, 13, 8), (2, 2, 17, 8), "bfloat16")
         m = fm.build("sliding_window", 2, 2, 13, 17, alignment="top_left", window=5)
         ref = fm.reference(q, k, v, dout, m)
         with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,9 @@
 #include <cmocka.h>
 
 #include "attn_run.h"
+#include "expect_fail.h"
 #include "prop.h"
+#include "runs.h"
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -139,14 +141,6 @@ static int prop_naive_forward(const fm_random_case *c, void *vctx, char *msg, si
     if (ok) cov->exercised++;
     free(out), free(lse), free(scores);
     return ok;
-}
-
-static void test_naive_forward(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    check_small_and_large("naive_forward", prop_naive_forward, &cov, 1000);
-    printf("naive_forward: %d cases\n", cov.trials);
 }
 
 /* ------------------------------------------------------------------ gradients_fd */
@@ -332,16 +326,6 @@ static int prop_masked_kv(const fm_random_case *c, void *vctx, char *msg, size_t
     return ok;
 }
 
-static void test_masked_kv(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    int trials = check_small_and_large("masked_kv", prop_masked_kv, &cov, 2000);
-    printf("masked_kv: %d cases, %d with dead keys\n", cov.trials, cov.exercised);
-    /* The property is vacuous without dead keys: the generator must produce some. */
-    if (trials >= 100) assert_true(cov.exercised > 0);
-}
-
 /* ------------------------------------------------------------------ key_permutation */
 
 /* max|a - b| <= tol * max(1, max|b|), with -inf == -inf required exactly. */
@@ -435,14 +419,6 @@ static int prop_key_permutation(const fm_random_case *c, void *vctx, char *msg, 
     return ok;
 }
 
-static void test_key_permutation(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    check_small_and_large("key_permutation", prop_key_permutation, &cov, 2000);
-    printf("key_permutation: %d cases, %d with Sk > 1\n", cov.trials, cov.exercised);
-}
-
 /* ------------------------------------------------------------------ gqa_repeat */
 
 #define GQA_SUM_TOLERANCE 1e-12 /* dK, dV: the sum over heads is taken in another order */
@@ -503,15 +479,6 @@ static int prop_gqa_repeat(const fm_random_case *c, void *vctx, char *msg, size_
     free(k2), free(v2), free(sum);
     fm_attn_result_free(&a), fm_attn_result_free(&r);
     return ok;
-}
-
-static void test_gqa_repeat(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    int trials = check_small_and_large("gqa_repeat", prop_gqa_repeat, &cov, 2000);
-    printf("gqa_repeat: %d cases, %d with Hq/Hk > 1\n", cov.trials, cov.exercised);
-    if (trials >= 100) assert_true(cov.exercised > 0);
 }
 
 /* ------------------------------------------------------------------ fully_masked_rows */
@@ -579,15 +546,6 @@ static int prop_fully_masked_rows(const fm_random_case *c, void *vctx, char *msg
     return ok;
 }
 
-static void test_fully_masked_rows(void **state)
-{
-    (void)state;
-    coverage cov = {0, 0};
-    int trials = check_small_and_large("fully_masked_rows", prop_fully_masked_rows, &cov, 2000);
-    printf("fully_masked_rows: %d cases, %d with fully masked rows\n", cov.trials, cov.exercised);
-    if (trials >= 100) assert_true(cov.exercised > 0);
-}
-
 /* ------------------------------------------------------------------ closed forms */
 
 static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
@@ -615,11 +573,9 @@ static void assert_near_at(double got, double want, double tol, const char *what
 static void test_closed_form_causal(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
+    fm_problem p = fm_test_problem(1, 1, 1, 2, 2, 1);
     p.scale = 0.5;
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_TOP_LEFT), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_TOP_LEFT);
     const double q[2] = {1, 2}, k[2] = {3, -1}, v[2] = {5, 7}, dout[2] = {1, -2};
     fm_attn_result r;
     assert_int_equal(fm_attn_run(FM_IMPL_REFERENCE, &p, &m, q, k, v, dout, &r), FM_OK);
@@ -648,11 +604,9 @@ static void test_closed_form_causal(void **state)
 static void test_closed_form_fully_masked_row(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
+    fm_problem p = fm_test_problem(1, 1, 1, 2, 2, 1);
     p.scale = 0.5;
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_NONE);
     for (int j = 0; j < 2; j++) {
         fm_mask_column(&m, 0, 0, j)[FM_LTS] = 1;
         fm_mask_column(&m, 0, 0, j)[FM_LTE] = 2;
@@ -680,10 +634,8 @@ static void test_closed_form_fully_masked_row(void **state)
 static void test_closed_form_mqa(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, 2, 1, 2);
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 1, FM_CAUSAL_NONE), FM_OK);
+    fm_problem p = fm_test_problem(1, 2, 1, 2, 1, 2);
+    fm_mask m = fm_test_mask(1, 1, 2, 1, FM_CAUSAL_NONE);
     const double q[8] = {1, 2, 3, 4, 5, 6, 7, 8}, k[2] = {0.5, -1}, v[2] = {2, -3};
     const double dout[8] = {1, 0, 0, 1, 2, 2, -1, 3};
     fm_attn_result r;
@@ -709,10 +661,8 @@ static void test_closed_form_mqa(void **state)
 static void test_backward_checks_lse(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
+    fm_problem p = fm_test_problem(1, 1, 1, 2, 2, 1);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_NONE);
     fm_mask_column(&m, 0, 0, 0)[FM_LTS] = 1; /* row 1 fully masked */
     fm_mask_column(&m, 0, 0, 0)[FM_LTE] = 2;
     fm_mask_column(&m, 0, 0, 1)[FM_LTS] = 1;
@@ -729,9 +679,8 @@ static void test_backward_checks_lse(void **state)
         assert_true(dv[e] == dv2[e]);
     }
     double bad_lse[2] = {-INFINITY, -INFINITY};
-    assert_int_equal(fm_ref_backward(&p, &m, q, k, v, out, bad_lse, dout, dq, dk, dv),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "row 0"));
+    EXPECT_FAIL(fm_ref_backward(&p, &m, q, k, v, out, bad_lse, dout, dq, dk, dv),
+                FM_ERR_INVALID, "row 0");
     fm_mask_free(&m);
 }
 
@@ -740,15 +689,12 @@ static void test_backward_checks_lse(void **state)
 static void test_refuses_huge_problem(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 60000, 60000, 1);
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 60000, 60000, FM_CAUSAL_NONE), FM_OK);
+    fm_problem p = fm_test_problem(1, 1, 1, 60000, 60000, 1);
+    fm_mask m = fm_test_mask(1, 1, 60000, 60000, FM_CAUSAL_NONE);
     double dummy[1] = {0};
     const fm_ref_options dense = {.backend = FM_REF_DENSE};
-    assert_int_equal(fm_ref_forward_opts(&p, &m, &dense, dummy, dummy, dummy, dummy, dummy),
-                     FM_ERR_OVERFLOW);
-    assert_non_null(strstr(fm_last_error(), "60000"));
+    EXPECT_FAIL(fm_ref_forward_opts(&p, &m, &dense, dummy, dummy, dummy, dummy, dummy),
+                FM_ERR_OVERFLOW, "60000");
     fm_mask_free(&m);
 }
 
@@ -758,11 +704,9 @@ static void test_refuses_invalid_problem(void **state)
     (void)state;
     fm_problem p;
     fm_problem_init(&p, 1, 3, 2, 2, 2, 1); /* Hk = 2 does not divide Hq = 3 */
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_NONE);
     double x[16] = {0};
-    assert_int_equal(fm_ref_forward(&p, &m, x, x, x, x, x), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "kv_heads"));
+    EXPECT_FAIL(fm_ref_forward(&p, &m, x, x, x, x, x), FM_ERR_INVALID, "kv_heads");
     fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
     fm_mask_column(&m, 0, 0, 1)[FM_LTS] = 2; /* start > end */
     fm_mask_column(&m, 0, 0, 1)[FM_LTE] = 1;
@@ -774,17 +718,51 @@ static void test_refuses_invalid_problem(void **state)
 static void test_refuses_overflow(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 2, 2, 1);
-    fm_mask m = {0};
-    assert_int_equal(fm_mask_init(&m, 1, 1, 2, 2, FM_CAUSAL_NONE), FM_OK);
+    fm_problem p = fm_test_problem(1, 1, 1, 2, 2, 1);
+    fm_mask m = fm_test_mask(1, 1, 2, 2, FM_CAUSAL_NONE);
     const double q[2] = {1e200, 1}, k[2] = {1e200, 1}, v[2] = {1, 2};
     double out[2], lse[2];
     fm_tensors t = {.q = q, .k = k, .v = v, .out = out, .lse = lse};
-    assert_int_equal(fm_forward(FM_IMPL_REFERENCE, &p, &m, &t), FM_ERR_OVERFLOW);
-    assert_non_null(strstr(fm_last_error(), "lse[0]"));
+    EXPECT_FAIL(fm_forward(FM_IMPL_REFERENCE, &p, &m, &t), FM_ERR_OVERFLOW, "lse[0]");
     fm_mask_free(&m);
 }
+
+/* ------------------------------------------------------------------ the property tests */
+
+/* A property run by check_small_and_large with a coverage count as its context: the log line
+ * says on how many cases it had something to bite on (`bites`), and where that is `required`
+ * the generator must produce some (the property is vacuous otherwise) once 100 cases ran. */
+typedef struct covered_test {
+    const char *name;
+    fm_property_fn prop;
+    int trials;
+    const char *bites; /* NULL: the log line gives the case count only */
+    int required;
+    coverage cov;
+} covered_test;
+
+static void run_covered(void **state)
+{
+    covered_test *t = *state;
+    const int trials = check_small_and_large(t->name, t->prop, &t->cov, t->trials);
+    if (t->bites)
+        printf("%s: %d cases, %d %s\n", t->name, t->cov.trials, t->cov.exercised, t->bites);
+    else
+        printf("%s: %d cases\n", t->name, t->cov.trials);
+    if (t->required && trials >= 100) assert_true(t->cov.exercised > 0);
+}
+
+#define covered_unit_test(t) {(t).name, run_covered, NULL, NULL, &(t)}
+
+static covered_test naive_forward = {"naive_forward", prop_naive_forward, .trials = 1000};
+static covered_test masked_kv = {"masked_kv", prop_masked_kv, 2000, .bites = "with dead keys",
+                                 .required = 1};
+static covered_test key_permutation = {"key_permutation", prop_key_permutation, 2000,
+                                       .bites = "with Sk > 1"};
+static covered_test gqa_repeat = {"gqa_repeat", prop_gqa_repeat, 2000, .bites = "with Hq/Hk > 1",
+                                  .required = 1};
+static covered_test fully_masked_rows = {"fully_masked_rows", prop_fully_masked_rows, 2000,
+                                         .bites = "with fully masked rows", .required = 1};
 
 int main(void)
 {
@@ -796,12 +774,12 @@ int main(void)
         cmocka_unit_test(test_refuses_huge_problem),
         cmocka_unit_test(test_refuses_invalid_problem),
         cmocka_unit_test(test_refuses_overflow),
-        cmocka_unit_test(test_naive_forward),
+        covered_unit_test(naive_forward),
         cmocka_unit_test(test_gradients_fd),
-        cmocka_unit_test(test_masked_kv),
-        cmocka_unit_test(test_key_permutation),
-        cmocka_unit_test(test_gqa_repeat),
-        cmocka_unit_test(test_fully_masked_rows),
+        covered_unit_test(masked_kv),
+        covered_unit_test(key_permutation),
+        covered_unit_test(gqa_repeat),
+        covered_unit_test(fully_masked_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,33 +7,10 @@
 # Run by meson as  cli_cases.sh /path/to/flashmask . Prints "N passed, N failed".
 set -u
 FM=${1:?usage: cli_cases.sh FLASHMASK}
-T=$(mktemp -d /tmp/fm-cli-cases-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}allocator_may_return_null=1:detect_leaks=0"
+NAME=cli-cases
 LIMIT=${FM_CLI_TIMEOUT:-60}
+. "$(dirname "$0")/cli_lib.sh"
 PY=/usr/bin/python3
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
-
-# expect CODES DESCRIPTION -- command...   (CODES: "2" or "0|1")
-expect() {
-    local want=$1 what=$2
-    shift 3
-    timeout "$LIMIT" "$@" >"$T/stdout" 2>"$T/stderr" </dev/null
-    local got=$?
-    if [ "$got" -eq 124 ]; then bad "$what: timed out after ${LIMIT}s"; return; fi
-    if grep -qE 'Sanitizer|runtime error:' "$T/stderr"; then
-        bad "$what: sanitizer report"; sed 's/^/    /' "$T/stderr" | head -20; return; fi
-    if ! [[ "|$want|" == *"|$got|"* ]]; then
-        bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/stderr" | head -5; return; fi
-    ok
-}
-expect_msg() {
-    if grep -qF -- "$1" "$T/stderr"; then ok; else
-        bad "stderr lacks '$1':"; sed 's/^/    /' "$T/stderr" | head -5; fi
-}
 # py CODE ARGS...: numpy edits of fixtures; the checks that need it are skipped without numpy
 have_numpy=0
 $PY -c 'import numpy' 2>/dev/null && have_numpy=1
@@ -259,5 +236,4 @@ expect_msg "more than"
 expect 2 "gen-dense prefix" -- "$FM" gen-dense --pattern bogus --out "$T/g5"
 expect_msg "flashmask gen-dense:"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -8,45 +8,10 @@
 # Prints "N passed, N failed" and exits 1 if anything failed.
 set -u
 FM=${1:?usage: cli_hostile.sh FLASHMASK}
-T=$(mktemp -d /tmp/fm-cli-hostile-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-# Under ASan (the sanitized CI pass) an impossible allocation must return NULL as malloc does.
-# Leak checking is off here: these processes exit right after refusing (the cmocka suites check
-# the library for leaks), and LeakSanitizer's tracer crashed once under load ("Tracer caught
-# signal 11"), which would make this test flaky.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}allocator_may_return_null=1:detect_leaks=0"
+NAME=cli-hostile
 LIMIT=${FM_CLI_TIMEOUT:-120}
-fails=0
-passes=0
-
-ok() { passes=$((passes + 1)); }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
-
-# expect CODES DESCRIPTION -- command...   CODES: "2" or "0|2"
-expect() {
-    local want=$1 what=$2
-    shift 3
-    timeout "$LIMIT" "$@" >"$T/stdout" 2>"$T/stderr" </dev/null
-    local got=$?
-    if [ "$got" -eq 124 ]; then bad "$what: timed out after ${LIMIT}s"; return; fi
-    if grep -qE 'Sanitizer|runtime error:' "$T/stderr"; then
-        bad "$what: sanitizer report"; sed 's/^/    /' "$T/stderr" | head -20; return; fi
-    if ! [[ "|$want|" == *"|$got|"* ]]; then
-        bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/stderr" | head -5; return; fi
-    # a refusal names itself: "flashmask <cmd>: <status>: <message>" (check and check-suite
-    # print their usage first), or the top-level usage when no command was given at all
-    if [ "$got" -eq 2 ] && ! grep -qE '^(flashmask( [a-z_-]+)?: |usage: flashmask <command>)' \
-        "$T/stderr"; then
-        bad "$what: exit 2 without a 'flashmask <cmd>: ...' message"
-        sed 's/^/    /' "$T/stderr" | head -5; return; fi
-    ok
-}
-
-# the last command's stderr must contain TEXT
-expect_msg() {
-    if grep -qF -- "$1" "$T/stderr"; then ok; else
-        bad "stderr lacks '$1':"; sed 's/^/    /' "$T/stderr" | head -5; fi
-}
+NAMED_REFUSALS=1
+. "$(dirname "$0")/cli_lib.sh"
 
 # nothing at PATH, and no temporary directory beside it
 absent() {
@@ -290,5 +255,4 @@ expect 0 "check passes on the reference's own results" -- "$FM" check --case "$T
     --candidate "$T/cand"
 expect 0 "version" -- "$FM" version
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -23,6 +23,7 @@
 
 #include "flashmask.h"
 #include "expect_fail.h"
+#include "runs.h"
 #include "test_fs.h"
 
 static char root[256]; /* a fresh temporary directory for this run */
@@ -154,8 +155,7 @@ static void test_missing(void **state)
     assert_non_null(c.q);
     fm_case_free(&c);
     /* results: a directory with none of the five files */
-    fm_problem p5;
-    fm_problem_init(&p5, 1, 2, 1, 5, 6, 4);
+    fm_problem p5 = fm_test_problem(1, 2, 1, 5, 6, 4);
     fm_results r;
     fm_test_path(dir, sizeof dir, root, "empty-results");
     assert_int_equal(mkdir(dir, 0777), 0);
@@ -430,8 +430,7 @@ static void test_nonfinite(void **state)
     assert_int_equal(fm_case_load(dir, &c), FM_OK);
     fm_case_free(&c);
     /* a candidate's results load with NaN (the checker reports it as a failure) */
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, 5, 6, 4);
+    fm_problem p = fm_test_problem(1, 2, 1, 5, 6, 4);
     fm_results r;
     copy_case("cand-nan", dir, sizeof dir);
     write_f32(dir, "out.npy", 4, qshape, 3, NAN);

@@ -115,21 +115,24 @@ static inline double sp_diff(const double *a, const double *b, size_t n)
     return m;
 }
 
-/* Largest difference over the five outputs of two runs; the name of the worst in *which. */
-static inline double sp_run_diff(const fm_problem *p, const sp_run *a, const sp_run *b,
-                                 const char **which)
+/* Whether the five outputs of `got` are within `tol` of `want` (largest absolute difference,
+ * sp_diff); if not, msg says "<what>: <worst tensor> differs from the dense oracle by D". */
+static inline int sp_runs_agree(const fm_problem *p, const sp_run *got, const sp_run *want,
+                                double tol, const char *what, char *msg, size_t len)
 {
     size_t nq = fm_problem_q_elems(p), nk = fm_problem_kv_elems(p), nl = fm_problem_lse_elems(p);
     const struct { const char *name; double d; } all[] = {
-        {"out", sp_diff(a->out, b->out, nq)}, {"lse", sp_diff(a->lse, b->lse, nl)},
-        {"dq", sp_diff(a->dq, b->dq, nq)},    {"dk", sp_diff(a->dk, b->dk, nk)},
-        {"dv", sp_diff(a->dv, b->dv, nk)},
+        {"out", sp_diff(got->out, want->out, nq)}, {"lse", sp_diff(got->lse, want->lse, nl)},
+        {"dq", sp_diff(got->dq, want->dq, nq)},    {"dk", sp_diff(got->dk, want->dk, nk)},
+        {"dv", sp_diff(got->dv, want->dv, nk)},
     };
     double worst = 0.0;
-    *which = "none";
+    const char *which = "none";
     for (size_t i = 0; i < 5; i++)
-        if (!(all[i].d <= worst)) worst = all[i].d, *which = all[i].name;
-    return worst;
+        if (!(all[i].d <= worst)) worst = all[i].d, which = all[i].name;
+    if (worst <= tol) return 1;
+    sp_fail(msg, len, "%s: %s differs from the dense oracle by %.3g", what, which, worst);
+    return 0;
 }
 
 /* The dense-mask reference, forward then backward, into r. */

@@ -11,39 +11,62 @@
 #include <stdio.h>
 #include <cmocka.h>
 
+#include "expect_fail.h"
+#include "runs.h"
 #include "sparse_case.h"
 
 /* Tile size drawn from the case's rng: 1 .. 40, so that tiles are smaller than, equal to and
  * larger than the sequences. */
 static int64_t draw_block(fm_rng *rng) { return 1 + (int64_t)fm_rng_below(rng, 40); }
 
+/* A dense mask of a random kind for the case (sparse_case.h), drawn from the case's seed ^ salt,
+ * and a buffer of its size for the way back; rng goes on from there. Returns 1, or 0 with msg
+ * when out of memory (nothing left to free). */
+typedef struct drawn_dense {
+    fm_rng rng;
+    int kind;
+    int64_t B, H, Sq, Sk;
+    size_t n;              /* B * H * Sq * Sk */
+    uint8_t *dense, *back; /* NULL when out of memory */
+} drawn_dense;
+
+static void drawn_dense_free(drawn_dense *d) { free(d->dense), free(d->back); }
+
+static int draw_dense(drawn_dense *d, const fm_random_case *c, uint64_t salt, char *msg,
+                      size_t len)
+{
+    const fm_mask *m = &c->mask;
+    fm_rng_seed(&d->rng, c->seed ^ salt);
+    d->B = m->batch, d->H = m->heads, d->Sq = m->seqlen_q, d->Sk = m->seqlen_k;
+    d->kind = (int)fm_rng_below(&d->rng, SP_KINDS);
+    d->dense = sp_dense_mask(c, d->kind, &d->rng);
+    d->n = (size_t)(d->B * d->H) * (size_t)d->Sq * (size_t)d->Sk;
+    d->back = malloc(d->n);
+    if (d->dense && d->back) return 1;
+    drawn_dense_free(d);
+    return sp_fail(msg, len, "out of memory");
+}
+
 static int prop_round_trip_and_codes(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
     (void)ctx;
-    fm_rng rng;
-    fm_rng_seed(&rng, c->seed ^ 0x5eed);
-    const fm_mask *m = &c->mask;
-    const int64_t B = m->batch, H = m->heads, Sq = m->seqlen_q, Sk = m->seqlen_k;
-    const int kind = (int)fm_rng_below(&rng, SP_KINDS);
-    uint8_t *dense = sp_dense_mask(c, kind, &rng);
-    const size_t n = (size_t)(B * H) * (size_t)Sq * (size_t)Sk;
-    uint8_t *back = malloc(n);
+    drawn_dense d;
+    if (!draw_dense(&d, c, 0x5eed, msg, len)) return 0;
+    const int64_t bq = draw_block(&d.rng), bk = draw_block(&d.rng);
     fm_bbm bbm = {0};
     int ok = 0;
-    if (!dense || !back) { sp_fail(msg, len, "out of memory"); goto done; }
-    const int64_t bq = draw_block(&rng), bk = draw_block(&rng);
-    if (fm_bbm_from_dense(&bbm, dense, B, H, Sq, Sk, bq, bk) != FM_OK) {
+    if (fm_bbm_from_dense(&bbm, d.dense, d.B, d.H, d.Sq, d.Sk, bq, bk) != FM_OK) {
         sp_fail(msg, len, "fm_bbm_from_dense: %s", fm_last_error());
         goto done;
     }
     /* 1. the way back is exact, and so are lookup and the pair count */
-    if (fm_bbm_to_dense(&bbm, back) != FM_OK || memcmp(dense, back, n) != 0) {
-        sp_fail(msg, len, "kind %d, tiles %lldx%lld: to_dense differs from the input", kind,
+    if (fm_bbm_to_dense(&bbm, d.back) != FM_OK || memcmp(d.dense, d.back, d.n) != 0) {
+        sp_fail(msg, len, "kind %d, tiles %lldx%lld: to_dense differs from the input", d.kind,
                 (long long)bq, (long long)bk);
         goto done;
     }
     int64_t allowed = 0;
-    for (size_t e = 0; e < n; e++) allowed += dense[e];
+    for (size_t e = 0; e < d.n; e++) allowed += d.dense[e];
     if (fm_bbm_total_allowed_pairs(&bbm) != allowed) {
         sp_fail(msg, len, "allowed pairs %lld, expected %lld",
                 (long long)fm_bbm_total_allowed_pairs(&bbm), (long long)allowed);
@@ -52,17 +75,17 @@ static int prop_round_trip_and_codes(const fm_random_case *c, void *ctx, char *m
     /* 2. codes are exact: empty = none allowed, full = all allowed, partial = both; the run of
      *    full tiles is all full and as long as the longest such run of its row */
     fm_tile_stats st = {0};
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t h = 0; h < H; h++)
+    for (int64_t b = 0; b < d.B; b++)
+        for (int64_t h = 0; h < d.H; h++)
             for (int64_t qb = 0; qb < bbm.n_q_blocks; qb++) {
                 int64_t longest = 0, cur = 0;
                 for (int64_t kb = 0; kb < bbm.n_k_blocks; kb++) {
                     int64_t yes = 0, all = 0;
-                    for (int64_t i = qb * bbm.block_q; i < (qb + 1) * bbm.block_q && i < Sq; i++)
-                        for (int64_t j = kb * bbm.block_k; j < (kb + 1) * bbm.block_k && j < Sk;
+                    for (int64_t i = qb * bbm.block_q; i < (qb + 1) * bbm.block_q && i < d.Sq; i++)
+                        for (int64_t j = kb * bbm.block_k; j < (kb + 1) * bbm.block_k && j < d.Sk;
                              j++, all++)
-                            yes += dense[((size_t)(b * H + h) * (size_t)Sq + (size_t)i) *
-                                             (size_t)Sk + (size_t)j];
+                            yes += d.dense[((size_t)(b * d.H + h) * (size_t)d.Sq + (size_t)i) *
+                                             (size_t)d.Sk + (size_t)j];
                     fm_tile_class want = yes == 0     ? FM_TILE_MASKED
                                          : yes == all ? FM_TILE_UNMASKED
                                                       : FM_TILE_PARTIAL;
@@ -78,7 +101,7 @@ static int prop_round_trip_and_codes(const fm_random_case *c, void *ctx, char *m
                     cur = want == FM_TILE_UNMASKED ? cur + 1 : 0;
                     if (cur > longest) longest = cur;
                 }
-                const int64_t row = (b * H + h) * bbm.n_q_blocks + qb;
+                const int64_t row = (b * d.H + h) * bbm.n_q_blocks + qb;
                 const int32_t rs = bbm.run_start[row], re = bbm.run_end[row];
                 if (re - rs != longest) {
                     sp_fail(msg, len, "query tile %lld: full run [%d,%d), longest is %lld",
@@ -99,8 +122,7 @@ static int prop_round_trip_and_codes(const fm_random_case *c, void *ctx, char *m
     }
     ok = 1;
 done:
-    free(dense), free(back);
-    fm_bbm_free(&bbm);
+    fm_bbm_free(&bbm), drawn_dense_free(&d);
     return ok;
 }
 
@@ -109,37 +131,29 @@ done:
 static int prop_auto_form(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
     (void)ctx;
-    fm_rng rng;
-    fm_rng_seed(&rng, c->seed ^ 0xa070);
-    const fm_mask *m = &c->mask;
-    const int64_t B = m->batch, H = m->heads, Sq = m->seqlen_q, Sk = m->seqlen_k;
-    const int kind = (int)fm_rng_below(&rng, SP_KINDS);
-    uint8_t *dense = sp_dense_mask(c, kind, &rng);
-    const size_t n = (size_t)(B * H) * (size_t)Sq * (size_t)Sk;
-    uint8_t *back = malloc(n);
+    drawn_dense d;
+    if (!draw_dense(&d, c, 0xa070, msg, len)) return 0;
     fm_any_mask any = {0};
     int ok = 0;
-    if (!dense || !back) { sp_fail(msg, len, "out of memory"); goto done; }
-    fm_causal causal = kind == SP_FROM_COLUMNS ? m->causal : FM_CAUSAL_NONE;
-    if (fm_mask_from_dense_auto(&any, dense, B, H, Sq, Sk, causal, 16, 16) != FM_OK) {
+    fm_causal causal = d.kind == SP_FROM_COLUMNS ? c->mask.causal : FM_CAUSAL_NONE;
+    if (fm_mask_from_dense_auto(&any, d.dense, d.B, d.H, d.Sq, d.Sk, causal, 16, 16) != FM_OK) {
         sp_fail(msg, len, "from_dense_auto: %s", fm_last_error());
         goto done;
     }
-    if (kind == SP_FROM_COLUMNS && any.form != FM_FORM_COLUMNS) {
+    if (d.kind == SP_FROM_COLUMNS && any.form != FM_FORM_COLUMNS) {
         sp_fail(msg, len, "a column mask made dense came back as %s", fm_mask_form_name(any.form));
         goto done;
     }
-    fm_status st = any.form == FM_FORM_COLUMNS ? fm_mask_to_dense(&any.columns, back)
-                                               : fm_bbm_to_dense(&any.bbm, back);
-    if (st != FM_OK || memcmp(back, dense, n) != 0) {
-        sp_fail(msg, len, "kind %d: the %s form does not hold the input mask", kind,
+    fm_status st = any.form == FM_FORM_COLUMNS ? fm_mask_to_dense(&any.columns, d.back)
+                                               : fm_bbm_to_dense(&any.bbm, d.back);
+    if (st != FM_OK || memcmp(d.back, d.dense, d.n) != 0) {
+        sp_fail(msg, len, "kind %d: the %s form does not hold the input mask", d.kind,
                 fm_mask_form_name(any.form));
         goto done;
     }
     ok = 1;
 done:
-    free(dense), free(back);
-    fm_any_mask_free(&any);
+    fm_any_mask_free(&any), drawn_dense_free(&d);
     return ok;
 }
 
@@ -164,13 +178,8 @@ static int prop_dense_reference_equals_column_reference(const fm_random_case *c,
         sp_fail(msg, len, "reference failed: %s", fm_last_error());
         goto done;
     }
-    const char *which;
-    double d = sp_run_diff(p, &want, &got, &which);
-    if (!(d <= 1e-10)) {
-        sp_fail(msg, len, "dense oracle differs from column oracle: %s by %.3g", which, d);
-        goto done;
-    }
-    ok = 1;
+    /* want: the column oracle; got: the dense one */
+    ok = sp_runs_agree(p, &got, &want, 1e-10, "column oracle as the dense one", msg, len);
 done:
     free(dense);
     sp_run_free(&want), sp_run_free(&got);
@@ -295,34 +304,14 @@ done:
     return ok;
 }
 
-static void test_bbm_round_trip_and_codes(void **state)
-{
-    (void)state;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 70;
-    fm_check_property("bbm_round_trip_and_codes", prop_round_trip_and_codes, NULL, 150, &l);
-}
-
-static void test_bbm_auto_form(void **state)
-{
-    (void)state;
-    fm_check_property("bbm_auto_form", prop_auto_form, NULL, 150, NULL);
-}
-
-static void test_dense_reference(void **state)
-{
-    (void)state;
-    fm_check_property("dense_reference_equals_column_reference",
-                      prop_dense_reference_equals_column_reference, NULL, 100, NULL);
-}
-
-static void test_cpu_bbm(void **state)
-{
-    (void)state;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 100, l.max_head_dim = 16;
-    fm_check_property("cpu_bbm_matches_reference", prop_cpu_bbm_matches_reference, NULL, 60, &l);
-}
+static fm_property_test round_trip_and_codes = {
+    "bbm_round_trip_and_codes", prop_round_trip_and_codes, .trials = 150, .max_seqlen = 70};
+static fm_property_test auto_form = {"bbm_auto_form", prop_auto_form, .trials = 150};
+static fm_property_test dense_reference = {"dense_reference_equals_column_reference",
+                                           prop_dense_reference_equals_column_reference,
+                                           .trials = 100};
+static fm_property_test cpu_bbm = {"cpu_bbm_matches_reference", prop_cpu_bbm_matches_reference,
+                                   .trials = 60, .max_seqlen = 100, .max_head_dim = 16};
 
 /* Hostile inputs are refused with a message naming the element or the size. */
 static void test_bbm_refusals(void **state)
@@ -330,10 +319,8 @@ static void test_bbm_refusals(void **state)
     (void)state;
     uint8_t bad[6] = {0, 1, 1, 0, 7, 1};
     fm_bbm m;
-    assert_int_equal(fm_bbm_from_dense(&m, bad, 1, 1, 2, 3, 2, 2), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "row=1 col=1"));
-    assert_int_equal(fm_bbm_from_dense(&m, bad, 1, 1, 2, 3, 0, 2), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "block_q"));
+    EXPECT_FAIL(fm_bbm_from_dense(&m, bad, 1, 1, 2, 3, 2, 2), FM_ERR_INVALID, "row=1 col=1");
+    EXPECT_FAIL(fm_bbm_from_dense(&m, bad, 1, 1, 2, 3, 0, 2), FM_ERR_INVALID, "block_q");
     assert_int_equal(fm_bbm_from_dense(&m, NULL, 1, 1, 2, 3, 2, 2), FM_ERR_INVALID);
     fm_any_mask any;
     assert_int_equal(fm_mask_from_dense_auto(&any, bad, 1, 1, 2, 3, FM_CAUSAL_NONE, 2, 2),
@@ -342,8 +329,7 @@ static void test_bbm_refusals(void **state)
     uint8_t three[5] = {0, 1, 0, 1, 0};
     assert_int_equal(fm_mask_from_dense_auto(&any, three, 1, 1, 5, 1, FM_CAUSAL_NONE, 2, 2), FM_OK);
     assert_int_equal(any.form, FM_FORM_BBM);
-    fm_problem p;
-    fm_problem_init(&p, 1, 1, 1, 4, 1, 4);
+    fm_problem p = fm_test_problem(1, 1, 1, 4, 1, 4);
     assert_int_equal(fm_bbm_check_problem(&p, &any.bbm), FM_ERR_INVALID);
     fm_any_mask_free(&any);
 }
@@ -352,10 +338,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bbm_refusals),
-        cmocka_unit_test(test_bbm_round_trip_and_codes),
-        cmocka_unit_test(test_bbm_auto_form),
-        cmocka_unit_test(test_dense_reference),
-        cmocka_unit_test(test_cpu_bbm),
+        fm_property_unit_test(round_trip_and_codes),
+        fm_property_unit_test(auto_form),
+        fm_property_unit_test(dense_reference),
+        fm_property_unit_test(cpu_bbm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <cmocka.h>
 
+#include "runs.h"
 #include "sparse_case.h"
 
 /* Equal up to the references' last bits: the dense oracle (row by row) and the column oracle
@@ -21,24 +22,20 @@ static int prop_dense_check_matches_oracle(const fm_random_case *cc, void *ctx, 
 {
     (void)ctx;
     fm_random_case c = *cc;
-    const fm_problem *p = &c.problem;
-    const size_t nq = fm_problem_q_elems(p), nk = fm_problem_kv_elems(p);
     fm_rng rng;
     fm_rng_seed(&rng, c.seed ^ 0xc4ec);
     const fm_dtype x = (fm_dtype)(1 + fm_rng_below(&rng, 3)); /* float32, float16, bfloat16 */
-    double *in[4] = {malloc(nq * 8), malloc(nk * 8), malloc(nk * 8), malloc(nq * 8)};
-    const double *src[4] = {c.q, c.k, c.v, c.dout};
-    const size_t n[4] = {nq, nk, nk, nq};
+    const fm_problem *p = &c.problem;
+    fm_tensors in = {0};
     uint8_t *dense = sp_dense_mask(&c, SP_FROM_COLUMNS, NULL);
     sp_run cand = {0};
     int ok = 0;
-    if (!in[0] || !in[1] || !in[2] || !in[3] || !dense || !sp_run_alloc(&cand, p)) {
+    if (!fm_test_inputs_rounded(&in, p, c.q, c.k, c.v, c.dout, x) || !dense ||
+        !sp_run_alloc(&cand, p)) {
         sp_fail(msg, len, "out of memory");
         goto done;
     }
-    for (int t = 0; t < 4; t++)
-        for (size_t e = 0; e < n[t]; e++) in[t][e] = fm_round_to_dtype(src[t][e], x);
-    c.q = in[0], c.k = in[1], c.v = in[2], c.dout = in[3];
+    c.q = (double *)in.q, c.k = (double *)in.k, c.v = (double *)in.v, c.dout = (double *)in.dout;
     fm_tensors t = sp_tensors(&c, &cand);
     if (fm_forward(FM_IMPL_CPU, p, &c.mask, &t) != FM_OK ||
         fm_backward(FM_IMPL_CPU, p, &c.mask, &t) != FM_OK) {
@@ -84,27 +81,20 @@ static int prop_dense_check_matches_oracle(const fm_random_case *cc, void *ctx, 
     }
     ok = 1;
 done:
-    for (int i = 0; i < 4; i++) free(in[i]);
+    fm_test_inputs_free(&in);
     free(dense);
     sp_run_free(&cand);
     return ok;
 }
 
-static void test_dense_check_matches_oracle(void **state)
-{
-    (void)state;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 40;
-    fm_check_property("dense_check_matches_oracle", prop_dense_check_matches_oracle, NULL, 80,
-                      &l);
-}
+static fm_property_test dense_check_matches_oracle = {
+    "dense_check_matches_oracle", prop_dense_check_matches_oracle, .trials = 80, .max_seqlen = 40};
 
 /* A planted error on a non-column mask is caught and located. */
 static void test_dense_check_catches_planted_error(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, 24, 20, 8);
+    fm_problem p = fm_test_problem(1, 2, 1, 24, 20, 8);
     const size_t nq = fm_problem_q_elems(&p), nk = fm_problem_kv_elems(&p);
     const size_t nl = fm_problem_lse_elems(&p);
     double *q = malloc(nq * 8), *k = malloc(nk * 8), *v = malloc(nk * 8), *d = malloc(nq * 8);
@@ -141,7 +131,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense_check_catches_planted_error),
-        cmocka_unit_test(test_dense_check_matches_oracle),
+        fm_property_unit_test(dense_check_matches_oracle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <cmocka.h>
 
+#include "expect_fail.h"
+#include "runs.h"
 #include "sparse_case.h"
 
 /* Tolerance of a pipeline against the dense oracle: float64 reference runs differ only in
@@ -86,14 +88,9 @@ static int prop_rcm(const fm_random_case *c, void *ctx, char *msg, size_t len)
         sp_fail(msg, len, "rcm run (%s): %s", fm_impl_name(impl), fm_last_error());
         goto done;
     }
-    const char *which;
-    double d = sp_run_diff(p, &want, &got, &which);
-    if (!(d <= tolerance(impl))) {
-        sp_fail(msg, len, "kind %d, %s: RCM run differs from the dense oracle: %s by %.3g", kind,
-                fm_impl_name(impl), which, d);
-        goto done;
-    }
-    ok = 1;
+    char what[64];
+    snprintf(what, sizeof what, "kind %d, %s: RCM run", kind, fm_impl_name(impl));
+    ok = sp_runs_agree(p, &got, &want, tolerance(impl), what, msg, len);
 done:
     free(dense), free(perm), free(back);
     fm_rcm_free(&r);
@@ -168,27 +165,18 @@ static int prop_rowsplit(const fm_random_case *c, void *ctx, char *msg, size_t l
         sp_fail(msg, len, "rowsplit (%s): %s", fm_impl_name(impl), fm_last_error());
         goto done;
     }
-    const char *which;
-    double d = sp_run_diff(p, &want, &got, &which);
-    if (!(d <= tolerance(impl))) {
-        sp_fail(msg, len, "kind %d, %s, %lld blocks: %s differs from the dense oracle by %.3g",
-                kind, fm_impl_name(impl), (long long)blocks, which, d);
-        goto done;
-    }
-    ok = 1;
+    char what[80];
+    snprintf(what, sizeof what, "kind %d, %s, %lld blocks", kind, fm_impl_name(impl),
+             (long long)blocks);
+    ok = sp_runs_agree(p, &got, &want, tolerance(impl), what, msg, len);
 done:
     free(dense);
     sp_run_free(&want), sp_run_free(&got);
     return ok;
 }
 
-static void test_rowsplit(void **state)
-{
-    (void)state;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 60;
-    fm_check_property("rowsplit_equals_dense_reference", prop_rowsplit, NULL, 80, &l);
-}
+static fm_property_test rowsplit = {"rowsplit_equals_dense_reference", prop_rowsplit,
+                                    .trials = 80, .max_seqlen = 60};
 
 /* Row splitting on the CUDA layer (skipped where it is not available), directly and (every
  * fourth case) through fm_forward_any with a BBM mask: float16 and bfloat16,
@@ -351,14 +339,10 @@ static int prop_qk_or_hash(const fm_random_case *c, void *ctx, char *msg, size_t
         sp_fail(msg, len, "%s run: %s", hash ? "hash" : "qk", fm_last_error());
         goto done;
     }
-    const char *which;
-    double d = sp_run_diff(p, &want, &got, &which);
-    if (!(d <= tolerance(impl))) {
-        sp_fail(msg, len, "%s-sparse on %s, alignment %s: %s differs from the dense oracle by "
-                "%.3g", hash ? "hash" : "qk", fm_impl_name(impl), fm_causal_name(alignment),
-                which, d);
-        goto done;
-    }
+    char what[80];
+    snprintf(what, sizeof what, "%s-sparse on %s, alignment %s", hash ? "hash" : "qk",
+             fm_impl_name(impl), fm_causal_name(alignment));
+    if (!sp_runs_agree(p, &got, &want, tolerance(impl), what, msg, len)) goto done;
     if (!hash && !check_dropped(p, &got, q_keep, k_keep, msg, len)) goto done;
     ok = 1;
 done:
@@ -367,60 +351,35 @@ done:
     return ok;
 }
 
-static void test_rcm(void **state)
-{
-    (void)state;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 60;
-    fm_check_property("rcm_undone_exactly", prop_rcm, NULL, 80, &l);
-}
-
-static void test_qk_sparse(void **state)
-{
-    (void)state;
-    int hash = 0;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 60;
-    fm_check_property("qk_sparse_equals_dense_reference", prop_qk_or_hash, &hash, 120, &l);
-}
-
-static void test_hash_sparse(void **state)
-{
-    (void)state;
-    int hash = 1;
-    fm_case_limits l = fm_case_limits_default();
-    l.max_seqlen = 60;
-    fm_check_property("hash_sparse_equals_dense_reference", prop_qk_or_hash, &hash, 120, &l);
-}
+static fm_property_test rcm = {"rcm_undone_exactly", prop_rcm, .trials = 80, .max_seqlen = 60};
+static int qk_flag = 0, hash_flag = 1; /* prop_qk_or_hash's context: which sparsity */
+static fm_property_test qk_sparse = {"qk_sparse_equals_dense_reference", prop_qk_or_hash,
+                                     &qk_flag, 120, .max_seqlen = 60};
+static fm_property_test hash_sparse = {"hash_sparse_equals_dense_reference", prop_qk_or_hash,
+                                       &hash_flag, 120, .max_seqlen = 60};
 
 /* Bad inputs are refused, naming the value. */
 static void test_refusals(void **state)
 {
     (void)state;
-    fm_problem p;
-    fm_problem_init(&p, 1, 2, 1, 3, 3, 2);
+    fm_problem p = fm_test_problem(1, 2, 1, 3, 3, 2);
     double x[12] = {0};
     int32_t qb[6] = {0, 1, 0, 1, 0, 1}, kb[3] = {0, 1, 2};
     uint8_t qk[6] = {1, 1, 1, 1, 2, 1}, kk[3] = {1, 1, 1};
     uint8_t dense[18];
-    assert_int_equal(fm_hash_sparse_dense_mask(&p, FM_CAUSAL_TOP_LEFT, qb, kb, 2, dense),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "key bucket 2"));
-    assert_int_equal(fm_hash_buckets(&p, x, x, 3, 1, qb, kb), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "n_buckets = 3"));
+    EXPECT_FAIL(fm_hash_sparse_dense_mask(&p, FM_CAUSAL_TOP_LEFT, qb, kb, 2, dense),
+                FM_ERR_INVALID, "key bucket 2");
+    EXPECT_FAIL(fm_hash_buckets(&p, x, x, 3, 1, qb, kb), FM_ERR_INVALID, "n_buckets = 3");
     x[5] = NAN;
-    assert_int_equal(fm_hash_buckets(&p, x, x, 2, 1, qb, kb), FM_ERR_NONFINITE);
-    assert_non_null(strstr(fm_last_error(), "tensor q: element 5"));
-    assert_int_equal(fm_qk_sparse_dense_mask(&p, FM_CAUSAL_TOP_LEFT, qk, kk, dense),
-                     FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "query keep flag 2"));
+    EXPECT_FAIL(fm_hash_buckets(&p, x, x, 2, 1, qb, kb), FM_ERR_NONFINITE, "tensor q: element 5");
+    EXPECT_FAIL(fm_qk_sparse_dense_mask(&p, FM_CAUSAL_TOP_LEFT, qk, kk, dense),
+                FM_ERR_INVALID, "query keep flag 2");
     p.kv_heads = 0;
     assert_int_equal(fm_qk_sparse_dense_mask(&p, FM_CAUSAL_TOP_LEFT, qk, kk, dense),
                      FM_ERR_INVALID);
     fm_rcm r;
     uint8_t bad[4] = {1, 0, 3, 1};
-    assert_int_equal(fm_rcm_build(&r, bad, 1, 1, 2, 2), FM_ERR_INVALID);
-    assert_non_null(strstr(fm_last_error(), "value 3"));
+    EXPECT_FAIL(fm_rcm_build(&r, bad, 1, 1, 2, 2), FM_ERR_INVALID, "value 3");
 }
 
 int main(void)
@@ -428,11 +387,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_rcm_reduces_tiles_of_scrambled_band),
-        cmocka_unit_test(test_rcm),
-        cmocka_unit_test(test_rowsplit),
+        fm_property_unit_test(rcm),
+        fm_property_unit_test(rowsplit),
         cmocka_unit_test(test_rowsplit_cuda),
-        cmocka_unit_test(test_qk_sparse),
-        cmocka_unit_test(test_hash_sparse),
+        fm_property_unit_test(qk_sparse),
+        fm_property_unit_test(hash_sparse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,8 +55,7 @@ def main():
                     bad += 1
     if bad:
         print(f"{bad} reference(s) outside the repository", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

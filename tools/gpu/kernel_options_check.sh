@@ -13,10 +13,8 @@
 # Layer: tools (GPU evidence script; nothing here is part of the library).
 set -u
 OUT=$1 B=${2:-build-gpu}
-mkdir -p "$OUT"
-[ -f .gpu/env.sh ] && source .gpu/env.sh
-{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; git log -1 --oneline
-} > "$OUT/env.txt" 2>&1
+source "$(dirname "$0")/common.sh"
+gpu_begin "$OUT"
 
 "$B/tests/cuda/test_cuda" > "$OUT/test_cuda.txt" 2>&1
 echo "test_cuda: exit $?" >> "$OUT/test_cuda.txt"

@@ -1,6 +1,6 @@
-/* tests/robustness/expect_fail.h — the one assertion of the robustness suites over the C API
- * and io/ (test_api.c, test_files.c): a call must fail with a given status and a message that
- * names the offending value. Layer: tests (public API and cmocka only).
+/* tests/common/expect_fail.h — the assertion every suite makes of bad input: a call must fail
+ * with a given status and a message that names the offending value (on failure it prints the
+ * call, both statuses and the message). Layer: tests (public API and cmocka only).
  */
 #ifndef FM_TESTS_EXPECT_FAIL_H
 #define FM_TESTS_EXPECT_FAIL_H
