@@ -4,9 +4,10 @@
  * the tile plan (cpu_internal.h, the tile contract) differs.
  * Layer: cpu <- masks <- core.
  *
- * Work split: OpenMP over (batch, kv head, key tile), dynamic schedule. A task owns the rows of
- * dK and dV of its key tile and accumulates them privately over every query head that reads
- * this kv head (GQA: the sum docs/spec.md §1 asks for) and every query tile:
+ * Work split: OpenMP over (batch, kv head, key tile), dynamic schedule (in index order: a key
+ * tile's work falls with kb under causal masks, so the longest come first already). A task owns
+ * the rows of dK and dV of its key tile and accumulates them privately over every query head
+ * that reads this kv head (GQA: the sum docs/spec.md §1 asks for) and every query tile:
  *   masked tile   -> counted and skipped: no load, no arithmetic;
  *   otherwise     -> S = (scale log2 e) Q K^T, masked scores -> -inf in a partial tile,
  *                    P = 2^(S - LSE log2 e)            (recomputed from the forward's LSE)
@@ -50,20 +51,6 @@ typedef struct bwd_args {
     float *dq, *dk, *dv;
     omp_lock_t *dq_locks; /* [B, Hq, n_q_blocks] */
 } bwd_args;
-
-/* Delta_i = dO_i . O_i for every (b, hq, row). */
-static void compute_delta(const fm_problem *p, const float *out, const float *dout, float *delta)
-{
-    const int64_t rows = p->batch * p->q_heads * p->seqlen_q, D = p->head_dim;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *o = out + r * D, *d = dout + r * D;
-        float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t c = 0; c < D; c++) acc += o[c] * d[c];
-        delta[r] = acc;
-    }
-}
 
 /* One run of consecutive computed query tiles [qb0, qb0 + n_tiles) of head hq against key tile
  * kb of kv head hk: all of the backward's products for that block of rows at once. */
@@ -155,6 +142,7 @@ static fm_status backward_plan(const fm_problem *p, const fm_tile_plan *plan, co
     const size_t per_thread = (size_t)(2 * Rq * Bk + Rq * D + 2 * Bk * D);
     const size_t n_rows = fm_problem_lse_elems(p);
     const size_t n_locks = (size_t)(p->batch * p->q_heads * plan->n_q_blocks);
+    const int64_t n_tasks = p->batch * p->kv_heads * plan->n_k_blocks;
     float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu backward scratch");
     float *delta = fm_alloc(n_rows, sizeof(float), "cpu backward Delta");
     omp_lock_t *locks = fm_alloc(n_locks, sizeof(omp_lock_t), "cpu backward dQ locks");
@@ -164,19 +152,27 @@ static fm_status backward_plan(const fm_problem *p, const fm_tile_plan *plan, co
     }
     for (size_t i = 0; i < n_locks; i++) omp_init_lock(&locks[i]);
 
-    memset(dq, 0, fm_problem_q_elems(p) * sizeof(float));
-    compute_delta(p, out, dout, delta);
-
     bwd_args args = {p, plan, q, k, v, lse, dout, delta, dq, dk, dv, locks};
-    const int64_t n_tasks = p->batch * p->kv_heads * plan->n_k_blocks;
     int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
     const int blas_threads = fm_blas_threads_begin_single();
+    /* One parallel region: dQ zeroed and Delta computed by rows, then the tasks (one fork and
+     * join per call, no serial pass over dQ). */
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
     {
         float *base = scratch + (size_t)omp_get_thread_num() * per_thread;
         bwd_scratch w = {base, base + Rq * Bk, base + 2 * Rq * Bk, base + 2 * Rq * Bk + Rq * D,
                          base + 2 * Rq * Bk + Rq * D + Bk * D};
         fm_tile_stats local = {0, 0, 0, 0};
+        /* Delta_i = dO_i . O_i for every (b, hq, row); dQ = 0 */
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < (int64_t)n_rows; r++) {
+            const float *o = out + r * D, *d = dout + r * D;
+            float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t c = 0; c < D; c++) acc += o[c] * d[c];
+            delta[r] = acc;
+            memset(dq + r * D, 0, (size_t)D * sizeof(float));
+        } /* the barrier here: Delta and dQ ready before any task */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; task++) {
             const int64_t kb = task % plan->n_k_blocks;

@@ -68,6 +68,19 @@ int64_t fm_tile_plan_next_run(const fm_tile_plan *plan, int64_t b, int64_t hq, f
                               int64_t fixed, int64_t *pos, int64_t *first,
                               unsigned char partial[FM_CPU_RUN_TILES], fm_tile_stats *stats);
 
+/* The order in which the forward's OpenMP loop takes its tasks: largest first. work[t] in
+ * [0, max_work] is the number of computed tiles of task t (fm_tile_plan_line_tiles); order
+ * receives the task indices by decreasing work, ties in index order (count: max_work + 2 slots
+ * of scratch). Taken in this order from a shared counter (schedule dynamic), the longest tasks
+ * start first and the shortest end the loop, so that the threads finish together instead of one
+ * waiting on the last long query tile (under a causal mask the last are the longest). forward.c
+ * computes both before its parallel region (one classifier call per tile), not in it: a barrier
+ * there cost more than it saved on the loaded build machine. */
+int64_t fm_tile_plan_line_tiles(const fm_tile_plan *plan, int64_t b, int64_t hq, fm_run_axis along,
+                                int64_t fixed);
+void fm_tile_plan_order_tasks(const int64_t *work, int64_t n_tasks, int64_t max_work,
+                              int64_t *count, int64_t *order);
+
 /* In a partial tile, overwrite the scores of masked elements with -inf. `scores` is rows
  * [r0, r0 + m) x keys [c0, c0 + n) of one tile (r0, c0 on tile boundaries, m <= block_q,
  * n <= block_k), row stride ld. Column form: fm_column_masked_runs (rules.h); BBM: the tile's

@@ -4,9 +4,10 @@
  * same loop; only the tile plan (cpu_internal.h, the tile contract) differs.
  * Layer: cpu <- masks <- core.
  *
- * Work split: OpenMP over (batch, query head, query tile), dynamic schedule (causal and
- * document masks make tiles unequal). Each task keeps its query tile's output accumulator
- * O[Bq x D], running max m and sum l, and walks the key tiles of its row:
+ * Work split: OpenMP over (batch, query head, query tile), dynamic schedule, longest tasks
+ * first (causal and document masks make tasks unequal; fm_tile_plan_order_tasks). Each task
+ * keeps its query tile's output accumulator O[Bq x D], running max m and sum l, and walks the
+ * key tiles of its row:
  *   masked tile   -> counted and skipped: no load of K or V, no arithmetic;
  *   unmasked tile -> S = (scale log2 e) Q K^T, online softmax, O += P V;
  *   partial tile  -> the same, with masked scores set to -inf first (fm_column_masked_runs,
@@ -97,7 +98,23 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
     float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu forward scratch");
     if (!scratch) return FM_ERR_NOMEM;
 
+    /* tasks largest first (fm_tile_plan_order_tasks): work, order, counting-sort scratch */
     const int64_t n_tasks = p->batch * p->q_heads * plan->n_q_blocks;
+    int64_t *work = fm_alloc((size_t)(2 * n_tasks + plan->n_k_blocks + 2), sizeof(int64_t),
+                             "cpu forward task order");
+    if (!work) {
+        free(scratch);
+        return FM_ERR_NOMEM;
+    }
+    int64_t *order = work + n_tasks, *count = order + n_tasks;
+    /* before the parallel region, not in it: a barrier there costs more than these classifier
+     * calls (one per tile) on a loaded machine */
+    for (int64_t task = 0; task < n_tasks; task++) {
+        const int64_t bh = task / plan->n_q_blocks;
+        work[task] = fm_tile_plan_line_tiles(plan, bh / p->q_heads, bh % p->q_heads,
+                                             FM_RUN_ALONG_KEYS, task % plan->n_q_blocks);
+    }
+    fm_tile_plan_order_tasks(work, n_tasks, plan->n_k_blocks, count, order);
     int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
     const int blas_threads = fm_blas_threads_begin_single();
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
@@ -106,7 +123,8 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
         fwd_scratch w = {base, base + Bs, base + Bs + Bq * D, base + Bs + Bq * D + Bq};
         fm_tile_stats local = {0, 0, 0, 0};
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t task = 0; task < n_tasks; task++) {
+        for (int64_t i = 0; i < n_tasks; i++) {
+            const int64_t task = order[i];
             const int64_t qb = task % plan->n_q_blocks;
             const int64_t bh = task / plan->n_q_blocks;
             forward_query_tile(p, plan, bh / p->q_heads, bh % p->q_heads, qb, q, k, v, out,
@@ -120,7 +138,7 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
     fm_blas_threads_end_single(blas_threads);
 
     if (stats) *stats = (fm_tile_stats){total, masked, partial, unmasked};
-    free(scratch);
+    free(scratch), free(work);
     return FM_OK;
 }
 

@@ -198,31 +198,6 @@ static fm_status prefix_error(fm_status st, const char *where)
     return fm_fail(st, "%s: %s", where, message);
 }
 
-/* Inputs must be finite and already rounded to the case's dtype (docs/spec.md §6). */
-fm_status fm_io_check_input(const char *path, const double *x, size_t n, fm_dtype dtype)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(x[i]))
-            return fm_fail(FM_ERR_NONFINITE, "%s: element %zu is %g; inputs must be finite",
-                           path, i, x[i]);
-        if (fm_round_to_dtype(x[i], dtype) != x[i])
-            return fm_fail(FM_ERR_FORMAT, "%s: element %zu = %.17g is not a %s value; a case "
-                           "holds inputs already rounded to its dtype", path, i, x[i],
-                           fm_dtype_name(dtype));
-    }
-    return FM_OK;
-}
-
-/* Outputs: finite, except lse, which may be -inf (fully masked rows). */
-fm_status fm_io_check_output(const char *path, const double *x, size_t n, int is_lse)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (isfinite(x[i]) || (is_lse && isinf(x[i]) && x[i] < 0)) continue;
-        return fm_fail(FM_ERR_NONFINITE, "%s: element %zu is %g", path, i, x[i]);
-    }
-    return FM_OK;
-}
-
 /* The five output tensors of a problem: file name, shape, dimension names. */
 typedef struct tensor_spec {
     const char *file;
@@ -257,21 +232,27 @@ static int file_exists(const char *path)
 
 /* Loads whichever outputs exist into slots[5] (out, lse, dq, dk, dv) and counts them. Expected
  * outputs of a case are checked finite; a candidate's results are not (NaN is for the oracle's
- * checker to report as a failure, and FlashAttention-2 writes +inf LSE on masked rows). */
+ * checker to report as a failure, and FlashAttention-2 writes +inf LSE on masked rows). With
+ * `hashes` (5 slots) each file read is hashed from its bytes into hashes[t] (file NULL when
+ * absent). */
 static fm_status load_outputs(const char *dir, const fm_problem *p, double **slots[5], int *found,
-                              int check_finite)
+                              int check_finite, fm_io_file_hash *hashes)
 {
     tensor_spec spec[5];
     output_specs(p, spec);
     char path[PATH_MAX];
     *found = 0;
     for (int t = 0; t < 5; t++) {
+        if (hashes) hashes[t].file = NULL;
         fm_status st = fm_io_join(path, sizeof path, dir, spec[t].file);
         if (st != FM_OK) return st;
         if (!file_exists(path)) continue;
-        if ((st = fm_npy_load_f64(path, spec[t].ndim, spec[t].shape, spec[t].dims, slots[t])) !=
-            FM_OK)
+        fm_sha256 hash;
+        if (hashes && (st = fm_sha256_init(&hash)) != FM_OK) return st;
+        if ((st = fm_io_load_f64_hashed(path, spec[t].ndim, spec[t].shape, spec[t].dims, slots[t],
+                                  hashes ? &hash : NULL, hashes ? hashes[t].hex : NULL)) != FM_OK)
             return st;
+        if (hashes) hashes[t].file = spec[t].file;
         if (check_finite &&
             (st = fm_io_check_output(path, *slots[t], spec[t].count, t == 1)) != FM_OK)
             return st;
@@ -320,9 +301,12 @@ done:
     return st;
 }
 
-fm_status fm_case_load(const char *dir, fm_case *c)
+/* fm_case_load and fm_case_load_inputs: with for_run the expected outputs are not read (nor
+ * hashed), and with in32 the inputs come back as float32 there. */
+static fm_status load_case(const char *dir, fm_case *c, int for_run, fm_case_inputs32 *in32)
 {
     fm_case_init(c);
+    if (in32) memset(in32, 0, sizeof *in32);
     char path[PATH_MAX];
     char *text = NULL;
     size_t size = 0;
@@ -356,30 +340,42 @@ fm_status fm_case_load(const char *dir, fm_case *c)
         int64_t shape[4];
         const char *dims;
         double **slot;
-        size_t count;
+        float **slot32;
     } inputs[4] = {
         {"q.npy", {p->batch, p->q_heads, p->seqlen_q, p->head_dim}, "B,Hq,Sq,D", &c->q,
-         fm_problem_q_elems(p)},
+         in32 ? &in32->q : NULL},
         {"k.npy", {p->batch, p->kv_heads, p->seqlen_k, p->head_dim}, "B,Hk,Sk,D", &c->k,
-         fm_problem_kv_elems(p)},
+         in32 ? &in32->k : NULL},
         {"v.npy", {p->batch, p->kv_heads, p->seqlen_k, p->head_dim}, "B,Hk,Sk,D", &c->v,
-         fm_problem_kv_elems(p)},
+         in32 ? &in32->v : NULL},
         {"do.npy", {p->batch, p->q_heads, p->seqlen_q, p->head_dim}, "B,Hq,Sq,D", &c->dout,
-         fm_problem_q_elems(p)},
+         in32 ? &in32->dout : NULL},
     };
+    /* every tensor file is read once and hashed from the bytes read: the digest below compares
+     * what was used, not a second reading */
+    fm_io_file_hash hashes[9];
     for (int t = 0; t < 4; t++) {
+        fm_sha256 hash;
         if ((st = fm_io_join(path, sizeof path, dir, inputs[t].file)) != FM_OK) goto fail;
-        st = fm_npy_load_f64(path, 4, inputs[t].shape, inputs[t].dims, inputs[t].slot);
+        if ((st = fm_sha256_init(&hash)) != FM_OK) goto fail;
+        st = fm_io_load_input(path, inputs[t].shape, inputs[t].dims, p->dtype, &hash, hashes[t].hex,
+                        inputs[t].slot, inputs[t].slot32);
         if (st != FM_OK) goto fail;
-        if ((st = fm_io_check_input(path, *inputs[t].slot, inputs[t].count, p->dtype)) != FM_OK)
-            goto fail;
+        hashes[t].file = inputs[t].file;
     }
-    double **outs[5] = {&c->out, &c->lse, &c->dq, &c->dk, &c->dv};
-    int found;
-    if ((st = load_outputs(dir, p, outs, &found, 1)) != FM_OK) goto fail;
+    int n_hashes = 4;
+    if (!for_run) {
+        double **outs[5] = {&c->out, &c->lse, &c->dq, &c->dk, &c->dv};
+        int found;
+        if ((st = load_outputs(dir, p, outs, &found, 1, hashes + 4)) != FM_OK) goto fail;
+        for (int t = 4; t < 9; t++) /* the outputs present, packed after the inputs */
+            if (hashes[t].file) hashes[n_hashes++] = hashes[t];
+    }
     /* last, so that a malformed file is named by what is wrong with it: the digest */
     int sealed = 0;
-    if ((st = fm_io_digest_verify(dir, text, size, &sealed)) != FM_OK) goto fail;
+    if ((st = fm_io_digest_verify_read(dir, text, size, hashes, n_hashes, for_run, &sealed)) !=
+        FM_OK)
+        goto fail;
     if (!sealed) { /* written before digests: its expected outputs are not trusted */
         free(c->out), free(c->lse), free(c->dq), free(c->dk), free(c->dv);
         c->out = c->lse = c->dq = c->dk = c->dv = NULL;
@@ -389,7 +385,22 @@ fm_status fm_case_load(const char *dir, fm_case *c)
 fail:
     free(text);
     fm_case_free(c);
+    fm_case_inputs32_free(in32);
     return st;
+}
+
+fm_status fm_case_load(const char *dir, fm_case *c) { return load_case(dir, c, 0, NULL); }
+
+fm_status fm_case_load_inputs(const char *dir, fm_case *c, fm_case_inputs32 *in32)
+{
+    return load_case(dir, c, 1, in32);
+}
+
+void fm_case_inputs32_free(fm_case_inputs32 *in)
+{
+    if (!in) return;
+    free(in->q), free(in->k), free(in->v), free(in->dout);
+    memset(in, 0, sizeof *in);
 }
 
 /* ---------------------------------------------------------------- saving */
@@ -532,7 +543,7 @@ fm_status fm_results_load(const char *dir, const fm_problem *p, fm_results *r)
     memset(r, 0, sizeof *r);
     double **slots[5] = {&r->out, &r->lse, &r->dq, &r->dk, &r->dv};
     int found = 0;
-    fm_status st = load_outputs(dir, p, slots, &found, 0);
+    fm_status st = load_outputs(dir, p, slots, &found, 0, NULL);
     if (st == FM_OK && found == 0)
         st = fm_fail(FM_ERR_IO, "%s: none of out.npy, lse.npy, dq.npy, dk.npy, dv.npy found", dir);
     if (st != FM_OK) fm_results_free(r);

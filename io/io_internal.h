@@ -65,16 +65,35 @@ fm_status fm_io_check_output(const char *path, const double *x, size_t n, int is
  * literal beyond 2^53 and more than max_values JSON values, naming `name` and the byte. */
 fm_status fm_io_json_prescan(const char *text, size_t size, const char *name, size_t max_values);
 
-/* SHA-256 (io/sha256.c), for the case digest. */
+/* SHA-256 (io/sha256.c, libcrypto), for the case digest. init may fail (out of memory, the
+ * message recorded); hex finishes s (64 hex digits + NUL) and discard abandons it: after init
+ * exactly one of them releases s. */
 typedef struct fm_sha256 {
-    uint32_t h[8];
-    uint64_t bytes;
-    unsigned char buf[64];
-    size_t fill;
+    struct evp_md_ctx_st *ctx; /* OpenSSL's EVP_MD_CTX */
 } fm_sha256;
-void fm_sha256_init(fm_sha256 *s);
+fm_status fm_sha256_init(fm_sha256 *s);
 void fm_sha256_update(fm_sha256 *s, const void *data, size_t n);
-void fm_sha256_hex(fm_sha256 *s, char hex[65]); /* finishes s; 64 hex digits + NUL */
+fm_status fm_sha256_hex(fm_sha256 *s, char hex[65]);
+void fm_sha256_discard(fm_sha256 *s);
+
+/* fm_npy_read that also feeds every byte of the file, as read, to `hash` (initialised by the
+ * caller; NULL: no hash): the file is read once, straight into the array (io/npy.c). */
+fm_status fm_io_npy_read_hashed(const char *path, fm_npy *out, fm_sha256 *hash);
+
+/* A float tensor file (<f8, <f4 or <f2) of exactly `shape`, read once (io/npy.c): as read
+ * (fm_io_read_float_file), or as a new float64 buffer (fm_io_load_f64_hashed; free()). With `hash` (initialised by the caller) every byte of the file
+ * is hashed as read and the digest finished into hex (discarded on failure). */
+fm_status fm_io_read_float_file(const char *path, int ndim, const int64_t *shape,
+                                const char *dims, fm_npy *a, fm_sha256 *hash, char hex[65]);
+fm_status fm_io_load_f64_hashed(const char *path, int ndim, const int64_t *shape,
+                                const char *dims, double **out, fm_sha256 *hash, char hex[65]);
+double *fm_io_npy_to_f64(const fm_npy *a, const char *path); /* a's elements widened; NULL: OOM */
+/* An input tensor [4 dims] read the same way (io/case_tensors.c), checked finite and rounded
+ * to dtype, into *f64 or, when f32 is non-NULL, into *f32 as float32 (a float32 file as read;
+ * float64 values rounded to float32 after their check). */
+fm_status fm_io_load_input(const char *path, const int64_t shape[4], const char *dims,
+                           fm_dtype dtype, fm_sha256 *hash, char hex[65], double **f64,
+                           float **f32);
 
 /* The case digest (io/case_digest.c): case.json's "digest" member holds the SHA-256 of the
  * parameters (the document without "digest", as cJSON prints it unformatted) and of each case
@@ -85,6 +104,17 @@ void fm_sha256_hex(fm_sha256 *s, char hex[65]); /* finishes s; 64 hex digits + N
  * changed, were added or were removed otherwise. */
 fm_status fm_io_digest_seal(const char *dir, const char *json, char **sealed);
 fm_status fm_io_digest_verify(const char *dir, const char *json, size_t size, int *has_digest);
+/* The same for a reader that hashed some files from the very bytes it read (`known`, n_known
+ * of them: not read again) and, with skip_outputs, does not read the expected outputs
+ * (out/lse/dq/dk/dv.npy): their presence is still checked against the digest's list, their
+ * bytes are not hashed (`check`, which reads them, verifies them). */
+typedef struct fm_io_file_hash {
+    const char *file; /* "q.npy" */
+    char hex[65];
+} fm_io_file_hash;
+fm_status fm_io_digest_verify_read(const char *dir, const char *json, size_t size,
+                                   const fm_io_file_hash *known, int n_known, int skip_outputs,
+                                   int *has_digest);
 /* Writing a case directory (io/case.c, io/dense_case.c) around its case.json text `json`
  * (malloc'd; these two own it): fm_io_case_begin starts the directory `dir` (on failure it frees
  * `json`); the case files are written; fm_io_case_finish, when `st` (the status of the files

@@ -272,6 +272,32 @@ static fm_status parse_head(const unsigned char *b, size_t avail, size_t size, c
     return FM_OK;
 }
 
+/* The elements at a->data, count of them, hold the file's little-endian bytes: put them in host
+ * order in place (nothing to do on a little-endian host) and check bools. */
+static fm_status data_to_host(fm_npy *a, const char *name)
+{
+    const size_t item = npy_types[a->dtype].size;
+#if !(defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+    if (item > 1)
+        for (size_t i = 0; i < a->count; i++) {
+            unsigned char *e = (unsigned char *)a->data + i * item;
+            uint64_t bits = load_le(e, item);
+            if (item == 8) memcpy(e, &bits, 8);
+            else if (item == 4) { uint32_t u = (uint32_t)bits; memcpy(e, &u, 4); }
+            else { uint16_t u = (uint16_t)bits; memcpy(e, &u, 2); }
+        }
+#endif
+    if (a->dtype == FM_NPY_B1)
+        for (size_t i = 0; i < a->count; i++) {
+            const uint8_t e = ((const uint8_t *)a->data)[i];
+            if (e > 1)
+                return fm_fail(FM_ERR_FORMAT, "%s: bool element %zu is byte %u, not 0 or 1",
+                               name, i, e);
+        }
+    (void)item;
+    return FM_OK;
+}
+
 fm_status fm_npy_parse(const void *bytes, size_t size, const char *name, fm_npy *out)
 {
     const unsigned char *b = bytes;
@@ -286,42 +312,20 @@ fm_status fm_npy_parse(const void *bytes, size_t size, const char *name, fm_npy 
     if (st != FM_OK) return st;
     size_t item = npy_types[a.dtype].size;
 
-    /* copy into host order */
+    /* copy, then into host order */
     a.count = count;
     a.data = fm_alloc(count ? count : 1, item, name);
     if (!a.data) return FM_ERR_NOMEM;
-    const unsigned char *src = b + data_offset;
-    for (size_t i = 0; i < count; i++) {
-        const unsigned char *e = src + i * item;
-        switch (a.dtype) {
-        case FM_NPY_F8: {
-            uint64_t bits = load_le(e, 8);
-            memcpy((double *)a.data + i, &bits, 8);
-            break;
-        }
-        case FM_NPY_F4:
-        case FM_NPY_I4: {
-            uint32_t bits = (uint32_t)load_le(e, 4);
-            memcpy((uint32_t *)a.data + i, &bits, 4);
-            break;
-        }
-        case FM_NPY_F2: ((uint16_t *)a.data)[i] = (uint16_t)load_le(e, 2); break;
-        case FM_NPY_B1:
-            if (e[0] > 1) {
-                free(a.data);
-                return fm_fail(FM_ERR_FORMAT, "%s: bool element %zu is byte %u, not 0 or 1",
-                               name, i, e[0]);
-            }
-            /* fall through */
-        case FM_NPY_U1: ((uint8_t *)a.data)[i] = e[0]; break;
-        default: break;
-        }
+    if (count) memcpy(a.data, b + data_offset, count * item);
+    if ((st = data_to_host(&a, name)) != FM_OK) {
+        free(a.data);
+        return st;
     }
     *out = a;
     return FM_OK;
 }
 
-fm_status fm_npy_read(const char *path, fm_npy *out)
+fm_status fm_io_npy_read_hashed(const char *path, fm_npy *out, fm_sha256 *hash)
 {
     memset(out, 0, sizeof *out);
     size_t size;
@@ -335,31 +339,46 @@ fm_status fm_npy_read(const char *path, fm_npy *out)
         fclose(f);
         return fm_fail(FM_ERR_IO, "%s: read failed or the file changed while being read", path);
     }
-    fm_npy probe;
-    memset(&probe, 0, sizeof probe);
+    fm_npy a;
+    memset(&a, 0, sizeof a);
     size_t data_offset, count;
-    fm_status st = parse_head(head, nhead, size, path, &probe, &data_offset, &count);
+    fm_status st = parse_head(head, nhead, size, path, &a, &data_offset, &count);
     if (st != FM_OK) {
         fclose(f);
         return st;
     }
-    unsigned char *buf = fm_alloc(size ? size : 1, 1, path);
-    if (!buf) {
+    /* the body straight into the array: one read, no intermediate copy of the file */
+    const size_t nbytes = size - data_offset, in_head = nhead - data_offset;
+    a.count = count;
+    a.data = fm_alloc(count ? count : 1, npy_types[a.dtype].size, path);
+    if (!a.data) {
         fclose(f);
         return FM_ERR_NOMEM;
     }
-    memcpy(buf, head, nhead);
-    size_t got = nhead + fread(buf + nhead, 1, size - nhead, f);
+    memcpy(a.data, head + data_offset, in_head);
+    size_t got = in_head + fread((unsigned char *)a.data + in_head, 1, nbytes - in_head, f);
     int extra = fgetc(f); /* the file may have grown since fstat: refuse rather than guess */
     int err = ferror(f);
     fclose(f);
-    if (err || got != size || extra != EOF) {
-        free(buf);
+    if (err || got != nbytes || extra != EOF) {
+        free(a.data);
         return fm_fail(FM_ERR_IO, "%s: read failed or the file changed while being read", path);
     }
-    st = fm_npy_parse(buf, size, path, out);
-    free(buf);
-    return st;
+    if (hash) { /* the file's bytes as read: preamble and header, then the data */
+        fm_sha256_update(hash, head, data_offset);
+        fm_sha256_update(hash, a.data, nbytes);
+    }
+    if ((st = data_to_host(&a, path)) != FM_OK) {
+        free(a.data);
+        return st;
+    }
+    *out = a;
+    return FM_OK;
+}
+
+fm_status fm_npy_read(const char *path, fm_npy *out)
+{
+    return fm_io_npy_read_hashed(path, out, NULL);
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -400,8 +419,14 @@ fm_status fm_npy_write(const char *path, fm_npy_dtype dtype, int ndim, const int
     if (!f) return fm_fail(FM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     int ok = fwrite(preamble, 1, 10, f) == 10 && fwrite(header, 1, (size_t)n, f) == (size_t)n;
     size_t item = npy_types[dtype].size;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (ok && count) ok = fwrite(data, item, count, f) == count; /* already little-endian */
+    size_t done = count;
+#else
+    size_t done = 0;
+#endif
     unsigned char chunk[4096];
-    size_t per_chunk = sizeof chunk / item, done = 0;
+    size_t per_chunk = sizeof chunk / item;
     while (ok && done < count) { /* little-endian, whatever the host order */
         size_t m = count - done < per_chunk ? count - done : per_chunk;
         for (size_t i = 0; i < m; i++) {
@@ -463,33 +488,54 @@ fm_status fm_npy_check_shape(const fm_npy *a, const char *name, int ndim, const 
     return FM_OK;
 }
 
+/* A floating-point tensor file of exactly `shape`, read once (its bytes fed to `hash` when
+ * non-NULL: an initialised digest that this call finishes into hex, or discards on failure). */
+fm_status fm_io_read_float_file(const char *path, int ndim, const int64_t *shape,
+                                 const char *dims, fm_npy *a, fm_sha256 *hash, char hex[65])
+{
+    fm_status st = fm_io_npy_read_hashed(path, a, hash);
+    if (st == FM_OK) st = fm_npy_check_shape(a, path, ndim, shape, dims);
+    if (st == FM_OK && a->dtype != FM_NPY_F8 && a->dtype != FM_NPY_F4 && a->dtype != FM_NPY_F2)
+        st = fm_fail(FM_ERR_FORMAT, "%s: dtype %s, expected a float (<f8, <f4 or <f2)", path,
+                     fm_npy_dtype_descr(a->dtype));
+    if (hash) {
+        if (st == FM_OK) st = fm_sha256_hex(hash, hex);
+        else fm_sha256_discard(hash);
+    }
+    if (st != FM_OK) fm_npy_free(a);
+    return st;
+}
+
+/* a's elements as a new float64 buffer (what fm_npy_load_f64 returns). */
+double *fm_io_npy_to_f64(const fm_npy *a, const char *path)
+{
+    double *x = fm_alloc(a->count ? a->count : 1, sizeof(double), path);
+    if (x)
+        for (size_t i = 0; i < a->count; i++) {
+            if (a->dtype == FM_NPY_F8) x[i] = ((const double *)a->data)[i];
+            else if (a->dtype == FM_NPY_F4) x[i] = ((const float *)a->data)[i];
+            else x[i] = fm_half_to_float(((const uint16_t *)a->data)[i]);
+        }
+    return x;
+}
+
+/* A float64 tensor file (hash and hex as read_float_file's). */
+fm_status fm_io_load_f64_hashed(const char *path, int ndim, const int64_t *shape,
+                                 const char *dims, double **out, fm_sha256 *hash, char hex[65])
+{
+    fm_npy a;
+    *out = NULL;
+    fm_status st = fm_io_read_float_file(path, ndim, shape, dims, &a, hash, hex);
+    if (st != FM_OK) return st;
+    *out = fm_io_npy_to_f64(&a, path);
+    fm_npy_free(&a);
+    return *out ? FM_OK : FM_ERR_NOMEM;
+}
+
 fm_status fm_npy_load_f64(const char *path, int ndim, const int64_t *shape,
                           const char *dim_names, double **out)
 {
     if (!out || !path || (ndim > 0 && !shape))
         return fm_fail(FM_ERR_INVALID, "npy load: NULL path, shape or output");
-    *out = NULL;
-    fm_npy a;
-    fm_status st = fm_npy_read(path, &a);
-    if (st != FM_OK) return st;
-    if ((st = fm_npy_check_shape(&a, path, ndim, shape, dim_names)) != FM_OK) goto done;
-    if (a.dtype != FM_NPY_F8 && a.dtype != FM_NPY_F4 && a.dtype != FM_NPY_F2) {
-        st = fm_fail(FM_ERR_FORMAT, "%s: dtype %s, expected a float (<f8, <f4 or <f2)", path,
-                     fm_npy_dtype_descr(a.dtype));
-        goto done;
-    }
-    double *x = fm_alloc(a.count ? a.count : 1, sizeof(double), path);
-    if (!x) {
-        st = FM_ERR_NOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < a.count; i++) {
-        if (a.dtype == FM_NPY_F8) x[i] = ((const double *)a.data)[i];
-        else if (a.dtype == FM_NPY_F4) x[i] = ((const float *)a.data)[i];
-        else x[i] = fm_half_to_float(((const uint16_t *)a.data)[i]);
-    }
-    *out = x;
-done:
-    fm_npy_free(&a);
-    return st;
+    return fm_io_load_f64_hashed(path, ndim, shape, dim_names, out, NULL, NULL);
 }

@@ -3,6 +3,7 @@
  * out/lse/dq/dk/dv.npy into a results directory that appears only when complete. With
  * --ladder N (cuda only) the kernels are step N of the CUDA kernel ladder (cuda/ladder/).
  * Layer: tools CLI (io, dispatch, cuda). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -33,35 +34,58 @@ static int usage(void)
     return 0;
 }
 
-/* x[i] = (float)y[i] into a new buffer (NULL if out of memory). */
-static float *to_float(const double *y, size_t n)
-{
-    float *x = malloc(n * sizeof *x);
-    if (x)
-        for (size_t i = 0; i < n; i++) x[i] = (float)y[i];
-    return x;
-}
-
 static void to_double(double *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) y[i] = (double)x[i];
 }
 
-/* `--impl cpu`: the CPU layer computes in float32, so its native entry points get the inputs
- * converted once and keep out/lse in float32 from the forward to the backward; results become
- * float64 once, for the file. (fm_forward/fm_backward would convert every tensor both ways per
- * call; the case loader has already checked the inputs finite.) */
-static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c, fm_results *r,
-                                 double *t_fwd, double *t_bwd)
+/* `--impl cpu`: the CPU layer computes in float32, so its native entry points get the inputs as
+ * the loader read them (fm_case_load_inputs: float32 files used as read, checked finite) and
+ * keep out/lse in float32 from the forward to the backward; results become float64 once, for
+ * the file. (fm_forward/fm_backward would convert every tensor both ways per call.) */
+
+/* 1 when x[0..n) holds no inf or NaN (-inf allowed with allow_neg_inf: lse of masked rows). */
+static int all_finite(const float *x, size_t n, int allow_neg_inf)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) && !(allow_neg_inf && x[i] == -INFINITY)) return 0;
+    return 1;
+}
+
+/* Finite float32 inputs can still overflow (dout = 3e38): results holding inf or NaN are an error,
+ * reported by fm_forward's result check (fm_results_check_finite, which names the input largest
+ * in magnitude); it reads float64 inputs, made here only on that failure. */
+static fm_status overflow_error(const fm_problem *p, const fm_case_inputs32 *in,
+                                const fm_results *r)
+{
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    double *x[4] = {malloc(nq * sizeof(double)), malloc(nkv * sizeof(double)),
+                    malloc(nkv * sizeof(double)), malloc(nq * sizeof(double))};
+    const float *y[4] = {in->q, in->k, in->v, in->dout};
+    const size_t n[4] = {nq, nkv, nkv, nq};
+    fm_status st = FM_ERR_NOMEM;
+    if (x[0] && x[1] && x[2] && x[3]) {
+        for (int t = 0; t < 4; t++) to_double(x[t], y[t], n[t]);
+        const fm_tensors t = {x[0], x[1], x[2], x[3], r->out, r->lse, r->dq, r->dk, r->dv};
+        st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 0);
+        if (st == FM_OK) st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 1);
+    }
+    for (int t = 0; t < 4; t++) free(x[t]);
+    return st;
+}
+
+static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c,
+                                 const fm_case_inputs32 *in, fm_results *r, double *t_fwd,
+                                 double *t_bwd)
 {
     const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
     const size_t nl = fm_problem_lse_elems(p);
-    float *q = to_float(c->q, nq), *k = to_float(c->k, nkv), *v = to_float(c->v, nkv);
-    float *d = to_float(c->dout, nq), *o = malloc(nq * sizeof *o), *l = malloc(nl * sizeof *l);
+    const float *q = in->q, *k = in->k, *v = in->v, *d = in->dout;
+    float *o = malloc(nq * sizeof *o), *l = malloc(nl * sizeof *l);
     float *dq = malloc(nq * sizeof *dq), *dk = malloc(nkv * sizeof *dk);
     float *dv = malloc(nkv * sizeof *dv);
     fm_status st = FM_ERR_NOMEM;
-    if (q && k && v && d && o && l && dq && dk && dv) {
+    if (o && l && dq && dk && dv) {
         double t0 = cli_now();
         st = fm_cpu_forward(p, &c->mask, q, k, v, o, l, NULL);
         double t1 = cli_now();
@@ -71,12 +95,11 @@ static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c, fm_resul
     if (st == FM_OK) {
         to_double(r->out, o, nq), to_double(r->lse, l, nl), to_double(r->dq, dq, nq);
         to_double(r->dk, dk, nkv), to_double(r->dv, dv, nkv);
-        /* finite float32 inputs can still overflow (dout = 3e38): fm_forward's result check */
-        const fm_tensors t = {c->q, c->k, c->v, c->dout, r->out, r->lse, r->dq, r->dk, r->dv};
-        st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 0);
-        if (st == FM_OK) st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 1);
+        if (!(all_finite(o, nq, 0) && all_finite(l, nl, 1) && all_finite(dq, nq, 0) &&
+              all_finite(dk, nkv, 0) && all_finite(dv, nkv, 0)))
+            st = overflow_error(p, in, r);
     }
-    free(q), free(k), free(v), free(d), free(o), free(l), free(dq), free(dk), free(dv);
+    free(o), free(l), free(dq), free(dk), free(dv);
     return st;
 }
 
@@ -119,8 +142,11 @@ int cmd_run(int argc, char **argv)
 
     /* a dense-mask case without mask.npy (docs/sparse.md): run_dense reads it */
     if (fm_dense_case_detect(case_dir)) return cmd_run_dense(argc, argv);
+    /* the inputs only (the expected outputs are check's), float32 for cpu */
     fm_case c;
-    if ((st = fm_case_load(case_dir, &c)) != FM_OK) return cli_report(cmd, st);
+    fm_case_inputs32 in32 = {0};
+    if ((st = fm_case_load_inputs(case_dir, &c, impl == FM_IMPL_CPU ? &in32 : NULL)) != FM_OK)
+        return cli_report(cmd, st);
     fm_problem *p = &c.problem;
     if (dtype_name) p->dtype = dtype;
 
@@ -132,7 +158,7 @@ int cmd_run(int argc, char **argv)
     }
     if (impl == FM_IMPL_CPU) {
         double t_fwd = 0, t_bwd = 0;
-        st = run_cpu_float32(p, &c, &r, &t_fwd, &t_bwd);
+        st = run_cpu_float32(p, &c, &in32, &r, &t_fwd, &t_bwd);
         t1 = t_fwd, t2 = t_fwd + t_bwd;
     } else {
         fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
@@ -158,5 +184,6 @@ int cmd_run(int argc, char **argv)
 done:
     fm_results_free(&r);
     fm_case_free(&c);
+    fm_case_inputs32_free(&in32);
     return rc;
 }

@@ -149,6 +149,22 @@ fm_status fm_case_parse_json(const char *text, size_t size, const char *name, fm
  * representable in the case's dtype, and that expected outputs are finite (lse may be -inf). */
 fm_status fm_case_load(const char *dir, fm_case *c);
 
+/* A case's inputs in float32, for an implementation that computes in float32 (`run --impl cpu`):
+ * [B,Hq,Sq,D], [B,Hk,Sk,D] x2, [B,Hq,Sq,D]; free with fm_case_inputs32_free. */
+typedef struct fm_case_inputs32 {
+    float *q, *k, *v, *dout;
+} fm_case_inputs32;
+
+/* fm_case_load for running an implementation on the case: the same checks of case.json, the
+ * mask and the inputs, and the digest verified for the parameters and the files it reads; the
+ * expected outputs (out/lse/dq/dk/dv.npy) are not read, so their bytes are not hashed (their
+ * presence is still checked against the digest's list; `check`, which reads them, verifies
+ * them), and c->out ... c->dv stay NULL. With in32 non-NULL the inputs are returned there in
+ * float32 and c->q ... c->dout stay NULL: float32 files as read, float64 values (a float64 case)
+ * rounded to float32 after their checks. */
+fm_status fm_case_load_inputs(const char *dir, fm_case *c, fm_case_inputs32 *in32);
+void fm_case_inputs32_free(fm_case_inputs32 *in); /* safe on a zeroed struct and on NULL */
+
 /* Writes a case directory atomically (case.json, mask.npy, q/k/v/do.npy and whichever expected
  * outputs are non-NULL). Inputs are written as float64 for dtype float64, else float32; every
  * number of case.json exactly (the scale with 17 digits), case.json last with the digest of its

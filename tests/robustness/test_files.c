@@ -298,6 +298,97 @@ static void test_wrong_dtype_and_shape(void **state)
     EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_INVALID, "column=2: bound LTE = 6");
 }
 
+/* ------------------------------------------------------------ loading for a run */
+
+/* fm_case_load_inputs (what `run` loads): the inputs only, as float32 when asked, with the same
+ * checks; the digest is verified for what it reads (a changed input is refused), and the
+ * expected outputs, which it does not read, are checked for presence only. */
+static void test_load_inputs(void **state)
+{
+    (void)state;
+    fm_case c, full;
+    fm_case_inputs32 in;
+    char dir[600], p[700];
+    assert_int_equal(fm_case_load(good, &full), FM_OK);
+    assert_int_equal(fm_case_load_inputs(good, &c, &in), FM_OK);
+    assert_null(c.q);
+    assert_null(c.out);
+    assert_null(c.dq);
+    const size_t nq = fm_problem_q_elems(&c.problem), nkv = fm_problem_kv_elems(&c.problem);
+    for (size_t i = 0; i < nq; i++) {
+        assert_true((double)in.q[i] == full.q[i]);
+        assert_true((double)in.dout[i] == full.dout[i]);
+    }
+    for (size_t i = 0; i < nkv; i++) {
+        assert_true((double)in.k[i] == full.k[i]);
+        assert_true((double)in.v[i] == full.v[i]);
+    }
+    fm_case_inputs32_free(&in);
+    fm_case_free(&c);
+    /* without in32: the float64 inputs, still no expected outputs */
+    assert_int_equal(fm_case_load_inputs(good, &c, NULL), FM_OK);
+    assert_non_null(c.v);
+    assert_null(c.lse);
+    for (size_t i = 0; i < nkv; i++) assert_true(c.v[i] == full.v[i]);
+    fm_case_free(&c);
+    fm_case_free(&full);
+
+    /* a changed input is refused, and so is NaN in it (named before the digest) */
+    int64_t kshape[4] = {1, 1, 6, 4};
+    copy_case("inputs-k", dir, sizeof dir);
+    write_f32(dir, "k.npy", 4, kshape, 3, 0.25f);
+    EXPECT_FAIL(fm_case_load_inputs(dir, &c, &in), FM_ERR_FORMAT,
+                "k.npy changed after the case was written");
+    assert_null(in.q); /* nothing handed back on refusal */
+    write_f32(dir, "k.npy", 4, kshape, 3, NAN);
+    EXPECT_FAIL(fm_case_load_inputs(dir, &c, &in), FM_ERR_NONFINITE, "k.npy: element 3 is nan");
+    /* an expected output changed: not read here, so accepted (check refuses it) */
+    int64_t qshape[4] = {1, 2, 5, 4};
+    copy_case("inputs-out", dir, sizeof dir);
+    write_f32(dir, "out.npy", 4, qshape, 1, 0.125f);
+    assert_int_equal(fm_case_load_inputs(dir, &c, &in), FM_OK);
+    fm_case_inputs32_free(&in);
+    fm_case_free(&c);
+    EXPECT_FAIL(fm_case_load(dir, &c), FM_ERR_FORMAT, "out.npy changed after the case was");
+    /* ... but one removed is still refused: the digest's list of files is checked */
+    fm_test_path(p, sizeof p, dir, "dv.npy");
+    assert_int_equal(remove(p), 0);
+    EXPECT_FAIL(fm_case_load_inputs(dir, &c, &in), FM_ERR_FORMAT, "dv.npy was removed");
+    /* inputs must be values of the case's dtype on the float32 path too: the same case
+     * declared float16 (0.5 is a float16 value, 0.1f is not) */
+    copy_case("inputs-round", dir, sizeof dir);
+    assert_int_equal(fm_test_unseal(dir), 0);
+    fm_test_path(p, sizeof p, dir, "case.json");
+    char *json = NULL;
+    size_t size = 0;
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    size = (size_t)ftell(f);
+    rewind(f);
+    json = calloc(size + 1, 1);
+    assert_non_null(json);
+    assert_int_equal(fread(json, 1, size, f), size);
+    fclose(f);
+    char *at = strstr(json, "\"float32\"");
+    assert_non_null(at);
+    memcpy(at, "\"float16\"", 9);
+    f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(json, 1, size, f), size);
+    fclose(f);
+    free(json);
+    const char *inputs[4] = {"q.npy", "k.npy", "v.npy", "do.npy"};
+    for (int t = 0; t < 4; t++) write_f32(dir, inputs[t], 4, t == 1 || t == 2 ? kshape : qshape,
+                                          99, 0.5f);
+    assert_int_equal(fm_case_load_inputs(dir, &c, &in), FM_OK);
+    fm_case_inputs32_free(&in);
+    fm_case_free(&c);
+    write_f32(dir, "v.npy", 4, kshape, 5, 0.1f);
+    EXPECT_FAIL(fm_case_load_inputs(dir, &c, &in), FM_ERR_FORMAT,
+                "v.npy: element 5 = 0.10000000149011612 is not a float16 value");
+}
+
 /* ------------------------------------------------------------ NaN and Inf */
 
 /* Documented behaviour: inputs (q, k, v, do) must be finite (FM_ERR_NONFINITE, naming the file
@@ -453,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_truncated_and_lying),
         cmocka_unit_test(test_wrong_dtype_and_shape),
         cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_load_inputs),
         cmocka_unit_test(test_case_json_sizes),
         cmocka_unit_test(test_unwritable_outputs),
     };
