@@ -57,12 +57,22 @@ def run_ours(pr, q, k, v, dout, mask, scale):
 # ------------------------------------------------------------------ FlexAttention
 
 FLEX = {"fn": None, "compile_s": {}, "extra": None}
-G = {}  # the mask the compiled mask_mod reads: one compiled graph serves every mask of a shape
-FLEX_MASKS = {}  # shape -> its mask tensor
+FLEX_MODS = {}  # shape -> (its mask tensor, refilled per problem; the mask_mod reading it)
 
 
-def flex_mask_mod(b, h, q_idx, kv_idx):
-    return G["allowed"][b, q_idx, kv_idx]
+def flex_mask_mod_for(shape, like):
+    """One mask_mod per shape, closing over one tensor that every problem of the shape refills:
+    the compiled graph of the shape is reused (a mask_mod reading a module global instead made
+    inductor fail with 'FakeTensorMode should not be set when dispatching flex_attention' on
+    PyTorch 2.11)."""
+    if shape not in FLEX_MODS:
+        allowed = torch.empty_like(like)
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return allowed[b, q_idx, kv_idx]
+
+        FLEX_MODS[shape] = (allowed, mask_mod)
+    return FLEX_MODS[shape]
 
 
 def _flex_fn():
@@ -88,16 +98,15 @@ def run_flex(pr, q, k, v, dout, mask, scale):
     shape = (pr["b"], pr["hq"], pr["hk"], pr["sq"], pr["sk"], pr["d"], pr["dtype"])
     fn = _flex_fn()
     allowed = torch.from_numpy(np.ascontiguousarray(mask.to_dense()[:, 0])).to("cuda").bool()
-    # one tensor object per shape, refilled: what the compiled graph of the shape last saw (kept
-    # apart from G, whose only key the compiled mask_mod reads)
-    G["allowed"] = FLEX_MASKS.setdefault(shape, torch.empty_like(allowed))
-    G["allowed"].copy_(allowed)
-    bm = create_block_mask(flex_mask_mod, pr["b"], None, pr["sq"], pr["sk"], device="cuda")
+    held, mask_mod = flex_mask_mod_for(shape, allowed)
+    held.copy_(allowed)
+    bm = create_block_mask(mask_mod, pr["b"], None, pr["sq"], pr["sk"], device="cuda")
     tq, tk, tv, tdo = torch_inputs(q, k, v, dout, pr["dtype"])
     for t in (tq, tk, tv):
         t.requires_grad_(True)
     t0 = time.time()
-    out, aux = fn(tq, tk, tv, block_mask=bm, scale=scale, enable_gqa=pr["hq"] > pr["hk"],
+    # scale as a Python float: a NumPy scalar would reach the compiled graph as a tensor input
+    out, aux = fn(tq, tk, tv, block_mask=bm, scale=float(scale), enable_gqa=pr["hq"] > pr["hk"],
                   **FLEX["extra"])
     lse = as_np(aux.lse if hasattr(aux, "lse") else aux)  # natural-log logsumexp either way
     dq, dk, dv = grads(out, tq, tk, tv, tdo)

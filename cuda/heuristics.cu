@@ -5,8 +5,8 @@
  *
  * The rules, each measured on an H200 (the numbers and their history: docs/performance-cuda.md):
  * - wgmma (Hopper, D = 128) when built (gpu_archs has 90a) and the device is 9.0: both passes
- *   beat the mma.sync kernels there on every family. The wgmma forwards also serve D = 64 when
- *   asked for (fwd=wgmma, fwd=pingpong); auto keeps forward.cu there until measured.
+ *   beat the mma.sync kernels there on every family. The forward also takes them at D = 64
+ *   (2026-12-02, H = 32, 8K: 1.16x forward.cu's geomean, no family below 1.01x).
  * - mma.sync forward at D = 64 and 128: 4 warps of 2 x 16 rows, the two 16-row halves of a warp
  *   sharing each K/V fragment read from shared memory.
  * - sparse masks (fewer than FM_CUDA_SPARSE_BELOW of the 64-row x key-block tiles live): the
@@ -15,8 +15,9 @@
  *   jumps over fully masked query blocks.
  * - the wgmma dK/dV kernel with two warpgroups (128 keys) halves the dQ atomics; the
  *   deterministic mode has no atomics to save and takes one.
- * - the ping-pong Hopper forward (forward_pingpong.cu) runs only when asked for (fwd=pingpong)
- *   until an H200 measurement says it beats forward_wgmma.cu.
+ * - the Hopper forward is the ping-pong one (forward_pingpong.cu): the same products in the same
+ *   order as forward_wgmma.cu (equal bits), 1.02x its geomean at 8K and 1.01x at 32K, D = 128;
+ *   fwd=wgmma still asks for forward_wgmma.cu.
  * Layer: cuda <- masks <- core.
  */
 #include <cuda_runtime.h>
@@ -61,8 +62,7 @@ static fm_status wgmma_runs(void)
 
 /* Whether a pass runs the wgmma kernels: forced, refused, or decided. FM_KERNEL_PINGPONG (the
  * forward's other Hopper kernel) is a wgmma choice with the same conditions. The forwards are
- * built for D = 64 and 128, the backward for 128; auto takes them at 128 only (D = 64 on wgmma
- * is not measured yet). */
+ * built for D = 64 and 128, the backward for 128; auto takes them wherever they are built. */
 static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *use)
 {
     *use = false;
@@ -72,7 +72,7 @@ static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *
         return fm_fail(FM_ERR_INVALID, "kernel options: pingpong is a forward kernel (the %s "
                        "has none)", pass);
     if (choice == FM_KERNEL_AUTO) {
-        *use = head_dim == 128 && wgmma_runs() == FM_OK;
+        *use = (head_dim == 128 || (forward && head_dim == 64)) && wgmma_runs() == FM_OK;
         fm_clear_error(); /* auto: a device without wgmma is no error */
         return FM_OK;
     }
@@ -104,7 +104,7 @@ fm_status fm_cuda_plan_kernels(const fm_problem *p, const fm_attn_params &kp,
     if (!backward) {
         plan->fwd_shape = o.fwd_shape;
         fm_status st = choose_wgmma(o.forward, kp.head_dim, "forward", &plan->fwd_wgmma);
-        plan->fwd_pingpong = plan->fwd_wgmma && o.forward == FM_KERNEL_PINGPONG;
+        plan->fwd_pingpong = plan->fwd_wgmma && o.forward != FM_KERNEL_WGMMA;
         return st;
     }
     fm_status st = choose_wgmma(o.backward, kp.head_dim, "backward", &plan->bwd_wgmma);

@@ -27,11 +27,13 @@ typedef enum fm_kernel_choice {
     FM_KERNEL_MMA = 1,   /* the mma.sync kernels (forward.cu, backward.cu): every GPU, every D */
     FM_KERNEL_WGMMA = 2, /* the Hopper kernels (forward_wgmma.cu, backward_wgmma.cu): a build
                             with 90a in gpu_archs, a compute capability 9.0 device, D = 128
-                            (the forward also D = 64, when asked for; auto: 128 only) */
+                            (the forward also D = 64); as a forward choice, the wgmma
+                            forward without the ping-pong schedule */
     FM_KERNEL_PINGPONG = 3 /* forward only: the Hopper forward with its two warpgroups taking
                               turns at the tensor cores and each tile's softmax overlapping the
                               next tile's products (forward_pingpong.cu; same conditions and
-                              the same results as FM_KERNEL_WGMMA) */
+                              the same results as FM_KERNEL_WGMMA; what auto runs where the
+                              Hopper forwards run, D = 64 and 128) */
 } fm_kernel_choice;
 
 typedef enum fm_fwd_shape {

@@ -60,15 +60,14 @@ static int hopper_forwards(void)
 }
 
 /* The forward a random case runs: where the Hopper forwards serve it (head dims that pad to
- * 128, where auto is the wgmma kernel, or to 64, where auto is mma.sync), one of auto, the
- * other one and pingpong by the seed; elsewhere auto or mma. */
+ * 128 or 64, where auto is the ping-pong kernel), one of auto, the wgmma one and mma.sync by the
+ * seed; elsewhere auto or mma. */
 static int32_t forward_choice(const fm_random_case *c)
 {
     const int64_t d = c->problem.head_dim;
     const int d64 = d > 32 && d <= 64, d128 = d > 96 && d <= 128;
     if ((d64 || d128) && fm_cuda_available() == FM_OK && hopper_forwards()) {
-        const int32_t three[3] = {FM_KERNEL_AUTO, d128 ? FM_KERNEL_MMA : FM_KERNEL_WGMMA,
-                                  FM_KERNEL_PINGPONG};
+        const int32_t three[3] = {FM_KERNEL_AUTO, FM_KERNEL_MMA, FM_KERNEL_WGMMA};
         return three[(c->seed >> 3) % 3];
     }
     return (c->seed & 8) ? FM_KERNEL_MMA : FM_KERNEL_AUTO;
@@ -82,8 +81,8 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     p.dtype = dtype;
     if (c->seed & 2) p.flags |= FM_FLAG_DETERMINISTIC; /* both dQ paths, one case in two */
     /* Both shapes of the Hopper dK/dV kernel (one or two warpgroups per block), whatever the
-     * case's size would pick (small cases pick one), and the three forwards at D = 128: the
-     * warp-specialised wgmma one (auto), its ping-pong schedule and forward.cu's (mma). */
+     * case's size would pick (small cases pick one), and the three forwards at D = 64 and 128:
+     * the ping-pong Hopper one (auto), the wgmma one it reschedules and forward.cu's (mma). */
     fm_kernel_options kopt;
     fm_kernel_options_default(&kopt);
     kopt.bwd_warpgroups = (c->seed & 4) ? 2 : 1;
