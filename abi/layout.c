@@ -51,10 +51,11 @@ static const fm_layout_entry fm_layout_rows[] = {
     F(fm_tensor_check, atol), F(fm_tensor_check, bound), F(fm_tensor_check, ratio),
     F(fm_tensor_check, ratio_at), F(fm_tensor_check, worst),
     F(fm_tensor_check, nan_count), F(fm_tensor_check, masked_bad), F(fm_tensor_check, pass),
-    F(fm_tensor_check, where), F(fm_tensor_check, why),
+    F(fm_tensor_check, where), F(fm_tensor_check, why), F(fm_tensor_check, naive_computed),
 
     S(fm_check_options), F(fm_check_options, dtype), F(fm_check_options, allow_fa2_inf_lse),
     F(fm_check_options, forward_only), F(fm_check_options, recompute), F(fm_check_options, rule),
+    F(fm_check_options, naive),
 
     S(fm_check_report), F(fm_check_report, options), F(fm_check_report, n_tensors),
     F(fm_check_report, tensor), F(fm_check_report, masked_rows), F(fm_check_report, pass),

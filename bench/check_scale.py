@@ -14,7 +14,9 @@ time: on a shared machine it says more than the wall time), passed, and with --p
 judgement's parts timed apart on the same inputs (wall and CPU): reference_s (the float64
 reference forward and backward, as fm.reference computes it: the dense backend where it fits,
 or the GPU's with --oracle reference-cuda), naive_s (the naive computation in X); the derived
-rule's bounds are most of the rest.
+rule's bounds are most of the rest. The derived rule runs the naive computation only where the
+inputs could overflow X (docs/oracle.md §2.5): naive_computed says whether it ran; --naive
+forces it (the check as it was before that skip).
 Layer: tools (benchmark), over the Python package.
 """
 import argparse
@@ -75,13 +77,14 @@ def run(a):
         args = (tq, tk, tv, tdo)
     candidate, cand_s, _ = timed(cand)
     rep, check_s, check_cpu = timed(lambda: tensors.check(*args, mask, candidate, a.dtype,
-                                                          oracle=a.oracle))
+                                                          oracle=a.oracle, naive=a.naive))
     res = {"input": a.input, "family": a.family, "B": a.batch, "H": a.heads, "S": a.seqlen,
            "D": a.head_dim, "dtype": a.dtype, "oracle": a.oracle or "auto",
            "candidate_s": round(cand_s, 2), "check_s": round(check_s, 2),
            "check_cpu_s": round(check_cpu, 2), "passed": rep.passed,
            "cpus": os.cpu_count(), "machine": platform.node(),
-           "worst_ratio": max(t["ratio"] for t in rep.tensors.values())}
+           "worst_ratio": max(t["ratio"] for t in rep.tensors.values()),
+           "naive_computed": all(t["naive_computed"] for t in rep.tensors.values())}
     if a.phases:
         impl = a.oracle if a.oracle == "reference-cuda" else "reference"
         for name, f in (("reference", lambda: fm.reference(q, k, v, do, mask, impl=impl)),
@@ -108,6 +111,8 @@ def main():
                     "tensors where it runs, else the CPU)")
     ap.add_argument("--phases", action="store_true", help="also time the reference and the "
                     "naive computation alone")
+    ap.add_argument("--naive", action="store_true", help="run the naive computation in the "
+                    "check even where it cannot matter (the naive_err column)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     if a.input == "torch-cuda":

@@ -110,6 +110,7 @@ fm_status fm_check_tensor_bounded(const char *name, fm_dtype dtype, size_t n, co
         return fm_fail(FM_ERR_INVALID, "check %s: row_len is 0 with a row mask", out->name);
     out->dtype = dtype;
     out->elements = n;
+    out->naive_computed = naive != NULL;
 
     double sum_abs = 0.0, sum_sq = 0.0, ref_sq = 0.0;
     size_t first_nan = 0, first_bad = 0, over = 0;
@@ -379,15 +380,19 @@ fm_status fm_check_case(const fm_problem *p, const fm_mask *mask, const fm_tenso
     st = reference_results(p, mask, ref, opt, &w, &r);
     if (st != FM_OK) goto done;
 
-    /* the naive computation in X, from the same inputs */
     st = FM_ERR_NOMEM;
-    if (!(w.nv_out = fm_alloc(nq, sizeof(double), "naive out")) ||
-        !(w.nv_lse = fm_alloc(nl, sizeof(double), "naive lse")) ||
-        !(w.rows = fm_alloc(nl, sizeof(uint8_t), "masked rows")))
+    if (!(w.rows = fm_alloc(nl, sizeof(uint8_t), "masked rows"))) goto done;
+    /* the naive computation in X, from the same inputs: the FA rule's bound is made of it;
+     * under the derived rule it decides only the refusal on overflow, so it is left out where
+     * no overflow is possible (oracle/naive_guard.c), unless asked for */
+    const int naive = opt->rule == FM_RULE_FA || opt->naive ||
+                      !fm_naive_cannot_overflow(p, x, ref, bwd);
+    if (naive && (!(w.nv_out = fm_alloc(nq, sizeof(double), "naive out")) ||
+                  !(w.nv_lse = fm_alloc(nl, sizeof(double), "naive lse"))))
         goto done;
-    if ((st = fm_naive_forward(p, mask, x, ref->q, ref->k, ref->v, w.nv_out, w.nv_lse)))
+    if (naive && (st = fm_naive_forward(p, mask, x, ref->q, ref->k, ref->v, w.nv_out, w.nv_lse)))
         goto done;
-    if (bwd) {
+    if (naive && bwd) {
         st = FM_ERR_NOMEM;
         if (!(w.nv_dq = fm_alloc(nq, sizeof(double), "naive dq")) ||
             !(w.nv_dk = fm_alloc(nkv, sizeof(double), "naive dk")) ||

@@ -136,7 +136,13 @@ fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t ma
         st = fm_ref_backward_dense(p, allowed, mask_heads, ref->q, ref->k, ref->v, r.out, r.lse,
                                    ref->dout, r.dq, r.dk, r.dv);
     }
-    if (st == FM_OK)
+    /* the naive computation: always under the FA rule, under the derived rule only where it
+     * could overflow (and must then refuse) or when asked for (fm_check_options.naive) */
+    const int naive = opt->rule == FM_RULE_FA || opt->naive ||
+                      !fm_naive_cannot_overflow(p, x, ref, bwd);
+    double *nv[5] = {NULL, NULL, NULL, NULL, NULL};
+    for (int i = 0; naive && i < 5; i++) nv[i] = buf[5 + i];
+    if (st == FM_OK && naive)
         st = naive_dense(p, allowed, mask_heads, x, ref, bwd, buf[5], buf[6], buf[7], buf[8],
                          buf[9]);
     /* the derived rule's per-element bounds (flashmask/oracle.h); NULL under the FA rule */
@@ -165,20 +171,20 @@ fm_status fm_check_dense(const fm_problem *p, const uint8_t *allowed, int64_t ma
     const fm_masked_rule lse_rule = opt->allow_fa2_inf_lse ? FM_MASKED_ANY_INF : FM_MASKED_NEG_INF;
     fm_tensor_check *t = report->tensor;
     if (st == FM_OK)
-        st = fm_check_tensor_bounded("out", x, nq, cand->out, r.out, buf[5], bd[0], rows, D, FM_MASKED_ZERO,
+        st = fm_check_tensor_bounded("out", x, nq, cand->out, r.out, nv[0], bd[0], rows, D, FM_MASKED_ZERO,
                              &t[FM_CHECK_OUT]);
     if (st == FM_OK)
-        st = fm_check_tensor_bounded("lse", x, nl, cand->lse, r.lse, buf[6], bd[1], rows, 1, lse_rule,
+        st = fm_check_tensor_bounded("lse", x, nl, cand->lse, r.lse, nv[1], bd[1], rows, 1, lse_rule,
                              &t[FM_CHECK_LSE]);
     report->n_tensors = 2;
     if (st == FM_OK && bwd) {
-        st = fm_check_tensor_bounded("dq", x, nq, cand->dq, r.dq, buf[7], bd[2], rows, D, FM_MASKED_FREE,
+        st = fm_check_tensor_bounded("dq", x, nq, cand->dq, r.dq, nv[2], bd[2], rows, D, FM_MASKED_FREE,
                              &t[FM_CHECK_DQ]);
         if (st == FM_OK)
-            st = fm_check_tensor_bounded("dk", x, nkv, cand->dk, r.dk, buf[8], bd[3], NULL, 0, FM_MASKED_FREE,
+            st = fm_check_tensor_bounded("dk", x, nkv, cand->dk, r.dk, nv[3], bd[3], NULL, 0, FM_MASKED_FREE,
                                  &t[FM_CHECK_DK]);
         if (st == FM_OK)
-            st = fm_check_tensor_bounded("dv", x, nkv, cand->dv, r.dv, buf[9], bd[4], NULL, 0, FM_MASKED_FREE,
+            st = fm_check_tensor_bounded("dv", x, nkv, cand->dv, r.dv, nv[4], bd[4], NULL, 0, FM_MASKED_FREE,
                                  &t[FM_CHECK_DV]);
         report->n_tensors = 5;
     }

@@ -29,4 +29,10 @@ typedef struct fm_oracle_bound_args {
 
 fm_status fm_oracle_bounds_with(const fm_oracle_bound_args *args);
 
+/* 1 when no intermediate of the naive computation in `dtype` (oracle/naive.c) can overflow on
+ * these inputs (in->q, k, v, and dout when `backward`), so that every naive result is finite;
+ * 0 when that cannot be shown from the inputs' largest magnitudes (oracle/naive_guard.c). */
+int fm_naive_cannot_overflow(const fm_problem *p, fm_dtype dtype, const fm_tensors *in,
+                             int backward);
+
 #endif

@@ -27,6 +27,7 @@ fm_status fm_check_report_to_json(const fm_check_report *report, char **json)
     cJSON_AddStringToObject(root, "rule", fm_check_rule_name((fm_check_rule)report->options.rule));
     cJSON_AddBoolToObject(root, "forward_only", report->options.forward_only);
     cJSON_AddBoolToObject(root, "allow_fa2_inf_lse", report->options.allow_fa2_inf_lse);
+    cJSON_AddBoolToObject(root, "naive", report->options.naive);
     cJSON_AddNumberToObject(root, "masked_rows", (double)report->masked_rows);
     cJSON_AddBoolToObject(root, "pass", report->pass);
     cJSON *tensors = cJSON_AddObjectToObject(root, "tensors");
@@ -37,7 +38,10 @@ fm_status fm_check_report_to_json(const fm_check_report *report, char **json)
         add_number(o, "max_abs", t->max_abs);
         add_number(o, "mean_abs", t->mean_abs);
         add_number(o, "rel_fro", t->rel_fro);
-        add_number(o, "naive_max_abs", t->naive_max_abs);
+        /* null where the derived rule left the naive computation out (oracle.h) */
+        if (t->naive_computed) add_number(o, "naive_max_abs", t->naive_max_abs);
+        else cJSON_AddNullToObject(o, "naive_max_abs");
+        cJSON_AddBoolToObject(o, "naive_computed", t->naive_computed);
         add_number(o, "atol", t->atol);
         add_number(o, "bound", t->bound);
         add_number(o, "ratio", t->ratio);

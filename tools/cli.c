@@ -142,6 +142,10 @@ int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_op
         opt->recompute = 1;
         return 1;
     }
+    if (strcmp(argv[*i], "--naive") == 0) {
+        opt->naive = 1;
+        return 1;
+    }
     if ((m = cli_option(cmd, argc, argv, i, "--json", json_path)) != 0) return m;
     const char *rule = NULL;
     if ((m = cli_option(cmd, argc, argv, i, "--rule", &rule)) != 0) {

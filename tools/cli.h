@@ -55,7 +55,7 @@ int cli_is_help(const char *arg);
 
 /* The judging options that `check` and `check-suite` share, at argv[*i]: --dtype X (its name
  * into *dtype_name; float64 refused), --json FILE (into *json_path), --allow-fa2-inf-lse,
- * --forward-only and --recompute (set in *opt). 1 matched, 0 not ours, -1 error (already printed). */
+ * --forward-only, --recompute and --naive (set in *opt). 1 matched, 0 not ours, -1 error (already printed). */
 int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_options *opt,
                      const char **dtype_name, const char **json_path);
 

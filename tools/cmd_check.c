@@ -17,7 +17,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: flashmask check --case DIR --candidate DIR [--dtype X] [--rule R]\n"
             "                       [--allow-fa2-inf-lse] [--forward-only] [--recompute]\n"
-            "                       [--json FILE]\n"
+            "                       [--naive] [--json FILE]\n"
             "\n"
             "Judges a candidate's out/lse/dq/dk/dv.npy against a case directory.\n"
             "  --rule derived        (default) |cand - ref| <= B[e] at every element, B the\n"
@@ -33,6 +33,9 @@ static void usage(FILE *out)
             "  --recompute           judge against the reference recomputed from the inputs,\n"
             "                        not the case's stored outputs (the default for a small\n"
             "                        case, B*Hq*Sq*Sk*D <= 2^28, and one without a digest)\n"
+            "  --naive               under the derived rule, run the naive computation in X\n"
+            "                        even where no overflow is possible, to fill the naive_err\n"
+            "                        column (otherwise \"-\"; --rule fa always runs it)\n"
             "exit: 0 pass, 1 fail, 2 invalid input\n");
 }
 

@@ -99,7 +99,7 @@ typedef struct fm_tensor_check {
     double max_abs;        /* max |cand - ref| over compared elements */
     double mean_abs;       /* mean |cand - ref| */
     double rel_fro;        /* ||cand - ref||_F / ||ref||_F (0 if both are 0) */
-    double naive_max_abs;  /* max |naive - ref| */
+    double naive_max_abs;  /* max |naive - ref|; 0 when naive_computed is 0 */
     double atol;           /* atol_X at the reference's magnitude */
     double bound;          /* FM_RULE_FA: 2 * naive_max_abs + atol. FM_RULE_DERIVED: the bound
                               of the element with the largest error/bound ratio */
@@ -114,6 +114,9 @@ typedef struct fm_tensor_check {
                               masked element, or worst) */
     char why[240];         /* the first reason for a failure; "" on pass. fm_check_case appends
                               the index as coordinates, e.g. "[b=0, h=3, i=17, d=5]" */
+    int naive_computed;    /* 1: naive_max_abs was measured. 0: the derived rule left the naive
+                              computation out, since it could not overflow (so it could not
+                              refuse) and decides nothing else (fm_check_options.naive) */
 } fm_tensor_check;
 
 /* The pass rules (see the top of this file). */
@@ -141,7 +144,8 @@ fm_status fm_check_tensor(const char *name, fm_dtype dtype, size_t n, const doub
 
 /* The same judgement under the derived rule: `elem_bound` (n values, from fm_oracle_bounds)
  * replaces the FA bound element by element (naive, atol and naive_max_abs are still reported
- * when `naive` is non-NULL). elem_bound == NULL is exactly fm_check_tensor. */
+ * when `naive` is non-NULL; with `naive` NULL, naive_computed is 0 and no naive refusal can be
+ * made: the caller has shown it cannot arise). elem_bound == NULL is exactly fm_check_tensor. */
 fm_status fm_check_tensor_bounded(const char *name, fm_dtype dtype, size_t n, const double *cand,
                                   const double *ref, const double *naive,
                                   const double *elem_bound, const uint8_t *row_masked,
@@ -161,9 +165,14 @@ typedef struct fm_check_options {
                                case's inputs, not its stored expected outputs (done anyway for
                                a small case, fm_case_is_small, and one without a digest) */
     int rule;               /* fm_check_rule: FM_RULE_DERIVED (0, the default) or FM_RULE_FA */
+    int naive;              /* under FM_RULE_DERIVED, run the naive same-precision computation
+                               even where it cannot change the verdict, to report naive_max_abs.
+                               0 (default): it runs only where the inputs' magnitudes allow an
+                               overflow in X, whose refusal it must then make (docs/oracle.md
+                               §2.5). FM_RULE_FA always runs it (its bound is made of it) */
 } fm_check_options;
 
-/* dtype = X, both flags off, the derived rule. */
+/* dtype = X, every flag off, the derived rule. */
 fm_check_options fm_check_options_default(fm_dtype dtype);
 
 typedef struct fm_check_report {
@@ -202,8 +211,9 @@ fm_status fm_check_dirs(const char *case_dir, const char *candidate_dir,
 void fm_check_report_print(const fm_check_report *report, FILE *out);
 
 /* The report as a JSON object (malloc'd text, free()): dtype, options, masked_rows, pass and
- * per tensor max_abs, mean_abs, rel_fro, naive_max_abs, atol, bound, nan_count, masked_bad,
- * pass, why. Non-finite numbers are written as the strings "inf", "-inf", "nan". */
+ * per tensor max_abs, mean_abs, rel_fro, naive_max_abs (null where not computed),
+ * naive_computed, atol, bound, nan_count, masked_bad, pass, why. Non-finite numbers are
+ * written as the strings "inf", "-inf", "nan". */
 fm_status fm_check_report_to_json(const fm_check_report *report, char **json);
 
 /* ---------------------------------------------------------------- the pass rule, dense */

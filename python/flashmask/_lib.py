@@ -135,13 +135,13 @@ class TensorCheck(ctypes.Structure):  # fm_tensor_check (oracle.h)
                 ("ratio_at", ctypes.c_size_t), ("worst", ctypes.c_size_t),
                 ("nan_count", ctypes.c_size_t), ("masked_bad", ctypes.c_size_t),
                 ("pass_", ctypes.c_int), ("where", ctypes.c_size_t),
-                ("why", ctypes.c_char * 240)]
+                ("why", ctypes.c_char * 240), ("naive_computed", ctypes.c_int)]
 
 
 class CheckOptions(ctypes.Structure):  # fm_check_options (oracle.h)
     _fields_ = [("dtype", ctypes.c_int), ("allow_fa2_inf_lse", ctypes.c_int),
                 ("forward_only", ctypes.c_int), ("recompute", ctypes.c_int),
-                ("rule", ctypes.c_int)]
+                ("rule", ctypes.c_int), ("naive", ctypes.c_int)]
 
 
 class CheckReport(ctypes.Structure):  # fm_check_report (oracle.h)

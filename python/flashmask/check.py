@@ -5,8 +5,10 @@ bound of forward error analysis) or rule="fa" (FlashAttention's 2 * naive + atol
 docs/oracle.md.
 
 A Report has `passed`, `rule`, `tensors` (name -> dict of max_abs, mean_abs, rel_fro,
-naive_max_abs, atol, bound, ratio, passed, why, nan_count, masked_bad), `masked_rows` and a
-printable table.
+naive_max_abs, naive_computed, atol, bound, ratio, passed, why, nan_count, masked_bad),
+`masked_rows` and a printable table. Under the derived rule the naive computation runs only
+where the inputs could overflow X (it must then refuse) or with naive=True; elsewhere
+naive_max_abs is None and naive_computed False (docs/oracle.md §2.5).
 Layer: python, over oracle/ of libflashmask.
 """
 
@@ -33,7 +35,9 @@ class Report:
             t = rep.tensor[i]
             self.tensors[t.name.decode()] = {
                 "max_abs": t.max_abs, "mean_abs": t.mean_abs, "rel_fro": t.rel_fro,
-                "naive_max_abs": t.naive_max_abs, "atol": t.atol, "bound": t.bound, "ratio": t.ratio,
+                "naive_max_abs": t.naive_max_abs if t.naive_computed else None,
+                "naive_computed": bool(t.naive_computed), "atol": t.atol, "bound": t.bound,
+                "ratio": t.ratio,
                 "passed": bool(t.pass_), "why": t.why.decode(), "nan_count": t.nan_count,
                 "masked_bad": t.masked_bad, "compared": t.compared, "where": t.where}
 
@@ -44,12 +48,16 @@ class Report:
         lines = [f"{'tensor':6} {'max_abs':>10} {'mean_abs':>10} {'rel_fro':>10} "
                  f"{'naive_err':>10} {'bound':>10} {'err/bound':>9}  verdict"]
         for name, t in self.tensors.items():
+            naive = "-" if t["naive_max_abs"] is None else f"{t['naive_max_abs']:10.3e}"
             lines.append(f"{name:6} {t['max_abs']:10.3e} {t['mean_abs']:10.3e} "
-                         f"{t['rel_fro']:10.3e} {t['naive_max_abs']:10.3e} {t['bound']:10.3e} "
+                         f"{t['rel_fro']:10.3e} {naive:>10} {t['bound']:10.3e} "
                          f"{t['ratio']:9.3g}  "
                          f"{'pass' if t['passed'] else 'FAIL'}")
             if not t["passed"]:
                 lines.append(f"  {name}: {t['why']}")
+        if any(t["naive_max_abs"] is None for t in self.tensors.values()):
+            lines.append("naive_err -: not computed (derived rule, no overflow possible in "
+                         f"{self.dtype}; naive=True computes it)")
         lines.append(f"verdict: {'PASS' if self.passed else 'FAIL'}")
         return "\n".join(lines)
 
@@ -61,7 +69,8 @@ RULES = {"derived": 0, "fa": 1}  # fm_check_rule (oracle.h)
 RULES_BY_CODE = {v: k for k, v in RULES.items()}
 
 
-def _options(dtype, allow_fa2_inf_lse, forward_only, recompute=False, rule="derived"):
+def _options(dtype, allow_fa2_inf_lse, forward_only, recompute=False, rule="derived",
+             naive=False):
     code = 0 if dtype is None else DTYPES.get(dtype)
     if code is None or dtype == "float64":  # as the CLI's check: X is the candidate's precision
         raise _lib.InvalidInput(1, f"dtype {dtype!r}; expected float16, bfloat16 or float32",
@@ -69,14 +78,14 @@ def _options(dtype, allow_fa2_inf_lse, forward_only, recompute=False, rule="deri
     if rule not in RULES:
         raise _lib.InvalidInput(1, f"rule {rule!r}; expected 'derived' or 'fa'", "check")
     return _lib.CheckOptions(code, int(bool(allow_fa2_inf_lse)), int(bool(forward_only)),
-                             int(bool(recompute)), RULES[rule])
+                             int(bool(recompute)), RULES[rule], int(bool(naive)))
 
 
-def _array_options(dtype, allow_fa2_inf_lse, forward_only, where, rule="derived"):
+def _array_options(dtype, allow_fa2_inf_lse, forward_only, where, rule="derived", naive=False):
     """_options for judging arrays, where the candidate's precision must be named."""
     if dtype is None or dtype == "float64":
         raise _lib.InvalidInput(1, "dtype: say float16, bfloat16 or float32", where)
-    return _options(dtype, allow_fa2_inf_lse, forward_only, rule=rule)
+    return _options(dtype, allow_fa2_inf_lse, forward_only, rule=rule, naive=naive)
 
 
 def _judged_tensors(p, q, k, v, dout, candidate, reference):
@@ -103,12 +112,13 @@ def _judged_tensors(p, q, k, v, dout, candidate, reference):
 
 
 def check_dirs(case_dir, candidate_dir, dtype=None, allow_fa2_inf_lse=False,
-               forward_only=False, recompute=False, rule="derived"):
+               forward_only=False, recompute=False, rule="derived", naive=False):
     """Judge candidate_dir's out/lse/dq/dk/dv.npy against case_dir. dtype None = the case's.
     recompute: judge against the reference recomputed from the case's inputs (done anyway
-    for small cases and cases without a digest). Raises FileError / InvalidInput for missing
-    files, wrong shapes or broken (or changed) cases."""
-    opt = _options(dtype, allow_fa2_inf_lse, forward_only, recompute, rule)
+    for small cases and cases without a digest). naive: run the naive computation in X under
+    the derived rule even where it cannot matter, to report naive_max_abs. Raises FileError /
+    InvalidInput for missing files, wrong shapes or broken (or changed) cases."""
+    opt = _options(dtype, allow_fa2_inf_lse, forward_only, recompute, rule, naive)
     rep = _lib.CheckReport()
     summary = ctypes.create_string_buffer(256)
     _lib.check(lib.fm_check_dirs(_lib.path_arg(case_dir, "case_dir"),
@@ -185,19 +195,20 @@ def _read_manifest(suite_dir):
 
 
 def check_suite(suite_dir, candidates_dir, dtype=None, allow_fa2_inf_lse=False,
-                forward_only=False, recompute=False, rule="derived"):
+                forward_only=False, recompute=False, rule="derived", naive=False):
     """Judge CANDIDATES/<name>/ for every case of SUITE/manifest.json (flashmask gen-suite):
     {name: Report, or a CaseError (falsy) holding the FlashMaskError raised for that case}.
     A manifest that is missing, not a regular file, malformed, empty or names a case outside
     the suite raises."""
     names = _read_manifest(suite_dir)
-    _options(dtype, allow_fa2_inf_lse, forward_only, recompute, rule)  # bad options raise once
+    _options(dtype, allow_fa2_inf_lse, forward_only, recompute, rule, naive)  # raise once
     results = {}
     for name in names:
         try:
             results[name] = check_dirs(os.path.join(suite_dir, name),
                                        os.path.join(candidates_dir, name), dtype,
-                                       allow_fa2_inf_lse, forward_only, recompute, rule)
+                                       allow_fa2_inf_lse, forward_only, recompute, rule,
+                                       naive)
         except _lib.FlashMaskError as e:
             results[name] = CaseError(e)
     return results
@@ -222,16 +233,18 @@ def _gpu_reference(q, k, v, dout, mask, scale, dtype, forward_only):
 
 def check_arrays(q, k, v, dout, mask, candidate, dtype, scale=None, reference=None,
                  allow_fa2_inf_lse=False, forward_only=False, rule="derived",
-                 oracle="reference"):
+                 oracle="reference", naive=False):
     """Judge `candidate` (dict out, lse[, dq, dk, dv]) computed in `dtype` from these inputs.
     `reference` (dict, optional) holds the float64 expected outputs; without it the oracle
     computes them from the inputs rounded to dtype: on the CPU (oracle="reference", the tiled
     float64 reference on every core) or on the GPU (oracle="reference-cuda", the same function
     in float64 on the GPU: seconds at S = 8192; docs/reference-cuda.md). The bounds of the
-    pass rule and the naive computation run on the CPU either way."""
+    pass rule and the naive computation run on the CPU either way. naive=True runs the naive
+    computation under the derived rule even where it cannot change the verdict (to report
+    naive_max_abs; by default it runs only where the inputs could overflow X)."""
     if oracle not in ORACLES:
         raise _lib.InvalidInput(1, f"oracle {oracle!r}; expected one of {ORACLES}", "oracle")
-    opt = _array_options(dtype, allow_fa2_inf_lse, forward_only, "check_arrays", rule)
+    opt = _array_options(dtype, allow_fa2_inf_lse, forward_only, "check_arrays", rule, naive)
     q64 = _lib.as_c(q, np.float64, "q", 4)
     k64 = _lib.as_c(k, np.float64, "k", 4)
     p = problem_for(q64, k64, mask, scale, dtype)

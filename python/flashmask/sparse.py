@@ -378,12 +378,13 @@ def hash_sparse_dense_mask(q, k, q_buckets, k_buckets, n_buckets, alignment="top
 # ------------------------------------------------------------------ the pass rule, dense
 
 def check_dense(q, k, v, dout, allowed, candidate, dtype, scale=None, reference=None,
-                allow_fa2_inf_lse=False, forward_only=False, rule="derived"):
+                allow_fa2_inf_lse=False, forward_only=False, rule="derived", naive=False):
     """docs/spec.md §5's verdict under a dense mask (fm_check_dense): `candidate` is a dict of out,
     lse[, dq, dk, dv] computed in `dtype`; `reference` (optional dict) the float64 expected
-    outputs, else the dense oracle computes them. Returns flashmask.check.Report."""
+    outputs, else the dense oracle computes them; naive as check_arrays'. Returns
+    flashmask.check.Report."""
     from .check import Report, _array_options, _judged_tensors  # as check_arrays judges
-    opt = _array_options(dtype, allow_fa2_inf_lse, forward_only, "check_dense", rule)
+    opt = _array_options(dtype, allow_fa2_inf_lse, forward_only, "check_dense", rule, naive)
     q, k = _f64(q, "q"), _f64(k, "k")
     allowed = _u8(allowed, "allowed", 4)
     p = _problem(q, k, scale)

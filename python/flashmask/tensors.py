@@ -314,13 +314,13 @@ def _default_oracle(q):
 
 
 def check(q, k, v, dout, mask, candidate, dtype, *, layout="bhsd", scale=None, reference=None,
-          allow_fa2_inf_lse=False, forward_only=False, oracle=None):
+          allow_fa2_inf_lse=False, forward_only=False, oracle=None, naive=False):
     """flashmask.check_arrays for tensors of any kind on either device: q, k, v, dout as the
     candidate saw them and `candidate` a dict (out, lse[, dq, dk, dv]) of tensors, all in
     `layout` (lse [B, H, Sq] in both). The judgement runs on the host in float64, so device
     tensors are copied there once; the float64 reference is computed by `oracle`: None picks
     'reference-cuda' (on the GPU) for CUDA tensors when it is available, else 'reference' (the
-    CPU). Returns a flashmask.Report."""
+    CPU). naive: as check_arrays'. Returns a flashmask.Report."""
     from .check import check_arrays
     _check_layout(layout)
     oracle = oracle or _default_oracle(q)
@@ -335,7 +335,7 @@ def check(q, k, v, dout, mask, candidate, dtype, *, layout="bhsd", scale=None, r
         for n, x in reference.items()}
     _check_mask(host["q"], host["k"], mask, layout)
     return check_arrays(host["q"], host["k"], host["v"], host["dout"], mask, cand, dtype, scale,
-                        ref, allow_fa2_inf_lse, forward_only, oracle=oracle)
+                        ref, allow_fa2_inf_lse, forward_only, oracle=oracle, naive=naive)
 
 
 __all__ = ["forward", "backward", "check", "device_of", "to_host", "as_torch", "LAYOUTS"]

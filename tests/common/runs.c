@@ -102,9 +102,12 @@ int fm_test_judge(const fm_problem *p, const fm_mask *m, const fm_tensors *in,
     int w = 0;
     for (int i = 0; i < rep.n_tensors; i++)
         if (!rep.tensor[i].pass) w = i;
-    snprintf(msg, len, "%s %s: max|err| %.3g > bound %.3g (naive %.3g): %s", what,
-             rep.tensor[w].name, rep.tensor[w].max_abs, rep.tensor[w].bound,
-             rep.tensor[w].naive_max_abs, rep.tensor[w].why);
+    char naive[32] = "not computed";
+    if (rep.tensor[w].naive_computed)
+        snprintf(naive, sizeof naive, "%.3g", rep.tensor[w].naive_max_abs);
+    snprintf(msg, len, "%s %s: max|err| %.3g > bound %.3g (naive %s): %s", what,
+             rep.tensor[w].name, rep.tensor[w].max_abs, rep.tensor[w].bound, naive,
+             rep.tensor[w].why);
     if (getenv("FM_VERBOSE")) fm_check_report_print(&rep, stderr);
     return 0;
 }

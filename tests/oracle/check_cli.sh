@@ -69,6 +69,20 @@ expect 0 "check --rule fa" "$FM" check --case "$C" --candidate "$C" --rule fa
 grep -q "rule fa" "$TMP/out.txt" || { echo "FAILED: rule fa not reported"; fails=$((fails + 1)); }
 expect 2 "check --rule bogus" "$FM" check --case "$C" --candidate "$C" --rule bogus
 
+# the naive column: left out by the derived rule where no overflow is possible ("-", null in
+# JSON), computed with --naive and always under --rule fa (bfloat16: the float16 cases' dK
+# column sums are beyond what the overflow condition accepts, so their naive runs)
+BF=$TMP/suite/causal-bf16
+expect 0 "check: naive left out" "$FM" check --case "$BF" --candidate "$BF" --json "$TMP/n0.json"
+grep -q "naive_err -: not computed" "$TMP/out.txt" || { echo "FAILED: no naive note"; fails=$((fails + 1)); }
+grep -q '"naive_max_abs":null,"naive_computed":false' "$TMP/n0.json" || { echo "FAILED: naive null in json"; fails=$((fails + 1)); }
+expect 0 "check --naive" "$FM" check --case "$BF" --candidate "$BF" --naive --json "$TMP/n1.json"
+! grep -q "not computed" "$TMP/out.txt" || { echo "FAILED: --naive left it out"; fails=$((fails + 1)); }
+grep -q '"naive_computed":true' "$TMP/n1.json" || { echo "FAILED: --naive json"; fails=$((fails + 1)); }
+! grep -q '"naive_computed":false' "$TMP/n1.json" || { echo "FAILED: --naive json"; fails=$((fails + 1)); }
+expect 0 "check --rule fa computes the naive" "$FM" check --case "$BF" --candidate "$BF" --rule fa
+! grep -q "not computed" "$TMP/out.txt" || { echo "FAILED: fa left the naive out"; fails=$((fails + 1)); }
+
 # a causal-only kernel (the cpu layer run on the causal cases alone, nothing for the others)
 # is judged on its subset: check-suite --only causal exits 0, without --only it fails
 mkdir "$TMP/causal-only"

@@ -428,18 +428,23 @@ static void test_tolerances(void **state)
     double one = 1.0;
     assert_true(fm_oracle_atol(FM_FLOAT16, &one, 1) == 0.0);
 
+    /* the naive errors, asked for (the derived rule leaves them out by default) */
+    fm_check_options o_bf = fm_check_options_default(FM_BFLOAT16);
+    fm_check_options o16 = fm_check_options_default(FM_FLOAT16);
+    fm_check_options o32 = fm_check_options_default(FM_FLOAT32);
+    o_bf.naive = o16.naive = o32.naive = 1;
     fixture f = fixture_make(FM_CAUSAL_NONE, 33, 47, FM_BFLOAT16);
     fm_check_report r16, r_bf, r32;
     fm_tensors cand = outputs_of(&f.r);
-    check(&f, &cand, fm_check_options_default(FM_BFLOAT16), &r_bf);
+    check(&f, &cand, o_bf, &r_bf);
     fixture_free(&f);
     f = fixture_make(FM_CAUSAL_NONE, 33, 47, FM_FLOAT16);
     cand = outputs_of(&f.r);
-    check(&f, &cand, fm_check_options_default(FM_FLOAT16), &r16);
+    check(&f, &cand, o16, &r16);
     fixture_free(&f);
     f = fixture_make(FM_CAUSAL_NONE, 33, 47, FM_FLOAT32);
     cand = outputs_of(&f.r);
-    check(&f, &cand, fm_check_options_default(FM_FLOAT32), &r32);
+    check(&f, &cand, o32, &r32);
     fixture_free(&f);
     for (int t = 0; t < FM_CHECK_TENSORS; t++) {
         if (t == FM_CHECK_LSE) continue; /* lse is float32 in every naive computation */
@@ -449,6 +454,63 @@ static void test_tolerances(void **state)
         assert_true(r32.tensor[t].naive_max_abs < 1e-5);
         assert_true(r_bf.tensor[t].naive_max_abs < 0.1);
     }
+}
+
+/* The derived rule leaves the naive computation out where it cannot overflow (docs/oracle.md
+ * §2.5), with the verdict and bounds it gives with the naive computation; where the inputs do
+ * overflow X in it, the refusal is still made. */
+static void test_naive_skip(void **state)
+{
+    (void)state;
+    for (int x = 0; x < 3; x++) {
+        const fm_dtype dt = candidate_dtypes[x];
+        fixture f = fixture_make(FM_CAUSAL_NONE, 33, 47, dt);
+        fm_tensors cand = outputs_of(&f.r);
+        cand.dq[5] += 0.5; /* one failing tensor too: its verdict must not move either */
+        fm_check_options opt = fm_check_options_default(dt);
+        fm_check_report skip, full, fa;
+        check(&f, &cand, opt, &skip);
+        opt.naive = 1;
+        check(&f, &cand, opt, &full);
+        opt.naive = 0, opt.rule = FM_RULE_FA;
+        check(&f, &cand, opt, &fa);
+        assert_false(skip.pass);
+        assert_int_equal(skip.pass, full.pass);
+        for (int t = 0; t < FM_CHECK_TENSORS; t++) {
+            const fm_tensor_check *a = &skip.tensor[t], *b = &full.tensor[t];
+            assert_int_equal(a->naive_computed, 0);
+            assert_true(a->naive_max_abs == 0.0);
+            assert_int_equal(b->naive_computed, 1);
+            assert_int_equal(fa.tensor[t].naive_computed, 1); /* the FA rule always runs it */
+            if (t != FM_CHECK_LSE) assert_true(b->naive_max_abs > 0.0);
+            assert_int_equal(a->pass, b->pass);
+            assert_true(a->bound == b->bound && a->ratio == b->ratio && a->max_abs == b->max_abs);
+            assert_int_equal(a->ratio_at, b->ratio_at);
+            assert_string_equal(a->why, b->why);
+        }
+        assert_false(skip.tensor[FM_CHECK_DQ].pass);
+        char *json = NULL;
+        assert_int_equal(fm_check_report_to_json(&skip, &json), FM_OK);
+        assert_non_null(strstr(json, "\"naive_max_abs\":null"));
+        assert_non_null(strstr(json, "\"naive_computed\":false"));
+        free(json);
+        fixture_free(&f);
+    }
+    /* float16 v and dout of a few thousand: dP = dout.v reaches ~1e7 and P (dP - Delta) no
+     * longer fits float16 in the naive computation; the check must still refuse */
+    fixture f = fixture_make(FM_CAUSAL_NONE, 33, 47, FM_FLOAT16);
+    const size_t nq = fm_problem_q_elems(&f.p), nkv = fm_problem_kv_elems(&f.p);
+    for (size_t i = 0; i < nq; i++) f.r.dout[i] = fm_round_to_dtype(3000.0 * f.r.dout[i], FM_FLOAT16);
+    for (size_t i = 0; i < nkv; i++) f.r.v[i] = fm_round_to_dtype(3000.0 * f.r.v[i], FM_FLOAT16);
+    for (size_t i = 0; i < nq; i++) f.r.dout[i] = fmax(-65504.0, fmin(65504.0, f.r.dout[i]));
+    for (size_t i = 0; i < nkv; i++) f.r.v[i] = fmax(-65504.0, fmin(65504.0, f.r.v[i]));
+    fm_tensors in = inputs_of(&f.r), cand = outputs_of(&f.r);
+    in.out = NULL, in.lse = NULL; /* the reference of these inputs, computed by the check */
+    fm_check_options opt = fm_check_options_default(FM_FLOAT16);
+    fm_check_report rep;
+    EXPECT_FAIL(fm_check_case(&f.p, &f.m, &in, &cand, &opt, &rep), FM_ERR_NONFINITE,
+                "the naive float16 computation gives");
+    fixture_free(&f);
 }
 
 static void test_random_reference_and_naive_pass(void **state)
@@ -476,6 +538,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tolerances),
+        cmocka_unit_test(test_naive_skip),
         cmocka_unit_test(test_masked_rows_exact),
         cmocka_unit_test(test_nan_fails_anywhere),
         cmocka_unit_test(test_semantic_bugs_fail),

@@ -331,6 +331,35 @@ class CheckTests(unittest.TestCase):
         unscaled = fm.reference(q, k, v, dout, m, scale=1.0)
         self.assertFalse(fm.check_arrays(q, k, v, dout, m, unscaled, "bfloat16").passed)
 
+    def test_naive_left_out_unless_asked(self):
+        """The derived rule leaves the naive computation out where the inputs cannot overflow
+        X (naive_max_abs None, "-" in the table) with the same verdict and bounds; naive=True
+        and the FA rule compute it; inputs whose float16 dS overflows are still refused."""
+        q, k, v, dout, m = causal_case(5, "bfloat16")
+        ref = fm.reference(q, k, v, dout, m)
+        cand = {t: a.copy() for t, a in ref.items()}
+        cand["dk"].ravel()[3] += 1.0
+        skip = fm.check_arrays(q, k, v, dout, m, cand, "bfloat16")
+        full = fm.check_arrays(q, k, v, dout, m, cand, "bfloat16", naive=True)
+        fa = fm.check_arrays(q, k, v, dout, m, cand, "bfloat16", rule="fa")
+        self.assertFalse(skip.passed)
+        self.assertEqual(skip.passed, full.passed)
+        for name, t in skip.tensors.items():
+            self.assertIsNone(t["naive_max_abs"])
+            self.assertFalse(t["naive_computed"])
+            self.assertTrue(full.tensors[name]["naive_computed"])
+            self.assertTrue(fa.tensors[name]["naive_computed"])
+            for key in ("passed", "bound", "ratio", "why"):
+                self.assertEqual(t[key], full.tensors[name][key])
+        self.assertIn("naive_err -: not computed", skip.table())
+        self.assertNotIn("not computed", full.table())
+        big = [fm.round_to(np.clip(3000.0 * x, -65504, 65504), "float16") for x in (v, dout)]
+        q16, k16 = (fm.round_to(x, "float16") for x in (q, k))
+        ref16 = fm.reference(q16, k16, big[0], big[1], m)
+        with self.assertRaises(fm.FlashMaskError) as e:
+            fm.check_arrays(q16, k16, big[0], big[1], m, ref16, "float16")
+        self.assertIn("naive float16 computation gives", str(e.exception))
+
     def test_rules(self):
         """Both rules are selectable and reported; bugs fail both; a bad rule is an error; the
         derived rule passes the cancelling 1x1 float16 gradient the FA rule may not."""
