@@ -146,6 +146,20 @@ static void gemm_tn_acc(int64_t rows, int64_t n, int64_t D, const double *A, int
 
 /* The forward terms of rows [i0, i0 + rows) of query head h: b_lse, b_out, and for the
  * backward rb->pr (P) and rb->live. Columns outside [jlo, jhi) are masked for every row. */
+
+/* The bound of a stored result, element by element over `rows` rows of D: the rounding of the
+ * value x itself (u |x| + eta) on top of its accumulated bound m, times (1 + u), all with the
+ * SLACK margin; 0 in a row with no allowed key (held to its exact value instead). */
+static void stored_bound_rows(int64_t rows, int64_t D, const unsigned char *live,
+                              const double *x, const double *m, double u, double eta, double *b)
+{
+    for (int64_t ii = 0; ii < rows; ii++)
+        for (int64_t d = 0; d < D; d++) {
+            const size_t e = (size_t)(ii * D + d);
+            b[e] = live[ii] ? SLACK * (u * fabs(x[e]) + eta + (1.0 + u) * m[e]) : 0.0;
+        }
+}
+
 static void block_forward(const fm_oracle_bound_args *g, int64_t b, int64_t h, int64_t i0,
                           int64_t rows, int64_t jlo, int64_t jhi, const double *K, rowbuf *rb)
 {
@@ -190,13 +204,8 @@ static void block_forward(const fm_oracle_bound_args *g, int64_t b, int64_t h, i
     }
     /* b_out = sum_j (rho P_ij + eta) |v_j|, then the rounding of O itself */
     gemm_nn(rows, nj, D, rb->w + jlo, Sk, rb->av + jlo * D, rb->mo);
-    for (int64_t ii = 0; ii < rows; ii++) {
-        const size_t row = row0 + (size_t)ii;
-        const double *O = g->t->out + row * (size_t)D, *mo = rb->mo + ii * D;
-        double *bo = g->b_out + row * (size_t)D;
-        for (int64_t d = 0; d < D; d++)
-            bo[d] = rb->live[ii] ? SLACK * (u * fabs(O[d]) + eta + (1.0 + u) * mo[d]) : 0.0;
-    }
+    stored_bound_rows(rows, D, rb->live, g->t->out + row0 * (size_t)D, rb->mo, u, eta,
+                      g->b_out + row0 * (size_t)D);
 }
 
 /* The backward terms (B1..B5) of the same rows: b_dq, and the block's shares of b_dk, b_dv
@@ -275,13 +284,8 @@ static void block_backward(const fm_oracle_bound_args *g, int64_t b, int64_t h, 
     gemm_tn_acc(rows, nj, D, rb->wv + jlo, Sk, rb->ado, bdv + jlo * D);
     gemm_tn_acc(rows, nj, D, rb->ds + jlo, Sk, Q, rb->dkh + jlo * D);
     gemm_tn_acc(rows, nj, D, rb->pr + jlo, Sk, dO0, rb->dvh + jlo * D);
-    for (int64_t ii = 0; ii < rows; ii++) {
-        const size_t row = row0 + (size_t)ii;
-        const double *dq = g->t->dq + row * (size_t)D, *m = rb->mdq + ii * D;
-        double *bdq = g->b_dq + row * (size_t)D;
-        for (int64_t d = 0; d < D; d++)
-            bdq[d] = rb->live[ii] ? SLACK * (u * fabs(dq[d]) + eta + (1.0 + u) * m[d]) : 0.0;
-    }
+    stored_bound_rows(rows, D, rb->live, g->t->dq + row0 * (size_t)D, rb->mdq, u, eta,
+                      g->b_dq + row0 * (size_t)D);
 }
 
 /* Whether query row i of (batch b, query head h) sees key j under g's mask: the column mask's

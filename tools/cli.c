@@ -138,14 +138,16 @@ int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_op
         }
         return m;
     }
-    if (strcmp(argv[*i], "--recompute") == 0) {
-        opt->recompute = 1;
-        return 1;
-    }
-    if (strcmp(argv[*i], "--naive") == 0) {
-        opt->naive = 1;
-        return 1;
-    }
+    /* the options that are plain flags of fm_check_options */
+    int *const flag_field[] = {&opt->recompute, &opt->naive, &opt->allow_fa2_inf_lse,
+                               &opt->forward_only};
+    static const char *const flag_name[] = {"--recompute", "--naive", "--allow-fa2-inf-lse",
+                                            "--forward-only"};
+    for (size_t f = 0; f < sizeof flag_name / sizeof flag_name[0]; f++)
+        if (strcmp(argv[*i], flag_name[f]) == 0) {
+            *flag_field[f] = 1;
+            return 1;
+        }
     if ((m = cli_option(cmd, argc, argv, i, "--json", json_path)) != 0) return m;
     const char *rule = NULL;
     if ((m = cli_option(cmd, argc, argv, i, "--rule", &rule)) != 0) {
@@ -156,14 +158,6 @@ int cli_check_option(const char *cmd, int argc, char **argv, int *i, fm_check_op
             return -1;
         }
         opt->rule = (int)r;
-        return 1;
-    }
-    if (strcmp(argv[*i], "--allow-fa2-inf-lse") == 0) {
-        opt->allow_fa2_inf_lse = 1;
-        return 1;
-    }
-    if (strcmp(argv[*i], "--forward-only") == 0) {
-        opt->forward_only = 1;
         return 1;
     }
     return 0;
