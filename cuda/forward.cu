@@ -246,7 +246,7 @@ static cudaError_t launch_dim(const fm_attn_params &p, int shape, cudaStream_t s
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
                                    const fm_kernel_plan &plan, cudaStream_t stream)
 {
-    if (plan.fwd_wgmma) { /* Hopper, D = 128: forward_wgmma.cu or _pingpong.cu when it can */
+    if (plan.fwd_wgmma) { /* Hopper, D = 64 or 128: forward_pingpong.cu or _wgmma.cu when it can */
         const cudaError_t err = plan.fwd_pingpong
                                     ? fm_cuda_launch_forward_pingpong(p, dtype, stream)
                                     : fm_cuda_launch_forward_wgmma(p, dtype, stream);
