@@ -10,17 +10,25 @@
 #include "fm_internal.h"
 #include "io_internal.h"
 
-/* Inputs must be finite and already rounded to the case's dtype (docs/spec.md §6). */
+/* One input element: finite and already rounded to the case's dtype (docs/spec.md §6). */
+static fm_status check_input_value(const char *path, size_t i, double x, fm_dtype dtype)
+{
+    if (!isfinite(x))
+        return fm_fail(FM_ERR_NONFINITE, "%s: element %zu is %g; inputs must be finite", path,
+                       i, x);
+    if (fm_round_to_dtype(x, dtype) != x)
+        return fm_fail(FM_ERR_FORMAT, "%s: element %zu = %.17g is not a %s value; a case "
+                       "holds inputs already rounded to its dtype", path, i, x,
+                       fm_dtype_name(dtype));
+    return FM_OK;
+}
+
+/* Inputs must be finite and already rounded to the case's dtype. */
 fm_status fm_io_check_input(const char *path, const double *x, size_t n, fm_dtype dtype)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!isfinite(x[i]))
-            return fm_fail(FM_ERR_NONFINITE, "%s: element %zu is %g; inputs must be finite",
-                           path, i, x[i]);
-        if (fm_round_to_dtype(x[i], dtype) != x[i])
-            return fm_fail(FM_ERR_FORMAT, "%s: element %zu = %.17g is not a %s value; a case "
-                           "holds inputs already rounded to its dtype", path, i, x[i],
-                           fm_dtype_name(dtype));
+        const fm_status st = check_input_value(path, i, x[i], dtype);
+        if (st != FM_OK) return st;
     }
     return FM_OK;
 }
@@ -35,20 +43,16 @@ fm_status fm_io_check_output(const char *path, const double *x, size_t n, int is
     return FM_OK;
 }
 
-/* Inputs given as float32 (fm_case_load_inputs): finite and rounded to the case's dtype, the
- * same rule and messages as fm_io_check_input (every finite float is a float32 and a float64
- * value, so only float16 and bfloat16 need the rounding test). */
+/* Inputs given as float32 (fm_case_load_inputs): the same rule and messages, on the float32
+ * values widened (exactly) to float64; every finite float is a float32 and a float64 value, so
+ * only float16 and bfloat16 cases need the rounding test. */
 static fm_status check_input_f32(const char *path, const float *x, size_t n, fm_dtype dtype)
 {
     const int exact = dtype == FM_FLOAT32 || dtype == FM_FLOAT64;
     for (size_t i = 0; i < n; i++) {
-        if (!isfinite(x[i]))
-            return fm_fail(FM_ERR_NONFINITE, "%s: element %zu is %g; inputs must be finite",
-                           path, i, (double)x[i]);
-        if (!exact && fm_round_to_dtype(x[i], dtype) != (double)x[i])
-            return fm_fail(FM_ERR_FORMAT, "%s: element %zu = %.17g is not a %s value; a case "
-                           "holds inputs already rounded to its dtype", path, i, (double)x[i],
-                           fm_dtype_name(dtype));
+        if (exact && isfinite(x[i])) continue;
+        const fm_status st = check_input_value(path, i, (double)x[i], dtype);
+        if (st != FM_OK) return st;
     }
     return FM_OK;
 }
