@@ -431,7 +431,7 @@ def main():
                     help="our kernels: auto (the heuristics), mma, wgmma, or a comma list of "
                          "fwd=..., bwd=..., shape=8x1|4x2|8x2, wgs=1|2 (fm_kernel_options)")
     ap.add_argument("--fwd-variants", default="",
-                    help="comma list of forward kernels (auto, mma, wgmma, pingpong) each also "
+                    help="comma list of forward kernels (auto, mma, wgmma, pingpong, wide) each also "
                          "timed per row, on the same inputs, with --kernel's other options")
     ap.add_argument("--no-bwd", action="store_true", help="time forwards only")
     ap.add_argument("--sdpa", action="store_true",

@@ -246,8 +246,9 @@ static cudaError_t launch_dim(const fm_attn_params &p, int shape, cudaStream_t s
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
                                    const fm_kernel_plan &plan, cudaStream_t stream)
 {
-    if (plan.fwd_wgmma) { /* Hopper, D = 64 or 128: forward_pingpong.cu or _wgmma.cu when it can */
-        const cudaError_t err = plan.fwd_pingpong
+    if (plan.fwd_wgmma) { /* Hopper, D = 64 or 128: forward_wide.cu, _pingpong.cu or _wgmma.cu */
+        const cudaError_t err = plan.fwd_wide ? fm_cuda_launch_forward_wide(p, dtype, stream)
+                                : plan.fwd_pingpong
                                     ? fm_cuda_launch_forward_pingpong(p, dtype, stream)
                                     : fm_cuda_launch_forward_wgmma(p, dtype, stream);
         if (err != cudaErrorNotSupported) return err;

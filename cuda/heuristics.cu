@@ -15,9 +15,9 @@
  *   jumps over fully masked query blocks.
  * - the wgmma dK/dV kernel with two warpgroups (128 keys) halves the dQ atomics; the
  *   deterministic mode has no atomics to save and takes one.
- * - the Hopper forward is the ping-pong one (forward_pingpong.cu): the same products in the same
- *   order as forward_wgmma.cu (equal bits), 1.02x its geomean at 8K and 1.01x at 32K, D = 128;
- *   fwd=wgmma still asks for forward_wgmma.cu.
+ * - the Hopper forward is the wide one (forward_wide.cu: the ping-pong schedule on 128-key
+ *   stages): 1.08x forward_pingpong.cu's geomean at 8K, 1.07x at 32K (D = 128, every family
+ *   faster), 1.11x at D = 64; fwd=pingpong and fwd=wgmma still ask for the 64-key kernels.
  * Layer: cuda <- masks <- core.
  */
 #include <cuda_runtime.h>
@@ -60,28 +60,32 @@ static fm_status wgmma_runs(void)
 #endif
 }
 
-/* Whether a pass runs the wgmma kernels: forced, refused, or decided. FM_KERNEL_PINGPONG (the
- * forward's other Hopper kernel) is a wgmma choice with the same conditions. The forwards are
- * built for D = 64 and 128, the backward for 128; auto takes them wherever they are built. */
+/* Whether a pass runs the wgmma kernels: forced, refused, or decided. FM_KERNEL_PINGPONG and
+ * FM_KERNEL_WIDE (the forward's other Hopper kernels) are wgmma choices with the same
+ * conditions. The forwards are built for D = 64 and 128, the backward for 128; auto takes them
+ * wherever they are built. */
 static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *use)
 {
     *use = false;
     const bool forward = strcmp(pass, "forward") == 0;
     if (choice == FM_KERNEL_MMA) return FM_OK;
-    if (choice == FM_KERNEL_PINGPONG && !forward)
-        return fm_fail(FM_ERR_INVALID, "kernel options: pingpong is a forward kernel (the %s "
-                       "has none)", pass);
+    const bool forward_only = choice == FM_KERNEL_PINGPONG || choice == FM_KERNEL_WIDE;
+    const char *name = choice == FM_KERNEL_PINGPONG ? "pingpong"
+                       : choice == FM_KERNEL_WIDE   ? "wide"
+                                                    : "wgmma";
+    if (forward_only && !forward)
+        return fm_fail(FM_ERR_INVALID, "kernel options: %s is a forward kernel (the %s has "
+                       "none)", name, pass);
     if (choice == FM_KERNEL_AUTO) {
         *use = (head_dim == 128 || (forward && head_dim == 64)) && wgmma_runs() == FM_OK;
         fm_clear_error(); /* auto: a device without wgmma is no error */
         return FM_OK;
     }
-    if (choice != FM_KERNEL_WGMMA && choice != FM_KERNEL_PINGPONG)
+    if (choice != FM_KERNEL_WGMMA && !forward_only)
         return fm_fail(FM_ERR_INVALID, "kernel options: unknown %s kernel %d", pass, choice);
     if (head_dim != 128 && !(forward && head_dim == 64))
         return fm_fail(FM_ERR_INVALID, "kernel options: the %s %s serves head_dim %s only "
-                       "(this call: %d)", choice == FM_KERNEL_PINGPONG ? "pingpong" : "wgmma",
-                       pass, forward ? "64 and 128" : "128", head_dim);
+                       "(this call: %d)", name, pass, forward ? "64 and 128" : "128", head_dim);
     fm_status st = wgmma_runs();
     *use = st == FM_OK;
     return st;
@@ -104,7 +108,9 @@ fm_status fm_cuda_plan_kernels(const fm_problem *p, const fm_attn_params &kp,
     if (!backward) {
         plan->fwd_shape = o.fwd_shape;
         fm_status st = choose_wgmma(o.forward, kp.head_dim, "forward", &plan->fwd_wgmma);
-        plan->fwd_pingpong = plan->fwd_wgmma && o.forward != FM_KERNEL_WGMMA;
+        plan->fwd_wide = plan->fwd_wgmma && (o.forward == FM_KERNEL_WIDE ||
+                                             o.forward == FM_KERNEL_AUTO);
+        plan->fwd_pingpong = plan->fwd_wgmma && o.forward == FM_KERNEL_PINGPONG;
         return st;
     }
     fm_status st = choose_wgmma(o.backward, kp.head_dim, "backward", &plan->bwd_wgmma);

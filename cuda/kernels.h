@@ -51,6 +51,7 @@ cudaError_t fm_cuda_launch_live_tiles(const int32_t *summary, int batch, int hea
 struct fm_kernel_plan {
     bool fwd_wgmma;     /* forward_wgmma.cu (which may still decline: see below) */
     bool fwd_pingpong;  /* with fwd_wgmma: forward_pingpong.cu instead (same results) */
+    bool fwd_wide;      /* with fwd_wgmma: forward_wide.cu instead (128-key stages) */
     int fwd_shape;      /* fm_fwd_shape of forward.cu's kernel at D = 64 and 128 */
     bool bwd_wgmma;     /* backward_wgmma.cu */
     int bwd_warpgroups; /* 1 or 2: the wgmma dK/dV block (64 or 128 keys) */
@@ -60,9 +61,9 @@ struct fm_kernel_plan {
 
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
                                    const fm_kernel_plan &plan, cudaStream_t stream);
-/* The Hopper path (forward_wgmma.cu, forward_pingpong.cu at D = 64 and 128, backward_wgmma.cu
- * at D = 128: wgmma), built when gpu_archs contains 90a (FM_CUDA_WGMMA); the plan says whether
- * it serves a call. */
+/* The Hopper path (forward_wgmma.cu, forward_pingpong.cu, forward_wide.cu at D = 64 and 128,
+ * backward_wgmma.cu at D = 128: wgmma), built when gpu_archs contains 90a (FM_CUDA_WGMMA); the
+ * plan says whether it serves a call. */
 #ifdef FM_CUDA_WGMMA
 /* backward_wgmma.cu's dK/dV kernel (with the atomic dQ when do_dq), `warpgroups` 1 or 2 */
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
@@ -79,6 +80,10 @@ cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype
  * fm_cuda_launch_forward_wgmma does. */
 cudaError_t fm_cuda_launch_forward_pingpong(const fm_attn_params &p, fm_dtype dtype,
                                             cudaStream_t stream);
+/* forward_wide.cu: the ping-pong forward on 128-key stages (two live 64-key blocks each);
+ * declines as fm_cuda_launch_forward_wgmma does. */
+cudaError_t fm_cuda_launch_forward_wide(const fm_attn_params &p, fm_dtype dtype,
+                                        cudaStream_t stream);
 #else /* not built: never used (the stubs keep the callers free of #ifdefs) */
 static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_dtype, bool, int,
                                                     cudaStream_t)
@@ -96,6 +101,11 @@ static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, f
 }
 static inline cudaError_t fm_cuda_launch_forward_pingpong(const fm_attn_params &, fm_dtype,
                                                           cudaStream_t)
+{
+    return cudaErrorNotSupported;
+}
+static inline cudaError_t fm_cuda_launch_forward_wide(const fm_attn_params &, fm_dtype,
+                                                      cudaStream_t)
 {
     return cudaErrorNotSupported;
 }

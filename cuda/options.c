@@ -9,8 +9,8 @@
 #include "flashmask/cuda.h"
 #include "fm_internal.h"
 
-/* fm_kernel_choice names; "pingpong" only after fwd= (it is a forward kernel) */
-static const char *const choice_names[] = {"auto", "mma", "wgmma", "pingpong"};
+/* fm_kernel_choice names; "pingpong" and "wide" only after fwd= (they are forward kernels) */
+static const char *const choice_names[] = {"auto", "mma", "wgmma", "pingpong", "wide"};
 static const char *const shape_names[] = {"auto", "8x1", "4x2", "8x2"};
 
 void fm_kernel_options_default(fm_kernel_options *o)
@@ -44,7 +44,7 @@ static fm_status parse_item(const char *item, size_t len, fm_kernel_options *o)
         if ((v = lookup(choice_names, 3, item, klen)) >= 0)
             return o->forward = o->backward = v, FM_OK;
     } else if ((klen == 3 && !strncmp(item, "fwd", 3)) || (klen == 3 && !strncmp(item, "bwd", 3))) {
-        if ((v = lookup(choice_names, item[0] == 'f' ? 4 : 3, value, vlen)) >= 0) {
+        if ((v = lookup(choice_names, item[0] == 'f' ? 5 : 3, value, vlen)) >= 0) {
             *(item[0] == 'f' ? &o->forward : &o->backward) = v;
             return FM_OK;
         }
@@ -56,7 +56,7 @@ static fm_status parse_item(const char *item, size_t len, fm_kernel_options *o)
     }
     return fm_fail(FM_ERR_INVALID,
                    "kernel options: cannot read '%.*s' (expected auto, mma, wgmma, "
-                   "fwd=auto|mma|wgmma|pingpong, bwd=auto|mma|wgmma, shape=8x1|4x2|8x2, wgs=1|2 "
+                   "fwd=auto|mma|wgmma|pingpong|wide, bwd=auto|mma|wgmma, shape=8x1|4x2|8x2, wgs=1|2 "
                    "or deterministic, comma-separated)",
                    (int)len, item);
 }
@@ -96,7 +96,7 @@ void fm_kernel_options_format(const fm_kernel_options *o, char *buf, size_t len)
             if (n < len && (w = snprintf(buf + n, len - n, __VA_ARGS__)) > 0) n += (size_t)w; \
         }                                                                                     \
     } while (0)
-    if ((unsigned)o->forward < 4 && o->forward) FM_APPEND("fwd=%s", choice_names[o->forward]);
+    if ((unsigned)o->forward < 5 && o->forward) FM_APPEND("fwd=%s", choice_names[o->forward]);
     if ((unsigned)o->backward < 3 && o->backward) FM_APPEND("bwd=%s", choice_names[o->backward]);
     if ((unsigned)o->fwd_shape < 4 && o->fwd_shape)
         FM_APPEND("shape=%s", shape_names[o->fwd_shape]);

@@ -88,6 +88,62 @@ __device__ __forceinline__ bool fm_online_softmax(const float (&s)[MI][NB][4],
     return rescale;
 }
 
+/* fm_online_softmax's arithmetic (the same operations in the same order, so the same values),
+ * leaving P in s, as floats already rounded to T, for fm_pack_p to pack later: a kernel that
+ * overlaps this softmax with a P V product still reading the previous P packs the new one only
+ * once that product is done (forward_wide.cu), as FlashAttention-3 does. */
+template <typename T, int MI, int NB>
+__device__ __forceinline__ bool fm_online_softmax_in_place(float (&s)[MI][NB][4],
+                                                           float (&row_max)[MI][2],
+                                                           float (&row_sum)[MI][2],
+                                                           float (&row_sum_lse)[MI][2],
+                                                           float (&corr)[MI][2], float scale_log2)
+{
+    bool rescale = false;
+#pragma unroll
+    for (int m = 0; m < MI; m++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NB; n++)
+                mx = fmaxf(mx, fmaxf(s[m][n][2 * hr], s[m][n][2 * hr + 1]));
+            const float m_new = fmaxf(row_max[m][hr], fm_quad_max(mx));
+            const float m_use = m_new == -INFINITY ? 0.f : m_new;
+            corr[m][hr] = fm_exp2((row_max[m][hr] - m_use) * scale_log2);
+            rescale |= corr[m][hr] != 1.f;
+            row_max[m][hr] = m_new;
+            const float bias = m_use * scale_log2;
+            float sum = 0.f, sum_lse = 0.f;
+#pragma unroll
+            for (int n = 0; n < NB; n++) {
+                const float p0 = fm_exp2(fmaf(s[m][n][2 * hr], scale_log2, -bias));
+                const float p1 = fm_exp2(fmaf(s[m][n][2 * hr + 1], scale_log2, -bias));
+                const float2 pr = fm_tc_type<T>::unpack(fm_tc_type<T>::pack(p0, p1));
+                s[m][n][2 * hr] = pr.x, s[m][n][2 * hr + 1] = pr.y;
+                sum += pr.x + pr.y;
+                sum_lse += p0 + p1;
+            }
+            row_sum[m][hr] = row_sum[m][hr] * corr[m][hr] + sum;
+            row_sum_lse[m][hr] = row_sum_lse[m][hr] * corr[m][hr] + sum_lse;
+        }
+    return rescale;
+}
+
+/* P from fm_online_softmax_in_place packed to T as fm_online_softmax packs it (exact: every
+ * value is already a T). */
+template <typename T, int MI, int NB>
+__device__ __forceinline__ void fm_pack_p(const float (&s)[MI][NB][4], uint32_t (&p_tc)[MI][NB][2])
+{
+#pragma unroll
+    for (int m = 0; m < MI; m++)
+#pragma unroll
+        for (int n = 0; n < NB; n++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++)
+                p_tc[m][n][hr] = fm_tc_type<T>::pack(s[m][n][2 * hr], s[m][n][2 * hr + 1]);
+}
+
 /* O *= corr, row by row. */
 template <int MI, int ND>
 __device__ __forceinline__ void fm_rescale_o(float (&acc_o)[MI][ND][4], const float (&corr)[MI][2])

@@ -1,7 +1,7 @@
 /* cuda/wgmma.cuh — Hopper (sm_90a) warpgroup matrix products and the shared-memory layout they
- * read, for the kernels of the CUDA layer's wgmma path (forward_wgmma.cu, forward_pingpong.cu
- * and backward_wgmma.cu; docs/cuda.md draws the layout). Layer: cuda (private header, device
- * code).
+ * read, for the kernels of the CUDA layer's wgmma path (forward_wgmma.cu, forward_pingpong.cu,
+ * forward_wide.cu and backward_wgmma.cu; docs/cuda.md draws the layout). Layer: cuda (private
+ * header, device code).
  *
  * A warpgroup is 4 consecutive warps (128 threads); `wgmma.mma_async` multiplies a 64-row A by
  * an N-column B into float32 accumulators spread over the warpgroup: warp w holds rows
@@ -102,6 +102,18 @@ template <int N> __device__ __forceinline__ void fm_wg_hold(uint32_t (&r)[N][2])
 #pragma unroll
         for (int e = 0; e < 2; e++) asm volatile("" : "+r"(r[i][e])::"memory");
 }
+/* Moves registers between warpgroups (setmaxnreg): every warp of the calling warpgroup runs it,
+ * and afterwards each of its threads may use N registers (a multiple of 8 in 24 .. 256). A
+ * kernel launched at 168 per thread (three warpgroups) lets its producer give some up (dec)
+ * for its consumers to take (inc), as FlashAttention-3 does (forward_wide.cu). */
+template <int N> __device__ __forceinline__ void fm_wg_regs_inc()
+{
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N> __device__ __forceinline__ void fm_wg_regs_dec()
+{
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
 /* Generic-proxy writes to shared memory (st.shared, cp.async) -> visible to wgmma's reads. */
 __device__ __forceinline__ void fm_fence_async_smem()
 {
@@ -140,6 +152,33 @@ __device__ __forceinline__ void fm_wg_ss64(float (&d)[8][4], uint64_t da, uint64
         fm_wg_ss64_f16<TA, TB>(d, da, db, acc);
     else
         fm_wg_ss64_bf16<TA, TB>(d, da, db, acc);
+}
+
+/* d[64 x 128] (+)= A(desc) B(desc), m64n128k16: fm_wg_ss64 with 128 columns (the forward's
+ * S = Q K^T over a 128-key stage, forward_wide.cu). */
+#define FM_WG_SS128(NAME)                                                                      \
+    template <int TA, int TB>                                                                      \
+    __device__ __forceinline__ void fm_wg_ss128_##NAME(float (&d)[16][4], uint64_t da,            \
+                                                       uint64_t db, int acc)                       \
+    {                                                                                              \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                 \
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32." #NAME "." #NAME " "          \
+                     FM_WG_REGS64 ", %64, %65, p, 1, 1, %67, %68;\n}\n"                           \
+                     : FM_WG_ACC4(0), FM_WG_ACC4(1), FM_WG_ACC4(2), FM_WG_ACC4(3), FM_WG_ACC4(4),  \
+                       FM_WG_ACC4(5), FM_WG_ACC4(6), FM_WG_ACC4(7), FM_WG_ACC4(8), FM_WG_ACC4(9),  \
+                       FM_WG_ACC4(10), FM_WG_ACC4(11), FM_WG_ACC4(12), FM_WG_ACC4(13),             \
+                       FM_WG_ACC4(14), FM_WG_ACC4(15)                                              \
+                     : "l"(da), "l"(db), "r"(acc), "n"(TA), "n"(TB));                              \
+    }
+FM_WG_SS128(f16)
+FM_WG_SS128(bf16)
+template <typename T, int TA, int TB>
+__device__ __forceinline__ void fm_wg_ss128(float (&d)[16][4], uint64_t da, uint64_t db, int acc)
+{
+    if constexpr (std::is_same<T, __half>::value)
+        fm_wg_ss128_f16<TA, TB>(d, da, db, acc);
+    else
+        fm_wg_ss128_bf16<TA, TB>(d, da, db, acc);
 }
 
 /* d[64 x 128] += A(registers, a[4] per thread) B(desc, MN-major), m64n128k16. */

@@ -29,11 +29,13 @@ typedef enum fm_kernel_choice {
                             with 90a in gpu_archs, a compute capability 9.0 device, D = 128
                             (the forward also D = 64); as a forward choice, the wgmma
                             forward without the ping-pong schedule */
-    FM_KERNEL_PINGPONG = 3 /* forward only: the Hopper forward with its two warpgroups taking
-                              turns at the tensor cores and each tile's softmax overlapping the
-                              next tile's products (forward_pingpong.cu; same conditions and
-                              the same results as FM_KERNEL_WGMMA; what auto runs where the
-                              Hopper forwards run, D = 64 and 128) */
+    FM_KERNEL_PINGPONG = 3, /* forward only: the Hopper forward with its two warpgroups taking
+                               turns at the tensor cores and each tile's softmax overlapping the
+                               next tile's products (forward_pingpong.cu; same conditions and
+                               the same results as FM_KERNEL_WGMMA) */
+    FM_KERNEL_WIDE = 4      /* forward only: the ping-pong forward on 128-key stages, two live
+                               64-key blocks each (forward_wide.cu; same conditions; results
+                               differ from the 64-key kernels' by the order of float32 sums) */
 } fm_kernel_choice;
 
 typedef enum fm_fwd_shape {
@@ -57,7 +59,7 @@ typedef struct fm_kernel_options {
 void fm_kernel_options_default(fm_kernel_options *o); /* every field auto / 0 */
 int fm_kernel_options_is_default(const fm_kernel_options *o); /* 1 if NULL or all auto */
 
-/* Reads a spec such as "auto", "mma", "wgmma", or a comma list of fwd=auto|mma|wgmma|pingpong,
+/* Reads a spec such as "auto", "mma", "wgmma", or a comma list of fwd=auto|mma|wgmma|pingpong|wide,
  * bwd=auto|mma|wgmma, shape=8x1|4x2|8x2, wgs=1|2, deterministic (a bare "mma" / "wgmma" sets
  * both passes). FM_ERR_INVALID names the item it cannot read. */
 fm_status fm_kernel_options_parse(const char *spec, fm_kernel_options *o);

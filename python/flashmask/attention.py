@@ -68,7 +68,7 @@ def forward(q, k, v, mask, scale=None, impl="reference", dtype="float16", kernel
     bfloat16) or 'reference-cuda' (the reference's float64 function on the GPU, for long
     contexts; dtype ignored). Fully masked rows give out = 0, lse = -inf. kernel: which CUDA
     kernels run (impl 'cuda' only): None or "auto" (the library's heuristics), "mma", "wgmma",
-    or a spec such as "fwd=mma,bwd=wgmma,wgs=1" or "fwd=pingpong" (the CLI's --kernel)."""
+    or a spec such as "fwd=mma,bwd=wgmma,wgs=1" or "fwd=wide" (the CLI's --kernel)."""
     q, k, v = _f64(q, "q"), _f64(k, "k"), _f64(v, "v")
     p = problem_for(q, k, mask, scale, dtype)
     _lib.check_shapes(p, v=v)

@@ -7,9 +7,10 @@
  *   - fully masked tiles are never loaded: NaN in K/V of a key block that every row masks
  *     leaves every output finite and equal to the run with zeros there;
  *   - both dQ paths (float32 atomics; FM_FLAG_DETERMINISTIC) pass, and the deterministic one
- *     gives identical bits on two runs; on Hopper both dK/dV block shapes and all three forwards
+ *     gives identical bits on two runs; on Hopper both dK/dV block shapes and all four forwards
  *     at D = 64 and 128 run (the random properties choose them per case through
- *     fm_kernel_options: mma.sync, wgmma, and wgmma with ping-pong warpgroups);
+ *     fm_kernel_options: mma.sync, wgmma, wgmma with ping-pong warpgroups, and that on 128-key
+ *     stages, the default);
  *   - the ping-pong Hopper forward gives the same bits as the wgmma one (O and LSE), which
  *     computes the same products in the same order, on D = 64 and 128 cases of every kind, and
  *     both pass the oracle (the wgmma forward at D = 64 runs only when asked for);
@@ -39,7 +40,7 @@
 #include "prop.h"
 #include "runs.h"
 
-/* Whether the Hopper forwards (fwd=wgmma, fwd=pingpong) run here: a build with 90a and a
+/* Whether the Hopper forwards (fwd=wgmma, pingpong, wide) run here: a build with 90a and a
  * compute capability 9.0 device, found by asking for one on a tiny D = 128 problem. */
 static int hopper_forwards(void)
 {
@@ -60,15 +61,16 @@ static int hopper_forwards(void)
 }
 
 /* The forward a random case runs: where the Hopper forwards serve it (head dims that pad to
- * 128 or 64, where auto is the ping-pong kernel), one of auto, the wgmma one and mma.sync by the
- * seed; elsewhere auto or mma. */
+ * 128 or 64, where auto is the wide kernel), one of auto, the wgmma one, the ping-pong one and
+ * mma.sync by the seed; elsewhere auto or mma. */
 static int32_t forward_choice(const fm_random_case *c)
 {
     const int64_t d = c->problem.head_dim;
     const int d64 = d > 32 && d <= 64, d128 = d > 96 && d <= 128;
     if ((d64 || d128) && fm_cuda_available() == FM_OK && hopper_forwards()) {
-        const int32_t three[3] = {FM_KERNEL_AUTO, FM_KERNEL_MMA, FM_KERNEL_WGMMA};
-        return three[(c->seed >> 3) % 3];
+        const int32_t four[4] = {FM_KERNEL_AUTO, FM_KERNEL_MMA, FM_KERNEL_WGMMA,
+                                 FM_KERNEL_PINGPONG};
+        return four[(c->seed >> 3) % 4];
     }
     return (c->seed & 8) ? FM_KERNEL_MMA : FM_KERNEL_AUTO;
 }
@@ -81,8 +83,9 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     p.dtype = dtype;
     if (c->seed & 2) p.flags |= FM_FLAG_DETERMINISTIC; /* both dQ paths, one case in two */
     /* Both shapes of the Hopper dK/dV kernel (one or two warpgroups per block), whatever the
-     * case's size would pick (small cases pick one), and the three forwards at D = 64 and 128:
-     * the ping-pong Hopper one (auto), the wgmma one it reschedules and forward.cu's (mma). */
+     * case's size would pick (small cases pick one), and the four forwards at D = 64 and 128:
+     * the wide Hopper one (auto), the ping-pong and wgmma ones on 64-key stages and forward.cu's
+     * (mma). */
     fm_kernel_options kopt;
     fm_kernel_options_default(&kopt);
     kopt.bwd_warpgroups = (c->seed & 4) ? 2 : 1;
@@ -264,30 +267,44 @@ static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t le
 static fm_property_test summary = {"gpu summary equals fm_block_summary_build", prop_summary,
                                    .trials = 100, .max_seqlen = 400, .needs_gpu = 1};
 
-/* Forward + backward from t's host inputs into its outputs. */
+/* Forward + backward from t's host inputs into its outputs, with kernel options o (NULL: auto). */
+static void run_both_with(const fm_problem *p, const fm_mask *m, fm_tensors *t,
+                          const fm_kernel_options *o)
+{
+    assert_int_equal(fm_cuda_forward_host(p, m, t, o), FM_OK);
+    assert_int_equal(fm_cuda_backward_host(p, m, t, o), FM_OK);
+}
 static void run_both(const fm_problem *p, const fm_mask *m, fm_tensors *t)
 {
-    assert_int_equal(fm_cuda_forward_host(p, m, t, NULL), FM_OK);
-    assert_int_equal(fm_cuda_backward_host(p, m, t, NULL), FM_OK);
+    run_both_with(p, m, t, NULL);
 }
 
-/* A key block that every row masks is never loaded: NaN there changes nothing. */
+/* A key block that every row masks is never loaded: NaN there changes nothing. At D = 64 and
+ * 128, with the default kernels (on Hopper the wide forward, whose 128-key stages pair the live
+ * blocks on either side of the masked one and leave one slot empty where the count is odd)
+ * and, where the Hopper forwards run, with fwd=pingpong (64-key stages). */
 static void test_masked_tiles_not_loaded(void **state)
 {
     (void)state;
     fm_test_skip_without_gpu();
-    fm_test_masked_block f;
-    fm_test_masked_block_make(&f, 320, 64, FM_BFLOAT16, 7);
-    const fm_tensors in = {.q = f.q, .k = f.k, .v = f.v, .dout = f.dout};
-    fm_tensors clean = in, poisoned = in;
-    fm_test_outputs_alloc(&clean, &f.p), fm_test_outputs_alloc(&poisoned, &f.p);
-    fm_test_masked_block_fill(&f, 0.0);
-    run_both(&f.p, &f.m, &clean);
-    fm_test_masked_block_fill(&f, NAN);
-    run_both(&f.p, &f.m, &poisoned);
-    fm_test_masked_block_assert_same(&f, &clean, &poisoned);
-    fm_test_outputs_free(&clean), fm_test_outputs_free(&poisoned);
-    fm_test_masked_block_free(&f);
+    static const char *const specs[2] = {"auto", "fwd=pingpong"};
+    for (int d = 64; d <= 128; d += 64)
+        for (int s = 0; s < (hopper_forwards() ? 2 : 1); s++) {
+            fm_kernel_options o;
+            assert_int_equal(fm_kernel_options_parse(specs[s], &o), FM_OK);
+            fm_test_masked_block f;
+            fm_test_masked_block_make(&f, 320, d, FM_BFLOAT16, 7);
+            const fm_tensors in = {.q = f.q, .k = f.k, .v = f.v, .dout = f.dout};
+            fm_tensors clean = in, poisoned = in;
+            fm_test_outputs_alloc(&clean, &f.p), fm_test_outputs_alloc(&poisoned, &f.p);
+            fm_test_masked_block_fill(&f, 0.0);
+            run_both_with(&f.p, &f.m, &clean, &o);
+            fm_test_masked_block_fill(&f, NAN);
+            run_both_with(&f.p, &f.m, &poisoned, &o);
+            fm_test_masked_block_assert_same(&f, &clean, &poisoned);
+            fm_test_outputs_free(&clean), fm_test_outputs_free(&poisoned);
+            fm_test_masked_block_free(&f);
+        }
 }
 
 /* Two backward runs in deterministic mode give identical bits (GQA: dK/dV summed over heads). */
@@ -346,6 +363,11 @@ static void test_bad_arguments(void **state)
                           NULL);
     assert_int_equal(st, FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "pingpong"));
+    wg.backward = FM_KERNEL_WIDE; /* nor is wide */
+    st = fm_cuda_backward(&p, &dm, out, out, out, out, (float *)lse, out, out, out, out, &wg,
+                          NULL);
+    assert_int_equal(st, FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "wide"));
     fm_cuda_mask_free(&dm);
     fm_test_outputs_free(&t);
     fm_random_case_free(&c);
