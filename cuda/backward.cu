@@ -15,7 +15,9 @@
  *      key blocks in a fixed order, float32 in registers (7 products per tile in all).
  *
  * On Hopper at D = 128 (built with 90a), step 2 runs on wgmma instead: backward_wgmma.cu, the
- * same function with one or two warpgroups (64 keys each) per key block, chosen per mask.
+ * same function with one or two warpgroups (64 keys each) per key block, chosen per mask; it adds
+ * dQ by bulk reductions into the accumulator's blocked layout (kernels.h), which the last kernel
+ * then reads (fm_dq_convert_blocked_kernel).
  *
  * Fully masked rows (LSE = -inf) give P = 0 and so no gradient; fully masked tiles are skipped
  * in every kernel before any load. Layer: cuda <- masks (rules.h).
@@ -140,7 +142,8 @@ __global__ void fm_dq_convert_blocked_kernel(const float *__restrict__ acc, T *_
         uint32_t packed[4];
 #pragma unroll
         for (int k = 0; k < 4; k++) {
-            const float2 x = *reinterpret_cast<const float2 *>(src + fm_dq_chunk_offset(r, c + 2 * k));
+            const float2 x =
+                *reinterpret_cast<const float2 *>(src + fm_dq_chunk_offset(r, c + 2 * k));
             packed[k] = fm_tc_type<T>::pack(x.x * scale, x.y * scale);
         }
         *reinterpret_cast<uint4 *>(dq + ((chunk / n_qblocks) * seqlen_q + row) * D + c) =

@@ -44,6 +44,23 @@ constexpr float LOG2E = 1.4426950408889634f;
  * run of the blocked accumulator (kernels.h) that one bulk reduction adds. */
 constexpr int DQ_HALF = BR * 64 * 4;
 
+/* True when thread u's register e of 8-column block n of half `half` (the wgmma accumulator:
+ * row (u / 32) * 16 + (u % 32) / 4 + 8 (e / 2), column 64 half + 8 n + 2 (u % 4) + e % 2) is
+ * where the staging puts it (half * 4096 + n * 512 + u * 4 + e floats) in the blocked layout. */
+constexpr bool dq_staging_matches_layout()
+{
+    for (int half = 0; half < 2; half++)
+        for (int n = 0; n < 8; n++)
+            for (int u = 0; u < 128; u++)
+                for (int e = 0; e < 4; e++) {
+                    const int r = (u / 32) * 16 + (u % 32) / 4 + 8 * (e / 2);
+                    const int c = 64 * half + 8 * n + 2 * (u % 4) + e % 2;
+                    if (fm_dq_chunk_offset(r, c) != half * 4096 + n * 512 + u * 4 + e) return false;
+                }
+    return true;
+}
+static_assert(dq_staging_matches_layout(), "dQ staging and kernels.h's blocked layout disagree");
+
 /* The dK/dV kernel's shared memory for WGS warpgroups (WGS * 64 keys), in bytes from a
  * 1024-aligned base: K and V [WGS * 64][128], Q and dO [2 stages][64][128] (all SW128),
  * dS^T [WGS * 64 keys][64 queries], LSE (log2 units) and Delta [2][64], the bounds [WGS * 64][4],
