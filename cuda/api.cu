@@ -309,10 +309,11 @@ static fm_status backward_step(int step, const fm_problem *p, const fm_cuda_mask
         return fm_fail(FM_ERR_NOMEM, "cuda backward: %zu-row Delta workspace: %s", rows,
                        cudaGetErrorString(err));
     /* Unless the plan is deterministic (FM_FLAG_DETERMINISTIC or opt->deterministic), dQ is
-     * summed in float32 with atomics (fewer matrix products); else by a separate kernel in a
-     * fixed order. */
+     * summed in float32 by the dK/dV kernel, with atomics or bulk reductions (fewer matrix
+     * products); else by a separate kernel in a fixed order. Sized for either layout of the
+     * accumulator (kernels.h). */
     if (!plan.deterministic) {
-        const size_t n = fm_problem_q_elems(p);
+        const size_t n = fm_cuda_dq_accum_elems(kp);
         err = cudaMallocAsync((void **)&kp.dq_accum, n * sizeof(float), s);
         if (err == cudaSuccess) err = cudaMemsetAsync(kp.dq_accum, 0, n * sizeof(float), s);
         if (err != cudaSuccess) {

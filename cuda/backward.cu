@@ -15,7 +15,9 @@
  *      key blocks in a fixed order, float32 in registers (7 products per tile in all).
  *
  * On Hopper at D = 128 (built with 90a), step 2 runs on wgmma instead: backward_wgmma.cu, the
- * same function with one or two warpgroups (64 keys each) per key block, chosen per mask.
+ * same function with one or two warpgroups (64 keys each) per key block, chosen per mask; it adds
+ * dQ by bulk reductions into the accumulator's blocked layout (kernels.h), which the last kernel
+ * then reads (fm_dq_convert_blocked_kernel).
  *
  * Fully masked rows (LSE = -inf) give P = 0 and so no gradient; fully masked tiles are skipped
  * in every kernel before any load. Layer: cuda <- masks (rules.h).
@@ -115,6 +117,38 @@ __global__ void fm_dq_convert_kernel(const float *__restrict__ acc, T *__restric
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         dq[i] = fm_tc_type<T>::from_float(acc[i] * scale);
+}
+
+/* The same from the blocked layout (kernels.h, D = 128; `chunks` = B Hq ceil(Sq / 64)), for
+ * backward_wgmma.cu's dK/dV kernel. Each thread writes 8 adjacent elements of one row; a warp
+ * takes 16 rows by two adjacent 8-column blocks, so that each pair of lanes writes one whole
+ * 32-byte segment and the warp's four float2 reads per lane cover two 512-byte runs of the chunk.
+ * Rows past Sq are skipped. */
+template <typename T>
+__global__ void fm_dq_convert_blocked_kernel(const float *__restrict__ acc, T *__restrict__ dq,
+                                             size_t chunks, int seqlen_q, float scale)
+{
+    constexpr int D = 128, PIECES = 64 * D / 8; /* 8-element pieces per chunk */
+    const int n_qblocks = (seqlen_q + 63) / 64;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < chunks * PIECES;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const size_t chunk = i / PIECES;
+        const int j = (int)(i % PIECES), lane = j & 31, u = j >> 5;
+        const int r = (u & 3) * 16 + (lane >> 2) + ((lane >> 1) & 1) * 8;
+        const int c = ((u >> 2) * 2 + (lane & 1)) * 8;
+        const int row = (int)(chunk % n_qblocks) * 64 + r;
+        if (row >= seqlen_q) continue;
+        const float *src = acc + chunk * (64 * D);
+        uint32_t packed[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const float2 x =
+                *reinterpret_cast<const float2 *>(src + fm_dq_chunk_offset(r, c + 2 * k));
+            packed[k] = fm_tc_type<T>::pack(x.x * scale, x.y * scale);
+        }
+        *reinterpret_cast<uint4 *>(dq + ((chunk / n_qblocks) * seqlen_q + row) * D + c) =
+            make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    }
 }
 
 /* Row stride of the dK/dV kernel's tiles: unpadded (swizzled, tc.cuh) where D allows, so that
@@ -470,8 +504,17 @@ static cudaError_t launch_all(const fm_attn_params &p, const fm_kernel_plan &pla
         if (p.dq_accum) {
             err = fm_cuda_launch_dkdv_wgmma(p, dtype, true, plan.bwd_warpgroups, s);
             if (err != cudaSuccess) return err;
-            fm_dq_convert_kernel<T><<<1024, 256, 0, s>>>(p.dq_accum, static_cast<T *>(p.dq),
-                                                         rows * D, p.scale);
+            if (fm_cuda_dkdv_wgmma_dq_blocked(plan.bwd_warpgroups)) {
+                if constexpr (D == 128) { /* the only D the wgmma kernel takes */
+                    const size_t chunks =
+                        (size_t)p.batch * p.q_heads * ((p.seqlen_q + 63) / 64);
+                    fm_dq_convert_blocked_kernel<T><<<1024, 256, 0, s>>>(
+                        p.dq_accum, static_cast<T *>(p.dq), chunks, p.seqlen_q, p.scale);
+                }
+            } else {
+                fm_dq_convert_kernel<T><<<1024, 256, 0, s>>>(p.dq_accum, static_cast<T *>(p.dq),
+                                                             rows * D, p.scale);
+            }
             return cudaGetLastError();
         }
         err = fm_cuda_launch_dkdv_wgmma(p, dtype, false, plan.bwd_warpgroups, s);

@@ -17,7 +17,9 @@
  *                                           tiles that were K-major B above
  * and then, in the default mode, dQ += dS K over all the block's keys: dS^T to shared memory,
  * wgmma.m64n64k16 with both operands transposed, one 64-column half of D per warpgroup (both
- * halves in turn with one), added to the float32 accumulator with atomics.
+ * halves in turn with one), staged in shared memory and added to the float32 accumulator (its
+ * blocked layout, kernels.h) by one bulk reduction per half (cp.reduce.async.bulk, tma.cuh), as
+ * FlashAttention-3 adds its dQ: no per-thread atomics.
  * Per tile this reads each operand from shared memory once per warpgroup, where the mma.sync
  * kernel's four warps each read all of Q and dO twice: that traffic bound it (the profile:
  * docs/measurement-notes.md).
@@ -29,6 +31,7 @@
 #include "kernels.h"
 #include "tc.cuh"
 #include "tile.cuh"
+#include "tma.cuh"
 #include "wgmma.cuh"
 
 namespace {
@@ -37,22 +40,51 @@ constexpr int D = 128, BC = FM_CUDA_BLOCK_K, BR = 64;
 constexpr int TILE = 64 * D * 2;             /* bytes of a 64-row tile of K, V, Q or dO */
 constexpr float LOG2E = 1.4426950408889634f;
 
+/* The dQ staging of one 64-column half of a query block's dQ (64 x 64 float32), in bytes: the
+ * run of the blocked accumulator (kernels.h) that one bulk reduction adds. */
+constexpr int DQ_HALF = BR * 64 * 4;
+
+/* True when thread u's register e of 8-column block n of half `half` (the wgmma accumulator:
+ * row (u / 32) * 16 + (u % 32) / 4 + 8 (e / 2), column 64 half + 8 n + 2 (u % 4) + e % 2) is
+ * where the staging puts it (half * 4096 + n * 512 + u * 4 + e floats) in the blocked layout. */
+constexpr bool dq_staging_matches_layout()
+{
+    for (int half = 0; half < 2; half++)
+        for (int n = 0; n < 8; n++)
+            for (int u = 0; u < 128; u++)
+                for (int e = 0; e < 4; e++) {
+                    const int r = (u / 32) * 16 + (u % 32) / 4 + 8 * (e / 2);
+                    const int c = 64 * half + 8 * n + 2 * (u % 4) + e % 2;
+                    if (fm_dq_chunk_offset(r, c) != half * 4096 + n * 512 + u * 4 + e) return false;
+                }
+    return true;
+}
+static_assert(dq_staging_matches_layout(), "dQ staging and kernels.h's blocked layout disagree");
+
 /* The dK/dV kernel's shared memory for WGS warpgroups (WGS * 64 keys), in bytes from a
  * 1024-aligned base: K and V [WGS * 64][128], Q and dO [2 stages][64][128] (all SW128),
- * dS^T [WGS * 64 keys][64 queries], LSE (log2 units) and Delta [2][64], the bounds [WGS * 64][4]. */
+ * dS^T [WGS * 64 keys][64 queries], LSE (log2 units) and Delta [2][64], the bounds [WGS * 64][4],
+ * and with two warpgroups the dQ staging, [warpgroup][2 buffers][DQ_HALF]. One warpgroup stages
+ * its two halves in the Q and dO tiles of the current stage instead (free once its products are
+ * done), which keeps the block within half a multiprocessor's shared memory (two blocks each). */
 template <int WGS> struct dkdv_smem {
     static constexpr int KEYS = WGS * BC, OFF_K = 0, OFF_V = WGS * TILE, OFF_Q = 2 * WGS * TILE;
     static constexpr int OFF_DO = OFF_Q + 2 * TILE, OFF_DS = OFF_DO + 2 * TILE;
     static constexpr int OFF_LSE = OFF_DS + KEYS * BR * 2, OFF_DELTA = OFF_LSE + 2 * BR * 4;
     static constexpr int OFF_COLS = OFF_DELTA + 2 * BR * 4;
-    static constexpr int BYTES = 1024 + OFF_COLS + KEYS * FM_BOUNDS * 4;
+    static constexpr int OFF_DQ = (OFF_COLS + KEYS * FM_BOUNDS * 4 + 1023) & ~1023;
+    static constexpr int BYTES = 1024 + OFF_DQ + (WGS == 2 ? WGS * 2 * DQ_HALF : 0);
 };
+/* Two blocks per multiprocessor (228 KB, 1 KB of it reserved per block) with one warpgroup;
+ * one block (227 KB at most) with two. */
+static_assert(dkdv_smem<1>::BYTES <= 228 * 1024 / 2 - 1024, "one-warpgroup block too large");
+static_assert(dkdv_smem<2>::BYTES <= 227 * 1024, "two-warpgroup block too large");
 
 /* WGS = 1: one warpgroup per 64 keys, two blocks per multiprocessor. WGS = 2: two warpgroups
  * share each Q and dO tile and, above all, sum their dQ contributions (dS of 128 keys times K)
- * before the atomics, which halves the float32 atomic traffic that bounded the one-warpgroup
- * kernel on dense masks (docs/measurement-notes.md); one block per multiprocessor. Which one runs:
- * the plan's bwd_warpgroups (cuda/heuristics.cu). */
+ * before adding them to the accumulator, which halves the float32 reduction traffic that bounded
+ * the one-warpgroup kernel on dense masks (docs/measurement-notes.md); one block per
+ * multiprocessor. Which one runs: the plan's bwd_warpgroups (cuda/heuristics.cu). */
 template <typename T, bool DO_DQ, int WGS>
 __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     fm_dkdv_wgmma_kernel(const fm_attn_params p)
@@ -89,9 +121,13 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
 
     const int n_qblocks = (p.seqlen_q + BR - 1) / BR;
     bool ds_zero = false; /* this warpgroup's rows of dS^T hold zeros */
+    int dq_buf = 0;       /* the dQ staging buffer this warpgroup writes next (WGS = 2) */
+    const bool dq_issuer = (tid & 127) == 0; /* issues and waits for its warpgroup's reductions */
     for (int hq = 0; hq < group; hq++) {
         const int h = hk * group + hq, hm = h / (p.q_heads / p.mask_heads);
         const size_t row_base = ((size_t)b * p.q_heads + h) * p.seqlen_q;
+        float *dq_chunks = /* this head's blocked dQ accumulator (kernels.h) */
+            DO_DQ ? p.dq_accum + ((size_t)b * p.q_heads + h) * n_qblocks * (BR * D) : nullptr;
         const int32_t *summary =
             p.summary + ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
         const int32_t *bounds = p.bounds + ((size_t)b * p.mask_heads + hm) * p.seqlen_k * FM_BOUNDS;
@@ -262,7 +298,10 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                     fm_fence_async_smem();
                 }
                 ds_zero = !mine;
-                __syncthreads(); /* all of dS^T is in */
+                /* The staging buffer written below was last read by the reduction issued two
+                 * blocks ago; the one of the previous block may still be reading its own. */
+                if (WGS == 2 && dq_issuer) fm_bulk_wait_read<1>();
+                __syncthreads(); /* all of dS^T is in (and the staging buffers are free) */
                 /* dQ[64 queries x 128] = dS K over the block's keys (zeros for a masked
                  * warpgroup's: a branch between the products would make ptxas serialise them),
                  * warpgroup w taking columns [64 w, 64 w + 64) when WGS = 2 and both halves in
@@ -285,20 +324,35 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                                             fm_wg_mnmajor(aK, KEYS, kk_k, half), kk);
                     }
                     fm_wg_commit();
-                    fm_wg_wait<0>();
+                    fm_wg_wait<0>(); /* (with one warpgroup: its dK and dV products too) */
+                    /* Into the staging in the blocked order (kernels.h: this thread's block-n
+                     * float4 at n * 128 + its index in the warpgroup), then one thread adds the
+                     * 16 KB to this query block's chunk. One warpgroup: half 0 in this stage's
+                     * dO tile, once every warp's dV and dK products are done (each warp waited
+                     * for its own share only), half 1 in its Q tile. */
+                    if (WGS == 1 && half == 0) fm_bar_sync_id<1>(128);
+                    const int st_off = WGS == 2 ? L::OFF_DQ + (wg * 2 + dq_buf) * DQ_HALF
+                                                : (half == 0 ? L::OFF_DO : L::OFF_Q) + st * TILE;
+                    float4 *stage = reinterpret_cast<float4 *>(smem + st_off) + (tid & 127);
 #pragma unroll
-                    for (int hr = 0; hr < 2; hr++) {
-                        const int i = r0 + warp * 16 + g + hr * 8;
-                        if (i >= p.seqlen_q) continue;
-                        float *dst = p.dq_accum + (row_base + i) * D + half * 64 + 2 * t;
-#pragma unroll
-                        for (int n = 0; n < 8; n++)
-                            atomicAdd(reinterpret_cast<float2 *>(dst + n * 8),
-                                      make_float2(dq[n][2 * hr], dq[n][2 * hr + 1]));
+                    for (int n = 0; n < 8; n++)
+                        stage[n * 128] = make_float4(dq[n][0], dq[n][1], dq[n][2], dq[n][3]);
+                    fm_fence_async_smem(); /* these stores -> the bulk copy's reads */
+                    if (WGS == 1 || wg == 0) /* the warpgroup's stores are in */
+                        fm_bar_sync_id<1>(128);
+                    else
+                        fm_bar_sync_id<2>(128);
+                    if (dq_issuer) {
+                        fm_bulk_reduce_add_f32(dq_chunks + (size_t)qb * (BR * D) + half * (BR * 64),
+                                               base + st_off, DQ_HALF);
+                        fm_bulk_commit();
                     }
                 }
+                dq_buf ^= 1;
             }
             fm_wg_wait<0>(); /* dV, dK products done: pa, dsa and this stage are free */
+            /* One warpgroup: this stage's Q and dO tiles are free once its reductions read them. */
+            if (DO_DQ && WGS == 1 && dq_issuer) fm_bulk_wait_read<0>();
 
             /* Everyone is done with this stage (and with dS^T): refill the stage with the query
              * block after the next. */
@@ -313,6 +367,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
         }
     }
     fm_cp_async_wait<0>();
+    if (DO_DQ && dq_issuer) fm_bulk_wait<0>(); /* the reductions are complete (and their reads) */
 
     /* This thread's keys: rows g and g + 8 of its warp's 16 (those inside the sequence). */
 #pragma unroll
@@ -550,6 +605,8 @@ cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, b
     return do_dq ? launch<__half, true>(p, warpgroups, stream)
                  : launch<__half, false>(p, warpgroups, stream);
 }
+
+bool fm_cuda_dkdv_wgmma_dq_blocked(int) { return true; }
 
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
 {

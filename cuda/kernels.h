@@ -25,7 +25,8 @@ struct fm_attn_params {
     float *lse;         /* forward writes it */
     const float *lse_in; /* backward reads it */
     float *delta;       /* backward workspace: rowsum(dO * O) */
-    float *dq_accum;    /* backward workspace [B,Hq,Sq,D], zeroed; NULL: deterministic dQ */
+    float *dq_accum;    /* backward workspace, zeroed (fm_cuda_dq_accum_elems; row-major or
+                           blocked, see below); NULL: deterministic dQ */
     const int32_t *bounds, *summary;
     int batch, q_heads, kv_heads, mask_heads, seqlen_q, seqlen_k, head_dim, n_kblocks;
     int causal;          /* fm_causal */
@@ -33,6 +34,29 @@ struct fm_attn_params {
     float scale;
     float live_per_kblock; /* fm_cuda_mask.live_per_kblock: what the heuristics read */
 };
+
+/* The float32 dQ accumulator (p.dq_accum) in one of two layouts, both within
+ * fm_cuda_dq_accum_elems floats (Sq rounded up to whole 64-row query blocks):
+ *   row-major: [B,Hq,Sq,D], added to with atomics (backward.cu's dK/dV kernel, and
+ *     backward_wgmma.cu's where fm_cuda_dkdv_wgmma_dq_blocked says no);
+ *   blocked (D = 128 only): one contiguous 64 x 128 chunk per (batch, query head, 64-row query
+ *     block), chunk (b * Hq + h) * ceil(Sq / 64) + qb, element (r, c) of the chunk at
+ *     fm_dq_chunk_offset(r, c). That order is a warpgroup's wgmma accumulators for one 64-column
+ *     half of the chunk (16 KB) with each thread's four values of one 8-column block adjacent:
+ *     thread u of the warpgroup (warp r / 16, lane (r % 8) * 4 + (c % 8) / 2) holds element
+ *     (r, c) in its register e = 2 ((r % 16) / 8) + c % 2 of block n = (c % 64) / 8, and the
+ *     block-n float4s of threads 0..127 follow each other. Threads then stage a half in shared
+ *     memory with one conflict-free float4 store per block, and one bulk reduction adds it in.
+ *     Rows past Sq receive zeros and are never read. */
+__host__ __device__ constexpr int fm_dq_chunk_offset(int r, int c)
+{
+    return (c >> 6) * 4096 + ((c & 63) >> 3) * 512 +
+           ((r >> 4) * 32 + (r & 7) * 4 + ((c & 7) >> 1)) * 4 + ((r >> 3) & 1) * 2 + (c & 1);
+}
+static inline size_t fm_cuda_dq_accum_elems(const fm_attn_params &p)
+{
+    return (size_t)p.batch * p.q_heads * ((p.seqlen_q + 63) / 64) * 64 * p.head_dim;
+}
 
 /* dtype: FM_FLOAT16 or FM_BFLOAT16; head_dim one of 32, 64, 96, 128, 256 (checked by api.cu). */
 cudaError_t fm_cuda_launch_summary(const int32_t *bounds, int32_t *summary, int batch, int heads,
@@ -65,9 +89,11 @@ cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
  * backward_wgmma.cu at D = 128: wgmma), built when gpu_archs contains 90a (FM_CUDA_WGMMA); the
  * plan says whether it serves a call. */
 #ifdef FM_CUDA_WGMMA
-/* backward_wgmma.cu's dK/dV kernel (with the atomic dQ when do_dq), `warpgroups` 1 or 2 */
+/* backward_wgmma.cu's dK/dV kernel (adding dQ into p.dq_accum when do_dq), `warpgroups` 1 or 2 */
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
                                       int warpgroups, cudaStream_t stream);
+/* Whether that kernel leaves p.dq_accum in the blocked layout (else row-major). */
+bool fm_cuda_dkdv_wgmma_dq_blocked(int warpgroups);
 /* dQ by query blocks, no atomics (writes p.dq) */
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
 /* forward_wgmma.cu: the warp-specialised forward (TMA + wgmma, D = 64 or 128).
@@ -94,6 +120,7 @@ static inline cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &, fm_dty
 {
     return cudaErrorNotSupported;
 }
+static inline bool fm_cuda_dkdv_wgmma_dq_blocked(int) { return false; }
 static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, fm_dtype,
                                                        cudaStream_t)
 {

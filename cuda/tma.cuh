@@ -14,6 +14,13 @@
  * count those bytes down as they land; the phase flips when both the arrivals and the bytes are
  * complete, and a consumer waits for the flip by its parity. TMA writes through the async proxy,
  * the proxy wgmma reads through, so no proxy fence is needed between them.
+ *
+ * The other direction: a bulk reduction adds a contiguous run of shared memory into global
+ * memory element by element (backward_wgmma.cu's dQ). Threads write the run with ordinary
+ * stores, each fences them to the async proxy (fence.proxy.async.shared::cta, wgmma.cuh), a
+ * barrier gathers the writers, and one thread issues the copy and commits it as a bulk group;
+ * that thread alone can wait for its groups: first for their reads of shared memory (the run may
+ * then be written again), at the end for their completion.
  */
 #ifndef FM_CUDA_TMA_CUH
 #define FM_CUDA_TMA_CUH
@@ -73,6 +80,11 @@ __device__ __forceinline__ void fm_bar_sync(int id, int count)
 {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
+/* fm_bar_sync with an id known when compiling, so that ptxas reserves only the ids in use. */
+template <int ID> __device__ __forceinline__ void fm_bar_sync_id(int count)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"n"(ID), "r"(count) : "memory");
+}
 __device__ __forceinline__ void fm_bar_arrive(int id, int count)
 {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
@@ -90,6 +102,29 @@ __device__ __forceinline__ void fm_tma_load_3d(uint32_t dst, const CUtensorMap *
 __device__ __forceinline__ void fm_tma_prefetch_map(const CUtensorMap *map)
 {
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+/* dst[i] += src[i] (float32) for `bytes` bytes (a multiple of 16; both addresses 16-byte
+ * aligned), from shared address src into global dst, asynchronously; tracked by bulk groups. */
+__device__ __forceinline__ void fm_bulk_reduce_add_f32(float *dst, uint32_t src, uint32_t bytes)
+{
+    asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
+                 ::"l"(dst), "r"(src), "r"(bytes)
+                 : "memory");
+}
+/* Close this thread's bulk copies issued since its last commit into one bulk group. */
+__device__ __forceinline__ void fm_bulk_commit()
+{
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+/* Wait until at most N of this thread's bulk groups still read their shared-memory source. */
+template <int N> __device__ __forceinline__ void fm_bulk_wait_read()
+{
+    asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+}
+/* Wait until at most N of this thread's bulk groups are incomplete (their writes included). */
+template <int N> __device__ __forceinline__ void fm_bulk_wait()
+{
+    asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
 }
 #endif
 
