@@ -106,6 +106,25 @@ template <int D> __device__ __forceinline__ void init_barriers(const block_smem<
     fm_mbar_init_fence();
 }
 
+/* The producer's first copies (lane 0): the tensor maps of K, V and the bounds into the
+ * cache, and Q of both warpgroups (rows past Sq read as zeros) to q[w] on barrier q_full[w],
+ * each tile as D / 64 copies of 64 columns. */
+template <int D>
+__device__ __forceinline__ void produce_q(const CUtensorMap *map_q, const CUtensorMap *map_k,
+                                          const CUtensorMap *map_v,
+                                          const CUtensorMap *map_bounds, const uint32_t (&q)[2],
+                                          const uint32_t (&q_full)[2], int r0, int head_q)
+{
+    fm_tma_prefetch_map(map_k), fm_tma_prefetch_map(map_v);
+    fm_tma_prefetch_map(map_bounds);
+    for (int w = 0; w < 2; w++) {
+        fm_mbar_arrive_expect_tx(q_full[w], WG_ROWS * D * 2);
+        for (int c = 0; c < D; c += 64)
+            fm_tma_load_3d(q[w] + c / 64 * BLOCK64, map_q, q_full[w], c, r0 + w * WG_ROWS,
+                           head_q);
+    }
+}
+
 /* The producer warp: Q of both warpgroups, then K, V and the bounds of every live key block
  * into the stages in turn, each tile as D / 64 copies of 64 columns. r0, r1: the block's query
  * rows; h, hk, hm, b: its query, key/value and mask head and batch. */
@@ -119,17 +138,9 @@ __device__ __forceinline__ void produce(const fm_attn_params &p, const int32_t *
     const int lane = threadIdx.x & 31;
     const int head_q = b * p.q_heads + h, head_k = b * p.kv_heads + hk;
     const int head_m = b * p.mask_heads + hm;
-    if (lane == 0) {
-        fm_tma_prefetch_map(map_k), fm_tma_prefetch_map(map_v);
-        fm_tma_prefetch_map(map_bounds);
-        /* Q of both warpgroups (rows past Sq read as zeros). */
-        for (int w = 0; w < 2; w++) {
-            fm_mbar_arrive_expect_tx(sm.q_full(w), smem<D>::TILE);
-            for (int c = 0; c < D; c += 64)
-                fm_tma_load_3d(sm.q(w) + c / 64 * BLOCK64, map_q, sm.q_full(w), c,
-                               r0 + w * WG_ROWS, head_q);
-        }
-    }
+    if (lane == 0)
+        produce_q<D>(map_q, map_k, map_v, map_bounds, {sm.q(0), sm.q(1)},
+                     {sm.q_full(0), sm.q_full(1)}, r0, head_q);
     int stage = 0;
     uint32_t phase = 0;
     for (int first = 0; first < p.n_kblocks; first += 32) {
@@ -173,6 +184,48 @@ template <typename T, int D> inline cudaError_t make_maps(const fm_attn_params &
                       false) != cudaSuccess)
         return cudaErrorNotSupported;
     return cudaSuccess;
+}
+
+/* Launching a Hopper forward: every one takes the problem and the four maps, runs one block per
+ * (128 query rows, query head, batch), and is built for bfloat16 and float16 at D = 64 and 128.
+ * launch() picks the instance for the call: pick(shape<T, D>{}) returns it with its block size
+ * and shared memory. cudaErrorNotSupported for another D, or when the maps cannot be made. */
+using kernel_fn = void (*)(fm_attn_params, CUtensorMap, CUtensorMap, CUtensorMap, CUtensorMap);
+struct kernel_launch {
+    kernel_fn fn;
+    int threads, smem_bytes;
+};
+template <typename T, int D> struct shape {
+    using elem = T;
+    static constexpr int head_dim = D;
+};
+template <typename T, int D>
+inline cudaError_t launch_with_maps(const fm_attn_params &p, const kernel_launch &k,
+                                    cudaStream_t stream)
+{
+    maps m;
+    if (make_maps<T, D>(p, &m) != cudaSuccess) return cudaErrorNotSupported;
+    cudaError_t err =
+        cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem_bytes);
+    if (err != cudaSuccess) return err;
+    dim3 grid((p.seqlen_q + BR - 1) / BR, p.q_heads, p.batch);
+    k.fn<<<grid, k.threads, k.smem_bytes, stream>>>(p, m.q, m.k, m.v, m.bounds);
+    return cudaGetLastError();
+}
+template <typename Pick>
+inline cudaError_t launch(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream, Pick pick)
+{
+    using bf16 = __nv_bfloat16;
+    const bool b = dtype == FM_BFLOAT16;
+    switch (p.head_dim) {
+    case 64:
+        return b ? launch_with_maps<bf16, 64>(p, pick(shape<bf16, 64>{}), stream)
+                 : launch_with_maps<__half, 64>(p, pick(shape<__half, 64>{}), stream);
+    case 128:
+        return b ? launch_with_maps<bf16, 128>(p, pick(shape<bf16, 128>{}), stream)
+                 : launch_with_maps<__half, 128>(p, pick(shape<__half, 128>{}), stream);
+    default: return cudaErrorNotSupported;
+    }
 }
 
 } /* namespace fm_sm90_fwd */

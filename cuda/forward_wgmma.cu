@@ -125,30 +125,14 @@ __global__ void __launch_bounds__(NT, 1)
 #endif
 }
 
-template <typename T, int D> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
-{
-    maps m;
-    if (make_maps<T, D>(p, &m) != cudaSuccess) return cudaErrorNotSupported;
-    cudaError_t err = cudaFuncSetAttribute(fm_forward_wgmma_kernel<T, D>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           smem<D>::BYTES);
-    if (err != cudaSuccess) return err;
-    dim3 grid((p.seqlen_q + BR - 1) / BR, p.q_heads, p.batch);
-    fm_forward_wgmma_kernel<T, D><<<grid, NT, smem<D>::BYTES, stream>>>(p, m.q, m.k, m.v,
-                                                                        m.bounds);
-    return cudaGetLastError();
-}
-
 } /* namespace */
 
 cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &p, fm_dtype dtype,
                                          cudaStream_t stream)
 {
-    const bool bf16 = dtype == FM_BFLOAT16;
-    switch (p.head_dim) {
-    case 64: return bf16 ? launch<__nv_bfloat16, 64>(p, stream) : launch<__half, 64>(p, stream);
-    case 128:
-        return bf16 ? launch<__nv_bfloat16, 128>(p, stream) : launch<__half, 128>(p, stream);
-    default: return cudaErrorNotSupported;
-    }
+    return launch(p, dtype, stream, [](auto s) {
+        using S = decltype(s);
+        return kernel_launch{fm_forward_wgmma_kernel<typename S::elem, S::head_dim>, NT,
+                             smem<S::head_dim>::BYTES};
+    });
 }

@@ -123,16 +123,9 @@ __device__ __forceinline__ void produce(const fm_attn_params &p, const int32_t *
     const int lane = threadIdx.x & 31;
     const int head_q = b * p.q_heads + h, head_k = b * p.kv_heads + hk;
     const int head_m = b * p.mask_heads + hm;
-    if (lane == 0) {
-        fm_tma_prefetch_map(map_k), fm_tma_prefetch_map(map_v);
-        fm_tma_prefetch_map(map_bounds);
-        for (int w = 0; w < 2; w++) { /* rows past Sq read as zeros */
-            fm_mbar_arrive_expect_tx(sm.q_full(w), L::QTILE);
-            for (int c = 0; c < D; c += 64)
-                fm_tma_load_3d(sm.q(w) + c / 64 * BLOCK64, map_q, sm.q_full(w), c,
-                               r0 + w * WG_ROWS, head_q);
-        }
-    }
+    if (lane == 0)
+        produce_q<D>(map_q, map_k, map_v, map_bounds, {sm.q(0), sm.q(1)},
+                     {sm.q_full(0), sm.q_full(1)}, r0, head_q);
     /* V of the stage st (use parity ph) holding blocks kb0, kb1 (-1: none). */
     auto load_v = [&](int st, uint32_t ph, int kb0, int kb1) {
         if (lane == 0) {
@@ -400,29 +393,14 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
 #endif
 }
 
-template <typename T, int D> cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
-{
-    maps m;
-    if (make_maps<T, D>(p, &m) != cudaSuccess) return cudaErrorNotSupported;
-    constexpr int SMEM = wide_smem<D>::BYTES;
-    cudaError_t err = cudaFuncSetAttribute(fm_forward_wide_kernel<T, D>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
-    if (err != cudaSuccess) return err;
-    dim3 grid((p.seqlen_q + BR - 1) / BR, p.q_heads, p.batch);
-    fm_forward_wide_kernel<T, D><<<grid, NT_WIDE, SMEM, stream>>>(p, m.q, m.k, m.v, m.bounds);
-    return cudaGetLastError();
-}
-
 } /* namespace */
 
 cudaError_t fm_cuda_launch_forward_wide(const fm_attn_params &p, fm_dtype dtype,
                                         cudaStream_t stream)
 {
-    const bool bf16 = dtype == FM_BFLOAT16;
-    switch (p.head_dim) {
-    case 64: return bf16 ? launch<__nv_bfloat16, 64>(p, stream) : launch<__half, 64>(p, stream);
-    case 128:
-        return bf16 ? launch<__nv_bfloat16, 128>(p, stream) : launch<__half, 128>(p, stream);
-    default: return cudaErrorNotSupported;
-    }
+    return launch(p, dtype, stream, [](auto s) {
+        using S = decltype(s);
+        return kernel_launch{fm_forward_wide_kernel<typename S::elem, S::head_dim>, NT_WIDE,
+                             wide_smem<S::head_dim>::BYTES};
+    });
 }

@@ -37,6 +37,26 @@ __device__ __forceinline__ void fm_mask_tile(float (&s)[MI][NB][4], const uint32
         }
 }
 
+/* The first half of a row's online-softmax step: its maximum over the tile (rows g or g + 8 by
+ * hr; the row's four threads together), the correction corr = exp(row_max - row_max') of its
+ * old sums (*rescale set when it is not 1), and the bias that P's exponent subtracts. */
+template <int NB>
+__device__ __forceinline__ float fm_softmax_row_max(const float (&s)[NB][4], int hr,
+                                                    float &row_max, float &corr, bool *rescale,
+                                                    float scale_log2)
+{
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NB; n++) mx = fmaxf(mx, fmaxf(s[n][2 * hr], s[n][2 * hr + 1]));
+    const float m_new = fmaxf(row_max, fm_quad_max(mx));
+    /* Nothing allowed yet in this row: subtract 0 so exp(-inf - 0) = 0. */
+    const float m_use = m_new == -INFINITY ? 0.f : m_new;
+    corr = fm_exp2((row_max - m_use) * scale_log2);
+    *rescale |= corr != 1.f;
+    row_max = m_new;
+    return m_use * scale_log2;
+}
+
 /* Online softmax of one tile: row_max' = max(row_max, rowmax S), corr = exp(row_max -
  * row_max'), P = exp(S - row_max') packed to T in p_tc (two adjacent C blocks of P form one A
  * fragment of P V), row sums updated. Returns whether some corr of this thread is not 1 (the
@@ -53,17 +73,8 @@ __device__ __forceinline__ bool fm_online_softmax(const float (&s)[MI][NB][4],
     for (int m = 0; m < MI; m++)
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < NB; n++)
-                mx = fmaxf(mx, fmaxf(s[m][n][2 * hr], s[m][n][2 * hr + 1]));
-            const float m_new = fmaxf(row_max[m][hr], fm_quad_max(mx));
-            /* Nothing allowed yet in this row: subtract 0 so exp(-inf - 0) = 0. */
-            const float m_use = m_new == -INFINITY ? 0.f : m_new;
-            corr[m][hr] = fm_exp2((row_max[m][hr] - m_use) * scale_log2);
-            rescale |= corr[m][hr] != 1.f;
-            row_max[m][hr] = m_new;
-            const float bias = m_use * scale_log2;
+            const float bias = fm_softmax_row_max<NB>(s[m], hr, row_max[m][hr], corr[m][hr],
+                                                      &rescale, scale_log2);
             /* P is rounded to T here, once: P V multiplies the rounded values, and the row sum
              * adds the same rounded values, so O = sum P v / sum P is an exact weighted mean of
              * V rows. (Summing the float32 P instead biases a row of O by sum(round(P) - P) /
@@ -93,27 +104,18 @@ __device__ __forceinline__ bool fm_online_softmax(const float (&s)[MI][NB][4],
  * overlaps this softmax with a P V product still reading the previous P packs the new one only
  * once that product is done (forward_wide.cu), as FlashAttention-3 does. */
 template <typename T, int MI, int NB>
-__device__ __forceinline__ bool fm_online_softmax_in_place(float (&s)[MI][NB][4],
-                                                           float (&row_max)[MI][2],
-                                                           float (&row_sum)[MI][2],
-                                                           float (&row_sum_lse)[MI][2],
-                                                           float (&corr)[MI][2], float scale_log2)
+__device__ __forceinline__ bool
+fm_online_softmax_in_place(float (&s)[MI][NB][4], float (&row_max)[MI][2],
+                           float (&row_sum)[MI][2], float (&row_sum_lse)[MI][2],
+                           float (&corr)[MI][2], float scale_log2)
 {
     bool rescale = false;
 #pragma unroll
     for (int m = 0; m < MI; m++)
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < NB; n++)
-                mx = fmaxf(mx, fmaxf(s[m][n][2 * hr], s[m][n][2 * hr + 1]));
-            const float m_new = fmaxf(row_max[m][hr], fm_quad_max(mx));
-            const float m_use = m_new == -INFINITY ? 0.f : m_new;
-            corr[m][hr] = fm_exp2((row_max[m][hr] - m_use) * scale_log2);
-            rescale |= corr[m][hr] != 1.f;
-            row_max[m][hr] = m_new;
-            const float bias = m_use * scale_log2;
+            const float bias = fm_softmax_row_max<NB>(s[m], hr, row_max[m][hr], corr[m][hr],
+                                                      &rescale, scale_log2);
             float sum = 0.f, sum_lse = 0.f;
 #pragma unroll
             for (int n = 0; n < NB; n++) {
@@ -133,7 +135,8 @@ __device__ __forceinline__ bool fm_online_softmax_in_place(float (&s)[MI][NB][4]
 /* P from fm_online_softmax_in_place packed to T as fm_online_softmax packs it (exact: every
  * value is already a T). */
 template <typename T, int MI, int NB>
-__device__ __forceinline__ void fm_pack_p(const float (&s)[MI][NB][4], uint32_t (&p_tc)[MI][NB][2])
+__device__ __forceinline__ void fm_pack_p(const float (&s)[MI][NB][4],
+                                          uint32_t (&p_tc)[MI][NB][2])
 {
 #pragma unroll
     for (int m = 0; m < MI; m++)
