@@ -6,6 +6,7 @@
     sw128.svg         the 128-byte swizzle of a [rows][64] 16-bit tile (wgmma.cuh)
     pipeline.svg      forward_wgmma.cu's producer / consumer timeline with its mbarriers
     tile-walk.svg     the tile classes of a mask and a dK/dV block's jumping walk
+    wide-stages.svg   forward_wide.cu's stages: a query block's live key blocks, two per stage
 
 The fragment and swizzle pictures are computed from the same formulas as cuda/tc.cuh and
 cuda/wgmma.cuh (fm_sw128); the tile picture from the library (Mask.tile_classes) and a NumPy
@@ -307,9 +308,59 @@ def tile_walk():
     return len(classified), nq, len(live)
 
 
+def wide_stages():
+    """One 128-row query block of forward_wide.cu: each warpgroup's tile classes along the keys
+    (masks/), and the live blocks taken two at a time into 128-key stages (live_pairs)."""
+    import flashmask as fm
+
+    S, B, r0 = 2048, 64, 768
+    m = fm.build("causal_document", 1, 1, S, doc_lens=[448, 704, 896])
+    cls = m.tile_classes(B, B)[0, 0]
+    wg = [cls[r0 // B], cls[r0 // B + 1]]  # warpgroup 0's 64 rows, warpgroup 1's
+    nk = len(wg[0])
+    live = [k for k in range(nk) if wg[0][k] != 2 or wg[1][k] != 2]
+    stages = [live[i:i + 2] for i in range(0, len(live), 2)]
+    k0, k1 = max(0, live[0] - 3), min(nk, live[-1] + 4)  # the blocks drawn
+    names = {0: "unmasked", 1: "partial", 2: "masked"}
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    for w in range(2):
+        for k in range(k0, k1):
+            ax.add_patch(Rectangle((k, 1 - w), 1, 1, color=COLORS[names[wg[w][k]]], ec="white",
+                                   lw=0.8))
+    for i, st in enumerate(stages):
+        x0, x1 = st[0], st[-1] + 1
+        ax.plot([x0 + 0.1, x0 + 0.1, x1 - 0.1, x1 - 0.1], [-0.15, -0.35, -0.35, -0.15], "k-",
+                lw=0.8)
+        slots = " + ".join(str(k) for k in st) + ("" if len(st) == 2 else "\n+ absent")
+        ax.text((x0 + x1) / 2, -0.5, f"stage {i}\n{slots}", ha="center", va="top", fontsize=7)
+    for k in live:
+        for w in range(2):
+            if wg[w][k] == 2:  # live for the other warpgroup only: S = -inf, V of the other slot
+                ax.text(k + 0.5, 1.5 - w, "P = 0", ha="center", va="center", fontsize=6)
+    ax.set_xlim(k0, k1), ax.set_ylim(-1.6, 2), ax.set_aspect("equal")
+    ax.set_xticks(np.arange(k0, k1) + 0.5, [str(k) for k in range(k0, k1)], fontsize=7)
+    ax.set_yticks([1.5, 0.5], [f"warpgroup 0: rows {r0}-{r0 + 63}",
+                               f"warpgroup 1: rows {r0 + 64}-{r0 + 127}"], fontsize=7)
+    ax.set_xlabel("key block (64 keys)")
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(length=0)
+    handles = [Rectangle((0, 0), 1, 1, color=COLORS[k]) for k in ("masked", "partial",
+                                                                   "unmasked")]
+    ax.legend(handles, ["masked: never loaded", "partial: element tests", "unmasked"],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    ax.set_title(f"causal_document (448, 704, 896), S = {S}: the {len(live)} key blocks live "
+                 f"for rows {r0}-{r0 + 127}\nfill {len(stages)} stages of two; block "
+                 f"{live[-1]} (live for warpgroup 1 only) shares its stage with an absent slot",
+                 fontsize=8)
+    save(fig, "wide-stages.svg")
+    return live, stages
+
+
 if __name__ == "__main__":
     roofline()
     fragments()
     sw128()
     pipeline()
     print("walk (classified, blocks, live):", tile_walk())
+    print("wide stages (live, stages):", wide_stages())
