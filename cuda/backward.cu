@@ -14,10 +14,10 @@
  *      shaped like the forward kernel: S = Q K^T, P, dP = dO V^T, dS, dQ += dS K over the live
  *      key blocks in a fixed order, float32 in registers (7 products per tile in all).
  *
- * On Hopper at D = 128 (built with 90a), step 2 runs on wgmma instead: backward_wgmma.cu, the
- * same function with one or two warpgroups (64 keys each) per key block, chosen per mask; it adds
- * dQ by bulk reductions into the accumulator's blocked layout (kernels.h), which the last kernel
- * then reads (fm_dq_convert_blocked_kernel).
+ * On Hopper at D = 64 and 128 (built with 90a), step 2 runs on wgmma instead: backward_wgmma.cu,
+ * the same function with one or two warpgroups (64 keys each) per key block, chosen per mask; it
+ * adds dQ by bulk reductions into the accumulator's blocked layout (kernels.h), which the last
+ * kernel then reads (fm_dq_convert_blocked_kernel); step 3 too (its fm_dq_wgmma_kernel).
  *
  * Fully masked rows (LSE = -inf) give P = 0 and so no gradient; fully masked tiles are skipped
  * in every kernel before any load. Layer: cuda <- masks (rules.h).
@@ -119,16 +119,17 @@ __global__ void fm_dq_convert_kernel(const float *__restrict__ acc, T *__restric
         dq[i] = fm_tc_type<T>::from_float(acc[i] * scale);
 }
 
-/* The same from the blocked layout (kernels.h, D = 128; `chunks` = B Hq ceil(Sq / 64)), for
- * backward_wgmma.cu's dK/dV kernel. Each thread writes 8 adjacent elements of one row; a warp
- * takes 16 rows by two adjacent 8-column blocks, so that each pair of lanes writes one whole
- * 32-byte segment and the warp's four float2 reads per lane cover two 512-byte runs of the chunk.
- * Rows past Sq are skipped. */
-template <typename T>
+/* The same from the blocked layout (kernels.h, D = 64 or 128; `chunks` = B Hq ceil(Sq / 64)),
+ * for backward_wgmma.cu's dK/dV kernel. Each thread writes 8 adjacent elements of one row; a
+ * warp takes 16 rows by two adjacent 8-column blocks, so that each pair of lanes writes one
+ * whole 32-byte segment and the warp's four float2 reads per lane cover two 512-byte runs of the
+ * chunk. Rows past Sq are skipped. */
+template <typename T, int D>
 __global__ void fm_dq_convert_blocked_kernel(const float *__restrict__ acc, T *__restrict__ dq,
                                              size_t chunks, int seqlen_q, float scale)
 {
-    constexpr int D = 128, PIECES = 64 * D / 8; /* 8-element pieces per chunk */
+    static_assert(D == 64 || D == 128, "the blocked layout's head dimensions");
+    constexpr int PIECES = 64 * D / 8; /* 8-element pieces per chunk */
     const int n_qblocks = (seqlen_q + 63) / 64;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < chunks * PIECES;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -505,10 +506,10 @@ static cudaError_t launch_all(const fm_attn_params &p, const fm_kernel_plan &pla
             err = fm_cuda_launch_dkdv_wgmma(p, dtype, true, plan.bwd_warpgroups, s);
             if (err != cudaSuccess) return err;
             if (fm_cuda_dkdv_wgmma_dq_blocked(plan.bwd_warpgroups)) {
-                if constexpr (D == 128) { /* the only D the wgmma kernel takes */
+                if constexpr (D == 64 || D == 128) { /* the D the wgmma kernel takes */
                     const size_t chunks =
                         (size_t)p.batch * p.q_heads * ((p.seqlen_q + 63) / 64);
-                    fm_dq_convert_blocked_kernel<T><<<1024, 256, 0, s>>>(
+                    fm_dq_convert_blocked_kernel<T, D><<<1024, 256, 0, s>>>(
                         p.dq_accum, static_cast<T *>(p.dq), chunks, p.seqlen_q, p.scale);
                 }
             } else {

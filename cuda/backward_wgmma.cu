@@ -1,25 +1,27 @@
 /* cuda/backward_wgmma.cu — the dK/dV (+ dQ) kernel of the FlashMask backward on Hopper's
- * warpgroup MMA (wgmma, sm_90a), D = 128; the same function as backward.cu's fm_dkdv_kernel,
- * which it replaces there when built (see fm_cuda_launch_dkdv_wgmma).
+ * warpgroup MMA (wgmma, sm_90a), D = 64 and 128; the same function as backward.cu's
+ * fm_dkdv_kernel, which it replaces there when built (see fm_cuda_launch_dkdv_wgmma).
  * Layer: cuda <- masks (rules.h, through tile.cuh).
  *
  * One or two warpgroups (128 threads each, 64 keys each) per (key block, kv head, batch): see
- * dkdv_warpgroups for which. K and V stay in shared memory; dK and dV (64 keys x 128, float32)
+ * dkdv_warpgroups for which. K and V stay in shared memory; dK and dV (64 keys x D, float32)
  * stay in each warpgroup's registers while the block walks every query head of the GQA group and
  * every query block of 64 rows whose tile is not fully masked for one of its warpgroups. Per
  * query block (Q, dO, LSE, Delta two stages deep, loaded by cp.async while the previous block is
  * computed, shared by the warpgroups), each warpgroup whose own tile is live computes
- *   S^T  = K Q^T,  dP^T = V dO^T          wgmma.m64n64k16, both operands K-major from smem
+ *   S^T  = K Q^T,  dP^T = V dO^T          wgmma.m64n64k16 (D / 16 k steps), both operands
+ *                                           K-major from smem
  *   P^T  = exp(S^T s - LSE), 0 where masked (per-key row bits, tile.cuh),
  *   dS^T = P^T (dP^T - Delta)             in registers (the accumulator layout is mma.sync's)
- *   dV  += P^T dO,  dK += dS^T Q           wgmma.m64n128k16, A = P^T / dS^T from registers,
+ *   dV  += P^T dO,  dK += dS^T Q           wgmma.m64n{D}k16, A = P^T / dS^T from registers,
  *                                           B = dO / Q read transposed (MN-major) from the same
  *                                           tiles that were K-major B above
  * and then, in the default mode, dQ += dS K over all the block's keys: dS^T to shared memory,
- * wgmma.m64n64k16 with both operands transposed, one 64-column half of D per warpgroup (both
- * halves in turn with one), staged in shared memory and added to the float32 accumulator (its
- * blocked layout, kernels.h) by one bulk reduction per half (cp.reduce.async.bulk, tma.cuh), as
- * FlashAttention-3 adds its dQ: no per-thread atomics.
+ * wgmma with both operands transposed, split into column parts (dq_split: at D = 128 one
+ * 64-column half per warpgroup, or both in turn with one; at D = 64 one 32-column half per
+ * warpgroup, or all 64 columns with one), each staged in shared memory and added to the float32
+ * accumulator (its blocked layout, kernels.h) by one bulk reduction (cp.reduce.async.bulk,
+ * tma.cuh), as FlashAttention-3 adds its dQ: no per-thread atomics.
  * Per tile this reads each operand from shared memory once per warpgroup, where the mma.sync
  * kernel's four warps each read all of Q and dO twice: that traffic bound it (the profile:
  * docs/measurement-notes.md).
@@ -36,62 +38,88 @@
 
 namespace {
 
-constexpr int D = 128, BC = FM_CUDA_BLOCK_K, BR = 64;
-constexpr int TILE = 64 * D * 2;             /* bytes of a 64-row tile of K, V, Q or dO */
+constexpr int BC = FM_CUDA_BLOCK_K, BR = 64;
 constexpr float LOG2E = 1.4426950408889634f;
 
-/* The dQ staging of one 64-column half of a query block's dQ (64 x 64 float32), in bytes: the
- * run of the blocked accumulator (kernels.h) that one bulk reduction adds. */
-constexpr int DQ_HALF = BR * 64 * 4;
+/* Bytes of a 64-row tile of K, V, Q or dO (SW128, wgmma.cuh) at head dimension D. */
+template <int D> constexpr int tile_bytes() { return 64 * D * 2; }
 
-/* True when thread u's register e of 8-column block n of half `half` (the wgmma accumulator:
- * row (u / 32) * 16 + (u % 32) / 4 + 8 (e / 2), column 64 half + 8 n + 2 (u % 4) + e % 2) is
- * where the staging puts it (half * 4096 + n * 512 + u * 4 + e floats) in the blocked layout. */
-constexpr bool dq_staging_matches_layout()
+/* How the dK/dV kernel splits a query block's dQ = dS K (64 x D) among its WGS warpgroups: into
+ * PARTS products of N columns (wgmma.m64n{N}k16 over all the block's keys), part j covering
+ * columns [j N, j N + N), warpgroup w taking parts w, w + WGS, ... Two warpgroups take one part
+ * each (64 columns at D = 128, 32 at D = 64), one warpgroup takes every part (two halves at
+ * D = 128, all 64 columns at D = 64). Each part is staged in shared memory and added by one bulk
+ * reduction of BYTES: a contiguous run of the blocked accumulator (kernels.h). */
+template <int D, int WGS> struct dq_split {
+    static_assert(D == 64 || D == 128, "the wgmma backward's head dimensions");
+    static constexpr int N = D == 64 && WGS == 2 ? 32 : 64, PARTS = D / N, BYTES = BR * N * 4;
+};
+
+/* True when thread u's register e of 8-column block n of part j (the wgmma accumulator: row
+ * (u / 32) * 16 + (u % 32) / 4 + 8 (e / 2), column N j + 8 n + 2 (u % 4) + e % 2) is where the
+ * staging puts it (j * 64 N + n * 512 + u * 4 + e floats) in the blocked layout. */
+template <int D, int N> constexpr bool dq_staging_matches_layout()
 {
-    for (int half = 0; half < 2; half++)
-        for (int n = 0; n < 8; n++)
+    for (int part = 0; part < D / N; part++)
+        for (int n = 0; n < N / 8; n++)
             for (int u = 0; u < 128; u++)
                 for (int e = 0; e < 4; e++) {
                     const int r = (u / 32) * 16 + (u % 32) / 4 + 8 * (e / 2);
-                    const int c = 64 * half + 8 * n + 2 * (u % 4) + e % 2;
-                    if (fm_dq_chunk_offset(r, c) != half * 4096 + n * 512 + u * 4 + e) return false;
+                    const int c = N * part + 8 * n + 2 * (u % 4) + e % 2;
+                    if (fm_dq_chunk_offset(r, c) != part * BR * N + n * 512 + u * 4 + e)
+                        return false;
                 }
     return true;
 }
-static_assert(dq_staging_matches_layout(), "dQ staging and kernels.h's blocked layout disagree");
+static_assert(dq_staging_matches_layout<128, dq_split<128, 1>::N>() &&
+                  dq_staging_matches_layout<128, dq_split<128, 2>::N>() &&
+                  dq_staging_matches_layout<64, dq_split<64, 1>::N>() &&
+                  dq_staging_matches_layout<64, dq_split<64, 2>::N>(),
+              "dQ staging and kernels.h's blocked layout disagree");
 
-/* The dK/dV kernel's shared memory for WGS warpgroups (WGS * 64 keys), in bytes from a
- * 1024-aligned base: K and V [WGS * 64][128], Q and dO [2 stages][64][128] (all SW128),
+/* The dK/dV kernel's shared memory for WGS warpgroups (WGS * 64 keys) at head dimension D, in
+ * bytes from a 1024-aligned base: K and V [WGS * 64][D], Q and dO [2 stages][64][D] (all SW128),
  * dS^T [WGS * 64 keys][64 queries], LSE (log2 units) and Delta [2][64], the bounds [WGS * 64][4],
- * and with two warpgroups the dQ staging, [warpgroup][2 buffers][DQ_HALF]. One warpgroup stages
- * its two halves in the Q and dO tiles of the current stage instead (free once its products are
- * done), which keeps the block within half a multiprocessor's shared memory (two blocks each). */
-template <int WGS> struct dkdv_smem {
+ * and, where OWN_STAGING, the dQ staging, [warpgroup][2 buffers][one part]. One warpgroup at
+ * D = 128 stages its two halves in the Q and dO tiles of the current stage instead (free once
+ * its products are done), which keeps the block within half a multiprocessor's shared memory
+ * (two blocks each); at D = 64 the tiles are half as large and its own staging fits. */
+template <int D, int WGS> struct dkdv_smem {
+    static constexpr int TILE = tile_bytes<D>();
+    static constexpr bool OWN_STAGING = WGS == 2 || D == 64;
     static constexpr int KEYS = WGS * BC, OFF_K = 0, OFF_V = WGS * TILE, OFF_Q = 2 * WGS * TILE;
     static constexpr int OFF_DO = OFF_Q + 2 * TILE, OFF_DS = OFF_DO + 2 * TILE;
     static constexpr int OFF_LSE = OFF_DS + KEYS * BR * 2, OFF_DELTA = OFF_LSE + 2 * BR * 4;
     static constexpr int OFF_COLS = OFF_DELTA + 2 * BR * 4;
     static constexpr int OFF_DQ = (OFF_COLS + KEYS * FM_BOUNDS * 4 + 1023) & ~1023;
-    static constexpr int BYTES = 1024 + OFF_DQ + (WGS == 2 ? WGS * 2 * DQ_HALF : 0);
+    static constexpr int BYTES =
+        1024 + OFF_DQ + (OWN_STAGING ? WGS * 2 * dq_split<D, WGS>::BYTES : 0);
+    /* Own staging: one part per warpgroup. In the tiles: part 0 in dO, part 1 in Q. */
+    static_assert(OWN_STAGING ? dq_split<D, WGS>::PARTS == WGS
+                              : dq_split<D, WGS>::PARTS == 2 && dq_split<D, WGS>::BYTES == TILE,
+                  "the dQ staging does not match the split");
 };
 /* Two blocks per multiprocessor (228 KB, 1 KB of it reserved per block) with one warpgroup;
  * one block (227 KB at most) with two. */
-static_assert(dkdv_smem<1>::BYTES <= 228 * 1024 / 2 - 1024, "one-warpgroup block too large");
-static_assert(dkdv_smem<2>::BYTES <= 227 * 1024, "two-warpgroup block too large");
+static_assert(dkdv_smem<128, 1>::BYTES <= 228 * 1024 / 2 - 1024 &&
+                  dkdv_smem<64, 1>::BYTES <= 228 * 1024 / 2 - 1024,
+              "one-warpgroup block too large");
+static_assert(dkdv_smem<128, 2>::BYTES <= 227 * 1024 && dkdv_smem<64, 2>::BYTES <= 227 * 1024,
+              "two-warpgroup block too large");
 
 /* WGS = 1: one warpgroup per 64 keys, two blocks per multiprocessor. WGS = 2: two warpgroups
  * share each Q and dO tile and, above all, sum their dQ contributions (dS of 128 keys times K)
  * before adding them to the accumulator, which halves the float32 reduction traffic that bounded
  * the one-warpgroup kernel on dense masks (docs/measurement-notes.md); one block per
  * multiprocessor. Which one runs: the plan's bwd_warpgroups (cuda/heuristics.cu). */
-template <typename T, bool DO_DQ, int WGS>
+template <typename T, int D, bool DO_DQ, int WGS>
 __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     fm_dkdv_wgmma_kernel(const fm_attn_params p)
 {
 #ifdef FM_WGMMA_DEVICE
-    using L = dkdv_smem<WGS>;
-    constexpr int NT = 128 * WGS, KEYS = L::KEYS;
+    using L = dkdv_smem<D, WGS>;
+    using DQ = dq_split<D, WGS>;
+    constexpr int NT = 128 * WGS, KEYS = L::KEYS, TILE = L::TILE;
     extern __shared__ unsigned char smem_raw[];
     unsigned char *smem = reinterpret_cast<unsigned char *>(
         (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
@@ -109,19 +137,21 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     const size_t kv_off = (((size_t)b * p.kv_heads + hk) * p.seqlen_k + c0) * D;
     const float scale_log2 = p.scale * LOG2E;
 
-    fm_load_sw128<NT>(smem + L::OFF_K, static_cast<const T *>(p.k) + kv_off, KEYS, c1 - c0, tid);
-    fm_load_sw128<NT>(smem + L::OFF_V, static_cast<const T *>(p.v) + kv_off, KEYS, c1 - c0, tid);
+    fm_load_sw128<NT, D>(smem + L::OFF_K, static_cast<const T *>(p.k) + kv_off, KEYS, c1 - c0,
+                         tid);
+    fm_load_sw128<NT, D>(smem + L::OFF_V, static_cast<const T *>(p.v) + kv_off, KEYS, c1 - c0,
+                         tid);
     fm_cp_async_commit();
 
-    float acc_dv[16][4], acc_dk[16][4];
+    float acc_dv[D / 8][4], acc_dk[D / 8][4];
 #pragma unroll
-    for (int n = 0; n < 16; n++)
+    for (int n = 0; n < D / 8; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) acc_dv[n][e] = acc_dk[n][e] = 0.f;
 
     const int n_qblocks = (p.seqlen_q + BR - 1) / BR;
     bool ds_zero = false; /* this warpgroup's rows of dS^T hold zeros */
-    int dq_buf = 0;       /* the dQ staging buffer this warpgroup writes next (WGS = 2) */
+    int dq_buf = 0;       /* the dQ staging buffer this warpgroup writes next (OWN_STAGING) */
     const bool dq_issuer = (tid & 127) == 0; /* issues and waits for its warpgroup's reductions */
     for (int hq = 0; hq < group; hq++) {
         const int h = hk * group + hq, hm = h / (p.q_heads / p.mask_heads);
@@ -169,11 +199,12 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
         };
         auto load_q_block = [&](int qb, int st) {
             const int q0 = qb * BR, rows = min(BR, p.seqlen_q - q0);
-            fm_load_sw128<NT>(smem + L::OFF_Q + st * TILE,
-                              static_cast<const T *>(p.q) + (row_base + q0) * D, BR, rows, tid);
-            fm_load_sw128<NT>(smem + L::OFF_DO + st * TILE,
-                              static_cast<const T *>(p.dout) + (row_base + q0) * D, BR, rows,
-                              tid);
+            fm_load_sw128<NT, D>(smem + L::OFF_Q + st * TILE,
+                                 static_cast<const T *>(p.q) + (row_base + q0) * D, BR, rows,
+                                 tid);
+            fm_load_sw128<NT, D>(smem + L::OFF_DO + st * TILE,
+                                 static_cast<const T *>(p.dout) + (row_base + q0) * D, BR, rows,
+                                 tid);
             for (int r = tid; r < BR; r += NT) {
                 const bool ok = r < rows;
                 fm_cp_async4(sLse2 + st * BR + r, p.lse_in + row_base + (ok ? q0 + r : 0), ok);
@@ -254,7 +285,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                 fm_wg_fence();
 #pragma unroll
                 for (int kk = 0; kk < BR / 16; kk++)
-                    fm_wg_rs128<T>(acc_dv, pa[kk], fm_wg_mnmajor(adO, BR, kk));
+                    fm_wg_rs<T, D>(acc_dv, pa[kk], fm_wg_mnmajor(adO, BR, kk));
                 fm_wg_commit();
                 fm_wg_wait<1>(); /* dP^T is in (dV may still run) */
 
@@ -271,7 +302,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                 fm_wg_fence();
 #pragma unroll
                 for (int kk = 0; kk < BR / 16; kk++)
-                    fm_wg_rs128<T>(acc_dk, dsa[kk], fm_wg_mnmajor(aQ, BR, kk));
+                    fm_wg_rs<T, D>(acc_dk, dsa[kk], fm_wg_mnmajor(aQ, BR, kk));
                 fm_wg_commit();
 
                 if constexpr (DO_DQ) {
@@ -300,13 +331,12 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                 ds_zero = !mine;
                 /* The staging buffer written below was last read by the reduction issued two
                  * blocks ago; the one of the previous block may still be reading its own. */
-                if (WGS == 2 && dq_issuer) fm_bulk_wait_read<1>();
+                if (L::OWN_STAGING && dq_issuer) fm_bulk_wait_read<1>();
                 __syncthreads(); /* all of dS^T is in (and the staging buffers are free) */
-                /* dQ[64 queries x 128] = dS K over the block's keys (zeros for a masked
+                /* dQ[64 queries x D] = dS K over the block's keys (zeros for a masked
                  * warpgroup's: a branch between the products would make ptxas serialise them),
-                 * warpgroup w taking columns [64 w, 64 w + 64) when WGS = 2 and both halves in
-                 * turn when WGS = 1: A = dS^T read transposed (queries contiguous), B = K read
-                 * transposed (d contiguous). */
+                 * by the parts of dq_split: A = dS^T read transposed (queries contiguous), B =
+                 * the part's columns of K read transposed (d contiguous). */
                 const uint32_t adS = base + L::OFF_DS;
                 /* A masked warpgroup's K rows may hold anything, NaN included (a key block
                  * masked for every row is never meant to be read): its zero rows of dS^T are
@@ -314,28 +344,34 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                  * live here and so finite, making its share an exact 0 with no branch. */
                 const int masked_half = WGS == 2 && (live & 3u) != 3u ? (live & 1u ? 1 : 0) : -1;
 #pragma unroll
-                for (int half = WGS == 2 ? wg : 0; half < 2; half += WGS) {
-                    float dq[8][4];
+                for (int part = WGS == 2 ? wg : 0; part < DQ::PARTS; part += WGS) {
+                    /* The part's columns: 64-column block col / 64 of K, from byte
+                     * (col % 64) * 2 of its swizzled rows (wgmma.cuh). */
+                    const int col = part * DQ::N;
+                    const uint32_t aKpart = aK + (col % 64) * 2;
+                    float dq[DQ::N / 8][4];
                     fm_wg_fence();
 #pragma unroll
                     for (int kk = 0; kk < KEYS / 16; kk++) {
                         const int kk_k = kk / 4 == masked_half ? kk ^ 4 : kk;
-                        fm_wg_ss64<T, 1, 1>(dq, fm_wg_mnmajor(adS, KEYS, kk),
-                                            fm_wg_mnmajor(aK, KEYS, kk_k, half), kk);
+                        fm_wg_ss<T, DQ::N, 1, 1>(dq, fm_wg_mnmajor(adS, KEYS, kk),
+                                                 fm_wg_mnmajor(aKpart, KEYS, kk_k, col / 64), kk);
                     }
                     fm_wg_commit();
                     fm_wg_wait<0>(); /* (with one warpgroup: its dK and dV products too) */
                     /* Into the staging in the blocked order (kernels.h: this thread's block-n
                      * float4 at n * 128 + its index in the warpgroup), then one thread adds the
-                     * 16 KB to this query block's chunk. One warpgroup: half 0 in this stage's
-                     * dO tile, once every warp's dV and dK products are done (each warp waited
-                     * for its own share only), half 1 in its Q tile. */
-                    if (WGS == 1 && half == 0) fm_bar_sync_id<1>(128);
-                    const int st_off = WGS == 2 ? L::OFF_DQ + (wg * 2 + dq_buf) * DQ_HALF
-                                                : (half == 0 ? L::OFF_DO : L::OFF_Q) + st * TILE;
+                     * part to this query block's chunk. Staging in the tiles (one warpgroup,
+                     * D = 128): part 0 in this stage's dO tile, once every warp's dV and dK
+                     * products are done (each warp waited for its own share only), part 1 in
+                     * its Q tile. */
+                    if (!L::OWN_STAGING && part == 0) fm_bar_sync_id<1>(128);
+                    const int st_off = L::OWN_STAGING
+                                           ? L::OFF_DQ + (wg * 2 + dq_buf) * DQ::BYTES
+                                           : (part == 0 ? L::OFF_DO : L::OFF_Q) + st * TILE;
                     float4 *stage = reinterpret_cast<float4 *>(smem + st_off) + (tid & 127);
 #pragma unroll
-                    for (int n = 0; n < 8; n++)
+                    for (int n = 0; n < DQ::N / 8; n++)
                         stage[n * 128] = make_float4(dq[n][0], dq[n][1], dq[n][2], dq[n][3]);
                     fm_fence_async_smem(); /* these stores -> the bulk copy's reads */
                     if (WGS == 1 || wg == 0) /* the warpgroup's stores are in */
@@ -343,16 +379,18 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                     else
                         fm_bar_sync_id<2>(128);
                     if (dq_issuer) {
-                        fm_bulk_reduce_add_f32(dq_chunks + (size_t)qb * (BR * D) + half * (BR * 64),
-                                               base + st_off, DQ_HALF);
+                        fm_bulk_reduce_add_f32(dq_chunks + (size_t)qb * (BR * D) +
+                                                   part * (BR * DQ::N),
+                                               base + st_off, DQ::BYTES);
                         fm_bulk_commit();
                     }
                 }
                 dq_buf ^= 1;
             }
             fm_wg_wait<0>(); /* dV, dK products done: pa, dsa and this stage are free */
-            /* One warpgroup: this stage's Q and dO tiles are free once its reductions read them. */
-            if (DO_DQ && WGS == 1 && dq_issuer) fm_bulk_wait_read<0>();
+            /* Staged in the tiles: this stage's Q and dO tiles are free once its reductions
+             * read them. */
+            if (DO_DQ && !L::OWN_STAGING && dq_issuer) fm_bulk_wait_read<0>();
 
             /* Everyone is done with this stage (and with dS^T): refill the stage with the query
              * block after the next. */
@@ -377,7 +415,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
         const size_t off = (((size_t)b * p.kv_heads + hk) * p.seqlen_k + j) * D + 2 * t;
         T *dv = static_cast<T *>(p.dv) + off, *dk = static_cast<T *>(p.dk) + off;
 #pragma unroll
-        for (int n = 0; n < 16; n++) {
+        for (int n = 0; n < D / 8; n++) {
             *reinterpret_cast<uint32_t *>(dv + n * 8) =
                 fm_tc_type<T>::pack(acc_dv[n][2 * hr], acc_dv[n][2 * hr + 1]);
             *reinterpret_cast<uint32_t *>(dk + n * 8) = fm_tc_type<T>::pack(
@@ -395,23 +433,32 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
  * block, head, batch), each thread's rows' LSE and Delta in registers, K and V of the live key
  * blocks (fm_cuda_list_live, per-warp classes) two stages deep. Per live key block and
  * warpgroup: S = Q K^T and dP = dO V^T (m64n64k16, K-major), dS = P (dP - Delta) in registers,
- * dQ += dS K (m64n128k16, dS from registers, K read transposed). Every sum is in a fixed order:
+ * dQ += dS K (m64n{D}k16, dS from registers, K read transposed). Every sum is in a fixed order:
  * this is the deterministic dQ, and with it the dK/dV kernel needs no atomics. */
 constexpr int DQ_WGS = 2, DQ_BR = 64 * DQ_WGS, DQ_NW = 4 * DQ_WGS, DQ_NT = 32 * DQ_NW;
-constexpr int DQ_OFF_Q = 0, DQ_OFF_DO = DQ_BR * D * 2, DQ_OFF_K = 2 * DQ_BR * D * 2;
-constexpr int DQ_OFF_V = DQ_OFF_K + 2 * TILE, DQ_OFF_COLS = DQ_OFF_V + 2 * TILE;
-constexpr int DQ_OFF_LIST = DQ_OFF_COLS + 2 * BC * FM_BOUNDS * 4;
-constexpr int DQ_SMEM = 1024 + DQ_OFF_LIST + (2 * DQ_NT + DQ_NW) * 4;
 
-template <typename T>
+/* Its shared memory at head dimension D, in bytes from a 1024-aligned base: Q and dO
+ * [128][D], K and V [2 stages][64][D] (SW128), the bounds [2][64][4], the live-block list. */
+template <int D> struct dq_smem {
+    static constexpr int TILE = tile_bytes<D>();
+    static constexpr int OFF_Q = 0, OFF_DO = DQ_BR * D * 2, OFF_K = 2 * DQ_BR * D * 2;
+    static constexpr int OFF_V = OFF_K + 2 * TILE, OFF_COLS = OFF_V + 2 * TILE;
+    static constexpr int OFF_LIST = OFF_COLS + 2 * BC * FM_BOUNDS * 4;
+    static constexpr int BYTES = 1024 + OFF_LIST + (2 * DQ_NT + DQ_NW) * 4;
+};
+static_assert(dq_smem<128>::BYTES <= 227 * 1024, "dQ block too large");
+
+template <typename T, int D>
 __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_params p)
 {
 #ifdef FM_WGMMA_DEVICE
+    using L = dq_smem<D>;
+    constexpr int TILE = L::TILE;
     extern __shared__ unsigned char smem_raw[];
     unsigned char *smem = reinterpret_cast<unsigned char *>(
         (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
-    int32_t *sCols2 = reinterpret_cast<int32_t *>(smem + DQ_OFF_COLS); /* [2][BC][4] */
-    int *sList = reinterpret_cast<int *>(smem + DQ_OFF_LIST);
+    int32_t *sCols2 = reinterpret_cast<int32_t *>(smem + L::OFF_COLS); /* [2][BC][4] */
+    int *sList = reinterpret_cast<int *>(smem + L::OFF_LIST);
     uint32_t *sListCls = reinterpret_cast<uint32_t *>(sList + DQ_NT);
     int *sScratch = reinterpret_cast<int *>(sListCls + DQ_NT);
     const uint32_t base = (uint32_t)__cvta_generic_to_shared(smem);
@@ -430,10 +477,10 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
     const float scale_log2 = p.scale * LOG2E;
     const int w0 = r0 + warp * 16; /* this warp's 16 rows */
 
-    fm_load_sw128<DQ_NT>(smem + DQ_OFF_Q, static_cast<const T *>(p.q) + (row_base + r0) * D,
-                         DQ_BR, r1 - r0, tid);
-    fm_load_sw128<DQ_NT>(smem + DQ_OFF_DO, static_cast<const T *>(p.dout) + (row_base + r0) * D,
-                         DQ_BR, r1 - r0, tid);
+    fm_load_sw128<DQ_NT, D>(smem + L::OFF_Q, static_cast<const T *>(p.q) + (row_base + r0) * D,
+                            DQ_BR, r1 - r0, tid);
+    fm_load_sw128<DQ_NT, D>(smem + L::OFF_DO, static_cast<const T *>(p.dout) + (row_base + r0) * D,
+                            DQ_BR, r1 - r0, tid);
     /* LSE (log2 units; +inf for a fully masked row or a row past Sq: P = 0) and Delta of this
      * thread's rows g and g + 8. */
     float lse[2], delta[2];
@@ -451,20 +498,20 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
     int kb = listed ? sList[0] : p.n_kblocks;
     uint32_t kb_cls = listed ? sListCls[0] : 0;
     if (kb < p.n_kblocks) {
-        fm_load_sw128<DQ_NT>(smem + DQ_OFF_K, K + (size_t)kb * BC * D, BC, p.seqlen_k - kb * BC,
-                             tid);
-        fm_load_sw128<DQ_NT>(smem + DQ_OFF_V, V + (size_t)kb * BC * D, BC, p.seqlen_k - kb * BC,
-                             tid);
+        fm_load_sw128<DQ_NT, D>(smem + L::OFF_K, K + (size_t)kb * BC * D, BC, p.seqlen_k - kb * BC,
+                                tid);
+        fm_load_sw128<DQ_NT, D>(smem + L::OFF_V, V + (size_t)kb * BC * D, BC, p.seqlen_k - kb * BC,
+                                tid);
         fm_cuda_load_cols(sCols2, bounds, kb, p.seqlen_k, tid, DQ_NT);
     }
     fm_cp_async_commit();
 
-    float acc_dq[16][4];
+    float acc_dq[D / 8][4];
 #pragma unroll
-    for (int n = 0; n < 16; n++)
+    for (int n = 0; n < D / 8; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) acc_dq[n][e] = 0.f;
-    const uint32_t aQ = base + DQ_OFF_Q + wg * 64 * 128, adO = base + DQ_OFF_DO + wg * 64 * 128;
+    const uint32_t aQ = base + L::OFF_Q + wg * 64 * 128, adO = base + L::OFF_DO + wg * 64 * 128;
 
     while (kb < p.n_kblocks) {
         fm_cp_async_wait<0>();
@@ -478,10 +525,10 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
         const int next = at + 1 < listed ? sList[at + 1] : p.n_kblocks;
         const uint32_t next_cls = at + 1 < listed ? sListCls[at + 1] : 0;
         if (next < p.n_kblocks) {
-            fm_load_sw128<DQ_NT>(smem + DQ_OFF_K + (st ^ 1) * TILE, K + (size_t)next * BC * D,
-                                 BC, p.seqlen_k - next * BC, tid);
-            fm_load_sw128<DQ_NT>(smem + DQ_OFF_V + (st ^ 1) * TILE, V + (size_t)next * BC * D,
-                                 BC, p.seqlen_k - next * BC, tid);
+            fm_load_sw128<DQ_NT, D>(smem + L::OFF_K + (st ^ 1) * TILE, K + (size_t)next * BC * D,
+                                    BC, p.seqlen_k - next * BC, tid);
+            fm_load_sw128<DQ_NT, D>(smem + L::OFF_V + (st ^ 1) * TILE, V + (size_t)next * BC * D,
+                                    BC, p.seqlen_k - next * BC, tid);
             fm_cuda_load_cols(sCols2 + (st ^ 1) * BC * FM_BOUNDS, bounds, next, p.seqlen_k, tid,
                               DQ_NT);
         }
@@ -494,7 +541,7 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
         for (int w = 0; w < 4; w++)
             wg_live |= ((kb_cls >> (2 * (4 * wg + w))) & 3u) != FM_TILE_MASKED;
         if (wg_live) { /* uniform across the warpgroup: all of its warps run the wgmma */
-            const uint32_t aK = base + DQ_OFF_K + st * TILE, aV = base + DQ_OFF_V + st * TILE;
+            const uint32_t aK = base + L::OFF_K + st * TILE, aV = base + L::OFF_V + st * TILE;
             float s[8][4], dp[8][4];
             fm_wg_fence();
 #pragma unroll
@@ -540,7 +587,7 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
             fm_wg_fence();
 #pragma unroll
             for (int kk = 0; kk < BC / 16; kk++)
-                fm_wg_rs128<T>(acc_dq, dsa[kk], fm_wg_mnmajor(aK, BC, kk));
+                fm_wg_rs<T, D>(acc_dq, dsa[kk], fm_wg_mnmajor(aK, BC, kk));
             fm_wg_commit();
             fm_wg_wait<0>();
         }
@@ -555,7 +602,7 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
         if (i >= p.seqlen_q) continue;
         T *dq = static_cast<T *>(p.dq) + (row_base + i) * D + 2 * t;
 #pragma unroll
-        for (int n = 0; n < 16; n++)
+        for (int n = 0; n < D / 8; n++)
             *reinterpret_cast<uint32_t *>(dq + n * 8) =
                 fm_tc_type<T>::pack(acc_dq[n][2 * hr] * p.scale, acc_dq[n][2 * hr + 1] * p.scale);
     }
@@ -564,41 +611,57 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
 #endif
 }
 
-template <typename T, bool DO_DQ, int WGS>
+template <typename T, int D, bool DO_DQ, int WGS>
 cudaError_t launch(const fm_attn_params &p, cudaStream_t stream)
 {
-    constexpr int SMEM = dkdv_smem<WGS>::BYTES;
-    cudaError_t err = cudaFuncSetAttribute(fm_dkdv_wgmma_kernel<T, DO_DQ, WGS>,
+    constexpr int SMEM = dkdv_smem<D, WGS>::BYTES;
+    cudaError_t err = cudaFuncSetAttribute(fm_dkdv_wgmma_kernel<T, D, DO_DQ, WGS>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
     if (err != cudaSuccess) return err;
     dim3 grid((p.n_kblocks + WGS - 1) / WGS, p.kv_heads, p.batch);
-    fm_dkdv_wgmma_kernel<T, DO_DQ, WGS><<<grid, 128 * WGS, SMEM, stream>>>(p);
+    fm_dkdv_wgmma_kernel<T, D, DO_DQ, WGS><<<grid, 128 * WGS, SMEM, stream>>>(p);
     return cudaGetLastError();
 }
 
 /* The dK/dV block shape (one or two warpgroups) is the plan's (cuda/heuristics.cu). */
+template <typename T, int D, bool DO_DQ>
+cudaError_t launch(const fm_attn_params &p, int warpgroups, cudaStream_t stream)
+{
+    return warpgroups == 2 ? launch<T, D, DO_DQ, 2>(p, stream) : launch<T, D, DO_DQ, 1>(p, stream);
+}
+
 template <typename T, bool DO_DQ>
 cudaError_t launch(const fm_attn_params &p, int warpgroups, cudaStream_t stream)
 {
-    return warpgroups == 2 ? launch<T, DO_DQ, 2>(p, stream) : launch<T, DO_DQ, 1>(p, stream);
+    return p.head_dim == 64 ? launch<T, 64, DO_DQ>(p, warpgroups, stream)
+                            : launch<T, 128, DO_DQ>(p, warpgroups, stream);
+}
+
+template <typename T, int D> cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
+{
+    constexpr int SMEM = dq_smem<D>::BYTES;
+    cudaError_t err = cudaFuncSetAttribute(fm_dq_wgmma_kernel<T, D>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
+    if (err != cudaSuccess) return err;
+    dim3 grid((p.seqlen_q + DQ_BR - 1) / DQ_BR, p.q_heads, p.batch);
+    fm_dq_wgmma_kernel<T, D><<<grid, DQ_NT, SMEM, stream>>>(p);
+    return cudaGetLastError();
 }
 
 template <typename T> cudaError_t launch_dq(const fm_attn_params &p, cudaStream_t stream)
 {
-    cudaError_t err = cudaFuncSetAttribute(fm_dq_wgmma_kernel<T>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, DQ_SMEM);
-    if (err != cudaSuccess) return err;
-    dim3 grid((p.seqlen_q + DQ_BR - 1) / DQ_BR, p.q_heads, p.batch);
-    fm_dq_wgmma_kernel<T><<<grid, DQ_NT, DQ_SMEM, stream>>>(p);
-    return cudaGetLastError();
+    return p.head_dim == 64 ? launch_dq<T, 64>(p, stream) : launch_dq<T, 128>(p, stream);
 }
+
+/* The head dimensions the kernels are built for. */
+bool served(int head_dim) { return head_dim == 64 || head_dim == 128; }
 
 } /* namespace */
 
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
                                       int warpgroups, cudaStream_t stream)
 {
-    if (p.head_dim != D) return cudaErrorNotSupported;
+    if (!served(p.head_dim)) return cudaErrorNotSupported;
     if (dtype == FM_BFLOAT16)
         return do_dq ? launch<__nv_bfloat16, true>(p, warpgroups, stream)
                      : launch<__nv_bfloat16, false>(p, warpgroups, stream);
@@ -610,6 +673,6 @@ bool fm_cuda_dkdv_wgmma_dq_blocked(int) { return true; }
 
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
 {
-    if (p.head_dim != D) return cudaErrorNotSupported;
+    if (!served(p.head_dim)) return cudaErrorNotSupported;
     return dtype == FM_BFLOAT16 ? launch_dq<__nv_bfloat16>(p, stream) : launch_dq<__half>(p, stream);
 }

@@ -4,9 +4,10 @@
  * fm_kernel_options (the CLI's --kernel, Python's kernel=, the benchmark, the tests).
  *
  * The rules, each measured on an H200 (the numbers and their history: docs/performance-cuda.md):
- * - wgmma (Hopper, D = 128) when built (gpu_archs has 90a) and the device is 9.0: both passes
- *   beat the mma.sync kernels there on every family. The forward also takes them at D = 64
- *   (2026-12-02, H = 32, 8K: 1.16x forward.cu's geomean, no family below 1.01x).
+ * - wgmma (Hopper, D = 64 and 128) when built (gpu_archs has 90a) and the device is 9.0: both
+ *   passes beat the mma.sync kernels there on every family at D = 128; the forward at D = 64
+ *   as well (2026-12-02, H = 32, 8K: 1.16x forward.cu's geomean, no family below 1.01x). The
+ *   backward takes them at D = 64 too: the same kernel, templated on D.
  * - mma.sync forward at D = 64 and 128: 4 warps of 2 x 16 rows, the two 16-row halves of a warp
  *   sharing each K/V fragment read from shared memory.
  * - sparse masks (fewer than FM_CUDA_SPARSE_BELOW of the 64-row x key-block tiles live): the
@@ -62,8 +63,8 @@ static fm_status wgmma_runs(void)
 
 /* Whether a pass runs the wgmma kernels: forced, refused, or decided. FM_KERNEL_PINGPONG and
  * FM_KERNEL_WIDE (the forward's other Hopper kernels) are wgmma choices with the same
- * conditions. The forwards are built for D = 64 and 128, the backward for 128; auto takes them
- * wherever they are built. */
+ * conditions. Both passes are built for D = 64 and 128; auto takes them wherever they are
+ * built. */
 static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *use)
 {
     *use = false;
@@ -76,16 +77,17 @@ static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *
     if (forward_only && !forward)
         return fm_fail(FM_ERR_INVALID, "kernel options: %s is a forward kernel (the %s has "
                        "none)", name, pass);
+    const bool served = head_dim == 64 || head_dim == 128;
     if (choice == FM_KERNEL_AUTO) {
-        *use = (head_dim == 128 || (forward && head_dim == 64)) && wgmma_runs() == FM_OK;
+        *use = served && wgmma_runs() == FM_OK;
         fm_clear_error(); /* auto: a device without wgmma is no error */
         return FM_OK;
     }
     if (choice != FM_KERNEL_WGMMA && !forward_only)
         return fm_fail(FM_ERR_INVALID, "kernel options: unknown %s kernel %d", pass, choice);
-    if (head_dim != 128 && !(forward && head_dim == 64))
-        return fm_fail(FM_ERR_INVALID, "kernel options: the %s %s serves head_dim %s only "
-                       "(this call: %d)", name, pass, forward ? "64 and 128" : "128", head_dim);
+    if (!served)
+        return fm_fail(FM_ERR_INVALID, "kernel options: the %s %s serves head_dim 64 and 128 "
+                       "only (this call: %d)", name, pass, head_dim);
     fm_status st = wgmma_runs();
     *use = st == FM_OK;
     return st;

@@ -39,19 +39,20 @@ struct fm_attn_params {
  * fm_cuda_dq_accum_elems floats (Sq rounded up to whole 64-row query blocks):
  *   row-major: [B,Hq,Sq,D], added to with atomics (backward.cu's dK/dV kernel, and
  *     backward_wgmma.cu's where fm_cuda_dkdv_wgmma_dq_blocked says no);
- *   blocked (D = 128 only): one contiguous 64 x 128 chunk per (batch, query head, 64-row query
+ *   blocked (D = 64 and 128): one contiguous 64 x D chunk per (batch, query head, 64-row query
  *     block), chunk (b * Hq + h) * ceil(Sq / 64) + qb, element (r, c) of the chunk at
- *     fm_dq_chunk_offset(r, c). That order is a warpgroup's wgmma accumulators for one 64-column
- *     half of the chunk (16 KB) with each thread's four values of one 8-column block adjacent:
- *     thread u of the warpgroup (warp r / 16, lane (r % 8) * 4 + (c % 8) / 2) holds element
- *     (r, c) in its register e = 2 ((r % 16) / 8) + c % 2 of block n = (c % 64) / 8, and the
- *     block-n float4s of threads 0..127 follow each other. Threads then stage a half in shared
- *     memory with one conflict-free float4 store per block, and one bulk reduction adds it in.
- *     Rows past Sq receive zeros and are never read. */
+ *     fm_dq_chunk_offset(r, c). That order is a warpgroup's wgmma accumulators with each
+ *     thread's four values of one 8-column block adjacent: 8-column block n = c / 8 is a run of
+ *     512 floats in which thread u of the warpgroup (warp r / 16, lane (r % 8) * 4 + (c % 8) / 2)
+ *     holds element (r, c) in its register e = 2 ((r % 16) / 8) + c % 2, the float4s of threads
+ *     0..127 one after the other. The accumulators of a product of N columns (N = 32 or 64,
+ *     starting at a multiple of N) are then one contiguous run of N / 8 blocks: threads stage
+ *     it in shared memory with one conflict-free float4 store per block, and one bulk reduction
+ *     adds it in. Rows past Sq receive zeros and are never read. */
 __host__ __device__ constexpr int fm_dq_chunk_offset(int r, int c)
 {
-    return (c >> 6) * 4096 + ((c & 63) >> 3) * 512 +
-           ((r >> 4) * 32 + (r & 7) * 4 + ((c & 7) >> 1)) * 4 + ((r >> 3) & 1) * 2 + (c & 1);
+    return (c >> 3) * 512 + ((r >> 4) * 32 + (r & 7) * 4 + ((c & 7) >> 1)) * 4 +
+           ((r >> 3) & 1) * 2 + (c & 1);
 }
 static inline size_t fm_cuda_dq_accum_elems(const fm_attn_params &p)
 {
@@ -85,9 +86,9 @@ struct fm_kernel_plan {
 
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
                                    const fm_kernel_plan &plan, cudaStream_t stream);
-/* The Hopper path (forward_wgmma.cu, forward_pingpong.cu, forward_wide.cu at D = 64 and 128,
- * backward_wgmma.cu at D = 128: wgmma), built when gpu_archs contains 90a (FM_CUDA_WGMMA); the
- * plan says whether it serves a call. */
+/* The Hopper path (forward_wgmma.cu, forward_pingpong.cu, forward_wide.cu and
+ * backward_wgmma.cu, at D = 64 and 128: wgmma), built when gpu_archs contains 90a
+ * (FM_CUDA_WGMMA); the plan says whether it serves a call. */
 #ifdef FM_CUDA_WGMMA
 /* backward_wgmma.cu's dK/dV kernel (adding dQ into p.dq_accum when do_dq), `warpgroups` 1 or 2 */
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,

@@ -10,15 +10,19 @@
  * use. A from registers has mma.sync's A-fragment layout per warp (two adjacent C blocks, packed).
  *
  * Operands in shared memory are described by a 64-bit descriptor (address, leading and stride
- * byte offsets, swizzle). Every tile here is [rows][128] 16-bit elements in the 128-byte-swizzle
- * layout (CUTLASS's SW128 atom): two blocks of 64 columns, each `rows` x 128 bytes, element
- * (r, c) of a block at byte r * 128 + ((c / 8) ^ (r % 8)) * 16 + (c % 8) * 2, 1024-byte aligned.
+ * byte offsets, swizzle). Every tile here is [rows][D] 16-bit elements, D = 128 or 64, in the
+ * 128-byte-swizzle layout (CUTLASS's SW128 atom): D / 64 blocks of 64 columns, each `rows` x 128
+ * bytes, element (r, c) of a block at byte r * 128 + ((c / 8) ^ (r % 8)) * 16 + (c % 8) * 2,
+ * 1024-byte aligned.
  * One tile serves both operand orientations, which is what the backward needs (Q is B of
  * S^T = K Q^T and of dK += dS^T Q):
  *   K-major (the reduction index k runs along a row): LBO unused (16), SBO = 1024 (8 rows);
  *     step k by 16 = +32 bytes inside a 64-column block, the next block after 4 steps;
  *   MN-major (k runs down the rows, "transposed"): LBO = rows * 128 (the next 64 columns),
- *     SBO = 1024; step k by 16 = +16 rows = +2048 bytes.
+ *     SBO = 1024; step k by 16 = +16 rows = +2048 bytes. A product of N = 32 columns reads
+ *     half of a 64-column block: its start moves by 64 bytes inside the swizzled rows, as a
+ *     K-major k step moves by 32 (FlashAttention-3's backward at D = 64 splits its B tiles
+ *     between warpgroups so).
  * Both encodings were checked against a CPU product on an H200 (cuda/experimental/
  * wgmma_probe.cu, 2026-11-22) and by tests/cuda through the kernels that use them.
  */
@@ -40,16 +44,18 @@ __host__ __device__ __forceinline__ uint32_t fm_sw128(int r, int c, int rows)
                       (c & 7) * 2);
 }
 
-/* Copy `rows` rows of 128 elements (global row stride 128) into an SW128 tile with cp.async;
- * rows at or past `valid` are zero-filled. NT threads cooperate. */
-template <int NT, typename T>
+/* Copy `rows` rows of D elements (global row stride D; D = 64 or 128) into an SW128 tile with
+ * cp.async; rows at or past `valid` are zero-filled. NT threads cooperate. */
+template <int NT, int D = 128, typename T>
 __device__ __forceinline__ void fm_load_sw128(unsigned char *tile, const T *g, int rows,
                                               int valid, int tid)
 {
-    for (int i = tid; i < rows * 16; i += NT) {
-        const int r = i >> 4, c = (i & 15) * 8;
+    static_assert(D == 64 || D == 128, "one or two 64-column blocks");
+    constexpr int SHIFT = D == 128 ? 4 : 3; /* log2 of the 16-byte pieces per row */
+    for (int i = tid; i < rows << SHIFT; i += NT) {
+        const int r = i >> SHIFT, c = (i & ((1 << SHIFT) - 1)) * 8;
         const bool ok = r < valid;
-        fm_cp_async16(tile + fm_sw128(r, c, rows), g + (ok ? (size_t)r * 128 + c : 0), ok);
+        fm_cp_async16(tile + fm_sw128(r, c, rows), g + (ok ? (size_t)r * D + c : 0), ok);
     }
 }
 
@@ -121,6 +127,7 @@ __device__ __forceinline__ void fm_fence_async_smem()
 }
 
 #define FM_WG_ACC4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+#define FM_WG_REGS16 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}"
 #define FM_WG_REGS32                                                                               \
     "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,"     \
     "%24,%25,%26,%27,%28,%29,%30,%31}"
@@ -152,6 +159,35 @@ __device__ __forceinline__ void fm_wg_ss64(float (&d)[8][4], uint64_t da, uint64
         fm_wg_ss64_f16<TA, TB>(d, da, db, acc);
     else
         fm_wg_ss64_bf16<TA, TB>(d, da, db, acc);
+}
+
+/* d[64 x 32] (+)= A(desc) B(desc), m64n32k16: fm_wg_ss64 with 32 columns (the backward's
+ * dQ at D = 64 with two warpgroups, one 32-column half each). */
+#define FM_WG_SS32(NAME)                                                                       \
+    template <int TA, int TB>                                                                      \
+    __device__ __forceinline__ void fm_wg_ss32_##NAME(float (&d)[4][4], uint64_t da, uint64_t db,  \
+                                                      int acc)                                     \
+    {                                                                                              \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"                                  \
+                     "wgmma.mma_async.sync.aligned.m64n32k16.f32." #NAME "." #NAME " " FM_WG_REGS16 \
+                     ", %16, %17, p, 1, 1, %19, %20;\n}\n"                                         \
+                     : FM_WG_ACC4(0), FM_WG_ACC4(1), FM_WG_ACC4(2), FM_WG_ACC4(3)                  \
+                     : "l"(da), "l"(db), "r"(acc), "n"(TA), "n"(TB));                              \
+    }
+FM_WG_SS32(f16)
+FM_WG_SS32(bf16)
+
+/* d[64 x N] (+)= A(desc) B(desc) for N = 32 or 64: fm_wg_ss32 or fm_wg_ss64 by N. */
+template <typename T, int N, int TA, int TB>
+__device__ __forceinline__ void fm_wg_ss(float (&d)[N / 8][4], uint64_t da, uint64_t db, int acc)
+{
+    static_assert(N == 32 || N == 64, "m64n32k16 or m64n64k16");
+    if constexpr (N == 64)
+        fm_wg_ss64<T, TA, TB>(d, da, db, acc);
+    else if constexpr (std::is_same<T, __half>::value)
+        fm_wg_ss32_f16<TA, TB>(d, da, db, acc);
+    else
+        fm_wg_ss32_bf16<TA, TB>(d, da, db, acc);
 }
 
 /* d[64 x 128] (+)= A(desc) B(desc), m64n128k16: fm_wg_ss64 with 128 columns (the forward's

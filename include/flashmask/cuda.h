@@ -26,8 +26,8 @@ typedef enum fm_kernel_choice {
     FM_KERNEL_AUTO = 0,  /* the heuristics decide */
     FM_KERNEL_MMA = 1,   /* the mma.sync kernels (forward.cu, backward.cu): every GPU, every D */
     FM_KERNEL_WGMMA = 2, /* the Hopper kernels (forward_wgmma.cu, backward_wgmma.cu): a build
-                            with 90a in gpu_archs, a compute capability 9.0 device, D = 128
-                            (the forward also D = 64); as a forward choice, the wgmma
+                            with 90a in gpu_archs, a compute capability 9.0 device, D = 64
+                            or 128; as a forward choice, the wgmma
                             forward without the ping-pong schedule */
     FM_KERNEL_PINGPONG = 3, /* forward only: the Hopper forward with its two warpgroups taking
                                turns at the tensor cores and each tile's softmax overlapping the

@@ -7,10 +7,10 @@
  *   - fully masked tiles are never loaded: NaN in K/V of a key block that every row masks
  *     leaves every output finite and equal to the run with zeros there;
  *   - both dQ paths (float32 atomics; FM_FLAG_DETERMINISTIC) pass, and the deterministic one
- *     gives identical bits on two runs; on Hopper both dK/dV block shapes and all four forwards
- *     at D = 64 and 128 run (the random properties choose them per case through
- *     fm_kernel_options: mma.sync, wgmma, wgmma with ping-pong warpgroups, and that on 128-key
- *     stages, the default);
+ *     gives identical bits on two runs; on Hopper both wgmma dK/dV block shapes (the backward's
+ *     default at D = 64 and 128) and all four forwards at D = 64 and 128 run (the random
+ *     properties choose them per case through fm_kernel_options: mma.sync, wgmma, wgmma with
+ *     ping-pong warpgroups, and that on 128-key stages, the default);
  *   - the ping-pong Hopper forward gives the same bits as the wgmma one (O and LSE), which
  *     computes the same products in the same order, on D = 64 and 128 cases of every kind, and
  *     both pass the oracle (the wgmma forward at D = 64 runs only when asked for);
@@ -343,8 +343,8 @@ static void test_bad_arguments(void **state)
     p.head_dim = 48;
     EXPECT_FAIL(fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, NULL, NULL),
                 FM_ERR_INVALID, "48");
-    /* The wgmma kernels serve D = 128 (the forwards also 64): forcing them elsewhere is refused
-     * before a launch (or, where they cannot run at all, reported unavailable). */
+    /* The wgmma kernels serve D = 64 and 128: forcing them elsewhere is refused before a launch
+     * (or, where they cannot run at all, reported unavailable). */
     fm_kernel_options wg;
     assert_int_equal(fm_kernel_options_parse("wgmma", &wg), FM_OK);
     p.head_dim = 96;
