@@ -32,7 +32,10 @@ S=4096 H=2 D=128
     echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "tool: $FM ($("$FM" version 2>/dev/null | head -1))"
     echo "commit: $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo '?')"
-    echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
+    echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores," \
+        "family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
+        "model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
+        "$(grep -qw avx512f /proc/cpuinfo && echo 'AVX-512' || echo 'AVX2, no AVX-512')"
     echo "threads: $THREADS, S = $S, D = $D, H = $H, RUNS = $RUNS x $REPS repetitions, PAIRS = $PAIRS"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"

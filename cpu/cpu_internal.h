@@ -68,18 +68,33 @@ int64_t fm_tile_plan_next_run(const fm_tile_plan *plan, int64_t b, int64_t hq, f
                               int64_t fixed, int64_t *pos, int64_t *first,
                               unsigned char partial[FM_CPU_RUN_TILES], fm_tile_stats *stats);
 
-/* The order in which the forward's OpenMP loop takes its tasks: largest first. work[t] in
- * [0, max_work] is the number of computed tiles of task t (fm_tile_plan_line_tiles); order
- * receives the task indices by decreasing work, ties in index order (count: max_work + 2 slots
- * of scratch). Taken in this order from a shared counter (schedule dynamic), the longest tasks
- * start first and the shortest end the loop, so that the threads finish together instead of one
- * waiting on the last long query tile (under a causal mask the last are the longest). forward.c
- * computes both before its parallel region (one classifier call per tile), not in it: a barrier
- * there cost more than it saved on the loaded build machine. */
+/* The number of computed tiles on one line of tiles (the work of the forward's task (b, hq, qb)
+ * with along = FM_RUN_ALONG_KEYS, fixed = qb). */
 int64_t fm_tile_plan_line_tiles(const fm_tile_plan *plan, int64_t b, int64_t hq, fm_run_axis along,
                                 int64_t fixed);
-void fm_tile_plan_order_tasks(const int64_t *work, int64_t n_tasks, int64_t max_work,
-                              int64_t *count, int64_t *order);
+
+/* ---------------------------------------------------------------- task order (task_order.c) */
+
+/* The order in which the forward's OpenMP loop (schedule dynamic) takes its tasks. Tasks come in
+ * lines of line_len (the query tiles of one (b, hq); n_tasks a multiple of line_len); work[t] in
+ * [0, max_work] is task t's count of computed key tiles. order receives a permutation of the
+ * tasks: the lines reversed (each line from its last task to its first: neighbouring query
+ * tiles share key and value tiles in cache), unless a model of the schedule on `threads`
+ * workers says that ends more than 2% later than longest first (then longest first, ties in
+ * index order). scratch: n_tasks + max_work + 2 + threads slots. Returns the order chosen.
+ * forward.c computes it before its parallel region (one classifier call per tile), not in it:
+ * a barrier there cost more than it saved on the loaded build machine. */
+typedef enum { FM_ORDER_LINES_REVERSED = 0, FM_ORDER_LONGEST_FIRST = 1 } fm_task_order_kind;
+
+fm_task_order_kind fm_task_order(const int64_t *work, int64_t n_tasks, int64_t line_len,
+                                 int64_t max_work, int64_t threads, int64_t *scratch,
+                                 int64_t *order);
+
+/* The model: each of `threads` workers takes the next task of `order` when it is free; a task
+ * costs 2 work + 1 (its tiles plus half a tile of fixed cost, in half tiles). Returns when the
+ * last worker ends. heap: threads slots of scratch. */
+int64_t fm_task_order_makespan(const int64_t *work, const int64_t *order, int64_t n_tasks,
+                               int64_t threads, int64_t *heap);
 
 /* In a partial tile, overwrite the scores of masked elements with -inf. `scores` is rows
  * [r0, r0 + m) x keys [c0, c0 + n) of one tile (r0, c0 on tile boundaries, m <= block_q,

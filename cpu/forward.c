@@ -4,8 +4,9 @@
  * same loop; only the tile plan (cpu_internal.h, the tile contract) differs.
  * Layer: cpu <- masks <- core.
  *
- * Work split: OpenMP over (batch, query head, query tile), dynamic schedule, longest tasks
- * first (causal and document masks make tasks unequal; fm_tile_plan_order_tasks). Each task
+ * Work split: OpenMP over (batch, query head, query tile), dynamic schedule, in the order of
+ * fm_task_order (task_order.c: each line of query tiles from last to first, neighbours sharing
+ * key tiles in cache, unless longest first balances the threads clearly better). Each task
  * keeps its query tile's output accumulator O[Bq x D], running max m and sum l, and walks the
  * key tiles of its row:
  *   masked tile   -> counted and skipped: no load of K or V, no arithmetic;
@@ -98,15 +99,15 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
     float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu forward scratch");
     if (!scratch) return FM_ERR_NOMEM;
 
-    /* tasks largest first (fm_tile_plan_order_tasks): work, order, counting-sort scratch */
+    /* the order of the tasks (fm_task_order): work, order and the order's scratch */
     const int64_t n_tasks = p->batch * p->q_heads * plan->n_q_blocks;
-    int64_t *work = fm_alloc((size_t)(2 * n_tasks + plan->n_k_blocks + 2), sizeof(int64_t),
-                             "cpu forward task order");
+    int64_t *work = fm_alloc((size_t)(3 * n_tasks + plan->n_k_blocks + 2 + threads),
+                             sizeof(int64_t), "cpu forward task order");
     if (!work) {
         free(scratch);
         return FM_ERR_NOMEM;
     }
-    int64_t *order = work + n_tasks, *count = order + n_tasks;
+    int64_t *order = work + n_tasks, *order_scratch = order + n_tasks;
     /* before the parallel region, not in it: a barrier there costs more than these classifier
      * calls (one per tile) on a loaded machine */
     for (int64_t task = 0; task < n_tasks; task++) {
@@ -114,7 +115,8 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
         work[task] = fm_tile_plan_line_tiles(plan, bh / p->q_heads, bh % p->q_heads,
                                              FM_RUN_ALONG_KEYS, task % plan->n_q_blocks);
     }
-    fm_tile_plan_order_tasks(work, n_tasks, plan->n_k_blocks, count, order);
+    fm_task_order(work, n_tasks, plan->n_q_blocks, plan->n_k_blocks, threads, order_scratch,
+                  order);
     int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
     const int blas_threads = fm_blas_threads_begin_single();
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)

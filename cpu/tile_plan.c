@@ -150,17 +150,6 @@ int64_t fm_tile_plan_line_tiles(const fm_tile_plan *plan, int64_t b, int64_t hq,
     return n;
 }
 
-void fm_tile_plan_order_tasks(const int64_t *work, int64_t n_tasks, int64_t max_work,
-                              int64_t *count, int64_t *order)
-{
-    /* a counting sort: stable, O(n_tasks + max_work), no allocation (it runs inside the
-     * kernels' parallel region); count has max_work + 2 slots */
-    memset(count, 0, (size_t)(max_work + 2) * sizeof *count);
-    for (int64_t t = 0; t < n_tasks; t++) count[max_work - work[t] + 1]++;
-    for (int64_t w = 1; w <= max_work + 1; w++) count[w] += count[w - 1]; /* starts, by rank */
-    for (int64_t t = 0; t < n_tasks; t++) order[count[max_work - work[t]]++] = t;
-}
-
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld)
 {

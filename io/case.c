@@ -529,6 +529,27 @@ fm_status fm_results_save(const char *dir, const fm_problem *p, const fm_results
     return fm_io_outdir_commit(&o);
 }
 
+fm_status fm_results_save_f32(const char *dir, const fm_problem *p, const fm_results32 *r)
+{
+    if (!p || !r) return fm_fail(FM_ERR_INVALID, "results: NULL problem or results");
+    const float *outs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
+    tensor_spec spec[5];
+    output_specs(p, spec);
+    fm_io_outdir o;
+    fm_status st = fm_io_outdir_begin(&o, dir);
+    char path[PATH_MAX];
+    for (int t = 0; t < 5 && st == FM_OK; t++) {
+        if (!outs[t]) continue;
+        st = fm_io_outdir_file(&o, spec[t].file, path, sizeof path);
+        if (st == FM_OK) st = fm_npy_write(path, FM_NPY_F4, spec[t].ndim, spec[t].shape, outs[t]);
+    }
+    if (st != FM_OK) {
+        fm_io_outdir_abort(&o);
+        return st;
+    }
+    return fm_io_outdir_commit(&o);
+}
+
 void fm_results_free(fm_results *r)
 {
     if (!r) return;

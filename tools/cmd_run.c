@@ -15,8 +15,9 @@ static int usage(void)
     printf("usage: flashmask run --impl reference|cpu|cuda|reference-cuda --case DIR --out DIR\n"
            "                     [--dtype T] [--kernel SPEC | --ladder N]\n"
            "Runs the implementation on the case DIR (docs/spec.md §6; mask.npy as [B,Hm,Sk,4] or\n"
-           "Paddle's [B,Hm,Sk,C], C in {1,2,4}) and writes out/lse/dq/dk/dv.npy (float64) to\n"
-           "the --out directory, which must not exist (or be empty).\n"
+           "Paddle's [B,Hm,Sk,C], C in {1,2,4}) and writes out/lse/dq/dk/dv.npy (float64;\n"
+           "float32 from cpu, which computes in float32) to the --out directory, which must\n"
+           "not exist (or be empty).\n"
            "  --dtype T   what cuda computes in (float16 or bfloat16; default: the case's dtype);\n"
            "              the reference always computes in float64 and cpu in float32\n"
            "reference-cuda is the reference's float64 function on the GPU, tiled (for long\n"
@@ -43,8 +44,9 @@ static void to_double(double *y, const float *x, size_t n)
 
 /* `--impl cpu`: the CPU layer computes in float32, so its native entry points get the inputs as
  * the loader read them (fm_case_load_inputs: float32 files used as read, checked finite) and
- * keep out/lse in float32 from the forward to the backward; results become float64 once, for
- * the file. (fm_forward/fm_backward would convert every tensor both ways per call.) */
+ * keep out/lse in float32 from the forward to the backward, and its results are written as
+ * float32 files (fm_results_save_f32): the values as computed, no float64 copies, half the
+ * bytes. (fm_forward/fm_backward would convert every tensor both ways per call.) */
 
 /* 1 when x[0..n) holds no inf or NaN (-inf allowed with allow_neg_inf: lse of masked rows). */
 static int all_finite(const float *x, size_t n, int allow_neg_inf)
@@ -56,11 +58,18 @@ static int all_finite(const float *x, size_t n, int allow_neg_inf)
 
 /* Finite float32 inputs can still overflow (dout = 3e38): results holding inf or NaN are an error,
  * reported by fm_forward's result check (fm_results_check_finite, which names the input largest
- * in magnitude); it reads float64 inputs, made here only on that failure. */
+ * in magnitude); it reads float64 inputs and results, made here only on that failure. */
 static fm_status overflow_error(const fm_problem *p, const fm_case_inputs32 *in,
-                                const fm_results *r)
+                                const fm_results32 *r32)
 {
     const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    fm_results r;
+    if (!cli_results_alloc(p, &r)) {
+        fm_results_free(&r);
+        return FM_ERR_NOMEM;
+    }
+    to_double(r.out, r32->out, nq), to_double(r.lse, r32->lse, fm_problem_lse_elems(p));
+    to_double(r.dq, r32->dq, nq), to_double(r.dk, r32->dk, nkv), to_double(r.dv, r32->dv, nkv);
     double *x[4] = {malloc(nq * sizeof(double)), malloc(nkv * sizeof(double)),
                     malloc(nkv * sizeof(double)), malloc(nq * sizeof(double))};
     const float *y[4] = {in->q, in->k, in->v, in->dout};
@@ -68,16 +77,18 @@ static fm_status overflow_error(const fm_problem *p, const fm_case_inputs32 *in,
     fm_status st = FM_ERR_NOMEM;
     if (x[0] && x[1] && x[2] && x[3]) {
         for (int t = 0; t < 4; t++) to_double(x[t], y[t], n[t]);
-        const fm_tensors t = {x[0], x[1], x[2], x[3], r->out, r->lse, r->dq, r->dk, r->dv};
+        const fm_tensors t = {x[0], x[1], x[2], x[3], r.out, r.lse, r.dq, r.dk, r.dv};
         st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 0);
         if (st == FM_OK) st = fm_results_check_finite(FM_IMPL_CPU, p, &t, 1);
     }
     for (int t = 0; t < 4; t++) free(x[t]);
+    fm_results_free(&r);
     return st;
 }
 
+/* Forward and backward in float32, results written to out_dir as float32 files. */
 static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c,
-                                 const fm_case_inputs32 *in, fm_results *r, double *t_fwd,
+                                 const fm_case_inputs32 *in, const char *out_dir, double *t_fwd,
                                  double *t_bwd)
 {
     const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
@@ -94,13 +105,11 @@ static fm_status run_cpu_float32(const fm_problem *p, const fm_case *c,
         if (st == FM_OK) st = fm_cpu_backward(p, &c->mask, q, k, v, o, l, d, dq, dk, dv, NULL);
         *t_fwd = t1 - t0, *t_bwd = cli_now() - t1;
     }
-    if (st == FM_OK) {
-        to_double(r->out, o, nq), to_double(r->lse, l, nl), to_double(r->dq, dq, nq);
-        to_double(r->dk, dk, nkv), to_double(r->dv, dv, nkv);
-        if (!(all_finite(o, nq, 0) && all_finite(l, nl, 1) && all_finite(dq, nq, 0) &&
-              all_finite(dk, nkv, 0) && all_finite(dv, nkv, 0)))
-            st = overflow_error(p, in, r);
-    }
+    const fm_results32 r = {o, l, dq, dk, dv};
+    if (st == FM_OK && !(all_finite(o, nq, 0) && all_finite(l, nl, 1) && all_finite(dq, nq, 0) &&
+                         all_finite(dk, nkv, 0) && all_finite(dv, nkv, 0)))
+        st = overflow_error(p, in, &r);
+    if (st == FM_OK) st = fm_results_save_f32(out_dir, p, &r);
     free(o), free(l), free(dq), free(dk), free(dv);
     return st;
 }
@@ -152,16 +161,15 @@ int cmd_run(int argc, char **argv)
     fm_problem *p = &c.problem;
     if (dtype_name) p->dtype = dtype;
 
-    fm_results r;
+    fm_results r = {0};
     double t0 = 0, t1 = 0, t2 = 0;
-    if (!cli_results_alloc(p, &r)) {
-        rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
-        goto done;
-    }
     if (impl == FM_IMPL_CPU) {
         double t_fwd = 0, t_bwd = 0;
-        st = run_cpu_float32(p, &c, &in32, &r, &t_fwd, &t_bwd);
+        st = run_cpu_float32(p, &c, &in32, out_dir, &t_fwd, &t_bwd);
         t1 = t_fwd, t2 = t_fwd + t_bwd;
+    } else if (!cli_results_alloc(p, &r)) {
+        rc = cli_fail(cmd, FM_ERR_NOMEM, "cannot allocate the results");
+        goto done;
     } else {
         fm_tensors t = {c.q, c.k, c.v, c.dout, r.out, r.lse, r.dq, r.dk, r.dv};
         t0 = cli_now();
@@ -172,8 +180,8 @@ int cmd_run(int argc, char **argv)
             st = fwd_step ? fm_cuda_backward_host_step(bwd_step, p, &c.mask, &t)
                           : fm_backward_opts(impl, p, &c.mask, &t, &kopt);
         t2 = cli_now();
+        if (st == FM_OK) st = fm_results_save(out_dir, p, &r);
     }
-    if (st == FM_OK) st = fm_results_save(out_dir, p, &r);
     rc = cli_report(cmd, st);
     if (rc == 0 && fwd_step)
         printf("wrote %s: cuda ladder forward step %d, backward step %d (%s) forward %.1f ms, "

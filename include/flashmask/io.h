@@ -180,6 +180,16 @@ typedef struct fm_results {
 
 /* Writes the non-NULL results of problem p atomically as float64 .npy files. */
 fm_status fm_results_save(const char *dir, const fm_problem *p, const fm_results *r);
+
+/* Results computed in float32 (the CPU layer's): out, lse, dq, dk, dv (any may be NULL). */
+typedef struct fm_results32 {
+    const float *out, *lse, *dq, *dk, *dv;
+} fm_results32;
+
+/* Writes the non-NULL float32 results of problem p atomically as float32 .npy files: the
+ * values exactly as computed, in half the bytes of float64 files (fm_results_load and `check`
+ * read either). */
+fm_status fm_results_save_f32(const char *dir, const fm_problem *p, const fm_results32 *r);
 /* Reads whichever of the five files exist (float64, float32 or float16), shapes checked against
  * p; a directory holding none of them is FM_ERR_IO. */
 fm_status fm_results_load(const char *dir, const fm_problem *p, fm_results *r);

@@ -152,6 +152,43 @@ static void test_results_round_trip(void **state)
     fm_case_free(&c);
 }
 
+/* float32 results (fm_results_save_f32) come back through fm_results_load as the same values,
+ * and a directory that exists and is not empty is refused. */
+static void test_results_f32_round_trip(void **state)
+{
+    (void)state;
+    fm_case c;
+    make_case(&c, FM_FAMILY_CAUSAL_DOCUMENT, FM_FLOAT32, 16, 16);
+    const size_t nq = fm_problem_q_elems(&c.problem), nl = fm_problem_lse_elems(&c.problem);
+    const size_t nkv = fm_problem_kv_elems(&c.problem);
+    float *x[5] = {malloc(nq * sizeof(float)), malloc(nl * sizeof(float)),
+                   malloc(nq * sizeof(float)), malloc(nkv * sizeof(float)),
+                   malloc(nkv * sizeof(float))};
+    const double *src[5] = {c.out, c.lse, c.dq, c.dk, c.dv};
+    const size_t n[5] = {nq, nl, nq, nkv, nkv};
+    for (int t = 0; t < 5; t++) {
+        assert_non_null(x[t]);
+        for (size_t i = 0; i < n[t]; i++) x[t][i] = (float)src[t][i];
+    }
+    char dir[512];
+    tmp_path(dir, sizeof dir, "results32");
+    fm_results32 r = {x[0], x[1], x[2], x[3], x[4]};
+    fm_results back;
+    assert_int_equal(fm_results_save_f32(dir, &c.problem, &r), FM_OK);
+    assert_int_equal(fm_test_count_entries(dir), 5);
+    assert_int_equal(fm_results_load(dir, &c.problem, &back), FM_OK);
+    double *got[5] = {back.out, back.lse, back.dq, back.dk, back.dv};
+    for (int t = 0; t < 5; t++)
+        for (size_t i = 0; i < n[t]; i++) assert_true(got[t][i] == (double)x[t][i]);
+    fm_results_free(&back);
+    EXPECT_FAIL(fm_results_save_f32(dir, &c.problem, &r), FM_ERR_IO, "already exists");
+    EXPECT_FAIL(fm_results_save_f32(dir, NULL, &r), FM_ERR_INVALID, "NULL");
+    fm_test_remove_tree(dir);
+    assert_int_equal(fm_test_count_entries(fm_test_tmpdir), 0);
+    for (int t = 0; t < 5; t++) free(x[t]);
+    fm_case_free(&c);
+}
+
 /* Paddle's startend_row_indices [B,Hm,Sk,C], C in {1,2}, read with the case's causal flag,
  * give the same mask as the native [B,Hm,Sk,4]. */
 static void test_paddle_mask_columns(void **state)
@@ -682,6 +719,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_case_round_trip_every_family),
         cmocka_unit_test(test_results_round_trip),
+        cmocka_unit_test(test_results_f32_round_trip),
         cmocka_unit_test(test_paddle_mask_columns),
         cmocka_unit_test(test_params_json),
         cmocka_unit_test(test_params_apply),
