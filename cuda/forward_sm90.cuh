@@ -91,6 +91,17 @@ __device__ __forceinline__ unsigned live_blocks32(const fm_attn_params &p, const
     return __ballot_sync(0xffffffffu, live);
 }
 
+/* The end of the turns the two warpgroups of a ping-pong kernel pass on named barriers turn
+ * and turn + 1 (forward_pingpong.cu, forward_wide.cu): warpgroup 1's arrivals on barrier turn
+ * outnumber warpgroup 0's turns by the first one it gave; warpgroup 0 takes it, so that no
+ * barrier is left with arrivals nobody waits for. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void end_turns(int wg, int turn, int threads)
+{
+    if (wg == 0) fm_bar_sync(turn, threads);
+}
+#endif
+
 /* The warpgroup's class of the live block at bit j of a live_blocks32 result. */
 __device__ __forceinline__ fm_tile_class class_of(uint32_t cls_all, int j, int wg)
 {
@@ -188,16 +199,12 @@ template <typename T, int D> inline cudaError_t make_maps(const fm_attn_params &
 
 /* Launching a Hopper forward: every one takes the problem and the four maps, runs one block per
  * (128 query rows, query head, batch), and is built for bfloat16 and float16 at D = 64 and 128.
- * launch() picks the instance for the call: pick(shape<T, D>{}) returns it with its block size
- * and shared memory. cudaErrorNotSupported for another D, or when the maps cannot be made. */
+ * launch<K>() picks the instance for the call: K::get<T, D>() returns it with its block size and
+ * shared memory. cudaErrorNotSupported for another D, or when the maps cannot be made. */
 using kernel_fn = void (*)(fm_attn_params, CUtensorMap, CUtensorMap, CUtensorMap, CUtensorMap);
 struct kernel_launch {
     kernel_fn fn;
     int threads, smem_bytes;
-};
-template <typename T, int D> struct shape {
-    using elem = T;
-    static constexpr int head_dim = D;
 };
 template <typename T, int D>
 inline cudaError_t launch_with_maps(const fm_attn_params &p, const kernel_launch &k,
@@ -212,18 +219,18 @@ inline cudaError_t launch_with_maps(const fm_attn_params &p, const kernel_launch
     k.fn<<<grid, k.threads, k.smem_bytes, stream>>>(p, m.q, m.k, m.v, m.bounds);
     return cudaGetLastError();
 }
-template <typename Pick>
-inline cudaError_t launch(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream, Pick pick)
+template <typename K>
+inline cudaError_t launch(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
 {
     using bf16 = __nv_bfloat16;
     const bool b = dtype == FM_BFLOAT16;
     switch (p.head_dim) {
     case 64:
-        return b ? launch_with_maps<bf16, 64>(p, pick(shape<bf16, 64>{}), stream)
-                 : launch_with_maps<__half, 64>(p, pick(shape<__half, 64>{}), stream);
+        return b ? launch_with_maps<bf16, 64>(p, K::template get<bf16, 64>(), stream)
+                 : launch_with_maps<__half, 64>(p, K::template get<__half, 64>(), stream);
     case 128:
-        return b ? launch_with_maps<bf16, 128>(p, pick(shape<bf16, 128>{}), stream)
-                 : launch_with_maps<__half, 128>(p, pick(shape<__half, 128>{}), stream);
+        return b ? launch_with_maps<bf16, 128>(p, K::template get<bf16, 128>(), stream)
+                 : launch_with_maps<__half, 128>(p, K::template get<__half, 128>(), stream);
     default: return cudaErrorNotSupported;
     }
 }

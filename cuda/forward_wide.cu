@@ -261,13 +261,8 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
     const float scale_log2 = p.scale * 1.4426950408889634f;
     const uint32_t aQ = sm.q(wg);
 
-    float acc_o[1][D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) acc_o[0][n][e] = 0.f;
-    float row_max[1][2] = {{-INFINITY, -INFINITY}}, row_sum[1][2] = {{0.f, 0.f}};
-    float row_sum_lse[1][2] = {{0.f, 0.f}};
+    float acc_o[1][D / 8][4], row_max[1][2], row_sum[1][2], row_sum_lse[1][2];
+    fm_rows_start<1, D>(acc_o, row_max, row_sum, row_sum_lse);
 
     /* The pending tile: its P and its stage (whose V its P V reads, at the two addresses of
      * issue_pv, once v_full of the stage's use parity held_phase completes); held < 0 when
@@ -387,20 +382,22 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
         release(sm.v_empty(held));
     }
     fm_store_o_lse<T, 1, D>(p, acc_o, row_max, row_sum, row_sum_lse, b, h, w0, g, t);
-    /* Warpgroup 1's arrivals on barrier TURN outnumber warpgroup 0's turns by the first one it
-     * gave: take it, so that no barrier is left with arrivals nobody waits for. */
-    if (wg == 0) fm_bar_sync(TURN, TURN_THREADS);
+    end_turns(wg, TURN, TURN_THREADS);
 #endif
 }
+
+/* This file's kernel for launch() (forward_sm90.cuh). */
+struct wide_kernel {
+    template <typename T, int D> static kernel_launch get()
+    {
+        return {fm_forward_wide_kernel<T, D>, NT_WIDE, wide_smem<D>::BYTES};
+    }
+};
 
 } /* namespace */
 
 cudaError_t fm_cuda_launch_forward_wide(const fm_attn_params &p, fm_dtype dtype,
                                         cudaStream_t stream)
 {
-    return launch(p, dtype, stream, [](auto s) {
-        using S = decltype(s);
-        return kernel_launch{fm_forward_wide_kernel<typename S::elem, S::head_dim>, NT_WIDE,
-                             wide_smem<S::head_dim>::BYTES};
-    });
+    return launch<wide_kernel>(p, dtype, stream);
 }

@@ -16,6 +16,23 @@
 #include "kernels.h"
 #include "tc.cuh"
 
+/* The start of a block of rows: O = 0, no maximum yet (-inf), sums 0. */
+template <int MI, int D>
+__device__ __forceinline__ void fm_rows_start(float (&acc_o)[MI][D / 8][4], float (&row_max)[MI][2],
+                                              float (&row_sum)[MI][2], float (&row_sum_lse)[MI][2])
+{
+#pragma unroll
+    for (int m = 0; m < MI; m++) {
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc_o[m][n][e] = 0.f;
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++)
+            row_max[m][hr] = -INFINITY, row_sum[m][hr] = 0.f, row_sum_lse[m][hr] = 0.f;
+    }
+}
+
 /* Partial tile: S = -inf where the column's bit for the row is set. col_bits: lane l holds in
  * col_bits[k] the rows w0 .. w0 + 31 that key l + 32 k masks (fm_cuda_column_bits); slice m
  * covers rows w0 + 16 m .. + 15. */
