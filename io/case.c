@@ -466,15 +466,25 @@ static fm_status write_tensor(fm_io_outdir *o, const char *file, int ndim, const
 
 /* Writes the outputs present in outs (out, lse, dq, dk, dv; NULL ones are skipped) as
  * float64 files of o. */
-static fm_status write_outputs(fm_io_outdir *o, const fm_problem *p, const double *const outs[5])
+/* The non-NULL result tensors (out, lse, dq, dk, dv) as .npy files: float64 arrays, or with f32
+ * float32 arrays written as they are. */
+static fm_status write_outputs(fm_io_outdir *o, const fm_problem *p, const void *const outs[5],
+                               int f32)
 {
     tensor_spec spec[5];
     output_specs(p, spec);
     fm_status st = FM_OK;
-    for (int t = 0; t < 5 && st == FM_OK; t++)
-        if (outs[t])
-            st = write_tensor(o, spec[t].file, spec[t].ndim, spec[t].shape, outs[t],
-                              spec[t].count, 0);
+    char path[PATH_MAX];
+    for (int t = 0; t < 5 && st == FM_OK; t++) {
+        if (!outs[t]) continue;
+        if (!f32) {
+            st = write_tensor(o, spec[t].file, spec[t].ndim, spec[t].shape,
+                              (const double *)outs[t], spec[t].count, 0);
+            continue;
+        }
+        st = fm_io_outdir_file(o, spec[t].file, path, sizeof path);
+        if (st == FM_OK) st = fm_npy_write(path, FM_NPY_F4, spec[t].ndim, spec[t].shape, outs[t]);
+    }
     return st;
 }
 
@@ -509,45 +519,38 @@ fm_status fm_case_save(const char *dir, const fm_case *c)
     if (st == FM_OK) st = write_tensor(&o, "v.npy", 4, kvs, c->v, nkv, narrow);
     if (st == FM_OK) st = write_tensor(&o, "do.npy", 4, qs, c->dout, nq, narrow);
 
-    const double *outs[5] = {c->out, c->lse, c->dq, c->dk, c->dv};
-    if (st == FM_OK) st = write_outputs(&o, p, outs);
+    const void *outs[5] = {c->out, c->lse, c->dq, c->dk, c->dv};
+    if (st == FM_OK) st = write_outputs(&o, p, outs, 0);
     /* case.json last, with the digest of everything written above */
     return fm_io_case_finish(&o, st, text);
+}
+
+/* The results' directory, written atomically (fm_io_outdir). */
+static fm_status save_results(const char *dir, const fm_problem *p, const void *const outs[5],
+                              int f32)
+{
+    fm_io_outdir o;
+    fm_status st = fm_io_outdir_begin(&o, dir);
+    if (st == FM_OK) st = write_outputs(&o, p, outs, f32);
+    if (st != FM_OK) {
+        fm_io_outdir_abort(&o);
+        return st;
+    }
+    return fm_io_outdir_commit(&o);
 }
 
 fm_status fm_results_save(const char *dir, const fm_problem *p, const fm_results *r)
 {
     if (!p || !r) return fm_fail(FM_ERR_INVALID, "results: NULL problem or results");
-    const double *outs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
-    fm_io_outdir o;
-    fm_status st = fm_io_outdir_begin(&o, dir);
-    if (st == FM_OK) st = write_outputs(&o, p, outs);
-    if (st != FM_OK) {
-        fm_io_outdir_abort(&o);
-        return st;
-    }
-    return fm_io_outdir_commit(&o);
+    const void *outs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
+    return save_results(dir, p, outs, 0);
 }
 
 fm_status fm_results_save_f32(const char *dir, const fm_problem *p, const fm_results32 *r)
 {
     if (!p || !r) return fm_fail(FM_ERR_INVALID, "results: NULL problem or results");
-    const float *outs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
-    tensor_spec spec[5];
-    output_specs(p, spec);
-    fm_io_outdir o;
-    fm_status st = fm_io_outdir_begin(&o, dir);
-    char path[PATH_MAX];
-    for (int t = 0; t < 5 && st == FM_OK; t++) {
-        if (!outs[t]) continue;
-        st = fm_io_outdir_file(&o, spec[t].file, path, sizeof path);
-        if (st == FM_OK) st = fm_npy_write(path, FM_NPY_F4, spec[t].ndim, spec[t].shape, outs[t]);
-    }
-    if (st != FM_OK) {
-        fm_io_outdir_abort(&o);
-        return st;
-    }
-    return fm_io_outdir_commit(&o);
+    const void *outs[5] = {r->out, r->lse, r->dq, r->dk, r->dv};
+    return save_results(dir, p, outs, 1);
 }
 
 void fm_results_free(fm_results *r)
