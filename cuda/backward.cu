@@ -505,16 +505,11 @@ static cudaError_t launch_all(const fm_attn_params &p, const fm_kernel_plan &pla
         if (p.dq_accum) {
             err = fm_cuda_launch_dkdv_wgmma(p, dtype, true, plan.bwd_warpgroups, s);
             if (err != cudaSuccess) return err;
-            if (fm_cuda_dkdv_wgmma_dq_blocked(plan.bwd_warpgroups)) {
-                if constexpr (D == 64 || D == 128) { /* the D the wgmma kernel takes */
-                    const size_t chunks =
-                        (size_t)p.batch * p.q_heads * ((p.seqlen_q + 63) / 64);
-                    fm_dq_convert_blocked_kernel<T, D><<<1024, 256, 0, s>>>(
-                        p.dq_accum, static_cast<T *>(p.dq), chunks, p.seqlen_q, p.scale);
-                }
-            } else {
-                fm_dq_convert_kernel<T><<<1024, 256, 0, s>>>(p.dq_accum, static_cast<T *>(p.dq),
-                                                             rows * D, p.scale);
+            /* dQ is in the blocked layout (kernels.h); the kernel declined any other D */
+            if constexpr (D == 64 || D == 128) {
+                const size_t chunks = (size_t)p.batch * p.q_heads * ((p.seqlen_q + 63) / 64);
+                fm_dq_convert_blocked_kernel<T, D><<<1024, 256, 0, s>>>(
+                    p.dq_accum, static_cast<T *>(p.dq), chunks, p.seqlen_q, p.scale);
             }
             return cudaGetLastError();
         }

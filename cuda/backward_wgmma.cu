@@ -669,8 +669,6 @@ cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, b
                  : launch<__half, false>(p, warpgroups, stream);
 }
 
-bool fm_cuda_dkdv_wgmma_dq_blocked(int) { return true; }
-
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream)
 {
     if (!served(p.head_dim)) return cudaErrorNotSupported;

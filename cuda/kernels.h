@@ -37,8 +37,7 @@ struct fm_attn_params {
 
 /* The float32 dQ accumulator (p.dq_accum) in one of two layouts, both within
  * fm_cuda_dq_accum_elems floats (Sq rounded up to whole 64-row query blocks):
- *   row-major: [B,Hq,Sq,D], added to with atomics (backward.cu's dK/dV kernel, and
- *     backward_wgmma.cu's where fm_cuda_dkdv_wgmma_dq_blocked says no);
+ *   row-major: [B,Hq,Sq,D], added to with atomics (backward.cu's dK/dV kernel);
  *   blocked (D = 64 and 128): one contiguous 64 x D chunk per (batch, query head, 64-row query
  *     block), chunk (b * Hq + h) * ceil(Sq / 64) + qb, element (r, c) of the chunk at
  *     fm_dq_chunk_offset(r, c). That order is a warpgroup's wgmma accumulators with each
@@ -93,8 +92,6 @@ cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
 /* backward_wgmma.cu's dK/dV kernel (adding dQ into p.dq_accum when do_dq), `warpgroups` 1 or 2 */
 cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
                                       int warpgroups, cudaStream_t stream);
-/* Whether that kernel leaves p.dq_accum in the blocked layout (else row-major). */
-bool fm_cuda_dkdv_wgmma_dq_blocked(int warpgroups);
 /* dQ by query blocks, no atomics (writes p.dq) */
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
 /* forward_wgmma.cu: the warp-specialised forward (TMA + wgmma, D = 64 or 128).
@@ -121,7 +118,6 @@ static inline cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &, fm_dty
 {
     return cudaErrorNotSupported;
 }
-static inline bool fm_cuda_dkdv_wgmma_dq_blocked(int) { return false; }
 static inline cudaError_t fm_cuda_launch_forward_wgmma(const fm_attn_params &, fm_dtype,
                                                        cudaStream_t)
 {
