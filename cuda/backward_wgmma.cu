@@ -243,11 +243,13 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                 fm_wg_fence();
 #pragma unroll
                 for (int kk = 0; kk < D / 16; kk++)
-                    fm_wg_ss64<T, 0, 0>(s, fm_wg_kmajor(aKw, KEYS, kk), fm_wg_kmajor(aQ, BR, kk), kk);
+                    fm_wg_ss<T, 64, 0, 0>(s, fm_wg_kmajor(aKw, KEYS, kk), fm_wg_kmajor(aQ, BR, kk),
+                                          kk);
                 fm_wg_commit();
 #pragma unroll
                 for (int kk = 0; kk < D / 16; kk++)
-                    fm_wg_ss64<T, 0, 0>(dp, fm_wg_kmajor(aVw, KEYS, kk), fm_wg_kmajor(adO, BR, kk), kk);
+                    fm_wg_ss<T, 64, 0, 0>(dp, fm_wg_kmajor(aVw, KEYS, kk),
+                                          fm_wg_kmajor(adO, BR, kk), kk);
                 fm_wg_commit();
 
                 /* Meanwhile: this thread's keys (rows g, g + 8 of its warp's 16) as query bits,
@@ -546,10 +548,10 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
             fm_wg_fence();
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++)
-                fm_wg_ss64<T, 0, 0>(s, fm_wg_kmajor(aQ, DQ_BR, kk), fm_wg_kmajor(aK, BC, kk), kk);
+                fm_wg_ss<T, 64, 0, 0>(s, fm_wg_kmajor(aQ, DQ_BR, kk), fm_wg_kmajor(aK, BC, kk), kk);
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++)
-                fm_wg_ss64<T, 0, 0>(dp, fm_wg_kmajor(adO, DQ_BR, kk), fm_wg_kmajor(aV, BC, kk),
+                fm_wg_ss<T, 64, 0, 0>(dp, fm_wg_kmajor(adO, DQ_BR, kk), fm_wg_kmajor(aV, BC, kk),
                                     kk);
             fm_wg_commit();
             /* Meanwhile: a partial tile's rule for this warp's rows, as bits per column. */

@@ -52,7 +52,7 @@ __device__ __forceinline__ void issue_qk(float (&s)[BC / 8][4], uint32_t aQ, uin
     fm_wg_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++)
-        fm_wg_ss64<T, 0, 0>(s, fm_wg_kmajor(aQ, 64, kk), fm_wg_kmajor(aK, 64, kk), 1);
+        fm_wg_ss<T, 64, 0, 0>(s, fm_wg_kmajor(aQ, 64, kk), fm_wg_kmajor(aK, 64, kk), 1);
     fm_wg_commit();
 }
 

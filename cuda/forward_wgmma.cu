@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(NT, 1)
                 fm_wg_fence();
 #pragma unroll
                 for (int kk = 0; kk < D / 16; kk++)
-                    fm_wg_ss64<T, 0, 0>(s[0], fm_wg_kmajor(aQ, 64, kk), fm_wg_kmajor(aK, 64, kk),
+                    fm_wg_ss<T, 64, 0, 0>(s[0], fm_wg_kmajor(aQ, 64, kk), fm_wg_kmajor(aK, 64, kk),
                                         1);
                 fm_wg_commit();
                 fm_wg_wait<0>();

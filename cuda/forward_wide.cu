@@ -175,7 +175,7 @@ __device__ __forceinline__ void issue_qk(float (&s)[KEYS / 8][4], uint32_t aQ, u
     fm_wg_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++)
-        fm_wg_ss128<T, 0, 0>(s, fm_wg_kmajor(aQ, WG_ROWS, kk), fm_wg_kmajor(aK, KEYS, kk), 1);
+        fm_wg_ss<T, 128, 0, 0>(s, fm_wg_kmajor(aQ, WG_ROWS, kk), fm_wg_kmajor(aK, KEYS, kk), 1);
     fm_wg_commit();
 }
 

@@ -136,85 +136,47 @@ __device__ __forceinline__ void fm_fence_async_smem()
     "%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,"    \
     "%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}"
 
-/* d[64 x 64] (+)= A(desc) B(desc), m64n64k16 (fm_wg_ss64 below picks the element type);
- * TA/TB: that operand is stored MN-major (transposed). acc = 0 overwrites d. */
-#define FM_WG_SS64(NAME)                                                                       \
+#define FM_WG_ACCS4 FM_WG_ACC4(0), FM_WG_ACC4(1), FM_WG_ACC4(2), FM_WG_ACC4(3)
+#define FM_WG_ACCS8 FM_WG_ACCS4, FM_WG_ACC4(4), FM_WG_ACC4(5), FM_WG_ACC4(6), FM_WG_ACC4(7)
+#define FM_WG_ACCS16                                                                               \
+    FM_WG_ACCS8, FM_WG_ACC4(8), FM_WG_ACC4(9), FM_WG_ACC4(10), FM_WG_ACC4(11), FM_WG_ACC4(12),    \
+        FM_WG_ACC4(13), FM_WG_ACC4(14), FM_WG_ACC4(15)
+
+/* d[64 x N] (+)= A(desc) B(desc), m64nNk16 with both operands in shared memory, one function
+ * per N and element type (fm_wg_ss below picks it). TA/TB: that operand is stored MN-major
+ * (transposed). acc = 0 overwrites d. REGS and ACCS: the N / 2 accumulator registers; the
+ * operands that follow them are numbered from N / 2 (da, db, acc, TA, TB). */
+#define FM_WG_SS(N, NAME, REGS, ACCS, DA, DB, ACC, OTA, OTB)                                    \
     template <int TA, int TB>                                                                      \
-    __device__ __forceinline__ void fm_wg_ss64_##NAME(float (&d)[8][4], uint64_t da, uint64_t db,  \
-                                                      int acc)                                     \
+    __device__ __forceinline__ void fm_wg_ss##N##_##NAME(float (&d)[N / 8][4], uint64_t da,       \
+                                                         uint64_t db, int acc)                     \
     {                                                                                              \
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                  \
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32." #NAME "." #NAME " " FM_WG_REGS32 \
-                     ", %32, %33, p, 1, 1, %35, %36;\n}\n"                                         \
-                     : FM_WG_ACC4(0), FM_WG_ACC4(1), FM_WG_ACC4(2), FM_WG_ACC4(3), FM_WG_ACC4(4),  \
-                       FM_WG_ACC4(5), FM_WG_ACC4(6), FM_WG_ACC4(7)                                 \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" #ACC ", 0;\n"                            \
+                     "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." #NAME "." #NAME " " REGS    \
+                     ", %" #DA ", %" #DB ", p, 1, 1, %" #OTA ", %" #OTB ";\n}\n"                  \
+                     : ACCS                                                                        \
                      : "l"(da), "l"(db), "r"(acc), "n"(TA), "n"(TB));                              \
     }
-FM_WG_SS64(f16)
-FM_WG_SS64(bf16)
-template <typename T, int TA, int TB>
-__device__ __forceinline__ void fm_wg_ss64(float (&d)[8][4], uint64_t da, uint64_t db, int acc)
-{
-    if constexpr (std::is_same<T, __half>::value)
-        fm_wg_ss64_f16<TA, TB>(d, da, db, acc);
-    else
-        fm_wg_ss64_bf16<TA, TB>(d, da, db, acc);
-}
+FM_WG_SS(32, f16, FM_WG_REGS16, FM_WG_ACCS4, 16, 17, 18, 19, 20)
+FM_WG_SS(32, bf16, FM_WG_REGS16, FM_WG_ACCS4, 16, 17, 18, 19, 20)
+FM_WG_SS(64, f16, FM_WG_REGS32, FM_WG_ACCS8, 32, 33, 34, 35, 36)
+FM_WG_SS(64, bf16, FM_WG_REGS32, FM_WG_ACCS8, 32, 33, 34, 35, 36)
+FM_WG_SS(128, f16, FM_WG_REGS64, FM_WG_ACCS16, 64, 65, 66, 67, 68)
+FM_WG_SS(128, bf16, FM_WG_REGS64, FM_WG_ACCS16, 64, 65, 66, 67, 68)
 
-/* d[64 x 32] (+)= A(desc) B(desc), m64n32k16: fm_wg_ss64 with 32 columns (the backward's
- * dQ at D = 64 with two warpgroups, one 32-column half each). */
-#define FM_WG_SS32(NAME)                                                                       \
-    template <int TA, int TB>                                                                      \
-    __device__ __forceinline__ void fm_wg_ss32_##NAME(float (&d)[4][4], uint64_t da, uint64_t db,  \
-                                                      int acc)                                     \
-    {                                                                                              \
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"                                  \
-                     "wgmma.mma_async.sync.aligned.m64n32k16.f32." #NAME "." #NAME " " FM_WG_REGS16 \
-                     ", %16, %17, p, 1, 1, %19, %20;\n}\n"                                         \
-                     : FM_WG_ACC4(0), FM_WG_ACC4(1), FM_WG_ACC4(2), FM_WG_ACC4(3)                  \
-                     : "l"(da), "l"(db), "r"(acc), "n"(TA), "n"(TB));                              \
-    }
-FM_WG_SS32(f16)
-FM_WG_SS32(bf16)
-
-/* d[64 x N] (+)= A(desc) B(desc) for N = 32 or 64: fm_wg_ss32 or fm_wg_ss64 by N. */
+/* d[64 x N] (+)= A(desc) B(desc) for N = 32 (the backward's dQ at D = 64 with two warpgroups),
+ * 64 (S and dP of 64 keys) or 128 (the wide forward's S over a 128-key stage). */
 template <typename T, int N, int TA, int TB>
 __device__ __forceinline__ void fm_wg_ss(float (&d)[N / 8][4], uint64_t da, uint64_t db, int acc)
 {
-    static_assert(N == 32 || N == 64, "m64n32k16 or m64n64k16");
-    if constexpr (N == 64)
-        fm_wg_ss64<T, TA, TB>(d, da, db, acc);
-    else if constexpr (std::is_same<T, __half>::value)
-        fm_wg_ss32_f16<TA, TB>(d, da, db, acc);
+    static_assert(N == 32 || N == 64 || N == 128, "m64n32k16, m64n64k16 or m64n128k16");
+    constexpr bool f16 = std::is_same<T, __half>::value;
+    if constexpr (N == 32)
+        f16 ? fm_wg_ss32_f16<TA, TB>(d, da, db, acc) : fm_wg_ss32_bf16<TA, TB>(d, da, db, acc);
+    else if constexpr (N == 64)
+        f16 ? fm_wg_ss64_f16<TA, TB>(d, da, db, acc) : fm_wg_ss64_bf16<TA, TB>(d, da, db, acc);
     else
-        fm_wg_ss32_bf16<TA, TB>(d, da, db, acc);
-}
-
-/* d[64 x 128] (+)= A(desc) B(desc), m64n128k16: fm_wg_ss64 with 128 columns (the forward's
- * S = Q K^T over a 128-key stage, forward_wide.cu). */
-#define FM_WG_SS128(NAME)                                                                      \
-    template <int TA, int TB>                                                                      \
-    __device__ __forceinline__ void fm_wg_ss128_##NAME(float (&d)[16][4], uint64_t da,            \
-                                                       uint64_t db, int acc)                       \
-    {                                                                                              \
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                 \
-                     "wgmma.mma_async.sync.aligned.m64n128k16.f32." #NAME "." #NAME " "          \
-                     FM_WG_REGS64 ", %64, %65, p, 1, 1, %67, %68;\n}\n"                           \
-                     : FM_WG_ACC4(0), FM_WG_ACC4(1), FM_WG_ACC4(2), FM_WG_ACC4(3), FM_WG_ACC4(4),  \
-                       FM_WG_ACC4(5), FM_WG_ACC4(6), FM_WG_ACC4(7), FM_WG_ACC4(8), FM_WG_ACC4(9),  \
-                       FM_WG_ACC4(10), FM_WG_ACC4(11), FM_WG_ACC4(12), FM_WG_ACC4(13),             \
-                       FM_WG_ACC4(14), FM_WG_ACC4(15)                                              \
-                     : "l"(da), "l"(db), "r"(acc), "n"(TA), "n"(TB));                              \
-    }
-FM_WG_SS128(f16)
-FM_WG_SS128(bf16)
-template <typename T, int TA, int TB>
-__device__ __forceinline__ void fm_wg_ss128(float (&d)[16][4], uint64_t da, uint64_t db, int acc)
-{
-    if constexpr (std::is_same<T, __half>::value)
-        fm_wg_ss128_f16<TA, TB>(d, da, db, acc);
-    else
-        fm_wg_ss128_bf16<TA, TB>(d, da, db, acc);
+        f16 ? fm_wg_ss128_f16<TA, TB>(d, da, db, acc) : fm_wg_ss128_bf16<TA, TB>(d, da, db, acc);
 }
 
 /* d[64 x 128] += A(registers, a[4] per thread) B(desc, MN-major), m64n128k16. */
