@@ -75,15 +75,14 @@ __device__ __forceinline__ float fm_softmax_row_max(const float (&s)[NB][4], int
 }
 
 /* Online softmax of one tile: row_max' = max(row_max, rowmax S), corr = exp(row_max -
- * row_max'), P = exp(S - row_max') packed to T in p_tc (two adjacent C blocks of P form one A
- * fragment of P V), row sums updated. Returns whether some corr of this thread is not 1 (the
- * caller rescales O when any lane's is). */
-template <typename T, int MI, int NB>
-__device__ __forceinline__ bool fm_online_softmax(const float (&s)[MI][NB][4],
-                                                  uint32_t (&p_tc)[MI][NB][2],
-                                                  float (&row_max)[MI][2], float (&row_sum)[MI][2],
-                                                  float (&row_sum_lse)[MI][2],
-                                                  float (&corr)[MI][2], float scale_log2)
+ * row_max'), P = exp(S - row_max') rounded to T, row sums updated; keep(m, n, hr, p0, p1) keeps
+ * each pair of P where its caller wants it and returns it rounded. Returns whether some corr of
+ * this thread is not 1 (the caller rescales O when any lane's is). */
+template <typename T, int MI, int NB, typename Keep>
+__device__ __forceinline__ bool fm_softmax_step(const float (&s)[MI][NB][4],
+                                                float (&row_max)[MI][2], float (&row_sum)[MI][2],
+                                                float (&row_sum_lse)[MI][2],
+                                                float (&corr)[MI][2], float scale_log2, Keep keep)
 {
     bool rescale = false;
 #pragma unroll
@@ -105,8 +104,7 @@ __device__ __forceinline__ bool fm_online_softmax(const float (&s)[MI][NB][4],
             for (int n = 0; n < NB; n++) {
                 const float p0 = fm_exp2(fmaf(s[m][n][2 * hr], scale_log2, -bias));
                 const float p1 = fm_exp2(fmaf(s[m][n][2 * hr + 1], scale_log2, -bias));
-                p_tc[m][n][hr] = fm_tc_type<T>::pack(p0, p1);
-                const float2 pr = fm_tc_type<T>::unpack(p_tc[m][n][hr]);
+                const float2 pr = keep(m, n, hr, p0, p1);
                 sum += pr.x + pr.y;
                 sum_lse += p0 + p1;
             }
@@ -116,37 +114,38 @@ __device__ __forceinline__ bool fm_online_softmax(const float (&s)[MI][NB][4],
     return rescale;
 }
 
-/* fm_online_softmax's arithmetic (the same operations in the same order, so the same values),
- * leaving P in s, as floats already rounded to T, for fm_pack_p to pack later: a kernel that
- * overlaps this softmax with a P V product still reading the previous P packs the new one only
- * once that product is done (forward_wide.cu), as FlashAttention-3 does. */
+/* The step with P packed to T in p_tc (two adjacent C blocks of P form one A fragment of P V). */
+template <typename T, int MI, int NB>
+__device__ __forceinline__ bool fm_online_softmax(const float (&s)[MI][NB][4],
+                                                  uint32_t (&p_tc)[MI][NB][2],
+                                                  float (&row_max)[MI][2], float (&row_sum)[MI][2],
+                                                  float (&row_sum_lse)[MI][2],
+                                                  float (&corr)[MI][2], float scale_log2)
+{
+    return fm_softmax_step<T>(s, row_max, row_sum, row_sum_lse, corr, scale_log2,
+                              [&](int m, int n, int hr, float p0, float p1) {
+                                  p_tc[m][n][hr] = fm_tc_type<T>::pack(p0, p1);
+                                  return fm_tc_type<T>::unpack(p_tc[m][n][hr]);
+                              });
+}
+
+/* The step leaving P in s, as floats already rounded to T, for fm_pack_p to pack later (the
+ * same values as fm_online_softmax's): a kernel that overlaps this softmax with a P V product
+ * still reading the previous P packs the new one only once that product is done
+ * (forward_wide.cu), as FlashAttention-3 does. */
 template <typename T, int MI, int NB>
 __device__ __forceinline__ bool
 fm_online_softmax_in_place(float (&s)[MI][NB][4], float (&row_max)[MI][2],
                            float (&row_sum)[MI][2], float (&row_sum_lse)[MI][2],
                            float (&corr)[MI][2], float scale_log2)
 {
-    bool rescale = false;
-#pragma unroll
-    for (int m = 0; m < MI; m++)
-#pragma unroll
-        for (int hr = 0; hr < 2; hr++) {
-            const float bias = fm_softmax_row_max<NB>(s[m], hr, row_max[m][hr], corr[m][hr],
-                                                      &rescale, scale_log2);
-            float sum = 0.f, sum_lse = 0.f;
-#pragma unroll
-            for (int n = 0; n < NB; n++) {
-                const float p0 = fm_exp2(fmaf(s[m][n][2 * hr], scale_log2, -bias));
-                const float p1 = fm_exp2(fmaf(s[m][n][2 * hr + 1], scale_log2, -bias));
-                const float2 pr = fm_tc_type<T>::unpack(fm_tc_type<T>::pack(p0, p1));
-                s[m][n][2 * hr] = pr.x, s[m][n][2 * hr + 1] = pr.y;
-                sum += pr.x + pr.y;
-                sum_lse += p0 + p1;
-            }
-            row_sum[m][hr] = row_sum[m][hr] * corr[m][hr] + sum;
-            row_sum_lse[m][hr] = row_sum_lse[m][hr] * corr[m][hr] + sum_lse;
-        }
-    return rescale;
+    return fm_softmax_step<T>(s, row_max, row_sum, row_sum_lse, corr, scale_log2,
+                              [&](int m, int n, int hr, float p0, float p1) {
+                                  const float2 pr =
+                                      fm_tc_type<T>::unpack(fm_tc_type<T>::pack(p0, p1));
+                                  s[m][n][2 * hr] = pr.x, s[m][n][2 * hr + 1] = pr.y;
+                                  return pr;
+                              });
 }
 
 /* P from fm_online_softmax_in_place packed to T as fm_online_softmax packs it (exact: every
