@@ -8,7 +8,7 @@
  *   passes beat the mma.sync kernels there on every family at D = 128; the forward at D = 64
  *   as well (2026-12-02, H = 32, 8K: 1.16x forward.cu's geomean, no family below 1.01x). The
  *   backward takes them at D = 64 too (the same kernel, templated on D): compared with the
- *   mma.sync backward across runs only (full 184 -> 213 TFLOP/s, 10 of 12 families faster,
+ *   mma.sync backward across runs only (full 184 -> 213 TFLOP/s, 11 of 12 families faster,
  *   random_eviction 130 -> 121), not yet in one process.
  * - mma.sync forward at D = 64 and 128: 4 warps of 2 x 16 rows, the two 16-row halves of a warp
  *   sharing each K/V fragment read from shared memory.
