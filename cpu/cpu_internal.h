@@ -103,6 +103,16 @@ int64_t fm_task_order_makespan(const int64_t *work, const int64_t *order, int64_
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld);
 
+/* Which sub-blocks of a partial tile every element of which is masked: the tile's rows
+ * [r0, r0 + m) and keys [c0, c0 + n) in groups of row_step rows by col_step keys (row_step >= 1,
+ * m <= FM_CPU_TILE_Q, n <= block_k), masked[gi * ceil(n / col_step) + gj] = 1 for group (gi, gj)
+ * when it is (from the same runs as fm_tile_plan_mask_scores, so a sub-block said masked is one
+ * that masking sets to -inf throughout). Known for the column form; the BBM and dense forms say
+ * 0 everywhere (never wrong: 0 only means "compute it"). Returns the count of masked groups. */
+int64_t fm_tile_plan_masked_blocks(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
+                                   int64_t m, int64_t c0, int64_t n, int64_t row_step,
+                                   int64_t col_step, unsigned char *masked);
+
 /* Adds one tile's class to the counters. */
 static inline void fm_tile_stats_count(fm_tile_stats *s, fm_tile_class c)
 {
@@ -124,6 +134,14 @@ void fm_tile_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float *
                      const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 void fm_tile_gemm_tn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                      const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* ---------------------------------------------------------------- working memory (workspace.c) */
+
+/* A 64-byte aligned block of at least `floats` floats (*got: its size, to give back), the one
+ * kept from an earlier call where it is large enough, else a new one. Give it back when done:
+ * one block of up to 64 MiB is kept for the next call, anything else freed. */
+fm_status fm_workspace_take(size_t floats, const char *what, float **out, size_t *got);
+void fm_workspace_give(float *block, size_t floats);
 
 /* OpenBLAS must run single-threaded inside our OpenMP regions (each OpenMP thread calls sgemm
  * on its own tile; a threaded sgemm there would oversubscribe the cores). Begin sets it to one

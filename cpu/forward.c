@@ -20,25 +20,122 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu_internal.h"
 #include "fm_internal.h"
+#include "packed_gemm.h"
 #include "softmax_online.h"
 
 #define FM_LOG2E 1.4426950408889634
 
-/* Scratch of one thread: scores/probabilities, output accumulator, running max and sum. */
+/* Scratch of one thread: scores/probabilities, output accumulator, running max and sum; with
+ * packed products also the query tile and the probabilities as A panels (packed_gemm.h). */
 typedef struct fwd_scratch {
-    float *s, *o, *m, *l;
+    float *s, *o, *m, *l, *q_panels, *p_panels;
 } fwd_scratch;
 
+/* K and V of every (batch, kv head) packed once per call as B panels (packed_gemm.h), when the
+ * build has the micro-kernel: K^T panels [Sk / NR][D][NR] and V panels [D / NR][Sk][NR] per
+ * head, head_floats each. kernel.mr == 0: none, the products go through OpenBLAS. */
+typedef struct fwd_packed {
+    fm_packed_kernel kernel;
+    float *k, *v;
+    size_t head_floats;
+} fwd_packed;
+
+/* The sub-block tables of one run (run_sparsity), on the task's stack. */
+typedef struct fwd_sparsity {
+    unsigned char skip[FM_CPU_TILE_Q / 4 * (FM_CPU_RUN_TILES * FM_CPU_TILE_K / 8)];
+    int64_t k_span[2 * (FM_CPU_TILE_Q / 4)];
+    fm_packed_sparsity view;
+} fwd_sparsity;
+
+/* Bounds of the sub-block tables below (fm_packed_kernel_get's MR >= 4, NR >= 8). */
+enum { FWD_MAX_ROW_PANELS = FM_CPU_TILE_Q / 4, FWD_MAX_COL_PANELS = FM_CPU_RUN_TILES * FM_CPU_TILE_K / 8 };
+
+/* Where the run's partial tiles have MR x NR blocks masked throughout: skip[ip][jp] for the
+ * scores (not computed; masking then writes -inf over them) and, per row panel, the span of
+ * keys outside which its probabilities are all zero (P V need not read them). Returns NULL
+ * when no block of the run is masked throughout. */
+static const fm_packed_sparsity *run_sparsity(const fm_tile_plan *plan, const fwd_packed *pk,
+                                              int64_t b, int64_t hq, int64_t r0, int64_t rows,
+                                              int64_t c0, int64_t cols, int64_t n_tiles,
+                                              const unsigned char *partial, fwd_sparsity *sp)
+{
+    const int64_t mr = pk->kernel.mr, nr = pk->kernel.nr, Bk = plan->block_k;
+    if (plan->bbm || plan->dense || rows > FM_CPU_TILE_Q || Bk > FM_CPU_TILE_K)
+        return NULL; /* sub-blocks are known for the column form, at most the tables' size */
+    const int64_t row_panels = (rows + mr - 1) / mr, col_panels = (cols + nr - 1) / nr;
+    const int64_t tile_panels = Bk / nr;
+    int64_t masked = 0;
+    memset(sp->skip, 0, (size_t)(row_panels * col_panels));
+    for (int64_t t = 0; t < n_tiles; t++) {
+        if (!partial[t]) continue;
+        const int64_t t0 = c0 + t * Bk, tn = t0 + Bk <= c0 + cols ? Bk : c0 + cols - t0;
+        unsigned char tile[FWD_MAX_ROW_PANELS * (FM_CPU_TILE_K / 8)];
+        if (!fm_tile_plan_masked_blocks(plan, b, hq, r0, rows, t0, tn, mr, nr, tile)) continue;
+        const int64_t tile_cols = (tn + nr - 1) / nr;
+        for (int64_t ip = 0; ip < row_panels; ip++)
+            for (int64_t g = 0; g < tile_cols; g++) {
+                sp->skip[ip * col_panels + t * tile_panels + g] = tile[ip * tile_cols + g];
+                masked += tile[ip * tile_cols + g];
+            }
+    }
+    if (!masked) return NULL;
+    for (int64_t ip = 0; ip < row_panels; ip++) {
+        int64_t lo = col_panels, hi = -1;
+        for (int64_t jp = 0; jp < col_panels; jp++)
+            if (!sp->skip[ip * col_panels + jp]) {
+                lo = lo < jp ? lo : jp;
+                hi = jp;
+            }
+        sp->k_span[2 * ip] = lo * nr;
+        sp->k_span[2 * ip + 1] = (hi + 1) * nr < cols ? (hi + 1) * nr : cols;
+    }
+    sp->view = (fm_packed_sparsity){sp->skip, sp->k_span};
+    return &sp->view;
+}
+
+/* S[rows x cols] = alpha Q_tile K[c0, c0 + cols)^T, row stride ld. */
+static void tile_scores(const fwd_packed *pk, fwd_scratch *w, int64_t rows, int64_t cols,
+                        int64_t D, float alpha, const float *q_tile, const float *k_head,
+                        const float *k_packed, int64_t c0, int64_t ld,
+                        const fm_packed_sparsity *sparse)
+{
+    if (!pk->kernel.mr) {
+        fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_head + c0 * D, D, 0.0f, w->s, ld);
+        return;
+    }
+    const int64_t nr = pk->kernel.nr;
+    const fm_packed_sparsity skip_only = {sparse ? sparse->skip : NULL, NULL};
+    fm_packed_gemm(&pk->kernel, rows, cols, D, alpha, w->q_panels, k_packed + c0 * D, D * nr,
+                   0.0f, w->s, ld, &skip_only);
+}
+
+/* O[rows x D] += P[rows x cols] V[c0, c0 + cols), P in w->s with row stride ld. */
+static void tile_accumulate(const fwd_packed *pk, fwd_scratch *w, int64_t rows, int64_t cols,
+                            int64_t D, const float *v_head, const float *v_packed, int64_t c0,
+                            int64_t Sk, int64_t ld, const fm_packed_sparsity *sparse)
+{
+    if (!pk->kernel.mr) {
+        fm_tile_gemm_nn(rows, D, cols, 1.0f, w->s, ld, v_head + c0 * D, D, 1.0f, w->o, D);
+        return;
+    }
+    const int64_t nr = pk->kernel.nr;
+    fm_pack_a(&pk->kernel, rows, cols, w->s, ld, w->p_panels);
+    const fm_packed_sparsity spans_only = {NULL, sparse ? sparse->k_span : NULL};
+    fm_packed_gemm(&pk->kernel, rows, D, cols, 1.0f, w->p_panels, v_packed + c0 * nr, Sk * nr,
+                   1.0f, w->o, D, &spans_only);
+}
+
 /* One (b, hq, qb) task: rows [r0, r0 + rows) of query head hq. */
-static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, int64_t b,
-                               int64_t hq, int64_t qb, const float *q, const float *k,
-                               const float *v, float *out, float *lse, fwd_scratch *w,
-                               fm_tile_stats *stats)
+static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan,
+                               const fwd_packed *pk, int64_t b, int64_t hq, int64_t qb,
+                               const float *q, const float *k, const float *v, float *out,
+                               float *lse, fwd_scratch *w, fm_tile_stats *stats)
 {
     const int64_t D = p->head_dim, Sq = p->seqlen_q, Sk = p->seqlen_k;
     const int64_t Bk = plan->block_k;
@@ -50,6 +147,9 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, in
     const float *q_tile = q + ((b * p->q_heads + hq) * Sq + r0) * D;
     const float *k_head = k + (b * p->kv_heads + hk) * Sk * D;
     const float *v_head = v + (b * p->kv_heads + hk) * Sk * D;
+    const float *k_packed = pk->k ? pk->k + (size_t)(b * p->kv_heads + hk) * pk->head_floats : 0;
+    const float *v_packed = pk->v ? pk->v + (size_t)(b * p->kv_heads + hk) * pk->head_floats : 0;
+    if (pk->kernel.mr) fm_pack_a(&pk->kernel, rows, D, q_tile, D, w->q_panels);
 
     for (int64_t i = 0; i < rows; i++) {
         w->m[i] = -INFINITY;
@@ -69,8 +169,12 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, in
         const int64_t c0 = first * Bk;
         const int64_t c1 = (first + n_tiles) * Bk <= Sk ? (first + n_tiles) * Bk : Sk;
         const int64_t cols = c1 - c0;
+        fwd_sparsity sp;
+        const fm_packed_sparsity *sparse =
+            pk->kernel.mr ? run_sparsity(plan, pk, b, hq, r0, rows, c0, cols, n_tiles, partial, &sp)
+                          : NULL;
         /* S = alpha * Q_tile K_run^T */
-        fm_tile_gemm_nt(rows, cols, D, alpha, q_tile, D, k_head + c0 * D, D, 0.0f, w->s, ld);
+        tile_scores(pk, w, rows, cols, D, alpha, q_tile, k_head, k_packed, c0, ld, sparse);
         for (int64_t t = 0; t < n_tiles; t++) /* element rule only inside partial tiles */
             if (partial[t]) {
                 const int64_t t0 = c0 + t * Bk, tn = t0 + Bk <= c1 ? Bk : c1 - t0;
@@ -78,7 +182,7 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, in
             }
         fm_online_softmax_tile(w->s, ld, rows, cols, w->m, w->l, w->o, D);
         /* O += P V_run */
-        fm_tile_gemm_nn(rows, D, cols, 1.0f, w->s, ld, v_head + c0 * D, D, 1.0f, w->o, D);
+        tile_accumulate(pk, w, rows, cols, D, v_head, v_packed, c0, Sk, ld, sparse);
     }
 
     float *out_tile = out + ((b * p->q_heads + hq) * Sq + r0) * D;
@@ -86,25 +190,58 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan, in
     fm_online_softmax_finish(rows, D, w->m, w->l, w->o, out_tile, lse_tile);
 }
 
+/* Floats rounded up to a whole 64-byte line (B panels are read with aligned vector loads by
+ * some micro-kernels; the workspace is 64-byte aligned). */
+static size_t round_up_floats(size_t n) { return (n + 15) / 16 * 16; }
+
 /* Every (b, hq, qb) task of the plan, whatever the mask's form: the one forward loop. */
 static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, const float *q,
                               const float *k, const float *v, float *out, float *lse,
                               fm_tile_stats *stats)
 {
-    /* Per-thread scratch, allocated once: S [Bq x run width], O [Bq x D], m and l [Bq]. */
+    /* The packed products where the build has them: K and V of every head packed below. */
     const int threads = omp_get_max_threads();
-    const int64_t Bq = plan->block_q, Bk = plan->block_k, D = p->head_dim;
+    const int64_t Bq = plan->block_q, Bk = plan->block_k, D = p->head_dim, Sk = p->seqlen_k;
+    fwd_packed pk = {.k = NULL};
+    const int packed = fm_packed_kernel_get(&pk.kernel, Bk);
+    const int64_t kv_heads = p->batch * p->kv_heads;
+    if (packed) {
+        const size_t kf = fm_packed_b_floats(&pk.kernel, D, Sk);
+        const size_t vf = fm_packed_b_floats(&pk.kernel, Sk, D);
+        pk.head_floats = round_up_floats(kf > vf ? kf : vf);
+    }
+
+    /* Per-thread scratch, allocated once: S [Bq x run width], O [Bq x D], m and l [Bq], and
+     * where packed, the query tile's and a run's probabilities' A panels. Each part starts on a
+     * 64-byte boundary. */
     const int64_t Bs = Bq * FM_CPU_RUN_TILES * Bk; /* scores of one run */
-    const size_t per_thread = (size_t)(Bs + Bq * D + 2 * Bq);
-    float *scratch = fm_alloc((size_t)threads * per_thread, sizeof(float), "cpu forward scratch");
-    if (!scratch) return FM_ERR_NOMEM;
+    const size_t n_s = round_up_floats((size_t)Bs), n_o = round_up_floats((size_t)(Bq * D));
+    const size_t n_ml = round_up_floats((size_t)Bq);
+    const size_t n_qp = packed ? round_up_floats(fm_packed_a_floats(&pk.kernel, Bq, D)) : 0;
+    const size_t n_pp =
+        packed ? round_up_floats(fm_packed_a_floats(&pk.kernel, Bq, FM_CPU_RUN_TILES * Bk)) : 0;
+    const size_t per_thread = n_s + n_o + 2 * n_ml + n_qp + n_pp;
+    const size_t n_packed = (size_t)(packed ? 2 * kv_heads : 0) * pk.head_floats;
+    size_t n_all;
+    if (__builtin_mul_overflow((size_t)threads, per_thread, &n_all) ||
+        __builtin_add_overflow(n_all, n_packed, &n_all))
+        return fm_fail(FM_ERR_OVERFLOW, "cpu forward scratch: %d threads x %zu floats + %zu "
+                       "overflow size_t", threads, per_thread, n_packed);
+    float *scratch = NULL;
+    size_t scratch_floats = 0;
+    fm_status st = fm_workspace_take(n_all, "cpu forward scratch", &scratch, &scratch_floats);
+    if (st != FM_OK) return st;
+    if (packed) {
+        pk.k = scratch + (size_t)threads * per_thread;
+        pk.v = pk.k + (size_t)kv_heads * pk.head_floats;
+    }
 
     /* the order of the tasks (fm_task_order): work, order and the order's scratch */
     const int64_t n_tasks = p->batch * p->q_heads * plan->n_q_blocks;
     int64_t *work = fm_alloc((size_t)(3 * n_tasks + plan->n_k_blocks + 2 + threads),
                              sizeof(int64_t), "cpu forward task order");
     if (!work) {
-        free(scratch);
+        fm_workspace_give(scratch, scratch_floats);
         return FM_ERR_NOMEM;
     }
     int64_t *order = work + n_tasks, *order_scratch = order + n_tasks;
@@ -122,15 +259,32 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
     {
         float *base = scratch + (size_t)omp_get_thread_num() * per_thread;
-        fwd_scratch w = {base, base + Bs, base + Bs + Bq * D, base + Bs + Bq * D + Bq};
+        fwd_scratch w = {base,
+                         base + n_s,
+                         base + n_s + n_o,
+                         base + n_s + n_o + n_ml,
+                         base + n_s + n_o + 2 * n_ml,
+                         base + n_s + n_o + 2 * n_ml + n_qp};
         fm_tile_stats local = {0, 0, 0, 0};
+        if (packed) { /* K and V of every kv head, a panel of NR keys per job */
+            const int64_t nr = pk.kernel.nr, panels = (Sk + nr - 1) / nr;
+#pragma omp for schedule(static)
+            for (int64_t job = 0; job < kv_heads * panels; job++) {
+                const int64_t h = job / panels, jp = job % panels;
+                const int64_t k0 = jp * nr, k1 = k0 + nr < Sk ? k0 + nr : Sk;
+                fm_pack_b_transposed(&pk.kernel, D, Sk, k + h * Sk * D, D, jp, jp + 1,
+                                     pk.k + (size_t)h * pk.head_floats);
+                fm_pack_b_rows(&pk.kernel, Sk, D, v + h * Sk * D, D, k0, k1,
+                               pk.v + (size_t)h * pk.head_floats);
+            } /* (its barrier: every panel is in before any task reads one) */
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t i = 0; i < n_tasks; i++) {
             const int64_t task = order[i];
             const int64_t qb = task % plan->n_q_blocks;
             const int64_t bh = task / plan->n_q_blocks;
-            forward_query_tile(p, plan, bh / p->q_heads, bh % p->q_heads, qb, q, k, v, out,
-                               lse, &w, &local);
+            forward_query_tile(p, plan, &pk, bh / p->q_heads, bh % p->q_heads, qb, q, k, v,
+                               out, lse, &w, &local);
         }
         total += local.total;
         masked += local.masked;
@@ -140,7 +294,8 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
     fm_blas_threads_end_single(blas_threads);
 
     if (stats) *stats = (fm_tile_stats){total, masked, partial, unmasked};
-    free(scratch), free(work);
+    fm_workspace_give(scratch, scratch_floats);
+    free(work);
     return FM_OK;
 }
 

@@ -108,6 +108,42 @@ static void bbm_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t h, int6
     }
 }
 
+int64_t fm_tile_plan_masked_blocks(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
+                                   int64_t m, int64_t c0, int64_t n, int64_t row_step,
+                                   int64_t col_step, unsigned char *masked)
+{
+    const int64_t row_groups = (m + row_step - 1) / row_step;
+    const int64_t col_groups = (n + col_step - 1) / col_step;
+    memset(masked, 0, (size_t)(row_groups * col_groups));
+    if (plan->dense || plan->bbm) return 0; /* known only for the column form */
+    const fm_mask *mask = plan->mask;
+    const int32_t *cols = fm_mask_column(mask, b, hq / plan->q_per_mask_head, c0);
+    /* covered[gi]: row group gi is masked in every column of the current column group so far */
+    unsigned char covered[FM_CPU_TILE_Q];
+    int64_t count = 0;
+    for (int64_t gj = 0; gj < col_groups; gj++) {
+        memset(covered, 1, (size_t)row_groups);
+        for (int64_t j = gj * col_step; j < n && j < (gj + 1) * col_step; j++) {
+            int64_t run_lo[3], run_hi[3];
+            const int runs = fm_column_masked_runs(cols + j * FM_BOUNDS, mask->causal,
+                                                   plan->offset, c0 + j, r0, r0 + m, run_lo,
+                                                   run_hi);
+            for (int64_t gi = 0; gi < row_groups; gi++) {
+                const int64_t lo = r0 + gi * row_step, hi = lo + row_step < r0 + m ? lo + row_step
+                                                                                  : r0 + m;
+                int inside = 0; /* one run holds the group's rows (overlapping runs: enough) */
+                for (int k = 0; k < runs; k++) inside |= run_lo[k] <= lo && hi <= run_hi[k];
+                covered[gi] &= (unsigned char)inside;
+            }
+        }
+        for (int64_t gi = 0; gi < row_groups; gi++) {
+            masked[gi * col_groups + gj] = covered[gi];
+            count += covered[gi];
+        }
+    }
+    return count;
+}
+
 int64_t fm_tile_plan_next_run(const fm_tile_plan *plan, int64_t b, int64_t hq, fm_run_axis along,
                               int64_t fixed, int64_t *pos, int64_t *first,
                               unsigned char partial[FM_CPU_RUN_TILES], fm_tile_stats *stats)

@@ -1,0 +1,225 @@
+/* cpu/packed_gemm.c — the forward's tile products on packed operands: K and V are packed once
+ * per head and each query tile once per task, so the per-product packing that a BLAS call
+ * repeats (every query tile re-packed every key run, and every key run re-packed for every
+ * query tile: a fifth of the forward's time in OpenBLAS's copy routines on the 2-core build
+ * machine, docs/performance.md) is paid once. The arithmetic is BLIS's gemm micro-kernel, the
+ * register-blocked MR x NR kernel BLIS selects for this CPU at run time (zen3: 6 x 16 float).
+ * Layer: cpu <- BLIS (optional, meson option blis; without it fm_packed_kernel_get says no and
+ * the forward keeps matmul_tile.c's OpenBLAS products).
+ *
+ * Only the micro-kernel and its context are taken from BLIS; OpenBLAS remains the BLAS of the
+ * library (matmul_tile.c, the sgemm baseline): this file never includes cblas.h, and BLIS is
+ * linked after OpenBLAS so that the BLAS symbols both export resolve to OpenBLAS (a test checks).
+ */
+#include "packed_gemm.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FM_PACK_AVX2 1
+#endif
+
+#ifdef FM_HAVE_BLIS
+#include <blis.h>
+
+typedef void (*blis_sgemm_ukr)(dim_t m, dim_t n, dim_t k, float *alpha, float *a, float *b,
+                               float *beta, float *c, inc_t rs_c, inc_t cs_c, auxinfo_t *data,
+                               cntx_t *cntx);
+#endif
+
+int fm_packed_kernel_get(fm_packed_kernel *kernel, int64_t block_k)
+{
+    memset(kernel, 0, sizeof *kernel);
+#ifdef FM_HAVE_BLIS
+    cntx_t *cntx = bli_gks_query_cntx();
+    if (!cntx) return 0;
+    const dim_t mr = bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_MR, cntx);
+    const dim_t nr = bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_NR, cntx);
+    /* packed panels of exactly MR / NR (some configurations pad them: then use OpenBLAS) */
+    if (bli_cntx_get_blksz_max_dt(BLIS_FLOAT, BLIS_MR, cntx) != mr ||
+        bli_cntx_get_blksz_max_dt(BLIS_FLOAT, BLIS_NR, cntx) != nr)
+        return 0;
+    void *ukr = (void *)bli_cntx_get_l3_nat_ukr_dt(BLIS_FLOAT, BLIS_GEMM_UKR, cntx);
+    if (!ukr || mr < 4 || nr < 8 || block_k % nr != 0) return 0; /* (forward.c's table bounds) */
+    *kernel = (fm_packed_kernel){mr, nr, ukr, cntx};
+    return 1;
+#else
+    (void)block_k;
+    return 0;
+#endif
+}
+
+static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+size_t fm_packed_a_floats(const fm_packed_kernel *kernel, int64_t m, int64_t k)
+{
+    return (size_t)(round_up(m, kernel->mr) * k);
+}
+
+size_t fm_packed_b_floats(const fm_packed_kernel *kernel, int64_t k, int64_t n)
+{
+    return (size_t)(k * round_up(n, kernel->nr));
+}
+
+/* One panel of `width` (= MR or NR) interleaved rows of a row-major matrix: dst[p * W + i] =
+ * rows[i][p] for p < k, rows past `count` zero. Instantiated for the register blocks of the
+ * usual micro-kernels so that the inner loop has a constant trip count (GCC then keeps the W
+ * source rows in registers and writes each group of W contiguously). */
+#define FM_PACK_PANEL(W)                                                                     \
+    static void pack_panel_##W(int64_t count, int64_t k, const float *src, int64_t ld,       \
+                               float *restrict dst)                                          \
+    {                                                                                        \
+        const float *rows[W];                                                                \
+        for (int64_t i = 0; i < W; i++) rows[i] = src + (i < count ? i : 0) * ld;            \
+        for (int64_t p = 0; p < k; p++)                                                      \
+            for (int64_t i = 0; i < W; i++) dst[p * W + i] = i < count ? rows[i][p] : 0.0f;  \
+    }
+FM_PACK_PANEL(4)
+FM_PACK_PANEL(6)
+FM_PACK_PANEL(8)
+FM_PACK_PANEL(16)
+#undef FM_PACK_PANEL
+
+#ifdef FM_PACK_AVX2
+/* The same panels with AVX2, 8 x 8 blocks transposed in registers: rows i0 .. i0 + 7 (zero past
+ * `count`) at columns p .. p + 7 become 8 groups of 8, of which the first `keep` are stored at
+ * dst + (p + j) * W + i0. W = 6 (MR of the zen micro-kernels: one block, 6 kept) or 8 or 16 (NR:
+ * two blocks); the columns past the last multiple of 8 go through the scalar loop. */
+__attribute__((target("avx2"))) static void pack_panel_avx2(int64_t width, int64_t count,
+                                                            int64_t k, const float *src,
+                                                            int64_t ld, float *dst)
+{
+    const int64_t k8 = k / 8 * 8;
+    for (int64_t i0 = 0; i0 < width; i0 += 8) {
+        const int64_t keep = width - i0 < 8 ? width - i0 : 8;
+        for (int64_t p = 0; p < k8; p += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = i0 + i < count ? _mm256_loadu_ps(src + (i0 + i) * ld + p)
+                                      : _mm256_setzero_ps();
+            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            __m256 col[8]; /* col[j]: column p + j, rows i0 .. i0 + 7 */
+            col[0] = _mm256_permute2f128_ps(s0, s4, 0x20), col[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+            col[1] = _mm256_permute2f128_ps(s1, s5, 0x20), col[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+            col[2] = _mm256_permute2f128_ps(s2, s6, 0x20), col[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+            col[3] = _mm256_permute2f128_ps(s3, s7, 0x20), col[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+            float *d = dst + p * width + i0;
+            if (keep == 8) {
+                for (int j = 0; j < 8; j++) _mm256_storeu_ps(d + j * width, col[j]);
+            } else { /* keep = 6: four, then two */
+                for (int j = 0; j < 8; j++) {
+                    _mm_storeu_ps(d + j * width, _mm256_castps256_ps128(col[j]));
+                    _mm_storel_pi((__m64 *)(d + j * width + 4), _mm256_extractf128_ps(col[j], 1));
+                }
+            }
+        }
+    }
+    for (int64_t p = k8; p < k; p++)
+        for (int64_t i = 0; i < width; i++) dst[p * width + i] = i < count ? src[i * ld + p] : 0.0f;
+}
+#endif
+
+static void pack_panel(int64_t width, int64_t count, int64_t k, const float *src, int64_t ld,
+                       float *dst)
+{
+#ifdef FM_PACK_AVX2
+    if ((width == 6 || width == 8 || width == 16) && __builtin_cpu_supports("avx2")) {
+        pack_panel_avx2(width, count, k, src, ld, dst);
+        return;
+    }
+#endif
+    switch (width) {
+    case 4: pack_panel_4(count, k, src, ld, dst); return;
+    case 6: pack_panel_6(count, k, src, ld, dst); return;
+    case 8: pack_panel_8(count, k, src, ld, dst); return;
+    case 16: pack_panel_16(count, k, src, ld, dst); return;
+    }
+    for (int64_t p = 0; p < k; p++)
+        for (int64_t i = 0; i < width; i++) dst[p * width + i] = i < count ? src[i * ld + p] : 0.0f;
+}
+
+void fm_pack_a(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float *a, int64_t lda,
+               float *dst)
+{
+    const int64_t mr = kernel->mr;
+    for (int64_t i0 = 0; i0 < m; i0 += mr, dst += mr * k)
+        pack_panel(mr, m - i0 < mr ? m - i0 : mr, k, a + i0 * lda, lda, dst);
+}
+
+void fm_pack_b_transposed(const fm_packed_kernel *kernel, int64_t k, int64_t n, const float *x,
+                          int64_t ldx, int64_t panel0, int64_t panel1, float *dst)
+{
+    const int64_t nr = kernel->nr; /* column j of B is row j of X */
+    for (int64_t jp = panel0; jp < panel1; jp++)
+        pack_panel(nr, n - jp * nr < nr ? n - jp * nr : nr, k, x + jp * nr * ldx, ldx,
+                   dst + jp * k * nr);
+}
+
+void fm_pack_b_rows(const fm_packed_kernel *kernel, int64_t k_total, int64_t n, const float *b,
+                    int64_t ldb, int64_t k0, int64_t k1, float *dst)
+{
+    const int64_t nr = kernel->nr, panels = round_up(n, nr) / nr;
+    for (int64_t jp = 0; jp < panels; jp++) {
+        const int64_t j0 = jp * nr, width = n - j0 < nr ? n - j0 : nr;
+        float *panel = dst + jp * k_total * nr;
+        for (int64_t p = k0; p < k1; p++) {
+            memcpy(panel + p * nr, b + p * ldb + j0, (size_t)width * sizeof(float));
+            for (int64_t j = width; j < nr; j++) panel[p * nr + j] = 0.0f;
+        }
+    }
+}
+
+void fm_packed_gemm(const fm_packed_kernel *kernel, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a_panels, const float *b_panels, int64_t b_panel_stride,
+                    float beta, float *c, int64_t ldc, const fm_packed_sparsity *sparsity)
+{
+    const int64_t mr = kernel->mr, nr = kernel->nr, n_panels = (n + nr - 1) / nr;
+    const unsigned char *skip = sparsity ? sparsity->skip : NULL;
+    const int64_t *k_span = sparsity ? sparsity->k_span : NULL;
+#ifdef FM_HAVE_BLIS
+    const blis_sgemm_ukr ukr = (blis_sgemm_ukr)kernel->micro_kernel;
+    auxinfo_t aux;
+    memset(&aux, 0, sizeof aux);
+#endif
+    /* B panel outer (it stays in L1 while every A panel passes), A panel inner: BLIS's own
+     * macro-kernel order */
+    for (int64_t jp = 0; jp < n_panels; jp++) {
+        const int64_t j0 = jp * nr, width = n - j0 < nr ? n - j0 : nr;
+        for (int64_t ip = 0, i0 = 0; i0 < m; ip++, i0 += mr) {
+            if (skip && skip[ip * n_panels + jp]) continue;
+            int64_t k0 = 0, k1 = k;
+            if (k_span) k0 = k_span[2 * ip], k1 = k_span[2 * ip + 1];
+            const float *ap = a_panels + i0 * k + k0 * mr;
+            const float *bp = b_panels + jp * b_panel_stride + k0 * nr;
+            const int64_t height = m - i0 < mr ? m - i0 : mr, depth = k1 > k0 ? k1 - k0 : 0;
+            float *cij = c + i0 * ldc + j0;
+            if (depth == 0) { /* an empty span: C = beta C (no call: some kernels need k > 0) */
+                for (int64_t i = 0; i < height; i++)
+                    for (int64_t j = 0; j < width; j++)
+                        cij[i * ldc + j] = beta == 0.0f ? 0.0f : beta * cij[i * ldc + j];
+                continue;
+            }
+#ifdef FM_HAVE_BLIS
+            bli_auxinfo_set_next_a((void *)ap, &aux);
+            bli_auxinfo_set_next_b((void *)bp, &aux);
+            ukr(height, width, depth, &alpha, (float *)ap, (float *)bp, &beta, cij, ldc,
+                1, &aux, (cntx_t *)kernel->context);
+#else
+            for (int64_t i = 0; i < height; i++)
+                for (int64_t j = 0; j < width; j++) {
+                    float sum = 0.0f;
+                    for (int64_t p = 0; p < depth; p++) sum += ap[p * mr + i] * bp[p * nr + j];
+                    cij[i * ldc + j] = alpha * sum + (beta == 0.0f ? 0.0f : beta * cij[i * ldc + j]);
+                }
+#endif
+        }
+    }
+}

@@ -1,0 +1,159 @@
+/* tests/cpu/test_cpu_packed.c — the forward's packed products (cpu/packed_gemm.c): packing A
+ * and both forms of B, then C = alpha A B + beta C on the panels, against a float64 product, on
+ * seeded random shapes that leave partial panels on every side (m, n, k from 1 up), including
+ * runs that start inside a packed B (the forward's key runs), skipped blocks and depth spans
+ * (empty ones too); beta = 0 must not read C (NaN there stays out). And the BLAS symbols that OpenBLAS and BLIS both export resolve to OpenBLAS.
+ * Needs the build's BLIS micro-kernel (meson option blis); skipped without it.
+ * Suite 'cpu'. Layer: tests over cpu/ (its private header).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "packed_gemm.h"
+#include "prop.h"
+
+static uint64_t test_seed; /* FM_SEED (or the default), named in every failure */
+
+static float *random_floats(fm_rng *rng, size_t n)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++) x[i] = (float)fm_rng_normal(rng);
+    return x;
+}
+
+static float *aligned_floats(size_t n)
+{
+    void *p = NULL;
+    assert_int_equal(posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)), 0);
+    return p;
+}
+
+/* C = alpha A B (+ C0 when beta = 1) for A [m x k] and B [k x n] given as X = B^T [n x k]
+ * (transposed) or B itself, row-major; |error| <= 1e-5 (|alpha| sum |a b| + |C0|). With
+ * `sparse`: random blocks skipped (C keeps its old values there) or random depth spans per A
+ * panel (the sum runs over the span only). */
+static void check_product(const fm_packed_kernel *kern, fm_rng *rng, int64_t m, int64_t n,
+                          int64_t k, int transposed_b, float beta, int sparse)
+{
+    const int64_t row_panels = (m + kern->mr - 1) / kern->mr;
+    const int64_t col_panels = (n + kern->nr - 1) / kern->nr;
+    unsigned char *skip = calloc((size_t)(row_panels * col_panels), 1);
+    int64_t *span = malloc((size_t)(2 * row_panels) * sizeof *span);
+    assert_true(skip && span);
+    for (int64_t ip = 0; ip < row_panels; ip++) {
+        for (int64_t jp = 0; jp < col_panels; jp++)
+            skip[ip * col_panels + jp] = sparse == 1 && fm_rng_below(rng, 3) == 0;
+        span[2 * ip] = sparse == 2 ? (int64_t)fm_rng_below(rng, (uint64_t)k + 1) : 0;
+        span[2 * ip + 1] = sparse == 2 ? fm_rng_range(rng, span[2 * ip] - 2, k) : k;
+    }
+    const fm_packed_sparsity sp = {sparse == 1 ? skip : NULL, sparse == 2 ? span : NULL};
+    const int64_t k0 = transposed_b ? 0 : fm_rng_below(rng, 3) * kern->nr; /* run offset */
+    const int64_t k_total = k0 + k + (transposed_b ? 0 : fm_rng_below(rng, 20));
+    float *a = random_floats(rng, (size_t)(m * k));
+    float *b = random_floats(rng, (size_t)(transposed_b ? n * k : k_total * n));
+    float *c = random_floats(rng, (size_t)(m * (n + 3)));
+    float *c0 = malloc((size_t)(m * (n + 3)) * sizeof *c0);
+    assert_non_null(c0);
+    if (beta == 0.0f)
+        for (int64_t i = 0; i < m * (n + 3); i++) c[i] = NAN;
+    memcpy(c0, c, (size_t)(m * (n + 3)) * sizeof *c);
+    float *ap = aligned_floats(fm_packed_a_floats(kern, m, k));
+    fm_pack_a(kern, m, k, a, k, ap);
+    float *bp;
+    int64_t b_stride;
+    const float *b_run;
+    if (transposed_b) {
+        bp = aligned_floats(fm_packed_b_floats(kern, k, n));
+        const int64_t panels = (n + kern->nr - 1) / kern->nr;
+        fm_pack_b_transposed(kern, k, n, b, k, 0, panels / 2, bp); /* in two parts */
+        fm_pack_b_transposed(kern, k, n, b, k, panels / 2, panels, bp);
+        b_stride = k * kern->nr, b_run = bp;
+    } else {
+        bp = aligned_floats(fm_packed_b_floats(kern, k_total, n));
+        fm_pack_b_rows(kern, k_total, n, b, n, 0, k_total / 2, bp);
+        fm_pack_b_rows(kern, k_total, n, b, n, k_total / 2, k_total, bp);
+        b_stride = k_total * kern->nr, b_run = bp + k0 * kern->nr;
+    }
+    const float alpha = (float)(0.5 + fm_rng_uniform(rng));
+    fm_packed_gemm(kern, m, n, k, alpha, ap, b_run, b_stride, beta, c, n + 3,
+                   sparse ? &sp : NULL);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n + 3; j++) {
+            const float got = c[i * (n + 3) + j];
+            const int64_t ip = i / kern->mr;
+            if (j >= n || skip[ip * col_panels + j / kern->nr]) { /* outside C, or skipped */
+                assert_memory_equal(&got, &c0[i * (n + 3) + j], sizeof got);
+                continue;
+            }
+            double want = 0.0, mag = 0.0;
+            for (int64_t p = span[2 * ip]; p < span[2 * ip + 1]; p++) {
+                const double bv = transposed_b ? b[j * k + p] : b[(k0 + p) * n + j];
+                want += (double)a[i * k + p] * bv;
+                mag += fabs((double)a[i * k + p] * bv);
+            }
+            want *= alpha, mag *= alpha;
+            if (beta != 0.0f) want += c0[i * (n + 3) + j], mag += fabs(c0[i * (n + 3) + j]);
+            if (!(fabs(got - want) <= 1e-5 * mag + 1e-30))
+                fail_msg("FM_SEED=%llu: m %lld n %lld k %lld %s beta %g sparse %d: "
+                         "C[%lld][%lld] = %.9g, want %.9g", (unsigned long long)test_seed,
+                         (long long)m, (long long)n, (long long)k, transposed_b ? "B^T" : "B",
+                         beta, sparse, (long long)i, (long long)j, got, want);
+        }
+    free(a), free(b), free(c), free(c0), free(ap), free(bp), free(skip), free(span);
+}
+
+static void test_packed_products(void **state)
+{
+    (void)state;
+    fm_packed_kernel kern;
+    if (!fm_packed_kernel_get(&kern, 128)) skip();
+    assert_true(kern.mr > 0 && kern.nr > 0 && 128 % kern.nr == 0);
+    fm_rng rng;
+    test_seed = fm_test_seed();
+    fm_rng_seed(&rng, test_seed ^ 0x9ac4edULL);
+    for (int trial = 0; trial < 120; trial++) {
+        const int64_t m = 1 + fm_rng_below(&rng, 3 * kern.mr + 2);
+        const int64_t n = 1 + fm_rng_below(&rng, 3 * kern.nr + 2);
+        const int64_t k = 1 + fm_rng_below(&rng, 150);
+        check_product(&kern, &rng, m, n, k, trial & 1, (trial & 2) ? 1.0f : 0.0f,
+                      (trial / 4) % 3);
+    }
+    check_product(&kern, &rng, 128, 512, 128, 1, 0.0f, 0); /* the forward's shapes */
+    check_product(&kern, &rng, 128, 128, 512, 0, 1.0f, 0);
+    check_product(&kern, &rng, 128, 512, 128, 1, 0.0f, 1);
+    check_product(&kern, &rng, 128, 128, 512, 0, 1.0f, 2);
+}
+
+/* cblas_sgemm as the library's calls find it (the global scope, libflashmask is not linked
+ * -Bsymbolic) is OpenBLAS's, not BLIS's. */
+static void test_blas_symbols_are_openblas(void **state)
+{
+    (void)state;
+    const char *names[] = {"cblas_sgemm", "sgemm_"};
+    for (int i = 0; i < 2; i++) {
+        void *sym = dlsym(RTLD_DEFAULT, names[i]);
+        Dl_info info;
+        assert_non_null(sym);
+        assert_true(dladdr(sym, &info) && info.dli_fname);
+        if (!strstr(info.dli_fname, "openblas"))
+            fail_msg("%s resolves to %s, not OpenBLAS", names[i], info.dli_fname);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_packed_products),
+        cmocka_unit_test(test_blas_symbols_are_openblas),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
