@@ -13,7 +13,10 @@
  *   unmasked tile -> S = (scale log2 e) Q K^T, online softmax, O += P V;
  *   partial tile  -> the same, with masked scores set to -inf first (fm_column_masked_runs,
  *                    the element rule read down a column).
- * Runs of consecutive computed tiles share one sgemm pair (see FM_CPU_RUN_TILES).
+ * Runs of consecutive computed tiles share one pair of products (see FM_CPU_RUN_TILES): on
+ * operands packed once (packed_gemm.c: K and V per head before the tasks, Q per task; blocks of
+ * partial tiles that the mask covers left out) where the build has BLIS's micro-kernel, else
+ * OpenBLAS sgemm (matmul_tile.c).
  * Per-thread memory: S[Bq x run width] + O[Bq x D] + 2 Bq floats, i.e. O((Sq+Sk) D) at most,
  * never O(Sq Sk). Output: O = o / l and LSE = ln 2 (m + log2 l); rows with no allowed key give
  * O = 0, LSE = -inf.

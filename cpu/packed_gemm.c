@@ -1,9 +1,9 @@
 /* cpu/packed_gemm.c — the forward's tile products on packed operands: K and V are packed once
- * per head and each query tile once per task, so the per-product packing that a BLAS call
- * repeats (every query tile re-packed every key run, and every key run re-packed for every
- * query tile: a fifth of the forward's time in OpenBLAS's copy routines on the 2-core build
- * machine, docs/performance.md) is paid once. The arithmetic is BLIS's gemm micro-kernel, the
- * register-blocked MR x NR kernel BLIS selects for this CPU at run time (zen3: 6 x 16 float).
+ * per head and each query tile once per task, where a BLAS call per product would pack every
+ * key run again for every query tile and every query tile again for every run (why that
+ * matters, and the measurements: docs/algorithm.md, "Packed products"). The arithmetic is
+ * BLIS's gemm micro-kernel, the register-blocked MR x NR kernel BLIS selects for this CPU at
+ * run time; the loop over its blocks is ours, so that blocks the mask hides can be left out.
  * Layer: cpu <- BLIS (optional, meson option blis; without it fm_packed_kernel_get says no and
  * the forward keeps matmul_tile.c's OpenBLAS products).
  *

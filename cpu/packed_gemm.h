@@ -3,7 +3,7 @@
  * once per task, and the micro-kernel that multiplies the panels is BLIS's for this CPU.
  * Layer: cpu (private header).
  *
- * Panel formats (those of BLIS's gemm micro-kernel, docs/cpu.md "Packed products"):
+ * Panel formats (those of BLIS's gemm micro-kernel; docs/algorithm.md, "Packed products"):
  *   A panels: an m x k matrix as ceil(m / MR) panels of MR rows, each stored by columns
  *             (panel[p * MR + i] = A[panel row i][p]), rows past m zero;
  *   B panels: a k x n matrix as ceil(n / NR) panels of NR columns, each stored by rows
