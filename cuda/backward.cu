@@ -17,7 +17,9 @@
  * On Hopper at D = 64 and 128 (built with 90a), step 2 runs on wgmma instead: backward_wgmma.cu,
  * the same function with one or two warpgroups (64 keys each) per key block, chosen per mask; it
  * adds dQ by bulk reductions into the accumulator's blocked layout (kernels.h), which the last
- * kernel then reads (fm_dq_convert_blocked_kernel); step 3 too (its fm_dq_wgmma_kernel).
+ * kernel then reads (fm_dq_convert_blocked_kernel); step 3 too (its fm_dq_wgmma_kernel). The
+ * kernel options can ask for backward_pipelined.cu's dK/dV kernel instead (bwd=pipelined: the
+ * same function with a TMA producer warp and mbarrier stages).
  *
  * Fully masked rows (LSE = -inf) give P = 0 and so no gradient; fully masked tiles are skipped
  * in every kernel before any load. Layer: cuda <- masks (rules.h).
@@ -502,8 +504,17 @@ static cudaError_t launch_all(const fm_attn_params &p, const fm_kernel_plan &pla
     if (err != cudaSuccess) return err;
     const fm_dtype dtype = std::is_same<T, __nv_bfloat16>::value ? FM_BFLOAT16 : FM_FLOAT16;
     if (plan.bwd_wgmma) { /* Hopper: backward_wgmma.cu, the same two paths */
+        /* The dK/dV kernel: backward_pipelined.cu's when the plan says so and it can serve
+         * the call, else backward_wgmma.cu's (the same function, the same dQ layout). */
+        auto dkdv = [&](bool do_dq) {
+            if (plan.bwd_pipelined) {
+                const cudaError_t e = fm_cuda_launch_dkdv_pipelined(p, dtype, do_dq, s);
+                if (e != cudaErrorNotSupported) return e;
+            }
+            return fm_cuda_launch_dkdv_wgmma(p, dtype, do_dq, plan.bwd_warpgroups, s);
+        };
         if (p.dq_accum) {
-            err = fm_cuda_launch_dkdv_wgmma(p, dtype, true, plan.bwd_warpgroups, s);
+            err = dkdv(true);
             if (err != cudaSuccess) return err;
             /* dQ is in the blocked layout (kernels.h); the kernel declined any other D */
             if constexpr (D == 64 || D == 128) {
@@ -513,7 +524,7 @@ static cudaError_t launch_all(const fm_attn_params &p, const fm_kernel_plan &pla
             }
             return cudaGetLastError();
         }
-        err = fm_cuda_launch_dkdv_wgmma(p, dtype, false, plan.bwd_warpgroups, s);
+        err = dkdv(false);
         if (err != cudaSuccess) return err;
         return fm_cuda_launch_dq_wgmma(p, dtype, s);
     }

@@ -18,12 +18,16 @@
  *   jumps over fully masked query blocks.
  * - the wgmma dK/dV kernel with two warpgroups (128 keys) halves the dQ atomics; the
  *   deterministic mode has no atomics to save and takes one.
+ * - bwd=pipelined (backward_pipelined.cu: the two-warpgroup dK/dV block fed by a TMA producer
+ *   warp) runs only when asked for: not yet measured against the wgmma one, so auto does not
+ *   take it.
  * - the Hopper forward is the wide one (forward_wide.cu: the ping-pong schedule on 128-key
  *   stages): 1.08x forward_pingpong.cu's geomean at 8K, 1.07x at 32K (D = 128, every family
  *   faster), 1.11x at D = 64; fwd=pingpong and fwd=wgmma still ask for the 64-key kernels.
  * Layer: cuda <- masks <- core.
  */
 #include <cuda_runtime.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "heuristics.h"
@@ -64,20 +68,25 @@ static fm_status wgmma_runs(void)
 }
 
 /* Whether a pass runs the wgmma kernels: forced, refused, or decided. FM_KERNEL_PINGPONG and
- * FM_KERNEL_WIDE (the forward's other Hopper kernels) are wgmma choices with the same
- * conditions. Both passes are built for D = 64 and 128; auto takes them wherever they are
- * built. */
+ * FM_KERNEL_WIDE (the forward's other Hopper kernels) and FM_KERNEL_PIPELINED (the backward's)
+ * are wgmma choices with the same conditions. Both passes are built for D = 64 and 128; auto
+ * takes them wherever they are built. */
 static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *use)
 {
     *use = false;
     const bool forward = strcmp(pass, "forward") == 0;
     if (choice == FM_KERNEL_MMA) return FM_OK;
     const bool forward_only = choice == FM_KERNEL_PINGPONG || choice == FM_KERNEL_WIDE;
-    const char *name = choice == FM_KERNEL_PINGPONG ? "pingpong"
-                       : choice == FM_KERNEL_WIDE   ? "wide"
-                                                    : "wgmma";
+    const bool backward_only = choice == FM_KERNEL_PIPELINED;
+    const char *name = choice == FM_KERNEL_PINGPONG    ? "pingpong"
+                       : choice == FM_KERNEL_WIDE      ? "wide"
+                       : choice == FM_KERNEL_PIPELINED ? "pipelined"
+                                                       : "wgmma";
     if (forward_only && !forward)
         return fm_fail(FM_ERR_INVALID, "kernel options: %s is a forward kernel (the %s has "
+                       "none)", name, pass);
+    if (backward_only && forward)
+        return fm_fail(FM_ERR_INVALID, "kernel options: %s is a backward kernel (the %s has "
                        "none)", name, pass);
     const bool served = head_dim == 64 || head_dim == 128;
     if (choice == FM_KERNEL_AUTO) {
@@ -85,13 +94,18 @@ static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *
         fm_clear_error(); /* auto: a device without wgmma is no error */
         return FM_OK;
     }
-    if (choice != FM_KERNEL_WGMMA && !forward_only)
+    if (choice != FM_KERNEL_WGMMA && !forward_only && !backward_only)
         return fm_fail(FM_ERR_INVALID, "kernel options: unknown %s kernel %d", pass, choice);
     if (!served)
         return fm_fail(FM_ERR_INVALID, "kernel options: the %s %s serves head_dim 64 and 128 "
                        "only (this call: %d)", name, pass, head_dim);
     fm_status st = wgmma_runs();
     *use = st == FM_OK;
+    if (st != FM_OK && choice != FM_KERNEL_WGMMA) { /* name the option the caller gave */
+        char why[256];
+        snprintf(why, sizeof why, "%s", fm_last_error());
+        return fm_fail(st, "kernel options: %s=%s: %s", forward ? "fwd" : "bwd", name, why);
+    }
     return st;
 }
 
@@ -123,5 +137,12 @@ fm_status fm_cuda_plan_kernels(const fm_problem *p, const fm_attn_params &kp,
     plan->bwd_jump = sparse;
     plan->bwd_warpgroups = o.bwd_warpgroups ? o.bwd_warpgroups
                                             : (!plan->deterministic && !sparse ? 2 : 1);
+    if (o.backward == FM_KERNEL_PIPELINED) { /* one block shape: 128 keys, two warpgroups */
+        if (o.bwd_warpgroups == 1)
+            return fm_fail(FM_ERR_INVALID, "kernel options: wgs=1 is the wgmma backward's "
+                           "one-warpgroup block; bwd=pipelined has two warpgroups");
+        plan->bwd_pipelined = true;
+        plan->bwd_warpgroups = 2; /* backward_wgmma.cu's, where the pipelined one declines */
+    }
     return FM_OK;
 }

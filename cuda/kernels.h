@@ -79,14 +79,15 @@ struct fm_kernel_plan {
     int fwd_shape;      /* fm_fwd_shape of forward.cu's kernel at D = 64 and 128 */
     bool bwd_wgmma;     /* backward_wgmma.cu */
     int bwd_warpgroups; /* 1 or 2: the wgmma dK/dV block (64 or 128 keys) */
+    bool bwd_pipelined; /* with bwd_wgmma: backward_pipelined.cu's dK/dV kernel instead */
     bool bwd_jump;      /* backward.cu's dK/dV walk jumps over fully masked query blocks */
     bool deterministic; /* dQ in a fixed order by its own kernel (no dq_accum) */
 };
 
 cudaError_t fm_cuda_launch_forward(const fm_attn_params &p, fm_dtype dtype,
                                    const fm_kernel_plan &plan, cudaStream_t stream);
-/* The Hopper path (forward_wgmma.cu, forward_pingpong.cu, forward_wide.cu and
- * backward_wgmma.cu, at D = 64 and 128: wgmma), built when gpu_archs contains 90a
+/* The Hopper path (forward_wgmma.cu, forward_pingpong.cu, forward_wide.cu, backward_wgmma.cu
+ * and backward_pipelined.cu, at D = 64 and 128: wgmma), built when gpu_archs contains 90a
  * (FM_CUDA_WGMMA); the plan says whether it serves a call. */
 #ifdef FM_CUDA_WGMMA
 /* backward_wgmma.cu's dK/dV kernel (adding dQ into p.dq_accum when do_dq), `warpgroups` 1 or 2 */
@@ -94,6 +95,12 @@ cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &p, fm_dtype dtype, b
                                       int warpgroups, cudaStream_t stream);
 /* dQ by query blocks, no atomics (writes p.dq) */
 cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &p, fm_dtype dtype, cudaStream_t stream);
+/* backward_pipelined.cu's dK/dV kernel (TMA producer, two consumer warpgroups; the same
+ * function as fm_cuda_launch_dkdv_wgmma with two warpgroups). cudaErrorNotSupported when it
+ * cannot serve the call (another D, a tensor the copy engine cannot describe): the caller then
+ * runs backward_wgmma.cu's kernel. */
+cudaError_t fm_cuda_launch_dkdv_pipelined(const fm_attn_params &p, fm_dtype dtype, bool do_dq,
+                                          cudaStream_t stream);
 /* forward_wgmma.cu: the warp-specialised forward (TMA + wgmma, D = 64 or 128).
  * cudaErrorNotSupported when it cannot serve the call (another D, a tensor the copy engine
  * cannot describe, e.g. not 16-byte aligned): the caller then runs forward.cu's kernel. */
@@ -115,6 +122,11 @@ static inline cudaError_t fm_cuda_launch_dkdv_wgmma(const fm_attn_params &, fm_d
     return cudaErrorNotSupported;
 }
 static inline cudaError_t fm_cuda_launch_dq_wgmma(const fm_attn_params &, fm_dtype, cudaStream_t)
+{
+    return cudaErrorNotSupported;
+}
+static inline cudaError_t fm_cuda_launch_dkdv_pipelined(const fm_attn_params &, fm_dtype, bool,
+                                                        cudaStream_t)
 {
     return cudaErrorNotSupported;
 }

@@ -9,8 +9,19 @@
 #include "flashmask/cuda.h"
 #include "fm_internal.h"
 
-/* fm_kernel_choice names; "pingpong" and "wide" only after fwd= (they are forward kernels) */
-static const char *const choice_names[] = {"auto", "mma", "wgmma", "pingpong", "wide"};
+/* fm_kernel_choice names; "pingpong" and "wide" only after fwd= (they are forward kernels),
+ * "pipelined" only after bwd= (a backward kernel) */
+static const char *const choice_names[] = {"auto", "mma", "wgmma", "pingpong", "wide",
+                                           "pipelined"};
+enum { N_CHOICES = 6 };
+
+/* Whether choice v can follow fwd= (forward) or bwd= */
+static int choice_for_pass(int v, int forward)
+{
+    if (v < 0) return 0;
+    if (v <= FM_KERNEL_WGMMA) return 1;
+    return forward ? v == FM_KERNEL_PINGPONG || v == FM_KERNEL_WIDE : v == FM_KERNEL_PIPELINED;
+}
 static const char *const shape_names[] = {"auto", "8x1", "4x2", "8x2"};
 
 void fm_kernel_options_default(fm_kernel_options *o)
@@ -44,7 +55,7 @@ static fm_status parse_item(const char *item, size_t len, fm_kernel_options *o)
         if ((v = lookup(choice_names, 3, item, klen)) >= 0)
             return o->forward = o->backward = v, FM_OK;
     } else if ((klen == 3 && !strncmp(item, "fwd", 3)) || (klen == 3 && !strncmp(item, "bwd", 3))) {
-        if ((v = lookup(choice_names, item[0] == 'f' ? 5 : 3, value, vlen)) >= 0) {
+        if (choice_for_pass(v = lookup(choice_names, N_CHOICES, value, vlen), item[0] == 'f')) {
             *(item[0] == 'f' ? &o->forward : &o->backward) = v;
             return FM_OK;
         }
@@ -56,8 +67,8 @@ static fm_status parse_item(const char *item, size_t len, fm_kernel_options *o)
     }
     return fm_fail(FM_ERR_INVALID,
                    "kernel options: cannot read '%.*s' (expected auto, mma, wgmma, "
-                   "fwd=auto|mma|wgmma|pingpong|wide, bwd=auto|mma|wgmma, shape=8x1|4x2|8x2, wgs=1|2 "
-                   "or deterministic, comma-separated)",
+                   "fwd=auto|mma|wgmma|pingpong|wide, bwd=auto|mma|wgmma|pipelined, "
+                   "shape=8x1|4x2|8x2, wgs=1|2 or deterministic, comma-separated)",
                    (int)len, item);
 }
 
@@ -96,8 +107,10 @@ void fm_kernel_options_format(const fm_kernel_options *o, char *buf, size_t len)
             if (n < len && (w = snprintf(buf + n, len - n, __VA_ARGS__)) > 0) n += (size_t)w; \
         }                                                                                     \
     } while (0)
-    if ((unsigned)o->forward < 5 && o->forward) FM_APPEND("fwd=%s", choice_names[o->forward]);
-    if ((unsigned)o->backward < 3 && o->backward) FM_APPEND("bwd=%s", choice_names[o->backward]);
+    if (o->forward && choice_for_pass(o->forward, 1) && o->forward < N_CHOICES)
+        FM_APPEND("fwd=%s", choice_names[o->forward]);
+    if (o->backward && choice_for_pass(o->backward, 0) && o->backward < N_CHOICES)
+        FM_APPEND("bwd=%s", choice_names[o->backward]);
     if ((unsigned)o->fwd_shape < 4 && o->fwd_shape)
         FM_APPEND("shape=%s", shape_names[o->fwd_shape]);
     if (o->bwd_warpgroups) FM_APPEND("wgs=%d", (int)o->bwd_warpgroups);

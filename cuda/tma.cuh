@@ -60,6 +60,13 @@ __device__ __forceinline__ void fm_mbar_arrive_expect_tx(uint32_t bar, uint32_t 
                  "r"(bytes)
                  : "memory");
 }
+/* An arrival on bar once every cp.async this thread issued before it has landed (the
+ * backward's producer copies LSE and Delta so: rows of any alignment, which a bulk copy cannot
+ * take). .noinc: the arrival is one of those the barrier was initialised to expect. */
+__device__ __forceinline__ void fm_mbar_arrive_cp_async(uint32_t bar)
+{
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
 /* Wait until the phase with this parity has completed. */
 __device__ __forceinline__ void fm_mbar_wait(uint32_t bar, uint32_t parity)
 {

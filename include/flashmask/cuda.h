@@ -33,9 +33,14 @@ typedef enum fm_kernel_choice {
                                turns at the tensor cores and each tile's softmax overlapping the
                                next tile's products (forward_pingpong.cu; same conditions and
                                the same results as FM_KERNEL_WGMMA) */
-    FM_KERNEL_WIDE = 4      /* forward only: the ping-pong forward on 128-key stages, two live
+    FM_KERNEL_WIDE = 4,     /* forward only: the ping-pong forward on 128-key stages, two live
                                64-key blocks each (forward_wide.cu; same conditions; results
                                differ from the 64-key kernels' by the order of float32 sums) */
+    FM_KERNEL_PIPELINED = 5 /* backward only: the Hopper dK/dV kernel with a TMA producer warp
+                               feeding two consumer warpgroups through mbarrier stages
+                               (backward_pipelined.cu; the conditions of FM_KERNEL_WGMMA; the
+                               same products as its two-warpgroup block, so results differ
+                               from it at most by the order of the float32 dQ additions) */
 } fm_kernel_choice;
 
 typedef enum fm_fwd_shape {
@@ -60,7 +65,7 @@ void fm_kernel_options_default(fm_kernel_options *o); /* every field auto / 0 */
 int fm_kernel_options_is_default(const fm_kernel_options *o); /* 1 if NULL or all auto */
 
 /* Reads a spec such as "auto", "mma", "wgmma", or a comma list of fwd=auto|mma|wgmma|pingpong|wide,
- * bwd=auto|mma|wgmma, shape=8x1|4x2|8x2, wgs=1|2, deterministic (a bare "mma" / "wgmma" sets
+ * bwd=auto|mma|wgmma|pipelined, shape=8x1|4x2|8x2, wgs=1|2, deterministic (a bare "mma" / "wgmma" sets
  * both passes). FM_ERR_INVALID names the item it cannot read. */
 fm_status fm_kernel_options_parse(const char *spec, fm_kernel_options *o);
 /* The spec that fm_kernel_options_parse reads back into *o ("auto" for the default). */

@@ -200,7 +200,8 @@ static void test_kernel_options(void **state)
     static const char *const specs[] = {"auto", "fwd=mma,bwd=mma", "fwd=wgmma,bwd=wgmma",
                                         "fwd=mma,shape=8x2", "bwd=wgmma,wgs=1,deterministic",
                                         "shape=8x1", "wgs=2", "fwd=pingpong,bwd=wgmma",
-                                        "fwd=wide"};
+                                        "fwd=wide", "bwd=pipelined",
+                                        "fwd=wide,bwd=pipelined,deterministic"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         fm_kernel_options o;
         char back[128];
@@ -224,6 +225,12 @@ static void test_kernel_options(void **state)
     assert_int_equal(o.forward, FM_KERNEL_WIDE);
     EXPECT_FAIL(fm_kernel_options_parse("bwd=wide", &o), FM_ERR_INVALID, "'bwd=wide'");
     EXPECT_FAIL(fm_kernel_options_parse("wide", &o), FM_ERR_INVALID, "'wide'");
+    /* pipelined is a backward kernel: not a forward choice, nor a bare word for both passes */
+    assert_int_equal(fm_kernel_options_parse("bwd=pipelined", &o), FM_OK);
+    assert_int_equal(o.backward, FM_KERNEL_PIPELINED);
+    assert_int_equal(o.forward, FM_KERNEL_AUTO);
+    EXPECT_FAIL(fm_kernel_options_parse("fwd=pipelined", &o), FM_ERR_INVALID, "'fwd=pipelined'");
+    EXPECT_FAIL(fm_kernel_options_parse("pipelined", &o), FM_ERR_INVALID, "'pipelined'");
     assert_true(fm_kernel_options_is_default(NULL));
 
     fm_random_case c; /* under fm_case_limits_default() */

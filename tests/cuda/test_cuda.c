@@ -14,6 +14,10 @@
  *   - the ping-pong Hopper forward gives the same bits as the wgmma one (O and LSE), which
  *     computes the same products in the same order, on D = 64 and 128 cases of every kind, and
  *     both pass the oracle (the wgmma forward at D = 64 runs only when asked for);
+ *   - the pipelined Hopper dK/dV kernel (bwd=pipelined) gives the same dK and dV bits as the
+ *     two-warpgroup wgmma one (the same products in the same order), and in deterministic
+ *     mode the same dQ too, on D = 64 and 128 cases of every kind, and passes the oracle; it
+ *     also runs in the random properties, the masked-tile test and the repeatability test;
  *   - kernel options: specs read and written back, bad ones refused by name, a choice the
  *     call cannot run refused before any launch (these run without a GPU too);
  *   - the GPU summary and live-tile count equal masks/;
@@ -41,7 +45,8 @@
 #include "runs.h"
 
 /* Whether the Hopper forwards (fwd=wgmma, pingpong, wide) run here: a build with 90a and a
- * compute capability 9.0 device, found by asking for one on a tiny D = 128 problem. */
+ * compute capability 9.0 device, found by asking for one on a tiny D = 128 problem. The Hopper
+ * backward kernels (bwd=wgmma, pipelined) have the same conditions. */
 static int hopper_forwards(void)
 {
     static int known = -1;
@@ -58,6 +63,14 @@ static int hopper_forwards(void)
     known = fm_cuda_forward_host(&p, &m, &t, &o) == FM_OK;
     fm_mask_free(&m);
     return known;
+}
+
+/* Whether the Hopper kernels serve the case: they run here and its head dim pads to 64 or 128. */
+static int forward_choice_hopper(const fm_random_case *c)
+{
+    const int64_t d = c->problem.head_dim;
+    return ((d > 32 && d <= 64) || (d > 96 && d <= 128)) && fm_cuda_available() == FM_OK &&
+           hopper_forwards();
 }
 
 /* The forward a random case runs: where the Hopper forwards serve it (head dims that pad to
@@ -90,6 +103,11 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     fm_kernel_options_default(&kopt);
     kopt.bwd_warpgroups = (c->seed & 4) ? 2 : 1;
     kopt.forward = forward_choice(c);
+    /* One Hopper case in three: the pipelined dK/dV kernel (its one block shape). */
+    if (forward_choice_hopper(c) && (c->seed >> 5) % 3 == 0) {
+        kopt.backward = FM_KERNEL_PIPELINED;
+        kopt.bwd_warpgroups = 0;
+    }
     fm_tensors in = {0}, got;
     assert_true(fm_test_inputs_rounded(&in, &p, c->q, c->k, c->v, c->dout, dtype));
     got = in;
@@ -226,6 +244,88 @@ static void test_pingpong_same_bits(void **state)
     fm_check_property("pingpong forward equals the wgmma forward", prop_pingpong, NULL, 60, &l);
 }
 
+/* The pipelined dK/dV kernel (bwd=pipelined) computes the two-warpgroup wgmma kernel's
+ * products in the same order (only its loads and synchronisation differ): on the case's shape
+ * and mask at D = 128 or 64 (inputs drawn here from the case's seed), after one forward, both
+ * backwards give the same dK and dV bits, and in deterministic mode (one case in two, where
+ * dQ has its own kernel) the same dQ bits; where dQ is added by bulk reductions their order
+ * varies, so dQ is judged by the oracle, which every tensor of the pipelined run passes. */
+static int prop_pipelined(const fm_random_case *c, void *ctx, char *msg, size_t len)
+{
+    (void)ctx;
+    const fm_problem *cp = &c->problem;
+    fm_problem p;
+    const int64_t d = (c->seed >> 1) & 1 ? 64 : 128;
+    fm_problem_init(&p, cp->batch, cp->q_heads, cp->kv_heads, cp->seqlen_q, cp->seqlen_k, d);
+    p.dtype = (c->seed & 1) ? FM_BFLOAT16 : FM_FLOAT16;
+    const int deterministic = (c->seed >> 2) & 1;
+    if (deterministic) p.flags |= FM_FLAG_DETERMINISTIC;
+    const size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
+    fm_rng rng;
+    fm_rng_seed(&rng, c->seed);
+    double *x = fm_test_normal(2 * nq + 2 * nkv, &rng);
+    fm_tensors in = {0};
+    assert_true(fm_test_inputs_rounded(&in, &p, x, x + nq, x + nq + nkv, x + nq + 2 * nkv,
+                                       p.dtype));
+    free(x);
+    static const char *const spec[2] = {"bwd=wgmma,wgs=2", "bwd=pipelined"};
+    fm_tensors got[2] = {in, in};
+    fm_test_outputs_alloc(&got[0], &p), fm_test_outputs_alloc(&got[1], &p);
+    int ok = 1;
+    if (fm_cuda_forward_host(&p, &c->mask, &got[0], NULL) != FM_OK) {
+        snprintf(msg, len, "forward failed: %s", fm_last_error());
+        ok = 0;
+    }
+    memcpy(got[1].out, got[0].out, nq * sizeof(double));
+    memcpy(got[1].lse, got[0].lse, fm_problem_lse_elems(&p) * sizeof(double));
+    for (int r = 0; r < 2 && ok; r++) {
+        fm_kernel_options o;
+        assert_int_equal(fm_kernel_options_parse(spec[r], &o), FM_OK);
+        if (fm_cuda_backward_host(&p, &c->mask, &got[r], &o) != FM_OK) {
+            snprintf(msg, len, "%s failed: %s", spec[r], fm_last_error());
+            ok = 0;
+        }
+    }
+    const struct {
+        const char *name;
+        const double *a, *b;
+        size_t n;
+    } same[3] = {{"dK", got[0].dk, got[1].dk, nkv},
+                 {"dV", got[0].dv, got[1].dv, nkv},
+                 {"dQ", got[0].dq, got[1].dq, deterministic ? nq : 0}};
+    for (int w = 0; w < 3 && ok; w++)
+        for (size_t i = 0; ok && i < same[w].n; i++)
+            if (memcmp(&same[w].a[i], &same[w].b[i], sizeof(double)) != 0) {
+                snprintf(msg, len, "%s D=%d%s %s[%zu] = %.9g, pipelined %.9g",
+                         fm_dtype_name(p.dtype), (int)d, deterministic ? " deterministic" : "",
+                         same[w].name, i, same[w].a[i], same[w].b[i]);
+                ok = 0;
+            }
+    if (ok) {
+        fm_check_options opt = fm_check_options_default(p.dtype);
+        char what[64];
+        snprintf(what, sizeof what, "pipelined %s D=%d", fm_dtype_name(p.dtype), (int)d);
+        ok = fm_test_judge(&p, &c->mask, &in, &got[1], &opt, what, msg, len) == 1;
+    }
+    fm_test_outputs_free(&got[0]), fm_test_outputs_free(&got[1]);
+    fm_test_inputs_free(&in);
+    return ok;
+}
+
+static void test_pipelined_backward(void **state)
+{
+    (void)state;
+    fm_test_skip_without_gpu();
+    if (!hopper_forwards()) {
+        print_message("[  SKIP    ] the Hopper kernels do not run here\n");
+        skip();
+    }
+    fm_case_limits l = fm_case_limits_default();
+    l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 700, l.max_head_dim = 1;
+    fm_check_property("pipelined backward equals the wgmma backward", prop_pipelined, NULL, 60,
+                      &l);
+}
+
 /* The GPU pre-pass computes exactly the summaries of masks/. */
 static int prop_summary(const fm_random_case *c, void *ctx, char *msg, size_t len)
 {
@@ -274,22 +374,24 @@ static void run_both_with(const fm_problem *p, const fm_mask *m, fm_tensors *t,
     assert_int_equal(fm_cuda_forward_host(p, m, t, o), FM_OK);
     assert_int_equal(fm_cuda_backward_host(p, m, t, o), FM_OK);
 }
+static const fm_kernel_options *run_both_options; /* run_both's options (NULL: auto) */
 static void run_both(const fm_problem *p, const fm_mask *m, fm_tensors *t)
 {
-    run_both_with(p, m, t, NULL);
+    run_both_with(p, m, t, run_both_options);
 }
 
 /* A key block that every row masks is never loaded: NaN there changes nothing. At D = 64 and
  * 128, with the default kernels (on Hopper the wide forward, whose 128-key stages pair the live
  * blocks on either side of the masked one and leave one slot empty where the count is odd)
- * and, where the Hopper forwards run, with fwd=pingpong (64-key stages). */
+ * and, where the Hopper kernels run, with fwd=pingpong (64-key stages) and with bwd=pipelined
+ * (whose 128-key block holds the masked block beside a live one). */
 static void test_masked_tiles_not_loaded(void **state)
 {
     (void)state;
     fm_test_skip_without_gpu();
-    static const char *const specs[2] = {"auto", "fwd=pingpong"};
+    static const char *const specs[3] = {"auto", "fwd=pingpong", "bwd=pipelined"};
     for (int d = 64; d <= 128; d += 64)
-        for (int s = 0; s < (hopper_forwards() ? 2 : 1); s++) {
+        for (int s = 0; s < (hopper_forwards() ? 3 : 1); s++) {
             fm_kernel_options o;
             assert_int_equal(fm_kernel_options_parse(specs[s], &o), FM_OK);
             fm_test_masked_block f;
@@ -307,7 +409,8 @@ static void test_masked_tiles_not_loaded(void **state)
         }
 }
 
-/* Two backward runs in deterministic mode give identical bits (GQA: dK/dV summed over heads). */
+/* Two backward runs in deterministic mode give identical bits (GQA: dK/dV summed over heads),
+ * with the default kernels and, where the Hopper kernels run, with bwd=pipelined. */
 static void test_deterministic(void **state)
 {
     (void)state;
@@ -321,6 +424,14 @@ static void test_deterministic(void **state)
     p.flags |= FM_FLAG_DETERMINISTIC;
     const fm_tensors in = {.q = c.q, .k = c.k, .v = c.v, .dout = c.dout};
     fm_test_assert_repeatable(run_both, &p, &c.mask, &in, 0); /* dq, dk, dv */
+    const int64_t d = p.head_dim;
+    if (hopper_forwards() && ((d > 32 && d <= 64) || (d > 96 && d <= 128))) {
+        fm_kernel_options o;
+        assert_int_equal(fm_kernel_options_parse("bwd=pipelined", &o), FM_OK);
+        run_both_options = &o;
+        fm_test_assert_repeatable(run_both, &p, &c.mask, &in, 0);
+        run_both_options = NULL;
+    }
     fm_random_case_free(&c);
 }
 
@@ -368,6 +479,28 @@ static void test_bad_arguments(void **state)
                           NULL);
     assert_int_equal(st, FM_ERR_INVALID);
     assert_non_null(strstr(fm_last_error(), "wide"));
+    /* pipelined is no forward kernel; as a backward one it serves D = 64 and 128 only (or,
+     * where the Hopper kernels cannot run, is unavailable, naming the option), and has one
+     * block shape (wgs=1 is refused) */
+    fm_kernel_options_default(&wg);
+    wg.forward = FM_KERNEL_PIPELINED;
+    st = fm_cuda_forward(&p, &dm, out, out, out, out, (float *)lse, &wg, NULL);
+    assert_int_equal(st, FM_ERR_INVALID);
+    assert_non_null(strstr(fm_last_error(), "pipelined"));
+    assert_int_equal(fm_kernel_options_parse("bwd=pipelined", &wg), FM_OK);
+    p.head_dim = 96;
+    st = fm_cuda_backward(&p, &dm, out, out, out, out, (float *)lse, out, out, out, out, &wg,
+                          NULL);
+    assert_true(st == FM_ERR_INVALID || st == FM_ERR_UNAVAILABLE);
+    assert_non_null(strstr(fm_last_error(), "pipelined"));
+    if (hopper_forwards()) {
+        p.head_dim = 128;
+        assert_int_equal(fm_kernel_options_parse("bwd=pipelined,wgs=1", &wg), FM_OK);
+        st = fm_cuda_backward(&p, &dm, out, out, out, out, (float *)lse, out, out, out, out,
+                              &wg, NULL);
+        assert_int_equal(st, FM_ERR_INVALID);
+        assert_non_null(strstr(fm_last_error(), "wgs=1"));
+    }
     fm_cuda_mask_free(&dm);
     fm_test_outputs_free(&t);
     fm_random_case_free(&c);
@@ -395,6 +528,7 @@ int main(void)
         fm_property_unit_test(random_bf16),
         fm_property_unit_test(long_fast_dims),
         cmocka_unit_test(test_pingpong_same_bits),
+        cmocka_unit_test(test_pipelined_backward),
     };
     if (getenv("FM_TEST_FILTER")) cmocka_set_test_filter(getenv("FM_TEST_FILTER"));
     /* No GPU: everything that needs one skipped; meson is told so (exit 77). */

@@ -26,7 +26,8 @@ for dt in float16 bfloat16; do
         --head-dim 128 --dtype $dt --out /tmp/fm-kopt/case-$dt > /dev/null 2>&1 ||
         echo "gen $dt failed" >> "$OUT/variants.txt"
     for k in auto mma wgmma fwd=mma,bwd=wgmma fwd=wgmma,bwd=mma shape=8x1 shape=8x2 \
-             wgs=1 wgs=2 deterministic bwd=wgmma,wgs=2,deterministic; do
+             wgs=1 wgs=2 deterministic bwd=wgmma,wgs=2,deterministic bwd=pipelined \
+             bwd=pipelined,deterministic; do
         d=/tmp/fm-kopt/out-$dt-${k//[=,]/_}
         "$B/tools/flashmask" run --impl cuda --case /tmp/fm-kopt/case-$dt --out "$d" \
             --kernel "$k" > /tmp/fm-kopt/run.txt 2>&1
