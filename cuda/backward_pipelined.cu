@@ -13,16 +13,15 @@
  *     registers from it to the consumers.
  * The producer walks the query blocks (32 at a time, one per lane, against both key blocks) and
  * for each live one waits for a free stage, then has one lane issue the TMA copies of the Q and
- * dO tiles (rows past Sq of the head read as zeros: the maps are [batch x head][Sq][D]) while
- * every lane copies two rows of LSE and Delta by cp.async, whose completion arrives on the same
- * "full" barrier (any alignment: a bulk copy would need 16-byte aligned rows). It also writes
- * the stage's query block, head and live bits next to it, so that the consumers read the walk
- * instead of repeating it; a last stage with no query block ends it.
+ * dO tiles (rows past Sq of the head read as zeros: the maps are [batch x head][Sq][D]) and of
+ * the 64 rows of LSE and Delta (flat maps: any row alignment, where a plain bulk copy would
+ * need 16-byte aligned rows), all on the stage's "full" barrier. The consumer warps run the
+ * same walk (qblock_walk), so nothing but the copies passes between them.
  * A consumer warpgroup, per stage: if its own tile is live,
  *   S^T = K Q^T, dP^T = V dO^T (wgmma, both operands K-major in shared memory),
  *   P^T = exp2(S^T s log2e - LSE log2e) (LSE converted as it is read: +inf for a fully masked
  *   row or a row past Sq, so P = 0), 0 where the per-key row bits mask it,
- *   dV += P^T dO, dK += dS^T Q, dS^T = P^T (dP^T - Delta)   (A from registers);
+ *   dS^T = P^T (dP^T - Delta), dV += P^T dO, dK += dS^T Q   (A from registers);
  * then, in the default mode, dS^T (or zeros) to shared memory, one named barrier over both
  * warpgroups, and dQ += dS K for its half of the columns over all 128 keys, added by one bulk
  * reduction into the blocked float32 accumulator (kernels.h), as backward_wgmma.cu does. The
@@ -32,9 +31,9 @@
  * Shared memory (D = 128 / D = 64, bytes): K and V [128 keys][D] SW128 (32768 / 16384 each),
  * Q and dO [NST stages][64][D] (NST = 2 / 3; 16384 / 8192 per tile), dS^T [2 buffers][128][64]
  * (16384 each, so that one named barrier per query block suffices), dQ staging [2 warpgroups]
- * [64][D / 2] float32 (16384 / 8192 each), LSE and Delta [NST][64] float32, the stage
- * descriptions [NST] int4, the bounds of the 128 keys [128][4] int32, and the mbarriers:
- * 196 KB / 132 KB in all.
+ * [64][D / 2] float32 (16384 / 8192 each), LSE and Delta [NST][64] float32, the
+ * bounds of the 128 keys [128][4] int32, and the mbarriers: 200744 / 135736 bytes with the
+ * 1024 of alignment slack (196 / 133 KB), one block per multiprocessor.
  */
 #include <math.h>
 
@@ -71,8 +70,9 @@ template <int D> struct pipe_smem {
     static constexpr int OFF_K = 0, OFF_V = KV, OFF_Q = 2 * KV, OFF_DO = OFF_Q + NST * TILE;
     static constexpr int OFF_DS = OFF_DO + NST * TILE, OFF_DQ = OFF_DS + 2 * DS;
     static constexpr int OFF_LSE = OFF_DQ + 2 * PART, OFF_DELTA = OFF_LSE + NST * BR * 4;
-    static constexpr int OFF_INFO = OFF_DELTA + NST * BR * 4, OFF_COLS = OFF_INFO + NST * 16;
+    static constexpr int OFF_COLS = OFF_DELTA + NST * BR * 4;
     static constexpr int OFF_BAR = OFF_COLS + KEYS * FM_BOUNDS * 4;
+    static constexpr int STAGE_BYTES = 2 * TILE + 2 * BR * 4; /* what one stage's copies bring */
     static constexpr int BYTES = 1024 + OFF_BAR + (2 * NST + 1) * 8;
 
     uint32_t base;
@@ -87,7 +87,6 @@ template <int D> struct pipe_smem {
     {
         return base + OFF_DELTA + s * BR * 4;
     }
-    __device__ __forceinline__ uint32_t info(int s) const { return base + OFF_INFO + s * 16; }
     /* Where key block j's rows of 64-column block c start in the K or V tile. */
     static __device__ __forceinline__ uint32_t key_rows(int c, int j)
     {
@@ -105,16 +104,18 @@ static_assert(pipe_smem<128>::BYTES <= 227 * 1024 && pipe_smem<64>::BYTES <= 227
 static_assert(pipe_smem<128>::OFF_DS % 1024 == 0 && pipe_smem<64>::OFF_DS % 1024 == 0,
               "dS^T tiles must be 1024-aligned (SW128)");
 
-/* A stage's description, written by the producer before its arrival: the query block (-1: the
- * walk is over), the query head's index in the GQA group, and the live bits (bit w: warpgroup
- * w's tile is not fully masked; bit 2 + w: it needs the element rule). */
-struct stage_info {
-    int qb, hq, live, unused;
+/* The copy engine's descriptions of the block's inputs: q and dout ([batch x q head][Sq][D])
+ * and k and v ([batch x kv head][Sk][D]) in SW128 boxes of 64 rows x 64 columns; lse and
+ * delta as flat arrays in boxes of 64 rows. */
+struct bwd_maps {
+    CUtensorMap q, dout, k, v, lse, delta;
 };
 
 /* Which of the query blocks first .. first + 31 are live for this block's two key blocks
- * (kb0, kb0 + 1): lane l classifies block first + l and keeps its live bits (stage_info) in
- * *live; bit l of the result says it is live for one of them. Every lane must call it. */
+ * (kb0, kb0 + 1): lane l classifies block first + l and keeps its live bits in *live (bit w:
+ * warpgroup w's tile is not fully masked; bit 2 + w: it needs the element rule); bit l of the
+ * result says it is live for one of them. The producer and every consumer warp call it on the
+ * same blocks and so walk the same list. Every lane must call it. */
 __device__ __forceinline__ unsigned live_qblocks32(const fm_attn_params &p,
                                                    const int32_t *summary, int kb0, int first,
                                                    int n_qblocks, uint32_t *live)
@@ -140,48 +141,69 @@ __device__ __forceinline__ unsigned live_qblocks32(const fm_attn_params &p,
     return __ballot_sync(0xffffffffu, (*live & 3u) != 0);
 }
 
-#ifdef FM_WGMMA_DEVICE
-/* The producer's stores, by 32-bit shared addresses (generic pointers would cost it two
- * registers each, of the 24 it keeps). */
-__device__ __forceinline__ void store_info(uint32_t at, int qb, int hq, uint32_t live)
-{
-    asm volatile("st.shared.v4.s32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(qb), "r"(hq),
-                 "r"((int)live), "r"(0)
-                 : "memory");
-}
-/* fm_cp_async4 to a shared address. */
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src, bool valid)
-{
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src),
-                 "r"(valid ? 4 : 0)
-                 : "memory");
-}
+/* The walk of the block: every query head of the GQA group in turn, and of each, the query
+ * blocks live for either key block, 32 classified at a time (live_qblocks32). next() gives the
+ * next one (its index, its live bits; hq is its head's index in the group), false at the end.
+ * Every consumer warp runs it; the producer runs the same walk as plain nested loops (produce:
+ * so written it stays within 24 registers). Both take the heads in order, each head's windows
+ * in order and each window's live blocks in the order of their bits, so they agree on every
+ * stage without passing anything through shared memory (which compute-sanitizer's racecheck,
+ * blind to mbarrier ordering, would report). Warp-collective: every lane calls next(). */
+struct qblock_walk {
+    int hq = -1, first = 1 << 30; /* the head, and the 32-block window todo refers to */
+    unsigned todo = 0;            /* its live blocks not yet taken */
+    uint32_t live_all = 0;        /* this lane's block's live bits */
+    const int32_t *summary = nullptr; /* the head's mask head's key-block summaries */
 
+    __device__ __forceinline__ bool next(const fm_attn_params &p, int kb0, int hk, int b, int *qb,
+                                         uint32_t *live)
+    {
+        const int n_qblocks = (p.seqlen_q + BR - 1) / BR;
+        while (!todo) {
+            first += 32;
+            if (first >= n_qblocks) {
+                const int group = p.q_heads / p.kv_heads;
+                if (++hq >= group) return false;
+                first = 0;
+                const int hm = (hk * group + hq) / (p.q_heads / p.mask_heads);
+                summary = p.summary +
+                          ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
+            }
+            todo = live_qblocks32(p, summary, kb0, first, n_qblocks, &live_all);
+        }
+        const int j = __ffs(todo) - 1;
+        todo &= todo - 1;
+        *qb = first + j;
+        *live = __shfl_sync(0xffffffffu, live_all, j);
+        return true;
+    }
+};
+
+#ifdef FM_WGMMA_DEVICE
 /* The producer warp: K and V of the block once, then Q, dO, LSE and Delta of every live query
- * block of every query head of the group, in the order the consumers take them, then the
- * closing stage. */
+ * block of every query head of the group, in the order the consumers walk them. Its lanes
+ * classify; lane 0 copies. */
 template <int D>
 __device__ __forceinline__ void produce(const fm_attn_params &p, const pipe_smem<D> &sm,
-                                        const CUtensorMap *map_q,
-                                        const CUtensorMap *map_do, const CUtensorMap *map_k,
-                                        const CUtensorMap *map_v, int kb0, int hk, int b)
+                                        const bwd_maps &m, int kb0, int hk, int b)
 {
     using L = pipe_smem<D>;
     const int lane = threadIdx.x & 31;
-    const int group = p.q_heads / p.kv_heads, n_qblocks = (p.seqlen_q + BR - 1) / BR;
     if (lane == 0) {
-        fm_tma_prefetch_map(map_q), fm_tma_prefetch_map(map_do);
+        fm_tma_prefetch_map(&m.q), fm_tma_prefetch_map(&m.dout);
+        fm_tma_prefetch_map(&m.lse), fm_tma_prefetch_map(&m.delta);
         const int blocks = kb0 + 1 < p.n_kblocks ? 2 : 1; /* a last, odd key block is alone */
         const int head_k = b * p.kv_heads + hk;
         fm_mbar_arrive_expect_tx(sm.kv_full(), blocks * 2 * L::TILE);
         for (int j = 0; j < blocks; j++)
             for (int c = 0; c < D; c += 64) {
-                fm_tma_load_3d(sm.k() + L::key_rows(c / 64, j), map_k, sm.kv_full(), c,
+                fm_tma_load_3d(sm.k() + L::key_rows(c / 64, j), &m.k, sm.kv_full(), c,
                                (kb0 + j) * BC, head_k);
-                fm_tma_load_3d(sm.v() + L::key_rows(c / 64, j), map_v, sm.kv_full(), c,
+                fm_tma_load_3d(sm.v() + L::key_rows(c / 64, j), &m.v, sm.kv_full(), c,
                                (kb0 + j) * BC, head_k);
             }
     }
+    const int group = p.q_heads / p.kv_heads, n_qblocks = (p.seqlen_q + BR - 1) / BR;
     int stage = 0;
     uint32_t phase = 0;
     for (int hq = 0; hq < group; hq++) {
@@ -190,40 +212,30 @@ __device__ __forceinline__ void produce(const fm_attn_params &p, const pipe_smem
             p.summary + ((size_t)b * p.mask_heads + hm) * p.n_kblocks * FM_SUMMARY_WIDTH;
         const int head_q = b * p.q_heads + h;
         for (int first = 0; first < n_qblocks; first += 32) {
-            uint32_t live_all;
+            uint32_t live_all; /* (the consumers' business) */
             for (unsigned todo = live_qblocks32(p, summary, kb0, first, n_qblocks, &live_all);
                  todo; todo &= todo - 1) {
-                const int j = __ffs(todo) - 1, q0 = (first + j) * BR;
-                const uint32_t live = __shfl_sync(0xffffffffu, live_all, j);
-                fm_mbar_wait(sm.empty(stage), phase ^ 1u); /* every lane: it writes the stage */
+                const int q0 = (first + __ffs(todo) - 1) * BR;
                 if (lane == 0) {
-                    store_info(sm.info(stage), first + j, hq, live);
-                    fm_mbar_arrive_expect_tx(sm.full(stage), 2 * L::TILE);
+                    fm_mbar_wait(sm.empty(stage), phase ^ 1u);
+                    fm_mbar_arrive_expect_tx(sm.full(stage), L::STAGE_BYTES);
                     for (int c = 0; c < D; c += 64) {
-                        fm_tma_load_3d(sm.q(stage) + c / 64 * (BR * 128), map_q, sm.full(stage),
+                        fm_tma_load_3d(sm.q(stage) + c / 64 * (BR * 128), &m.q, sm.full(stage),
                                        c, q0, head_q);
-                        fm_tma_load_3d(sm.dout(stage) + c / 64 * (BR * 128), map_do,
+                        fm_tma_load_3d(sm.dout(stage) + c / 64 * (BR * 128), &m.dout,
                                        sm.full(stage), c, q0, head_q);
                     }
+                    /* 64 rows from this head's row q0 on: rows past Sq are the next head's
+                     * (or zeros past the end), which the consumers ignore. */
+                    const int row = head_q * p.seqlen_q + q0;
+                    fm_tma_load_1d(sm.lse(stage), &m.lse, sm.full(stage), row);
+                    fm_tma_load_1d(sm.delta(stage), &m.delta, sm.full(stage), row);
                 }
-#pragma unroll
-                for (int r = lane; r < BR; r += 32) {
-                    const bool ok = q0 + r < p.seqlen_q;
-                    const size_t at = (size_t)head_q * p.seqlen_q + (ok ? q0 + r : 0);
-                    cp_async4(sm.lse(stage) + 4 * r, p.lse_in + at, ok);
-                    cp_async4(sm.delta(stage) + 4 * r, p.delta + at, ok);
-                }
-                fm_mbar_arrive_cp_async(sm.full(stage));
+                __syncwarp();
                 if (++stage == L::NST) stage = 0, phase ^= 1u;
             }
         }
     }
-    fm_mbar_wait(sm.empty(stage), phase ^ 1u);
-    if (lane == 0) {
-        store_info(sm.info(stage), -1, 0, 0);
-        fm_mbar_arrive(sm.full(stage));
-    }
-    fm_mbar_arrive_cp_async(sm.full(stage));
 }
 
 /* Warpgroup w's own named barrier (its 128 threads). */
@@ -233,7 +245,8 @@ __device__ __forceinline__ void wg_sync(int wg)
     else fm_bar_sync_id<BAR_WG + 1>(128);
 }
 
-/* A consumer warpgroup: every stage the producer fills, until the closing one; then dK, dV. */
+/* A consumer warpgroup: every live query block of the walk, from the stages the producer
+ * fills in the same order; then dK and dV out. */
 template <typename T, int D, bool DO_DQ>
 __device__ __forceinline__ void consume(const fm_attn_params &p, const pipe_smem<D> &sm,
                                         unsigned char *smem, int kb0, int hk, int b)
@@ -245,7 +258,6 @@ __device__ __forceinline__ void consume(const fm_attn_params &p, const pipe_smem
     const int c0 = kb0 * BC, wk0 = wg * BC; /* the block's first key; this warpgroup's, inside */
     const int group = p.q_heads / p.kv_heads, n_qblocks = (p.seqlen_q + BR - 1) / BR;
     const float scale_log2 = p.scale * LOG2E;
-    const stage_info *info = reinterpret_cast<const stage_info *>(smem + L::OFF_INFO);
     const float *sLse = reinterpret_cast<const float *>(smem + L::OFF_LSE);
     const float *sDelta = reinterpret_cast<const float *>(smem + L::OFF_DELTA);
     int32_t *sCols = reinterpret_cast<int32_t *>(smem + L::OFF_COLS);
@@ -259,15 +271,13 @@ __device__ __forceinline__ void consume(const fm_attn_params &p, const pipe_smem
         for (int e = 0; e < 4; e++) acc_dv[n][e] = acc_dk[n][e] = 0.f;
 
     fm_mbar_wait(sm.kv_full(), 0);
-    int stage = 0, cur_hq = -1, cur_hm = -1, ds_buf = 0;
-    uint32_t phase = 0, ds_zero = 0; /* bit i: this warpgroup's rows of dS^T buffer i are 0 */
-    float *dq_chunks = nullptr;      /* the current head's blocked dQ accumulator (kernels.h) */
-    for (;; ds_buf ^= 1) {
-        fm_mbar_wait(sm.full(stage), phase);
-        const stage_info si = info[stage];
-        if (si.qb < 0) break;
-        if (si.hq != cur_hq) { /* a new query head: its accumulator, its mask head's bounds */
-            cur_hq = si.hq;
+    int stage = 0, cur_hq = -1, cur_hm = -1, ds_buf = 0, qb;
+    uint32_t phase = 0, ds_zero = 0, live; /* ds_zero bit i: our rows of dS^T buffer i are 0 */
+    float *dq_chunks = nullptr; /* the current head's blocked dQ accumulator (kernels.h) */
+    qblock_walk walk;
+    for (; walk.next(p, kb0, hk, b, &qb, &live); ds_buf ^= 1) {
+        if (walk.hq != cur_hq) { /* a new query head: its accumulator, its mask head's bounds */
+            cur_hq = walk.hq;
             const int h = hk * group + cur_hq, hm = h / (p.q_heads / p.mask_heads);
             if (DO_DQ)
                 dq_chunks = p.dq_accum + ((size_t)b * p.q_heads + h) * n_qblocks * (BR * D);
@@ -283,8 +293,8 @@ __device__ __forceinline__ void consume(const fm_attn_params &p, const pipe_smem
                 wg_sync(wg);
             }
         }
-        const int qb = si.qb, r0 = qb * BR, valid_q = p.seqlen_q - r0;
-        const uint32_t live = (uint32_t)si.live;
+        const int r0 = qb * BR, valid_q = p.seqlen_q - r0;
+        fm_mbar_wait(sm.full(stage), phase);
         const bool mine = (live >> wg) & 1u, partial = (live >> (2 + wg)) & 1u;
         const uint32_t aQ = sm.q(stage), adO = sm.dout(stage);
         const float *lse = sLse + stage * BR, *delta = sDelta + stage * BR;
@@ -467,10 +477,7 @@ __device__ __forceinline__ void consume(const fm_attn_params &p, const pipe_smem
 
 template <typename T, int D, bool DO_DQ>
 __global__ void __launch_bounds__(NT, 1)
-    fm_dkdv_pipelined_kernel(const fm_attn_params p, const __grid_constant__ CUtensorMap map_q,
-                             const __grid_constant__ CUtensorMap map_do,
-                             const __grid_constant__ CUtensorMap map_k,
-                             const __grid_constant__ CUtensorMap map_v)
+    fm_dkdv_pipelined_kernel(const fm_attn_params p, const __grid_constant__ bwd_maps maps)
 {
 #ifdef FM_WGMMA_DEVICE
     using L = pipe_smem<D>;
@@ -482,15 +489,14 @@ __global__ void __launch_bounds__(NT, 1)
     const int kb0 = blockIdx.x * 2, hk = blockIdx.y, b = blockIdx.z;
 
     if (threadIdx.x == 0) {
-        /* full: the producer lane's expect_tx arrival and one cp.async arrival per lane. */
-        for (int s = 0; s < L::NST; s++) fm_mbar_init(sm.full(s), 1 + 32), fm_mbar_init(sm.empty(s), 8);
+        for (int s = 0; s < L::NST; s++) fm_mbar_init(sm.full(s), 1), fm_mbar_init(sm.empty(s), 8);
         fm_mbar_init(sm.kv_full(), 1);
         fm_mbar_init_fence();
     }
     __syncthreads();
     if (warp >= 8) { /* the third warpgroup: warp 8 produces, the others just leave */
         fm_wg_regs_dec<REGS_PRODUCER>();
-        if (warp == 8) produce<D>(p, sm, &map_q, &map_do, &map_k, &map_v, kb0, hk, b);
+        if (warp == 8) produce<D>(p, sm, maps, kb0, hk, b);
         return;
     }
     fm_wg_regs_inc<REGS_CONSUMER>();
@@ -500,25 +506,35 @@ __global__ void __launch_bounds__(NT, 1)
 #endif
 }
 
-/* The copy engine's descriptions of q and dout ([batch x q head][Sq][D]) and k and v ([batch x
- * kv head][Sk][D]), boxes of 64 rows x 64 columns, SW128. */
-template <typename T, int D>
-cudaError_t launch(const fm_attn_params &p, bool do_dq, cudaStream_t stream)
+/* The maps (bwd_maps), or cudaErrorNotSupported where the copy engine cannot describe a tensor
+ * (e.g. not 16-byte aligned) or a flat row index would not fit its 32-bit coordinates. */
+template <typename T, int D> cudaError_t make_maps(const fm_attn_params &p, bwd_maps *m)
 {
     const fm_tma_elem elem = std::is_same<T, __half>::value ? FM_TMA_F16 : FM_TMA_BF16;
     const uint64_t hq = (uint64_t)p.batch * p.q_heads, hk = (uint64_t)p.batch * p.kv_heads;
-    CUtensorMap mq, mdo, mk, mv;
-    if (fm_tma_map_3d(&mq, p.q, elem, D, p.seqlen_q, hq, 64, BR, true) != cudaSuccess ||
-        fm_tma_map_3d(&mdo, p.dout, elem, D, p.seqlen_q, hq, 64, BR, true) != cudaSuccess ||
-        fm_tma_map_3d(&mk, p.k, elem, D, p.seqlen_k, hk, 64, BC, true) != cudaSuccess ||
-        fm_tma_map_3d(&mv, p.v, elem, D, p.seqlen_k, hk, 64, BC, true) != cudaSuccess)
+    const uint64_t rows = hq * p.seqlen_q;
+    if (rows + BR > (uint64_t)INT32_MAX ||
+        fm_tma_map_3d(&m->q, p.q, elem, D, p.seqlen_q, hq, 64, BR, true) != cudaSuccess ||
+        fm_tma_map_3d(&m->dout, p.dout, elem, D, p.seqlen_q, hq, 64, BR, true) != cudaSuccess ||
+        fm_tma_map_3d(&m->k, p.k, elem, D, p.seqlen_k, hk, 64, BC, true) != cudaSuccess ||
+        fm_tma_map_3d(&m->v, p.v, elem, D, p.seqlen_k, hk, 64, BC, true) != cudaSuccess ||
+        fm_tma_map_1d(&m->lse, p.lse_in, FM_TMA_I32, rows, BR) != cudaSuccess ||
+        fm_tma_map_1d(&m->delta, p.delta, FM_TMA_I32, rows, BR) != cudaSuccess)
         return cudaErrorNotSupported;
+    return cudaSuccess;
+}
+
+template <typename T, int D>
+cudaError_t launch(const fm_attn_params &p, bool do_dq, cudaStream_t stream)
+{
+    bwd_maps maps;
+    if (make_maps<T, D>(p, &maps) != cudaSuccess) return cudaErrorNotSupported;
     constexpr int SMEM = pipe_smem<D>::BYTES;
     auto kernel = do_dq ? fm_dkdv_pipelined_kernel<T, D, true> : fm_dkdv_pipelined_kernel<T, D, false>;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
     if (err != cudaSuccess) return err;
     dim3 grid((p.n_kblocks + 1) / 2, p.kv_heads, p.batch);
-    kernel<<<grid, NT, SMEM, stream>>>(p, mq, mdo, mk, mv);
+    kernel<<<grid, NT, SMEM, stream>>>(p, maps);
     return cudaGetLastError();
 }
 

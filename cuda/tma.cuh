@@ -40,6 +40,13 @@ cudaError_t fm_tma_map_3d(CUtensorMap *map, const void *base, fm_tma_elem elem, 
                           uint64_t n1, uint64_t n2, uint32_t box0, uint32_t box1,
                           bool swizzle128);
 
+/* Fill *map for a flat array of n elements, boxes of `box` (box * element bytes a multiple of
+ * 16) at any element offset: a run of rows of a per-row float32 tensor (the backward's LSE and
+ * Delta as 32-bit words, FM_TMA_I32), whatever the alignment of the run; elements past n read
+ * as zeros. Fails as fm_tma_map_3d does. */
+cudaError_t fm_tma_map_1d(CUtensorMap *map, const void *base, fm_tma_elem elem, uint64_t n,
+                          uint32_t box);
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 __device__ __forceinline__ void fm_mbar_init(uint32_t bar, uint32_t count)
 {
@@ -59,13 +66,6 @@ __device__ __forceinline__ void fm_mbar_arrive_expect_tx(uint32_t bar, uint32_t 
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar),
                  "r"(bytes)
                  : "memory");
-}
-/* An arrival on bar once every cp.async this thread issued before it has landed (the
- * backward's producer copies LSE and Delta so: rows of any alignment, which a bulk copy cannot
- * take). .noinc: the arrival is one of those the barrier was initialised to expect. */
-__device__ __forceinline__ void fm_mbar_arrive_cp_async(uint32_t bar)
-{
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
 }
 /* Wait until the phase with this parity has completed. */
 __device__ __forceinline__ void fm_mbar_wait(uint32_t bar, uint32_t parity)
@@ -95,6 +95,16 @@ template <int ID> __device__ __forceinline__ void fm_bar_sync_id(int count)
 __device__ __forceinline__ void fm_bar_arrive(int id, int count)
 {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+/* One box of a 1D map at element coordinate x0 into shared memory at dst (16-byte aligned);
+ * its bytes count down barrier bar. */
+__device__ __forceinline__ void fm_tma_load_1d(uint32_t dst, const CUtensorMap *map, uint32_t bar,
+                                               int x0)
+{
+    asm volatile("cp.async.bulk.tensor.1d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%3}], [%2];\n" ::"r"(dst),
+                 "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(x0)
+                 : "memory");
 }
 /* One box at element coordinates (x0, x1, x2) into shared memory at dst; its bytes count down
  * barrier bar. */
