@@ -55,9 +55,9 @@ cudaError_t fm_tma_map_1d(CUtensorMap *map, const void *base, fm_tma_elem elem, 
     const CUtensorMapDataType type = elem == FM_TMA_F16    ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
                                      : elem == FM_TMA_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                                                            : CU_TENSOR_MAP_DATA_TYPE_INT32;
-    const cuuint64_t dims[1] = {n};
+    const cuuint64_t dims[1] = {n}, strides[1] = {0}; /* rank 1: no stride is read */
     const cuuint32_t boxes[1] = {box}, unit[1] = {1};
-    const CUresult r = encode(map, type, 1, const_cast<void *>(base), dims, nullptr, boxes, unit,
+    const CUresult r = encode(map, type, 1, const_cast<void *>(base), dims, strides, boxes, unit,
                               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
                               CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorNotSupported;
