@@ -24,6 +24,9 @@ Forward kernels side by side, in the same process on the same inputs (e.g. the H
 and its ping-pong schedule), with --fwd-variants wgmma,pingpong: each row then also times our
 forward with fwd=<each> and says whether its O and LSE are bit-identical to the previous one's;
 --no-bwd leaves every backward out; --sdpa keeps cuDNN and FlashAttention-2 with --no-flex.
+Backward kernels the same way with --bwd-variants wgmma,pipelined: each row also times our
+backward with bwd=<each> (after the --kernel forward) and says whether its dK and dV (and, with
+--deterministic, dQ) are bit-identical to the previous one's.
 
 Layer: tools (benchmark), on top of the cuda layer.
 """
@@ -300,7 +303,7 @@ def sdpa_side(row, q, k, v, do, fwd_flops, bwd_flops, do_bwd=True):
 
 def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex_compiled,
                results, save=None, flags=0, kernel="auto", fwd_variants=(), do_bwd=True,
-               do_sdpa=False):
+               do_sdpa=False, bwd_variants=()):
     torch.manual_seed(0)
     tdtype = torch.bfloat16 if dtype == BFLOAT16 else torch.float16
     qshape, kshape = (1, heads, seqlen, dim), (1, kv_heads, seqlen, dim)
@@ -314,6 +317,8 @@ def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex
     kopt = lib.kernel_options(kernel)
     # --fwd-variants: the same options with another forward kernel each (a later fwd= wins)
     vopts = {name: lib.kernel_options(f"{kernel},fwd={name}") for name in fwd_variants}
+    # --bwd-variants: the same options with another backward kernel each (a later bwd= wins)
+    bopts = {name: lib.kernel_options(f"{kernel},bwd={name}") for name in bwd_variants}
     for fam in families:
         per_head = fam == "random_eviction"  # differs per (b, head)
         mheads = heads if per_head else 1
@@ -329,10 +334,10 @@ def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex
                                              ptr(v), ptr(out), ptr(lse), C.byref(o),
                                              C.c_void_p(stream)), "forward")
 
-        def ours_bwd():
+        def ours_bwd(o=kopt):
             lib.check(lib.so.fm_cuda_backward(C.byref(prob), C.byref(dmask), ptr(q), ptr(k),
                                               ptr(v), ptr(out), ptr(lse), ptr(do), ptr(dq),
-                                              ptr(dk), ptr(dv), C.byref(kopt), C.c_void_p(stream)),
+                                              ptr(dk), ptr(dv), C.byref(o), C.c_void_p(stream)),
                       "backward")
 
         ours_fwd()
@@ -363,6 +368,23 @@ def run_config(lib, heads, kv_heads, seqlen, dim, families, dtype, do_flex, flex
         if do_bwd:
             row["ours_bwd_ms"] = bench_ms(ours_bwd)
             row["ours_bwd_tflops"] = bwd_flops / row["ours_bwd_ms"] / 1e9
+        if do_bwd and bopts:
+            row["bwd_variants"] = list(bopts)
+            prev = None
+            for name, o in bopts.items():
+                ours_bwd(o)
+                torch.cuda.synchronize()
+                # dK, dV as 16-bit words; dQ too in deterministic mode (else its float32
+                # additions come in a varying order)
+                bits = [dk.view(torch.int16).clone(), dv.view(torch.int16).clone()]
+                if flags:
+                    bits.append(dq.view(torch.int16).clone())
+                prev = prev or bits
+                row[f"bwd_bits_equal_prev_{name}"] = all(torch.equal(a, b)
+                                                         for a, b in zip(bits, prev))
+                prev = bits
+                ms = bench_ms(lambda o=o: ours_bwd(o))
+                row[f"ours_bwd_tflops_{name}"] = bwd_flops / ms / 1e9
         if do_flex:
             try:
                 flex_side(row, mask, params, heads, mheads, per_head, seqlen, q, k, v, do,
@@ -429,9 +451,13 @@ def main():
                     help="our backward with FM_FLAG_DETERMINISTIC (dQ without atomics)")
     ap.add_argument("--kernel", default="auto",
                     help="our kernels: auto (the heuristics), mma, wgmma, or a comma list of "
-                         "fwd=..., bwd=..., shape=8x1|4x2|8x2, wgs=1|2 (fm_kernel_options)")
+                         "fwd=..., bwd=... (auto, mma, wgmma, pipelined), shape=8x1|4x2|8x2, "
+                         "wgs=1|2 (fm_kernel_options)")
     ap.add_argument("--fwd-variants", default="",
                     help="comma list of forward kernels (auto, mma, wgmma, pingpong, wide) each also "
+                         "timed per row, on the same inputs, with --kernel's other options")
+    ap.add_argument("--bwd-variants", default="",
+                    help="comma list of backward kernels (auto, mma, wgmma, pipelined) each also "
                          "timed per row, on the same inputs, with --kernel's other options")
     ap.add_argument("--no-bwd", action="store_true", help="time forwards only")
     ap.add_argument("--sdpa", action="store_true",
@@ -439,6 +465,7 @@ def main():
                          "full and causal masks")
     args = ap.parse_args()
     variants = [v for v in args.fwd_variants.split(",") if v]
+    bvariants = [v for v in args.bwd_variants.split(",") if v] if not args.no_bwd else []
 
     # Timing backward repeatedly needs retain_graph=True, which compiled graphs with donated
     # buffers refuse.
@@ -458,7 +485,7 @@ def main():
         h, hk, s, d = parse_config(cfg)
         run_config(lib, h, hk, s, d, args.families.split(","), BFLOAT16, not args.no_flex,
                    flex_compiled, results, save, 1 if args.deterministic else 0, args.kernel,
-                   variants, not args.no_bwd, args.sdpa)
+                   variants, not args.no_bwd, args.sdpa, bvariants)
         torch.cuda.empty_cache()
     mm_after = matmul_tflops()
 
@@ -480,6 +507,17 @@ def main():
         for r in results:
             t = [r[f"ours_fwd_tflops_{v}"] for v in variants]
             same = "".join(str(int(r[f"fwd_bits_equal_prev_{v}"])) for v in variants[1:])
+            print(f"{config_name(r):>14} {r['family']:>22} " +
+                  " ".join(f"{x:9.1f}" for x in t) + f" {t[-1] / t[0]:6.2f} {same:>5}")
+    if bvariants:
+        print(f"\nbackward variants (TFLOP/s; ratio: {bvariants[-1]} / {bvariants[0]}; bits: "
+              f"whether each variant's dK, dV{' and dQ' if args.deterministic else ''} equal "
+              f"the previous variant's, 1/0)")
+        print(f"{'config':>14} {'family':>22} " + " ".join(f"{v:>9}" for v in bvariants) +
+              f" {'ratio':>6} {'bits':>5}")
+        for r in results:
+            t = [r[f"ours_bwd_tflops_{v}"] for v in bvariants]
+            same = "".join(str(int(r[f"bwd_bits_equal_prev_{v}"])) for v in bvariants[1:])
             print(f"{config_name(r):>14} {r['family']:>22} " +
                   " ".join(f"{x:9.1f}" for x in t) + f" {t[-1] / t[0]:6.2f} {same:>5}")
     summary = {}
@@ -510,6 +548,13 @@ def main():
             for v in variants[1:]:
                 summary[cfg][f"fwd_bits_equal_prev_{v}_rows"] = sum(
                     r[f"fwd_bits_equal_prev_{v}"] for r in rows)
+        if len(bvariants) > 1 and rows:
+            summary.setdefault(cfg, {})[f"geomean_bwd_{bvariants[-1]}_over_{bvariants[0]}"] = \
+                geomean([r[f"ours_bwd_tflops_{bvariants[-1]}"] /
+                         r[f"ours_bwd_tflops_{bvariants[0]}"] for r in rows])
+            for v in bvariants[1:]:
+                summary[cfg][f"bwd_bits_equal_prev_{v}_rows"] = sum(
+                    r[f"bwd_bits_equal_prev_{v}"] for r in rows)
         if cfg in summary:
             print(cfg, json.dumps(summary[cfg]))
     if args.out:
