@@ -101,7 +101,7 @@ static fm_status choose_wgmma(int choice, int head_dim, const char *pass, bool *
                        "only (this call: %d)", name, pass, head_dim);
     fm_status st = wgmma_runs();
     *use = st == FM_OK;
-    if (st != FM_OK && choice != FM_KERNEL_WGMMA) { /* name the option the caller gave */
+    if (st != FM_OK && backward_only) { /* name the option the caller gave */
         char why[256];
         snprintf(why, sizeof why, "%s", fm_last_error());
         return fm_fail(st, "kernel options: %s=%s: %s", forward ? "fwd" : "bwd", name, why);

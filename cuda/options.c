@@ -14,6 +14,7 @@
 static const char *const choice_names[] = {"auto", "mma", "wgmma", "pingpong", "wide",
                                            "pipelined"};
 enum { N_CHOICES = 6 };
+static const char *const shape_names[] = {"auto", "8x1", "4x2", "8x2"};
 
 /* Whether choice v can follow fwd= (forward) or bwd= */
 static int choice_for_pass(int v, int forward)
@@ -22,7 +23,6 @@ static int choice_for_pass(int v, int forward)
     if (v <= FM_KERNEL_WGMMA) return 1;
     return forward ? v == FM_KERNEL_PINGPONG || v == FM_KERNEL_WIDE : v == FM_KERNEL_PIPELINED;
 }
-static const char *const shape_names[] = {"auto", "8x1", "4x2", "8x2"};
 
 void fm_kernel_options_default(fm_kernel_options *o)
 {
