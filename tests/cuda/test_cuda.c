@@ -66,7 +66,7 @@ static int hopper_forwards(void)
 }
 
 /* Whether the Hopper kernels serve the case: they run here and its head dim pads to 64 or 128. */
-static int forward_choice_hopper(const fm_random_case *c)
+static int hopper_serves(const fm_random_case *c)
 {
     const int64_t d = c->problem.head_dim;
     return ((d > 32 && d <= 64) || (d > 96 && d <= 128)) && fm_cuda_available() == FM_OK &&
@@ -104,7 +104,7 @@ static int cuda_passes(const fm_random_case *c, fm_dtype dtype, char *msg, size_
     kopt.bwd_warpgroups = (c->seed & 4) ? 2 : 1;
     kopt.forward = forward_choice(c);
     /* One Hopper case in three: the pipelined dK/dV kernel (its one block shape). */
-    if (forward_choice_hopper(c) && (c->seed >> 5) % 3 == 0) {
+    if (hopper_serves(c) && (c->seed >> 5) % 3 == 0) {
         kopt.backward = FM_KERNEL_PIPELINED;
         kopt.bwd_warpgroups = 0;
     }
