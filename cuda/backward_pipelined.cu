@@ -14,8 +14,8 @@
  * The producer walks the query blocks (32 at a time, one per lane, against both key blocks) and
  * for each live one waits for a free stage, then has one lane issue the TMA copies of the Q and
  * dO tiles (rows past Sq of the head read as zeros: the maps are [batch x head][Sq][D]) and of
- * the 64 rows of LSE and Delta (flat maps: any row alignment, where a plain bulk copy would
- * need 16-byte aligned rows), all on the stage's "full" barrier. The consumer warps run the
+ * the 64 rows of LSE and Delta (flat maps, boxes from the 16-byte boundary at or before the
+ * block's first row: a head's rows start at any alignment), all on the stage's "full" barrier. The consumer warps run the
  * same walk (qblock_walk), so nothing but the copies passes between them.
  * A consumer warpgroup, per stage: if its own tile is live,
  *   S^T = K Q^T, dP^T = V dO^T (wgmma, both operands K-major in shared memory),
@@ -31,9 +31,9 @@
  * Shared memory (D = 128 / D = 64, bytes): K and V [128 keys][D] SW128 (32768 / 16384 each),
  * Q and dO [NST stages][64][D] (NST = 2 / 3; 16384 / 8192 per tile), dS^T [2 buffers][128][64]
  * (16384 each, so that one named barrier per query block suffices), dQ staging [2 warpgroups]
- * [64][D / 2] float32 (16384 / 8192 each), LSE and Delta [NST][64] float32, the
- * bounds of the 128 keys [128][4] int32, and the mbarriers: 200744 / 135736 bytes with the
- * 1024 of alignment slack (196 / 133 KB), one block per multiprocessor.
+ * [64][D / 2] float32 (16384 / 8192 each), LSE and Delta [NST][ROWS_BOX = 68] float32 (384
+ * bytes a stage), the bounds of the 128 keys [128][4] int32, and the mbarriers: 201256 / 136504
+ * bytes with the 1024 of alignment slack (197 / 134 KB), one block per multiprocessor.
  */
 #include <math.h>
 
@@ -56,6 +56,14 @@ constexpr int REGS_CONSUMER = 240, REGS_PRODUCER = 24; /* 2 * 240 + 24 = 504: 16
 constexpr int BAR_DS = 1;                      /* both warpgroups' dS^T is in (256 threads) */
 constexpr int BAR_WG = 2;                      /* BAR_WG + w: warpgroup w alone (128 threads) */
 
+/* LSE and Delta of a query block come as a box of ROWS_BOX floats starting at the block's first
+ * row rounded down to a multiple of 4: the copy engine needs the innermost coordinate of a box
+ * 16-byte aligned, and a head's rows start anywhere (at Sq h). The block's rows then sit
+ * (Sq h) % 4 floats into the box. Each stage's box takes ROWS_BYTES of shared memory (a
+ * multiple of 128, as the copy engine wants its destinations). */
+constexpr int ROWS_BOX = BR + 4, ROWS_BYTES = 384;
+static_assert(ROWS_BOX * 4 <= ROWS_BYTES && ROWS_BYTES % 128 == 0, "LSE / Delta box");
+
 /* The dQ part of a warpgroup: columns [w N, w N + N) of the query block's dQ (dq_split). */
 template <int D> using dq_part = dq_split<D, 2>;
 
@@ -69,10 +77,10 @@ template <int D> struct pipe_smem {
     static constexpr int PART = dq_part<D>::BYTES;
     static constexpr int OFF_K = 0, OFF_V = KV, OFF_Q = 2 * KV, OFF_DO = OFF_Q + NST * TILE;
     static constexpr int OFF_DS = OFF_DO + NST * TILE, OFF_DQ = OFF_DS + 2 * DS;
-    static constexpr int OFF_LSE = OFF_DQ + 2 * PART, OFF_DELTA = OFF_LSE + NST * BR * 4;
-    static constexpr int OFF_COLS = OFF_DELTA + NST * BR * 4;
+    static constexpr int OFF_LSE = OFF_DQ + 2 * PART, OFF_DELTA = OFF_LSE + NST * ROWS_BYTES;
+    static constexpr int OFF_COLS = OFF_DELTA + NST * ROWS_BYTES;
     static constexpr int OFF_BAR = OFF_COLS + KEYS * FM_BOUNDS * 4;
-    static constexpr int STAGE_BYTES = 2 * TILE + 2 * BR * 4; /* what one stage's copies bring */
+    static constexpr int STAGE_BYTES = 2 * TILE + 2 * ROWS_BOX * 4; /* one stage's copies */
     static constexpr int BYTES = 1024 + OFF_BAR + (2 * NST + 1) * 8;
 
     uint32_t base;
@@ -82,10 +90,13 @@ template <int D> struct pipe_smem {
     __device__ __forceinline__ uint32_t dout(int s) const { return base + OFF_DO + s * TILE; }
     __device__ __forceinline__ uint32_t ds(int i) const { return base + OFF_DS + i * DS; }
     __device__ __forceinline__ uint32_t staging(int w) const { return base + OFF_DQ + w * PART; }
-    __device__ __forceinline__ uint32_t lse(int s) const { return base + OFF_LSE + s * BR * 4; }
+    __device__ __forceinline__ uint32_t lse(int s) const
+    {
+        return base + OFF_LSE + s * ROWS_BYTES;
+    }
     __device__ __forceinline__ uint32_t delta(int s) const
     {
-        return base + OFF_DELTA + s * BR * 4;
+        return base + OFF_DELTA + s * ROWS_BYTES;
     }
     /* Where key block j's rows of 64-column block c start in the K or V tile. */
     static __device__ __forceinline__ uint32_t key_rows(int c, int j)
@@ -225,11 +236,12 @@ __device__ __forceinline__ void produce(const fm_attn_params &p, const pipe_smem
                         fm_tma_load_3d(sm.dout(stage) + c / 64 * (BR * 128), &m.dout,
                                        sm.full(stage), c, q0, head_q);
                     }
-                    /* 64 rows from this head's row q0 on: rows past Sq are the next head's
+                    /* The 64 rows from this head's row q0 on, in a box from the 16-byte
+                     * boundary at or before them (ROWS_BOX): rows past Sq are the next head's
                      * (or zeros past the end), which the consumers ignore. */
                     const int row = head_q * p.seqlen_q + q0;
-                    fm_tma_load_1d(sm.lse(stage), &m.lse, sm.full(stage), row);
-                    fm_tma_load_1d(sm.delta(stage), &m.delta, sm.full(stage), row);
+                    fm_tma_load_1d(sm.lse(stage), &m.lse, sm.full(stage), row & ~3);
+                    fm_tma_load_1d(sm.delta(stage), &m.delta, sm.full(stage), row & ~3);
                 }
                 __syncwarp();
                 if (++stage == L::NST) stage = 0, phase ^= 1u;
@@ -274,11 +286,13 @@ __device__ __forceinline__ void consume(const fm_attn_params &p, const pipe_smem
     int stage = 0, cur_hq = -1, cur_hm = -1, ds_buf = 0, qb;
     uint32_t phase = 0, ds_zero = 0, live; /* ds_zero bit i: our rows of dS^T buffer i are 0 */
     float *dq_chunks = nullptr; /* the current head's blocked dQ accumulator (kernels.h) */
+    int rows_shift = 0;         /* where the current head's query blocks start in their boxes */
     qblock_walk walk;
     for (; walk.next(p, kb0, hk, b, &qb, &live); ds_buf ^= 1) {
         if (walk.hq != cur_hq) { /* a new query head: its accumulator, its mask head's bounds */
             cur_hq = walk.hq;
             const int h = hk * group + cur_hq, hm = h / (p.q_heads / p.mask_heads);
+            rows_shift = ((b * p.q_heads + h) * p.seqlen_q) & 3; /* into each LSE/Delta box */
             if (DO_DQ)
                 dq_chunks = p.dq_accum + ((size_t)b * p.q_heads + h) * n_qblocks * (BR * D);
             if (hm != cur_hm) {
@@ -297,7 +311,8 @@ __device__ __forceinline__ void consume(const fm_attn_params &p, const pipe_smem
         fm_mbar_wait(sm.full(stage), phase);
         const bool mine = (live >> wg) & 1u, partial = (live >> (2 + wg)) & 1u;
         const uint32_t aQ = sm.q(stage), adO = sm.dout(stage);
-        const float *lse = sLse + stage * BR, *delta = sDelta + stage * BR;
+        const float *lse = sLse + stage * (ROWS_BYTES / 4) + rows_shift;
+        const float *delta = sDelta + stage * (ROWS_BYTES / 4) + rows_shift;
 
         if (mine) { /* this warpgroup's 64 keys see some of these queries */
             /* S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries each, k = D), two groups:
@@ -518,8 +533,8 @@ template <typename T, int D> cudaError_t make_maps(const fm_attn_params &p, bwd_
         fm_tma_map_3d(&m->dout, p.dout, elem, D, p.seqlen_q, hq, 64, BR, true) != cudaSuccess ||
         fm_tma_map_3d(&m->k, p.k, elem, D, p.seqlen_k, hk, 64, BC, true) != cudaSuccess ||
         fm_tma_map_3d(&m->v, p.v, elem, D, p.seqlen_k, hk, 64, BC, true) != cudaSuccess ||
-        fm_tma_map_1d(&m->lse, p.lse_in, FM_TMA_I32, rows, BR) != cudaSuccess ||
-        fm_tma_map_1d(&m->delta, p.delta, FM_TMA_I32, rows, BR) != cudaSuccess)
+        fm_tma_map_1d(&m->lse, p.lse_in, FM_TMA_I32, rows, ROWS_BOX) != cudaSuccess ||
+        fm_tma_map_1d(&m->delta, p.delta, FM_TMA_I32, rows, ROWS_BOX) != cudaSuccess)
         return cudaErrorNotSupported;
     return cudaSuccess;
 }

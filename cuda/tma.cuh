@@ -41,9 +41,10 @@ cudaError_t fm_tma_map_3d(CUtensorMap *map, const void *base, fm_tma_elem elem, 
                           bool swizzle128);
 
 /* Fill *map for a flat array of n elements, boxes of `box` (box * element bytes a multiple of
- * 16) at any element offset: a run of rows of a per-row float32 tensor (the backward's LSE and
- * Delta as 32-bit words, FM_TMA_I32), whatever the alignment of the run; elements past n read
- * as zeros. Fails as fm_tma_map_3d does. */
+ * 16): runs of a per-row float32 tensor (the backward's LSE and Delta as 32-bit words,
+ * FM_TMA_I32); elements past n read as zeros. As for every map, a box's innermost coordinate
+ * must be 16-byte aligned (here: a multiple of 16 / element bytes), or the copy faults. Fails as
+ * fm_tma_map_3d does. */
 cudaError_t fm_tma_map_1d(CUtensorMap *map, const void *base, fm_tma_elem elem, uint64_t n,
                           uint32_t box);
 
@@ -96,8 +97,8 @@ __device__ __forceinline__ void fm_bar_arrive(int id, int count)
 {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
-/* One box of a 1D map at element coordinate x0 into shared memory at dst (16-byte aligned);
- * its bytes count down barrier bar. */
+/* One box of a 1D map at element coordinate x0 (16-byte aligned in bytes) into shared memory
+ * at dst (128-byte aligned); its bytes count down barrier bar. */
 __device__ __forceinline__ void fm_tma_load_1d(uint32_t dst, const CUtensorMap *map, uint32_t bar,
                                                int x0)
 {
