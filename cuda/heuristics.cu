@@ -18,9 +18,12 @@
  *   jumps over fully masked query blocks.
  * - the wgmma dK/dV kernel with two warpgroups (128 keys) halves the dQ atomics; the
  *   deterministic mode has no atomics to save and takes one.
- * - bwd=pipelined (backward_pipelined.cu: the two-warpgroup dK/dV block fed by a TMA producer
- *   warp) runs only when asked for: not yet measured against the wgmma one, so auto does not
- *   take it.
+ * - the pipelined backward (backward_pipelined.cu: the two-warpgroup dK/dV block fed by a TMA
+ *   producer warp) is auto's at D = 128, dense or sparse, deterministic or not, and at D = 64
+ *   where the two-warpgroup wgmma block would run (dense, not deterministic): in one process
+ *   against the wgmma backward it was faster on every family at D = 128 (8K and 32K, 1.14x to
+ *   1.41x; deterministic 1.10x to 1.23x) and on the dense families at D = 64 (1.30x to 1.40x),
+ *   where the sparse ones, which the one-warpgroup block serves, were 0.96x to 1.01x.
  * - the Hopper forward is the wide one (forward_wide.cu: the ping-pong schedule on 128-key
  *   stages): 1.08x forward_pingpong.cu's geomean at 8K, 1.07x at 32K (D = 128, every family
  *   faster), 1.11x at D = 64; fwd=pingpong and fwd=wgmma still ask for the 64-key kernels.
@@ -137,7 +140,10 @@ fm_status fm_cuda_plan_kernels(const fm_problem *p, const fm_attn_params &kp,
     plan->bwd_jump = sparse;
     plan->bwd_warpgroups = o.bwd_warpgroups ? o.bwd_warpgroups
                                             : (!plan->deterministic && !sparse ? 2 : 1);
-    if (o.backward == FM_KERNEL_PIPELINED) { /* one block shape: 128 keys, two warpgroups */
+    const bool auto_pipelined = o.backward == FM_KERNEL_AUTO && !o.bwd_warpgroups &&
+                                plan->bwd_wgmma &&
+                                (kp.head_dim == 128 || (!sparse && !plan->deterministic));
+    if (o.backward == FM_KERNEL_PIPELINED || auto_pipelined) { /* 128 keys, two warpgroups */
         if (o.bwd_warpgroups == 1)
             return fm_fail(FM_ERR_INVALID, "kernel options: wgs=1 is the wgmma backward's "
                            "one-warpgroup block; bwd=pipelined has two warpgroups");
