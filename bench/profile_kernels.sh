@@ -10,7 +10,7 @@ set -u
 BUILD=$1 OUT=$2 CONFIG=${3:-16x8192x128} FAMILIES=${4:-full,causal_document} KERNEL=${5:-auto}
 mkdir -p "$OUT"
 ncu --clock-control none --target-processes all \
-    -k regex:'fm_(forward_wide|forward_pingpong|forward_wgmma|dkdv_wgmma|dq_wgmma|forward|dkdv|dq|delta)_kernel' \
+    -k regex:'fm_(forward_wide|forward_pingpong|forward_wgmma|dkdv_pipelined|dkdv_wgmma|dq_wgmma|forward|dkdv|dq|delta)_kernel' \
     --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
     --section Occupancy --section LaunchStats --section SchedulerStats --section WarpStateStats \
     --section InstructionStats \
