@@ -49,15 +49,19 @@ typedef struct fwd_packed {
     size_t head_floats;
 } fwd_packed;
 
+/* Bounds of the sub-block tables (fm_packed_kernel_get's MR >= 4, NR >= 8). */
+enum {
+    FWD_MAX_ROW_PANELS = FM_CPU_TILE_Q / 4,
+    FWD_MAX_TILE_COL_PANELS = FM_CPU_TILE_K / 8,
+    FWD_MAX_RUN_COL_PANELS = FM_CPU_RUN_TILES * FWD_MAX_TILE_COL_PANELS
+};
+
 /* The sub-block tables of one run (run_sparsity), on the task's stack. */
 typedef struct fwd_sparsity {
-    unsigned char skip[FM_CPU_TILE_Q / 4 * (FM_CPU_RUN_TILES * FM_CPU_TILE_K / 8)];
-    int64_t k_span[2 * (FM_CPU_TILE_Q / 4)];
+    unsigned char skip[FWD_MAX_ROW_PANELS * FWD_MAX_RUN_COL_PANELS];
+    int64_t k_span[2 * FWD_MAX_ROW_PANELS];
     fm_packed_sparsity view;
 } fwd_sparsity;
-
-/* Bounds of the sub-block tables below (fm_packed_kernel_get's MR >= 4, NR >= 8). */
-enum { FWD_MAX_ROW_PANELS = FM_CPU_TILE_Q / 4, FWD_MAX_COL_PANELS = FM_CPU_RUN_TILES * FM_CPU_TILE_K / 8 };
 
 /* Where the run's partial tiles have MR x NR blocks masked throughout: skip[ip][jp] for the
  * scores (not computed; masking then writes -inf over them) and, per row panel, the span of
@@ -78,7 +82,7 @@ static const fm_packed_sparsity *run_sparsity(const fm_tile_plan *plan, const fw
     for (int64_t t = 0; t < n_tiles; t++) {
         if (!partial[t]) continue;
         const int64_t t0 = c0 + t * Bk, tn = t0 + Bk <= c0 + cols ? Bk : c0 + cols - t0;
-        unsigned char tile[FWD_MAX_ROW_PANELS * (FM_CPU_TILE_K / 8)];
+        unsigned char tile[FWD_MAX_ROW_PANELS * FWD_MAX_TILE_COL_PANELS];
         if (!fm_tile_plan_masked_blocks(plan, b, hq, r0, rows, t0, tn, mr, nr, tile)) continue;
         const int64_t tile_cols = (tn + nr - 1) / nr;
         for (int64_t ip = 0; ip < row_panels; ip++)
