@@ -32,6 +32,9 @@ int fm_packed_kernel_get(fm_packed_kernel *kernel, int64_t block_k)
 {
     memset(kernel, 0, sizeof *kernel);
 #ifdef FM_HAVE_BLIS
+    /* BLIS's portable reference kernels (the "generic" configuration, where BLIS has no kernels
+     * for this CPU) are slower than OpenBLAS: leave the products to it there */
+    if (bli_arch_query_id() == BLIS_ARCH_GENERIC) return 0;
     cntx_t *cntx = bli_gks_query_cntx();
     if (!cntx) return 0;
     const dim_t mr = bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_MR, cntx);

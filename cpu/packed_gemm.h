@@ -25,7 +25,8 @@ typedef struct fm_packed_kernel {
 } fm_packed_kernel;
 
 /* The micro-kernel of this CPU. Returns 0 (and leaves the products to matmul_tile.c) when the
- * library was built without BLIS, when NR does not divide block_k (runs of key tiles must
+ * library was built without BLIS, when BLIS has only its portable reference kernels for this
+ * CPU (the "generic" configuration), when NR does not divide block_k (runs of key tiles must
  * start on panel boundaries), or when MR < 4 or NR < 8 (the forward's sub-block tables are
  * sized for those). */
 int fm_packed_kernel_get(fm_packed_kernel *kernel, int64_t block_k);
