@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "backward_sm90.cuh"
+#include "backward_tile_sm90.cuh"
 #include "kernels.h"
 #include "tc.cuh"
 #include "tile.cuh"
@@ -201,20 +202,9 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
             const uint32_t aKw = aK + wk0 * 128, aVw = aV + wk0 * 128; /* this warpgroup's keys */
             const uint32_t aQ = base + L::OFF_Q + st * TILE, adO = base + L::OFF_DO + st * TILE;
             if (mine) { /* this warpgroup's 64 keys see some of these queries */
-                /* S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries each, k = D), two groups:
-                 * P^T is computed from S^T, and dV += P^T dO issued, while dP^T still runs. */
+                /* S^T = K Q^T and dP^T = V dO^T (backward_tile_sm90.cuh) */
                 float s[8][4], dp[8][4];
-                fm_wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < D / 16; kk++)
-                    fm_wg_ss<T, 64, 0, 0>(s, fm_wg_kmajor(aKw, KEYS, kk), fm_wg_kmajor(aQ, BR, kk),
-                                          kk);
-                fm_wg_commit();
-#pragma unroll
-                for (int kk = 0; kk < D / 16; kk++)
-                    fm_wg_ss<T, 64, 0, 0>(dp, fm_wg_kmajor(aVw, KEYS, kk),
-                                          fm_wg_kmajor(adO, BR, kk), kk);
-                fm_wg_commit();
+                issue_s_dp<T, D, KEYS>(s, dp, aKw, aVw, aQ, adO);
 
                 /* Meanwhile: this thread's keys (rows g, g + 8 of its warp's 16) as query bits,
                  * pre-shifted so that query n * 8 + 2t + c is bit (n % 4) * 8 + c of word n / 4. */
@@ -247,44 +237,15 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                         pa[n / 2][(n % 2) * 2 + hr] =
                             fm_tc_type<T>::pack(s[n][2 * hr], s[n][2 * hr + 1]);
                     }
-                /* dV += P^T dO: k = the 64 queries, N = D, dO read transposed. */
-                fm_wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < BR / 16; kk++)
-                    fm_wg_rs<T, D>(acc_dv, pa[kk], fm_wg_mnmajor(adO, BR, kk));
-                fm_wg_commit();
+                dv_product<T, D>(acc_dv, pa, adO);
                 fm_wg_wait<1>(); /* dP^T is in (dV may still run) */
-
-                /* dS^T = P^T (dP^T - Delta), packed the same way; dK += dS^T Q. */
-#pragma unroll
-                for (int n = 0; n < 8; n++)
-#pragma unroll
-                    for (int hr = 0; hr < 2; hr++) {
-                        const float d0 = sDelta[n * 8 + 2 * t], d1 = sDelta[n * 8 + 2 * t + 1];
-                        dsa[n / 2][(n % 2) * 2 + hr] =
-                            fm_tc_type<T>::pack(s[n][2 * hr] * (dp[n][2 * hr] - d0),
-                                                s[n][2 * hr + 1] * (dp[n][2 * hr + 1] - d1));
-                    }
-                fm_wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < BR / 16; kk++)
-                    fm_wg_rs<T, D>(acc_dk, dsa[kk], fm_wg_mnmajor(aQ, BR, kk));
-                fm_wg_commit();
+                ds_dk<T, D>(acc_dk, dsa, s, dp, sDelta, t, aQ);
 
                 if constexpr (DO_DQ) {
                     /* dS^T to shared memory ([key][query], SW128) for dQ = dS K. The previous
                      * block's dQ products, the only readers, completed (wait below) before the
                      * barrier that ended that iteration. */
-                    unsigned char *sdS = smem + L::OFF_DS;
-#pragma unroll
-                    for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-                        for (int j = 0; j < 4; j++) {
-                            const int kr = wk0 + warp * 16 + g + (j & 1) * 8;
-                            const int qc = kk * 16 + (j >> 1) * 8 + 2 * t;
-                            *reinterpret_cast<uint32_t *>(sdS + fm_sw128(kr, qc, KEYS)) =
-                                dsa[kk][j];
-                        }
+                    store_ds<KEYS>(smem + L::OFF_DS, dsa, wk0 + warp * 16 + g, t);
                     fm_fence_async_smem();
                 }
             }
