@@ -7,6 +7,7 @@
     pipeline.svg      forward_wgmma.cu's producer / consumer timeline with its mbarriers
     tile-walk.svg     the tile classes of a mask and a dK/dV block's jumping walk
     wide-stages.svg   forward_wide.cu's stages: a query block's live key blocks, two per stage
+    pipelined-backward.svg  backward_pipelined.cu's producer / consumer timeline
 
 The fragment and swizzle pictures are computed from the same formulas as cuda/tc.cuh and
 cuda/wgmma.cuh (fm_sw128); the tile picture from the library (Mask.tile_classes) and a NumPy
@@ -357,6 +358,75 @@ def wide_stages():
     return live, stages
 
 
+def pipelined_backward():
+    """A schematic of backward_pipelined.cu at D = 128 (2 stages): durations are not measured."""
+    fig, ax = plt.subplots(figsize=(13, 4.3))
+    rows = {"producer warp: waits, issues": 3.0, "copy engine (TMA): Q, dO, LSE, Delta land": 2.0,
+            "consumer warpgroup 0 (keys 0-63)": 1.0, "consumer warpgroup 1 (keys 64-127)": 0.0}
+    stage_col = ["#66c2a5", "#fc8d62"]
+    steps = [("S, dP", 0.55), ("P, dV", 0.45), ("dS, dK", 0.5), ("dQ", 0.5), ("add", 0.25)]
+    load, issue = 0.7, 0.12
+    kv_in = 1.0  # K and V of the block's 128 keys land first (kv_full)
+    ax.add_patch(Rectangle((0.0, 1.75), kv_in, 0.5, color="#ffffb3", ec="k"))
+    ax.text(kv_in / 2, 2.0, "K, V", ha="center", va="center", fontsize=7)
+    cons_free = [kv_in, kv_in + 0.1]
+    stage_free = [0.0, 0.0]  # all 8 consumer warps arrived on empty[s]
+    engine, t = kv_in, 0.1
+    for qb in range(5):
+        s = qb % 2
+        if stage_free[s] > t:  # empty[s] wait
+            ax.plot([t, stage_free[s]], [3.0, 3.0], ":", color="grey")
+            ax.text((t + stage_free[s]) / 2, 3.28, f"wait empty[{s}]", ha="center", fontsize=7)
+            t = stage_free[s]
+        ax.add_patch(Rectangle((t, 2.8), issue, 0.4, color=stage_col[s], ec="k"))
+        start = max(engine, t + issue)
+        ax.add_patch(Rectangle((start, 1.75), load, 0.5, color=stage_col[s], ec="k"))
+        ax.text(start + load / 2, 2.0, f"qb{qb}>s{s}", ha="center", va="center", fontsize=7)
+        engine = start + load
+        t += issue + 0.05
+        # each warpgroup: S^T and dP^T .. dK on its own, then the named barrier (both dS^T in),
+        # then its half of dQ = dS K and the bulk reduction of that half
+        begin = [max(cons_free[w], engine) for w in range(2)]
+        mid = []
+        for w, y in ((0, 1.0), (1, 0.0)):
+            x = begin[w]
+            for name, d in steps[:3]:
+                ax.add_patch(Rectangle((x, y - 0.25), d, 0.5, color=stage_col[s], ec="k",
+                                       alpha=0.65))
+                ax.text(x + d / 2, y, name, ha="center", va="center", fontsize=6)
+                x += d
+            mid.append(x)
+        bar = max(mid)  # named barrier 1: 256 consumer threads
+        ax.plot([bar, bar], [-0.3, 1.3], "k--", lw=0.8)
+        ends = []
+        for w, y in ((0, 1.0), (1, 0.0)):
+            x = bar
+            for name, d in steps[3:]:
+                ax.add_patch(Rectangle((x, y - 0.25), d, 0.5, color="white", ec="k"))
+                ax.text(x + d / 2, y, name, ha="center", va="center", fontsize=6)
+                x += d
+            ends.append(x)
+            cons_free[w] = x
+        # the stage is released once the dV and dK products are done (wgmma wait_group 1),
+        # while dQ still runs: empty[s] completes about the barrier
+        stage_free[s] = bar + 0.1
+        ax.add_patch(FancyArrowPatch((engine, 1.75), (engine, 1.27), arrowstyle="->",
+                                     mutation_scale=8, color="k"))
+    ax.set_yticks(list(rows.values()), list(rows.keys()))
+    ax.set_xlim(0, max(cons_free) + 0.3), ax.set_ylim(-0.5, 3.6)
+    ax.set_xticks([])
+    ax.set_xlabel("time (schematic, not to scale). Coloured: a warpgroup's products on its own 64 "
+                  "keys (S^T = K Q^T and dP^T = V dO^T; P^T, dV += P^T dO; dS^T, dK += dS^T Q)."
+                  "\nDashed: the one named barrier per query block (both halves of dS^T in shared "
+                  "memory). White: dQ = dS K for the warpgroup's half of the columns\nover all 128 "
+                  "keys, then its bulk reduction into the float32 dQ. The stage goes back to the "
+                  "producer (empty[s]) as soon as dV and dK are done,\nwhile dQ still runs; dS^T "
+                  "is double-buffered, so no other barrier is needed.", fontsize=8)
+    ax.set_title("backward_pipelined.cu: one producer warp, two consumer warpgroups, 2 stages of "
+                 "Q, dO, LSE and Delta (64 query rows each), K and V resident")
+    save(fig, "pipelined-backward.svg")
+
+
 if __name__ == "__main__":
     roofline()
     fragments()
@@ -364,3 +434,4 @@ if __name__ == "__main__":
     pipeline()
     print("walk (classified, blocks, live):", tile_walk())
     print("wide stages (live, stages):", wide_stages())
+    pipelined_backward()
