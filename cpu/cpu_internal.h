@@ -35,6 +35,7 @@
 typedef struct fm_tile_plan {
     const fm_mask *mask;
     fm_block_summary summary; /* column form: per (b, mask head, key block) min/max of bounds */
+    fm_block_summary sub;     /* column form, when asked for: the same by sub-blocks of keys */
     const fm_bbm *bbm;
     const uint8_t *dense;
     int64_t mask_heads, seqlen_q, seqlen_k;
@@ -103,15 +104,20 @@ int64_t fm_task_order_makespan(const int64_t *work, const int64_t *order, int64_
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld);
 
-/* Which sub-blocks of a partial tile every element of which is masked: the tile's rows
- * [r0, r0 + m) and keys [c0, c0 + n) in groups of row_step rows by col_step keys (row_step >= 1,
- * m <= FM_CPU_TILE_Q, n <= block_k), masked[gi * ceil(n / col_step) + gj] = 1 for group (gi, gj)
- * when it is (from the same runs as fm_tile_plan_mask_scores, so a sub-block said masked is one
- * that masking sets to -inf throughout). Known for the column form; the BBM and dense forms say
- * 0 everywhere (never wrong: 0 only means "compute it"). Returns the count of masked groups. */
+/* Sub-blocks of tiles (the forward's packed products leave out those the mask hides): for the
+ * column form, a second summary of the mask by blocks of col_step keys (col_step dividing
+ * block_k), built once; a no-op for the BBM and dense forms, which have no finer summary. */
+fm_status fm_tile_plan_init_sub_blocks(fm_tile_plan *plan, int64_t col_step);
+
+/* Which sub-blocks of a partial tile are fully masked: the tile's rows [r0, r0 + m) and keys
+ * [c0, c0 + n) (c0 on a tile boundary) in groups of row_step rows by the sub-block width,
+ * masked[gi * ceil(n / width) + gj] = 1 for group (gi, gj) when fm_classify_tile (rules.h, the
+ * tiles' own rule) calls it masked from the fine summary, so that masking then sets it to -inf
+ * throughout. Without sub-blocks (none built, BBM, dense) it writes nothing and returns 0;
+ * otherwise it returns the count of masked groups. */
 int64_t fm_tile_plan_masked_blocks(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                                    int64_t m, int64_t c0, int64_t n, int64_t row_step,
-                                   int64_t col_step, unsigned char *masked);
+                                   unsigned char *masked);
 
 /* Adds one tile's class to the counters. */
 static inline void fm_tile_stats_count(fm_tile_stats *s, fm_tile_class c)

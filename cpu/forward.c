@@ -73,8 +73,8 @@ static const fm_packed_sparsity *run_sparsity(const fm_tile_plan *plan, const fw
                                               const unsigned char *partial, fwd_sparsity *sp)
 {
     const int64_t mr = pk->kernel.mr, nr = pk->kernel.nr, Bk = plan->block_k;
-    if (plan->bbm || plan->dense || rows > FM_CPU_TILE_Q || Bk > FM_CPU_TILE_K)
-        return NULL; /* sub-blocks are known for the column form, at most the tables' size */
+    if (!plan->sub.minmax || rows > FM_CPU_TILE_Q || Bk > FM_CPU_TILE_K)
+        return NULL; /* no sub-blocks (not the column form), or tiles past the tables' size */
     const int64_t row_panels = (rows + mr - 1) / mr, col_panels = (cols + nr - 1) / nr;
     const int64_t tile_panels = Bk / nr;
     int64_t masked = 0;
@@ -83,7 +83,7 @@ static const fm_packed_sparsity *run_sparsity(const fm_tile_plan *plan, const fw
         if (!partial[t]) continue;
         const int64_t t0 = c0 + t * Bk, tn = t0 + Bk <= c0 + cols ? Bk : c0 + cols - t0;
         unsigned char tile[FWD_MAX_ROW_PANELS * FWD_MAX_TILE_COL_PANELS];
-        if (!fm_tile_plan_masked_blocks(plan, b, hq, r0, rows, t0, tn, mr, nr, tile)) continue;
+        if (!fm_tile_plan_masked_blocks(plan, b, hq, r0, rows, t0, tn, mr, tile)) continue;
         const int64_t tile_cols = (tn + nr - 1) / nr;
         for (int64_t ip = 0; ip < row_panels; ip++)
             for (int64_t g = 0; g < tile_cols; g++) {
@@ -154,8 +154,10 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan,
     const float *q_tile = q + ((b * p->q_heads + hq) * Sq + r0) * D;
     const float *k_head = k + (b * p->kv_heads + hk) * Sk * D;
     const float *v_head = v + (b * p->kv_heads + hk) * Sk * D;
-    const float *k_packed = pk->k ? pk->k + (size_t)(b * p->kv_heads + hk) * pk->head_floats : 0;
-    const float *v_packed = pk->v ? pk->v + (size_t)(b * p->kv_heads + hk) * pk->head_floats : 0;
+    const float *k_packed =
+        pk->k ? pk->k + (size_t)(b * p->kv_heads + hk) * pk->head_floats : NULL;
+    const float *v_packed =
+        pk->v ? pk->v + (size_t)(b * p->kv_heads + hk) * pk->head_floats : NULL;
     if (pk->kernel.mr) fm_pack_a(&pk->kernel, rows, D, q_tile, D, w->q_panels);
 
     for (int64_t i = 0; i < rows; i++) {
@@ -202,7 +204,7 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan,
 static size_t round_up_floats(size_t n) { return (n + 15) / 16 * 16; }
 
 /* Every (b, hq, qb) task of the plan, whatever the mask's form: the one forward loop. */
-static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, const float *q,
+static fm_status forward_plan(const fm_problem *p, fm_tile_plan *plan, const float *q,
                               const float *k, const float *v, float *out, float *lse,
                               fm_tile_stats *stats)
 {
@@ -213,6 +215,9 @@ static fm_status forward_plan(const fm_problem *p, const fm_tile_plan *plan, con
     const int packed = fm_packed_kernel_get(&pk.kernel, Bk);
     const int64_t kv_heads = p->batch * p->kv_heads;
     if (packed) {
+        /* the mask's summary by NR keys, for the blocks of partial tiles it hides */
+        const fm_status st = fm_tile_plan_init_sub_blocks(plan, pk.kernel.nr);
+        if (st != FM_OK) return st;
         const size_t kf = fm_packed_b_floats(&pk.kernel, D, Sk);
         const size_t vf = fm_packed_b_floats(&pk.kernel, Sk, D);
         pk.head_floats = round_up_floats(kf > vf ? kf : vf);

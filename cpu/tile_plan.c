@@ -1,6 +1,7 @@
 /* cpu/tile_plan.c — the tile contract (cpu_internal.h): from a mask in any of its forms to
  * per-tile decisions for the CPU kernels. Layer: cpu <- masks. The decisions themselves are
- * masks/'s: fm_block_summary_classify and fm_element_masked (rules.h) for the column form,
+ * masks/'s: fm_block_summary_classify, fm_classify_tile (sub-blocks) and fm_element_masked
+ * (rules.h) for the column form,
  * fm_bbm_tile and the tile bits for Binary Block Masking; this file maps query heads to mask
  * heads, sizes the tile grid and applies the element rule to a partial tile's scores.
  */
@@ -47,9 +48,16 @@ fm_status fm_tile_plan_init(fm_tile_plan *plan, const fm_problem *p, const fm_ma
     return fm_block_summary_build(mask, block_k, &plan->summary);
 }
 
+fm_status fm_tile_plan_init_sub_blocks(fm_tile_plan *plan, int64_t col_step)
+{
+    if (!plan->mask || plan->sub.minmax) return FM_OK;
+    return fm_block_summary_build(plan->mask, col_step, &plan->sub);
+}
+
 void fm_tile_plan_free(fm_tile_plan *plan)
 {
     if (plan->mask) fm_block_summary_free(&plan->summary);
+    if (plan->sub.minmax) fm_block_summary_free(&plan->sub);
 }
 
 fm_tile_class fm_tile_plan_classify(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t qb,
@@ -110,35 +118,24 @@ static void bbm_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t h, int6
 
 int64_t fm_tile_plan_masked_blocks(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                                    int64_t m, int64_t c0, int64_t n, int64_t row_step,
-                                   int64_t col_step, unsigned char *masked)
+                                   unsigned char *masked)
 {
-    const int64_t row_groups = (m + row_step - 1) / row_step;
-    const int64_t col_groups = (n + col_step - 1) / col_step;
-    memset(masked, 0, (size_t)(row_groups * col_groups));
-    if (plan->dense || plan->bbm) return 0; /* known only for the column form */
-    const fm_mask *mask = plan->mask;
-    const int32_t *cols = fm_mask_column(mask, b, hq / plan->q_per_mask_head, c0);
-    /* covered[gi]: row group gi is masked in every column of the current column group so far */
-    unsigned char covered[FM_CPU_TILE_Q];
+    const fm_block_summary *sub = &plan->sub;
+    if (!sub->minmax) return 0; /* none asked for, or not the column form */
+    const int64_t step = sub->block_k, h = hq / plan->q_per_mask_head;
+    const int64_t row_groups = (m + row_step - 1) / row_step, col_groups = (n + step - 1) / step;
     int64_t count = 0;
     for (int64_t gj = 0; gj < col_groups; gj++) {
-        memset(covered, 1, (size_t)row_groups);
-        for (int64_t j = gj * col_step; j < n && j < (gj + 1) * col_step; j++) {
-            int64_t run_lo[3], run_hi[3];
-            const int runs = fm_column_masked_runs(cols + j * FM_BOUNDS, mask->causal,
-                                                   plan->offset, c0 + j, r0, r0 + m, run_lo,
-                                                   run_hi);
-            for (int64_t gi = 0; gi < row_groups; gi++) {
-                const int64_t lo = r0 + gi * row_step, hi = lo + row_step < r0 + m ? lo + row_step
-                                                                                  : r0 + m;
-                int inside = 0; /* one run holds the group's rows (overlapping runs: enough) */
-                for (int k = 0; k < runs; k++) inside |= run_lo[k] <= lo && hi <= run_hi[k];
-                covered[gi] &= (unsigned char)inside;
-            }
-        }
+        /* the sub-block's keys: one block of the fine summary (c0 is a multiple of step) */
+        const int64_t k0 = c0 + gj * step, k1 = k0 + step < c0 + n ? k0 + step : c0 + n;
+        const int32_t *mm = fm_block_summary_at(sub, b, h, k0 / step);
         for (int64_t gi = 0; gi < row_groups; gi++) {
-            masked[gi * col_groups + gj] = covered[gi];
-            count += covered[gi];
+            const int64_t lo = r0 + gi * row_step, hi = lo + row_step < r0 + m ? lo + row_step
+                                                                              : r0 + m;
+            const int hidden = fm_classify_tile(mm, plan->mask->causal, plan->offset, lo, hi, k0,
+                                                k1) == FM_TILE_MASKED;
+            masked[gi * col_groups + gj] = (unsigned char)hidden;
+            count += hidden;
         }
     }
     return count;
