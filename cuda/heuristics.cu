@@ -148,7 +148,10 @@ fm_status fm_cuda_plan_kernels(const fm_problem *p, const fm_attn_params &kp,
             return fm_fail(FM_ERR_INVALID, "kernel options: wgs=1 is the wgmma backward's "
                            "one-warpgroup block; bwd=pipelined has two warpgroups");
         plan->bwd_pipelined = true;
-        plan->bwd_warpgroups = 2; /* backward_wgmma.cu's, where the pipelined one declines */
+        /* where the pipelined kernel declines (a tensor the copy engine cannot describe),
+         * backward_wgmma.cu runs: asked for by name, in the same block shape; by auto, in
+         * the shape the mask's density picked above */
+        if (o.backward == FM_KERNEL_PIPELINED) plan->bwd_warpgroups = 2;
     }
     return FM_OK;
 }
