@@ -65,6 +65,16 @@ static int hopper_forwards(void)
     return known;
 }
 
+/* Skips the calling test unless there is a GPU and the Hopper kernels run on it. */
+static void skip_without_hopper(void)
+{
+    fm_test_skip_without_gpu();
+    if (!hopper_forwards()) {
+        print_message("[  SKIP    ] the Hopper kernels do not run here\n");
+        skip();
+    }
+}
+
 /* Whether the Hopper kernels serve the case: they run here and its head dim pads to 64 or 128. */
 static int hopper_serves(const fm_random_case *c)
 {
@@ -234,11 +244,7 @@ static int prop_pingpong(const fm_random_case *c, void *ctx, char *msg, size_t l
 static void test_pingpong_same_bits(void **state)
 {
     (void)state;
-    fm_test_skip_without_gpu();
-    if (!hopper_forwards()) {
-        print_message("[  SKIP    ] the Hopper forwards do not run here\n");
-        skip();
-    }
+    skip_without_hopper();
     fm_case_limits l = fm_case_limits_default();
     l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 700, l.max_head_dim = 1;
     fm_check_property("pingpong forward equals the wgmma forward", prop_pingpong, NULL, 60, &l);
@@ -315,11 +321,7 @@ static int prop_pipelined(const fm_random_case *c, void *ctx, char *msg, size_t 
 static void test_pipelined_backward(void **state)
 {
     (void)state;
-    fm_test_skip_without_gpu();
-    if (!hopper_forwards()) {
-        print_message("[  SKIP    ] the Hopper kernels do not run here\n");
-        skip();
-    }
+    skip_without_hopper();
     fm_case_limits l = fm_case_limits_default();
     l.max_batch = 2, l.max_q_heads = 4, l.max_seqlen = 700, l.max_head_dim = 1;
     fm_check_property("pipelined backward equals the wgmma backward", prop_pipelined, NULL, 60,
