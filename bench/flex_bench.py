@@ -410,6 +410,20 @@ def parse_config(cfg):
     return int(hq), int(hk or hq), int(s), int(d)
 
 
+def print_variant_table(kind, key, variants, tensors, results):
+    """Our kernels side by side (--fwd-variants, --bwd-variants): TFLOP/s per variant, the ratio
+    of the last to the first, and whether each variant's bits equal the previous one's."""
+    print(f"\n{kind} variants (TFLOP/s; ratio: {variants[-1]} / {variants[0]}; bits: "
+          f"whether each variant's {tensors} equal the previous variant's, 1/0)")
+    print(f"{'config':>14} {'family':>22} " + " ".join(f"{v:>9}" for v in variants) +
+          f" {'ratio':>6} {'bits':>5}")
+    for r in results:
+        t = [r[f"ours_{key}_tflops_{v}"] for v in variants]
+        same = "".join(str(int(r[f"{key}_bits_equal_prev_{v}"])) for v in variants[1:])
+        print(f"{config_name(r):>14} {r['family']:>22} " +
+              " ".join(f"{x:9.1f}" for x in t) + f" {t[-1] / t[0]:6.2f} {same:>5}")
+
+
 def config_name(r):
     heads = f"{r['heads']}" if r["kv_heads"] == r["heads"] else f"{r['heads']}:{r['kv_heads']}"
     return f"{heads}x{r['seqlen']}x{r['head_dim']}"
@@ -500,26 +514,10 @@ def main():
               f"{r.get('ours_bwd_tflops', nan):9.1f} {r.get('flex_bwd_tflops', nan):9.1f} "
               f"{r.get('ratio_bwd', nan):6.2f}")
     if variants:
-        print(f"\nforward variants (TFLOP/s; ratio: {variants[-1]} / {variants[0]}; bits: "
-              f"whether each variant's O and LSE equal the previous variant's, 1/0)")
-        print(f"{'config':>14} {'family':>22} " + " ".join(f"{v:>9}" for v in variants) +
-              f" {'ratio':>6} {'bits':>5}")
-        for r in results:
-            t = [r[f"ours_fwd_tflops_{v}"] for v in variants]
-            same = "".join(str(int(r[f"fwd_bits_equal_prev_{v}"])) for v in variants[1:])
-            print(f"{config_name(r):>14} {r['family']:>22} " +
-                  " ".join(f"{x:9.1f}" for x in t) + f" {t[-1] / t[0]:6.2f} {same:>5}")
+        print_variant_table("forward", "fwd", variants, "O and LSE", results)
     if bvariants:
-        print(f"\nbackward variants (TFLOP/s; ratio: {bvariants[-1]} / {bvariants[0]}; bits: "
-              f"whether each variant's dK, dV{' and dQ' if args.deterministic else ''} equal "
-              f"the previous variant's, 1/0)")
-        print(f"{'config':>14} {'family':>22} " + " ".join(f"{v:>9}" for v in bvariants) +
-              f" {'ratio':>6} {'bits':>5}")
-        for r in results:
-            t = [r[f"ours_bwd_tflops_{v}"] for v in bvariants]
-            same = "".join(str(int(r[f"bwd_bits_equal_prev_{v}"])) for v in bvariants[1:])
-            print(f"{config_name(r):>14} {r['family']:>22} " +
-                  " ".join(f"{x:9.1f}" for x in t) + f" {t[-1] / t[0]:6.2f} {same:>5}")
+        print_variant_table("backward", "bwd", bvariants,
+                            "dK, dV" + (" and dQ" if args.deterministic else ""), results)
     summary = {}
     for cfg in args.configs.split(","):
         rows = [r for r in results if config_name(r) == cfg]
