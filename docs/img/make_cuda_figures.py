@@ -173,6 +173,21 @@ def sw128():
 
 # ---------------------------------------------------------------- pipeline
 
+def producer_fills(ax, t, s, stage_free, engine, issue, load, color, label):
+    """One stage filled in a producer / consumer timeline: the producer waits for empty[s] if it
+    must, issues the copy at time t, and the copy engine moves `load` after its previous transfer.
+    Returns the producer's next time and when the stage's bytes have landed (full[s])."""
+    if stage_free[s] > t:  # empty[s] wait, parity phase ^ 1
+        ax.plot([t, stage_free[s]], [3.0, 3.0], ":", color="grey")
+        ax.text((t + stage_free[s]) / 2, 3.28, f"wait empty[{s}]", ha="center", fontsize=7)
+        t = stage_free[s]
+    ax.add_patch(Rectangle((t, 2.8), issue, 0.4, color=color, ec="k"))
+    start = max(engine, t + issue)
+    ax.add_patch(Rectangle((start, 1.75), load, 0.5, color=color, ec="k"))
+    ax.text(start + load / 2, 2.0, label, ha="center", va="center", fontsize=7)
+    return t + issue + 0.05, start + load
+
+
 def pipeline():
     """A schematic of forward_wgmma.cu with NSTAGE = 4: durations are not measured."""
     fig, ax = plt.subplots(figsize=(13, 4.0))
@@ -189,16 +204,8 @@ def pipeline():
     t = 0.1                  # the producer's own time
     for kb in range(8):
         s = kb % 4
-        if stage_free[s] > t:  # empty[s] wait, parity phase ^ 1
-            ax.plot([t, stage_free[s]], [3.0, 3.0], ":", color="grey")
-            ax.text((t + stage_free[s]) / 2, 3.28, f"wait empty[{s}]", ha="center", fontsize=7)
-            t = stage_free[s]
-        ax.add_patch(Rectangle((t, 2.8), issue, 0.4, color=stage_col[s], ec="k"))
-        start = max(engine, t + issue)
-        ax.add_patch(Rectangle((start, 1.75), load, 0.5, color=stage_col[s], ec="k"))
-        ax.text(start + load / 2, 2.0, f"kb{kb}>s{s}", ha="center", va="center", fontsize=7)
-        engine = start + load  # full[s] completes here
-        t += issue + 0.05
+        t, engine = producer_fills(ax, t, s, stage_free, engine, issue, load, stage_col[s],
+                                   f"kb{kb}>s{s}")  # full[s] completes at engine
         done = []
         for w, y in ((0, 1.0), (1, 0.0)):
             begin = max(cons_free[w], engine)
@@ -374,16 +381,8 @@ def pipelined_backward():
     engine, t = kv_in, 0.1
     for qb in range(5):
         s = qb % 2
-        if stage_free[s] > t:  # empty[s] wait
-            ax.plot([t, stage_free[s]], [3.0, 3.0], ":", color="grey")
-            ax.text((t + stage_free[s]) / 2, 3.28, f"wait empty[{s}]", ha="center", fontsize=7)
-            t = stage_free[s]
-        ax.add_patch(Rectangle((t, 2.8), issue, 0.4, color=stage_col[s], ec="k"))
-        start = max(engine, t + issue)
-        ax.add_patch(Rectangle((start, 1.75), load, 0.5, color=stage_col[s], ec="k"))
-        ax.text(start + load / 2, 2.0, f"qb{qb}>s{s}", ha="center", va="center", fontsize=7)
-        engine = start + load
-        t += issue + 0.05
+        t, engine = producer_fills(ax, t, s, stage_free, engine, issue, load, stage_col[s],
+                                   f"qb{qb}>s{s}")
         # each warpgroup: S^T and dP^T .. dK on its own, then the named barrier (both dS^T in),
         # then its half of dQ = dS K and the bulk reduction of that half
         begin = [max(cons_free[w], engine) for w in range(2)]
