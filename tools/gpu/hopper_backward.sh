@@ -22,27 +22,14 @@ set -u
 B=${1:-build-gpu}
 OUT=${OUT:?set OUT to the output directory}
 W=$OUT/backward
-mkdir -p "$W"
-[ -f .gpu/env.sh ] && source .gpu/env.sh
 S=$W/summary.txt
-{ date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
-  git log -1 --oneline; } > "$W/env.txt" 2>&1
+source "$(dirname "$0")/common.sh"
+gpu_begin "$W"
 cat "$W/env.txt" > "$S"
-
-step() { # name, limit (s), command...: runs it with a time limit, logs to $W/name.txt
-    local name=$1 limit=$2
-    shift 2
-    local t0=$SECONDS
-    timeout "$limit" "$@" > "$W/$name.txt" 2>&1
-    local rc=$? note=""
-    [ $rc = 124 ] && note=", stopped at its limit"
-    echo "== $name: exit $rc ($((SECONDS - t0)) s$note)" | tee -a "$S"
-    return $rc
-}
 
 # 1. The tests that run the pipelined kernel (cmocka's filter is one pattern per run).
 for t in pipelined masked deterministic bad oracle; do
-    step "test_$t" 150 env FM_TEST_FILTER="*$t*" "$B/tests/cuda/test_cuda"
+    gpu_step "test_$t" 150 env FM_TEST_FILTER="*$t*" "$B/tests/cuda/test_cuda"
     grep -E "^\[ +(OK|PASSED|FAILED|SKIPPED|SKIP|ERROR) +\]|trials passed|FAILED at|smallest" \
         "$W/test_$t.txt" | head -12 >> "$S"
 done
@@ -51,7 +38,7 @@ done
 CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 for tool in memcheck racecheck synccheck; do
     for t in pipelined masked; do
-        step "sanitizer_${tool}_$t" 90 env FM_TEST_FILTER="test_$t*" FM_TRIALS=3 \
+        gpu_step "sanitizer_${tool}_$t" 90 env FM_TEST_FILTER="test_$t*" FM_TRIALS=3 \
             FM_LIMITS=2,4,300,1 "$CS" --tool "$tool" "$B/tests/cuda/test_cuda"
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|trials passed|FAILED|PASSED" \
             "$W/sanitizer_${tool}_$t.txt" | head -8 >> "$S"
@@ -63,7 +50,7 @@ LIB=$B/libflashmask.so
 bench() { # name, limit, flex_bench arguments...
     local name=$1 limit=$2
     shift 2
-    step "$name" "$limit" python3 bench/flex_bench.py --lib "$LIB" --no-flex \
+    gpu_step "$name" "$limit" python3 bench/flex_bench.py --lib "$LIB" --no-flex \
         --bwd-variants wgmma,pipelined --out "$W/$name.json" "$@"
     sed -n '/^backward variants/,$p' "$W/$name.txt" >> "$S"
 }

@@ -27,26 +27,13 @@ B=${1:-build-gpu}
 OUT=${OUT:?set OUT to the output directory}
 V=${VARIANTS:-pingpong,wide}
 W=$OUT/forwards
-mkdir -p "$W"
-[ -f .gpu/env.sh ] && source .gpu/env.sh
 S=$W/summary.txt
-{ date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
-  git log -1 --oneline; } > "$W/env.txt" 2>&1
+source "$(dirname "$0")/common.sh"
+gpu_begin "$W"
 cat "$W/env.txt" > "$S"
 
-step() { # name, limit (s), command...: runs it with a time limit, logs to $W/name.txt
-    local name=$1 limit=$2
-    shift 2
-    local t0=$SECONDS
-    timeout "$limit" "$@" > "$W/$name.txt" 2>&1
-    local rc=$? note=""
-    [ $rc = 124 ] && note=", stopped at its limit"
-    echo "== $name: exit $rc ($((SECONDS - t0)) s$note)" | tee -a "$S"
-    return $rc
-}
-
 # 1. The suite, forward only.
-step test_cuda_forward 150 env FM_FORWARD_ONLY=1 "$B/tests/cuda/test_cuda"
+gpu_step test_cuda_forward 150 env FM_FORWARD_ONLY=1 "$B/tests/cuda/test_cuda"
 grep -E "^\[ +(OK|PASSED|FAILED|SKIPPED|SKIP|ERROR) +\]|trials passed|FAILED at|smallest" \
     "$W/test_cuda_forward.txt" | head -40 >> "$S"
 
@@ -55,7 +42,7 @@ grep -E "^\[ +(OK|PASSED|FAILED|SKIPPED|SKIP|ERROR) +\]|trials passed|FAILED at|
 CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 for tool in memcheck racecheck synccheck; do
     for t in masked pingpong; do # cmocka's filter is one pattern
-        step "sanitizer_${tool}_$t" 90 env FM_TEST_FILTER="test_$t*" FM_TRIALS=3 \
+        gpu_step "sanitizer_${tool}_$t" 90 env FM_TEST_FILTER="test_$t*" FM_TRIALS=3 \
             FM_LIMITS=2,4,300,1 "$CS" --tool "$tool" "$B/tests/cuda/test_cuda"
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|trials passed|FAILED|PASSED" \
             "$W/sanitizer_${tool}_$t.txt" | head -8 >> "$S"
@@ -64,7 +51,7 @@ done
 
 # 3. The variants, same process, same inputs.
 LIB=$B/libflashmask.so
-step bench 120 python3 bench/flex_bench.py --lib "$LIB" --no-flex --no-bwd --sdpa \
+gpu_step bench 120 python3 bench/flex_bench.py --lib "$LIB" --no-flex --no-bwd --sdpa \
     --fwd-variants "$V" --configs 16x8192x128,16x32768x128 \
     --out "$W/bench.json"
 sed -n '/^forward variants/,$p' "$W/bench.txt" >> "$S"
@@ -80,15 +67,15 @@ for r in d["results"]:
               f"{r.get('cudnn_fwd_tflops', float('nan')):.0f}, fa2 "
               f"{r.get('fa2_fwd_tflops', float('nan')):.0f} TFLOP/s")
 PY
-step bench_d64 60 python3 bench/flex_bench.py --lib "$LIB" --no-flex --no-bwd --sdpa \
+gpu_step bench_d64 60 python3 bench/flex_bench.py --lib "$LIB" --no-flex --no-bwd --sdpa \
     --fwd-variants "mma,$V" --configs 32x8192x64 --out "$W/bench_d64.json"
 sed -n '/^forward variants/,$p' "$W/bench_d64.txt" >> "$S"
-step bench_gqa 30 python3 bench/flex_bench.py --lib "$LIB" --no-flex --no-bwd \
+gpu_step bench_gqa 30 python3 bench/flex_bench.py --lib "$LIB" --no-flex --no-bwd \
     --fwd-variants "$V" --configs 32:8x8192x128 --families full,causal \
     --out "$W/bench_gqa.json"
 sed -n '/^forward variants/,$p' "$W/bench_gqa.txt" >> "$S"
 if [ "${FLEX:-0}" = 1 ]; then
-    step bench_flex 400 python3 bench/flex_bench.py --lib "$LIB" --no-bwd \
+    gpu_step bench_flex 400 python3 bench/flex_bench.py --lib "$LIB" --no-bwd \
         --fwd-variants "$V" --configs 16x8192x128 \
         --families full,causal,causal_document,sliding_window,qk_sparse \
         --out "$W/bench_flex.json"
