@@ -75,6 +75,7 @@ static const fm_packed_sparsity *run_sparsity(const fm_tile_plan *plan, const fw
     const int64_t mr = pk->kernel.mr, nr = pk->kernel.nr, Bk = plan->block_k;
     if (!plan->sub.minmax || rows > FM_CPU_TILE_Q || Bk > FM_CPU_TILE_K)
         return NULL; /* no sub-blocks (not the column form), or tiles past the tables' size */
+    if (!memchr(partial, 1, (size_t)n_tiles)) return NULL; /* unmasked tiles only */
     const int64_t row_panels = (rows + mr - 1) / mr, col_panels = (cols + nr - 1) / nr;
     const int64_t tile_panels = Bk / nr;
     int64_t masked = 0;
