@@ -266,7 +266,11 @@ __device__ __forceinline__ void consume(const fm_attn_params &p, const pipe_smem
 {
     using L = pipe_smem<D>;
     using DQP = dq_part<D>;
-    const int tid = threadIdx.x, lane = tid & 31, warp = (tid >> 5) & 3, wg = tid >> 7;
+    const int tid = threadIdx.x, lane = tid & 31, warp = (tid >> 5) & 3;
+    /* the warpgroup, read from lane 0 so that the compiler knows it is the same in every lane:
+     * the shared addresses made from it, and the products' descriptors, then live in uniform
+     * registers */
+    const int wg = __shfl_sync(0xffffffffu, tid >> 7, 0);
     const int g = lane >> 2, t = lane & 3;
     const int c0 = kb0 * BC, wk0 = wg * BC; /* the block's first key; this warpgroup's, inside */
     const int group = p.q_heads / p.kv_heads, n_qblocks = (p.seqlen_q + BR - 1) / BR;

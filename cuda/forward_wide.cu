@@ -256,7 +256,10 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
     fm_wg_regs_inc<REGS_CONSUMER>();
 
     /* A consumer: warpgroup wg, warp ww of it, rows w0 .. w0 + 15 of this warp. */
-    const int wg = warp >> 2, ww = warp & 3, g = lane >> 2, t = lane & 3;
+    /* (wg read from lane 0, so that the compiler knows it is the same in every lane: the
+     * shared addresses made from it then live in uniform registers) */
+    const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0), ww = warp & 3, g = lane >> 2,
+              t = lane & 3;
     const int w0 = r0 + wg * WG_ROWS + ww * 16;
     const float scale_log2 = p.scale * 1.4426950408889634f;
     const uint32_t aQ = sm.q(wg);

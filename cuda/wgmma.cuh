@@ -65,15 +65,24 @@ __device__ __forceinline__ uint64_t fm_wg_desc(uint32_t addr, uint32_t lbo, uint
            (uint64_t)((sbo >> 4) & 0x3FFF) << 32 | (uint64_t)1 << 62;
 }
 
+/* The descriptor of `offset` bytes (a multiple of 16) past a descriptor's start: the start
+ * field holds the shared address / 16 in 14 bits, and shared addresses stay below 2^18, so
+ * adding to the whole descriptor never carries into the next field. One descriptor per tile
+ * and constant offsets per k step keep the address arithmetic out of the products' loops. */
+__device__ __forceinline__ uint64_t fm_wg_desc_plus(uint64_t desc, uint32_t offset)
+{
+    return desc + (offset >> 4);
+}
+
 /* The descriptor of a 16-wide k step `kk` of an SW128 tile of `rows` rows at shared address
  * `base`, column block `nb` (MN-major: which 64 columns of N; K-major: unused, 0). */
 __device__ __forceinline__ uint64_t fm_wg_kmajor(uint32_t base, int rows, int kk)
 {
-    return fm_wg_desc(base + (kk >> 2) * rows * 128 + (kk & 3) * 32, 16, 1024);
+    return fm_wg_desc_plus(fm_wg_desc(base, 16, 1024), (kk >> 2) * rows * 128 + (kk & 3) * 32);
 }
 __device__ __forceinline__ uint64_t fm_wg_mnmajor(uint32_t base, int rows, int kk, int nb = 0)
 {
-    return fm_wg_desc(base + nb * rows * 128 + kk * 2048, rows * 128, 1024);
+    return fm_wg_desc_plus(fm_wg_desc(base, rows * 128, 1024), nb * rows * 128 + kk * 2048);
 }
 
 #ifdef FM_WGMMA_DEVICE
