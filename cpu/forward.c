@@ -133,10 +133,25 @@ static void tile_accumulate(const fwd_packed *pk, fwd_scratch *w, int64_t rows, 
         return;
     }
     const int64_t nr = pk->kernel.nr;
-    fm_pack_a(&pk->kernel, rows, cols, w->s, ld, w->p_panels);
-    const fm_packed_sparsity spans_only = {NULL, sparse ? sparse->k_span : NULL};
+    const int64_t *k_span = sparse ? sparse->k_span : NULL;
+    fm_pack_a(&pk->kernel, rows, cols, w->s, ld, k_span, w->p_panels);
+    const fm_packed_sparsity spans_only = {NULL, k_span};
     fm_packed_gemm(&pk->kernel, rows, D, cols, 1.0f, w->p_panels, v_packed + c0 * nr, Sk * nr,
                    1.0f, w->o, D, &spans_only);
+}
+
+/* The online softmax of a run, row panel by row panel (mr rows each) over the panel's span of
+ * keys [k_span[2 ip], k_span[2 ip + 1]) only; a panel with an empty span is left as it was
+ * (all its scores in this run are masked: the step would not move m, l or O). */
+static void softmax_in_spans(fwd_scratch *w, int64_t rows, int64_t ld, int64_t D, int64_t mr,
+                             const int64_t *k_span)
+{
+    for (int64_t ip = 0, i0 = 0; i0 < rows; ip++, i0 += mr) {
+        const int64_t lo = k_span[2 * ip], hi = k_span[2 * ip + 1];
+        if (lo >= hi) continue;
+        fm_online_softmax_tile(w->s + i0 * ld + lo, ld, rows - i0 < mr ? rows - i0 : mr, hi - lo,
+                               w->m + i0, w->l + i0, w->o + i0 * D, D);
+    }
 }
 
 /* One (b, hq, qb) task: rows [r0, r0 + rows) of query head hq. */
@@ -159,7 +174,7 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan,
         pk->k ? pk->k + (size_t)(b * p->kv_heads + hk) * pk->head_floats : NULL;
     const float *v_packed =
         pk->v ? pk->v + (size_t)(b * p->kv_heads + hk) * pk->head_floats : NULL;
-    if (pk->kernel.mr) fm_pack_a(&pk->kernel, rows, D, q_tile, D, w->q_panels);
+    if (pk->kernel.mr) fm_pack_a(&pk->kernel, rows, D, q_tile, D, NULL, w->q_panels);
 
     for (int64_t i = 0; i < rows; i++) {
         w->m[i] = -INFINITY;
@@ -185,12 +200,21 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan,
                           : NULL;
         /* S = alpha * Q_tile K_run^T */
         tile_scores(pk, w, rows, cols, D, alpha, q_tile, k_head, k_packed, c0, ld, sparse);
+        /* Masking, softmax and (in tile_accumulate) P's packing read each row panel's span of
+         * keys only: outside it every score is masked, so its probabilities are 0 and add
+         * nothing to m, l or P V (which reads the span only). */
         for (int64_t t = 0; t < n_tiles; t++) /* element rule only inside partial tiles */
             if (partial[t]) {
                 const int64_t t0 = c0 + t * Bk, tn = t0 + Bk <= c1 ? Bk : c1 - t0;
-                fm_tile_plan_mask_scores(plan, b, hq, r0, rows, t0, tn, w->s + t * Bk, ld);
+                const fm_row_spans tile_spans = {pk->kernel.mr, sparse ? sparse->k_span : NULL,
+                                                 t * Bk}; /* (spans count from the run's c0) */
+                fm_tile_plan_mask_scores_in(plan, b, hq, r0, rows, t0, tn, w->s + t * Bk, ld,
+                                            sparse ? &tile_spans : NULL);
             }
-        fm_online_softmax_tile(w->s, ld, rows, cols, w->m, w->l, w->o, D);
+        if (sparse)
+            softmax_in_spans(w, rows, ld, D, pk->kernel.mr, sparse->k_span);
+        else
+            fm_online_softmax_tile(w->s, ld, rows, cols, w->m, w->l, w->o, D);
         /* O += P V_run */
         tile_accumulate(pk, w, rows, cols, D, v_head, v_packed, c0, Sk, ld, sparse);
     }

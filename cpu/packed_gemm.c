@@ -189,11 +189,15 @@ static void pack_panel(int64_t width, int64_t count, int64_t k, const float *src
 }
 
 void fm_pack_a(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float *a, int64_t lda,
-               float *dst)
+               const int64_t *k_span, float *dst)
 {
     const int64_t mr = kernel->mr;
-    for (int64_t i0 = 0; i0 < m; i0 += mr, dst += mr * k)
-        pack_panel(mr, m - i0 < mr ? m - i0 : mr, k, a + i0 * lda, lda, dst);
+    for (int64_t ip = 0, i0 = 0; i0 < m; ip++, i0 += mr, dst += mr * k) {
+        const int64_t k0 = k_span ? k_span[2 * ip] : 0, k1 = k_span ? k_span[2 * ip + 1] : k;
+        if (k1 > k0)
+            pack_panel(mr, m - i0 < mr ? m - i0 : mr, k1 - k0, a + i0 * lda + k0, lda,
+                       dst + k0 * mr);
+    }
 }
 
 void fm_pack_b_transposed(const fm_packed_kernel *kernel, int64_t k, int64_t n, const float *x,

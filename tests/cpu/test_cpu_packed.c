@@ -2,8 +2,12 @@
  * and both forms of B, then C = alpha A B + beta C on the panels, against a float64 product, on
  * seeded random shapes that leave partial panels on every side (m, n, k from 1 up), including
  * runs that start inside a packed B (the forward's key runs), skipped blocks and depth spans
- * (empty ones too); beta = 0 must not read C (NaN there stays out). And the BLAS symbols that OpenBLAS and BLIS both export resolve to OpenBLAS.
- * Needs the build's BLIS micro-kernel (meson option blis); skipped without it.
+ * (empty ones too), A packed over those spans only; beta = 0 must not read C (NaN there stays
+ * out). And every packed form element by element against its definition, for panel widths
+ * 4 .. 16 with every row count in a last panel (the fast paths and the general one). And the
+ * BLAS symbols that OpenBLAS and BLIS both export resolve to OpenBLAS.
+ * The products need the build's BLIS micro-kernel (meson option blis) and are skipped without
+ * it; the packing itself is tested in every build.
  * Suite 'cpu'. Layer: tests over cpu/ (its private header).
  */
 #define _GNU_SOURCE
@@ -66,8 +70,25 @@ static void check_product(const fm_packed_kernel *kern, fm_rng *rng, int64_t m, 
     if (beta == 0.0f)
         for (int64_t i = 0; i < m * (n + 3); i++) c[i] = NAN;
     memcpy(c0, c, (size_t)(m * (n + 3)) * sizeof *c);
-    float *ap = aligned_floats(fm_packed_a_floats(kern, m, k));
-    fm_pack_a(kern, m, k, a, k, ap);
+    const size_t n_ap = fm_packed_a_floats(kern, m, k);
+    float *ap = aligned_floats(n_ap);
+    if (sparse == 2) { /* A packed over the spans only (as the forward packs P), from an A that
+                        * is NaN outside them and panels that are NaN before: reading either
+                        * outside the spans shows in C */
+        for (size_t i = 0; i < n_ap; i++) ap[i] = NAN;
+        float *a_span = malloc((size_t)(m * k) * sizeof *a_span);
+        assert_non_null(a_span);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t p = 0; p < k; p++) {
+                const int64_t ip = i / kern->mr;
+                const int inside = p >= span[2 * ip] && p < span[2 * ip + 1];
+                a_span[i * k + p] = inside ? a[i * k + p] : NAN;
+            }
+        fm_pack_a(kern, m, k, a_span, k, span, ap);
+        free(a_span);
+    } else {
+        fm_pack_a(kern, m, k, a, k, NULL, ap);
+    }
     float *bp;
     int64_t b_stride;
     const float *b_run;
@@ -152,7 +173,7 @@ static void check_packing(fm_rng *rng, int64_t width, int64_t m, int64_t k)
     for (int form = 0; form < 2; form++) {
         for (size_t i = 0; i < n_a + (size_t)guard; i++) dst[i] = NAN;
         if (form == 0) {
-            fm_pack_a(&kern, m, k, a, ld, dst);
+            fm_pack_a(&kern, m, k, a, ld, NULL, dst);
         } else {
             const int64_t split = (int64_t)fm_rng_below(rng, (uint64_t)panels + 1);
             fm_pack_b_transposed(&kern, k, m, a, ld, 0, split, dst);
@@ -173,6 +194,33 @@ static void check_packing(fm_rng *rng, int64_t width, int64_t m, int64_t k)
                 }
         for (int64_t g = 0; g < guard; g++) assert_true(isnan(dst[n_a + (size_t)g]));
     }
+    /* A panels over spans of columns: inside each panel's span as above, nothing outside */
+    int64_t *span = malloc((size_t)(2 * panels) * sizeof *span);
+    assert_non_null(span);
+    for (int64_t ip = 0; ip < panels; ip++) {
+        span[2 * ip] = (int64_t)fm_rng_below(rng, (uint64_t)k + 1);
+        span[2 * ip + 1] = fm_rng_range(rng, span[2 * ip] - 2, k); /* empty ones too */
+    }
+    for (size_t i = 0; i < n_a + (size_t)guard; i++) dst[i] = NAN;
+    fm_pack_a(&kern, m, k, a, ld, span, dst);
+    for (int64_t ip = 0; ip < panels; ip++)
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t i = 0; i < width; i++) {
+                const int64_t row = ip * width + i;
+                const float got = dst[ip * width * k + p * width + i];
+                if (p < span[2 * ip] || p >= span[2 * ip + 1]) {
+                    assert_true(isnan(got));
+                    continue;
+                }
+                const float want = row < m ? a[row * ld + p] : 0.0f;
+                if (memcmp(&got, &want, sizeof got) != 0)
+                    fail_msg("FM_SEED=%llu: pack_a W %lld m %lld k %lld span [%lld, %lld): "
+                             "panel %lld [%lld][%lld] = %g, want %g",
+                             (unsigned long long)test_seed, (long long)width, (long long)m,
+                             (long long)k, (long long)span[2 * ip], (long long)span[2 * ip + 1],
+                             (long long)ip, (long long)p, (long long)i, got, want);
+            }
+    free(span);
     /* B rows: B = a as k_total x m (row stride ld >= m), rows [k0, k1) packed in two calls;
      * panel jp: panel[p * W + j] = B[p][jp W + j], zero past m; rows outside [k0, k1) untouched */
     const int64_t k_total = k, k0 = (int64_t)fm_rng_below(rng, (uint64_t)k_total + 1);
