@@ -14,15 +14,17 @@
  *   partial tile  -> the same, with masked scores set to -inf first (fm_column_masked_runs,
  *                    the element rule read down a column).
  * Runs of consecutive computed tiles share one pair of products (see FM_CPU_RUN_TILES): on
- * operands packed once (packed_gemm.c: K and V per head before the tasks, Q per task; blocks of
- * partial tiles that the mask covers left out) where the build has BLIS's micro-kernel, else
- * OpenBLAS sgemm (matmul_tile.c).
+ * operands packed once (packed_gemm.c: K and V per key tile of a head by the first task that
+ * needs the tile, Q per task; blocks of partial tiles that the mask covers left out, and the
+ * row work between the products kept to each row panel's span of keys) where the build has
+ * BLIS's micro-kernel, else OpenBLAS sgemm (matmul_tile.c).
  * Per-thread memory: S[Bq x run width] + O[Bq x D] + 2 Bq floats, i.e. O((Sq+Sk) D) at most,
  * never O(Sq Sk). Output: O = o / l and LSE = ln 2 (m + log2 l); rows with no allowed key give
  * O = 0, LSE = -inf.
  */
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +44,50 @@ typedef struct fwd_scratch {
 
 /* K and V of every (batch, kv head) packed once per call as B panels (packed_gemm.h), when the
  * build has the micro-kernel: K^T panels [Sk / NR][D][NR] and V panels [D / NR][Sk][NR] per
- * head, head_floats each. kernel.mr == 0: none, the products go through OpenBLAS. */
+ * head, head_floats each, packed key tile by key tile when a task first needs the tile
+ * (tile_packed). state[h * n_k_blocks + kb]: TILE_UNPACKED, TILE_PACKING or TILE_PACKED.
+ * kernel.mr == 0: none, the products go through OpenBLAS. */
 typedef struct fwd_packed {
     fm_packed_kernel kernel;
     float *k, *v;
     size_t head_floats;
+    int64_t *state;
 } fwd_packed;
+
+enum { TILE_UNPACKED = 0, TILE_PACKING = 1, TILE_PACKED = 2 };
+
+/* Key tile kb of kv head h (h = b Hk + hk) packed, K^T and V, by this thread or another: the
+ * first thread to need the tile packs it (so the packing is shared out among the threads as the
+ * tasks are, needs no barrier, and each packed tile is used while still in cache); a thread that
+ * finds it being packed waits until it is in. Packing never waits, so this cannot deadlock. */
+static void tile_packed(const fwd_packed *pk, const fm_problem *p, const fm_tile_plan *plan,
+                        const float *k, const float *v, int64_t h, int64_t kb)
+{
+    int64_t *state = pk->state + h * plan->n_k_blocks + kb;
+    if (__atomic_load_n(state, __ATOMIC_ACQUIRE) == TILE_PACKED) return;
+    int64_t expected = TILE_UNPACKED;
+    if (__atomic_compare_exchange_n(state, &expected, TILE_PACKING, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        const int64_t D = p->head_dim, Sk = p->seqlen_k, nr = pk->kernel.nr;
+        const int64_t k0 = kb * plan->block_k;
+        const int64_t k1 = k0 + plan->block_k < Sk ? k0 + plan->block_k : Sk;
+        fm_pack_b_transposed(&pk->kernel, D, Sk, k + h * Sk * D, D, k0 / nr, (k1 + nr - 1) / nr,
+                             pk->k + (size_t)h * pk->head_floats);
+        fm_pack_b_rows(&pk->kernel, Sk, D, v + h * Sk * D, D, k0, k1,
+                       pk->v + (size_t)h * pk->head_floats);
+        __atomic_store_n(state, TILE_PACKED, __ATOMIC_RELEASE);
+        return;
+    }
+    for (int spins = 0; __atomic_load_n(state, __ATOMIC_ACQUIRE) != TILE_PACKED; spins++) {
+        if (spins < 4096) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield(); /* the packing thread may have lost its core */
+        }
+    }
+}
 
 /* Bounds of the sub-block tables (fm_packed_kernel_get's MR >= 4, NR >= 8). */
 enum {
@@ -194,6 +234,9 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan,
         const int64_t c0 = first * Bk;
         const int64_t c1 = (first + n_tiles) * Bk <= Sk ? (first + n_tiles) * Bk : Sk;
         const int64_t cols = c1 - c0;
+        if (pk->kernel.mr)
+            for (int64_t t = 0; t < n_tiles; t++)
+                tile_packed(pk, p, plan, k, v, b * p->kv_heads + hk, first + t);
         fwd_sparsity sp;
         const fm_packed_sparsity *sparse =
             pk->kernel.mr ? run_sparsity(plan, pk, b, hq, r0, rows, c0, cols, n_tiles, partial, &sp)
@@ -273,15 +316,22 @@ static fm_status forward_plan(const fm_problem *p, fm_tile_plan *plan, const flo
         pk.v = pk.k + (size_t)kv_heads * pk.head_floats;
     }
 
-    /* the order of the tasks (fm_task_order): work, order and the order's scratch */
+    /* the order of the tasks (fm_task_order): work, order and the order's scratch; then the
+     * packing state of every (kv head, key tile), all TILE_UNPACKED */
     const int64_t n_tasks = p->batch * p->q_heads * plan->n_q_blocks;
-    int64_t *work = fm_alloc((size_t)(3 * n_tasks + plan->n_k_blocks + 2 + threads),
-                             sizeof(int64_t), "cpu forward task order");
+    const int64_t n_order = 3 * n_tasks + plan->n_k_blocks + 2 + threads;
+    const int64_t n_state = packed ? kv_heads * plan->n_k_blocks : 0;
+    int64_t *work = fm_alloc((size_t)(n_order + n_state), sizeof(int64_t),
+                             "cpu forward task order");
     if (!work) {
         fm_workspace_give(scratch, scratch_floats);
         return FM_ERR_NOMEM;
     }
     int64_t *order = work + n_tasks, *order_scratch = order + n_tasks;
+    if (packed) {
+        pk.state = work + n_order;
+        memset(pk.state, 0, (size_t)n_state * sizeof *pk.state);
+    }
     /* before the parallel region, not in it: a barrier there costs more than these classifier
      * calls (one per tile) on a loaded machine */
     for (int64_t task = 0; task < n_tasks; task++) {
@@ -303,18 +353,6 @@ static fm_status forward_plan(const fm_problem *p, fm_tile_plan *plan, const flo
                          base + n_s + n_o + 2 * n_ml,
                          base + n_s + n_o + 2 * n_ml + n_qp};
         fm_tile_stats local = {0, 0, 0, 0};
-        if (packed) { /* K and V of every kv head, a panel of NR keys per job */
-            const int64_t nr = pk.kernel.nr, panels = (Sk + nr - 1) / nr;
-#pragma omp for schedule(static)
-            for (int64_t job = 0; job < kv_heads * panels; job++) {
-                const int64_t h = job / panels, jp = job % panels;
-                const int64_t k0 = jp * nr, k1 = k0 + nr < Sk ? k0 + nr : Sk;
-                fm_pack_b_transposed(&pk.kernel, D, Sk, k + h * Sk * D, D, jp, jp + 1,
-                                     pk.k + (size_t)h * pk.head_floats);
-                fm_pack_b_rows(&pk.kernel, Sk, D, v + h * Sk * D, D, k0, k1,
-                               pk.v + (size_t)h * pk.head_floats);
-            } /* (its barrier: every panel is in before any task reads one) */
-        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t i = 0; i < n_tasks; i++) {
             const int64_t task = order[i];
