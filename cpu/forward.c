@@ -45,7 +45,7 @@ typedef struct fwd_scratch {
 /* K and V of every (batch, kv head) packed once per call as B panels (packed_gemm.h), when the
  * build has the micro-kernel: K^T panels [Sk / NR][D][NR] and V panels [D / NR][Sk][NR] per
  * head, head_floats each, packed key tile by key tile when a task first needs the tile
- * (tile_packed). state[h * n_k_blocks + kb]: TILE_UNPACKED, TILE_PACKING or TILE_PACKED.
+ * (tiles_packed). state[h * n_k_blocks + kb]: TILE_UNPACKED, TILE_PACKING or TILE_PACKED.
  * kernel.mr == 0: none, the products go through OpenBLAS. */
 typedef struct fwd_packed {
     fm_packed_kernel kernel;
@@ -56,37 +56,42 @@ typedef struct fwd_packed {
 
 enum { TILE_UNPACKED = 0, TILE_PACKING = 1, TILE_PACKED = 2 };
 
-/* Key tile kb of kv head h (h = b Hk + hk) packed, K^T and V, by this thread or another: the
- * first thread to need the tile packs it (so the packing is shared out among the threads as the
- * tasks are, needs no barrier, and each packed tile is used while still in cache); a thread that
- * finds it being packed waits until it is in. Packing never waits, so this cannot deadlock. */
-static void tile_packed(const fwd_packed *pk, const fm_problem *p, const fm_tile_plan *plan,
-                        const float *k, const float *v, int64_t h, int64_t kb)
+/* Key tiles [first, first + n) of kv head h (h = b Hk + hk) packed, K^T and V, by this thread
+ * or another: the first thread to need a tile packs it (so the packing is shared out among the
+ * threads as the tasks are, needs no barrier, and each packed tile is used while still in cache).
+ * This thread first packs every tile of the run that nobody has claimed, passing over those
+ * another thread is packing, and then waits for those. Packing never waits, so this cannot
+ * deadlock. */
+static void tiles_packed(const fwd_packed *pk, const fm_problem *p, const fm_tile_plan *plan,
+                         const float *k, const float *v, int64_t h, int64_t first, int64_t n)
 {
-    int64_t *state = pk->state + h * plan->n_k_blocks + kb;
-    if (__atomic_load_n(state, __ATOMIC_ACQUIRE) == TILE_PACKED) return;
-    int64_t expected = TILE_UNPACKED;
-    if (__atomic_compare_exchange_n(state, &expected, TILE_PACKING, 0, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE)) {
-        const int64_t D = p->head_dim, Sk = p->seqlen_k, nr = pk->kernel.nr;
+    int64_t *state = pk->state + h * plan->n_k_blocks;
+    const int64_t D = p->head_dim, Sk = p->seqlen_k, nr = pk->kernel.nr;
+    for (int64_t kb = first; kb < first + n; kb++) {
+        int64_t expected = TILE_UNPACKED;
+        if (__atomic_load_n(&state[kb], __ATOMIC_ACQUIRE) != TILE_UNPACKED ||
+            !__atomic_compare_exchange_n(&state[kb], &expected, TILE_PACKING, 0,
+                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue; /* packed, or being packed by another thread */
         const int64_t k0 = kb * plan->block_k;
         const int64_t k1 = k0 + plan->block_k < Sk ? k0 + plan->block_k : Sk;
         fm_pack_b_transposed(&pk->kernel, D, Sk, k + h * Sk * D, D, k0 / nr, (k1 + nr - 1) / nr,
                              pk->k + (size_t)h * pk->head_floats);
         fm_pack_b_rows(&pk->kernel, Sk, D, v + h * Sk * D, D, k0, k1,
                        pk->v + (size_t)h * pk->head_floats);
-        __atomic_store_n(state, TILE_PACKED, __ATOMIC_RELEASE);
-        return;
+        __atomic_store_n(&state[kb], TILE_PACKED, __ATOMIC_RELEASE);
     }
-    for (int spins = 0; __atomic_load_n(state, __ATOMIC_ACQUIRE) != TILE_PACKED; spins++) {
-        if (spins < 4096) {
+    for (int64_t kb = first; kb < first + n; kb++)
+        for (int spins = 0; __atomic_load_n(&state[kb], __ATOMIC_ACQUIRE) != TILE_PACKED;
+             spins++) {
+            if (spins < 4096) {
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+                __builtin_ia32_pause();
 #endif
-        } else {
-            sched_yield(); /* the packing thread may have lost its core */
+            } else {
+                sched_yield(); /* the packing thread may have lost its core */
+            }
         }
-    }
 }
 
 /* Bounds of the sub-block tables (fm_packed_kernel_get's MR >= 4, NR >= 8). */
@@ -235,8 +240,7 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan,
         const int64_t c1 = (first + n_tiles) * Bk <= Sk ? (first + n_tiles) * Bk : Sk;
         const int64_t cols = c1 - c0;
         if (pk->kernel.mr)
-            for (int64_t t = 0; t < n_tiles; t++)
-                tile_packed(pk, p, plan, k, v, b * p->kv_heads + hk, first + t);
+            tiles_packed(pk, p, plan, k, v, b * p->kv_heads + hk, first, n_tiles);
         fwd_sparsity sp;
         const fm_packed_sparsity *sparse =
             pk->kernel.mr ? run_sparsity(plan, pk, b, hq, r0, rows, c0, cols, n_tiles, partial, &sp)
