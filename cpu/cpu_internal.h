@@ -104,6 +104,22 @@ int64_t fm_task_order_makespan(const int64_t *work, const int64_t *order, int64_
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld);
 
+/* The columns that groups of rows of a tile need: rows [g row_step, (g + 1) row_step) of the
+ * tile need its keys [span[2 g] - origin, span[2 g + 1] - origin) only, clipped to the tile
+ * (empty when the first is not below the second). */
+typedef struct fm_row_spans {
+    int64_t row_step;
+    const int64_t *span;
+    int64_t origin;
+} fm_row_spans;
+
+/* fm_tile_plan_mask_scores where the caller reads only each group's span of the scores
+ * (spans NULL: all of them): for the column form the element rule is applied inside the spans
+ * only, the scores outside left as they are; the other forms mask the whole tile. */
+void fm_tile_plan_mask_scores_in(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
+                                 int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld,
+                                 const fm_row_spans *spans);
+
 /* Sub-blocks of tiles (the forward's packed products leave out those the mask hides): for the
  * column form, a second summary of the mask by blocks of col_step keys (col_step dividing
  * block_k), built once; a no-op for the BBM and dense forms, which have no finer summary. */

@@ -14,15 +14,17 @@
  *   partial tile  -> the same, with masked scores set to -inf first (fm_column_masked_runs,
  *                    the element rule read down a column).
  * Runs of consecutive computed tiles share one pair of products (see FM_CPU_RUN_TILES): on
- * operands packed once (packed_gemm.c: K and V per head before the tasks, Q per task; blocks of
- * partial tiles that the mask covers left out) where the build has BLIS's micro-kernel, else
- * OpenBLAS sgemm (matmul_tile.c).
+ * operands packed once (packed_gemm.c: K and V per key tile of a head by the first task that
+ * needs the tile, Q per task; blocks of partial tiles that the mask covers left out, and the
+ * row work between the products kept to each row panel's span of keys) where the build has
+ * BLIS's micro-kernel, else OpenBLAS sgemm (matmul_tile.c).
  * Per-thread memory: S[Bq x run width] + O[Bq x D] + 2 Bq floats, i.e. O((Sq+Sk) D) at most,
  * never O(Sq Sk). Output: O = o / l and LSE = ln 2 (m + log2 l); rows with no allowed key give
  * O = 0, LSE = -inf.
  */
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +44,55 @@ typedef struct fwd_scratch {
 
 /* K and V of every (batch, kv head) packed once per call as B panels (packed_gemm.h), when the
  * build has the micro-kernel: K^T panels [Sk / NR][D][NR] and V panels [D / NR][Sk][NR] per
- * head, head_floats each. kernel.mr == 0: none, the products go through OpenBLAS. */
+ * head, head_floats each, packed key tile by key tile when a task first needs the tile
+ * (tiles_packed). state[h * n_k_blocks + kb]: TILE_UNPACKED, TILE_PACKING or TILE_PACKED.
+ * kernel.mr == 0: none, the products go through OpenBLAS. */
 typedef struct fwd_packed {
     fm_packed_kernel kernel;
     float *k, *v;
     size_t head_floats;
+    int64_t *state;
 } fwd_packed;
+
+enum { TILE_UNPACKED = 0, TILE_PACKING = 1, TILE_PACKED = 2 };
+
+/* Key tiles [first, first + n) of kv head h (h = b Hk + hk) packed, K^T and V, by this thread
+ * or another: the first thread to need a tile packs it (so the packing is shared out among the
+ * threads as the tasks are, needs no barrier, and each packed tile is used while still in cache).
+ * This thread first packs every tile of the run that nobody has claimed, passing over those
+ * another thread is packing, and then waits for those. Packing never waits, so this cannot
+ * deadlock. */
+static void tiles_packed(const fwd_packed *pk, const fm_problem *p, const fm_tile_plan *plan,
+                         const float *k, const float *v, int64_t h, int64_t first, int64_t n)
+{
+    int64_t *state = pk->state + h * plan->n_k_blocks;
+    const int64_t D = p->head_dim, Sk = p->seqlen_k, nr = pk->kernel.nr;
+    for (int64_t kb = first; kb < first + n; kb++) {
+        int64_t expected = TILE_UNPACKED;
+        if (__atomic_load_n(&state[kb], __ATOMIC_ACQUIRE) != TILE_UNPACKED ||
+            !__atomic_compare_exchange_n(&state[kb], &expected, TILE_PACKING, 0,
+                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue; /* packed, or being packed by another thread */
+        const int64_t k0 = kb * plan->block_k;
+        const int64_t k1 = k0 + plan->block_k < Sk ? k0 + plan->block_k : Sk;
+        fm_pack_b_transposed(&pk->kernel, D, Sk, k + h * Sk * D, D, k0 / nr, (k1 + nr - 1) / nr,
+                             pk->k + (size_t)h * pk->head_floats);
+        fm_pack_b_rows(&pk->kernel, Sk, D, v + h * Sk * D, D, k0, k1,
+                       pk->v + (size_t)h * pk->head_floats);
+        __atomic_store_n(&state[kb], TILE_PACKED, __ATOMIC_RELEASE);
+    }
+    for (int64_t kb = first; kb < first + n; kb++)
+        for (int spins = 0; __atomic_load_n(&state[kb], __ATOMIC_ACQUIRE) != TILE_PACKED;
+             spins++) {
+            if (spins < 4096) {
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#endif
+            } else {
+                sched_yield(); /* the packing thread may have lost its core */
+            }
+        }
+}
 
 /* Bounds of the sub-block tables (fm_packed_kernel_get's MR >= 4, NR >= 8). */
 enum {
@@ -133,10 +178,25 @@ static void tile_accumulate(const fwd_packed *pk, fwd_scratch *w, int64_t rows, 
         return;
     }
     const int64_t nr = pk->kernel.nr;
-    fm_pack_a(&pk->kernel, rows, cols, w->s, ld, w->p_panels);
-    const fm_packed_sparsity spans_only = {NULL, sparse ? sparse->k_span : NULL};
+    const int64_t *k_span = sparse ? sparse->k_span : NULL;
+    fm_pack_a(&pk->kernel, rows, cols, w->s, ld, k_span, w->p_panels);
+    const fm_packed_sparsity spans_only = {NULL, k_span};
     fm_packed_gemm(&pk->kernel, rows, D, cols, 1.0f, w->p_panels, v_packed + c0 * nr, Sk * nr,
                    1.0f, w->o, D, &spans_only);
+}
+
+/* The online softmax of a run, row panel by row panel (mr rows each) over the panel's span of
+ * keys [k_span[2 ip], k_span[2 ip + 1]) only; a panel with an empty span is left as it was
+ * (all its scores in this run are masked: the step would not move m, l or O). */
+static void softmax_in_spans(fwd_scratch *w, int64_t rows, int64_t ld, int64_t D, int64_t mr,
+                             const int64_t *k_span)
+{
+    for (int64_t ip = 0, i0 = 0; i0 < rows; ip++, i0 += mr) {
+        const int64_t lo = k_span[2 * ip], hi = k_span[2 * ip + 1];
+        if (lo >= hi) continue;
+        fm_online_softmax_tile(w->s + i0 * ld + lo, ld, rows - i0 < mr ? rows - i0 : mr, hi - lo,
+                               w->m + i0, w->l + i0, w->o + i0 * D, D);
+    }
 }
 
 /* One (b, hq, qb) task: rows [r0, r0 + rows) of query head hq. */
@@ -159,7 +219,7 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan,
         pk->k ? pk->k + (size_t)(b * p->kv_heads + hk) * pk->head_floats : NULL;
     const float *v_packed =
         pk->v ? pk->v + (size_t)(b * p->kv_heads + hk) * pk->head_floats : NULL;
-    if (pk->kernel.mr) fm_pack_a(&pk->kernel, rows, D, q_tile, D, w->q_panels);
+    if (pk->kernel.mr) fm_pack_a(&pk->kernel, rows, D, q_tile, D, NULL, w->q_panels);
 
     for (int64_t i = 0; i < rows; i++) {
         w->m[i] = -INFINITY;
@@ -179,18 +239,29 @@ static void forward_query_tile(const fm_problem *p, const fm_tile_plan *plan,
         const int64_t c0 = first * Bk;
         const int64_t c1 = (first + n_tiles) * Bk <= Sk ? (first + n_tiles) * Bk : Sk;
         const int64_t cols = c1 - c0;
+        if (pk->kernel.mr)
+            tiles_packed(pk, p, plan, k, v, b * p->kv_heads + hk, first, n_tiles);
         fwd_sparsity sp;
         const fm_packed_sparsity *sparse =
             pk->kernel.mr ? run_sparsity(plan, pk, b, hq, r0, rows, c0, cols, n_tiles, partial, &sp)
                           : NULL;
         /* S = alpha * Q_tile K_run^T */
         tile_scores(pk, w, rows, cols, D, alpha, q_tile, k_head, k_packed, c0, ld, sparse);
+        /* Masking, softmax and (in tile_accumulate) P's packing read each row panel's span of
+         * keys only: outside it every score is masked, so its probabilities are 0 and add
+         * nothing to m, l or P V (which reads the span only). */
         for (int64_t t = 0; t < n_tiles; t++) /* element rule only inside partial tiles */
             if (partial[t]) {
                 const int64_t t0 = c0 + t * Bk, tn = t0 + Bk <= c1 ? Bk : c1 - t0;
-                fm_tile_plan_mask_scores(plan, b, hq, r0, rows, t0, tn, w->s + t * Bk, ld);
+                const fm_row_spans tile_spans = {pk->kernel.mr, sparse ? sparse->k_span : NULL,
+                                                 t * Bk}; /* (spans count from the run's c0) */
+                fm_tile_plan_mask_scores_in(plan, b, hq, r0, rows, t0, tn, w->s + t * Bk, ld,
+                                            sparse ? &tile_spans : NULL);
             }
-        fm_online_softmax_tile(w->s, ld, rows, cols, w->m, w->l, w->o, D);
+        if (sparse)
+            softmax_in_spans(w, rows, ld, D, pk->kernel.mr, sparse->k_span);
+        else
+            fm_online_softmax_tile(w->s, ld, rows, cols, w->m, w->l, w->o, D);
         /* O += P V_run */
         tile_accumulate(pk, w, rows, cols, D, v_head, v_packed, c0, Sk, ld, sparse);
     }
@@ -249,15 +320,22 @@ static fm_status forward_plan(const fm_problem *p, fm_tile_plan *plan, const flo
         pk.v = pk.k + (size_t)kv_heads * pk.head_floats;
     }
 
-    /* the order of the tasks (fm_task_order): work, order and the order's scratch */
+    /* the order of the tasks (fm_task_order): work, order and the order's scratch; then the
+     * packing state of every (kv head, key tile), all TILE_UNPACKED */
     const int64_t n_tasks = p->batch * p->q_heads * plan->n_q_blocks;
-    int64_t *work = fm_alloc((size_t)(3 * n_tasks + plan->n_k_blocks + 2 + threads),
-                             sizeof(int64_t), "cpu forward task order");
+    const int64_t n_order = 3 * n_tasks + plan->n_k_blocks + 2 + threads;
+    const int64_t n_state = packed ? kv_heads * plan->n_k_blocks : 0;
+    int64_t *work = fm_alloc((size_t)(n_order + n_state), sizeof(int64_t),
+                             "cpu forward task order");
     if (!work) {
         fm_workspace_give(scratch, scratch_floats);
         return FM_ERR_NOMEM;
     }
     int64_t *order = work + n_tasks, *order_scratch = order + n_tasks;
+    if (packed) {
+        pk.state = work + n_order;
+        memset(pk.state, 0, (size_t)n_state * sizeof *pk.state);
+    }
     /* before the parallel region, not in it: a barrier there costs more than these classifier
      * calls (one per tile) on a loaded machine */
     for (int64_t task = 0; task < n_tasks; task++) {
@@ -279,18 +357,6 @@ static fm_status forward_plan(const fm_problem *p, fm_tile_plan *plan, const flo
                          base + n_s + n_o + 2 * n_ml,
                          base + n_s + n_o + 2 * n_ml + n_qp};
         fm_tile_stats local = {0, 0, 0, 0};
-        if (packed) { /* K and V of every kv head, a panel of NR keys per job */
-            const int64_t nr = pk.kernel.nr, panels = (Sk + nr - 1) / nr;
-#pragma omp for schedule(static)
-            for (int64_t job = 0; job < kv_heads * panels; job++) {
-                const int64_t h = job / panels, jp = job % panels;
-                const int64_t k0 = jp * nr, k1 = k0 + nr < Sk ? k0 + nr : Sk;
-                fm_pack_b_transposed(&pk.kernel, D, Sk, k + h * Sk * D, D, jp, jp + 1,
-                                     pk.k + (size_t)h * pk.head_floats);
-                fm_pack_b_rows(&pk.kernel, Sk, D, v + h * Sk * D, D, k0, k1,
-                               pk.v + (size_t)h * pk.head_floats);
-            } /* (its barrier: every panel is in before any task reads one) */
-        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t i = 0; i < n_tasks; i++) {
             const int64_t task = order[i];

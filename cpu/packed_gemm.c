@@ -75,47 +75,104 @@ static void pack_columns(int64_t width, int64_t count, int64_t p0, int64_t k, co
 }
 
 #ifdef FM_PACK_AVX2
-/* The same with AVX2, 8 x 8 blocks transposed in registers: rows i0 .. i0 + 7 (zero past
- * `count`) at columns p .. p + 7 become 8 groups of 8, of which the first `keep` are stored at
- * dst + (p + j) * W + i0. W = 6 (MR of the zen micro-kernels: one block, 6 kept) or 8 or 16 (NR:
- * two blocks); the columns past the last multiple of 8 go through pack_columns. */
+/* Rows r[0 .. 7] (8 floats each: columns p .. p + 7 of 8 rows) transposed in registers: on
+ * return r[j] holds column p + j of the 8 rows. */
+__attribute__((target("avx2"), always_inline)) static inline void transpose8(__m256 r[8])
+{
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* Columns p .. p + 7 of `rows` (<= 8; zeros below) rows of src (stride ld), transposed: row
+ * group r[j] = column p + j. The row count is a compile-time constant where inlined with one. */
+__attribute__((target("avx2"), always_inline)) static inline void load_rows8(
+    __m256 r[8], int64_t rows, const float *src, int64_t ld)
+{
+    for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(src + i * ld) : _mm256_setzero_ps();
+    transpose8(r);
+}
+
+/* pack_columns with AVX2 for the common widths, 8 x 8 blocks transposed in registers, columns
+ * past the last multiple of 8 through pack_columns:
+ *   W = 8 or 16 (NR) with every row present: each 8-column step writes 8 whole rows of the
+ *       panel (W floats each), one after the other;
+ *   W = 6 (MR of the zen micro-kernels) with every row present: 6 rows loaded, each column
+ *       stored as 8 floats whose last 2 the next column's store overwrites (the last column:
+ *       4 + 2, nothing written past it);
+ *   anything else (a last panel with fewer rows): the general form, rows past `count` zero. */
 __attribute__((target("avx2"))) static void pack_panel_avx2(int64_t width, int64_t count,
                                                             int64_t k, const float *src,
                                                             int64_t ld, float *dst)
 {
     const int64_t k8 = k / 8 * 8;
-    for (int64_t i0 = 0; i0 < width; i0 += 8) {
-        const int64_t keep = width - i0 < 8 ? width - i0 : 8;
+    __m256 r[8], r2[8];
+    if (count == width && width == 16) {
         for (int64_t p = 0; p < k8; p += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++)
-                r[i] = i0 + i < count ? _mm256_loadu_ps(src + (i0 + i) * ld + p)
-                                      : _mm256_setzero_ps();
-            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            __m256 col[8]; /* col[j]: column p + j, rows i0 .. i0 + 7 */
-            col[0] = _mm256_permute2f128_ps(s0, s4, 0x20), col[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-            col[1] = _mm256_permute2f128_ps(s1, s5, 0x20), col[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-            col[2] = _mm256_permute2f128_ps(s2, s6, 0x20), col[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-            col[3] = _mm256_permute2f128_ps(s3, s7, 0x20), col[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-            float *d = dst + p * width + i0;
-            if (keep == 8) {
-                for (int j = 0; j < 8; j++) _mm256_storeu_ps(d + j * width, col[j]);
-            } else { /* keep = 6: four, then two */
+            load_rows8(r, 8, src + p, ld);
+            load_rows8(r2, 8, src + 8 * ld + p, ld);
+            float *d = dst + p * 16;
+            for (int j = 0; j < 8; j++) {
+                _mm256_storeu_ps(d + j * 16, r[j]);
+                _mm256_storeu_ps(d + j * 16 + 8, r2[j]);
+            }
+        }
+    } else if (count == width && width == 8) {
+        for (int64_t p = 0; p < k8; p += 8) {
+            load_rows8(r, 8, src + p, ld);
+            for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + p * 8 + j * 8, r[j]);
+        }
+    } else if (count == width && width == 6) {
+        for (int64_t p = 0; p < k8; p += 8) {
+            load_rows8(r, 6, src + p, ld);
+            float *d = dst + p * 6;
+            for (int j = 0; j < 7; j++) _mm256_storeu_ps(d + j * 6, r[j]);
+            _mm_storeu_ps(d + 42, _mm256_castps256_ps128(r[7]));
+            _mm_storel_pi((__m64 *)(d + 46), _mm256_extractf128_ps(r[7], 1));
+        }
+    } else {
+        for (int64_t i0 = 0; i0 < width; i0 += 8) {
+            const int64_t keep = width - i0 < 8 ? width - i0 : 8;
+            const int64_t rows = count - i0 < 0 ? 0 : count - i0 < 8 ? count - i0 : 8;
+            for (int64_t p = 0; p < k8; p += 8) {
+                load_rows8(r, rows, src + i0 * ld + p, ld);
+                float *d = dst + p * width + i0;
                 for (int j = 0; j < 8; j++) {
-                    _mm_storeu_ps(d + j * width, _mm256_castps256_ps128(col[j]));
-                    _mm_storel_pi((__m64 *)(d + j * width + 4), _mm256_extractf128_ps(col[j], 1));
+                    if (keep == 8) {
+                        _mm256_storeu_ps(d + j * width, r[j]);
+                    } else { /* keep = 6: four, then two */
+                        _mm_storeu_ps(d + j * width, _mm256_castps256_ps128(r[j]));
+                        _mm_storel_pi((__m64 *)(d + j * width + 4), _mm256_extractf128_ps(r[j], 1));
+                    }
                 }
             }
         }
     }
     pack_columns(width, count, k8, k, src, ld, dst);
+}
+
+/* Rows of NR = 8 or 16 floats copied whole: dst[p * nr + j] = src[p * ld + j], p < rows. */
+__attribute__((target("avx"))) static void copy_rows_avx(int64_t nr, int64_t rows,
+                                                         const float *src, int64_t ld, float *dst)
+{
+    if (nr == 16) {
+        for (int64_t p = 0; p < rows; p++) {
+            const __m256 a = _mm256_loadu_ps(src + p * ld), b = _mm256_loadu_ps(src + p * ld + 8);
+            _mm256_storeu_ps(dst + p * 16, a);
+            _mm256_storeu_ps(dst + p * 16 + 8, b);
+        }
+    } else {
+        for (int64_t p = 0; p < rows; p++) _mm256_storeu_ps(dst + p * 8, _mm256_loadu_ps(src + p * ld));
+    }
 }
 #endif
 
@@ -132,11 +189,15 @@ static void pack_panel(int64_t width, int64_t count, int64_t k, const float *src
 }
 
 void fm_pack_a(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float *a, int64_t lda,
-               float *dst)
+               const int64_t *k_span, float *dst)
 {
     const int64_t mr = kernel->mr;
-    for (int64_t i0 = 0; i0 < m; i0 += mr, dst += mr * k)
-        pack_panel(mr, m - i0 < mr ? m - i0 : mr, k, a + i0 * lda, lda, dst);
+    for (int64_t ip = 0, i0 = 0; i0 < m; ip++, i0 += mr, dst += mr * k) {
+        const int64_t k0 = k_span ? k_span[2 * ip] : 0, k1 = k_span ? k_span[2 * ip + 1] : k;
+        if (k1 > k0)
+            pack_panel(mr, m - i0 < mr ? m - i0 : mr, k1 - k0, a + i0 * lda + k0, lda,
+                       dst + k0 * mr);
+    }
 }
 
 void fm_pack_b_transposed(const fm_packed_kernel *kernel, int64_t k, int64_t n, const float *x,
@@ -155,6 +216,12 @@ void fm_pack_b_rows(const fm_packed_kernel *kernel, int64_t k_total, int64_t n, 
     for (int64_t jp = 0; jp < panels; jp++) {
         const int64_t j0 = jp * nr, width = n - j0 < nr ? n - j0 : nr;
         float *panel = dst + jp * k_total * nr;
+#ifdef FM_PACK_AVX2
+        if (width == nr && (nr == 8 || nr == 16) && __builtin_cpu_supports("avx")) {
+            copy_rows_avx(nr, k1 - k0, b + k0 * ldb + j0, ldb, panel + k0 * nr);
+            continue;
+        }
+#endif
         for (int64_t p = k0; p < k1; p++) {
             memcpy(panel + p * nr, b + p * ldb + j0, (size_t)width * sizeof(float));
             for (int64_t j = width; j < nr; j++) panel[p * nr + j] = 0.0f;

@@ -1,6 +1,7 @@
 /* cpu/packed_gemm.h — tile products on operands packed once and reused (packed_gemm.c): the
- * forward's K and V are packed for a whole head before any query tile runs, each query tile
- * once per task, and the micro-kernel that multiplies the panels is BLIS's for this CPU.
+ * forward's K and V are packed once per call (key tile by key tile, when a task first needs
+ * the tile), each query tile once per task, and the micro-kernel that multiplies the panels is
+ * BLIS's for this CPU.
  * Layer: cpu (private header).
  *
  * Panel formats (those of BLIS's gemm micro-kernel; docs/algorithm.md, "Packed products"):
@@ -35,9 +36,12 @@ int fm_packed_kernel_get(fm_packed_kernel *kernel, int64_t block_k);
 size_t fm_packed_a_floats(const fm_packed_kernel *kernel, int64_t m, int64_t k);
 size_t fm_packed_b_floats(const fm_packed_kernel *kernel, int64_t k, int64_t n);
 
-/* A[m x k] (row-major, lda) -> A panels at dst. */
+/* A[m x k] (row-major, lda) -> A panels at dst. With k_span (NULL: every column), A panel ip
+ * is packed over columns [k_span[2 ip], k_span[2 ip + 1]) only (nothing when empty), the depths
+ * fm_packed_gemm reads with the same spans (see fm_packed_sparsity); the panel's other columns
+ * are not written. */
 void fm_pack_a(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float *a, int64_t lda,
-               float *dst);
+               const int64_t *k_span, float *dst);
 /* B = X^T for X[n x k] (row-major, ldx; the keys of a head, X = K): B panels of depth k at dst,
  * panel j at dst + j * k * NR. Packs panels [panel0, panel1) only (for splitting the work). */
 void fm_pack_b_transposed(const fm_packed_kernel *kernel, int64_t k, int64_t n, const float *x,

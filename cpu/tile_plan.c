@@ -186,13 +186,34 @@ int64_t fm_tile_plan_line_tiles(const fm_tile_plan *plan, int64_t b, int64_t hq,
 void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
                               int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld)
 {
-    if (plan->dense) {
+    fm_tile_plan_mask_scores_in(plan, b, hq, r0, m, c0, n, scores, ld, NULL);
+}
+
+void fm_tile_plan_mask_scores_in(const fm_tile_plan *plan, int64_t b, int64_t hq, int64_t r0,
+                                 int64_t m, int64_t c0, int64_t n, float *scores, int64_t ld,
+                                 const fm_row_spans *spans)
+{
+    if (plan->dense) { /* (no spans for these forms: every score is masked) */
         dense_mask_scores(plan, b, hq / plan->q_per_mask_head, r0, m, c0, n, scores, ld);
         return;
     }
     if (plan->bbm) {
         bbm_mask_scores(plan, b, hq / plan->q_per_mask_head, r0, m, c0, n, scores, ld);
         return;
+    }
+    /* The columns each group of rows needs (all, without spans), and their union: the columns
+     * whose masked rows are worked out. */
+    const int64_t step = spans ? spans->row_step : m, groups = (m + step - 1) / step;
+    int64_t col_lo = spans ? n : 0, col_hi = spans ? 0 : n;
+    int64_t group_lo[FM_CPU_TILE_Q], group_hi[FM_CPU_TILE_Q];
+    for (int64_t g = 0; spans && g < groups; g++) {
+        int64_t lo = spans->span[2 * g] - spans->origin, hi = spans->span[2 * g + 1] - spans->origin;
+        lo = lo < 0 ? 0 : lo, hi = hi > n ? n : hi;
+        group_lo[g] = lo, group_hi[g] = hi;
+        if (lo < hi) {
+            col_lo = lo < col_lo ? lo : col_lo;
+            col_hi = hi > col_hi ? hi : col_hi;
+        }
     }
     /* Two steps, both fast:
      *  1. per column, fm_column_masked_runs (rules.h, the element rule read down a column) gives
@@ -206,7 +227,7 @@ void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, i
     const fm_mask *mask = plan->mask;
     const int32_t *cols = fm_mask_column(mask, b, hq / plan->q_per_mask_head, c0);
     int32_t lo[3][FM_CPU_TILE_K], hi[3][FM_CPU_TILE_K];
-    for (int64_t j = 0; j < n; j++) {
+    for (int64_t j = col_lo; j < col_hi; j++) {
         int64_t run_lo[3], run_hi[3];
         int runs = fm_column_masked_runs(cols + j * FM_BOUNDS, mask->causal, plan->offset,
                                          c0 + j, r0, r0 + m, run_lo, run_hi);
@@ -217,9 +238,10 @@ void fm_tile_plan_mask_scores(const fm_tile_plan *plan, int64_t b, int64_t hq, i
     }
     for (int64_t i = 0; i < m; i++) {
         const int32_t row = (int32_t)(r0 + i);
+        const int64_t j0 = spans ? group_lo[i / step] : 0, j1 = spans ? group_hi[i / step] : n;
         float *s = scores + i * ld;
 #pragma omp simd
-        for (int64_t j = 0; j < n; j++) {
+        for (int64_t j = j0; j < j1; j++) {
             int masked = (lo[0][j] <= row && row < hi[0][j]) |
                          (lo[1][j] <= row && row < hi[1][j]) |
                          (lo[2][j] <= row && row < hi[2][j]);

@@ -2,8 +2,12 @@
  * and both forms of B, then C = alpha A B + beta C on the panels, against a float64 product, on
  * seeded random shapes that leave partial panels on every side (m, n, k from 1 up), including
  * runs that start inside a packed B (the forward's key runs), skipped blocks and depth spans
- * (empty ones too); beta = 0 must not read C (NaN there stays out). And the BLAS symbols that OpenBLAS and BLIS both export resolve to OpenBLAS.
- * Needs the build's BLIS micro-kernel (meson option blis); skipped without it.
+ * (empty ones too), A packed over those spans only; beta = 0 must not read C (NaN there stays
+ * out). And every packed form element by element against its definition, for panel widths
+ * 4 .. 16 with every row count in a last panel (the fast paths and the general one). And the
+ * BLAS symbols that OpenBLAS and BLIS both export resolve to OpenBLAS.
+ * The products need the build's BLIS micro-kernel (meson option blis) and are skipped without
+ * it; the packing itself is tested in every build.
  * Suite 'cpu'. Layer: tests over cpu/ (its private header).
  */
 #define _GNU_SOURCE
@@ -66,8 +70,25 @@ static void check_product(const fm_packed_kernel *kern, fm_rng *rng, int64_t m, 
     if (beta == 0.0f)
         for (int64_t i = 0; i < m * (n + 3); i++) c[i] = NAN;
     memcpy(c0, c, (size_t)(m * (n + 3)) * sizeof *c);
-    float *ap = aligned_floats(fm_packed_a_floats(kern, m, k));
-    fm_pack_a(kern, m, k, a, k, ap);
+    const size_t n_ap = fm_packed_a_floats(kern, m, k);
+    float *ap = aligned_floats(n_ap);
+    if (sparse == 2) { /* A packed over the spans only (as the forward packs P), from an A that
+                        * is NaN outside them and panels that are NaN before: reading either
+                        * outside the spans shows in C */
+        for (size_t i = 0; i < n_ap; i++) ap[i] = NAN;
+        float *a_span = malloc((size_t)(m * k) * sizeof *a_span);
+        assert_non_null(a_span);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t p = 0; p < k; p++) {
+                const int64_t ip = i / kern->mr;
+                const int inside = p >= span[2 * ip] && p < span[2 * ip + 1];
+                a_span[i * k + p] = inside ? a[i * k + p] : NAN;
+            }
+        fm_pack_a(kern, m, k, a_span, k, span, ap);
+        free(a_span);
+    } else {
+        fm_pack_a(kern, m, k, a, k, NULL, ap);
+    }
     float *bp;
     int64_t b_stride;
     const float *b_run;
@@ -133,6 +154,120 @@ static void test_packed_products(void **state)
     check_product(&kern, &rng, 128, 128, 512, 0, 1.0f, 2);
 }
 
+/* The packed forms element by element against their definitions (packed_gemm.h), for every
+ * width the packing has a fast path for and some it has not (the functions read only MR / NR of
+ * the kernel, so a kernel of any width packs), with every count of rows in a last partial panel
+ * and depths on both sides of a multiple of 8. The destination starts as NaN: every float of a
+ * panel is written (zeros past the matrix), nothing outside the packed rows is. */
+static void check_packing(fm_rng *rng, int64_t width, int64_t m, int64_t k)
+{
+    const fm_packed_kernel kern = {width, width, NULL, NULL};
+    const int64_t panels = (m + width - 1) / width, guard = 64;
+    const int64_t ld = k + (int64_t)fm_rng_below(rng, 3); /* strided source rows too */
+    float *a = random_floats(rng, (size_t)(m * ld + k * ld + 16));
+    const size_t n_a = fm_packed_a_floats(&kern, m, k);
+    assert_int_equal(n_a, (size_t)(panels * width * k));
+    float *dst = aligned_floats(n_a + (size_t)guard);
+    for (size_t i = 0; i < n_a + (size_t)guard; i++) dst[i] = NAN;
+    /* A panels (and B = X^T, the same layout): panel[p * W + i] = A[i0 + i][p], zero past m */
+    for (int form = 0; form < 2; form++) {
+        for (size_t i = 0; i < n_a + (size_t)guard; i++) dst[i] = NAN;
+        if (form == 0) {
+            fm_pack_a(&kern, m, k, a, ld, NULL, dst);
+        } else {
+            const int64_t split = (int64_t)fm_rng_below(rng, (uint64_t)panels + 1);
+            fm_pack_b_transposed(&kern, k, m, a, ld, 0, split, dst);
+            fm_pack_b_transposed(&kern, k, m, a, ld, split, panels, dst);
+        }
+        for (int64_t ip = 0; ip < panels; ip++)
+            for (int64_t p = 0; p < k; p++)
+                for (int64_t i = 0; i < width; i++) {
+                    const int64_t row = ip * width + i;
+                    const float want = row < m ? a[row * ld + p] : 0.0f;
+                    const float got = dst[ip * width * k + p * width + i];
+                    if (memcmp(&got, &want, sizeof got) != 0)
+                        fail_msg("FM_SEED=%llu: %s W %lld m %lld k %lld: panel %lld [%lld][%lld]"
+                                 " = %g, want %g", (unsigned long long)test_seed,
+                                 form ? "pack_b_transposed" : "pack_a", (long long)width,
+                                 (long long)m, (long long)k, (long long)ip, (long long)p,
+                                 (long long)i, got, want);
+                }
+        for (int64_t g = 0; g < guard; g++) assert_true(isnan(dst[n_a + (size_t)g]));
+    }
+    /* A panels over spans of columns: inside each panel's span as above, nothing outside */
+    int64_t *span = malloc((size_t)(2 * panels) * sizeof *span);
+    assert_non_null(span);
+    for (int64_t ip = 0; ip < panels; ip++) {
+        span[2 * ip] = (int64_t)fm_rng_below(rng, (uint64_t)k + 1);
+        span[2 * ip + 1] = fm_rng_range(rng, span[2 * ip] - 2, k); /* empty ones too */
+    }
+    for (size_t i = 0; i < n_a + (size_t)guard; i++) dst[i] = NAN;
+    fm_pack_a(&kern, m, k, a, ld, span, dst);
+    for (int64_t ip = 0; ip < panels; ip++)
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t i = 0; i < width; i++) {
+                const int64_t row = ip * width + i;
+                const float got = dst[ip * width * k + p * width + i];
+                if (p < span[2 * ip] || p >= span[2 * ip + 1]) {
+                    assert_true(isnan(got));
+                    continue;
+                }
+                const float want = row < m ? a[row * ld + p] : 0.0f;
+                if (memcmp(&got, &want, sizeof got) != 0)
+                    fail_msg("FM_SEED=%llu: pack_a W %lld m %lld k %lld span [%lld, %lld): "
+                             "panel %lld [%lld][%lld] = %g, want %g",
+                             (unsigned long long)test_seed, (long long)width, (long long)m,
+                             (long long)k, (long long)span[2 * ip], (long long)span[2 * ip + 1],
+                             (long long)ip, (long long)p, (long long)i, got, want);
+            }
+    free(span);
+    /* B rows: B = a as k_total x m (row stride ld >= m), rows [k0, k1) packed in two calls;
+     * panel jp: panel[p * W + j] = B[p][jp W + j], zero past m; rows outside [k0, k1) untouched */
+    const int64_t k_total = k, k0 = (int64_t)fm_rng_below(rng, (uint64_t)k_total + 1);
+    const int64_t k1 = fm_rng_range(rng, k0, k_total), mid = fm_rng_range(rng, k0, k1);
+    const int64_t ldb = m + (int64_t)fm_rng_below(rng, 3);
+    float *bsrc = random_floats(rng, (size_t)(k_total * ldb));
+    const size_t n_b = fm_packed_b_floats(&kern, k_total, m);
+    float *bdst = aligned_floats(n_b + (size_t)guard);
+    for (size_t i = 0; i < n_b + (size_t)guard; i++) bdst[i] = NAN;
+    fm_pack_b_rows(&kern, k_total, m, bsrc, ldb, k0, mid, bdst);
+    fm_pack_b_rows(&kern, k_total, m, bsrc, ldb, mid, k1, bdst);
+    for (int64_t jp = 0; jp < panels; jp++)
+        for (int64_t p = 0; p < k_total; p++)
+            for (int64_t j = 0; j < width; j++) {
+                const int64_t col = jp * width + j;
+                const float got = bdst[jp * k_total * width + p * width + j];
+                if (p < k0 || p >= k1) {
+                    assert_true(isnan(got));
+                    continue;
+                }
+                const float want = col < m ? bsrc[p * ldb + col] : 0.0f;
+                if (memcmp(&got, &want, sizeof got) != 0)
+                    fail_msg("FM_SEED=%llu: pack_b_rows W %lld n %lld rows [%lld, %lld): panel "
+                             "%lld [%lld][%lld] = %g, want %g", (unsigned long long)test_seed,
+                             (long long)width, (long long)m, (long long)k0, (long long)k1,
+                             (long long)jp, (long long)p, (long long)j, got, want);
+            }
+    for (int64_t g = 0; g < guard; g++) assert_true(isnan(bdst[n_b + (size_t)g]));
+    free(a), free(dst), free(bsrc), free(bdst);
+}
+
+static void test_packing_forms(void **state)
+{
+    (void)state;
+    fm_rng rng;
+    test_seed = fm_test_seed();
+    fm_rng_seed(&rng, test_seed ^ 0x5a11e7ULL);
+    const int64_t widths[] = {4, 6, 8, 12, 16};
+    for (int w = 0; w < 5; w++) {
+        const int64_t width = widths[w];
+        for (int64_t m = 1; m <= 3 * width; m++) /* every count in a last panel */
+            check_packing(&rng, width, m, 1 + (int64_t)fm_rng_below(&rng, 40));
+        for (int64_t k = 1; k <= 26; k++) /* depths around multiples of 8 */
+            check_packing(&rng, width, 2 * width, k);
+    }
+}
+
 /* cblas_sgemm as the library's calls find it (the global scope, libflashmask is not linked
  * -Bsymbolic) is OpenBLAS's, not BLIS's. */
 static void test_blas_symbols_are_openblas(void **state)
@@ -153,6 +288,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_packed_products),
+        cmocka_unit_test(test_packing_forms),
         cmocka_unit_test(test_blas_symbols_are_openblas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
