@@ -188,6 +188,26 @@ def producer_fills(ax, t, s, stage_free, engine, issue, load, color, label):
     return t + issue + 0.05, start + load
 
 
+def first_in(ax, width, label):
+    """What lands before any stage (Q of both warpgroups, or K and V of the block): a box on
+    the copy engine's row from time 0."""
+    ax.add_patch(Rectangle((0.0, 1.75), width, 0.5, color="#ffffb3", ec="k"))
+    ax.text(width / 2, 2.0, label, ha="center", va="center", fontsize=7)
+
+
+def full_arrow(ax, engine):
+    """full[s] completes at `engine`: an arrow from the copy engine's row to the consumers'."""
+    ax.add_patch(FancyArrowPatch((engine, 1.75), (engine, 1.27), arrowstyle="->",
+                                 mutation_scale=8, color="k"))
+
+
+def timeline_axes(ax, rows, end):
+    """The rows of a producer / consumer timeline as y labels; time runs to `end`, unlabelled."""
+    ax.set_yticks(list(rows.values()), list(rows.keys()))
+    ax.set_xlim(0, end + 0.3), ax.set_ylim(-0.5, 3.6)
+    ax.set_xticks([])
+
+
 def pipeline():
     """A schematic of forward_wgmma.cu with NSTAGE = 4: durations are not measured."""
     fig, ax = plt.subplots(figsize=(13, 4.0))
@@ -196,8 +216,7 @@ def pipeline():
     stage_col = ["#66c2a5", "#fc8d62", "#8da0cb", "#e78ac3"]
     load, comp, issue = 0.9, 2.0, 0.12
     q_in = 1.0  # Q of both warpgroups (q_full[0], q_full[1]) lands first
-    ax.add_patch(Rectangle((0.0, 1.75), q_in, 0.5, color="#ffffb3", ec="k"))
-    ax.text(q_in / 2, 2.0, "Q", ha="center", va="center", fontsize=7)
+    first_in(ax, q_in, "Q")
     cons_free = [q_in, q_in + 0.25]
     stage_free = [0.0] * 4   # all 8 consumer warps arrived on empty[s]
     engine = q_in            # the copy engine, one transfer after another
@@ -214,12 +233,9 @@ def pipeline():
             ax.text(begin + comp / 2, y, f"kb{kb}", ha="center", va="center", fontsize=7)
             cons_free[w] = begin + comp
             done.append(begin + comp)
-        ax.add_patch(FancyArrowPatch((engine, 1.75), (engine, 1.27), arrowstyle="->",
-                                     mutation_scale=8, color="k"))
+        full_arrow(ax, engine)
         stage_free[s] = max(done)
-    ax.set_yticks(list(rows.values()), list(rows.keys()))
-    ax.set_xlim(0, max(cons_free) + 0.3), ax.set_ylim(-0.5, 3.6)
-    ax.set_xticks([])
+    timeline_axes(ax, rows, max(cons_free))
     ax.set_xlabel("time (schematic, not to scale). A consumer box: wait full[s] (parity phase), "
                   "S = Q K^T (wgmma), mask, online softmax, O += P V (wgmma), arrive on empty[s]."
                   "\nArrow: full[s] completes when the bytes announced by arrive.expect_tx have "
@@ -374,8 +390,7 @@ def pipelined_backward():
     steps = [("S, dP", 0.55), ("P, dV", 0.45), ("dS, dK", 0.5), ("dQ", 0.5), ("add", 0.25)]
     load, issue = 0.7, 0.12
     kv_in = 1.0  # K and V of the block's 128 keys land first (kv_full)
-    ax.add_patch(Rectangle((0.0, 1.75), kv_in, 0.5, color="#ffffb3", ec="k"))
-    ax.text(kv_in / 2, 2.0, "K, V", ha="center", va="center", fontsize=7)
+    first_in(ax, kv_in, "K, V")
     cons_free = [kv_in, kv_in + 0.1]
     stage_free = [0.0, 0.0]  # all 8 consumer warps arrived on empty[s]
     engine, t = kv_in, 0.1
@@ -397,23 +412,18 @@ def pipelined_backward():
             mid.append(x)
         bar = max(mid)  # named barrier 1: 256 consumer threads
         ax.plot([bar, bar], [-0.3, 1.3], "k--", lw=0.8)
-        ends = []
         for w, y in ((0, 1.0), (1, 0.0)):
             x = bar
             for name, d in steps[3:]:
                 ax.add_patch(Rectangle((x, y - 0.25), d, 0.5, color="white", ec="k"))
                 ax.text(x + d / 2, y, name, ha="center", va="center", fontsize=6)
                 x += d
-            ends.append(x)
             cons_free[w] = x
         # the stage is released once the dV and dK products are done (wgmma wait_group 1),
         # while dQ still runs: empty[s] completes about the barrier
         stage_free[s] = bar + 0.1
-        ax.add_patch(FancyArrowPatch((engine, 1.75), (engine, 1.27), arrowstyle="->",
-                                     mutation_scale=8, color="k"))
-    ax.set_yticks(list(rows.values()), list(rows.keys()))
-    ax.set_xlim(0, max(cons_free) + 0.3), ax.set_ylim(-0.5, 3.6)
-    ax.set_xticks([])
+        full_arrow(ax, engine)
+    timeline_axes(ax, rows, max(cons_free))
     ax.set_xlabel("time (schematic, not to scale). Coloured: a warpgroup's products on its own 64 "
                   "keys (S^T = K Q^T and dP^T = V dO^T; P^T, dV += P^T dO; dS^T, dK += dS^T Q)."
                   "\nDashed: the one named barrier per query block (both halves of dS^T in shared "
