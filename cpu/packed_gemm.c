@@ -200,6 +200,38 @@ void fm_pack_a(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float
     }
 }
 
+/* Rows [p0, p1) of `count` (<= width) consecutive columns of a row-major matrix, `width` floats
+ * each (zeros past count): dst[p * width + i] = src[p * ld + i]. Whole rows of 8 or 16 are
+ * vector copies, whole rows of 6 (the zen MR) a constant-size copy the compiler inlines. */
+static void copy_rows(int64_t width, int64_t count, int64_t p0, int64_t p1, const float *src,
+                      int64_t ld, float *dst)
+{
+#ifdef FM_PACK_AVX2
+    if (count == width && (width == 8 || width == 16) && __builtin_cpu_supports("avx")) {
+        copy_rows_avx(width, p1 - p0, src + p0 * ld, ld, dst + p0 * width);
+        return;
+    }
+#endif
+    if (count == 6 && width == 6) {
+        for (int64_t p = p0; p < p1; p++) memcpy(dst + p * 6, src + p * ld, 6 * sizeof(float));
+        return;
+    }
+    for (int64_t p = p0; p < p1; p++) {
+        memcpy(dst + p * width, src + p * ld, (size_t)count * sizeof(float));
+        for (int64_t i = count; i < width; i++) dst[p * width + i] = 0.0f;
+    }
+}
+
+void fm_pack_a_transposed(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float *x,
+                          int64_t ldx, const int64_t *k_span, float *dst)
+{
+    const int64_t mr = kernel->mr; /* row i of A is column i of X */
+    for (int64_t ip = 0, i0 = 0; i0 < m; ip++, i0 += mr, dst += mr * k) {
+        const int64_t k0 = k_span ? k_span[2 * ip] : 0, k1 = k_span ? k_span[2 * ip + 1] : k;
+        if (k1 > k0) copy_rows(mr, m - i0 < mr ? m - i0 : mr, k0, k1, x + i0, ldx, dst);
+    }
+}
+
 void fm_pack_b_transposed(const fm_packed_kernel *kernel, int64_t k, int64_t n, const float *x,
                           int64_t ldx, int64_t panel0, int64_t panel1, float *dst)
 {
