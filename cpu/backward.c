@@ -53,17 +53,27 @@ typedef struct bwd_scratch {
     /* With packed products (packed_gemm.h), NULL without:
      *   per task: kt, vt  K^T and V^T of the key tile as B panels [cols / NR][D][NR]
      *             k_b     K of the key tile as B panels [D / NR][cols][NR]
-     *   per run:  q_a, do_a, ds_a  Q, dO and dS as A panels, query tile by query tile
-     *             q_b, do_b        Q and dO as B panels [D / NR][run rows][NR]
-     *             pt_a, dst_a      P^T and dS^T as A panels [cols / MR][run rows][MR] */
-    float *kt, *vt, *k_b, *q_a, *do_a, *ds_a, *q_b, *do_b, *pt_a, *dst_a;
-    size_t a_tile_floats; /* one query tile's A panels (q_a, do_a, ds_a: tile t at t * this) */
+     *   per tile: ds_a     dS of one query tile as A panels [rows / MR][cols][MR]
+     *   per run:  pt_a, dst_a      P^T and dS^T as A panels [cols / MR][run rows][MR] */
+    float *kt, *vt, *k_b, *ds_a, *pt_a, *dst_a;
 } bwd_scratch;
+
+/* Q and dO packed once per call, before the tasks (every task of a kv head reads every query
+ * tile its mask lets through, so packing them per run would repeat the copy once per key tile):
+ *   q_a, do_a  as A panels, query tile by query tile: (b, hq, qb) at index (b Hq + hq) n_q_blocks
+ *              + qb, a_tile_floats each;
+ *   q_b, do_b  as B panels [D / NR][Sq][NR] per (b, hq), head_b_floats each: a run's rows
+ *              [r0, r1) are the B of depth r1 - r0 starting r0 rows in. */
+typedef struct bwd_packed_rows {
+    float *q_a, *do_a, *q_b, *do_b;
+    size_t a_tile_floats, head_b_floats;
+} bwd_packed_rows;
 
 typedef struct bwd_args {
     const fm_problem *p;
     const fm_tile_plan *plan;
     const fm_packed_kernel *kernel; /* mr == 0: the products go through OpenBLAS */
+    const bwd_packed_rows *rows;    /* with the kernel */
     const float *q, *k, *v, *lse, *dout, *delta;
     float *dq, *dk, *dv;
     omp_lock_t *dq_locks; /* [B, Hq, n_q_blocks] */
@@ -194,8 +204,9 @@ static void backward_tile_packed(const bwd_args *a, const bwd_run *r, int64_t t,
     const int64_t mr = kern->mr, nr = kern->nr, cols = r->cols;
     const int64_t t0 = t * Bq, tn = t0 + Bq <= r->rows ? Bq : r->rows - t0;
     const float scale = (float)p->scale, alpha = (float)(p->scale * FM_LOG2E);
-    float *q_a = w->q_a + t * w->a_tile_floats, *do_a = w->do_a + t * w->a_tile_floats;
-    float *ds_a = w->ds_a + t * w->a_tile_floats;
+    const size_t tile = (size_t)((r->b * p->q_heads + r->hq) * a->plan->n_q_blocks + r->qb0 + t);
+    const float *q_a = a->rows->q_a + tile * a->rows->a_tile_floats;
+    const float *do_a = a->rows->do_a + tile * a->rows->a_tile_floats;
     float *pt = w->p + t0 * Bk, *ds = w->ds + t0 * Bk;
     const float *lse = r->lse + t0, *delta = r->delta + t0;
 
@@ -204,7 +215,6 @@ static void backward_tile_packed(const bwd_args *a, const bwd_run *r, int64_t t,
     const fm_packed_sparsity skip_only = {sparse ? skip : NULL, NULL};
 
     /* S = alpha Q K^T, masked blocks left out; the element rule inside the spans */
-    fm_pack_a(kern, tn, D, r->q_rows + t0 * D, D, NULL, q_a);
     fm_packed_gemm(kern, tn, cols, D, alpha, q_a, w->kt, D * nr, 0.0f, pt, Bk, &skip_only);
     if (r->partial[t]) {
         const fm_row_spans spans = {mr, span, 0};
@@ -212,7 +222,6 @@ static void backward_tile_packed(const bwd_args *a, const bwd_run *r, int64_t t,
                                     &spans);
     }
     /* dP = dO V^T, the same blocks left out (then zeroed) */
-    fm_pack_a(kern, tn, D, r->do_rows + t0 * D, D, NULL, do_a);
     fm_packed_gemm(kern, tn, cols, D, 1.0f, do_a, w->vt, D * nr, 0.0f, ds, Bk, &skip_only);
     if (sparse) zero_skipped_blocks(ds, Bk, tn, cols, mr, nr, skip, span);
     /* P = 2^(S - LSE log2 e) and dS = P (dP - Delta), row panel by row panel over its span */
@@ -229,8 +238,8 @@ static void backward_tile_packed(const bwd_args *a, const bwd_run *r, int64_t t,
     }
     /* dQ rows of the tile = scale dS K, each row panel over its span */
     const fm_packed_sparsity spans_only = {NULL, sparse ? span : NULL};
-    fm_pack_a(kern, tn, cols, ds, Bk, spans_only.k_span, ds_a);
-    fm_packed_gemm(kern, tn, D, cols, scale, ds_a, w->k_b, cols * nr, 0.0f, w->dq + t0 * D, D,
+    fm_pack_a(kern, tn, cols, ds, Bk, spans_only.k_span, w->ds_a);
+    fm_packed_gemm(kern, tn, D, cols, scale, w->ds_a, w->k_b, cols * nr, 0.0f, w->dq + t0 * D, D,
                    &spans_only);
 }
 
@@ -265,15 +274,15 @@ static void backward_run_packed(const bwd_args *a, const bwd_run *r, bwd_scratch
     }
     const fm_packed_sparsity depth_spans = {NULL, depth};
     /* dV += P^T dO */
-    fm_pack_b_rows(kern, rows, D, r->do_rows, D, 0, rows, w->do_b);
+    const size_t head = (size_t)(r->b * p->q_heads + r->hq) * a->rows->head_b_floats;
+    const int64_t b_stride = p->seqlen_q * nr; /* (the head's packed rows, from r0 on) */
     fm_pack_a_transposed(kern, cols, rows, w->p, Bk, depth, w->pt_a);
-    fm_packed_gemm(kern, cols, D, rows, 1.0f, w->pt_a, w->do_b, rows * nr, 1.0f, w->dv, D,
-                   &depth_spans);
+    fm_packed_gemm(kern, cols, D, rows, 1.0f, w->pt_a, a->rows->do_b + head + r->r0 * nr,
+                   b_stride, 1.0f, w->dv, D, &depth_spans);
     /* dK += scale dS^T Q */
-    fm_pack_b_rows(kern, rows, D, r->q_rows, D, 0, rows, w->q_b);
     fm_pack_a_transposed(kern, cols, rows, w->ds, Bk, depth, w->dst_a);
-    fm_packed_gemm(kern, cols, D, rows, (float)p->scale, w->dst_a, w->q_b, rows * nr, 1.0f,
-                   w->dk, D, &depth_spans);
+    fm_packed_gemm(kern, cols, D, rows, (float)p->scale, w->dst_a,
+                   a->rows->q_b + head + r->r0 * nr, b_stride, 1.0f, w->dk, D, &depth_spans);
     add_dq(a, r, w);
 }
 
@@ -366,25 +375,29 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
      * panels (bwd_scratch). Each part starts on a 64-byte boundary. */
     const size_t n_pds = round_up_floats((size_t)(Rq * Bk)), n_dq = round_up_floats((size_t)(Rq * D));
     const size_t n_kv = round_up_floats((size_t)(Bk * D));
-    size_t n_kb = 0, n_a_tile = 0, n_b_run = 0, n_t_run = 0;
+    size_t n_kb = 0, n_a_tile = 0, n_ds_a = 0, n_t_run = 0, n_head_b = 0;
     if (packed) {
         const size_t kt = fm_packed_b_floats(&kernel, D, Bk), kr = fm_packed_b_floats(&kernel, Bk, D);
         const size_t a_d = fm_packed_a_floats(&kernel, Bq, D), a_k = fm_packed_a_floats(&kernel, Bq, Bk);
         n_kb = round_up_floats(kt > kr ? kt : kr);
-        n_a_tile = round_up_floats(a_d > a_k ? a_d : a_k);
-        n_b_run = round_up_floats(fm_packed_b_floats(&kernel, Rq, D));
+        n_a_tile = round_up_floats(a_d), n_ds_a = round_up_floats(a_k);
+        n_head_b = round_up_floats(fm_packed_b_floats(&kernel, p->seqlen_q, D));
         n_t_run = round_up_floats(fm_packed_a_floats(&kernel, Bk, Rq));
     }
-    const size_t n_a_run = (size_t)FM_CPU_RUN_TILES * n_a_tile;
-    const size_t per_thread = 2 * n_pds + n_dq + 2 * n_kv + 3 * n_kb + 3 * n_a_run +
-                              2 * n_b_run + 2 * n_t_run;
+    const size_t per_thread = 2 * n_pds + n_dq + 2 * n_kv + 3 * n_kb + n_ds_a + 2 * n_t_run;
+    const size_t n_q_tiles = (size_t)(p->batch * p->q_heads * plan->n_q_blocks);
+    const size_t n_heads = (size_t)(p->batch * p->q_heads);
     const size_t n_rows = fm_problem_lse_elems(p);
     const size_t n_locks = (size_t)(p->batch * p->q_heads * plan->n_q_blocks);
     const int64_t n_tasks = p->batch * p->kv_heads * plan->n_k_blocks;
-    size_t n_scratch;
-    if (__builtin_mul_overflow((size_t)threads, per_thread, &n_scratch))
-        return fm_fail(FM_ERR_OVERFLOW, "cpu backward scratch: %d threads x %zu floats overflow "
-                       "size_t", threads, per_thread);
+    size_t n_scratch, n_rows_a, n_rows_b;
+    if (__builtin_mul_overflow((size_t)threads, per_thread, &n_scratch) ||
+        __builtin_mul_overflow(2 * n_q_tiles, n_a_tile, &n_rows_a) ||
+        __builtin_mul_overflow(2 * n_heads, n_head_b, &n_rows_b) ||
+        __builtin_add_overflow(n_scratch, n_rows_a, &n_scratch) ||
+        __builtin_add_overflow(n_scratch, n_rows_b, &n_scratch))
+        return fm_fail(FM_ERR_OVERFLOW, "cpu backward scratch: %d threads x %zu floats and the "
+                       "packed Q and dO overflow size_t", threads, per_thread);
     float *scratch = NULL;
     size_t scratch_floats = 0;
     fm_status st = fm_workspace_take(n_scratch, "cpu backward scratch", &scratch, &scratch_floats);
@@ -399,7 +412,14 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
     for (size_t i = 0; i < n_locks; i++) omp_init_lock(&locks[i]);
 
     if (!packed) memset(&kernel, 0, sizeof kernel);
-    bwd_args args = {p, plan, &kernel, q, k, v, lse, dout, delta, dq, dk, dv, locks};
+    bwd_packed_rows rows = {.a_tile_floats = n_a_tile, .head_b_floats = n_head_b};
+    if (packed) {
+        rows.q_a = scratch + (size_t)threads * per_thread;
+        rows.do_a = rows.q_a + n_q_tiles * n_a_tile;
+        rows.q_b = rows.do_a + n_q_tiles * n_a_tile;
+        rows.do_b = rows.q_b + n_heads * n_head_b;
+    }
+    bwd_args args = {p, plan, &kernel, &rows, q, k, v, lse, dout, delta, dq, dk, dv, locks};
     int64_t total = 0, masked = 0, partial = 0, unmasked = 0;
     const int blas_threads = fm_blas_threads_begin_single();
     /* One parallel region: dQ zeroed and Delta computed by rows, then the tasks (one fork and
@@ -407,7 +427,7 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
 #pragma omp parallel num_threads(threads) reduction(+ : total, masked, partial, unmasked)
     {
         float *x = scratch + (size_t)omp_get_thread_num() * per_thread;
-        bwd_scratch w = {.a_tile_floats = n_a_tile};
+        bwd_scratch w = {NULL};
         w.p = x, x += n_pds;
         w.ds = x, x += n_pds;
         w.dq = x, x += n_dq;
@@ -417,17 +437,13 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
             w.kt = x, x += n_kb;
             w.vt = x, x += n_kb;
             w.k_b = x, x += n_kb;
-            w.q_a = x, x += n_a_run;
-            w.do_a = x, x += n_a_run;
-            w.ds_a = x, x += n_a_run;
-            w.q_b = x, x += n_b_run;
-            w.do_b = x, x += n_b_run;
+            w.ds_a = x, x += n_ds_a;
             w.pt_a = x, x += n_t_run;
             w.dst_a = x;
         }
         fm_tile_stats local = {0, 0, 0, 0};
         /* Delta_i = dO_i . O_i for every (b, hq, row); dQ = 0 */
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (int64_t r = 0; r < (int64_t)n_rows; r++) {
             const float *o = out + r * D, *d = dout + r * D;
             float acc = 0.0f;
@@ -435,7 +451,20 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
             for (int64_t c = 0; c < D; c++) acc += o[c] * d[c];
             delta[r] = acc;
             memset(dq + r * D, 0, (size_t)D * sizeof(float));
-        } /* the barrier here: Delta and dQ ready before any task */
+        }
+        /* Q and dO packed (bwd_packed_rows), query tile by query tile */
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t tile = 0; tile < (packed ? (int64_t)n_q_tiles : 0); tile++) {
+            const int64_t bh = tile / plan->n_q_blocks, r0 = tile % plan->n_q_blocks * Bq;
+            const int64_t Sq = p->seqlen_q, n = r0 + Bq <= Sq ? Bq : Sq - r0;
+            const float *q_rows = q + (bh * Sq + r0) * D, *do_rows = dout + (bh * Sq + r0) * D;
+            fm_pack_a(&kernel, n, D, q_rows, D, NULL, rows.q_a + (size_t)tile * n_a_tile);
+            fm_pack_a(&kernel, n, D, do_rows, D, NULL, rows.do_a + (size_t)tile * n_a_tile);
+            fm_pack_b_rows(&kernel, Sq, D, q + bh * Sq * D, D, r0, r0 + n,
+                           rows.q_b + (size_t)bh * n_head_b);
+            fm_pack_b_rows(&kernel, Sq, D, dout + bh * Sq * D, D, r0, r0 + n,
+                           rows.do_b + (size_t)bh * n_head_b);
+        } /* the barrier here: Delta, dQ and the packed rows ready before any task */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; task++) {
             const int64_t kb = task % plan->n_k_blocks;
