@@ -22,8 +22,17 @@
  * would still vary between runs, so that flag runs the backward on one thread: bitwise
  * reproducible, slower.
  * Runs of consecutive computed query tiles (up to FM_CPU_RUN_TILES) share one set of products.
- * Per-thread memory: 2 R Bk + R D + 2 Bk D floats (R = run rows); shared: Delta [B Hq Sq] and
- * the locks.
+ * Products: where the build has BLIS's micro-kernel, on packed operands (packed_gemm.c): K^T, V^T
+ * and K of the task's key tile packed once per task, Q and dO once per call before the tasks,
+ * P^T, dS^T and dS per run; S, dP, dS and dQ query tile by query tile, with the MR x NR blocks a
+ * partial tile's mask hides left out and the row work (element rule, P, dS) kept to each row
+ * panel's span of keys; P and dS are zero outside it, exactly (docs/algorithm.md, "The
+ * backward's packed products and key spans"). Otherwise five OpenBLAS sgemm calls per run
+ * (matmul_tile.c) on whole tiles.
+ * Per-thread memory: 2 R Bk + R D + 2 Bk D floats (R = run rows), with packing also the key
+ * tile's three packed forms, one query tile's dS panels and a run's P^T and dS^T panels;
+ * shared: Delta [B Hq Sq], the locks, and with packing Q and dO packed twice each (A and B
+ * panels, O(B Hq Sq D)).
  * Rows with LSE = -inf (fully masked) get P = 0, hence no gradient.
  */
 #include <math.h>

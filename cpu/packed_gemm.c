@@ -1,11 +1,12 @@
-/* cpu/packed_gemm.c — the forward's tile products on packed operands: K and V are packed once
- * per head and each query tile once per task, where a BLAS call per product would pack every
- * key run again for every query tile and every query tile again for every run (why that
- * matters, and the measurements: docs/algorithm.md, "Packed products"). The arithmetic is
+/* cpu/packed_gemm.c — the tile products of the forward and the backward on packed operands
+ * (the forward: K and V packed once per head and each query tile once per task; the backward:
+ * backward.c), where a BLAS call per product would pack every key run again for every query
+ * tile and every query tile again for every run (why that matters, and the measurements:
+ * docs/algorithm.md, "Packed products"). The arithmetic is
  * BLIS's gemm micro-kernel, the register-blocked MR x NR kernel BLIS selects for this CPU at
  * run time; the loop over its blocks is ours, so that blocks the mask hides can be left out.
  * Layer: cpu <- BLIS (optional, meson option blis; without it fm_packed_kernel_get says no and
- * the forward keeps matmul_tile.c's OpenBLAS products).
+ * the forward and the backward keep matmul_tile.c's OpenBLAS products).
  *
  * Only the micro-kernel and its context are taken from BLIS; OpenBLAS remains the BLAS of the
  * library (matmul_tile.c, the sgemm baseline): this file never includes cblas.h, and BLIS is

@@ -1,7 +1,7 @@
 /* cpu/packed_gemm.h — tile products on operands packed once and reused (packed_gemm.c): the
  * forward's K and V are packed once per call (key tile by key tile, when a task first needs
- * the tile), each query tile once per task, and the micro-kernel that multiplies the panels is
- * BLIS's for this CPU.
+ * the tile), each query tile once per task; the backward's key tile once per task, Q and dO
+ * once per call; and the micro-kernel that multiplies the panels is BLIS's for this CPU.
  * Layer: cpu (private header).
  *
  * Panel formats (those of BLIS's gemm micro-kernel; docs/algorithm.md, "Packed products"):

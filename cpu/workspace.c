@@ -1,5 +1,5 @@
-/* cpu/workspace.c — the CPU forward's working memory (per-thread scratch and the packed K and V,
- * forward.c), kept between calls: a fresh multi-megabyte block costs a page fault and a page
+/* cpu/workspace.c — the CPU forward's and backward's working memory (per-thread scratch and the
+ * packed operands, forward.c and backward.c), kept between calls: a fresh multi-megabyte block costs a page fault and a page
  * clearing per 4 KiB on first touch, which on sparse masks was as much as the packing it holds
  * (docs/performance.md). One block of at most FM_WORKSPACE_KEEP_BYTES is kept, as BLAS libraries
  * keep their packing buffers; larger ones are freed at once, and callers on several threads at
