@@ -29,7 +29,7 @@
  * panel's span of keys; P and dS are zero outside it, exactly (docs/algorithm.md, "The
  * backward's packed products and key spans"). Otherwise five OpenBLAS sgemm calls per run
  * (matmul_tile.c) on whole tiles.
- * Per-thread memory: 2 R Bk + R D + 2 Bk D floats (R = run rows), with packing also the key
+ * Per-thread memory: 2 R Bk + R D floats (R = run rows; dK and dV accumulate in place), with packing also the key
  * tile's three packed forms, one query tile's dS panels and a run's P^T and dS^T panels;
  * shared: Delta [B Hq Sq], the locks, and with packing Q and dO packed twice each (A and B
  * panels, O(B Hq Sq D)).
@@ -58,7 +58,7 @@ typedef struct bwd_scratch {
     float *p;      /* [run rows x Bk] probabilities */
     float *ds;     /* [run rows x Bk] dP, then dS in place */
     float *dq;     /* [run rows x D]  this run's dQ contribution */
-    float *dk, *dv; /* [Bk x D]  the task's accumulators */
+    float *dk, *dv; /* [Bk x D]  the task's rows of dK and dV (in the outputs), accumulated */
     /* With packed products (packed_gemm.h), NULL without:
      *   per task: kt, vt  K^T and V^T of the key tile as B panels [cols / NR][D][NR]
      *             k_b     K of the key tile as B panels [D / NR][cols][NR]
@@ -334,6 +334,9 @@ static void backward_key_tile(const bwd_args *a, int64_t b, int64_t hk, int64_t 
     const fm_packed_kernel *kern = a->kernel;
     int packed = !kern->mr; /* K and V of the tile packed (before the first run only) */
 
+    /* the task's rows of dK and dV are its own: accumulated in place */
+    const size_t offset = (size_t)(((b * p->kv_heads + hk) * Sk + c0) * D);
+    w->dk = a->dk + offset, w->dv = a->dv + offset;
     memset(w->dk, 0, (size_t)(cols * D) * sizeof(float));
     memset(w->dv, 0, (size_t)(cols * D) * sizeof(float));
     for (int64_t hq = hk * group; hq < (hk + 1) * group; hq++) {
@@ -353,9 +356,6 @@ static void backward_key_tile(const bwd_args *a, int64_t b, int64_t hk, int64_t 
             backward_run(a, b, hq, first, n_tiles, partial, hk, kb, w);
         }
     }
-    const size_t offset = (size_t)(((b * p->kv_heads + hk) * Sk + c0) * D);
-    memcpy(a->dk + offset, w->dk, (size_t)(cols * D) * sizeof(float));
-    memcpy(a->dv + offset, w->dv, (size_t)(cols * D) * sizeof(float));
 }
 
 /* Floats rounded up to a whole 64-byte line (the scratch is 64-byte aligned, and some
@@ -380,10 +380,9 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
         const fm_status st = fm_tile_plan_init_sub_blocks(plan, kernel.nr);
         if (st != FM_OK) return st;
     }
-    /* Per-thread scratch: P, dS [Rq x Bk], dQ [Rq x D], dK, dV [Bk x D]; where packed also the
-     * panels (bwd_scratch). Each part starts on a 64-byte boundary. */
+    /* Per-thread scratch: P, dS [Rq x Bk], dQ [Rq x D]; where packed also the panels
+     * (bwd_scratch). Each part starts on a 64-byte boundary. */
     const size_t n_pds = round_up_floats((size_t)(Rq * Bk)), n_dq = round_up_floats((size_t)(Rq * D));
-    const size_t n_kv = round_up_floats((size_t)(Bk * D));
     size_t n_kb = 0, n_a_tile = 0, n_ds_a = 0, n_t_run = 0, n_head_b = 0;
     if (packed) {
         const size_t kt = fm_packed_b_floats(&kernel, D, Bk), kr = fm_packed_b_floats(&kernel, Bk, D);
@@ -393,7 +392,7 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
         n_head_b = round_up_floats(fm_packed_b_floats(&kernel, p->seqlen_q, D));
         n_t_run = round_up_floats(fm_packed_a_floats(&kernel, Bk, Rq));
     }
-    const size_t per_thread = 2 * n_pds + n_dq + 2 * n_kv + 3 * n_kb + n_ds_a + 2 * n_t_run;
+    const size_t per_thread = 2 * n_pds + n_dq + 3 * n_kb + n_ds_a + 2 * n_t_run;
     const size_t n_q_tiles = (size_t)(p->batch * p->q_heads * plan->n_q_blocks);
     const size_t n_heads = (size_t)(p->batch * p->q_heads);
     const size_t n_rows = fm_problem_lse_elems(p);
@@ -440,8 +439,6 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
         w.p = x, x += n_pds;
         w.ds = x, x += n_pds;
         w.dq = x, x += n_dq;
-        w.dk = x, x += n_kv;
-        w.dv = x, x += n_kv;
         if (packed) {
             w.kt = x, x += n_kb;
             w.vt = x, x += n_kb;
