@@ -59,6 +59,7 @@ typedef struct bwd_scratch {
     float *ds;     /* [run rows x Bk] dP, then dS in place */
     float *dq;     /* [run rows x D]  this run's dQ contribution */
     float *dk, *dv; /* [Bk x D]  the task's rows of dK and dV (in the outputs), accumulated */
+    float kv_beta;  /* 0 for the task's first run (dK, dV written, not read), then 1 */
     /* With packed products (packed_gemm.h), NULL without:
      *   per task: kt, vt  K^T and V^T of the key tile as B panels [cols / NR][D][NR]
      *             k_b     K of the key tile as B panels [D / NR][cols][NR]
@@ -134,12 +135,12 @@ static void backward_run_blas(const bwd_args *a, const bwd_run *r, bwd_scratch *
         }
     fm_softmax_exp2_rows(w->p, Bk, rows, cols, r->lse); /* P; rows with lse = -inf -> 0 */
     /* dV += P^T dO */
-    fm_tile_gemm_tn(cols, D, rows, 1.0f, w->p, Bk, r->do_rows, D, 1.0f, w->dv, D);
+    fm_tile_gemm_tn(cols, D, rows, 1.0f, w->p, Bk, r->do_rows, D, w->kv_beta, w->dv, D);
     /* dP = dO V^T, then dS = P (dP - Delta) in place */
     fm_tile_gemm_nt(rows, cols, D, 1.0f, r->do_rows, D, r->v_tile, D, 0.0f, w->ds, Bk);
     fm_softmax_backward_tile(w->ds, w->p, Bk, rows, cols, r->delta);
     /* dK += scale dS^T Q */
-    fm_tile_gemm_tn(cols, D, rows, scale, w->ds, Bk, r->q_rows, D, 1.0f, w->dk, D);
+    fm_tile_gemm_tn(cols, D, rows, scale, w->ds, Bk, r->q_rows, D, w->kv_beta, w->dk, D);
     /* dQ rows += scale dS K, formed privately */
     fm_tile_gemm_nn(rows, D, cols, scale, w->ds, Bk, r->k_tile, D, 0.0f, w->dq, D);
     add_dq(a, r, w);
@@ -287,11 +288,12 @@ static void backward_run_packed(const bwd_args *a, const bwd_run *r, bwd_scratch
     const int64_t b_stride = p->seqlen_q * nr; /* (the head's packed rows, from r0 on) */
     fm_pack_a_transposed(kern, cols, rows, w->p, Bk, depth, w->pt_a);
     fm_packed_gemm(kern, cols, D, rows, 1.0f, w->pt_a, a->rows->do_b + head + r->r0 * nr,
-                   b_stride, 1.0f, w->dv, D, &depth_spans);
+                   b_stride, w->kv_beta, w->dv, D, &depth_spans);
     /* dK += scale dS^T Q */
     fm_pack_a_transposed(kern, cols, rows, w->ds, Bk, depth, w->dst_a);
     fm_packed_gemm(kern, cols, D, rows, (float)p->scale, w->dst_a,
-                   a->rows->q_b + head + r->r0 * nr, b_stride, 1.0f, w->dk, D, &depth_spans);
+                   a->rows->q_b + head + r->r0 * nr, b_stride, w->kv_beta, w->dk, D,
+                   &depth_spans);
     add_dq(a, r, w);
 }
 
@@ -334,11 +336,10 @@ static void backward_key_tile(const bwd_args *a, int64_t b, int64_t hk, int64_t 
     const fm_packed_kernel *kern = a->kernel;
     int packed = !kern->mr; /* K and V of the tile packed (before the first run only) */
 
-    /* the task's rows of dK and dV are its own: accumulated in place */
+    /* the task's rows of dK and dV are its own: accumulated in place, the first run's products
+     * writing them (beta = 0), zeros where no run reads the key tile */
     const size_t offset = (size_t)(((b * p->kv_heads + hk) * Sk + c0) * D);
-    w->dk = a->dk + offset, w->dv = a->dv + offset;
-    memset(w->dk, 0, (size_t)(cols * D) * sizeof(float));
-    memset(w->dv, 0, (size_t)(cols * D) * sizeof(float));
+    w->dk = a->dk + offset, w->dv = a->dv + offset, w->kv_beta = 0.0f;
     for (int64_t hq = hk * group; hq < (hk + 1) * group; hq++) {
         int64_t qb = 0, first, n_tiles;
         unsigned char partial[FM_CPU_RUN_TILES];
@@ -354,7 +355,12 @@ static void backward_key_tile(const bwd_args *a, int64_t b, int64_t hk, int64_t 
                 packed = 1;
             }
             backward_run(a, b, hq, first, n_tiles, partial, hk, kb, w);
+            w->kv_beta = 1.0f;
         }
+    }
+    if (w->kv_beta == 0.0f) {
+        memset(w->dk, 0, (size_t)(cols * D) * sizeof(float));
+        memset(w->dv, 0, (size_t)(cols * D) * sizeof(float));
     }
 }
 
