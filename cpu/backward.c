@@ -29,10 +29,10 @@
  * panel's span of keys; P and dS are zero outside it, exactly (docs/algorithm.md, "The
  * backward's packed products and key spans"). Otherwise five OpenBLAS sgemm calls per run
  * (matmul_tile.c) on whole tiles.
- * Per-thread memory: 2 R Bk + R D floats (R = run rows; dK and dV accumulate in place), with packing also the key
- * tile's three packed forms, one query tile's dS panels and a run's P^T and dS^T panels;
- * shared: Delta [B Hq Sq], the locks, and with packing Q and dO packed twice each (A and B
- * panels, O(B Hq Sq D)).
+ * Per-thread memory: 2 R Bk + R D floats (R = run rows; dK and dV accumulate in place in the
+ * outputs), with packing also the key tile's three packed forms, one query tile's dS panels
+ * and a run's P^T and dS^T panels; shared: Delta [B Hq Sq], the locks, and with packing Q and
+ * dO packed twice each (A and B panels, O(B Hq Sq D)).
  * Rows with LSE = -inf (fully masked) get P = 0, hence no gradient.
  */
 #include <math.h>
@@ -63,8 +63,8 @@ typedef struct bwd_scratch {
     /* With packed products (packed_gemm.h), NULL without:
      *   per task: kt, vt  K^T and V^T of the key tile as B panels [cols / NR][D][NR]
      *             k_b     K of the key tile as B panels [D / NR][cols][NR]
-     *   per tile: ds_a     dS of one query tile as A panels [rows / MR][cols][MR]
-     *   per run:  pt_a, dst_a      P^T and dS^T as A panels [cols / MR][run rows][MR] */
+     *   per tile: ds_a         dS of one query tile as A panels [rows / MR][cols][MR]
+     *   per run:  pt_a, dst_a  P^T and dS^T as A panels [cols / MR][run rows][MR] */
     float *kt, *vt, *k_b, *ds_a, *pt_a, *dst_a;
 } bwd_scratch;
 
@@ -89,7 +89,8 @@ typedef struct bwd_args {
     omp_lock_t *dq_locks; /* [B, Hq, n_q_blocks] */
 } bwd_args;
 
-/* The geometry of one run: rows [r0, r1) of (b, hq) against keys [c0, c0 + cols) of (b, hk). */
+/* One run: rows [r0, r0 + rows) of (b, hq), query tiles [qb0, qb0 + n_tiles), against keys
+ * [c0, c0 + cols) of (b, hk). */
 typedef struct bwd_run {
     int64_t b, hq, qb0, n_tiles, r0, rows, c0, cols;
     const unsigned char *partial;
@@ -388,11 +389,14 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
     }
     /* Per-thread scratch: P, dS [Rq x Bk], dQ [Rq x D]; where packed also the panels
      * (bwd_scratch). Each part starts on a 64-byte boundary. */
-    const size_t n_pds = round_up_floats((size_t)(Rq * Bk)), n_dq = round_up_floats((size_t)(Rq * D));
+    const size_t n_pds = round_up_floats((size_t)(Rq * Bk));
+    const size_t n_dq = round_up_floats((size_t)(Rq * D));
     size_t n_kb = 0, n_a_tile = 0, n_ds_a = 0, n_t_run = 0, n_head_b = 0;
     if (packed) {
-        const size_t kt = fm_packed_b_floats(&kernel, D, Bk), kr = fm_packed_b_floats(&kernel, Bk, D);
-        const size_t a_d = fm_packed_a_floats(&kernel, Bq, D), a_k = fm_packed_a_floats(&kernel, Bq, Bk);
+        const size_t kt = fm_packed_b_floats(&kernel, D, Bk);
+        const size_t kr = fm_packed_b_floats(&kernel, Bk, D);
+        const size_t a_d = fm_packed_a_floats(&kernel, Bq, D);
+        const size_t a_k = fm_packed_a_floats(&kernel, Bq, Bk);
         n_kb = round_up_floats(kt > kr ? kt : kr);
         n_a_tile = round_up_floats(a_d), n_ds_a = round_up_floats(a_k);
         n_head_b = round_up_floats(fm_packed_b_floats(&kernel, p->seqlen_q, D));
