@@ -458,22 +458,23 @@ static fm_status backward_plan(const fm_problem *p, fm_tile_plan *plan, const fl
             w.dst_a = x;
         }
         fm_tile_stats local = {0, 0, 0, 0};
-        /* Delta_i = dO_i . O_i for every (b, hq, row); dQ = 0 */
-#pragma omp for schedule(static) nowait
-        for (int64_t r = 0; r < (int64_t)n_rows; r++) {
-            const float *o = out + r * D, *d = dout + r * D;
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (int64_t c = 0; c < D; c++) acc += o[c] * d[c];
-            delta[r] = acc;
-            memset(dq + r * D, 0, (size_t)D * sizeof(float));
-        }
-        /* Q and dO packed (bwd_packed_rows), query tile by query tile */
+        /* Query tile by query tile: Delta_i = dO_i . O_i for its rows, dQ = 0 there, and where
+         * packed its Q and dO (bwd_packed_rows), while its dO is in cache */
 #pragma omp for schedule(dynamic, 4)
-        for (int64_t tile = 0; tile < (packed ? (int64_t)n_q_tiles : 0); tile++) {
+        for (int64_t tile = 0; tile < (int64_t)n_q_tiles; tile++) {
             const int64_t bh = tile / plan->n_q_blocks, r0 = tile % plan->n_q_blocks * Bq;
             const int64_t Sq = p->seqlen_q, n = r0 + Bq <= Sq ? Bq : Sq - r0;
-            const float *q_rows = q + (bh * Sq + r0) * D, *do_rows = dout + (bh * Sq + r0) * D;
+            const int64_t row0 = bh * Sq + r0;
+            for (int64_t r = row0; r < row0 + n; r++) {
+                const float *o = out + r * D, *d = dout + r * D;
+                float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t c = 0; c < D; c++) acc += o[c] * d[c];
+                delta[r] = acc;
+            }
+            memset(dq + row0 * D, 0, (size_t)(n * D) * sizeof(float));
+            if (!packed) continue;
+            const float *q_rows = q + row0 * D, *do_rows = dout + row0 * D;
             fm_pack_a(&kernel, n, D, q_rows, D, NULL, rows.q_a + (size_t)tile * n_a_tile);
             fm_pack_a(&kernel, n, D, do_rows, D, NULL, rows.do_a + (size_t)tile * n_a_tile);
             fm_pack_b_rows(&kernel, Sq, D, q + bh * Sq * D, D, r0, r0 + n,
