@@ -1,11 +1,12 @@
-/* cpu/packed_gemm.c — the forward's tile products on packed operands: K and V are packed once
- * per head and each query tile once per task, where a BLAS call per product would pack every
- * key run again for every query tile and every query tile again for every run (why that
- * matters, and the measurements: docs/algorithm.md, "Packed products"). The arithmetic is
+/* cpu/packed_gemm.c — the tile products of the forward and the backward on packed operands
+ * (the forward: K and V packed once per head and each query tile once per task; the backward:
+ * backward.c), where a BLAS call per product would pack every key run again for every query
+ * tile and every query tile again for every run (why that matters, and the measurements:
+ * docs/algorithm.md, "Packed products"). The arithmetic is
  * BLIS's gemm micro-kernel, the register-blocked MR x NR kernel BLIS selects for this CPU at
  * run time; the loop over its blocks is ours, so that blocks the mask hides can be left out.
  * Layer: cpu <- BLIS (optional, meson option blis; without it fm_packed_kernel_get says no and
- * the forward keeps matmul_tile.c's OpenBLAS products).
+ * the forward and the backward keep matmul_tile.c's OpenBLAS products).
  *
  * Only the micro-kernel and its context are taken from BLIS; OpenBLAS remains the BLAS of the
  * library (matmul_tile.c, the sgemm baseline): this file never includes cblas.h, and BLIS is
@@ -197,6 +198,38 @@ void fm_pack_a(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float
         if (k1 > k0)
             pack_panel(mr, m - i0 < mr ? m - i0 : mr, k1 - k0, a + i0 * lda + k0, lda,
                        dst + k0 * mr);
+    }
+}
+
+/* Rows [p0, p1) of `count` (<= width) consecutive columns of a row-major matrix, `width` floats
+ * each (zeros past count): dst[p * width + i] = src[p * ld + i]. Whole rows of 8 or 16 are
+ * vector copies, whole rows of 6 (the zen MR) a constant-size copy the compiler inlines. */
+static void copy_rows(int64_t width, int64_t count, int64_t p0, int64_t p1, const float *src,
+                      int64_t ld, float *dst)
+{
+#ifdef FM_PACK_AVX2
+    if (count == width && (width == 8 || width == 16) && __builtin_cpu_supports("avx")) {
+        copy_rows_avx(width, p1 - p0, src + p0 * ld, ld, dst + p0 * width);
+        return;
+    }
+#endif
+    if (count == 6 && width == 6) {
+        for (int64_t p = p0; p < p1; p++) memcpy(dst + p * 6, src + p * ld, 6 * sizeof(float));
+        return;
+    }
+    for (int64_t p = p0; p < p1; p++) {
+        memcpy(dst + p * width, src + p * ld, (size_t)count * sizeof(float));
+        for (int64_t i = count; i < width; i++) dst[p * width + i] = 0.0f;
+    }
+}
+
+void fm_pack_a_transposed(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float *x,
+                          int64_t ldx, const int64_t *k_span, float *dst)
+{
+    const int64_t mr = kernel->mr; /* row i of A is column i of X */
+    for (int64_t ip = 0, i0 = 0; i0 < m; ip++, i0 += mr, dst += mr * k) {
+        const int64_t k0 = k_span ? k_span[2 * ip] : 0, k1 = k_span ? k_span[2 * ip + 1] : k;
+        if (k1 > k0) copy_rows(mr, m - i0 < mr ? m - i0 : mr, k0, k1, x + i0, ldx, dst);
     }
 }
 

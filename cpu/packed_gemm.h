@@ -1,7 +1,7 @@
 /* cpu/packed_gemm.h — tile products on operands packed once and reused (packed_gemm.c): the
  * forward's K and V are packed once per call (key tile by key tile, when a task first needs
- * the tile), each query tile once per task, and the micro-kernel that multiplies the panels is
- * BLIS's for this CPU.
+ * the tile), each query tile once per task; the backward's key tile once per task, Q and dO
+ * once per call; and the micro-kernel that multiplies the panels is BLIS's for this CPU.
  * Layer: cpu (private header).
  *
  * Panel formats (those of BLIS's gemm micro-kernel; docs/algorithm.md, "Packed products"):
@@ -42,6 +42,12 @@ size_t fm_packed_b_floats(const fm_packed_kernel *kernel, int64_t k, int64_t n);
  * are not written. */
 void fm_pack_a(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float *a, int64_t lda,
                const int64_t *k_span, float *dst);
+/* A = X^T for X[k x m] (row-major, ldx; the backward's P and dS, whose transposes multiply dO
+ * and Q): A panels of depth k at dst, panel ip holding columns [ip MR, ip MR + MR) of X
+ * (panel[p * MR + i] = X[p][ip MR + i], columns past m zero). With k_span (NULL: every row),
+ * panel ip is packed over rows [k_span[2 ip], k_span[2 ip + 1]) of X only, as fm_pack_a. */
+void fm_pack_a_transposed(const fm_packed_kernel *kernel, int64_t m, int64_t k, const float *x,
+                          int64_t ldx, const int64_t *k_span, float *dst);
 /* B = X^T for X[n x k] (row-major, ldx; the keys of a head, X = K): B panels of depth k at dst,
  * panel j at dst + j * k * NR. Packs panels [panel0, panel1) only (for splitting the work). */
 void fm_pack_b_transposed(const fm_packed_kernel *kernel, int64_t k, int64_t n, const float *x,

@@ -1,6 +1,7 @@
-/* tests/cpu/test_cpu_packed.c — the forward's packed products (cpu/packed_gemm.c): packing A
- * and both forms of B, then C = alpha A B + beta C on the panels, against a float64 product, on
- * seeded random shapes that leave partial panels on every side (m, n, k from 1 up), including
+/* tests/cpu/test_cpu_packed.c — the packed products of the forward and the backward
+ * (cpu/packed_gemm.c): packing A (directly and from its transpose) and both forms of B, then
+ * C = alpha A B + beta C on the panels, against a float64 product, on seeded random shapes
+ * that leave partial panels on every side (m, n, k from 1 up), including
  * runs that start inside a packed B (the forward's key runs), skipped blocks and depth spans
  * (empty ones too), A packed over those spans only; beta = 0 must not read C (NaN there stays
  * out). And every packed form element by element against its definition, for panel widths
@@ -41,12 +42,30 @@ static float *aligned_floats(size_t n)
     return p;
 }
 
+/* A [m x k] (row-major) packed by fm_pack_a, or (transposed) by fm_pack_a_transposed from a
+ * copy of A^T. */
+static void pack_a_either(const fm_packed_kernel *kern, int64_t m, int64_t k, const float *a,
+                          const int64_t *span, int transposed, float *ap)
+{
+    if (!transposed) {
+        fm_pack_a(kern, m, k, a, k, span, ap);
+        return;
+    }
+    float *at = malloc((size_t)(m * k + 1) * sizeof *at);
+    assert_non_null(at);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t p = 0; p < k; p++) at[p * m + i] = a[i * k + p];
+    fm_pack_a_transposed(kern, m, k, at, m, span, ap);
+    free(at);
+}
+
 /* C = alpha A B (+ C0 when beta = 1) for A [m x k] and B [k x n] given as X = B^T [n x k]
  * (transposed) or B itself, row-major; |error| <= 1e-5 (|alpha| sum |a b| + |C0|). With
  * `sparse`: random blocks skipped (C keeps its old values there) or random depth spans per A
- * panel (the sum runs over the span only). */
+ * panel (the sum runs over the span only). With transposed_a, A is packed from A^T
+ * (fm_pack_a_transposed, as the backward packs P^T and dS^T). */
 static void check_product(const fm_packed_kernel *kern, fm_rng *rng, int64_t m, int64_t n,
-                          int64_t k, int transposed_b, float beta, int sparse)
+                          int64_t k, int transposed_b, float beta, int sparse, int transposed_a)
 {
     const int64_t row_panels = (m + kern->mr - 1) / kern->mr;
     const int64_t col_panels = (n + kern->nr - 1) / kern->nr;
@@ -84,10 +103,10 @@ static void check_product(const fm_packed_kernel *kern, fm_rng *rng, int64_t m, 
                 const int inside = p >= span[2 * ip] && p < span[2 * ip + 1];
                 a_span[i * k + p] = inside ? a[i * k + p] : NAN;
             }
-        fm_pack_a(kern, m, k, a_span, k, span, ap);
+        pack_a_either(kern, m, k, a_span, span, transposed_a, ap);
         free(a_span);
     } else {
-        fm_pack_a(kern, m, k, a, k, NULL, ap);
+        pack_a_either(kern, m, k, a, NULL, transposed_a, ap);
     }
     float *bp;
     int64_t b_stride;
@@ -146,12 +165,18 @@ static void test_packed_products(void **state)
         const int64_t n = 1 + fm_rng_below(&rng, 3 * kern.nr + 2);
         const int64_t k = 1 + fm_rng_below(&rng, 150);
         check_product(&kern, &rng, m, n, k, trial & 1, (trial & 2) ? 1.0f : 0.0f,
-                      (trial / 4) % 3);
+                      (trial / 4) % 3, (trial / 12) & 1);
     }
-    check_product(&kern, &rng, 128, 512, 128, 1, 0.0f, 0); /* the forward's shapes */
-    check_product(&kern, &rng, 128, 128, 512, 0, 1.0f, 0);
-    check_product(&kern, &rng, 128, 512, 128, 1, 0.0f, 1);
-    check_product(&kern, &rng, 128, 128, 512, 0, 1.0f, 2);
+    check_product(&kern, &rng, 128, 512, 128, 1, 0.0f, 0, 0); /* the forward's shapes */
+    check_product(&kern, &rng, 128, 128, 512, 0, 1.0f, 0, 0);
+    check_product(&kern, &rng, 128, 512, 128, 1, 0.0f, 1, 0);
+    check_product(&kern, &rng, 128, 128, 512, 0, 1.0f, 2, 0);
+    /* the backward's: S and dP per query tile, dQ over row spans, dK and dV from P^T, dS^T
+     * over depth spans */
+    check_product(&kern, &rng, 128, 128, 128, 1, 0.0f, 1, 0);
+    check_product(&kern, &rng, 128, 128, 128, 0, 0.0f, 2, 0);
+    check_product(&kern, &rng, 128, 128, 512, 0, 1.0f, 2, 1);
+    check_product(&kern, &rng, 100, 128, 300, 0, 1.0f, 0, 1);
 }
 
 /* The packed forms element by element against their definitions (packed_gemm.h), for every
@@ -220,6 +245,34 @@ static void check_packing(fm_rng *rng, int64_t width, int64_t m, int64_t k)
                              (long long)k, (long long)span[2 * ip], (long long)span[2 * ip + 1],
                              (long long)ip, (long long)p, (long long)i, got, want);
             }
+    /* A = X^T (the backward's P^T and dS^T): X is k x m (row stride ldx >= m), panel ip holds
+     * columns [ip W, ip W + W) of X, panel[p * W + i] = X[p][ip W + i], zero past m; without
+     * spans every row, with them rows [span[2 ip], span[2 ip + 1]) only, nothing else written */
+    const int64_t ldx = m + (int64_t)fm_rng_below(rng, 3);
+    float *x = random_floats(rng, (size_t)(k * ldx));
+    for (int spanned = 0; spanned < 2; spanned++) {
+        for (size_t i = 0; i < n_a + (size_t)guard; i++) dst[i] = NAN;
+        fm_pack_a_transposed(&kern, m, k, x, ldx, spanned ? span : NULL, dst);
+        for (int64_t ip = 0; ip < panels; ip++)
+            for (int64_t p = 0; p < k; p++)
+                for (int64_t i = 0; i < width; i++) {
+                    const int64_t col = ip * width + i;
+                    const float got = dst[ip * width * k + p * width + i];
+                    if (spanned && (p < span[2 * ip] || p >= span[2 * ip + 1])) {
+                        assert_true(isnan(got));
+                        continue;
+                    }
+                    const float want = col < m ? x[p * ldx + col] : 0.0f;
+                    if (memcmp(&got, &want, sizeof got) != 0)
+                        fail_msg("FM_SEED=%llu: pack_a_transposed W %lld m %lld k %lld%s: panel "
+                                 "%lld [%lld][%lld] = %g, want %g", (unsigned long long)test_seed,
+                                 (long long)width, (long long)m, (long long)k,
+                                 spanned ? " (spans)" : "", (long long)ip, (long long)p,
+                                 (long long)i, got, want);
+                }
+        for (int64_t g = 0; g < guard; g++) assert_true(isnan(dst[n_a + (size_t)g]));
+    }
+    free(x);
     free(span);
     /* B rows: B = a as k_total x m (row stride ld >= m), rows [k0, k1) packed in two calls;
      * panel jp: panel[p * W + j] = B[p][jp W + j], zero past m; rows outside [k0, k1) untouched */
