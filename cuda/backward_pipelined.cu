@@ -463,8 +463,7 @@ __global__ void __launch_bounds__(NT, 1)
 #ifdef FM_WGMMA_DEVICE
     using L = pipe_smem<D>;
     extern __shared__ unsigned char smem_raw[];
-    unsigned char *smem = reinterpret_cast<unsigned char *>(
-        (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+    unsigned char *smem = fm_smem_align1024(smem_raw);
     const L sm{(uint32_t)__cvta_generic_to_shared(smem)};
     const int warp = threadIdx.x >> 5;
     const int kb0 = blockIdx.x * 2, hk = blockIdx.y, b = blockIdx.z;

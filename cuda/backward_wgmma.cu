@@ -86,8 +86,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     using DQ = dq_split<D, WGS>;
     constexpr int NT = 128 * WGS, KEYS = L::KEYS, TILE = L::TILE;
     extern __shared__ unsigned char smem_raw[];
-    unsigned char *smem = reinterpret_cast<unsigned char *>(
-        (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+    unsigned char *smem = fm_smem_align1024(smem_raw);
     float *sLse2 = reinterpret_cast<float *>(smem + L::OFF_LSE);
     float *sDelta2 = reinterpret_cast<float *>(smem + L::OFF_DELTA);
     int32_t *sCols = reinterpret_cast<int32_t *>(smem + L::OFF_COLS);
@@ -382,8 +381,7 @@ __global__ void __launch_bounds__(DQ_NT, 1) fm_dq_wgmma_kernel(const fm_attn_par
     using L = dq_smem<D>;
     constexpr int TILE = L::TILE;
     extern __shared__ unsigned char smem_raw[];
-    unsigned char *smem = reinterpret_cast<unsigned char *>(
-        (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+    unsigned char *smem = fm_smem_align1024(smem_raw);
     int32_t *sCols2 = reinterpret_cast<int32_t *>(smem + L::OFF_COLS); /* [2][BC][4] */
     int *sList = reinterpret_cast<int *>(smem + L::OFF_LIST);
     uint32_t *sListCls = reinterpret_cast<uint32_t *>(sList + DQ_NT);

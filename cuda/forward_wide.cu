@@ -225,8 +225,7 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
     using L = wide_smem<D>;
     constexpr int NB = KEYS / 8; /* 8-column blocks of a stage's S */
     extern __shared__ unsigned char smem_raw[];
-    unsigned char *smem_p = reinterpret_cast<unsigned char *>(
-        (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+    unsigned char *smem_p = fm_smem_align1024(smem_raw);
     const L sm{(uint32_t)__cvta_generic_to_shared(smem_p)};
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

@@ -37,6 +37,17 @@
 #define FM_WGMMA_DEVICE 1
 #endif
 
+/* The first 1024-aligned byte of dynamic shared memory at or after raw (SW128 tiles need that
+ * alignment). Found by adding to raw itself, not by rounding the address as an integer: the
+ * compiler then still knows the result points into shared memory, and the accesses made
+ * through it are shared-memory loads and stores (LDS, STS) rather than generic ones, which
+ * cost more and queue behind global memory traffic. */
+__device__ __forceinline__ unsigned char *fm_smem_align1024(unsigned char *raw)
+{
+    const uint32_t addr = (uint32_t)__cvta_generic_to_shared(raw);
+    return raw + ((1024u - (addr & 1023u)) & 1023u);
+}
+
 /* Byte offset of element (r, c) in a [rows][128] SW128 tile. */
 __host__ __device__ __forceinline__ uint32_t fm_sw128(int r, int c, int rows)
 {
