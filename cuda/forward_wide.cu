@@ -25,8 +25,17 @@
  * own, as in FlashAttention-3: a stage's K is released as soon as its S has landed and its V
  * when its P V is done, and the producer loads the next stage's K before this stage's V (which
  * is needed a step later), so that the copies run ahead of the products instead of waiting for
- * a whole stage to drain. The results differ from the 64-key kernels' only by the order of the
- * float32 sums.
+ * a whole stage to drain.
+ *
+ * Row sums from the tensor cores. O = sum round(P) v / sum round(P) must divide by the sum of the
+ * same rounded P that P V multiplies (softmax.cuh says why), and the LSE takes the sum of the
+ * float32 P. Formed by the softmax, the first sum cost a pack, an unpack and an add per element
+ * beside the second, about a fifth of a stage's instructions. Here each stage's V is followed in
+ * shared memory by 64 columns of ones (written once, never copied over), and P V is
+ * m64n(D + 8)k16: its last eight columns read them, so O's accumulator ends with one more
+ * 8-column block that holds sum round(P) for the row in every column, accumulated and rescaled
+ * exactly as O is. The softmax keeps only the float32 sum. The results differ from the 64-key
+ * kernels' only by the order of the float32 sums.
  */
 #include "forward_sm90.cuh"
 #include "softmax.cuh"
@@ -39,8 +48,9 @@ constexpr int SLOTS = 2, KEYS = SLOTS * BC;   /* 64-key blocks per stage, keys p
 constexpr int TURN = 1, TURN_THREADS = 256;   /* as in forward_pingpong.cu */
 constexpr uint32_t ABSENT = (uint32_t)FM_TILE_MASKED << 2 | FM_TILE_MASKED; /* both warpgroups */
 
-/* Shared memory, in bytes from a 1024-aligned base: Q [2 warpgroups][64][D], K and V
- * [NST][D / 64][128][64] (SW128), bounds [NST][2 slots][64][4], and the mbarriers: per stage
+/* Shared memory, in bytes from a 1024-aligned base: Q [2 warpgroups][64][D], K [NST][D / 64]
+ * [128][64] (SW128), V the same with a 64-column block of ones after each stage's (where P V's
+ * descriptor finds column block D / 64), bounds [NST][2 slots][64][4], and the mbarriers: per stage
  * k_full (K and the bounds are in), k_empty (all eight consumer warps are done with K), v_full,
  * v_empty; q_full[2]. */
 template <int D> struct wide_smem {
@@ -49,15 +59,17 @@ template <int D> struct wide_smem {
     static constexpr int QTILE = WG_ROWS * D * 2;  /* one warpgroup's Q */
     static constexpr int SLOT_BYTES = BC * D * 2;  /* K or V of one 64-key block */
     static constexpr int STILE = KEYS * D * 2;     /* K or V of a stage */
+    static constexpr int ONES = KEYS * 128;        /* the 64 columns of ones after a stage's V */
+    static constexpr int VSTAGE = STILE + ONES;
     static constexpr int OFF_Q = 0, OFF_K = 2 * QTILE, OFF_V = OFF_K + NST * STILE;
-    static constexpr int OFF_COLS = OFF_V + NST * STILE;
+    static constexpr int OFF_COLS = OFF_V + NST * VSTAGE;
     static constexpr int OFF_BAR = OFF_COLS + NST * SLOTS * COLS;
     static constexpr int BYTES = 1024 + OFF_BAR + (4 * NST + 2) * 8;
 
     uint32_t base;
     __device__ __forceinline__ uint32_t q(int w) const { return base + OFF_Q + w * QTILE; }
     __device__ __forceinline__ uint32_t k(int s) const { return base + OFF_K + s * STILE; }
-    __device__ __forceinline__ uint32_t v(int s) const { return base + OFF_V + s * STILE; }
+    __device__ __forceinline__ uint32_t v(int s) const { return base + OFF_V + s * VSTAGE; }
     /* Where slot j's 64 rows of column block c (64 columns of D) start in a K or V tile. */
     static __device__ __forceinline__ uint32_t slot(int c, int j)
     {
@@ -74,6 +86,9 @@ template <int D> struct wide_smem {
     __device__ __forceinline__ uint32_t q_full(int w) const { return bar(4 * NST + w); }
     __device__ __forceinline__ uint32_t bar(int i) const { return base + OFF_BAR + 8 * i; }
 };
+
+static_assert(wide_smem<128>::BYTES <= 227 * 1024 && wide_smem<64>::BYTES <= 227 * 1024,
+              "wide forward block too large");
 
 /* The walk over live key blocks two at a time: next() gives the next two (kb1 = -1, cls1 =
  * ABSENT when one is left) and false at the end. cls: both warpgroups' classes of the block
@@ -192,8 +207,8 @@ __device__ __forceinline__ void pv_descriptors(uint64_t (&desc)[KEYS / 16], uint
 }
 
 /* Issues O += P V over a stage's 128 keys (one commit group). */
-template <typename T, int D>
-__device__ __forceinline__ void issue_pv(float (&acc_o)[D / 8][4],
+template <typename T, int D, int ND>
+__device__ __forceinline__ void issue_pv(float (&acc_o)[ND][4],
                                          const uint32_t (&p_tc)[KEYS / 8][2],
                                          const uint64_t (&desc)[KEYS / 16])
 {
@@ -202,7 +217,10 @@ __device__ __forceinline__ void issue_pv(float (&acc_o)[D / 8][4],
     for (int kk = 0; kk < KEYS / 16; kk++) {
         const uint32_t a[4] = {p_tc[2 * kk][0], p_tc[2 * kk][1], p_tc[2 * kk + 1][0],
                                p_tc[2 * kk + 1][1]};
-        fm_wg_rs<T, D>(acc_o, a, desc[kk]);
+        if constexpr (ND > D / 8)
+            fm_wg_rs_plus8<T, D>(acc_o, a, desc[kk]);
+        else
+            fm_wg_rs<T, D>(acc_o, a, desc[kk]);
     }
     fm_wg_commit();
 }
@@ -242,6 +260,15 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
         fm_mbar_init(sm.q_full(0), 1), fm_mbar_init(sm.q_full(1), 1);
         fm_mbar_init_fence();
     }
+    { /* the columns of ones after each stage's V (written once; the copies never touch them) */
+        const uint32_t one2 = fm_tc_type<T>::pack(1.f, 1.f);
+        constexpr int PER_STAGE = L::ONES / 16;
+        for (int i = tid; i < L::NST * PER_STAGE; i += NT_WIDE)
+            *reinterpret_cast<uint4 *>(smem_p + L::OFF_V + (i / PER_STAGE) * L::VSTAGE +
+                                       L::STILE + (i % PER_STAGE) * 16) =
+                make_uint4(one2, one2, one2, one2);
+        fm_fence_async_smem();
+    }
     __syncthreads();
 
     const int32_t *summary =
@@ -263,8 +290,15 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
     const float scale_log2 = p.scale * 1.4426950408889634f;
     const uint32_t aQ = sm.q(wg);
 
-    float acc_o[1][D / 8][4], row_max[1][2], row_sum[1][2], row_sum_lse[1][2];
-    fm_rows_start<1, D>(acc_o, row_max, row_sum, row_sum_lse);
+    /* O's accumulator has one 8-column block more than D / 8: P V's columns of ones, which
+     * leave in it the row sums of the rounded P, rescaled with O (see the header) */
+    constexpr int ND = D / 8 + 1;
+    float acc_o[1][ND][4], row_max[1][2], row_sum_lse[1][2];
+#pragma unroll
+    for (int n = 0; n < ND; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc_o[0][n][e] = 0.f;
+    row_max[0][0] = row_max[0][1] = -INFINITY, row_sum_lse[0][0] = row_sum_lse[0][1] = 0.f;
 
     /* The pending tile: its P and its stage (whose V its P V reads, at the two addresses of
      * issue_pv, once v_full of the stage's use parity held_phase completes); held < 0 when
@@ -280,8 +314,7 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
     auto softmax = [&](float(&s)[1][NB][4], bool partial, const uint32_t(&col_bits)[4],
                        float(&corr)[1][2]) {
         if (partial) fm_mask_tile<1, NB>(s, col_bits, g, t);
-        return fm_online_softmax_in_place<T, 1, NB>(s, row_max, row_sum, row_sum_lse, corr,
-                                                    scale_log2);
+        return fm_online_softmax_lse_in_place<1, NB>(s, row_max, row_sum_lse, corr, scale_log2);
     };
 
     if (wg == 1) fm_bar_arrive(TURN, TURN_THREADS); /* warpgroup 0 has the first turn */
@@ -327,7 +360,7 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
             pv_descriptors(desc, held_lo, held_hi);
             fm_bar_sync(TURN + wg, TURN_THREADS);
             issue_qk<T, D>(s[0], aQ, sm.k(stage));
-            issue_pv<T, D>(acc_o[0], p_tc[0], desc);
+            issue_pv<T, D, ND>(acc_o[0], p_tc[0], desc);
             fm_bar_arrive(TURN + (wg ^ 1), TURN_THREADS);
             fm_wg_wait<1>(); /* S has landed; P V may still run */
             fm_wg_hold(s[0]);
@@ -338,7 +371,7 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
             fm_wg_hold(p_tc[0]);
             release(sm.v_empty(held));
             fm_pack_p<T, 1, NB>(s, p_tc); /* the P V that read the previous P is done */
-            if (__any_sync(0xffffffffu, rescale)) fm_rescale_o<1, D / 8>(acc_o, corr);
+            if (__any_sync(0xffffffffu, rescale)) fm_rescale_o<1, ND>(acc_o, corr);
             held = stage, held_lo = v_lo, held_hi = v_hi, held_phase = phase;
         } else if (live) { /* S of this tile; nothing pending */
             fm_bar_sync(TURN + wg, TURN_THREADS);
@@ -349,14 +382,14 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
             release(sm.k_empty(stage));
             const bool rescale = softmax(s, partial, col_bits, corr);
             fm_pack_p<T, 1, NB>(s, p_tc);
-            if (__any_sync(0xffffffffu, rescale)) fm_rescale_o<1, D / 8>(acc_o, corr);
+            if (__any_sync(0xffffffffu, rescale)) fm_rescale_o<1, ND>(acc_o, corr);
             held = stage, held_lo = v_lo, held_hi = v_hi, held_phase = phase;
         } else if (held >= 0) { /* masked for this warpgroup: finish the pending P V */
             fm_mbar_wait(sm.v_full(held), held_phase);
             uint64_t desc[KEYS / 16];
             pv_descriptors(desc, held_lo, held_hi);
             fm_bar_sync(TURN + wg, TURN_THREADS);
-            issue_pv<T, D>(acc_o[0], p_tc[0], desc);
+            issue_pv<T, D, ND>(acc_o[0], p_tc[0], desc);
             fm_bar_arrive(TURN + (wg ^ 1), TURN_THREADS);
             fm_wg_wait<0>();
             fm_wg_hold(acc_o[0]);
@@ -378,12 +411,17 @@ __global__ void __launch_bounds__(NT_WIDE, 1)
         fm_mbar_wait(sm.v_full(held), held_phase);
         uint64_t desc[KEYS / 16];
         pv_descriptors(desc, held_lo, held_hi);
-        issue_pv<T, D>(acc_o[0], p_tc[0], desc);
+        issue_pv<T, D, ND>(acc_o[0], p_tc[0], desc);
         fm_wg_wait<0>();
         fm_wg_hold(acc_o[0]);
         release(sm.v_empty(held));
     }
-    fm_store_o_lse<T, 1, D>(p, acc_o, row_max, row_sum, row_sum_lse, b, h, w0, g, t);
+    /* l: the row sum P V formed (every column of the last block holds it; no quad sum) */
+    float l[1][2], l_lse[1][2];
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++)
+        l[0][hr] = acc_o[0][D / 8][2 * hr], l_lse[0][hr] = fm_quad_sum(row_sum_lse[0][hr]);
+    fm_store_o_lse_rows<T, 1, D>(p, acc_o, row_max, l, l_lse, b, h, w0, g, t);
     end_turns(wg, TURN, TURN_THREADS);
 #endif
 }

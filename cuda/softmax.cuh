@@ -2,7 +2,8 @@
  * here shares (mma.sync's C fragment; wgmma's is the same per warp, wgmma.cuh): mask a partial
  * tile from its columns' row bits, the online softmax that turns S into P and updates each row's
  * running max and sums, the rescale of O, and the epilogue that writes O and the LSE. Used by
- * forward.cu (mma.sync) and forward_wgmma.cu (Hopper), so that both compute the same numbers.
+ * forward.cu (mma.sync) and the Hopper forwards (forward_wgmma.cu, forward_pingpong.cu,
+ * forward_wide.cu), so that all compute the same numbers up to the order of float32 sums.
  * Layer: cuda (private header, device code).
  *
  * A thread holds, for each 16-row slice m of its warp and each 8-column block n, s[m][n][e]:
@@ -62,10 +63,15 @@ __device__ __forceinline__ float fm_softmax_row_max(const float (&s)[NB][4], int
                                                     float &row_max, float &corr, bool *rescale,
                                                     float scale_log2)
 {
-    float mx = -INFINITY;
+    /* a tree, not a chain: the same maximum, in log2(NB) dependent steps instead of NB */
+    float mx[NB];
 #pragma unroll
-    for (int n = 0; n < NB; n++) mx = fmaxf(mx, fmaxf(s[n][2 * hr], s[n][2 * hr + 1]));
-    const float m_new = fmaxf(row_max, fm_quad_max(mx));
+    for (int n = 0; n < NB; n++) mx[n] = fmaxf(s[n][2 * hr], s[n][2 * hr + 1]);
+#pragma unroll
+    for (int w = 1; w < NB; w *= 2)
+#pragma unroll
+        for (int n = 0; n + w < NB; n += 2 * w) mx[n] = fmaxf(mx[n], mx[n + w]);
+    const float m_new = fmaxf(row_max, fm_quad_max(mx[0]));
     /* Nothing allowed yet in this row: subtract 0 so exp(-inf - 0) = 0. */
     const float m_use = m_new == -INFINITY ? 0.f : m_new;
     corr = fm_exp2((row_max - m_use) * scale_log2);
@@ -129,27 +135,39 @@ __device__ __forceinline__ bool fm_online_softmax(const float (&s)[MI][NB][4],
                               });
 }
 
-/* The step leaving P in s, as floats already rounded to T, for fm_pack_p to pack later (the
- * same values as fm_online_softmax's): a kernel that overlaps this softmax with a P V product
- * still reading the previous P packs the new one only once that product is done
- * (forward_wide.cu), as FlashAttention-3 does. */
-template <typename T, int MI, int NB>
+/* The step for a kernel whose P V forms the row sums of the rounded P itself (forward_wide.cu:
+ * V carries eight columns of ones, so O's accumulator ends with sum round(P) per row, rescaled
+ * with O): only the float32 sum the LSE takes is kept here, and P stays in s as float32, rounded
+ * to T once, when fm_pack_p packs it (the values fm_online_softmax packs), after the P V that
+ * still reads the previous P is done: packing into fresh registers while it runs made ptxas
+ * serialise the products (C7513), and FlashAttention-3 converts its P after that wait too. */
+template <int MI, int NB>
 __device__ __forceinline__ bool
-fm_online_softmax_in_place(float (&s)[MI][NB][4], float (&row_max)[MI][2],
-                           float (&row_sum)[MI][2], float (&row_sum_lse)[MI][2],
-                           float (&corr)[MI][2], float scale_log2)
+fm_online_softmax_lse_in_place(float (&s)[MI][NB][4], float (&row_max)[MI][2],
+                               float (&row_sum_lse)[MI][2], float (&corr)[MI][2], float scale_log2)
 {
-    return fm_softmax_step<T>(s, row_max, row_sum, row_sum_lse, corr, scale_log2,
-                              [&](int m, int n, int hr, float p0, float p1) {
-                                  const float2 pr =
-                                      fm_tc_type<T>::unpack(fm_tc_type<T>::pack(p0, p1));
-                                  s[m][n][2 * hr] = pr.x, s[m][n][2 * hr + 1] = pr.y;
-                                  return pr;
-                              });
+    bool rescale = false;
+#pragma unroll
+    for (int m = 0; m < MI; m++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const float bias = fm_softmax_row_max<NB>(s[m], hr, row_max[m][hr], corr[m][hr],
+                                                      &rescale, scale_log2);
+            float sum_lse = 0.f;
+#pragma unroll
+            for (int n = 0; n < NB; n++) {
+                const float p0 = fm_exp2(fmaf(s[m][n][2 * hr], scale_log2, -bias));
+                const float p1 = fm_exp2(fmaf(s[m][n][2 * hr + 1], scale_log2, -bias));
+                s[m][n][2 * hr] = p0, s[m][n][2 * hr + 1] = p1;
+                sum_lse += p0 + p1;
+            }
+            row_sum_lse[m][hr] = row_sum_lse[m][hr] * corr[m][hr] + sum_lse;
+        }
+    return rescale;
 }
 
-/* P from fm_online_softmax_in_place packed to T as fm_online_softmax packs it (exact: every
- * value is already a T). */
+/* P left in s (fm_online_softmax_lse_in_place) packed to T, rounded as fm_online_softmax rounds
+ * it. */
 template <typename T, int MI, int NB>
 __device__ __forceinline__ void fm_pack_p(const float (&s)[MI][NB][4],
                                           uint32_t (&p_tc)[MI][NB][2])
@@ -176,22 +194,26 @@ __device__ __forceinline__ void fm_rescale_o(float (&acc_o)[MI][ND][4], const fl
                 acc_o[m][n][2 * hr] *= corr[m][hr], acc_o[m][n][2 * hr + 1] *= corr[m][hr];
 }
 
-/* Epilogue of rows w0 .. w0 + 16 MI - 1 of (b, h): O / l and LSE = m * scale + log l; a row
- * with l = 0 has nothing allowed (O = 0, LSE = -inf, docs/spec.md §1); rows past Sq are not written. */
-template <typename T, int MI, int D>
-__device__ __forceinline__ void fm_store_o_lse(const fm_attn_params &p, const float (&acc_o)[MI][D / 8][4],
-                                               const float (&row_max)[MI][2],
-                                               const float (&row_sum)[MI][2],
-                                               const float (&row_sum_lse)[MI][2], int b, int h,
-                                               int w0, int g, int t)
+/* Epilogue of rows w0 .. w0 + 16 MI - 1 of (b, h), from each row's whole sums (l: of the rounded
+ * P that O summed, l_lse: of the float32 P): O / l and LSE = m * scale + log l_lse; a row with
+ * l = 0 has nothing allowed (O = 0, LSE = -inf, docs/spec.md §1); rows past Sq are not written.
+ * acc_o may have more 8-column blocks than D / 8 (forward_wide.cu's row-sum columns): the first
+ * D / 8 are O. */
+template <typename T, int MI, int D, int ND>
+__device__ __forceinline__ void fm_store_o_lse_rows(const fm_attn_params &p,
+                                                    const float (&acc_o)[MI][ND][4],
+                                                    const float (&row_max)[MI][2],
+                                                    const float (&l_rows)[MI][2],
+                                                    const float (&l_lse_rows)[MI][2], int b, int h,
+                                                    int w0, int g, int t)
 {
+    static_assert(ND >= D / 8, "O has D / 8 column blocks");
 #pragma unroll
     for (int m = 0; m < MI; m++)
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
             const int i = w0 + m * 16 + g + hr * 8;
-            const float l = fm_quad_sum(row_sum[m][hr]);
-            const float l_lse = fm_quad_sum(row_sum_lse[m][hr]);
+            const float l = l_rows[m][hr], l_lse = l_lse_rows[m][hr];
             if (i >= p.seqlen_q) continue;
             const float inv = l > 0.f ? 1.f / l : 0.f;
             T *o = static_cast<T *>(p.out) + (((size_t)b * p.q_heads + h) * p.seqlen_q + i) * D;
@@ -203,6 +225,23 @@ __device__ __forceinline__ void fm_store_o_lse(const fm_attn_params &p, const fl
                 p.lse[((size_t)b * p.q_heads + h) * p.seqlen_q + i] =
                     l > 0.f ? row_max[m][hr] * p.scale + logf(l_lse) : -INFINITY;
         }
+}
+
+/* The epilogue from each thread's part of the row sums (the quad adds them up). */
+template <typename T, int MI, int D>
+__device__ __forceinline__ void fm_store_o_lse(const fm_attn_params &p, const float (&acc_o)[MI][D / 8][4],
+                                               const float (&row_max)[MI][2],
+                                               const float (&row_sum)[MI][2],
+                                               const float (&row_sum_lse)[MI][2], int b, int h,
+                                               int w0, int g, int t)
+{
+    float l[MI][2], l_lse[MI][2];
+#pragma unroll
+    for (int m = 0; m < MI; m++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++)
+            l[m][hr] = fm_quad_sum(row_sum[m][hr]), l_lse[m][hr] = fm_quad_sum(row_sum_lse[m][hr]);
+    fm_store_o_lse_rows<T, MI, D>(p, acc_o, row_max, l, l_lse, b, h, w0, g, t);
 }
 
 #endif

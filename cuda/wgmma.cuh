@@ -248,6 +248,38 @@ __device__ __forceinline__ void fm_wg_rs(float (&d)[N / 8][4], const uint32_t (&
     else
         fm_wg_rs64<T>(d, a, db);
 }
+
+/* d[64 x (D + 8)] += A(registers) B(desc, MN-major), m64n136k16 and m64n72k16: P V with eight
+ * more columns than D, which forward_wide.cu fills with ones so that the product also forms the
+ * row sums of P (the accumulator's last 8-column block). */
+#define FM_WG_REGS68                                                                             \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,"    \
+    "%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,"   \
+    "%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,"       \
+    "%67}"
+#define FM_WG_REGS36                                                                            \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,"   \
+    "%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35}"
+template <typename T, int D>
+__device__ __forceinline__ void fm_wg_rs_plus8(float (&d)[D / 8 + 1][4], const uint32_t (&a)[4],
+                                               uint64_t db);
+#define FM_WG_RS_PLUS8(D, N, TY, NAME, REGS, ACCS, A0, A1, A2, A3, DB)                            \
+    template <>                                                                                    \
+    __device__ __forceinline__ void fm_wg_rs_plus8<TY, D>(float (&d)[D / 8 + 1][4],              \
+                                                          const uint32_t (&a)[4], uint64_t db)    \
+    {                                                                                              \
+        asm volatile("wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." #NAME "." #NAME " " REGS  \
+                     ", {%" #A0 ",%" #A1 ",%" #A2 ",%" #A3 "}, %" #DB ", 1, 1, 1, 1;\n"          \
+                     : ACCS                                                                        \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));                       \
+    }
+#define FM_WG_ACCS9 FM_WG_ACCS8, FM_WG_ACC4(8)
+#define FM_WG_ACCS17 FM_WG_ACCS16, FM_WG_ACC4(16)
+FM_WG_RS_PLUS8(128, 136, __half, f16, FM_WG_REGS68, FM_WG_ACCS17, 68, 69, 70, 71, 72)
+FM_WG_RS_PLUS8(128, 136, __nv_bfloat16, bf16, FM_WG_REGS68, FM_WG_ACCS17, 68, 69, 70, 71, 72)
+FM_WG_RS_PLUS8(64, 72, __half, f16, FM_WG_REGS36, FM_WG_ACCS9, 36, 37, 38, 39, 40)
+FM_WG_RS_PLUS8(64, 72, __nv_bfloat16, bf16, FM_WG_REGS36, FM_WG_ACCS9, 36, 37, 38, 39, 40)
+
 #endif /* FM_WGMMA_DEVICE */
 
 #endif
