@@ -1,6 +1,7 @@
 /* tools/bench_report.c — the JSON and SVG outputs of `flashmask bench` (bench_report.h).
  * JSON: {"setup": {...}, "families": [{"family", "tile_density", "allowed_fraction", "fwd": {
- * "ms", "gflops", "ratio_to_sgemm": [median, min, max], "time_per_density"}, "bwd": {...},
+ * "ms", "gflops", "ratio_to_sgemm": [median, min, max], "time_per_density" (the median),
+ * "time_per_density_range": [median, min, max]}, "bwd": {...},
  * "sgemm_gflops": [...], "naive_fwd_ms"}], "peak_rss_mb"}; unmeasured numbers are null.
  * SVG: forward (and backward) time against tile density, one labelled point per family, with
  * the line through the origin and the full mask's point (time exactly proportional to the tiles
@@ -31,13 +32,14 @@ static void add_triple(cJSON *o, const char *key, const double *x)
 }
 
 static void add_pass(cJSON *row, const char *key, double ms, double gflops, const double *ratio,
-                     double prop)
+                     const double *prop)
 {
     cJSON *o = cJSON_AddObjectToObject(row, key);
     add_num(o, "ms", ms);
     add_num(o, "gflops", gflops);
     add_triple(o, "ratio_to_sgemm", ratio);
-    add_num(o, "time_per_density", prop);
+    add_num(o, "time_per_density", prop[0]);
+    add_triple(o, "time_per_density_range", prop);
 }
 
 int bench_write_json(const char *path, const bench_setup *s, const bench_row *rows, int n,

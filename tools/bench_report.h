@@ -18,7 +18,8 @@ typedef struct bench_row {
     double density, pair_fraction;
     double fwd_ms, fwd_gflops, fwd_ratio[3]; /* ratio to sgemm: median, min, max */
     double bwd_ms, bwd_gflops, bwd_ratio[3];
-    double fwd_prop, bwd_prop;               /* time / density relative to full (1 = prop.) */
+    double fwd_prop[3], bwd_prop[3];         /* time / density relative to full (1 = prop.):
+                                                median, min, max over the repetitions */
     double gemm_gflops[3];                   /* median, min, max */
     double naive_ms;
 } bench_row;

@@ -11,8 +11,8 @@
  *   - the ratio kernel / sgemm per repetition, reported as median [min, max] (the spread);
  *   - the tile density (fm_tile_density at the CPU layer's tile sizes) and the time relative to
  *     the full mask divided by the density (1.0 = time exactly proportional to tiles computed),
- *     times counted in units of the sgemm measured beside them (drift-corrected) when there is
- *     an sgemm column; the full mask must then be in the run (it is first in 'all');
+ *     per repetition, median [min, max]; each repetition sweeps every family once, so a family
+ *     and the full mask are compared within one sweep (the full mask must be in the run);
  *   - where it fits (Sq*Sk doubles under --naive-mb), the float64 dense reference forward, which
  *     pays for every (i, j) pair whatever the mask.
  * The last line reports the process's peak resident memory (getrusage), for the memory target.
@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench_report.h"
 #include "cli.h"
@@ -137,103 +138,127 @@ typedef struct bench_tensors {
     float *q, *k, *v, *out, *lse, *dout, *dq, *dk, *dv;
 } bench_tensors;
 
-typedef struct family_result {
-    double density, pair_fraction;
-    double fwd_s, bwd_s, naive_s;              /* medians, seconds */
-    double fwd_ratio[MAX_REPS], bwd_ratio[MAX_REPS], gemm[MAX_REPS];
-    double fwd_gflops, bwd_gflops;
-} family_result;
+/* One family's mask, its counts, and its timings per repetition. */
+typedef struct family_run {
+    fm_family family;
+    fm_mask mask;
+    double density, pair_fraction, fwd_flops, bwd_flops;
+    double fwd[MAX_REPS], bwd[MAX_REPS], gemm[MAX_REPS]; /* seconds per call; GFLOP/s */
+    double naive_s;
+} family_run;
 
-static fm_status run_family(const bench_opts *o, fm_family f, const bench_tensors *t,
-                            const gemm_bench *g, family_result *r)
+static fm_status family_prepare(const bench_opts *o, const fm_problem *p, fm_family f,
+                                family_run *r)
 {
-    fm_problem p;
-    fm_problem_init(&p, o->batch, o->heads, o->heads, o->seqlen, o->seqlen, o->head_dim);
+    *r = (family_run){.family = f, .naive_s = NAN};
     fm_mask_params params;
-    fm_mask mask = {0};
     fm_status st = fm_mask_params_default(&params, f, o->seqlen);
     if (st != FM_OK) return st;
-    st = fm_mask_build(&mask, &params, o->batch, 1, o->seqlen, o->seqlen,
+    st = fm_mask_build(&r->mask, &params, o->batch, 1, o->seqlen, o->seqlen,
                        FM_CAUSAL_BOTTOM_RIGHT);
     fm_mask_params_free(&params);
     if (st != FM_OK) return st;
-
     fm_tile_stats ts;
-    if ((st = fm_mask_tile_stats(&mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K, &ts)) != FM_OK) goto done;
+    if ((st = fm_mask_tile_stats(&r->mask, FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K, &ts)) != FM_OK)
+        return st;
     r->density = fm_tile_density(&ts);
-    r->pair_fraction = (double)fm_mask_total_allowed_pairs(&mask) /
+    r->pair_fraction = (double)fm_mask_total_allowed_pairs(&r->mask) /
                        ((double)o->batch * (double)o->seqlen * (double)o->seqlen);
-    const double fwd_flops = fm_problem_flops(&p, &mask, 0);
-    const double bwd_flops = fm_problem_flops(&p, &mask, 1);
+    r->fwd_flops = fm_problem_flops(p, &r->mask, 0);
+    r->bwd_flops = fm_problem_flops(p, &r->mask, 1);
+    return FM_OK;
+}
 
-    double fwd[MAX_REPS], bwd[MAX_REPS];
-    const int reps = (int)o->reps;
-    for (int rep = 0; rep < reps; rep++) {
-        /* sgemm right before and right after the kernels; their mean is this repetition's rate
-         * (drift of a shared machine over the repetition cancels to first order). */
-        settle();
-        double gemm_before = g ? gemm_rate(g, (int)o->threads) : NAN;
-        settle();
-        /* One untimed call wakes the worker threads and the core clocks after the pause, and
-         * says how long a call takes; short kernels are then timed over enough back-to-back
-         * calls to last >= 20 ms (the mean per call is recorded). */
-        double t0 = now_seconds();
-        st = fm_cpu_forward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, NULL);
-        if (st != FM_OK) goto done;
-        int calls = calls_for(now_seconds() - t0);
+/* One repetition of one family: sgemm right before and right after the kernels, their mean
+ * being this repetition's rate (drift of a shared machine over the repetition cancels to first
+ * order), and the forward and backward per call. */
+static fm_status family_time(const bench_opts *o, const fm_problem *p, const bench_tensors *t,
+                             const gemm_bench *g, family_run *r, int rep)
+{
+    settle();
+    double gemm_before = g ? gemm_rate(g, (int)o->threads) : NAN;
+    settle();
+    /* One untimed call wakes the worker threads and the core clocks after the pause, and says
+     * how long a call takes; short kernels are then timed over enough back-to-back calls to
+     * last >= 20 ms (the mean per call is recorded). */
+    double t0 = now_seconds();
+    fm_status st = fm_cpu_forward(p, &r->mask, t->q, t->k, t->v, t->out, t->lse, NULL);
+    if (st != FM_OK) return st;
+    int calls = calls_for(now_seconds() - t0);
+    t0 = now_seconds();
+    for (int c = 0; c < calls && st == FM_OK; c++)
+        st = fm_cpu_forward(p, &r->mask, t->q, t->k, t->v, t->out, t->lse, NULL);
+    r->fwd[rep] = (now_seconds() - t0) / calls;
+    if (st != FM_OK) return st;
+    r->bwd[rep] = NAN;
+    if (o->backward) {
+        t0 = now_seconds();
+        st = fm_cpu_backward(p, &r->mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq,
+                             t->dk, t->dv, NULL);
+        if (st != FM_OK) return st;
+        calls = calls_for(now_seconds() - t0);
         t0 = now_seconds();
         for (int c = 0; c < calls && st == FM_OK; c++)
-            st = fm_cpu_forward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, NULL);
-        fwd[rep] = (now_seconds() - t0) / calls;
-        if (st != FM_OK) goto done;
-        bwd[rep] = NAN;
-        if (o->backward) {
-            t0 = now_seconds();
-            st = fm_cpu_backward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq,
+            st = fm_cpu_backward(p, &r->mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq,
                                  t->dk, t->dv, NULL);
-            if (st != FM_OK) goto done;
-            calls = calls_for(now_seconds() - t0);
-            t0 = now_seconds();
-            for (int c = 0; c < calls && st == FM_OK; c++)
-                st = fm_cpu_backward(&p, &mask, t->q, t->k, t->v, t->out, t->lse, t->dout,
-                                     t->dq, t->dk, t->dv, NULL);
-            bwd[rep] = (now_seconds() - t0) / calls;
-            if (st != FM_OK) goto done;
-        }
-        settle();
-        r->gemm[rep] = g ? 0.5 * (gemm_before + gemm_rate(g, (int)o->threads)) : NAN;
-        r->fwd_ratio[rep] = fwd_flops / fwd[rep] * 1e-9 / r->gemm[rep];
-        r->bwd_ratio[rep] = bwd_flops / bwd[rep] * 1e-9 / r->gemm[rep];
+        r->bwd[rep] = (now_seconds() - t0) / calls;
+        if (st != FM_OK) return st;
     }
-    r->fwd_s = median(fwd, reps);
-    r->bwd_s = o->backward ? median(bwd, reps) : NAN;
-    r->fwd_gflops = fwd_flops / r->fwd_s * 1e-9;
-    r->bwd_gflops = bwd_flops / r->bwd_s * 1e-9;
+    settle();
+    r->gemm[rep] = g ? 0.5 * (gemm_before + gemm_rate(g, (int)o->threads)) : NAN;
+    return FM_OK;
+}
 
-    /* The naive column: the float64 dense reference, one forward, where it fits. */
-    r->naive_s = NAN;
+/* The naive column: the float64 dense reference, one forward, where it fits. */
+static fm_status family_naive(const bench_opts *o, const fm_problem *p, const bench_tensors *t,
+                              family_run *r)
+{
     const double naive_mb = (double)o->seqlen * (double)o->seqlen * 8.0 / 1048576.0;
-    if (naive_mb <= (double)o->naive_mb) {
-        size_t nq = fm_problem_q_elems(&p), nkv = fm_problem_kv_elems(&p);
-        double *rq = malloc(nq * sizeof *rq), *rk = malloc(nkv * sizeof *rk);
-        double *rv = malloc(nkv * sizeof *rv), *ro = malloc(nq * sizeof *ro);
-        double *rl = malloc(fm_problem_lse_elems(&p) * sizeof *rl);
-        if (rq && rk && rv && ro && rl) {
-            for (size_t i = 0; i < nq; i++) rq[i] = t->q[i];
-            for (size_t i = 0; i < nkv; i++) rk[i] = t->k[i], rv[i] = t->v[i];
-            openblas_set_num_threads((int)o->threads); /* the reference uses threaded BLAS */
-            double t0 = now_seconds();
-            const fm_ref_options dense = {.backend = FM_REF_DENSE}; /* the column's meaning */
-            st = fm_ref_forward_opts(&p, &mask, &dense, rq, rk, rv, ro, rl);
-            r->naive_s = now_seconds() - t0;
-        } else {
-            st = FM_ERR_NOMEM;
-        }
-        free(rq), free(rk), free(rv), free(ro), free(rl);
+    if (naive_mb > (double)o->naive_mb) return FM_OK;
+    fm_status st = FM_ERR_NOMEM;
+    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    double *rq = malloc(nq * sizeof *rq), *rk = malloc(nkv * sizeof *rk);
+    double *rv = malloc(nkv * sizeof *rv), *ro = malloc(nq * sizeof *ro);
+    double *rl = malloc(fm_problem_lse_elems(p) * sizeof *rl);
+    if (rq && rk && rv && ro && rl) {
+        for (size_t i = 0; i < nq; i++) rq[i] = t->q[i];
+        for (size_t i = 0; i < nkv; i++) rk[i] = t->k[i], rv[i] = t->v[i];
+        openblas_set_num_threads((int)o->threads); /* the reference uses threaded BLAS */
+        double t0 = now_seconds();
+        const fm_ref_options dense = {.backend = FM_REF_DENSE}; /* the column's meaning */
+        st = fm_ref_forward_opts(p, &r->mask, &dense, rq, rk, rv, ro, rl);
+        r->naive_s = now_seconds() - t0;
     }
-done:
-    fm_mask_free(&mask);
+    free(rq), free(rk), free(rv), free(ro), free(rl);
     return st;
+}
+
+/* The row of one family: medians and ranges over the repetitions. Time / density compares the
+ * family with the full mask repetition by repetition (both timed in the same sweep over the
+ * families, seconds apart), so a burst on a shared machine moves one repetition's ratio, not
+ * the median; NaN without the full mask in the run. */
+static bench_row family_row(const bench_opts *o, const family_run *r, const family_run *full)
+{
+    const int n = (int)o->reps;
+    double fwd_ratio[MAX_REPS], bwd_ratio[MAX_REPS], fwd_prop[MAX_REPS], bwd_prop[MAX_REPS];
+    for (int i = 0; i < n; i++) {
+        fwd_ratio[i] = r->fwd_flops / r->fwd[i] * 1e-9 / r->gemm[i];
+        bwd_ratio[i] = r->bwd_flops / r->bwd[i] * 1e-9 / r->gemm[i];
+        fwd_prop[i] = full ? r->fwd[i] / full->fwd[i] / r->density : NAN;
+        bwd_prop[i] = full ? r->bwd[i] / full->bwd[i] / r->density : NAN;
+    }
+    const double fwd_s = median(r->fwd, n), bwd_s = o->backward ? median(r->bwd, n) : NAN;
+    return (bench_row){
+        .family = fm_family_name(r->family), .density = r->density,
+        .pair_fraction = r->pair_fraction, .fwd_ms = 1e3 * fwd_s,
+        .fwd_gflops = r->fwd_flops / fwd_s * 1e-9, .bwd_ms = 1e3 * bwd_s,
+        .bwd_gflops = r->bwd_flops / bwd_s * 1e-9,
+        .fwd_ratio = {median(fwd_ratio, n), min_of(fwd_ratio, n), max_of(fwd_ratio, n)},
+        .bwd_ratio = {median(bwd_ratio, n), min_of(bwd_ratio, n), max_of(bwd_ratio, n)},
+        .fwd_prop = {median(fwd_prop, n), min_of(fwd_prop, n), max_of(fwd_prop, n)},
+        .bwd_prop = {median(bwd_prop, n), min_of(bwd_prop, n), max_of(bwd_prop, n)},
+        .gemm_gflops = {median(r->gemm, n), min_of(r->gemm, n), max_of(r->gemm, n)},
+        .naive_ms = 1e3 * r->naive_s};
 }
 
 /* ---------------------------------------------------------------- options */
@@ -384,46 +409,49 @@ int cmd_bench(int argc, char **argv)
            (long long)o.gemm_n);
     printf("| family | tile density | allowed pairs | fwd ms | fwd GFLOP/s | fwd/sgemm "
            "[min, max] | bwd ms | bwd GFLOP/s | bwd/sgemm [min, max] | fwd time/density "
-           "(full = 1) | bwd time/density | sgemm GFLOP/s | naive fwd ms |\n");
+           "(full = 1) [min, max] | bwd time/density [min, max] | sgemm GFLOP/s | naive fwd ms |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     fflush(stdout);
 
-    double full_fwd = NAN, full_bwd = NAN;
+    /* Repetitions outside, families inside: every repetition sweeps all the families, so each
+     * family's ratio to the full mask is taken within one sweep. */
+    fm_problem p;
+    fm_problem_init(&p, o.batch, o.heads, o.heads, o.seqlen, o.seqlen, o.head_dim);
+    family_run *runs = calloc(FM_FAMILY_COUNT, sizeof *runs);
+    int n_runs = 0;
+    if (!runs) st = FM_ERR_NOMEM;
+    for (int f = 0; f < FM_FAMILY_COUNT && st == FM_OK; f++)
+        if (o.want[f]) st = family_prepare(&o, &p, (fm_family)f, &runs[n_runs++]);
+    const int progress = isatty(STDERR_FILENO);
+    for (int rep = 0; rep < o.reps && st == FM_OK; rep++)
+        for (int i = 0; i < n_runs && st == FM_OK; i++) {
+            if (progress)
+                fprintf(stderr, "\rbench: repetition %d of %lld, %-22s", rep + 1,
+                        (long long)o.reps, fm_family_name(runs[i].family));
+            st = family_time(&o, &p, &t, o.gemm_n > 0 ? &g : NULL, &runs[i], rep);
+        }
+    if (progress) fprintf(stderr, "\r%60s\r", "");
+    for (int i = 0; i < n_runs && st == FM_OK; i++) st = family_naive(&o, &p, &t, &runs[i]);
+
+    const family_run *full = NULL;
+    for (int i = 0; i < n_runs; i++)
+        if (runs[i].family == FM_FAMILY_FULL) full = &runs[i];
     bench_row rows[FM_FAMILY_COUNT];
-    int n_rows = 0;
-    for (int f = 0; f < FM_FAMILY_COUNT && st == FM_OK; f++) {
-        if (!o.want[f]) continue;
-        family_result r;
-        st = run_family(&o, (fm_family)f, &t, o.gemm_n > 0 ? &g : NULL, &r);
-        if (st != FM_OK) break;
-        /* Times in units of the sgemm measured beside them (time x sgemm rate) when there is
-         * one, so that a shared machine's drift between families does not pass for a
-         * departure from proportionality. */
-        const double unit = o.gemm_n > 0 ? median(r.gemm, (int)o.reps) : 1.0;
-        if (f == FM_FAMILY_FULL) full_fwd = r.fwd_s * unit, full_bwd = r.bwd_s * unit;
-        const int n = (int)o.reps;
-        /* time relative to the full mask, per unit of tile density: 1.0 = proportional */
-        double fwd_prop = r.fwd_s * unit / full_fwd / r.density;
-        double bwd_prop = r.bwd_s * unit / full_bwd / r.density;
+    for (int i = 0; i < n_runs && st == FM_OK; i++) {
+        rows[i] = family_row(&o, &runs[i], full);
+        const bench_row *w = &rows[i];
         printf("| %s | %.3f | %.3f | %.1f | %.1f | %.2f [%.2f, %.2f] | %.1f | %.1f | "
-               "%.2f [%.2f, %.2f] | %.2f | %.2f | %.1f [%.1f, %.1f] | %.0f |\n",
-               fm_family_name((fm_family)f), r.density, r.pair_fraction, 1e3 * r.fwd_s,
-               r.fwd_gflops, median(r.fwd_ratio, n), min_of(r.fwd_ratio, n),
-               max_of(r.fwd_ratio, n), 1e3 * r.bwd_s, r.bwd_gflops, median(r.bwd_ratio, n),
-               min_of(r.bwd_ratio, n), max_of(r.bwd_ratio, n), fwd_prop, bwd_prop,
-               median(r.gemm, n), min_of(r.gemm, n), max_of(r.gemm, n), 1e3 * r.naive_s);
-        fflush(stdout);
-        rows[n_rows++] = (bench_row){
-            .family = fm_family_name((fm_family)f), .density = r.density,
-            .pair_fraction = r.pair_fraction, .fwd_ms = 1e3 * r.fwd_s,
-            .fwd_gflops = r.fwd_gflops, .bwd_ms = 1e3 * r.bwd_s,
-            .bwd_gflops = o.backward ? r.bwd_gflops : NAN,
-            .fwd_ratio = {median(r.fwd_ratio, n), min_of(r.fwd_ratio, n), max_of(r.fwd_ratio, n)},
-            .bwd_ratio = {median(r.bwd_ratio, n), min_of(r.bwd_ratio, n), max_of(r.bwd_ratio, n)},
-            .fwd_prop = fwd_prop, .bwd_prop = bwd_prop,
-            .gemm_gflops = {median(r.gemm, n), min_of(r.gemm, n), max_of(r.gemm, n)},
-            .naive_ms = 1e3 * r.naive_s};
+               "%.2f [%.2f, %.2f] | %.2f [%.2f, %.2f] | %.2f [%.2f, %.2f] | %.1f [%.1f, %.1f] | "
+               "%.0f |\n",
+               w->family, w->density, w->pair_fraction, w->fwd_ms, w->fwd_gflops,
+               w->fwd_ratio[0], w->fwd_ratio[1], w->fwd_ratio[2], w->bwd_ms, w->bwd_gflops,
+               w->bwd_ratio[0], w->bwd_ratio[1], w->bwd_ratio[2], w->fwd_prop[0], w->fwd_prop[1],
+               w->fwd_prop[2], w->bwd_prop[0], w->bwd_prop[1], w->bwd_prop[2],
+               w->gemm_gflops[0], w->gemm_gflops[1], w->gemm_gflops[2], w->naive_ms);
     }
+    const int n_rows = n_runs;
+    for (int i = 0; i < n_runs; i++) fm_mask_free(&runs[i].mask);
+    free(runs);
     free_tensors(&t), gemm_free(&g);
     if (st != FM_OK) return cli_report("bench", st);
 

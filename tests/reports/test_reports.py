@@ -82,7 +82,7 @@ class Reports(unittest.TestCase):
 
     def test_bench_json_and_svg(self):
         fams = ["full", "causal", "sliding_window"]
-        run("bench", "--seqlen", "256", "--head-dim", "32", "--reps", "1", "--threads", "1",
+        run("bench", "--seqlen", "256", "--head-dim", "32", "--reps", "3", "--threads", "1",
             "--gemm-size", "64", "--families", ",".join(fams), "--json", self.path("b.json"),
             "--svg", self.path("b.svg"))
         with open(self.path("b.json")) as f:
@@ -95,6 +95,14 @@ class Reports(unittest.TestCase):
             self.assertGreater(r["fwd"]["ms"], 0)
             self.assertGreater(r["bwd"]["ms"], 0)
         self.assertAlmostEqual(b["families"][0]["fwd"]["time_per_density"], 1.0)
+        # time / density is taken against the full mask repetition by repetition: the full
+        # mask's own is exactly 1 every time, and every range holds its median
+        for pas in ("fwd", "bwd"):
+            self.assertEqual(b["families"][0][pas]["time_per_density_range"], [1, 1, 1])
+            for r in b["families"]:
+                med, lo, hi = r[pas]["time_per_density_range"]
+                self.assertEqual(med, r[pas]["time_per_density"])
+                self.assertTrue(0 < lo <= med <= hi, (r["family"], pas, lo, med, hi))
         root = ET.parse(self.path("b.svg")).getroot()
         points = {g.get("class"): [t.text for t in g.iter(SVG + "text")]
                   for g in root.iter(SVG + "g")}
