@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "blas_workers.h"
 #include "cli.h"
 #include "commands.h"
 
@@ -155,6 +156,9 @@ int cmd_run(int argc, char **argv)
     /* a dense-mask case without mask.npy (docs/sparse.md): run_dense reads it */
     if (fm_dense_case_detect(case_dir)) return cmd_run_dense(argc, argv);
     /* the inputs only (the expected outputs are check's), float32 for cpu */
+    /* the CPU layer has its own threads: OpenBLAS's, spinning after the library loaded, would
+     * share the cores with the reading and the attention (blas_workers.c) */
+    if (impl == FM_IMPL_CPU) cli_blas_one_thread();
     fm_case c;
     fm_case_inputs32 in32 = {0};
     if ((st = fm_case_load_inputs(case_dir, &c, impl == FM_IMPL_CPU ? &in32 : NULL)) != FM_OK)
