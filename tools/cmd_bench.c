@@ -169,6 +169,30 @@ static fm_status family_prepare(const bench_opts *o, const fm_problem *p, fm_fam
     return FM_OK;
 }
 
+/* One call of the forward (backward = 0) or the backward. */
+static fm_status pass_call(const fm_problem *p, const fm_mask *m, const bench_tensors *t,
+                           int backward)
+{
+    return backward ? fm_cpu_backward(p, m, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq,
+                                      t->dk, t->dv, NULL)
+                    : fm_cpu_forward(p, m, t->q, t->k, t->v, t->out, t->lse, NULL);
+}
+
+/* Seconds per call of one pass. One untimed call wakes the worker threads and the core clocks
+ * after the pause, and says how long a call takes; short kernels are then timed over enough
+ * back-to-back calls to last >= 20 ms (the mean per call is recorded). */
+static fm_status time_pass(const fm_problem *p, const fm_mask *m, const bench_tensors *t,
+                           int backward, double *seconds)
+{
+    double t0 = now_seconds();
+    fm_status st = pass_call(p, m, t, backward);
+    const int calls = calls_for(now_seconds() - t0);
+    t0 = now_seconds();
+    for (int c = 0; c < calls && st == FM_OK; c++) st = pass_call(p, m, t, backward);
+    *seconds = (now_seconds() - t0) / calls;
+    return st;
+}
+
 /* One repetition of one family: sgemm right before and right after the kernels, their mean
  * being this repetition's rate (drift of a shared machine over the repetition cancels to first
  * order), and the forward and backward per call. */
@@ -178,58 +202,55 @@ static fm_status family_time(const bench_opts *o, const fm_problem *p, const ben
     settle();
     double gemm_before = g ? gemm_rate(g, (int)o->threads) : NAN;
     settle();
-    /* One untimed call wakes the worker threads and the core clocks after the pause, and says
-     * how long a call takes; short kernels are then timed over enough back-to-back calls to
-     * last >= 20 ms (the mean per call is recorded). */
-    double t0 = now_seconds();
-    fm_status st = fm_cpu_forward(p, &r->mask, t->q, t->k, t->v, t->out, t->lse, NULL);
-    if (st != FM_OK) return st;
-    int calls = calls_for(now_seconds() - t0);
-    t0 = now_seconds();
-    for (int c = 0; c < calls && st == FM_OK; c++)
-        st = fm_cpu_forward(p, &r->mask, t->q, t->k, t->v, t->out, t->lse, NULL);
-    r->fwd[rep] = (now_seconds() - t0) / calls;
-    if (st != FM_OK) return st;
     r->bwd[rep] = NAN;
-    if (o->backward) {
-        t0 = now_seconds();
-        st = fm_cpu_backward(p, &r->mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq,
-                             t->dk, t->dv, NULL);
-        if (st != FM_OK) return st;
-        calls = calls_for(now_seconds() - t0);
-        t0 = now_seconds();
-        for (int c = 0; c < calls && st == FM_OK; c++)
-            st = fm_cpu_backward(p, &r->mask, t->q, t->k, t->v, t->out, t->lse, t->dout, t->dq,
-                                 t->dk, t->dv, NULL);
-        r->bwd[rep] = (now_seconds() - t0) / calls;
-        if (st != FM_OK) return st;
-    }
+    fm_status st = time_pass(p, &r->mask, t, 0, &r->fwd[rep]);
+    if (st == FM_OK && o->backward) st = time_pass(p, &r->mask, t, 1, &r->bwd[rep]);
+    if (st != FM_OK) return st;
     settle();
     r->gemm[rep] = g ? 0.5 * (gemm_before + gemm_rate(g, (int)o->threads)) : NAN;
     return FM_OK;
 }
 
-/* The naive column: the float64 dense reference, one forward, where it fits. */
-static fm_status family_naive(const bench_opts *o, const fm_problem *p, const bench_tensors *t,
+/* The naive column's tensors: the inputs widened to float64 once, and the outputs. */
+typedef struct naive_tensors {
+    double *q, *k, *v, *out, *lse;
+} naive_tensors;
+
+static void naive_free(naive_tensors *n)
+{
+    free(n->q), free(n->k), free(n->v), free(n->out), free(n->lse);
+}
+
+/* Allocates and fills *n where the naive column fits under --naive-mb (else leaves it empty). */
+static fm_status naive_alloc(const bench_opts *o, const fm_problem *p, const bench_tensors *t,
+                             naive_tensors *n)
+{
+    *n = (naive_tensors){0};
+    if ((double)o->seqlen * (double)o->seqlen * 8.0 / 1048576.0 > (double)o->naive_mb)
+        return FM_OK;
+    const size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
+    n->q = malloc(nq * sizeof(double)), n->k = malloc(nkv * sizeof(double));
+    n->v = malloc(nkv * sizeof(double)), n->out = malloc(nq * sizeof(double));
+    n->lse = malloc(fm_problem_lse_elems(p) * sizeof(double));
+    if (!n->q || !n->k || !n->v || !n->out || !n->lse) {
+        naive_free(n);
+        return FM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < nq; i++) n->q[i] = t->q[i];
+    for (size_t i = 0; i < nkv; i++) n->k[i] = t->k[i], n->v[i] = t->v[i];
+    return FM_OK;
+}
+
+/* The naive column: the float64 dense reference, one forward, where it fits (n allocated). */
+static fm_status family_naive(const bench_opts *o, const fm_problem *p, const naive_tensors *n,
                               family_run *r)
 {
-    const double naive_mb = (double)o->seqlen * (double)o->seqlen * 8.0 / 1048576.0;
-    if (naive_mb > (double)o->naive_mb) return FM_OK;
-    fm_status st = FM_ERR_NOMEM;
-    size_t nq = fm_problem_q_elems(p), nkv = fm_problem_kv_elems(p);
-    double *rq = malloc(nq * sizeof *rq), *rk = malloc(nkv * sizeof *rk);
-    double *rv = malloc(nkv * sizeof *rv), *ro = malloc(nq * sizeof *ro);
-    double *rl = malloc(fm_problem_lse_elems(p) * sizeof *rl);
-    if (rq && rk && rv && ro && rl) {
-        for (size_t i = 0; i < nq; i++) rq[i] = t->q[i];
-        for (size_t i = 0; i < nkv; i++) rk[i] = t->k[i], rv[i] = t->v[i];
-        openblas_set_num_threads((int)o->threads); /* the reference uses threaded BLAS */
-        double t0 = now_seconds();
-        const fm_ref_options dense = {.backend = FM_REF_DENSE}; /* the column's meaning */
-        st = fm_ref_forward_opts(p, &r->mask, &dense, rq, rk, rv, ro, rl);
-        r->naive_s = now_seconds() - t0;
-    }
-    free(rq), free(rk), free(rv), free(ro), free(rl);
+    if (!n->q) return FM_OK;
+    openblas_set_num_threads((int)o->threads); /* the reference uses threaded BLAS */
+    const double t0 = now_seconds();
+    const fm_ref_options dense = {.backend = FM_REF_DENSE}; /* the column's meaning */
+    fm_status st = fm_ref_forward_opts(p, &r->mask, &dense, n->q, n->k, n->v, n->out, n->lse);
+    r->naive_s = now_seconds() - t0;
     return st;
 }
 
@@ -431,7 +452,10 @@ int cmd_bench(int argc, char **argv)
             st = family_time(&o, &p, &t, o.gemm_n > 0 ? &g : NULL, &runs[i], rep);
         }
     if (progress) fprintf(stderr, "\r%60s\r", "");
-    for (int i = 0; i < n_runs && st == FM_OK; i++) st = family_naive(&o, &p, &t, &runs[i]);
+    naive_tensors naive = {0};
+    if (st == FM_OK) st = naive_alloc(&o, &p, &t, &naive);
+    for (int i = 0; i < n_runs && st == FM_OK; i++) st = family_naive(&o, &p, &naive, &runs[i]);
+    naive_free(&naive);
 
     const family_run *full = NULL;
     for (int i = 0; i < n_runs; i++)
@@ -449,7 +473,6 @@ int cmd_bench(int argc, char **argv)
                w->fwd_prop[2], w->bwd_prop[0], w->bwd_prop[1], w->bwd_prop[2],
                w->gemm_gflops[0], w->gemm_gflops[1], w->gemm_gflops[2], w->naive_ms);
     }
-    const int n_rows = n_runs;
     for (int i = 0; i < n_runs; i++) fm_mask_free(&runs[i].mask);
     free(runs);
     free_tensors(&t), gemm_free(&g);
@@ -460,9 +483,9 @@ int cmd_bench(int argc, char **argv)
     printf("# peak resident memory: %.1f MB\n", (double)ru.ru_maxrss / 1024.0);
     bench_setup setup = {o.batch, o.heads, o.seqlen, o.head_dim, o.threads, o.reps, o.gemm_n,
                          FM_CPU_BLOCK_Q, FM_CPU_BLOCK_K, o.backward};
-    if (o.json_path && (rc = bench_write_json(o.json_path, &setup, rows, n_rows,
+    if (o.json_path && (rc = bench_write_json(o.json_path, &setup, rows, n_runs,
                                               (double)ru.ru_maxrss / 1024.0)) != 0)
         return rc;
-    if (o.svg_path && (rc = bench_write_svg(o.svg_path, &setup, rows, n_rows)) != 0) return rc;
+    if (o.svg_path && (rc = bench_write_svg(o.svg_path, &setup, rows, n_runs)) != 0) return rc;
     return 0;
 }
